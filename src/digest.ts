@@ -1,0 +1,67 @@
+/**
+ * Validated content digests. `parseDigest` is the only way to obtain a `Digest`, so a string
+ * that is not `<algorithm>:<lower-case hex of the exact length>` can never reach a path join.
+ * The algorithms are those go-digest registers and the registry's storage accepts.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { RegfsError } from './errors.js';
+
+/** A digest such as `sha256:<64 hex>`, validated. */
+export type Digest = string & { readonly __brand: 'Digest' };
+
+/** Digest algorithms and their hex lengths. */
+export const DIGEST_ALGORITHMS = { sha256: 64, sha384: 96, sha512: 128 } as const;
+export type DigestAlgorithm = keyof typeof DIGEST_ALGORITHMS;
+
+const DIGEST_RE = /^(sha256|sha384|sha512):([0-9a-f]+)$/;
+
+/** Parse a digest string exactly as go-digest's Validate does: no trimming, lower-case hex only. */
+export function parseDigest(s: string): Digest {
+  const m = DIGEST_RE.exec(s);
+  if (m === null) {
+    throw new RegfsError('DIGEST_INVALID', `invalid digest ${JSON.stringify(truncate(s))}: want sha256:<64 lower-case hex>`);
+  }
+  const alg = m[1] as DigestAlgorithm;
+  if (m[2]!.length !== DIGEST_ALGORITHMS[alg]) {
+    throw new RegfsError(
+      'DIGEST_INVALID',
+      `invalid digest ${JSON.stringify(truncate(s))}: ${alg} needs ${DIGEST_ALGORITHMS[alg]} hex digits, got ${m[2]!.length}`,
+    );
+  }
+  return s as Digest;
+}
+
+/** True if `s` is a valid digest. */
+export function isDigest(s: string): s is Digest {
+  const m = DIGEST_RE.exec(s);
+  return m !== null && m[2]!.length === DIGEST_ALGORITHMS[m[1] as DigestAlgorithm];
+}
+
+/** The algorithm part of a digest. */
+export function digestAlgorithm(d: Digest): DigestAlgorithm {
+  return d.slice(0, d.indexOf(':')) as DigestAlgorithm;
+}
+
+/** The hex part of a digest. */
+export function digestHex(d: Digest): string {
+  return d.slice(d.indexOf(':') + 1);
+}
+
+/** The digest of bytes under the given algorithm. */
+export function digestOf(data: Uint8Array, algorithm: DigestAlgorithm = 'sha256'): Digest {
+  return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}` as Digest;
+}
+
+/** Stream a file through the hash of the given algorithm. */
+export async function digestFile(path: string, algorithm: DigestAlgorithm = 'sha256'): Promise<Digest> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+  }
+  return `${algorithm}:${hash.digest('hex')}` as Digest;
+}
+
+function truncate(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}

@@ -1,0 +1,62 @@
+/**
+ * Crash-safe file writes: content goes to a temp file in the target's own directory, then
+ * rename(2) puts it in place, so a reader (or the registry) sees the old file or the new one,
+ * never a half-written one. This is what distribution's filesystem driver does from v3.1 on;
+ * 2.8 truncates in place, which is why a crash there can leave empty link files.
+ */
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { errnoCode } from '../errors.js';
+import { basename, dirname, join } from 'node:path';
+
+/** The suffix every regfs temp file ends with; scanners ignore such files. */
+export const TEMP_SUFFIX = '.regfs-tmp';
+
+/** A fresh temp name beside `path`: `<dir>/.<base>.<pid>.<random>.regfs-tmp`. */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+}
+
+/** True for a name regfs (or distribution v3.1, `<name>.<uuid>.tmp`) uses for temp files. */
+export function isTempName(name: string): boolean {
+  return name.endsWith(TEMP_SUFFIX) || name.endsWith('.tmp');
+}
+
+/**
+ * Write `data` to `path` atomically. The parent directory is created first unless
+ * `parentExists` says it is already there (a hot-path saving for callers that track it).
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  opts: { parentExists?: boolean; mode?: number } = {},
+): Promise<void> {
+  if (opts.parentExists !== true) await mkdir(dirname(path), { recursive: true });
+  const tmp = tempPathFor(path);
+  try {
+    await writeFile(tmp, data, { flag: 'wx', mode: opts.mode ?? 0o644 });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Write `data` to `path` unless a file is already there (then return false and leave it):
+ * the content goes to a temp file and lands by link(2), which never replaces. The parent
+ * directory must exist.
+ */
+export async function writeFileExclusive(path: string, data: Uint8Array): Promise<boolean> {
+  const tmp = tempPathFor(path);
+  try {
+    await writeFile(tmp, data, { flag: 'wx', mode: 0o644 });
+    await link(tmp, path);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Putting blob data into a tree: by hard link (the data is shared, the work is metadata) or
+ * by copy. Only blob `data` files are ever placed this way; link files are always written
+ * anew (see registry/link-file.ts).
+ *
+ * `auto` hard-links and, the first time link(2) fails with EXDEV (another filesystem) or
+ * EPERM (fs.protected_hardlinks, a foreign owner, a filesystem without hard links), switches
+ * for good to copying and warns once, as pnpm's importer does. `hardlink` fails instead.
+ * `copy` copies through a temp file with FICLONE, so filesystems that can reflink do.
+ *
+ * Existing data at the destination is kept, never rewritten, as the registry itself does
+ * (blobwriter moveBlob returns early when the data is there). A copy lands by link(2) from
+ * its temp name rather than rename(2), so it cannot replace a file that appeared meanwhile.
+ */
+import { constants, promises as nodeFs } from 'node:fs';
+import { errnoCode, ioError, RegfsError } from '../errors.js';
+import { tempPathFor } from './atomic.js';
+
+/** How blob data is placed. */
+export type LinkMode = 'auto' | 'hardlink' | 'copy';
+export const LINK_MODES: readonly LinkMode[] = ['auto', 'hardlink', 'copy'];
+
+/** What placing one blob did. */
+export type PlaceOutcome = 'linked' | 'copied' | 'exists';
+
+/** The file operations a linker needs; tests inject failures through it. */
+export interface LinkFs {
+  link(existing: string, target: string): Promise<void>;
+  copyFile(src: string, dest: string, mode: number): Promise<void>;
+  unlink(path: string): Promise<void>;
+}
+
+export interface LinkerOptions {
+  fs?: LinkFs;
+  /** Called once when `auto` gives up on hard links. */
+  onFallback?: (reason: { code: string; src: string; dest: string }) => void;
+}
+
+/** Places one file; its destination directory must exist. */
+export interface Linker {
+  place(src: string, dest: string): Promise<PlaceOutcome>;
+  /** What the linker does now: `auto` becomes `copy` after a fallback. */
+  readonly current: 'hardlink' | 'copy';
+}
+
+const FALLBACK_CODES = new Set(['EXDEV', 'EPERM']);
+
+/** Create a linker for a mode. */
+export function createLinker(mode: LinkMode, opts: LinkerOptions = {}): Linker {
+  const fs = opts.fs ?? nodeFs;
+  let current: 'hardlink' | 'copy' = mode === 'copy' ? 'copy' : 'hardlink';
+
+  async function copy(src: string, dest: string): Promise<PlaceOutcome> {
+    const tmp = tempPathFor(dest);
+    try {
+      await fs.copyFile(src, tmp, constants.COPYFILE_FICLONE);
+      await fs.link(tmp, dest);
+      return 'copied';
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') return 'exists';
+      throw placeError(err, src, dest);
+    } finally {
+      await fs.unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  async function place(src: string, dest: string): Promise<PlaceOutcome> {
+    if (current === 'copy') return copy(src, dest);
+    try {
+      await fs.link(src, dest);
+      return 'linked';
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EEXIST') return 'exists';
+      if (code !== undefined && FALLBACK_CODES.has(code)) {
+        if (mode === 'hardlink') {
+          throw new RegfsError(
+            'LINK_FAILED',
+            `cannot hard-link "${src}" to "${dest}": ${code}${code === 'EXDEV' ? ' (source and output are on different filesystems)' : ' (not permitted)'}; use --link copy or --link auto`,
+            { path: dest, cause: err },
+          );
+        }
+        if (current === 'hardlink') {
+          current = 'copy';
+          opts.onFallback?.({ code, src, dest });
+        }
+        return copy(src, dest);
+      }
+      throw placeError(err, src, dest);
+    }
+  }
+
+  return {
+    place,
+    get current() {
+      return current;
+    },
+  };
+}
+
+function placeError(err: unknown, src: string, dest: string): RegfsError {
+  if (err instanceof RegfsError) return err;
+  if (errnoCode(err) === 'ENOENT') {
+    return new RegfsError('BLOB_UNKNOWN', `blob data "${src}" vanished while it was being placed at "${dest}"`, { path: src, cause: err });
+  }
+  return ioError(`placing blob data at`, dest, err);
+}

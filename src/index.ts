@@ -1,0 +1,45 @@
+/** The regfs library: everything the CLI does, as functions that never print. */
+export { RegfsError, isRegfsError, type RegfsErrorCode, type ListPosition } from './errors.js';
+export { parseDigest, isDigest, digestOf, digestFile, digestHex, digestAlgorithm, type Digest, type DigestAlgorithm } from './digest.js';
+export {
+  parseRepoName,
+  parseTag,
+  parseImageRef,
+  formatImageRef,
+  isRepoName,
+  isTag,
+  looksLikeDomain,
+  type RepoName,
+  type Tag,
+  type ImageRef,
+} from './reference.js';
+export { parseImageList, readImageList, mergeDuplicates, type ListEntry, type ParsedList } from './image-list.js';
+export {
+  MediaTypes,
+  parseManifest,
+  parseManifestContent,
+  referencedBlobs,
+  isIndexKind,
+  formatPlatform,
+  type Manifest,
+  type ManifestKind,
+  type Descriptor,
+  type Platform,
+} from './manifest.js';
+export * as layout from './registry/layout.js';
+export { readLink, writeLink, parseLinkContent } from './registry/link-file.js';
+export { RegistryReader, findStorageRoot, type BlobInfo } from './registry/read.js';
+export {
+  writePlan,
+  emptyPlan,
+  repoWrites,
+  countPlanFiles,
+  type WritePlan,
+  type RepoWrites,
+  type BlobSource,
+  type WriteStats,
+  type WriteProgress,
+} from './registry/write.js';
+export { createLinker, LINK_MODES, type LinkMode, type Linker, type LinkFs, type PlaceOutcome } from './fs/link.js';
+export { resolveImages, type ResolvedImage, type Resolution } from './ops/resolve.js';
+export { extract, planWrites, type ExtractOptions, type ExtractResult, type ImageSummary } from './ops/extract.js';

@@ -1,0 +1,193 @@
+/**
+ * `extract`: a new registry tree holding only the listed images, blob data hard-linked.
+ *
+ * All or nothing: the whole list is resolved against the source first; if any line does not
+ * parse or any image is missing or broken, every problem is reported and nothing is written
+ * (unless `keepGoing`, which writes the images that resolved and still reports the rest).
+ */
+import { performance } from 'node:perf_hooks';
+import { lstat } from 'node:fs/promises';
+import { RegfsError } from '../errors.js';
+import type { Digest } from '../digest.js';
+import { readImageList, type ListEntry } from '../image-list.js';
+import { formatPlatform, type ManifestKind } from '../manifest.js';
+import { createLinker, type LinkFs, type LinkMode } from '../fs/link.js';
+import { blobDataPath } from '../registry/layout.js';
+import { RegistryReader } from '../registry/read.js';
+import { countPlanFiles, emptyPlan, repoWrites, writePlan, type WritePlan, type WriteProgress, type WriteStats } from '../registry/write.js';
+import { resolveImages, type ResolvedImage } from './resolve.js';
+import { assertOutsideSource, outputStorageRoot } from './output-root.js';
+
+export interface ExtractOptions {
+  /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
+  list: string;
+  /** The source registry root (or its `docker/registry/v2`). */
+  source: string;
+  /** The output registry root (or a `docker/registry/v2`); created if missing. */
+  output: string;
+  stripRegistry?: boolean;
+  keepGoing?: boolean;
+  link?: LinkMode;
+  jobs?: number;
+  dryRun?: boolean;
+  onProgress?: (p: WriteProgress) => void;
+  /** Things worth telling that do not stop the run (a copy fallback, an absent foreign layer). */
+  onWarning?: (message: string) => void;
+  /** For tests: the file operations the linker uses, and standard input. */
+  linkFs?: LinkFs;
+  stdin?: () => Promise<string>;
+}
+
+/** One extracted (or planned) image. */
+export interface ImageSummary {
+  ref: string;
+  repo: string;
+  tag: string | undefined;
+  digest: Digest;
+  kind: ManifestKind;
+  platforms: string[];
+  manifests: number;
+  blobs: number;
+  bytes: number;
+}
+
+export interface ExtractResult {
+  dryRun: boolean;
+  /** The storage root written (or that would be). */
+  output: string;
+  images: ImageSummary[];
+  /** Problems of images left out (only with keepGoing; otherwise they are thrown). */
+  problems: RegfsError[];
+  warnings: string[];
+  plan: { blobs: number; links: number; bytes: number; blobsAlreadyThere: number };
+  /** What the write did; undefined for a dry run. */
+  stats: WriteStats | undefined;
+  seconds: number;
+}
+
+/** Extract the listed images from `source` into `output`. */
+export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
+  const started = performance.now();
+  const reader = await RegistryReader.open(opts.source);
+  const out = await outputStorageRoot(opts.output);
+  await assertOutsideSource(opts.source, reader.v2, opts.output, out.v2);
+
+  const list = await readImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
+  return extractEntries(reader, out, list.entries, list.problems, opts, started);
+}
+
+async function extractEntries(
+  reader: RegistryReader,
+  out: { v2: string; exists: boolean },
+  entries: ListEntry[],
+  listProblems: RegfsError[],
+  opts: ExtractOptions,
+  started: number,
+): Promise<ExtractResult> {
+  const jobs = opts.jobs ?? 16;
+  const resolution = await resolveImages(reader, entries, { jobs });
+  const problems = [...listProblems, ...resolution.problems];
+  if (problems.length > 0 && opts.keepGoing !== true) {
+    throw incomplete(problems);
+  }
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+    opts.onWarning?.(m);
+  };
+  for (const img of resolution.images) {
+    for (const d of img.absentForeign) {
+      warn(`${img.entry.at.file}:${img.entry.at.line}: ${img.repo}: foreign layer ${d.digest} is not in the source (it is fetched from ${d.urls?.[0] ?? 'its URL'}); the image is extracted without it`);
+    }
+  }
+  const plan = planWrites(reader.v2, resolution.images);
+  const counts = countPlanFiles(plan);
+  const images = resolution.images.map(summarize);
+
+  if (opts.dryRun === true) {
+    const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan) : 0;
+    return {
+      dryRun: true,
+      output: out.v2,
+      images,
+      problems,
+      warnings,
+      plan: { ...counts, blobsAlreadyThere },
+      stats: undefined,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
+
+  const linker = createLinker(opts.link ?? 'auto', {
+    fs: opts.linkFs,
+    onFallback: ({ code }) =>
+      warn(`cannot hard-link into "${out.v2}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
+  });
+  const stats = await writePlan(out.v2, plan, { linker, jobs, fresh: !out.exists, onProgress: opts.onProgress });
+  return {
+    dryRun: false,
+    output: out.v2,
+    images,
+    problems,
+    warnings,
+    plan: { ...counts, blobsAlreadyThere: stats.blobsExisting },
+    stats,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** The files resolved images need in a storage tree. */
+export function planWrites(sourceV2: string, images: ResolvedImage[]): WritePlan {
+  const plan = emptyPlan();
+  for (const img of images) {
+    const repo = repoWrites(plan, img.repo);
+    for (const m of img.manifests) {
+      plan.blobs.set(m.digest, { path: blobDataPath(sourceV2, m.digest), size: m.raw.length });
+      repo.revisions.add(m.digest);
+    }
+    for (const [d, info] of img.blobs) {
+      plan.blobs.set(d, info);
+      repo.layers.add(d);
+    }
+    if (img.tag !== undefined) repo.tags.set(img.tag, img.digest);
+  }
+  return plan;
+}
+
+/** The INCOMPLETE error that carries every problem found. */
+export function incomplete(problems: RegfsError[]): RegfsError {
+  const n = problems.length;
+  return new RegfsError('INCOMPLETE', `${n} problem${n === 1 ? '' : 's'} found; nothing was written`, { problems });
+}
+
+function summarize(img: ResolvedImage): ImageSummary {
+  let bytes = 0;
+  for (const m of img.manifests) bytes += m.raw.length;
+  for (const b of img.blobs.values()) bytes += b.size;
+  return {
+    ref: `${img.repo}${img.tag === undefined ? `@${img.digest}` : `:${img.tag}`}`,
+    repo: img.repo,
+    tag: img.tag,
+    digest: img.digest,
+    kind: img.manifest.kind,
+    platforms: img.manifest.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])),
+    manifests: img.manifests.length,
+    blobs: img.blobs.size,
+    bytes,
+  };
+}
+
+async function countExisting(v2: string, plan: WritePlan): Promise<number> {
+  let n = 0;
+  await Promise.all(
+    [...plan.blobs.keys()].map(async (d) => {
+      try {
+        await lstat(blobDataPath(v2, d));
+        n++;
+      } catch {
+        // absent
+      }
+    }),
+  );
+  return n;
+}

@@ -1,0 +1,60 @@
+/**
+ * Choosing and guarding an output storage root. The output may be a registry root (regfs
+ * writes `docker/registry/v2` under it) or a `docker/registry/v2` directory itself; it must
+ * not be the source or lie inside it, since regfs never changes its source.
+ */
+import { realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { RegfsError } from '../errors.js';
+import { STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
+import { findStorageRoot } from '../registry/read.js';
+
+/** The storage root to write for an output directory, and whether it exists yet. */
+export async function outputStorageRoot(out: string): Promise<{ v2: string; exists: boolean }> {
+  const found = await findStorageRoot(out);
+  if (found !== undefined) return { v2: found, exists: true };
+  const abs = resolve(out);
+  const v2 = abs.endsWith(sep + STORAGE_PREFIX) ? abs : storageRoot(abs);
+  return { v2, exists: await exists(v2) };
+}
+
+/**
+ * Refuse an output equal to the source or inside it (as given, or as its storage root), and
+ * an output storage root that holds the source's. Symbolic links are resolved first.
+ */
+export async function assertOutsideSource(source: string, sourceV2: string, out: string, outV2: string): Promise<void> {
+  const [src, srcV2, dst, dstV2] = await Promise.all([realpathLoose(source), realpathLoose(sourceV2), realpathLoose(out), realpathLoose(outV2)]);
+  if (within(dst, src) || within(dstV2, srcV2) || within(srcV2, dstV2)) {
+    throw new RegfsError(
+      'OUTPUT_IN_SOURCE',
+      `output "${out}" is ${dst === src || dstV2 === srcV2 ? 'the source' : 'inside the source'} "${source}"; regfs never writes into its source`,
+      { path: out },
+    );
+  }
+}
+
+function within(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/** realpath of the deepest existing ancestor, with the rest of the path appended. */
+async function realpathLoose(path: string): Promise<string> {
+  const abs = resolve(path);
+  try {
+    return await realpath(abs);
+  } catch {
+    const parent = dirname(abs);
+    if (parent === abs) return abs;
+    return join(await realpathLoose(parent), basename(abs));
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

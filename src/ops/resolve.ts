@@ -1,0 +1,197 @@
+/**
+ * Resolving an image list against registry storage, read-only: every line becomes concrete
+ * images (a repository line becomes one image per tag), each with every manifest it needs
+ * (an index and all its children, recursively) and every config and layer blob those
+ * manifests reference. Every problem is collected, each naming its list line, so a user sees
+ * all of them at once.
+ */
+import pLimit from 'p-limit';
+import { RegfsError } from '../errors.js';
+import type { Digest } from '../digest.js';
+import type { ListEntry } from '../image-list.js';
+import { formatPlatform, isIndexKind, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
+import { formatImageRef, type RepoName, type Tag } from '../reference.js';
+import type { BlobInfo, RegistryReader } from '../registry/read.js';
+
+/** One image, resolved to content. */
+export interface ResolvedImage {
+  repo: RepoName;
+  /** Set when the image is selected by tag; a digest-only image gets no tag. */
+  tag: Tag | undefined;
+  digest: Digest;
+  /** The list line that selected it. */
+  entry: ListEntry;
+  /** The top manifest. */
+  manifest: Manifest;
+  /** The top manifest and every descendant, each once, parents before children. */
+  manifests: Manifest[];
+  /** Configs and layers of every image manifest, present in storage, each once. */
+  blobs: Map<Digest, BlobInfo>;
+  /** Descriptors with `urls` (foreign layers) whose blob is absent: reported, not fatal. */
+  absentForeign: Descriptor[];
+}
+
+/** What a list resolved to. */
+export interface Resolution {
+  images: ResolvedImage[];
+  /** One per problem found, each naming its list line; an image with a problem is not in `images`. */
+  problems: RegfsError[];
+}
+
+/** Resolve every entry; problems are collected, not thrown. */
+export async function resolveImages(reader: RegistryReader, entries: ListEntry[], opts: { jobs?: number } = {}): Promise<Resolution> {
+  const limit = pLimit(opts.jobs ?? 16);
+  const problems: RegfsError[] = [];
+  const images: ResolvedImage[] = [];
+  const seen = new Set<string>();
+
+  const targets = (
+    await Promise.all(
+      entries.map((entry) => limit(() => expandEntry(reader, entry).catch((err) => (problems.push(located(err, entry)), [])))),
+    )
+  ).flat();
+  const results = await Promise.all(
+    targets.map((t) => limit(() => resolveTarget(reader, t.entry, t.tag, t.digest))),
+  );
+  for (const r of results) {
+    if ('problems' in r) {
+      problems.push(...r.problems);
+      continue;
+    }
+    // `repo` and `repo:tag` lines may select the same image twice; keep one.
+    const key = `${r.repo}\0${r.tag ?? ''}\0${r.digest}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    images.push(r);
+  }
+  return { images, problems };
+}
+
+interface Target {
+  entry: ListEntry;
+  tag: Tag | undefined;
+  digest: Digest;
+}
+
+/** A list line to (tag, digest) pairs. */
+async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<Target[]> {
+  const { repo, tag, digest } = entry.ref;
+  if (!(await reader.hasRepository(repo))) {
+    throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist in the source (no "${reader.repoPath(repo)}/_manifests")`, {
+      path: reader.repoPath(repo),
+    });
+  }
+  if (tag === undefined && digest !== undefined) return [{ entry, tag: undefined, digest }];
+  const tags = tag === undefined ? await reader.listTags(repo) : [tag];
+  if (tags.length === 0) throw new RegfsError('TAG_UNKNOWN', `repository ${repo} has no tags`, { path: reader.repoPath(repo) });
+  const out: Target[] = [];
+  for (const t of tags) {
+    const current = await reader.tagDigest(repo, t);
+    if (current === undefined) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${t} does not exist in the source`);
+    if (digest !== undefined && current !== digest) {
+      throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${t} points at ${current}, not at ${digest}`, { digest: current });
+    }
+    out.push({ entry, tag: t, digest: current });
+  }
+  return out;
+}
+
+async function resolveTarget(
+  reader: RegistryReader,
+  entry: ListEntry,
+  tag: Tag | undefined,
+  digest: Digest,
+): Promise<ResolvedImage | { problems: RegfsError[] }> {
+  const { repo } = entry.ref;
+  const name = `${repo}${tag === undefined ? '' : `:${tag}`}@${digest}`;
+  const problems: RegfsError[] = [];
+  const fail = (err: unknown): void => {
+    problems.push(located(err, entry, name));
+  };
+  try {
+    if (!(await reader.hasRevision(repo, digest))) {
+      throw new RegfsError(
+        'MANIFEST_UNKNOWN',
+        `manifest ${digest} has no revision link in repository ${repo}, so the registry would not serve it`,
+        { digest },
+      );
+    }
+    const top = await reader.manifest(digest);
+    const manifests: Manifest[] = [];
+    const blobs = new Map<Digest, BlobInfo>();
+    const absentForeign: Descriptor[] = [];
+    const visited = new Set<Digest>();
+
+    const visit = async (m: Manifest): Promise<void> => {
+      if (visited.has(m.digest)) return;
+      visited.add(m.digest);
+      manifests.push(m);
+      if (isIndexKind(m.kind)) {
+        for (const child of m.manifests) {
+          try {
+            const cm = await reader.manifest(child.digest);
+            if (cm.raw.length !== child.size) {
+              throw new RegfsError(
+                'SIZE_INVALID',
+                `index ${m.digest} gives child ${child.digest} size ${child.size}, its manifest has ${cm.raw.length} bytes`,
+                { digest: child.digest },
+              );
+            }
+            await visit(cm);
+          } catch (err) {
+            fail(childError(err, m, child));
+          }
+        }
+        return;
+      }
+      for (const d of referencedBlobs(m)) {
+        try {
+          const info = await reader.blobInfo(d.digest);
+          if (info === undefined) {
+            if (d.urls !== undefined) {
+              absentForeign.push(d);
+              continue;
+            }
+            throw new RegfsError('BLOB_UNKNOWN', `blob ${d.digest} of manifest ${m.digest} is missing from the source`, { digest: d.digest });
+          }
+          if (d.size >= 0 && info.size !== d.size) {
+            throw new RegfsError('SIZE_INVALID', `blob ${d.digest} of manifest ${m.digest} has ${info.size} bytes, the manifest says ${d.size}`, {
+              path: info.path,
+              digest: d.digest,
+            });
+          }
+          blobs.set(d.digest, info);
+        } catch (err) {
+          fail(err);
+        }
+      }
+    };
+    await visit(top);
+    if (problems.length > 0) return { problems };
+    return { repo, tag, digest, entry, manifest: top, manifests, blobs, absentForeign };
+  } catch (err) {
+    fail(err);
+    return { problems };
+  }
+}
+
+function childError(err: unknown, parent: Manifest, child: Descriptor): unknown {
+  if (!(err instanceof RegfsError) || err.code !== 'BLOB_UNKNOWN') return err;
+  const platform = child.platform === undefined ? '' : ` (${formatPlatform(child.platform)})`;
+  return new RegfsError('BLOB_UNKNOWN', `index ${parent.digest} names child ${child.digest}${platform}, which is missing from the source`, {
+    path: err.path,
+    digest: child.digest,
+  });
+}
+
+/** Prefix a problem with its list line and image, keeping its code. */
+function located(err: unknown, entry: ListEntry, name?: string): RegfsError {
+  if (!(err instanceof RegfsError)) throw err;
+  const what = name ?? formatImageRef(entry.ref);
+  return new RegfsError(err.code, `${entry.at.file}:${entry.at.line}: ${what}: ${err.message}`, {
+    path: err.path,
+    digest: err.digest,
+    at: entry.at,
+    cause: err.cause,
+  });
+}

@@ -1,0 +1,120 @@
+/**
+ * Repository names, tags and image references, validated by the grammar of
+ * distribution/reference as docker-registry 2.8 applies it. `parseRepoName` and `parseTag`
+ * are the only ways to obtain a `RepoName` or a `Tag`, so a name with `..`, an absolute path
+ * or upper case in a path component never reaches a path join.
+ */
+import { RegfsError } from './errors.js';
+import { parseDigest, type Digest } from './digest.js';
+
+/** A repository name such as `library/alpine` or `host.example.com:5000/team/app`. */
+export type RepoName = string & { readonly __brand: 'RepoName' };
+/** A tag such as `latest` or `v1.2.3-rc.1`. */
+export type Tag = string & { readonly __brand: 'Tag' };
+
+/** The whole name may not be longer than this (v2.8 checks the whole name). */
+export const NAME_MAX_LENGTH = 255;
+
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+// A domain component may hold upper case; the domain may end in :port.
+const DOMAIN = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+
+/** True if the first component of a name is a registry host (`host.example.com`, `host:5000`, `localhost`). */
+export function looksLikeDomain(component: string): boolean {
+  return component.includes('.') || component.includes(':') || component === 'localhost';
+}
+
+/** Validate a repository name. */
+export function parseRepoName(s: string): RepoName {
+  const fail = (why: string): never => {
+    throw new RegfsError('NAME_INVALID', `invalid repository name ${JSON.stringify(s)}: ${why}`);
+  };
+  if (s.length === 0) fail('empty');
+  if (s.length > NAME_MAX_LENGTH) fail(`longer than ${NAME_MAX_LENGTH} characters`);
+  const parts = s.split('/');
+  let first = 0;
+  if (parts.length > 1 && looksLikeDomain(parts[0]!)) {
+    if (!DOMAIN.test(parts[0]!)) fail(`bad registry host ${JSON.stringify(parts[0])}`);
+    first = 1;
+  }
+  for (let i = first; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (!PATH_COMPONENT.test(p)) {
+      fail(
+        p === ''
+          ? 'empty path component'
+          : `bad path component ${JSON.stringify(p)} (lower-case letters and digits, separated by ".", "_", "__" or "-")`,
+      );
+    }
+  }
+  return s as RepoName;
+}
+
+/** Validate a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`. */
+export function parseTag(s: string): Tag {
+  if (!TAG.test(s)) {
+    throw new RegfsError(
+      'TAG_INVALID',
+      `invalid tag ${JSON.stringify(s.length > 140 ? `${s.slice(0, 137)}...` : s)}: want [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`,
+    );
+  }
+  return s as Tag;
+}
+
+/** True if `s` is a valid tag. */
+export function isTag(s: string): s is Tag {
+  return TAG.test(s);
+}
+
+/** True if `s` is a valid repository name. */
+export function isRepoName(s: string): s is RepoName {
+  try {
+    parseRepoName(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * An image as a list line names it: a repository, optionally a tag, optionally a digest.
+ * Neither tag nor digest means every tag of the repository.
+ */
+export interface ImageRef {
+  repo: RepoName;
+  tag?: Tag | undefined;
+  digest?: Digest | undefined;
+}
+
+export interface ParseRefOptions {
+  /** Drop a leading registry host (`host.example.com/`, `host:5000/`, `localhost/`). */
+  stripRegistry?: boolean;
+}
+
+/** Parse `repo`, `repo:tag`, `repo@sha256:<hex>` or `repo:tag@sha256:<hex>`. */
+export function parseImageRef(s: string, opts: ParseRefOptions = {}): ImageRef {
+  let rest = s;
+  let digest: Digest | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = parseDigest(rest.slice(at + 1));
+    rest = rest.slice(0, at);
+  }
+  let tag: Tag | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = parseTag(rest.slice(colon + 1));
+    rest = rest.slice(0, colon);
+  }
+  if (opts.stripRegistry === true) {
+    const slash = rest.indexOf('/');
+    if (slash > 0 && looksLikeDomain(rest.slice(0, slash))) rest = rest.slice(slash + 1);
+  }
+  return { repo: parseRepoName(rest), tag, digest };
+}
+
+/** Format a reference the way it was written: `repo[:tag][@digest]`. */
+export function formatImageRef(ref: ImageRef): string {
+  return `${ref.repo}${ref.tag === undefined ? '' : `:${ref.tag}`}${ref.digest === undefined ? '' : `@${ref.digest}`}`;
+}
