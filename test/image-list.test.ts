@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseImageList, readImageList } from '../src/image-list.js';
+import { formatImageRef } from '../src/reference.js';
+import { isRegfsError } from '../src/errors.js';
+
+const d = `sha256:${'b'.repeat(64)}`;
+
+test('list: comments, blanks, CRLF, white space, every form', () => {
+  const text = `# images\r\n\r\n  a/b:t  \r\nc # trailing comment\n\tx@${d}\ny:1@${d}\n`;
+  const { entries, problems } = parseImageList(text, 'l.list');
+  assert.deepEqual(problems, []);
+  assert.deepEqual(entries.map((e) => formatImageRef(e.ref)), ['a/b:t', 'c', `x@${d}`, `y:1@${d}`]);
+  assert.deepEqual(entries.map((e) => e.at.line), [3, 4, 5, 6]);
+});
+
+test('list: every bad line is reported with file and line, the good ones kept', () => {
+  const { entries, problems } = parseImageList('ok:1\nBad/Name:1\na b\nx:\nz@sha256:123\nok:2\n', 'imgs.list');
+  assert.deepEqual(entries.map((e) => formatImageRef(e.ref)), ['ok:1', 'ok:2']);
+  assert.deepEqual(problems.map((p) => [p.code, p.at?.line]), [
+    ['NAME_INVALID', 2],
+    ['LIST_SYNTAX', 3],
+    ['TAG_INVALID', 4],
+    ['DIGEST_INVALID', 5],
+  ]);
+  assert.match(problems[0]!.message, /^imgs\.list:2: /);
+});
+
+test('list: a directory of *.list files, duplicates merged, stdin', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'regfs-list-'));
+  try {
+    await writeFile(join(dir, 'b.list'), 'a:1\nb:1\n');
+    await writeFile(join(dir, 'a.list'), 'a:1\n');
+    await writeFile(join(dir, 'notes.txt'), 'NOT A LIST');
+    const { entries, problems } = await readImageList(dir);
+    assert.deepEqual(problems, []);
+    assert.deepEqual(entries.map((e) => formatImageRef(e.ref)), ['a:1', 'b:1']);
+    assert.equal(entries[0]!.at.file, join(dir, 'a.list'));
+    const fromStdin = await readImageList('-', { stdin: async () => 'q:1\nq:1\n' });
+    assert.deepEqual(fromStdin.entries.map((e) => [formatImageRef(e.ref), e.at.file]), [['q:1', '<stdin>']]);
+    await mkdir(join(dir, 'empty'));
+    await assert.rejects(readImageList(join(dir, 'empty')), (e) => isRegfsError(e, 'LIST_UNREADABLE'));
+    await assert.rejects(readImageList(join(dir, 'missing.list')), (e) => isRegfsError(e, 'LIST_UNREADABLE'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('list: --strip-registry drops the host only', () => {
+  const { entries } = parseImageList('mirror.example.com:5000/library/busybox:1\nlibrary/busybox:2\n', 'l', { stripRegistry: true });
+  assert.deepEqual(entries.map((e) => formatImageRef(e.ref)), ['library/busybox:1', 'library/busybox:2']);
+});

@@ -1,0 +1,124 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, writeFile, readdir, copyFile, link, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLinker, type LinkFs } from '../src/fs/link.js';
+import { readLink, writeLink } from '../src/registry/link-file.js';
+import { isRegfsError } from '../src/errors.js';
+
+async function withDir(fn: (dir: string) => Promise<void>, base = tmpdir()): Promise<void> {
+  const dir = await mkdtemp(join(base, 'regfs-link-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The real fs, with link(2) failing with `code` for every source in `failFrom`. */
+function failingFs(code: string, calls: string[]): LinkFs {
+  return {
+    link: async (a, b) => {
+      calls.push(`link ${a}`);
+      if (!a.includes('.regfs-tmp')) throw Object.assign(new Error(`${code}: injected`), { code });
+      await link(a, b);
+    },
+    copyFile: async (a, b, m) => {
+      calls.push('copy');
+      await copyFile(a, b, m);
+    },
+    unlink,
+  };
+}
+
+test('linker: hardlink shares the inode; an existing file is kept', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 'src'), 'data');
+    const linker = createLinker('hardlink');
+    assert.equal(await linker.place(join(dir, 'src'), join(dir, 'dst')), 'linked');
+    assert.equal((await stat(join(dir, 'src'))).nlink, 2);
+    await writeFile(join(dir, 'other'), 'other');
+    assert.equal(await linker.place(join(dir, 'other'), join(dir, 'dst')), 'exists');
+    assert.equal(await readFile(join(dir, 'dst'), 'utf8'), 'data');
+  });
+});
+
+test('linker: copy makes a new inode and leaves no temp file', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 'src'), 'data');
+    const linker = createLinker('copy');
+    assert.equal(await linker.place(join(dir, 'src'), join(dir, 'dst')), 'copied');
+    assert.equal((await stat(join(dir, 'src'))).nlink, 1);
+    assert.equal(await readFile(join(dir, 'dst'), 'utf8'), 'data');
+    assert.equal(await linker.place(join(dir, 'src'), join(dir, 'dst')), 'exists');
+    assert.deepEqual((await readdir(dir)).sort(), ['dst', 'src']);
+  });
+});
+
+for (const code of ['EXDEV', 'EPERM']) {
+  test(`linker: auto falls back to copy on ${code}, warns once, does not probe again`, async () => {
+    await withDir(async (dir) => {
+      await writeFile(join(dir, 'a'), 'A');
+      await writeFile(join(dir, 'b'), 'B');
+      const calls: string[] = [];
+      const warnings: string[] = [];
+      const linker = createLinker('auto', { fs: failingFs(code, calls), onFallback: (r) => warnings.push(r.code) });
+      assert.equal(await linker.place(join(dir, 'a'), join(dir, 'a2')), 'copied');
+      assert.equal(await linker.place(join(dir, 'b'), join(dir, 'b2')), 'copied');
+      assert.deepEqual(warnings, [code]);
+      assert.equal(linker.current, 'copy');
+      // One failed probe of the source, then only copies (linked into place from their temp names).
+      assert.equal(calls.filter((c) => c === `link ${join(dir, 'b')}`).length, 0);
+      assert.equal(await readFile(join(dir, 'b2'), 'utf8'), 'B');
+    });
+  });
+
+  test(`linker: hardlink mode fails on ${code} with LINK_FAILED naming the paths`, async () => {
+    await withDir(async (dir) => {
+      await writeFile(join(dir, 'a'), 'A');
+      const linker = createLinker('hardlink', { fs: failingFs(code, []) });
+      await assert.rejects(linker.place(join(dir, 'a'), join(dir, 'a2')), (e) => isRegfsError(e, 'LINK_FAILED') && e.message.includes(join(dir, 'a2')) && e.message.includes(code));
+    });
+  });
+}
+
+test('linker: a real cross-device link (/dev/shm) falls back in auto and fails in hardlink', async (t) => {
+  const shm = '/dev/shm';
+  let sameDevice = true;
+  try {
+    sameDevice = (await stat(shm)).dev === (await stat(tmpdir())).dev;
+  } catch {
+    // no /dev/shm
+  }
+  if (sameDevice) {
+    t.skip('/dev/shm is not a separate filesystem here');
+    return;
+  }
+  await withDir(async (src) => {
+    await withDir(async (dst) => {
+      await writeFile(join(src, 'a'), 'A');
+      await assert.rejects(createLinker('hardlink').place(join(src, 'a'), join(dst, 'a')), (e) => isRegfsError(e, 'LINK_FAILED'));
+      const warned: string[] = [];
+      assert.equal(await createLinker('auto', { onFallback: (r) => warned.push(r.code) }).place(join(src, 'a'), join(dst, 'a')), 'copied');
+      assert.deepEqual(warned, ['EXDEV']);
+    }, shm);
+  });
+});
+
+test('link files: exactly the digest, no newline; malformed content is LINK_INVALID naming the path', async () => {
+  await withDir(async (dir) => {
+    const d = `sha256:${'c'.repeat(64)}`;
+    const p = join(dir, 'x', 'link');
+    await writeLink(p, d as never);
+    assert.equal(await readFile(p, 'utf8'), d);
+    assert.equal((await readFile(p)).length, 71);
+    assert.equal(await readLink(p), d);
+    assert.equal(await readLink(join(dir, 'missing', 'link')), undefined);
+    for (const bad of ['', `${d}\n`, 'garbage', `sha256:${'C'.repeat(64)}`, 'x'.repeat(5000)]) {
+      await writeFile(p, bad);
+      await assert.rejects(readLink(p), (e) => isRegfsError(e, 'LINK_INVALID') && e.path === p, JSON.stringify(bad.slice(0, 20)));
+    }
+    assert.deepEqual(await readdir(join(dir, 'x')), ['link']);
+  });
+});
