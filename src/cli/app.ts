@@ -18,15 +18,19 @@ interface CommandModule<A> {
 const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 70 internal error.
 Docs: README.md and docs/ in the regfs package.`;
 
+/** A command line yargs could not make sense of. */
+class UsageError extends Error {}
+
 /** Run the CLI with the given arguments; resolves to the exit code. */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   let exitCode: number = ExitCode.ok;
-  let usageError: string | undefined;
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, mod.builder, async (args) => {
-      exitCode = await mod.handler(args as unknown as A, io);
+      exitCode = await mod.handler(restoreDash(args, stdinMarker) as A, io);
     });
 
+  // yargs hands a lone `-` (standard input) to a positional as an empty string; keep it `-`.
+  const stdinMarker = argv.includes('-');
   let y = yargs(argv)
     .scriptName('regfs')
     .usage('regfs: offline surgery on Docker registry storage (docker/registry/v2)\n\nUsage: $0 <command> [options]')
@@ -39,14 +43,18 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .version()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err) => {
-      if (err !== undefined && err !== null) throw err;
-      usageError = msg;
+      // Without a throw here yargs would go on and call the handler.
+      throw err ?? new UsageError(msg);
     });
   y = register(y, extractCmd as CommandModule<unknown>);
 
   try {
     await y.parseAsync();
   } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`regfs: ${err.message}\nRun "regfs --help" for usage.\n`);
+      return ExitCode.usage;
+    }
     if (err instanceof RegfsError) {
       printError(io, err);
       return ExitCode.error;
@@ -54,9 +62,10 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     io.stderr.write(`regfs: internal error (a bug; please report it with this text):\n${(err as Error).stack ?? String(err)}\n`);
     return ExitCode.internal;
   }
-  if (usageError !== undefined) {
-    io.stderr.write(`regfs: ${usageError}\nRun "regfs --help" for usage.\n`);
-    return ExitCode.usage;
-  }
   return exitCode;
+}
+
+function restoreDash(args: Record<string, unknown>, hadDash: boolean): Record<string, unknown> {
+  if (!hadDash) return args;
+  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, v === '' ? '-' : v]));
 }
