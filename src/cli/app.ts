@@ -57,7 +57,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     }
     if (err instanceof RegfsError) {
       printError(io, err);
-      return ExitCode.error;
+      return err.code === 'USAGE' ? ExitCode.usage : ExitCode.error;
     }
     io.stderr.write(`regfs: internal error (a bug; please report it with this text):\n${(err as Error).stack ?? String(err)}\n`);
     return ExitCode.internal;

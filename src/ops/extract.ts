@@ -68,12 +68,13 @@ export interface ExtractResult {
 /** Extract the listed images from `source` into `output`. */
 export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const started = performance.now();
+  const jobs = checkJobs(opts.jobs);
   const reader = await RegistryReader.open(opts.source);
   const out = await outputStorageRoot(opts.output);
   await assertOutsideSource(opts.source, reader.v2, opts.output, out.v2);
 
   const list = await readImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
-  return extractEntries(reader, out, list.entries, list.problems, opts, started);
+  return extractEntries(reader, out, list.entries, list.problems, { ...opts, jobs }, started);
 }
 
 async function extractEntries(
@@ -84,7 +85,7 @@ async function extractEntries(
   opts: ExtractOptions,
   started: number,
 ): Promise<ExtractResult> {
-  const jobs = opts.jobs ?? 16;
+  const jobs = opts.jobs ?? DEFAULT_JOBS;
   const resolution = await resolveImages(reader, entries, { jobs });
   const problems = [...listProblems, ...resolution.problems];
   if (problems.length > 0 && opts.keepGoing !== true) {
@@ -134,6 +135,16 @@ async function extractEntries(
     stats,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/** Operations in flight at once unless `jobs` says otherwise. */
+export const DEFAULT_JOBS = 16;
+
+/** `jobs` must be a whole number from 1 up. */
+export function checkJobs(jobs: number | undefined): number {
+  if (jobs === undefined) return DEFAULT_JOBS;
+  if (!Number.isInteger(jobs) || jobs < 1) throw new RegfsError('USAGE', `--jobs must be a whole number from 1 up, not ${jobs}`);
+  return jobs;
 }
 
 /** The files resolved images need in a storage tree. */

@@ -1,6 +1,6 @@
 /** `regfs extract LIST SRC OUT` */
 import type { Argv } from 'yargs';
-import { extract, type ExtractResult } from '../../ops/extract.js';
+import { DEFAULT_JOBS, extract, type ExtractResult } from '../../ops/extract.js';
 import { LINK_MODES, type LinkMode } from '../../fs/link.js';
 import { ExitCode, createProgressBar, formatBytes, printProblems, printWarning, type Io } from '../output.js';
 
@@ -27,7 +27,7 @@ export function builder(y: Argv): Argv<ExtractArgs> {
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host (host.example.com/, host:5000/, localhost/) from list names' })
     .option('keep-going', { type: 'boolean', default: false, describe: 'extract the images that resolve even if others do not (exit 3)' })
     .option('link', { choices: LINK_MODES, default: 'auto' as LinkMode, describe: 'auto: hard-link, copy if the filesystem refuses; hardlink: fail instead; copy: always copy' })
-    .option('jobs', { alias: 'j', type: 'number', default: 16, describe: 'operations in flight at once' })
+    .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'operations in flight at once' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'print the plan; write nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
     .example('$0 extract images.list /var/lib/registry /srv/subset', 'a registry tree with only the listed images')
