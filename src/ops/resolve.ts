@@ -10,7 +10,7 @@ import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import type { ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
-import { formatImageRef, type RepoName, type Tag } from '../reference.js';
+import { formatImageRef, looksLikeDomain, type RepoName, type Tag } from '../reference.js';
 import type { BlobInfo, RegistryReader } from '../registry/read.js';
 
 /** One image, resolved to content. */
@@ -77,7 +77,9 @@ interface Target {
 async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<Target[]> {
   const { repo, tag, digest } = entry.ref;
   if (!(await reader.hasRepository(repo))) {
-    throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist in the source (no "${reader.repoPath(repo)}/_manifests")`, {
+    const first = repo.split('/')[0]!;
+    const hint = repo.includes('/') && looksLikeDomain(first) ? `; the name starts with the registry host ${first}: --strip-registry drops it` : '';
+    throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist in the source (no "${reader.repoPath(repo)}/_manifests")${hint}`, {
       path: reader.repoPath(repo),
     });
   }
