@@ -17,7 +17,12 @@ export const MediaTypes = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   schema1: 'application/vnd.docker.distribution.manifest.v1+json',
   schema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   dockerForeignLayer: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  ociLayer: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  ociEmpty: 'application/vnd.oci.empty.v1+json',
 } as const;
 
 /** What kind of manifest a document is. */
