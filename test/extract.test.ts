@@ -1,0 +1,325 @@
+/**
+ * extract against the registry-written fixture, without a registry: what lands in OUT,
+ * checked file by file against what a lone push of the same images leaves (the pure writer,
+ * which test/fixtures.test.ts proves equal to the real registry's output).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { link, mkdir, readFile, readdir, rm, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { extract } from '../src/ops/extract.js';
+import { isRegfsError } from '../src/errors.js';
+import { parseDigest, digestOf } from '../src/digest.js';
+import { parseRepoName, parseTag } from '../src/reference.js';
+import * as layout from '../src/registry/layout.js';
+import { writeStorage } from '../scripts/lib/write-storage.js';
+import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
+import { manifestsOf, makeImage, makeLayer, type Image } from '../scripts/lib/images.js';
+import { FIXTURE_ROOT, currentPush, currentPurePushes } from './helpers/fixture.js';
+import { copyTree, listFiles, snapshotTree, tempDir } from './helpers/tree.js';
+
+const V2 = 'docker/registry/v2';
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const t = await tempDir();
+  try {
+    await fn(t.dir);
+  } finally {
+    await t.cleanup();
+  }
+}
+
+/** Relative file paths and contents (blob data by digest of content) of a storage tree. */
+async function treeContents(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const f of await listFiles(root)) out.set(f, digestOf(await readFile(join(root, f))));
+  return out;
+}
+
+async function listFile(dir: string, lines: string[]): Promise<string> {
+  const p = join(dir, `l${Math.random().toString(36).slice(2)}.list`);
+  await writeFile(p, `${lines.join('\n')}\n`);
+  return p;
+}
+
+test('extract: each repo:tag alone gives exactly the files a lone push of it leaves', async () => {
+  await withTemp(async (dir) => {
+    for (const push of currentPurePushes()) {
+      const out = join(dir, `out-${push.repo.replaceAll('/', '_')}-${push.tag}`);
+      const want = join(dir, `want-${push.repo.replaceAll('/', '_')}-${push.tag}`);
+      await extract({ list: await listFile(dir, [`${push.repo}:${push.tag}`]), source: FIXTURE_ROOT, output: out });
+      await writeStorage(want, [push]);
+      assert.deepEqual(await treeContents(out), await treeContents(want), `${push.repo}:${push.tag}`);
+    }
+  });
+});
+
+test('extract: the whole fixture, blob data hard-linked, shared blobs once, source untouched', async () => {
+  await withTemp(async (dir) => {
+    const before = await snapshotTree(FIXTURE_ROOT);
+    const refs = [...new Set(FIXTURE_PUSHES.map((p) => `${p.repo}:${p.tag}`))];
+    const out = join(dir, 'out');
+    const r = await extract({ list: await listFile(dir, refs), source: FIXTURE_ROOT, output: out });
+    assert.equal(r.images.length, refs.length);
+    assert.equal(r.stats?.blobsLinked, r.plan.blobs);
+    assert.equal(r.stats?.blobsExisting, 0);
+    // Every pure-writable image: the union of lone pushes.
+    const want = join(dir, 'want');
+    await writeStorage(want, currentPurePushes());
+    const got = await treeContents(out);
+    for (const [f, c] of await treeContents(want)) assert.equal(got.get(f), c, f);
+    // Blob data shares the source's inode; link files never do.
+    for (const f of await listFiles(out)) {
+      const [a, b] = await Promise.all([stat(join(out, f)), stat(join(FIXTURE_ROOT, f)).catch(() => undefined)]);
+      if (f.endsWith('/data')) assert.equal(a.ino, b?.ino, f);
+      else assert.notEqual(a.ino, b?.ino, f);
+    }
+    assert.deepEqual(await snapshotTree(FIXTURE_ROOT), before);
+    // A second run changes nothing and says so.
+    const again = await extract({ list: await listFile(dir, refs), source: FIXTURE_ROOT, output: out });
+    assert.equal(again.stats?.blobsExisting, r.plan.blobs);
+    assert.equal(again.stats?.linksWritten, 0);
+  });
+});
+
+test('extract: an index brings every child with its config and layers; schema1 by fsLayers', async () => {
+  await withTemp(async (dir) => {
+    const out = join(dir, 'out');
+    await extract({ list: await listFile(dir, ['multiarch/tool:nested', 'legacy/app:1.0']), source: FIXTURE_ROOT, output: out });
+    const v2 = join(out, V2);
+    const repo = parseRepoName('multiarch/tool');
+    for (const m of manifestsOf(currentPush('multiarch/tool', 'nested').image)) {
+      await stat(layout.revisionLinkPath(v2, repo, m.digest));
+      await stat(layout.blobDataPath(v2, m.digest));
+      if (m.kind === 'image') for (const b of [m.config, ...m.layers]) await stat(layout.layerLinkPath(v2, repo, b.digest));
+    }
+    // schema1: the stored manifest's fsLayers are the layers, each linked.
+    const legacy = parseRepoName('legacy/app');
+    const d = parseDigest(await readFile(layout.tagCurrentLinkPath(v2, legacy, parseTag('1.0')), 'utf8'));
+    const m = JSON.parse(await readFile(layout.blobDataPath(v2, d), 'utf8')) as { schemaVersion: number; fsLayers: Array<{ blobSum: string }> };
+    assert.equal(m.schemaVersion, 1);
+    for (const l of m.fsLayers) await stat(layout.layerLinkPath(v2, legacy, parseDigest(l.blobSum)));
+  });
+});
+
+test('extract: repo selects every tag of that repository only; digest lines get no tag', async () => {
+  await withTemp(async (dir) => {
+    const out = join(dir, 'out');
+    const old = FIXTURE_PUSHES.find((p) => p.repo === 'team/app' && p.tag === 'edge')!.image;
+    const r = await extract({ list: await listFile(dir, ['team/app', `library/busybox@${currentPush('library/busybox', '1.36').image.digest}`, `team/app@${old.digest}`]), source: FIXTURE_ROOT, output: out });
+    const v2 = join(out, V2);
+    const tags = (await readdir(layout.tagsDir(v2, parseRepoName('team/app')))).sort();
+    assert.deepEqual(tags, ['edge', `sha256-${currentPush('team/app', 'v1').image.digest.slice(7)}.sig`, 'v1', 'v2'].sort());
+    await assert.rejects(stat(layout.repoDir(v2, parseRepoName('team/app/worker'))));
+    await assert.rejects(stat(layout.tagsDir(v2, parseRepoName('library/busybox'))));
+    await stat(layout.revisionLinkPath(v2, parseRepoName('team/app'), old.digest));
+    assert.equal(r.images.length, 6);
+  });
+});
+
+test('extract: every problem is reported with its line, and nothing is written', async () => {
+  await withTemp(async (dir) => {
+    const out = join(dir, 'out');
+    const list = await listFile(dir, [
+      'team/app:v1',
+      'no/such/repo:1',
+      'team/app:nosuchtag',
+      'Bad:Name:x',
+      `team/app:v1@${currentPush('team/app', 'v2').image.digest}`,
+      `team/app@sha256:${'0'.repeat(64)}`,
+    ]);
+    await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: out }), (e) => {
+      assert.ok(isRegfsError(e, 'INCOMPLETE'));
+      assert.deepEqual(
+        e.problems.map((p) => [p.at?.line, p.code]).sort((a, b) => Number(a[0]) - Number(b[0])),
+        [[2, 'NAME_UNKNOWN'], [3, 'TAG_UNKNOWN'], [4, 'NAME_INVALID'], [5, 'TAG_DIGEST_MISMATCH'], [6, 'MANIFEST_UNKNOWN']],
+      );
+      for (const p of e.problems) assert.ok(p.message.startsWith(`${list}:`), p.message);
+      return true;
+    });
+    await assert.rejects(stat(out), 'nothing written, not even OUT');
+    const kept = await extract({ list, source: FIXTURE_ROOT, output: out, keepGoing: true });
+    assert.equal(kept.images.length, 1);
+    assert.equal(kept.problems.length, 5);
+    await stat(layout.tagCurrentLinkPath(join(out, V2), parseRepoName('team/app'), parseTag('v1')));
+  });
+});
+
+test('extract: a list naming a registry host the storage lacks is told about --strip-registry', async () => {
+  await withTemp(async (dir) => {
+    const list = await listFile(dir, ['registry.example.com:5000/team/app:v1', 'mirror.example.com/library/busybox:1.36']);
+    await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: join(dir, 'out') }), (e) => {
+      assert.ok(isRegfsError(e, 'INCOMPLETE'));
+      assert.equal(e.problems.length, 1);
+      assert.match(e.problems[0]!.message, /registry host registry\.example\.com:5000: --strip-registry drops it/);
+      return true;
+    });
+    const r = await extract({ list, source: FIXTURE_ROOT, output: join(dir, 'out'), stripRegistry: true });
+    assert.deepEqual(r.images.map((i) => i.ref), ['team/app:v1', 'library/busybox:1.36']);
+  });
+});
+
+test('extract: merging into an existing registry moves a tag and keeps its history', async () => {
+  await withTemp(async (dir) => {
+    const out = join(dir, 'out');
+    const pushes = FIXTURE_PUSHES.filter((p) => p.repo === 'team/app' && p.tag === 'edge');
+    await writeStorage(out, [pushes[0]!, currentPush('team/platform/base/alpine', '3.19')]);
+    await extract({ list: await listFile(dir, ['team/app:edge']), source: FIXTURE_ROOT, output: out });
+    const v2 = join(out, V2);
+    const repo = parseRepoName('team/app');
+    const edge = parseTag('edge');
+    assert.equal(await readFile(layout.tagCurrentLinkPath(v2, repo, edge), 'utf8'), pushes[1]!.image.digest);
+    assert.deepEqual((await readdir(join(layout.tagIndexDir(v2, repo, edge), 'sha256'))).sort(), pushes.map((p) => p.image.digest.slice(7)).sort());
+    await stat(layout.revisionLinkPath(v2, repo, pushes[0]!.image.digest));
+    await stat(layout.tagCurrentLinkPath(v2, parseRepoName('team/platform/base/alpine'), parseTag('3.19')));
+  });
+});
+
+test('extract: the output may not be the source or inside it', async () => {
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await copyTree(FIXTURE_ROOT, src);
+    const list = await listFile(dir, ['team/app:v1']);
+    for (const output of [src, join(src, 'sub'), join(src, V2), join(src, V2, 'repositories', 'x')]) {
+      await assert.rejects(extract({ list, source: src, output }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'), output);
+    }
+    await assert.rejects(extract({ list, source: join(src, V2), output: join(src, V2) }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'));
+    await symlink(src, join(dir, 'alias'));
+    await assert.rejects(extract({ list, source: src, output: join(dir, 'alias', 'out') }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'));
+    // The v2 directory itself is accepted as SRC and as OUT.
+    const r = await extract({ list, source: join(src, V2), output: join(dir, 'o2', V2) });
+    assert.equal(r.output, join(dir, 'o2', V2));
+  });
+});
+
+test('extract: --dry-run plans and writes nothing', async () => {
+  await withTemp(async (dir) => {
+    const out = join(dir, 'out');
+    const r = await extract({ list: await listFile(dir, ['multiarch/tool:1.0']), source: FIXTURE_ROOT, output: out, dryRun: true });
+    assert.equal(r.dryRun, true);
+    assert.equal(r.stats, undefined);
+    const image = currentPush('multiarch/tool', '1.0').image;
+    assert.equal(r.plan.blobs, manifestsOf(image).length + 3 * 2);
+    assert.deepEqual(r.images[0]!.platforms, ['linux/amd64', 'linux/arm64', 'linux/arm/v7']);
+    await assert.rejects(stat(out));
+  });
+});
+
+test('extract: copy mode copies; a failure in the blob phase leaves no tag, and a re-run completes', async () => {
+  await withTemp(async (dir) => {
+    const list = await listFile(dir, ['team/app:v1', 'multiarch/tool:1.0']);
+    const copied = join(dir, 'copied');
+    const r = await extract({ list, source: FIXTURE_ROOT, output: copied, link: 'copy' });
+    assert.equal(r.stats?.blobsCopied, r.plan.blobs);
+    for (const f of (await listFiles(copied)).filter((f) => f.endsWith('/data'))) assert.equal((await stat(join(copied, f))).nlink, 1);
+
+    const out = join(dir, 'out');
+    let n = 0;
+    const flaky = {
+      link: async (a: string, b: string) => {
+        if (++n === 5) throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+        await link(a, b);
+      },
+      copyFile: async () => undefined,
+      unlink,
+    };
+    await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: out, linkFs: flaky }), (e) => isRegfsError(e, 'IO_ERROR'));
+    assert.ok(!(await listFiles(out)).some((f) => f.includes('/_manifests/') || f.includes('/_layers/')), 'no link before all blob data');
+    // A crash after the blobs: links partly there, one malformed, no tags.
+    await extract({ list, source: FIXTURE_ROOT, output: out });
+    const v2 = join(out, V2);
+    const repo = parseRepoName('team/app');
+    await rm(layout.tagsDir(v2, repo), { recursive: true });
+    await writeFile(layout.revisionLinkPath(v2, repo, currentPush('team/app', 'v1').image.digest), '');
+    await extract({ list, source: FIXTURE_ROOT, output: out });
+    assert.deepEqual(await treeContents(out), await treeContents(copied));
+  });
+});
+
+test('extract: damaged sources are refused with the path and a code', async () => {
+  await withTemp(async (dir) => {
+    const v1 = currentPush('team/app', 'v1').image as Image;
+    const list = await listFile(dir, ['team/app:v1']);
+    const repo = parseRepoName('team/app');
+    const tool = currentPush('multiarch/tool', '1.0').image;
+    const armChild = manifestsOf(tool)[2]!;
+    const cases: Array<[string, (v2: string) => Promise<void>, string, string?]> = [
+      ['current link with a newline', (v2) => writeFile(layout.tagCurrentLinkPath(v2, repo, parseTag('v1')), `${v1.digest}\n`), 'LINK_INVALID', 'current/link'],
+      ['empty current link', (v2) => writeFile(layout.tagCurrentLinkPath(v2, repo, parseTag('v1')), ''), 'LINK_INVALID'],
+      ['revision link missing', (v2) => unlink(layout.revisionLinkPath(v2, repo, v1.digest)), 'MANIFEST_UNKNOWN'],
+      ['revision link naming another digest', (v2) => writeFile(layout.revisionLinkPath(v2, repo, v1.digest), v1.config.digest), 'LINK_INVALID'],
+      ['manifest byte flipped', async (v2) => {
+        const p = layout.blobDataPath(v2, v1.digest);
+        const b = await readFile(p);
+        b[b.length - 2] = b[b.length - 2]! ^ 1;
+        await unlink(p);
+        await writeFile(p, b);
+      }, 'DIGEST_MISMATCH', v1.digest.slice(7)],
+      ['manifest not JSON', async (v2) => {
+        await unlink(layout.blobDataPath(v2, v1.digest));
+        await writeFile(layout.blobDataPath(v2, v1.digest), 'not json');
+      }, 'DIGEST_MISMATCH'],
+      ['manifest blob missing', (v2) => rm(layout.blobDir(v2, v1.digest), { recursive: true }), 'BLOB_UNKNOWN'],
+      ['manifest of an unknown media type, under its own digest', async (v2) => {
+        const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.example.thing', layers: [] }));
+        const d = digestOf(bytes);
+        await mkdir(layout.blobDir(v2, d), { recursive: true });
+        await writeFile(layout.blobDataPath(v2, d), bytes);
+        await mkdir(join(layout.revisionLinkPath(v2, repo, d), '..'), { recursive: true });
+        await writeFile(layout.revisionLinkPath(v2, repo, d), d);
+        await writeFile(layout.tagCurrentLinkPath(v2, repo, parseTag('v1')), d);
+      }, 'MANIFEST_INVALID', 'application/vnd.example.thing'],
+      ['index child missing', async (v2) => {
+        await writeFile(layout.tagCurrentLinkPath(v2, repo, parseTag('v1')), tool.digest);
+        await mkdir(join(layout.revisionLinkPath(v2, repo, tool.digest), '..'), { recursive: true });
+        await writeFile(layout.revisionLinkPath(v2, repo, tool.digest), tool.digest);
+        await rm(layout.blobDir(v2, armChild.digest), { recursive: true });
+      }, 'BLOB_UNKNOWN', 'linux/arm64'],
+      ['layer missing', (v2) => rm(layout.blobDir(v2, v1.layers[1]!.digest), { recursive: true }), 'BLOB_UNKNOWN', v1.layers[1]!.digest],
+      ['layer truncated', (v2) => truncate(layout.blobDataPath(v2, v1.layers[1]!.digest), 3), 'SIZE_INVALID'],
+      ['layer is a symlink out of the tree', async (v2) => {
+        await writeFile(join(dir, 'outside'), v1.layers[1]!.bytes);
+        await unlink(layout.blobDataPath(v2, v1.layers[1]!.digest));
+        await symlink(join(dir, 'outside'), layout.blobDataPath(v2, v1.layers[1]!.digest));
+      }, 'BLOB_INVALID'],
+    ];
+    for (const [name, damage, code, inMessage] of cases) {
+      const src = join(dir, 'src');
+      await rm(src, { recursive: true, force: true });
+      await copyTree(FIXTURE_ROOT, src);
+      await damage(join(src, V2));
+      const before = await snapshotTree(src);
+      const out = join(dir, 'out');
+      await assert.rejects(extract({ list, source: src, output: out }), (e) => {
+        assert.ok(isRegfsError(e, 'INCOMPLETE'), name);
+        assert.equal(e.problems[0]?.code, code, `${name}: ${e.problems[0]?.message}`);
+        if (inMessage !== undefined) assert.ok(e.problems[0]!.message.includes(inMessage), `${name}: ${e.problems[0]!.message}`);
+        return true;
+      });
+      await assert.rejects(stat(out), name);
+      assert.deepEqual(await snapshotTree(src), before, name);
+    }
+    await mkdir(join(dir, 'empty'));
+    await assert.rejects(extract({ list, source: join(dir, 'empty'), output: join(dir, 'o') }), (e) => isRegfsError(e, 'NOT_REGISTRY'));
+  });
+});
+
+test('extract: an absent foreign layer is a warning, not an error', async () => {
+  await withTemp(async (dir) => {
+    const base = makeLayer('foreign-base');
+    const img = makeImage({ format: 'docker', layers: [makeLayer('app-on-windows')] });
+    // A manifest whose first layer is foreign: it has urls and its blob is not in storage.
+    const manifest = JSON.parse(img.bytes.toString()) as { layers: object[] };
+    manifest.layers.unshift({ mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', digest: base.digest, size: base.size, urls: ['https://example.com/layer'] });
+    const bytes = Buffer.from(JSON.stringify(manifest));
+    const foreign: Image = { ...img, bytes, digest: digestOf(bytes), size: bytes.length };
+    const src = join(dir, 'src');
+    await writeStorage(src, [{ repo: 'win/app', tag: '1', image: foreign }]);
+    const warnings: string[] = [];
+    const r = await extract({ list: await listFile(dir, ['win/app:1']), source: src, output: join(dir, 'out'), onWarning: (m) => warnings.push(m) });
+    assert.equal(r.images.length, 1);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /foreign layer/);
+    await assert.rejects(stat(layout.blobDataPath(join(dir, 'out', V2), base.digest)));
+  });
+});
