@@ -25,6 +25,8 @@ export type RegfsErrorCode =
   | 'SIZE_INVALID'
   | 'LINK_INVALID'
   | 'LINK_FAILED'
+  | 'NOT_DIR_TRANSPORT'
+  | 'PLATFORM_UNKNOWN'
   | 'IO_ERROR'
   | 'INCOMPLETE';
 

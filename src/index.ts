@@ -42,4 +42,5 @@ export {
 } from './registry/write.js';
 export { createLinker, LINK_MODES, type LinkMode, type Linker, type LinkFs, type PlaceOutcome } from './fs/link.js';
 export { resolveImages, type ResolvedImage, type Resolution } from './ops/resolve.js';
-export { extract, planWrites, type ExtractOptions, type ExtractResult, type ImageSummary } from './ops/extract.js';
+export { planWrites, type ImageContent } from './ops/common.js';
+export { extract, type ExtractOptions, type ExtractResult, type ImageSummary } from './ops/extract.js';

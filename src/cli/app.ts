@@ -6,6 +6,8 @@
 import yargs, { type Argv } from 'yargs';
 import { RegfsError } from '../errors.js';
 import * as extractCmd from './commands/extract.js';
+import * as toDirCmd from './commands/to-dir.js';
+import * as fromDirCmd from './commands/from-dir.js';
 import { ExitCode, printError, processIo, type Io } from './output.js';
 
 interface CommandModule<A> {
@@ -47,6 +49,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       throw err ?? new UsageError(msg);
     });
   y = register(y, extractCmd as CommandModule<unknown>);
+  y = register(y, toDirCmd as CommandModule<unknown>);
+  y = register(y, fromDirCmd as CommandModule<unknown>);
 
   try {
     await y.parseAsync();

@@ -5,6 +5,7 @@
 import chalk from 'chalk';
 import { RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
+import type { ExtractResult } from '../ops/extract.js';
 
 /** Exit codes; documented in README.md and docs/errors.md. */
 export const ExitCode = {
@@ -78,4 +79,39 @@ export function createProgressBar(io: Io): { update: (p: WriteProgress) => void;
       if (drawn) io.stderr.write('\r\x1b[K');
     },
   };
+}
+
+/** Problems as --json output lists them. */
+export function problemsJson(problems: RegfsError[]): object[] {
+  return problems.map((p) => ({ code: p.code, message: p.message, file: p.at?.file, line: p.at?.line, path: p.path }));
+}
+
+/** The result of a command that writes registry storage (extract, from-dir), as JSON text. */
+export function writeResultJson(r: ExtractResult & { bytesVerified?: number }): string {
+  const { problems, seconds, ...rest } = r;
+  return `${JSON.stringify({ ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) }, null, 2)}\n`;
+}
+
+/** The result of a command that writes registry storage, as lines: the plan (dry run) or a summary. */
+export function renderWriteResult(r: ExtractResult, verb: string): string {
+  const lines: string[] = [];
+  const n = r.images.length;
+  if (r.dryRun) {
+    for (const img of r.images) {
+      const platforms = img.platforms.length > 0 ? ` [${img.platforms.join(', ')}]` : '';
+      lines.push(`${img.ref}  ${img.digest}  ${img.kind}${platforms}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
+    }
+    lines.push(
+      `plan: ${n} image${n === 1 ? '' : 's'}, ${r.plan.blobs} blobs (${r.plan.blobsAlreadyThere} already in the output), ` +
+        `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)`,
+    );
+  } else if (r.stats !== undefined) {
+    const s = r.stats;
+    lines.push(
+      `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${s.blobsCopied + s.blobsWritten} copied, ` +
+        `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ` +
+        `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -10,13 +10,14 @@ import { lstat } from 'node:fs/promises';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
-import { formatPlatform, type ManifestKind } from '../manifest.js';
+import type { ManifestKind } from '../manifest.js';
 import { createLinker, type LinkFs, type LinkMode } from '../fs/link.js';
 import { blobDataPath } from '../registry/layout.js';
 import { RegistryReader } from '../registry/read.js';
-import { countPlanFiles, emptyPlan, repoWrites, writePlan, type WritePlan, type WriteProgress, type WriteStats } from '../registry/write.js';
-import { resolveImages, type ResolvedImage } from './resolve.js';
+import { countPlanFiles, writePlan, type WritePlan, type WriteProgress, type WriteStats } from '../registry/write.js';
+import { resolveImages } from './resolve.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
+import { checkJobs, DEFAULT_JOBS, incomplete, planWrites, summarizeImage } from './common.js';
 
 export interface ExtractOptions {
   /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
@@ -101,9 +102,9 @@ async function extractEntries(
       warn(`${img.entry.at.file}:${img.entry.at.line}: ${img.repo}: foreign layer ${d.digest} is not in the source (it is fetched from ${d.urls?.[0] ?? 'its URL'}); the image is extracted without it`);
     }
   }
-  const plan = planWrites(reader.v2, resolution.images);
+  const plan = planWrites(resolution.images, (m) => ({ path: blobDataPath(reader.v2, m.digest), size: m.raw.length }));
   const counts = countPlanFiles(plan);
-  const images = resolution.images.map(summarize);
+  const images = resolution.images.map(summarizeImage);
 
   if (opts.dryRun === true) {
     const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan) : 0;
@@ -134,57 +135,6 @@ async function extractEntries(
     plan: { ...counts, blobsAlreadyThere: stats.blobsExisting },
     stats,
     seconds: (performance.now() - started) / 1000,
-  };
-}
-
-/** Operations in flight at once unless `jobs` says otherwise. */
-export const DEFAULT_JOBS = 16;
-
-/** `jobs` must be a whole number from 1 up. */
-export function checkJobs(jobs: number | undefined): number {
-  if (jobs === undefined) return DEFAULT_JOBS;
-  if (!Number.isInteger(jobs) || jobs < 1) throw new RegfsError('USAGE', `--jobs must be a whole number from 1 up, not ${jobs}`);
-  return jobs;
-}
-
-/** The files resolved images need in a storage tree. */
-export function planWrites(sourceV2: string, images: ResolvedImage[]): WritePlan {
-  const plan = emptyPlan();
-  for (const img of images) {
-    const repo = repoWrites(plan, img.repo);
-    for (const m of img.manifests) {
-      plan.blobs.set(m.digest, { path: blobDataPath(sourceV2, m.digest), size: m.raw.length });
-      repo.revisions.add(m.digest);
-    }
-    for (const [d, info] of img.blobs) {
-      plan.blobs.set(d, info);
-      repo.layers.add(d);
-    }
-    if (img.tag !== undefined) repo.tags.set(img.tag, img.digest);
-  }
-  return plan;
-}
-
-/** The INCOMPLETE error that carries every problem found. */
-export function incomplete(problems: RegfsError[]): RegfsError {
-  const n = problems.length;
-  return new RegfsError('INCOMPLETE', `${n} problem${n === 1 ? '' : 's'} found; nothing was written`, { problems });
-}
-
-function summarize(img: ResolvedImage): ImageSummary {
-  let bytes = 0;
-  for (const m of img.manifests) bytes += m.raw.length;
-  for (const b of img.blobs.values()) bytes += b.size;
-  return {
-    ref: `${img.repo}${img.tag === undefined ? `@${img.digest}` : `:${img.tag}`}`,
-    repo: img.repo,
-    tag: img.tag,
-    digest: img.digest,
-    kind: img.manifest.kind,
-    platforms: img.manifest.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])),
-    manifests: img.manifests.length,
-    blobs: img.blobs.size,
-    bytes,
   };
 }
 

@@ -20,14 +20,14 @@ export async function outputStorageRoot(out: string): Promise<{ v2: string; exis
 
 /**
  * Refuse an output equal to the source or inside it (as given, or as its storage root), and
- * an output storage root that holds the source's. Symbolic links are resolved first.
+ * an output root that holds the source's storage. Symbolic links are resolved first.
  */
-export async function assertOutsideSource(source: string, sourceV2: string, out: string, outV2: string): Promise<void> {
-  const [src, srcV2, dst, dstV2] = await Promise.all([realpathLoose(source), realpathLoose(sourceV2), realpathLoose(out), realpathLoose(outV2)]);
-  if (within(dst, src) || within(dstV2, srcV2) || within(srcV2, dstV2)) {
+export async function assertOutsideSource(source: string, sourceV2: string, out: string, outRoot: string): Promise<void> {
+  const [src, srcV2, dst, dstRoot] = await Promise.all([realpathLoose(source), realpathLoose(sourceV2), realpathLoose(out), realpathLoose(outRoot)]);
+  if (within(dst, src) || within(dstRoot, srcV2) || within(srcV2, dstRoot)) {
     throw new RegfsError(
       'OUTPUT_IN_SOURCE',
-      `output "${out}" is ${dst === src || dstV2 === srcV2 ? 'the source' : 'inside the source'} "${source}"; regfs never writes into its source`,
+      `output "${out}" is ${dst === src || dstRoot === srcV2 ? 'the source' : within(srcV2, dstRoot) ? 'a directory that holds the source' : 'inside the source'} "${source}"; regfs never writes into its source`,
       { path: out },
     );
   }

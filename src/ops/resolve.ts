@@ -190,7 +190,8 @@ function childError(err: unknown, parent: Manifest, child: Descriptor): unknown 
 function located(err: unknown, entry: ListEntry, name?: string): RegfsError {
   if (!(err instanceof RegfsError)) throw err;
   const what = name ?? formatImageRef(entry.ref);
-  return new RegfsError(err.code, `${entry.at.file}:${entry.at.line}: ${what}: ${err.message}`, {
+  const where = entry.at.line > 0 ? `${entry.at.file}:${entry.at.line}` : entry.at.file;
+  return new RegfsError(err.code, `${where}: ${what}: ${err.message}`, {
     path: err.path,
     digest: err.digest,
     at: entry.at,

@@ -1,8 +1,9 @@
 /** `regfs extract LIST SRC OUT` */
 import type { Argv } from 'yargs';
-import { DEFAULT_JOBS, extract, type ExtractResult } from '../../ops/extract.js';
+import { extract, type ExtractResult } from '../../ops/extract.js';
+import { DEFAULT_JOBS } from '../../ops/common.js';
 import { LINK_MODES, type LinkMode } from '../../fs/link.js';
-import { ExitCode, createProgressBar, formatBytes, printProblems, printWarning, type Io } from '../output.js';
+import { ExitCode, createProgressBar, printProblems, printWarning, renderWriteResult, writeResultJson, type Io } from '../output.js';
 
 interface ExtractArgs {
   list: string;
@@ -57,43 +58,7 @@ export async function handler(args: ExtractArgs, io: Io): Promise<number> {
     bar.done();
   }
   printProblems(io, result.problems);
-  if (args.json) io.stdout.write(`${JSON.stringify(toJson(result), null, 2)}\n`);
-  else io.stdout.write(render(result));
+  io.stdout.write(args.json ? writeResultJson(result) : renderWriteResult(result, 'extracted'));
   return result.problems.length > 0 ? ExitCode.partial : ExitCode.ok;
 }
 
-function toJson(r: ExtractResult): object {
-  return {
-    dryRun: r.dryRun,
-    output: r.output,
-    images: r.images,
-    plan: r.plan,
-    stats: r.stats,
-    warnings: r.warnings,
-    problems: r.problems.map((p) => ({ code: p.code, message: p.message, file: p.at?.file, line: p.at?.line })),
-    seconds: Number(r.seconds.toFixed(3)),
-  };
-}
-
-function render(r: ExtractResult): string {
-  const lines: string[] = [];
-  const n = r.images.length;
-  if (r.dryRun) {
-    for (const img of r.images) {
-      const platforms = img.platforms.length > 0 ? ` [${img.platforms.join(', ')}]` : '';
-      lines.push(`${img.ref}  ${img.digest}  ${img.kind}${platforms}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
-    }
-    lines.push(
-      `plan: ${n} image${n === 1 ? '' : 's'}, ${r.plan.blobs} blobs (${r.plan.blobsAlreadyThere} already in the output), ` +
-        `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)`,
-    );
-  } else if (r.stats !== undefined) {
-    const s = r.stats;
-    lines.push(
-      `extracted ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${s.blobsCopied + s.blobsWritten} copied, ` +
-        `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ` +
-        `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
-}

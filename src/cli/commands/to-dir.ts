@@ -1,0 +1,100 @@
+/** `regfs to-dir LIST SRC OUT` and `regfs to-dir --image REF SRC DIR` */
+import type { Argv } from 'yargs';
+import { RegfsError } from '../../errors.js';
+import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
+import { DEFAULT_JOBS } from '../../ops/common.js';
+import { LINK_MODES, type LinkMode } from '../../fs/link.js';
+import { ExitCode, createProgressBar, formatBytes, printProblems, printWarning, problemsJson, type Io } from '../output.js';
+
+interface ToDirArgs {
+  paths: string[];
+  image: string | undefined;
+  platform: string | undefined;
+  'portable-names': boolean;
+  'strip-registry': boolean;
+  'keep-going': boolean;
+  link: LinkMode;
+  jobs: number;
+  'dry-run': boolean;
+  json: boolean;
+}
+
+export const command = 'to-dir <paths..>';
+export const describe = "Export images to skopeo's dir: format: LIST SRC OUT, or --image REF SRC DIR";
+
+export function builder(y: Argv): Argv<ToDirArgs> {
+  return y
+    .usage('regfs to-dir LIST SRC OUT\nregfs to-dir --image REF SRC DIR\n\n' + describe)
+    .positional('paths', { type: 'string', array: true, describe: 'LIST SRC OUT (an image list, the source registry root, the export tree); with --image: SRC DIR' })
+    .option('image', { type: 'string', describe: 'export one image (repo:tag or repo@sha256:…) into DIR itself, as skopeo copy docker://… dir:DIR does' })
+    .option('platform', { type: 'string', describe: 'export only this child of an index (os/arch[/variant]), as skopeo without --all does' })
+    .option('portable-names', { type: 'boolean', default: false, describe: 'escape ":", "%" and upper case in directory names (%3A, %25, %41…) for FAT/exFAT media; from-dir decodes them' })
+    .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from list names' })
+    .option('keep-going', { type: 'boolean', default: false, describe: 'export the images that resolve even if others do not (exit 3)' })
+    .option('link', { choices: LINK_MODES, default: 'auto' as LinkMode, describe: 'auto: hard-link blob files, copy if the filesystem refuses; hardlink: fail instead; copy: always copy' })
+    .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'operations in flight at once' })
+    .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'print the plan; write nothing' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+    .example('$0 to-dir release.list /var/lib/registry /mnt/usb/images', `one image directory per line, and ${DIGEST_FILE}`)
+    .example('$0 to-dir --image team/app:v1 /var/lib/registry /tmp/app', 'one image, as skopeo copy would write it')
+    .example('$0 to-dir release.list /var/lib/registry /mnt/exfat --portable-names', 'for FAT/exFAT media') as unknown as Argv<ToDirArgs>;
+}
+
+export async function handler(args: ToDirArgs, io: Io): Promise<number> {
+  const want = args.image === undefined ? 3 : 2;
+  if (args.paths.length !== want) {
+    throw new RegfsError('USAGE', args.image === undefined ? 'to-dir takes LIST SRC OUT (or --image REF SRC DIR)' : 'to-dir --image REF takes SRC DIR');
+  }
+  const [list, src, out] = args.image === undefined ? args.paths : [undefined, ...args.paths];
+  const bar = createProgressBar(io);
+  let result: ToDirResult;
+  try {
+    result = await toDir({
+      list,
+      image: args.image,
+      source: src!,
+      output: out!,
+      platform: args.platform,
+      portableNames: args['portable-names'],
+      stripRegistry: args['strip-registry'],
+      keepGoing: args['keep-going'],
+      link: args.link,
+      jobs: args.jobs,
+      dryRun: args['dry-run'],
+      onProgress: bar.update,
+      onWarning: (m) => {
+        bar.done();
+        printWarning(io, m);
+      },
+    });
+  } finally {
+    bar.done();
+  }
+  printProblems(io, result.problems);
+  if (args.json) {
+    const { problems, seconds, ...rest } = result;
+    io.stdout.write(`${JSON.stringify({ ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) }, null, 2)}\n`);
+  } else {
+    io.stdout.write(render(result));
+  }
+  return result.problems.length > 0 ? ExitCode.partial : ExitCode.ok;
+}
+
+function render(r: ToDirResult): string {
+  const n = r.images.length;
+  const lines: string[] = [];
+  if (r.dryRun) {
+    for (const img of r.images) lines.push(`${img.dir}  ${img.digest}  ${img.kind}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
+    for (const s of r.staleImages) lines.push(`${s}  (stale: would be removed)`);
+    const bytes = r.images.reduce((a, i) => a + i.bytes, 0);
+    lines.push(`plan: ${n} image director${n === 1 ? 'y' : 'ies'}, ${formatBytes(bytes)}, ${r.staleImages.length} stale to remove, in ${r.output}; nothing written (dry run)`);
+  } else if (r.stats !== undefined) {
+    const s = r.stats;
+    lines.push(
+      `exported ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${s.blobsCopied} copied, ${s.blobsExisting} already there; ` +
+        `manifests ${s.manifestsWritten} written, ${s.manifestsUnchanged} unchanged; removed ${s.staleFilesRemoved} stale files, ${s.staleImagesRemoved} stale images; ` +
+        `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,75 @@
+/**
+ * Reading `dir:` image directories as containers/image does (directory_src.go): the
+ * `version` file is not required; blobs are `<hex>` (version 1.1) or `<hex>.tar` (1.0);
+ * an index's instances are `<hex>.manifest.json`. Manifests are returned as the registry
+ * would store them: a signed schema1 manifest becomes its canonical payload.
+ */
+import { lstat, readFile } from 'node:fs/promises';
+import { errnoCode, ioError, RegfsError } from '../errors.js';
+import { digestOf, type Digest } from '../digest.js';
+import { parseManifestContent, type Manifest } from '../manifest.js';
+import { schema1Payload } from '../schema1.js';
+import { blobPath, legacyBlobPath, manifestPath } from './layout.js';
+
+/** A blob file found in an image directory. */
+export interface DirBlob {
+  path: string;
+  size: number;
+}
+
+/**
+ * The top manifest (`instance` undefined) or an instance manifest of an image directory, as
+ * stored bytes: its digest is computed from them. An instance must hash to its name.
+ * Undefined if the file does not exist.
+ */
+export async function readDirManifest(dir: string, instance?: Digest): Promise<Manifest | undefined> {
+  const path = manifestPath(dir, instance);
+  let raw: Buffer;
+  try {
+    const st = await lstat(path);
+    if (!st.isFile()) throw new RegfsError('MANIFEST_INVALID', `"${path}" is not a regular file`, { path });
+    raw = await readFile(path);
+  } catch (err) {
+    if (err instanceof RegfsError) throw err;
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw ioError('reading manifest', path, err);
+  }
+  const stored = storedBytes(raw, path);
+  const digest = digestOf(stored);
+  if (instance !== undefined && digest !== instance) {
+    throw new RegfsError('DIGEST_MISMATCH', `manifest "${path}" does not match its name: its bytes hash to ${digest}`, { path, digest: instance });
+  }
+  return parseManifestContent(stored, digest, path);
+}
+
+/** A blob of an image directory (`<hex>`, else `<hex>.tar`); undefined if neither exists. */
+export async function findDirBlob(dir: string, d: Digest): Promise<DirBlob | undefined> {
+  for (const path of [blobPath(dir, d), legacyBlobPath(dir, d)]) {
+    let st;
+    try {
+      st = await lstat(path);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      throw ioError('reading blob', path, err);
+    }
+    if (!st.isFile()) {
+      throw new RegfsError('BLOB_INVALID', `blob "${path}" is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; regfs only reads regular files`, { path, digest: d });
+    }
+    return { path, size: st.size };
+  }
+  return undefined;
+}
+
+/** The bytes the registry stores for a manifest file: a signed schema1 manifest's payload, else the file. */
+function storedBytes(raw: Buffer, path: string): Buffer {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new RegfsError('MANIFEST_INVALID', `manifest "${path}" is not JSON: ${(err as Error).message}`, { path });
+  }
+  const signed = typeof doc === 'object' && doc !== null && (doc as Record<string, unknown>)['schemaVersion'] === 1 && 'signatures' in doc;
+  return signed ? schema1Payload(raw, path) : raw;
+}

@@ -1,0 +1,77 @@
+/** What every command that reads a list and writes a tree shares. */
+import { RegfsError } from '../errors.js';
+import type { Digest } from '../digest.js';
+import { formatPlatform, type Manifest } from '../manifest.js';
+import type { RepoName, Tag } from '../reference.js';
+import type { BlobInfo } from '../registry/read.js';
+import { emptyPlan, repoWrites, type BlobSource, type WritePlan } from '../registry/write.js';
+import type { ImageSummary } from './extract.js';
+
+/** Operations in flight at once unless `jobs` says otherwise. */
+export const DEFAULT_JOBS = 16;
+
+/** `jobs` must be a whole number from 1 up. */
+export function checkJobs(jobs: number | undefined): number {
+  if (jobs === undefined) return DEFAULT_JOBS;
+  if (!Number.isInteger(jobs) || jobs < 1) throw new RegfsError('USAGE', `--jobs must be a whole number from 1 up, not ${jobs}`);
+  return jobs;
+}
+
+/** The INCOMPLETE error that carries every problem found; nothing was written. */
+export function incomplete(problems: RegfsError[]): RegfsError {
+  const n = problems.length;
+  return new RegfsError('INCOMPLETE', `${n} problem${n === 1 ? '' : 's'} found; nothing was written`, { problems });
+}
+
+/** An image's content, wherever it was read from. */
+export interface ImageContent {
+  repo: RepoName;
+  /** Set for a tagged image; a digest-only image gets no tag files. */
+  tag: Tag | undefined;
+  digest: Digest;
+  /** The top manifest first, then every descendant, each once. */
+  manifests: Manifest[];
+  /** Configs and layers present, each once. */
+  blobs: Map<Digest, BlobInfo>;
+}
+
+/**
+ * The files images need in a storage tree: every manifest's data and revision link, every
+ * config's and layer's data and `_layers` link, a tag for tagged images. `manifestSource`
+ * says where a manifest's stored bytes come from.
+ */
+export function planWrites(images: ImageContent[], manifestSource: (m: Manifest) => BlobSource): WritePlan {
+  const plan = emptyPlan();
+  for (const img of images) {
+    const repo = repoWrites(plan, img.repo);
+    for (const m of img.manifests) {
+      plan.blobs.set(m.digest, manifestSource(m));
+      repo.revisions.add(m.digest);
+    }
+    for (const [d, info] of img.blobs) {
+      plan.blobs.set(d, info);
+      repo.layers.add(d);
+    }
+    if (img.tag !== undefined) repo.tags.set(img.tag, img.digest);
+  }
+  return plan;
+}
+
+/** What the summary says of one image. */
+export function summarizeImage(img: ImageContent): ImageSummary {
+  const top = img.manifests[0]!;
+  let bytes = 0;
+  for (const m of img.manifests) bytes += m.raw.length;
+  for (const b of img.blobs.values()) bytes += b.size;
+  return {
+    ref: `${img.repo}${img.tag === undefined ? `@${img.digest}` : `:${img.tag}`}`,
+    repo: img.repo,
+    tag: img.tag,
+    digest: img.digest,
+    kind: top.kind,
+    platforms: top.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])),
+    manifests: img.manifests.length,
+    blobs: img.blobs.size,
+    bytes,
+  };
+}

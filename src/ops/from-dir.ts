@@ -1,0 +1,227 @@
+/**
+ * `from-dir`: seed registry storage from `dir:` image directories, such as `to-dir` or
+ * `skopeo copy … dir:` / `skopeo sync --scoped --dest dir` wrote them, after carrying them
+ * across an air gap.
+ *
+ * The input came from outside, so everything is verified before anything becomes visible:
+ * each manifest's digest (equal to the name for `@digest` directories), each index instance,
+ * each blob's presence and size, and (unless `noVerify`) each blob's sha256. Then the same
+ * writer as `extract` writes exactly what a push would have left, blob files hard-linked
+ * where the filesystem allows, manifests written as the registry stores them.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { basename, join, relative, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pLimit from 'p-limit';
+import { errnoCode, ioError, RegfsError } from '../errors.js';
+import { digestAlgorithm, digestFile, type Digest } from '../digest.js';
+import { isIndexKind, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
+import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
+import { createLinker, type LinkFs, type LinkMode } from '../fs/link.js';
+import type { BlobInfo } from '../registry/read.js';
+import { countPlanFiles, writePlan, type WriteProgress } from '../registry/write.js';
+import { MANIFEST_FILE } from '../dir/layout.js';
+import { parseImageDirName } from '../dir/names.js';
+import { findDirBlob, readDirManifest } from '../dir/read.js';
+import { checkJobs, incomplete, planWrites, summarizeImage, type ImageContent } from './common.js';
+import type { ExtractResult } from './extract.js';
+import { assertOutsideSource, outputStorageRoot } from './output-root.js';
+
+export interface FromDirOptions {
+  /** A tree of image directories, or one image directory. */
+  input: string;
+  /** The registry root to write (or its `docker/registry/v2`); created if missing. */
+  output: string;
+  /** `repo:tag` (or `repo@digest`) for a single image directory; else its name is its path. */
+  name?: string;
+  /** Skip hashing blobs (presence and sizes are still checked). */
+  noVerify?: boolean;
+  /** Drop a leading registry host from directory names (`skopeo sync --scoped` keeps it). */
+  stripRegistry?: boolean;
+  keepGoing?: boolean;
+  link?: LinkMode;
+  jobs?: number;
+  dryRun?: boolean;
+  onProgress?: (p: WriteProgress) => void;
+  onWarning?: (message: string) => void;
+  linkFs?: LinkFs;
+}
+
+export interface FromDirResult extends ExtractResult {
+  /** Bytes hashed to verify blobs (0 with noVerify). */
+  bytesVerified: number;
+}
+
+/** One image directory found in the input. */
+interface DirImage {
+  path: string;
+  /** Where the name came from, for messages: the directory, relative to the input. */
+  label: string;
+  name: string;
+}
+
+/** Import `dir:` image directories into registry storage. */
+export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
+  const started = performance.now();
+  const jobs = checkJobs(opts.jobs);
+  const input = resolve(opts.input);
+  const out = await outputStorageRoot(opts.output);
+  await assertOutsideSource(input, input, opts.output, out.v2);
+  const found = await findImageDirs(input, opts.name);
+
+  const limit = pLimit(jobs);
+  const problems: RegfsError[] = [];
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+    opts.onWarning?.(m);
+  };
+  const hashed = new Map<string, Promise<Digest>>();
+  let bytesVerified = 0;
+  const hashOnce = (path: string, key: string, size: number, d: Digest): Promise<Digest> => {
+    let p = hashed.get(key);
+    if (p === undefined) {
+      p = limit(() => digestFile(path, digestAlgorithm(d)));
+      bytesVerified += size;
+      hashed.set(key, p);
+    }
+    return p;
+  };
+
+  const read = await Promise.all(
+    found.map(async (dir) => {
+      const errs: RegfsError[] = [];
+      const fail = (err: unknown): void => {
+        if (!(err instanceof RegfsError)) throw err;
+        errs.push(new RegfsError(err.code, `${dir.label}: ${err.message}`, { path: err.path ?? dir.path, digest: err.digest }));
+      };
+      try {
+        const img = await readImageDir(dir, opts, { fail, warn, hashOnce });
+        return errs.length === 0 ? img : (problems.push(...errs), undefined);
+      } catch (err) {
+        fail(err);
+        problems.push(...errs);
+        return undefined;
+      }
+    }),
+  );
+  const images = read.filter((x): x is ImageContent => x !== undefined);
+  if (problems.length > 0 && opts.keepGoing !== true) throw incomplete(problems);
+
+  const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
+  const counts = countPlanFiles(plan);
+  const summaries = images.map(summarizeImage);
+  const base = { output: out.v2, images: summaries, problems, warnings, bytesVerified };
+  if (opts.dryRun === true) {
+    return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere: 0 }, stats: undefined, seconds: (performance.now() - started) / 1000 };
+  }
+  const linker = createLinker(opts.link ?? 'auto', {
+    fs: opts.linkFs,
+    onFallback: ({ code }) => warn(`cannot hard-link into "${out.v2}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
+  });
+  const stats = await writePlan(out.v2, plan, { linker, jobs, fresh: !out.exists, onProgress: opts.onProgress });
+  return { ...base, dryRun: false, plan: { ...counts, blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
+}
+
+interface ReadContext {
+  fail: (err: unknown) => void;
+  warn: (m: string) => void;
+  hashOnce: (path: string, key: string, size: number, d: Digest) => Promise<Digest>;
+}
+
+/** Read and verify one image directory; problems go to `ctx.fail`. */
+async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContext): Promise<ImageContent | undefined> {
+  const ref = parseImageDirName(dir.name);
+  const repo = stripHost(ref.repo, opts.stripRegistry === true);
+  const top = await readDirManifest(dir.path);
+  if (top === undefined) throw new RegfsError('MANIFEST_UNKNOWN', `"${dir.path}" holds no ${MANIFEST_FILE}`, { path: dir.path });
+  if (ref.digest !== undefined && ref.digest !== top.digest) {
+    throw new RegfsError('DIGEST_MISMATCH', `the directory is named for ${ref.digest}, but its manifest's digest is ${top.digest}`, { digest: ref.digest });
+  }
+  const manifests: Manifest[] = [];
+  const blobs = new Map<Digest, BlobInfo>();
+  const visited = new Set<Digest>();
+  const checks: Array<Promise<void>> = [];
+
+  const visit = async (m: Manifest): Promise<void> => {
+    if (visited.has(m.digest)) return;
+    visited.add(m.digest);
+    manifests.push(m);
+    if (isIndexKind(m.kind)) {
+      for (const c of m.manifests) {
+        try {
+          const child = await readDirManifest(dir.path, c.digest);
+          if (child === undefined) throw new RegfsError('BLOB_UNKNOWN', `index ${m.digest} names instance ${c.digest}, which has no ${c.digest.slice(c.digest.indexOf(':') + 1)}.${MANIFEST_FILE}`, { digest: c.digest });
+          if (child.raw.length !== c.size) throw new RegfsError('SIZE_INVALID', `instance ${c.digest} has ${child.raw.length} bytes, its index says ${c.size}`, { digest: c.digest });
+          await visit(child);
+        } catch (err) {
+          ctx.fail(err);
+        }
+      }
+      return;
+    }
+    for (const d of referencedBlobs(m)) checks.push(checkBlob(dir, d, blobs, opts, ctx).catch(ctx.fail));
+  };
+  await visit(top);
+  await Promise.all(checks);
+  return { repo, tag: ref.tag, digest: top.digest, manifests, blobs };
+}
+
+async function checkBlob(dir: DirImage, d: Descriptor, blobs: Map<Digest, BlobInfo>, opts: FromDirOptions, ctx: ReadContext): Promise<void> {
+  const blob = await findDirBlob(dir.path, d.digest);
+  if (blob === undefined) {
+    if (d.urls !== undefined) {
+      ctx.warn(`${dir.label}: foreign layer ${d.digest} is not in the directory; the image is imported without it`);
+      return;
+    }
+    throw new RegfsError('BLOB_UNKNOWN', `blob ${d.digest} is missing from the directory`, { digest: d.digest });
+  }
+  if (d.size >= 0 && blob.size !== d.size) {
+    throw new RegfsError('SIZE_INVALID', `blob "${blob.path}" has ${blob.size} bytes, the manifest says ${d.size}`, { path: blob.path, digest: d.digest });
+  }
+  if (opts.noVerify !== true) {
+    const st = await stat(blob.path);
+    const actual = await ctx.hashOnce(blob.path, `${st.dev}:${st.ino}`, blob.size, d.digest);
+    if (actual !== d.digest) {
+      throw new RegfsError('DIGEST_MISMATCH', `blob "${blob.path}" does not match its digest: its bytes hash to ${actual}`, { path: blob.path, digest: d.digest });
+    }
+  }
+  blobs.set(d.digest, blob);
+}
+
+function stripHost(repo: RepoName, strip: boolean): RepoName {
+  if (!strip) return repo;
+  const slash = repo.indexOf('/');
+  return slash > 0 && looksLikeDomain(repo.slice(0, slash)) ? parseRepoName(repo.slice(slash + 1)) : repo;
+}
+
+/**
+ * The image directories of the input: the input itself if it holds `manifest.json` (named by
+ * `name`, else by its own basename), otherwise every directory below it that holds one (named
+ * by its path relative to the input; the walk does not descend into image directories, as
+ * `skopeo sync --src dir` does not).
+ */
+async function findImageDirs(input: string, name: string | undefined): Promise<DirImage[]> {
+  const entries = await readdir(input, { withFileTypes: true }).catch((err: unknown) => {
+    const why = errnoCode(err) === 'ENOENT' ? 'no such directory' : errnoCode(err) === 'ENOTDIR' ? 'not a directory' : undefined;
+    if (why !== undefined) throw new RegfsError('NOT_DIR_TRANSPORT', `input "${input}": ${why}`, { path: input });
+    throw ioError('reading', input, err);
+  });
+  if (entries.some((e) => e.name === MANIFEST_FILE)) return [{ path: input, label: input, name: name ?? basename(input) }];
+  if (name !== undefined) throw new RegfsError('USAGE', `--name is for one image directory, and "${input}" holds no ${MANIFEST_FILE}`, { path: input });
+  const out: DirImage[] = [];
+  const walk = async (dir: string, list: typeof entries): Promise<void> => {
+    for (const e of list) {
+      if (!e.isDirectory()) continue;
+      const path = join(dir, e.name);
+      const sub = await readdir(path, { withFileTypes: true }).catch((err: unknown) => {
+        throw ioError('reading', path, err);
+      });
+      if (sub.some((x) => x.name === MANIFEST_FILE)) out.push({ path, label: relative(input, path), name: relative(input, path) });
+      else await walk(path, sub);
+    }
+  };
+  await walk(input, entries);
+  if (out.length === 0) throw new RegfsError('NOT_DIR_TRANSPORT', `input "${input}" holds no image directories (none has a ${MANIFEST_FILE})`, { path: input });
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}

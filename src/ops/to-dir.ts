@@ -1,0 +1,385 @@
+/**
+ * `to-dir`: export images from registry storage to containers/image `dir:` directories, for
+ * carrying across an air gap. One image directory per reference, named as
+ * `skopeo sync --scoped` names them, so `skopeo sync --src dir` and `regfs from-dir` can
+ * push or import the tree; or (`image`) one directory, as `skopeo copy docker://… dir:DIR`
+ * writes it. An index is exported whole, as `skopeo copy --all` does, unless `platform`
+ * selects one child, as skopeo without `--all` does.
+ *
+ * Blob files are hard-linked from the registry (one inode however many image directories
+ * hold a blob). Exporting into an existing export brings it to exactly what a fresh export
+ * would be: unchanged blobs are left alone, changed manifests replaced atomically, stale
+ * files and stale image directories removed, but only where a `version` file shows the
+ * directory is a `dir:` image; a non-empty directory without one is refused, as skopeo
+ * refuses it. In each image directory, blobs and instance manifests land before
+ * `manifest.json`, and stale files go only after it, so a killed run leaves every image
+ * directory readable, old or new.
+ */
+import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pLimit from 'p-limit';
+import { errnoCode, ioError, RegfsError } from '../errors.js';
+import type { Digest } from '../digest.js';
+import { readImageList, type ListEntry } from '../image-list.js';
+import { formatPlatform, isIndexKind, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
+import { parseImageRef } from '../reference.js';
+import { writeFileAtomic } from '../fs/atomic.js';
+import { createLinker, type LinkFs, type LinkMode } from '../fs/link.js';
+import { RegistryReader, type BlobInfo } from '../registry/read.js';
+import type { WriteProgress } from '../registry/write.js';
+import { DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
+import { imageDirName } from '../dir/names.js';
+import { checkJobs, incomplete } from './common.js';
+import { assertOutsideSource } from './output-root.js';
+import { resolveImages, type ResolvedImage } from './resolve.js';
+
+/** The digest file written beside the images: `<digest> <ref>` a line. */
+export const DIGEST_FILE = 'digests.txt';
+
+export interface ToDirOptions {
+  /** An image list (file, `-`, or directory of `*.list`); or set `image` instead. */
+  list?: string;
+  /** One reference, exported into `output` itself. */
+  image?: string;
+  source: string;
+  output: string;
+  /** `os/arch[/variant]`: export only that child of an index. */
+  platform?: string;
+  portableNames?: boolean;
+  stripRegistry?: boolean;
+  keepGoing?: boolean;
+  link?: LinkMode;
+  jobs?: number;
+  dryRun?: boolean;
+  onProgress?: (p: WriteProgress) => void;
+  onWarning?: (message: string) => void;
+  linkFs?: LinkFs;
+  stdin?: () => Promise<string>;
+}
+
+/** One exported image directory. */
+export interface ExportedImage {
+  ref: string;
+  /** The image directory, relative to the output. */
+  dir: string;
+  digest: Digest;
+  kind: Manifest['kind'];
+  platforms: string[];
+  blobs: number;
+  bytes: number;
+}
+
+export interface ToDirStats {
+  blobsLinked: number;
+  blobsCopied: number;
+  blobsExisting: number;
+  manifestsWritten: number;
+  manifestsUnchanged: number;
+  staleFilesRemoved: number;
+  staleImagesRemoved: number;
+  bytes: number;
+  bytesCopied: number;
+}
+
+export interface ToDirResult {
+  dryRun: boolean;
+  output: string;
+  images: ExportedImage[];
+  problems: RegfsError[];
+  warnings: string[];
+  /** Image directories a fresh export would not have (removed unless a dry run). */
+  staleImages: string[];
+  stats: ToDirStats | undefined;
+  seconds: number;
+}
+
+/** What one image directory must hold. */
+interface DirPlan {
+  image: ExportedImage;
+  path: string;
+  top: Manifest;
+  instances: Manifest[];
+  blobs: Map<Digest, BlobInfo>;
+}
+
+/** Export images to `dir:` directories. */
+export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
+  const started = performance.now();
+  const jobs = checkJobs(opts.jobs);
+  if ((opts.list === undefined) === (opts.image === undefined)) {
+    throw new RegfsError('USAGE', 'to-dir takes an image list or --image REF, not both and not neither');
+  }
+  const platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
+  const reader = await RegistryReader.open(opts.source);
+  const out = resolve(opts.output);
+  await assertOutsideSource(opts.source, reader.v2, out, out);
+
+  let entries: ListEntry[];
+  let listProblems: RegfsError[] = [];
+  if (opts.image !== undefined) {
+    const at = { file: '--image', line: 0 };
+    try {
+      entries = [{ ref: parseImageRef(opts.image, { stripRegistry: opts.stripRegistry === true }), at }];
+    } catch (err) {
+      throw err instanceof RegfsError ? new RegfsError(err.code, `--image: ${err.message}`, { at }) : err;
+    }
+  } else {
+    const list = await readImageList(opts.list!, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
+    entries = list.entries;
+    listProblems = list.problems;
+  }
+  const resolution = await resolveImages(reader, entries, { jobs });
+  const problems = [...listProblems, ...resolution.problems];
+  const plans: DirPlan[] = [];
+  for (const img of resolution.images) {
+    try {
+      plans.push(planImageDir(img, out, platform, opts));
+    } catch (err) {
+      if (!(err instanceof RegfsError)) throw err;
+      problems.push(new RegfsError(err.code, `${where(img.entry)}: ${err.message}`, { at: img.entry.at, digest: err.digest }));
+    }
+  }
+  if (opts.image !== undefined && plans.length > 1) {
+    throw new RegfsError('USAGE', `--image ${opts.image} names ${plans.length} images (every tag of the repository); name one tag or digest`);
+  }
+  for (const p of plans) {
+    try {
+      await checkImageDir(p.path);
+    } catch (err) {
+      if (!(err instanceof RegfsError)) throw err;
+      problems.push(err);
+    }
+  }
+  if (problems.length > 0 && opts.keepGoing !== true) throw incomplete(problems);
+
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+    opts.onWarning?.(m);
+  };
+  for (const img of resolution.images) {
+    for (const d of img.absentForeign) warn(`${where(img.entry)}: foreign layer ${d.digest} is not in the source; the image directory will lack it`);
+  }
+  const staleImages = opts.image === undefined ? await findStaleImageDirs(out, new Set(plans.map((p) => p.path))) : [];
+  const images = plans.map((p) => p.image);
+  const result = { output: out, images, problems, warnings, staleImages: staleImages.map((s) => relative(out, s)) };
+  if (opts.dryRun === true) return { ...result, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
+
+  const linker = createLinker(opts.link ?? 'auto', {
+    fs: opts.linkFs,
+    onFallback: ({ code }) => warn(`cannot hard-link into "${out}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
+  });
+  const stats: ToDirStats = {
+    blobsLinked: 0,
+    blobsCopied: 0,
+    blobsExisting: 0,
+    manifestsWritten: 0,
+    manifestsUnchanged: 0,
+    staleFilesRemoved: 0,
+    staleImagesRemoved: 0,
+    bytes: 0,
+    bytesCopied: 0,
+  };
+  const limit = pLimit(jobs);
+  const putManifest = async (path: string, raw: Buffer): Promise<void> => {
+    const existing = await readFile(path).catch(() => undefined);
+    if (existing?.equals(raw) === true) {
+      stats.manifestsUnchanged++;
+      return;
+    }
+    await writeFileAtomic(path, raw, { parentExists: true }).catch((err: unknown) => {
+      throw ioError('writing manifest', path, err);
+    });
+    stats.manifestsWritten++;
+  };
+
+  // 1. Each image directory: its version file, its blobs, its instance manifests.
+  const blobWork = plans.flatMap((p) => [...p.blobs].map(([d, info]) => ({ p, d, info })));
+  let done = 0;
+  const progress = (total: number): void => opts.onProgress?.({ phase: 'blobs', done: ++done, total });
+  await Promise.all(
+    plans.map((p) =>
+      limit(async () => {
+        await mkdir(p.path, { recursive: true }).catch((err: unknown) => {
+          throw ioError('creating image directory', p.path, err);
+        });
+        const version = await readFile(versionPath(p.path), 'utf8').catch(() => undefined);
+        if (version !== DIR_VERSION) {
+          await writeFileAtomic(versionPath(p.path), DIR_VERSION, { parentExists: true }).catch((err: unknown) => {
+            throw ioError('writing', versionPath(p.path), err);
+          });
+        }
+      }),
+    ),
+  );
+  await Promise.all(
+    blobWork.map(({ p, d, info }) =>
+      limit(async () => {
+        stats.bytes += info.size;
+        const outcome = await linker.place(info.path, blobPath(p.path, d));
+        if (outcome === 'linked') stats.blobsLinked++;
+        else if (outcome === 'copied') {
+          stats.blobsCopied++;
+          stats.bytesCopied += info.size;
+        } else stats.blobsExisting++;
+        progress(blobWork.length);
+      }),
+    ),
+  );
+  await Promise.all(plans.flatMap((p) => p.instances.map((m) => limit(() => putManifest(manifestPath(p.path, m.digest), m.raw)))));
+  // 2. manifest.json, last in each directory: the image is complete when it changes.
+  await Promise.all(plans.map((p) => limit(() => putManifest(manifestPath(p.path), p.top.raw))));
+  // 3. Stale files inside image directories, then stale image directories.
+  await Promise.all(plans.map((p) => limit(async () => (stats.staleFilesRemoved += await removeStaleFiles(p)))));
+  for (const dir of staleImages) {
+    await rm(dir, { recursive: true, force: true });
+    await removeEmptyParents(dirname(dir), out);
+    stats.staleImagesRemoved++;
+  }
+  // 4. The digest file, last: it lists only images that are complete.
+  if (opts.image === undefined) {
+    const lines = plans.map((p) => `${p.image.digest} ${p.image.ref}`).sort((a, b) => a.slice(72).localeCompare(b.slice(72)));
+    await writeFileAtomic(join(out, DIGEST_FILE), lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+  }
+  return { ...result, dryRun: false, stats, seconds: (performance.now() - started) / 1000 };
+}
+
+/** `os/arch[/variant]` */
+export function parsePlatform(s: string): Platform {
+  const parts = s.split('/');
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/i.test(p))) {
+    throw new RegfsError('USAGE', `--platform ${JSON.stringify(s)}: want os/architecture[/variant], such as linux/arm64 or linux/arm/v7`);
+  }
+  return { os: parts[0]!, architecture: parts[1]!, variant: parts[2] };
+}
+
+function where(entry: ListEntry): string {
+  return entry.at.line > 0 ? `${entry.at.file}:${entry.at.line}` : entry.at.file;
+}
+
+function planImageDir(img: ResolvedImage, out: string, platform: Platform | undefined, opts: ToDirOptions): DirPlan {
+  let top = img.manifest;
+  let manifests = img.manifests;
+  if (platform !== undefined && isIndexKind(top.kind)) {
+    const child = findPlatform(img, top, platform);
+    if (child === undefined) {
+      const have = img.manifests.flatMap((m) => m.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])));
+      throw new RegfsError('PLATFORM_UNKNOWN', `${img.repo}: index ${top.digest} has no ${formatPlatform(platform)} image; it has ${have.join(', ') || 'no platforms'}`, {
+        digest: top.digest,
+      });
+    }
+    top = child;
+    manifests = [child];
+  }
+  const blobs = new Map<Digest, BlobInfo>();
+  for (const m of manifests) {
+    for (const d of referencedBlobs(m)) {
+      const info = img.blobs.get(d.digest);
+      if (info !== undefined) blobs.set(d.digest, info);
+    }
+  }
+  const ref = img.tag !== undefined ? { tag: img.tag } : { digest: top.digest };
+  const dir = opts.image !== undefined ? '.' : imageDirName(img.repo, ref, opts.portableNames === true);
+  let bytes = 0;
+  for (const m of manifests) bytes += m.raw.length;
+  for (const b of blobs.values()) bytes += b.size;
+  return {
+    image: {
+      ref: 'tag' in ref ? `${img.repo}:${ref.tag}` : `${img.repo}@${ref.digest}`,
+      dir,
+      digest: top.digest,
+      kind: top.kind,
+      platforms: top.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])),
+      blobs: blobs.size,
+      bytes,
+    },
+    path: join(out, dir),
+    top,
+    instances: manifests.filter((m) => m !== top),
+    blobs,
+  };
+}
+
+/** The first image manifest for the platform, depth first through nested indexes. */
+function findPlatform(img: ResolvedImage, index: Manifest, want: Platform): Manifest | undefined {
+  const byDigest = new Map(img.manifests.map((m) => [m.digest, m]));
+  for (const c of index.manifests) {
+    const m = byDigest.get(c.digest);
+    if (m === undefined) continue;
+    if (isIndexKind(m.kind)) {
+      const found = findPlatform(img, m, want);
+      if (found !== undefined) return found;
+    } else if (c.platform !== undefined && c.platform.os === want.os && c.platform.architecture === want.architecture && (want.variant === undefined || c.platform.variant === want.variant)) {
+      return m;
+    }
+  }
+  return undefined;
+}
+
+/** An existing, non-empty directory must carry the dir: version file; anything else is someone's data. */
+async function checkImageDir(path: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(path);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') throw new RegfsError('NOT_DIR_TRANSPORT', `"${path}" exists and is not a directory`, { path });
+    throw ioError('reading', path, err);
+  }
+  if (names.length === 0) return;
+  const version = await readFile(versionPath(path), 'utf8').catch(() => undefined);
+  if (version !== DIR_VERSION) {
+    const why = version === undefined ? 'has no version file' : `has version ${JSON.stringify(version.trim())}, not 1.1`;
+    throw new RegfsError('NOT_DIR_TRANSPORT', `"${path}" is not empty and ${why}: not a dir: image directory, so regfs will not overwrite it`, { path });
+  }
+}
+
+/** Files in an image directory that the new export does not have (and leftover temp files). */
+async function removeStaleFiles(p: DirPlan): Promise<number> {
+  const keep = new Set([VERSION_FILE, MANIFEST_FILE, ...p.instances.map((m) => manifestFileName(m.digest)), ...[...p.blobs.keys()].map((d) => d.slice(d.indexOf(':') + 1))]);
+  let removed = 0;
+  for (const e of await readdir(p.path, { withFileTypes: true })) {
+    if (keep.has(e.name) || !e.isFile()) continue;
+    await rm(join(p.path, e.name), { force: true });
+    removed++;
+  }
+  return removed;
+}
+
+/**
+ * Image directories under `out` (directories holding a `version` file) that are not in
+ * `keep`. The walk does not descend into image directories.
+ */
+async function findStaleImageDirs(out: string, keep: Set<string>): Promise<string[]> {
+  const stale: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
+      throw ioError('reading', dir, err);
+    }
+    if (dir !== out && entries.some((e) => e.name === VERSION_FILE && e.isFile())) {
+      if (!keep.has(dir)) stale.push(dir);
+      return;
+    }
+    for (const e of entries) if (e.isDirectory()) await walk(join(dir, e.name));
+  };
+  await walk(out);
+  return stale.sort();
+}
+
+async function removeEmptyParents(dir: string, stop: string): Promise<void> {
+  let d = dir;
+  while (d !== stop && d.startsWith(stop + sep)) {
+    try {
+      await rmdir(d);
+    } catch {
+      return;
+    }
+    d = dirname(d);
+  }
+}
