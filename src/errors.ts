@@ -25,6 +25,7 @@ export type RegfsErrorCode =
   | 'SIZE_INVALID'
   | 'LINK_INVALID'
   | 'LINK_FAILED'
+  | 'LOCKED'
   | 'NOT_DIR_TRANSPORT'
   | 'PLATFORM_UNKNOWN'
   | 'IO_ERROR'

@@ -17,7 +17,7 @@ import { RegistryReader } from '../registry/read.js';
 import { countPlanFiles, writePlan, type WritePlan, type WriteProgress, type WriteStats } from '../registry/write.js';
 import { resolveImages } from './resolve.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
-import { checkJobs, DEFAULT_JOBS, incomplete, planWrites, summarizeImage } from './common.js';
+import { checkJobs, DEFAULT_JOBS, incomplete, planWrites, summarizeImage, withTreeLock } from './common.js';
 
 export interface ExtractOptions {
   /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
@@ -125,7 +125,7 @@ async function extractEntries(
     onFallback: ({ code }) =>
       warn(`cannot hard-link into "${out.v2}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
   });
-  const stats = await writePlan(out.v2, plan, { linker, jobs, fresh: !out.exists, onProgress: opts.onProgress });
+  const stats = await withTreeLock(out.v2, 'extract', () => writePlan(out.v2, plan, { linker, jobs, fresh: !out.exists, onProgress: opts.onProgress }));
   return {
     dryRun: false,
     output: out.v2,

@@ -16,7 +16,7 @@
  * directory readable, old or new.
  */
 import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
@@ -25,12 +25,13 @@ import { readImageList, type ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parseImageRef } from '../reference.js';
 import { writeFileAtomic } from '../fs/atomic.js';
-import { createLinker, type LinkFs, type LinkMode } from '../fs/link.js';
+import { createLinker, type LinkFs, type Linker, type LinkMode } from '../fs/link.js';
+import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
 import type { WriteProgress } from '../registry/write.js';
 import { DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
 import { imageDirName } from '../dir/names.js';
-import { checkJobs, incomplete } from './common.js';
+import { checkJobs, incomplete, withTreeLock } from './common.js';
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type ResolvedImage } from './resolve.js';
 
@@ -170,6 +171,29 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     fs: opts.linkFs,
     onFallback: ({ code }) => warn(`cannot hard-link into "${out}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
   });
+  // The lock of a one-image export sits beside its directory, not in it.
+  const [lockRoot, lockName] = opts.image === undefined ? [out, undefined] : [dirname(out), basename(out)];
+  const run = async (): Promise<ToDirStats> => {
+    const stale = opts.image === undefined ? await findStaleImageDirs(out, new Set(plans.map((p) => p.path))) : [];
+    return writeExport(out, plans, stale, opts.image === undefined, { linker, jobs, onProgress: opts.onProgress });
+  };
+  if (lockName !== undefined) await mkdir(lockRoot, { recursive: true });
+  const stats = lockName === undefined ? await withTreeLock(lockRoot, 'to-dir', run) : await withLock(join(lockRoot, `.${lockName}${LOCK_FILE}`), 'to-dir', run);
+  return { ...result, dryRun: false, stats, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * Write image directories: version files, blobs and instance manifests; then each
+ * `manifest.json`; then stale files, stale image directories, and the digest file last.
+ */
+async function writeExport(
+  out: string,
+  plans: DirPlan[],
+  staleImages: string[],
+  digestFile: boolean,
+  opts: { linker: Linker; jobs: number; onProgress: ((p: WriteProgress) => void) | undefined },
+): Promise<ToDirStats> {
+  const { linker } = opts;
   const stats: ToDirStats = {
     blobsLinked: 0,
     blobsCopied: 0,
@@ -181,7 +205,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     bytes: 0,
     bytesCopied: 0,
   };
-  const limit = pLimit(jobs);
+  const limit = pLimit(opts.jobs);
   const putManifest = async (path: string, raw: Buffer): Promise<void> => {
     const existing = await readFile(path).catch(() => undefined);
     if (existing?.equals(raw) === true) {
@@ -238,11 +262,11 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     stats.staleImagesRemoved++;
   }
   // 4. The digest file, last: it lists only images that are complete.
-  if (opts.image === undefined) {
+  if (digestFile) {
     const lines = plans.map((p) => `${p.image.digest} ${p.image.ref}`).sort((a, b) => a.slice(72).localeCompare(b.slice(72)));
     await writeFileAtomic(join(out, DIGEST_FILE), lines.length === 0 ? '' : `${lines.join('\n')}\n`);
   }
-  return { ...result, dryRun: false, stats, seconds: (performance.now() - started) / 1000 };
+  return stats;
 }
 
 /** `os/arch[/variant]` */
