@@ -33,8 +33,10 @@ export function parseRepoName(s: string): RepoName {
   if (s.length === 0) fail('empty');
   if (s.length > NAME_MAX_LENGTH) fail(`longer than ${NAME_MAX_LENGTH} characters`);
   const parts = s.split('/');
+  // The grammar is (domain/)?path(/path)*: a first component that fits the path grammar is
+  // one (my_host.example is not a valid host, but it is a valid path component).
   let first = 0;
-  if (parts.length > 1 && looksLikeDomain(parts[0]!)) {
+  if (parts.length > 1 && !PATH_COMPONENT.test(parts[0]!) && looksLikeDomain(parts[0]!)) {
     if (!DOMAIN.test(parts[0]!)) fail(`bad registry host ${JSON.stringify(parts[0])}`);
     first = 1;
   }

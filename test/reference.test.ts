@@ -31,7 +31,8 @@ test('digest: invalid forms are DIGEST_INVALID, never trimmed', () => {
 });
 
 test('names: the distribution grammar', () => {
-  for (const ok of ['a', 'library/alpine', 'a/b/c/d', 'a.b_c__d-e--f', 'team/platform/base/alpine', 'localhost/app', 'host.example.com/app', 'Host.Example.com:5000/app', 'host:5000/app']) {
+  // A first component with '.' is a path component if it fits that grammar (the 2.8 registry serves my_host.example/x).
+  for (const ok of ['my_host.example/x', 'a_b.c/d', 'a.b/c', 'a', 'library/alpine', 'a/b/c/d', 'a.b_c__d-e--f', 'team/platform/base/alpine', 'localhost/app', 'host.example.com/app', 'Host.Example.com:5000/app', 'host:5000/app']) {
     assert.equal(parseRepoName(ok), ok);
   }
   for (const bad of ['', 'A', 'a/B', '../a', 'a/../b', '/a', 'a/', 'a//b', '-a', 'a-', 'a..b', 'a___b', '.', 'a/.b', 'x'.repeat(256), 'a b', 'a\\b']) {
