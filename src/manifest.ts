@@ -148,8 +148,10 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
     default:
       throw invalid(`has unsupported media type ${JSON.stringify(mediaType)}`);
   }
-  const subject = doc['subject'] === undefined ? undefined : parseDescriptor(doc['subject'], 'subject', invalid);
-  const artifactType = optionalString(doc, 'artifactType', invalid);
+  // subject and artifactType are never followed; the 2.8 registry stores and serves a
+  // manifest whatever they hold, so an odd one is ignored rather than refused.
+  const subject = lenient(() => parseDescriptor(doc['subject'], 'subject', invalid));
+  const artifactType = typeof doc['artifactType'] === 'string' ? doc['artifactType'] : undefined;
   const declared = mediaType === undefined || mediaType === '' ? (kind === 'oci' ? MediaTypes.ociManifest : MediaTypes.ociIndex) : mediaType;
 
   if (isIndexKind(kind)) {
@@ -164,8 +166,9 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
       artifactType,
     };
   }
-  const layers = doc['layers'];
-  if (!Array.isArray(layers)) throw invalid('has no layers array');
+  // No layers is an empty list, as Go's nil slice is to the registry.
+  const layers = doc['layers'] ?? [];
+  if (!Array.isArray(layers)) throw invalid('has a layers field that is not an array');
   return {
     ...base,
     kind,
@@ -198,6 +201,14 @@ export function formatPlatform(p: Platform): string {
 }
 
 type Invalid = (why: string) => RegfsError;
+
+function lenient<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
+  }
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

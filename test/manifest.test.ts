@@ -72,7 +72,6 @@ test('manifest: not JSON, wrong shapes and unknown media types are MANIFEST_INVA
     { schemaVersion: 3 },
     { schemaVersion: 2, mediaType: 'application/vnd.example.unknown', layers: [] },
     { schemaVersion: 2 },
-    { schemaVersion: 2, config: desc('a') },
     { schemaVersion: 2, config: { digest: 'sha256:short', size: 1 }, layers: [] },
     { schemaVersion: 2, config: desc('a', -1), layers: [] },
     { schemaVersion: 2, manifests: 'x' },
@@ -81,4 +80,13 @@ test('manifest: not JSON, wrong shapes and unknown media types are MANIFEST_INVA
   ]) {
     assert.throws(() => parse(bad), (e) => isRegfsError(e, 'MANIFEST_INVALID'), JSON.stringify(bad));
   }
+});
+
+test('manifest: as lenient as the 2.8 registry where it stores and serves (no layers, odd subject or artifactType)', () => {
+  const m = parse({ schemaVersion: 2, mediaType: MediaTypes.ociManifest, config: desc('a') });
+  assert.deepEqual(m.layers, []);
+  assert.deepEqual(referencedBlobs(m).map((d) => d.digest), [h('a')]);
+  const odd = parse({ schemaVersion: 2, mediaType: MediaTypes.ociManifest, config: desc('a'), layers: [], subject: 'nope', artifactType: 7 });
+  assert.equal(odd.subject, undefined);
+  assert.equal(odd.artifactType, undefined);
 });
