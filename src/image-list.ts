@@ -86,7 +86,12 @@ export async function readImageList(
     throw unreadable(source, err);
   }
   if (!isDir) return finish([parseImageList(await readText(source), source, opts)]);
-  const names = (await readdir(source)).filter((n) => n.endsWith('.list')).sort();
+  let names: string[];
+  try {
+    names = (await readdir(source)).filter((n) => n.endsWith('.list')).sort();
+  } catch (err) {
+    throw unreadable(source, err);
+  }
   if (names.length === 0) {
     throw new RegfsError('LIST_UNREADABLE', `list directory "${source}" holds no *.list files`, { path: source });
   }

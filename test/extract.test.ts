@@ -145,6 +145,49 @@ test('extract: every problem is reported with its line, and nothing is written',
   });
 });
 
+test('extract: a repository line reports each broken tag on its own and keeps the rest; problems name their paths', async () => {
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await copyTree(FIXTURE_ROOT, src);
+    const v2 = join(src, V2);
+    const alpine = parseRepoName('team/platform/base/alpine');
+    const broken = layout.tagCurrentLinkPath(v2, alpine, parseTag('3.19'));
+    await unlink(broken);
+    const r = await extract({ list: await listFile(dir, ['team/platform/base/alpine']), source: src, output: join(dir, 'out'), keepGoing: true });
+    assert.deepEqual(r.images.map((i) => i.ref), ['team/platform/base/alpine:3.20', 'team/platform/base/alpine:latest']);
+    assert.equal(r.problems.length, 1);
+    assert.equal(r.problems[0]!.code, 'TAG_UNKNOWN');
+    assert.equal(r.problems[0]!.path, broken);
+    // Every kind of problem carries the path at fault.
+    const v1 = currentPush('team/app', 'v1').image as Image;
+    await rm(layout.blobDir(v2, v1.layers[1]!.digest), { recursive: true });
+    const list = await listFile(dir, ['team/app:nosuch', `team/app@sha256:${'0'.repeat(64)}`, 'team/app:v1']);
+    await assert.rejects(extract({ list, source: src, output: join(dir, 'o2') }), (e) => {
+      assert.ok(isRegfsError(e, 'INCOMPLETE'));
+      const byCode = new Map(e.problems.map((p) => [p.code, p.path]));
+      assert.equal(byCode.get('TAG_UNKNOWN'), layout.tagCurrentLinkPath(v2, parseRepoName('team/app'), parseTag('nosuch')));
+      assert.equal(byCode.get('MANIFEST_UNKNOWN'), layout.revisionLinkPath(v2, parseRepoName('team/app'), parseDigest(`sha256:${'0'.repeat(64)}`)));
+      assert.equal(byCode.get('BLOB_UNKNOWN'), layout.blobDataPath(v2, v1.layers[1]!.digest));
+      return true;
+    });
+  });
+});
+
+test('extract: a filesystem error is an IO_ERROR naming the path, not "does not exist"', async () => {
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await copyTree(FIXTURE_ROOT, src);
+    const loop = join(src, V2, 'repositories', 'loop');
+    await symlink(loop, loop);
+    await assert.rejects(extract({ list: await listFile(dir, ['loop/app:1']), source: src, output: join(dir, 'out') }), (e) => {
+      assert.ok(isRegfsError(e, 'INCOMPLETE'));
+      assert.equal(e.problems[0]!.code, 'IO_ERROR', e.problems[0]!.message);
+      assert.match(e.problems[0]!.message, /ELOOP/);
+      return true;
+    });
+  });
+});
+
 test('extract: a list naming a registry host the storage lacks is told about --strip-registry', async () => {
   await withTemp(async (dir) => {
     const list = await listFile(dir, ['registry.example.com:5000/team/app:v1', 'mirror.example.com/library/busybox:1.36']);

@@ -12,6 +12,9 @@ import type { ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { formatImageRef, looksLikeDomain, type RepoName, type Tag } from '../reference.js';
 import type { BlobInfo, RegistryReader } from '../registry/read.js';
+import { blobDataPath, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
+
+type Limit = ReturnType<typeof pLimit>;
 
 /** One image, resolved to content. */
 export interface ResolvedImage {
@@ -45,11 +48,13 @@ export async function resolveImages(reader: RegistryReader, entries: ListEntry[]
   const images: ResolvedImage[] = [];
   const seen = new Set<string>();
 
-  const targets = (
-    await Promise.all(
-      entries.map((entry) => limit(() => expandEntry(reader, entry).catch((err) => (problems.push(located(err, entry)), [])))),
-    )
-  ).flat();
+  const expanded = await Promise.all(
+    entries.map((entry) =>
+      expandEntry(reader, entry, limit).catch((err: unknown) => ({ targets: [] as Target[], problems: [located(err, entry)] })),
+    ),
+  );
+  const targets = expanded.flatMap((x) => x.targets);
+  for (const x of expanded) problems.push(...x.problems);
   const results = await Promise.all(
     targets.map((t) => limit(() => resolveTarget(reader, t.entry, t.tag, t.digest))),
   );
@@ -73,8 +78,11 @@ interface Target {
   digest: Digest;
 }
 
-/** A list line to (tag, digest) pairs. */
-async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<Target[]> {
+/**
+ * A list line to (tag, digest) pairs. A repository line reads its tags in parallel and
+ * reports each broken tag as a problem of its own, keeping the others.
+ */
+async function expandEntry(reader: RegistryReader, entry: ListEntry, limit: Limit): Promise<{ targets: Target[]; problems: RegfsError[] }> {
   const { repo, tag, digest } = entry.ref;
   if (!(await reader.hasRepository(repo))) {
     const first = repo.split('/')[0]!;
@@ -83,19 +91,31 @@ async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<Ta
       path: reader.repoPath(repo),
     });
   }
-  if (tag === undefined && digest !== undefined) return [{ entry, tag: undefined, digest }];
+  if (tag === undefined && digest !== undefined) return { targets: [{ entry, tag: undefined, digest }], problems: [] };
   const tags = tag === undefined ? await reader.listTags(repo) : [tag];
   if (tags.length === 0) throw new RegfsError('TAG_UNKNOWN', `repository ${repo} has no tags`, { path: reader.repoPath(repo) });
-  const out: Target[] = [];
-  for (const t of tags) {
-    const current = await reader.tagDigest(repo, t);
-    if (current === undefined) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${t} does not exist in the source`);
-    if (digest !== undefined && current !== digest) {
-      throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${t} points at ${current}, not at ${digest}`, { digest: current });
-    }
-    out.push({ entry, tag: t, digest: current });
-  }
-  return out;
+  const targets: Target[] = [];
+  const problems: RegfsError[] = [];
+  await Promise.all(
+    tags.map((t) =>
+      limit(async () => {
+        const path = tagCurrentLinkPath(reader.v2, repo, t);
+        try {
+          const current = await reader.tagDigest(repo, t);
+          if (current === undefined) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${t} does not exist in the source (no "${path}")`, { path });
+          if (digest !== undefined && current !== digest) {
+            throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${t} points at ${current}, not at ${digest}`, { path, digest: current });
+          }
+          targets.push({ entry, tag: t, digest: current });
+        } catch (err) {
+          problems.push(located(err, entry, `${repo}:${t}`));
+        }
+      }),
+    ),
+  );
+  // Keep the repository's tag order, whatever order the reads finished in.
+  targets.sort((a, b) => tags.indexOf(a.tag!) - tags.indexOf(b.tag!));
+  return { targets, problems };
 }
 
 async function resolveTarget(
@@ -115,7 +135,7 @@ async function resolveTarget(
       throw new RegfsError(
         'MANIFEST_UNKNOWN',
         `manifest ${digest} has no revision link in repository ${repo}, so the registry would not serve it`,
-        { digest },
+        { digest, path: revisionLinkPath(reader.v2, repo, digest) },
       );
     }
     const top = await reader.manifest(digest);
@@ -154,7 +174,8 @@ async function resolveTarget(
               absentForeign.push(d);
               continue;
             }
-            throw new RegfsError('BLOB_UNKNOWN', `blob ${d.digest} of manifest ${m.digest} is missing from the source`, { digest: d.digest });
+            const path = blobDataPath(reader.v2, d.digest);
+            throw new RegfsError('BLOB_UNKNOWN', `blob ${d.digest} of manifest ${m.digest} is missing from the source ("${path}")`, { path, digest: d.digest });
           }
           if (d.size >= 0 && info.size !== d.size) {
             throw new RegfsError('SIZE_INVALID', `blob ${d.digest} of manifest ${m.digest} has ${info.size} bytes, the manifest says ${d.size}`, {

@@ -177,10 +177,13 @@ export class RegistryReader {
   }
 }
 
+/** True for a directory, false if nothing is there; any other failure (EACCES, ELOOP …) is an IO_ERROR. */
 async function isDirectory(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isDirectory();
-  } catch {
-    return false;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw ioError('reading', path, err);
   }
 }
