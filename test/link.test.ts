@@ -122,3 +122,14 @@ test('link files: exactly the digest, no newline; malformed content is LINK_INVA
     assert.deepEqual(await readdir(join(dir, 'x')), ['link']);
   });
 });
+
+test('link files: a symbolic link is refused without reading its target; a huge file is not read whole', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 'secret'), 'root:s3cr3t\n');
+    const { symlink } = await import('node:fs/promises');
+    await symlink(join(dir, 'secret'), join(dir, 'link'));
+    await assert.rejects(readLink(join(dir, 'link')), (e) => isRegfsError(e, 'LINK_INVALID') && /symbolic link/.test(e.message) && !e.message.includes('s3cr3t'));
+    await writeFile(join(dir, 'big'), Buffer.alloc(1 << 20, 0x61));
+    await assert.rejects(readLink(join(dir, 'big')), (e) => isRegfsError(e, 'LINK_INVALID') && /bytes/.test(e.message));
+  });
+});

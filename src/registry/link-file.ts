@@ -5,7 +5,8 @@
  * other content is LINK_INVALID naming the file. Writing is always a new file by temp and
  * rename, never a hard link, so two trees never share a link inode.
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
 import { writeFileAtomic } from '../fs/atomic.js';
@@ -13,26 +14,48 @@ import { writeFileAtomic } from '../fs/atomic.js';
 /** The longest link content read: `sha512:` + 128 hex. Anything larger is garbage. */
 const LINK_MAX_BYTES = 200;
 
-/** Read a link file; undefined if it does not exist, LINK_INVALID if it is malformed. */
+/**
+ * Read a link file; undefined if it does not exist, LINK_INVALID if it is malformed. A
+ * symbolic link is refused without being followed, and at most LINK_MAX_BYTES + 1 bytes are
+ * read, so a link file can neither lead the read elsewhere nor make it large.
+ */
 export async function readLink(path: string): Promise<Digest | undefined> {
-  let buf: Buffer;
+  return parseLinkContent(await readLinkBytes(path), path);
+}
+
+/** The first bytes of a link file (enough to tell it is too long), not following symlinks. */
+export async function readLinkBytes(path: string): Promise<Buffer | undefined> {
+  let fh;
   try {
-    buf = await readFile(path);
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    if (code === 'EISDIR') throw new RegfsError('LINK_INVALID', `link "${path}" is a directory`, { path });
+    if (code === 'ELOOP') throw new RegfsError('LINK_INVALID', `link "${path}" is a symbolic link; link files are plain files`, { path });
     throw ioError('reading link', path, err);
   }
-  return parseLinkContent(buf, path);
+  try {
+    const buf = Buffer.alloc(LINK_MAX_BYTES + 1);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead);
+  } catch (err) {
+    if (errnoCode(err) === 'EISDIR') throw new RegfsError('LINK_INVALID', `link "${path}" is a directory`, { path });
+    throw ioError('reading link', path, err);
+  } finally {
+    await fh.close();
+  }
 }
 
-/** Check link file content strictly: exactly a digest, nothing more. */
-export function parseLinkContent(buf: Uint8Array, path: string): Digest {
+/** Check link file content strictly: exactly a digest, nothing more. Undefined content is a missing link. */
+export function parseLinkContent(buf: Uint8Array, path: string): Digest;
+export function parseLinkContent(buf: Uint8Array | undefined, path: string): Digest | undefined;
+export function parseLinkContent(buf: Uint8Array | undefined, path: string): Digest | undefined {
+  if (buf === undefined) return undefined;
   const text = buf.length > LINK_MAX_BYTES ? '' : Buffer.from(buf).toString('latin1');
   if (isDigest(text)) return text;
   let why: string;
   if (buf.length === 0) why = 'it is empty';
+  else if (buf.length > LINK_MAX_BYTES) why = `it holds more than ${LINK_MAX_BYTES} bytes`;
   else if (isDigest(text.trim())) why = 'it has white space around the digest (the registry answers 500 for it)';
   else why = `want "sha256:<64 hex>" with no newline, found ${JSON.stringify(text.slice(0, 80) || `${buf.length} bytes`)}`;
   throw new RegfsError('LINK_INVALID', `malformed link "${path}": ${why}`, { path });
