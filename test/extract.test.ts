@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { link, mkdir, readFile, readdir, rm, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, readFile, readdir, rename, rm, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extract } from '../src/ops/extract.js';
 import { isRegfsError } from '../src/errors.js';
@@ -265,6 +265,8 @@ test('extract: copy mode copies; a failure in the blob phase leaves no tag, and 
       },
       copyFile: async () => undefined,
       unlink,
+      rename,
+      lstat,
     };
     await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: out, linkFs: flaky }), (e) => isRegfsError(e, 'IO_ERROR'));
     assert.ok(!(await listFiles(out)).some((f) => f.includes('/_manifests/') || f.includes('/_layers/')), 'no link before all blob data');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile, readdir, copyFile, link, unlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile, readdir, copyFile, link, unlink, rename, lstat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLinker, type LinkFs } from '../src/fs/link.js';
@@ -29,8 +29,21 @@ function failingFs(code: string, calls: string[]): LinkFs {
       await copyFile(a, b, m);
     },
     unlink,
+    rename,
+    lstat,
   };
 }
+
+/** A filesystem without hard links at all (FAT, exFAT): link(2) always fails with EPERM. */
+const noLinksFs: LinkFs = {
+  link: async () => {
+    throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' });
+  },
+  copyFile,
+  unlink,
+  rename,
+  lstat,
+};
 
 test('linker: hardlink shares the inode; an existing file is kept', async () => {
   await withDir(async (dir) => {
@@ -131,5 +144,20 @@ test('link files: a symbolic link is refused without reading its target; a huge 
     await assert.rejects(readLink(join(dir, 'link')), (e) => isRegfsError(e, 'LINK_INVALID') && /symbolic link/.test(e.message) && !e.message.includes('s3cr3t'));
     await writeFile(join(dir, 'big'), Buffer.alloc(1 << 20, 0x61));
     await assert.rejects(readLink(join(dir, 'big')), (e) => isRegfsError(e, 'LINK_INVALID') && /bytes/.test(e.message));
+  });
+});
+
+test('linker: on a filesystem without hard links, auto and copy still copy, and never replace existing data', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 'a'), 'A');
+    await writeFile(join(dir, 'b'), 'B');
+    for (const mode of ['auto', 'copy'] as const) {
+      const linker = createLinker(mode, { fs: noLinksFs });
+      assert.equal(await linker.place(join(dir, 'a'), join(dir, `${mode}-a`)), 'copied');
+      assert.equal(await readFile(join(dir, `${mode}-a`), 'utf8'), 'A');
+      assert.equal(await linker.place(join(dir, 'b'), join(dir, `${mode}-a`)), 'exists');
+      assert.equal(await readFile(join(dir, `${mode}-a`), 'utf8'), 'A');
+    }
+    assert.deepEqual((await readdir(dir)).sort(), ['a', 'auto-a', 'b', 'copy-a'], 'no temp files left');
   });
 });

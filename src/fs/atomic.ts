@@ -5,8 +5,8 @@
  * 2.8 truncates in place, which is why a crash there can leave empty link files.
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
-import { errnoCode } from '../errors.js';
+import { link, lstat, mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { landWithoutReplacing } from './link.js';
 import { basename, dirname, join } from 'node:path';
 
 /** The suffix every regfs temp file ends with; scanners ignore such files. */
@@ -44,18 +44,14 @@ export async function writeFileAtomic(
 
 /**
  * Write `data` to `path` unless a file is already there (then return false and leave it):
- * the content goes to a temp file and lands by link(2), which never replaces. The parent
- * directory must exist.
+ * the content goes to a temp file and lands without replacing (see landWithoutReplacing).
+ * The parent directory must exist.
  */
 export async function writeFileExclusive(path: string, data: Uint8Array): Promise<boolean> {
   const tmp = tempPathFor(path);
   try {
     await writeFile(tmp, data, { flag: 'wx', mode: 0o644 });
-    await link(tmp, path);
-    return true;
-  } catch (err) {
-    if (errnoCode(err) === 'EEXIST') return false;
-    throw err;
+    return await landWithoutReplacing({ link, rename, lstat }, tmp, path);
   } finally {
     await unlink(tmp).catch(() => undefined);
   }

@@ -28,6 +28,8 @@ export interface LinkFs {
   link(existing: string, target: string): Promise<void>;
   copyFile(src: string, dest: string, mode: number): Promise<void>;
   unlink(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  lstat(path: string): Promise<unknown>;
 }
 
 export interface LinkerOptions {
@@ -54,10 +56,8 @@ export function createLinker(mode: LinkMode, opts: LinkerOptions = {}): Linker {
     const tmp = tempPathFor(dest);
     try {
       await fs.copyFile(src, tmp, constants.COPYFILE_FICLONE);
-      await fs.link(tmp, dest);
-      return 'copied';
+      return (await landWithoutReplacing(fs, tmp, dest)) ? 'copied' : 'exists';
     } catch (err) {
-      if (errnoCode(err) === 'EEXIST') return 'exists';
       throw placeError(err, src, dest);
     } finally {
       await fs.unlink(tmp).catch(() => undefined);
@@ -96,6 +96,33 @@ export function createLinker(mode: LinkMode, opts: LinkerOptions = {}): Linker {
       return current;
     },
   };
+}
+
+/** link(2) fails like this where a filesystem has no hard links at all (FAT, exFAT). */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/**
+ * Put a finished temp file at `dest` unless a file is already there (false then). link(2)
+ * refuses to replace; where the filesystem has no hard links, rename(2) after a check that
+ * nothing is there does it (regfs holds the tree's lock, so no other regfs writes meanwhile).
+ */
+export async function landWithoutReplacing(fs: Pick<LinkFs, 'link' | 'rename' | 'lstat'>, tmp: string, dest: string): Promise<boolean> {
+  try {
+    await fs.link(tmp, dest);
+    return true;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EEXIST') return false;
+    if (code === undefined || !NO_LINKS.has(code)) throw err;
+  }
+  try {
+    await fs.lstat(dest);
+    return false;
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
+  await fs.rename(tmp, dest);
+  return true;
 }
 
 function placeError(err: unknown, src: string, dest: string): RegfsError {

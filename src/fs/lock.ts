@@ -1,7 +1,7 @@
 /**
  * A lock on a tree regfs writes, so that two regfs runs never change the same storage (or
- * export) at once. The lock is a file created with link(2) from a temp file, which fails if
- * the lock exists, holding the owner's pid, host, command and start time.
+ * export) at once. The lock is a file created exclusively (O_EXCL), which fails if the lock
+ * exists, holding the owner's pid, host, command and start time.
  *
  * A run killed with SIGKILL cannot remove its lock, and a re-run must be able to complete its
  * work, so a lock whose owner is on this host and no longer alive is stale and is taken over:
@@ -10,7 +10,7 @@
  * means nothing here): the message says how to remove it by hand.
  */
 import { randomBytes } from 'node:crypto';
-import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 
@@ -36,15 +36,13 @@ export async function acquireLock(path: string, command: string): Promise<Lock> 
   const me: LockOwner = { pid: process.pid, host: hostname(), command, started: new Date().toISOString() };
   const content = `${JSON.stringify(me)}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     try {
-      await writeFile(tmp, content, { flag: 'wx' });
-      await link(tmp, path);
+      // O_EXCL: works on every filesystem, hard links or not. A reader may catch the file
+      // before its content is written; it then sees an unreadable lock, which it never takes over.
+      await writeFile(path, content, { flag: 'wx' });
       return { path, release: () => releaseLock(path, content) };
     } catch (err) {
       if (errnoCode(err) !== 'EEXIST') throw ioError('taking the lock', path, err);
-    } finally {
-      await unlink(tmp).catch(() => undefined);
     }
     const held = await readFile(path, 'utf8').catch(() => undefined);
     if (held === undefined) continue; // released meanwhile
@@ -87,7 +85,7 @@ async function takeOverStale(path: string, held: string): Promise<void> {
   const moved = await readFile(aside, 'utf8').catch(() => undefined);
   if (moved !== held) {
     // A live run took the lock between our read and our rename: give it back.
-    await link(aside, path).catch(() => undefined);
+    if (moved !== undefined) await writeFile(path, moved, { flag: 'wx' }).catch(() => undefined);
     await unlink(aside).catch(() => undefined);
     throw locked(path, moved === undefined ? undefined : parseOwner(moved));
   }
