@@ -29,7 +29,7 @@ export interface LinkFs {
   copyFile(src: string, dest: string, mode: number): Promise<void>;
   unlink(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
-  lstat(path: string): Promise<unknown>;
+  lstat(path: string): Promise<{ size: number; isFile(): boolean }>;
 }
 
 export interface LinkerOptions {
@@ -40,7 +40,11 @@ export interface LinkerOptions {
 
 /** Places one file; its destination directory must exist. */
 export interface Linker {
-  place(src: string, dest: string): Promise<PlaceOutcome>;
+  /**
+   * Place `src` at `dest`. Existing data is kept ('exists'), unless `size` is given and the
+   * existing file has another (a copy cut short by a crash): then it is replaced.
+   */
+  place(src: string, dest: string, size?: number): Promise<PlaceOutcome>;
   /** What the linker does now: `auto` becomes `copy` after a fallback. */
   readonly current: 'hardlink' | 'copy';
 }
@@ -64,7 +68,26 @@ export function createLinker(mode: LinkMode, opts: LinkerOptions = {}): Linker {
     }
   }
 
-  async function place(src: string, dest: string): Promise<PlaceOutcome> {
+  async function place(src: string, dest: string, size?: number): Promise<PlaceOutcome> {
+    const outcome = await placeNew(src, dest);
+    if (outcome !== 'exists' || size === undefined) return outcome;
+    const st = await fs.lstat(dest).catch((err: unknown) => {
+      throw placeError(err, src, dest);
+    });
+    if (st.isFile() && st.size === size) return 'exists';
+    // Damaged data: place a good copy beside it, then rename it over.
+    const tmp = tempPathFor(dest);
+    try {
+      const replaced = await placeNew(src, tmp);
+      await fs.rename(tmp, dest);
+      return replaced;
+    } catch (err) {
+      await fs.unlink(tmp).catch(() => undefined);
+      throw placeError(err, src, dest);
+    }
+  }
+
+  async function placeNew(src: string, dest: string): Promise<PlaceOutcome> {
     if (current === 'copy') return copy(src, dest);
     try {
       await fs.link(src, dest);

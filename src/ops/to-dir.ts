@@ -19,6 +19,7 @@ import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
+import { forEachBounded } from '../bounded.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
@@ -222,40 +223,34 @@ async function writeExport(
   const blobWork = plans.flatMap((p) => [...p.blobs].map(([d, info]) => ({ p, d, info })));
   let done = 0;
   const progress = (total: number): void => opts.onProgress?.({ phase: 'blobs', done: ++done, total });
-  await Promise.all(
-    plans.map((p) =>
-      limit(async () => {
-        await mkdir(p.path, { recursive: true }).catch((err: unknown) => {
-          throw ioError('creating image directory', p.path, err);
-        });
-        const version = await readFile(versionPath(p.path), 'utf8').catch(() => undefined);
-        if (version !== DIR_VERSION) {
-          await writeFileAtomic(versionPath(p.path), DIR_VERSION, { parentExists: true }).catch((err: unknown) => {
-            throw ioError('writing', versionPath(p.path), err);
-          });
-        }
-      }),
-    ),
-  );
-  await Promise.all(
-    blobWork.map(({ p, d, info }) =>
-      limit(async () => {
-        stats.bytes += info.size;
-        const outcome = await linker.place(info.path, blobPath(p.path, d));
-        if (outcome === 'linked') stats.blobsLinked++;
-        else if (outcome === 'copied') {
-          stats.blobsCopied++;
-          stats.bytesCopied += info.size;
-        } else stats.blobsExisting++;
-        progress(blobWork.length);
-      }),
-    ),
-  );
-  await Promise.all(plans.flatMap((p) => p.instances.map((m) => limit(() => putManifest(manifestPath(p.path, m.digest), m.raw)))));
+  await forEachBounded(limit, plans, async (p) => {
+    await mkdir(p.path, { recursive: true }).catch((err: unknown) => {
+      throw ioError('creating image directory', p.path, err);
+    });
+    const version = await readFile(versionPath(p.path), 'utf8').catch(() => undefined);
+    if (version !== DIR_VERSION) {
+      await writeFileAtomic(versionPath(p.path), DIR_VERSION, { parentExists: true }).catch((err: unknown) => {
+        throw ioError('writing', versionPath(p.path), err);
+      });
+    }
+  });
+  await forEachBounded(limit, blobWork, async ({ p, d, info }) => {
+    stats.bytes += info.size;
+    const outcome = await linker.place(info.path, blobPath(p.path, d), info.size);
+    if (outcome === 'linked') stats.blobsLinked++;
+    else if (outcome === 'copied') {
+      stats.blobsCopied++;
+      stats.bytesCopied += info.size;
+    } else stats.blobsExisting++;
+    progress(blobWork.length);
+  });
+  await forEachBounded(limit, plans.flatMap((p) => p.instances.map((m) => ({ p, m }))), ({ p, m }) => putManifest(manifestPath(p.path, m.digest), m.raw));
   // 2. manifest.json, last in each directory: the image is complete when it changes.
-  await Promise.all(plans.map((p) => limit(() => putManifest(manifestPath(p.path), p.top.raw))));
+  await forEachBounded(limit, plans, (p) => putManifest(manifestPath(p.path), p.top.raw));
   // 3. Stale files inside image directories, then stale image directories.
-  await Promise.all(plans.map((p) => limit(async () => (stats.staleFilesRemoved += await removeStaleFiles(p)))));
+  await forEachBounded(limit, plans, async (p) => {
+    stats.staleFilesRemoved += await removeStaleFiles(p);
+  });
   for (const dir of staleImages) {
     await rm(dir, { recursive: true, force: true });
     await removeEmptyParents(dirname(dir), out);

@@ -12,12 +12,13 @@
  * there is kept (as the registry keeps it), a link with the right content is left alone, and
  * a missing or malformed one is written anew by temp file and rename.
  */
-import { mkdir } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import pLimit from 'p-limit';
+import { forEachBounded } from '../bounded.js';
 import { ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { writeFileExclusive } from '../fs/atomic.js';
+import { writeFileAtomic, writeFileExclusive } from '../fs/atomic.js';
 import type { Linker, PlaceOutcome } from '../fs/link.js';
 import type { RepoName, Tag } from '../reference.js';
 import {
@@ -48,7 +49,7 @@ export interface WritePlan {
 
 /** Progress through the phases. */
 export interface WriteProgress {
-  phase: 'blobs' | 'links' | 'tags';
+  phase: 'blobs' | 'links' | 'tags' | 'hash';
   done: number;
   total: number;
 }
@@ -118,15 +119,11 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     let done = 0;
     const total = items.length;
     opts.onProgress?.({ phase, done, total });
-    await Promise.all(
-      items.map((item) =>
-        limit(async () => {
-          await work(item);
-          done++;
-          opts.onProgress?.({ phase, done, total });
-        }),
-      ),
-    );
+    await forEachBounded(limit, items, async (item) => {
+      await work(item);
+      done++;
+      opts.onProgress?.({ phase, done, total });
+    });
   };
 
   const putLink = async (path: string, d: Digest): Promise<void> => {
@@ -185,10 +182,13 @@ async function placeBlob(v2: string, d: Digest, src: BlobSource, linker: Linker)
   } catch (err) {
     throw ioError('creating blob directory', dirname(dest), err);
   }
-  if ('path' in src) return linker.place(src.path, dest);
-  // Bytes (a manifest regfs derived, such as a schema1 payload) never replace existing data.
+  if ('path' in src) return linker.place(src.path, dest, src.size);
+  // Bytes (a manifest regfs derived, such as a schema1 payload) replace existing data only if it is damaged.
   try {
-    return (await writeFileExclusive(dest, src.data)) ? 'written' : 'exists';
+    if (await writeFileExclusive(dest, src.data)) return 'written';
+    if ((await lstat(dest)).size === src.size) return 'exists';
+    await writeFileAtomic(dest, src.data, { parentExists: true });
+    return 'written';
   } catch (err) {
     throw ioError('writing blob data', dest, err);
   }
