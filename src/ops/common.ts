@@ -6,7 +6,6 @@ import { LOCK_FILE, withLock } from '../fs/lock.js';
 import type { Digest } from '../digest.js';
 import { formatPlatform, type Manifest } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
-import type { BlobInfo } from '../registry/read.js';
 import { emptyPlan, repoWrites, type BlobSource, type WritePlan } from '../registry/write.js';
 import type { ImageSummary } from './extract.js';
 
@@ -34,8 +33,8 @@ export interface ImageContent {
   digest: Digest;
   /** The top manifest first, then every descendant, each once. */
   manifests: Manifest[];
-  /** Configs and layers present, each once. */
-  blobs: Map<Digest, BlobInfo>;
+  /** Configs and layers present, each once, and where their bytes come from. */
+  blobs: Map<Digest, BlobSource>;
 }
 
 /**
@@ -47,9 +46,10 @@ export function planWrites(images: ImageContent[], manifestSource: (m: Manifest)
   const plan = emptyPlan();
   for (const img of images) {
     const repo = repoWrites(plan, img.repo);
+    const levels = manifestLevels(img.manifests);
     for (const m of img.manifests) {
       plan.blobs.set(m.digest, manifestSource(m));
-      repo.revisions.add(m.digest);
+      repo.revisions.set(m.digest, Math.max(repo.revisions.get(m.digest) ?? 0, levels.get(m.digest)!));
     }
     for (const [d, info] of img.blobs) {
       plan.blobs.set(d, info);
@@ -58,6 +58,26 @@ export function planWrites(images: ImageContent[], manifestSource: (m: Manifest)
     if (img.tag !== undefined) repo.tags.set(img.tag, img.digest);
   }
   return plan;
+}
+
+/** Each manifest's level: 0 for an image manifest, an index one above its deepest child. */
+function manifestLevels(manifests: Manifest[]): Map<Digest, number> {
+  const byDigest = new Map(manifests.map((m) => [m.digest, m]));
+  const levels = new Map<Digest, number>();
+  const level = (m: Manifest): number => {
+    let n = levels.get(m.digest);
+    if (n === undefined) {
+      n = 0;
+      for (const c of m.manifests) {
+        const child = byDigest.get(c.digest);
+        if (child !== undefined) n = Math.max(n, level(child) + 1);
+      }
+      levels.set(m.digest, n);
+    }
+    return n;
+  };
+  manifests.forEach(level);
+  return levels;
 }
 
 /** What the summary says of one image. */

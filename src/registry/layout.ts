@@ -20,6 +20,12 @@ import { join } from 'node:path';
 import { digestAlgorithm, digestHex, type Digest } from '../digest.js';
 import type { RepoName, Tag } from '../reference.js';
 
+/**
+ * The prefix of the directories regfs stages new tags in and moves deleted things into,
+ * inside a repository's directory. The `_` keeps the registry's catalog out of them.
+ */
+export const TRASH_PREFIX = '_regfs-trash-';
+
 /** The fixed prefix the registry puts under its `rootdirectory`. */
 export const STORAGE_PREFIX = join('docker', 'registry', 'v2');
 

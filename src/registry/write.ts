@@ -3,20 +3,25 @@
  * an order that keeps every visible tag complete.
  *
  *   1. blob data: manifests, indexes, children, configs, layers (hard-linked or copied);
- *   2. `_layers` links (configs and layers) and revision links (every manifest and child);
- *   3. tag `index/` entries;
- *   4. tag `current/link`s, last.
+ *   2. `_layers` links (configs and layers) and the revision links of image manifests;
+ *   3. revision links of indexes, level by level: an index only after all its children
+ *      (as a push must do it), so nothing is visible by digest before what it names;
+ *   4. tags, last. A new tag's directory (`current/link` and its `index/` entry) is built in
+ *      a staging directory and renamed into `tags/` whole, since the registry lists every
+ *      directory there as a tag; an existing tag gets its `index/` entry, then its new
+ *      `current/link` by rename.
  *
  * Each phase finishes before the next begins, so a run killed at any point leaves no tag
  * pointing at content that is not there, and a re-run completes the job: blob data already
- * there is kept (as the registry keeps it), a link with the right content is left alone, and
- * a missing or malformed one is written anew by temp file and rename.
+ * there is kept (as the registry keeps it) unless damaged, a link with the right content is
+ * left alone, and a missing or malformed one is written anew by temp file and rename.
  */
-import { lstat, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 import pLimit from 'p-limit';
 import { forEachBounded } from '../bounded.js';
-import { ioError, RegfsError } from '../errors.js';
+import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { writeFileAtomic, writeFileExclusive } from '../fs/atomic.js';
 import type { Linker, PlaceOutcome } from '../fs/link.js';
@@ -25,9 +30,13 @@ import {
   blobDataPath,
   blobDir,
   layerLinkPath,
+  repoDir,
   revisionLinkPath,
   tagCurrentLinkPath,
+  tagDir,
   tagIndexEntryLinkPath,
+  tagsDir,
+  TRASH_PREFIX,
 } from './layout.js';
 import { readLink, writeLink } from './link-file.js';
 
@@ -37,7 +46,8 @@ export type BlobSource = { path: string; size: number } | { data: Buffer; size: 
 /** The links one repository receives. */
 export interface RepoWrites {
   layers: Set<Digest>;
-  revisions: Set<Digest>;
+  /** Manifest digest to level: 0 for an image manifest, an index one above its deepest child. */
+  revisions: Map<Digest, number>;
   tags: Map<Tag, Digest>;
 }
 
@@ -85,7 +95,7 @@ export function emptyPlan(): WritePlan {
 export function repoWrites(plan: WritePlan, repo: RepoName): RepoWrites {
   let r = plan.repos.get(repo);
   if (r === undefined) {
-    r = { layers: new Set(), revisions: new Set(), tags: new Map() };
+    r = { layers: new Set(), revisions: new Map(), tags: new Map() };
     plan.repos.set(repo, r);
   }
   return r;
@@ -159,20 +169,69 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     if (outcome === 'copied' || outcome === 'written') stats.bytesCopied += src.size;
   });
 
-  // 2. _layers and revision links.
-  const links: Array<[string, Digest]> = [];
+  // 2. _layers links and image manifests' revision links; 3. indexes' revision links, level by level.
+  const levels = new Map<number, Array<[string, Digest]>>();
+  const atLevel = (n: number): Array<[string, Digest]> => {
+    let l = levels.get(n);
+    if (l === undefined) levels.set(n, (l = []));
+    return l;
+  };
   for (const [repo, r] of plan.repos) {
-    for (const d of r.layers) links.push([layerLinkPath(v2, repo, d), d]);
-    for (const d of r.revisions) links.push([revisionLinkPath(v2, repo, d), d]);
+    for (const d of r.layers) atLevel(0).push([layerLinkPath(v2, repo, d), d]);
+    for (const [d, level] of r.revisions) atLevel(level).push([revisionLinkPath(v2, repo, d), d]);
   }
-  await runPhase('links', links, ([path, d]) => putLink(path, d));
+  for (const n of [...levels.keys()].sort((a, b) => a - b)) await runPhase('links', levels.get(n)!, ([path, d]) => putLink(path, d));
 
-  // 3. Tag index entries, then 4. current links: a tag becomes visible only when all it needs is there.
+  // 4. Tags, last: a tag becomes visible only when all it needs is there, and whole.
   const tags: Array<[RepoName, Tag, Digest]> = [];
   for (const [repo, r] of plan.repos) for (const [tag, d] of r.tags) tags.push([repo, tag, d]);
-  await runPhase('tags', tags, ([repo, tag, d]) => putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d));
-  await runPhase('tags', tags, ([repo, tag, d]) => putLink(tagCurrentLinkPath(v2, repo, tag), d));
+  await runPhase('tags', tags, async ([repo, tag, d]) => {
+    if (!fresh && (await exists(tagDir(v2, repo, tag)))) {
+      await putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
+      await putLink(tagCurrentLinkPath(v2, repo, tag), d);
+      return;
+    }
+    await stageTag(v2, repo, tag, d);
+    stats.linksWritten += 2;
+  });
   return stats;
+}
+
+/**
+ * Create a tag's directory whole: `current/link` and the `index/` entry are written in a
+ * staging directory beside `_manifests` (its `_` keeps the catalog out), then renamed into
+ * `tags/`. If the tag appeared meanwhile, its links are written in place instead.
+ */
+async function stageTag(v2: string, repo: RepoName, tag: Tag, d: Digest): Promise<void> {
+  const stage = join(repoDir(v2, repo), `${TRASH_PREFIX}stage-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const staged = join(stage, tag);
+  try {
+    await writeLink(join(staged, 'current', 'link'), d);
+    await writeLink(join(staged, relative(tagDir(v2, repo, tag), tagIndexEntryLinkPath(v2, repo, tag, d))), d);
+    await mkdir(tagsDir(v2, repo), { recursive: true });
+    try {
+      await rename(staged, tagDir(v2, repo, tag));
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
+      await writeLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
+      await writeLink(tagCurrentLinkPath(v2, repo, tag), d);
+    }
+  } catch (err) {
+    throw err instanceof RegfsError ? err : ioError('writing tag', tagDir(v2, repo, tag), err);
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw ioError('reading', path, err);
+  }
 }
 
 async function placeBlob(v2: string, d: Digest, src: BlobSource, linker: Linker): Promise<PlaceOutcome | 'written'> {
