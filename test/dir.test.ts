@@ -246,6 +246,28 @@ test('from-dir: verification before anything is visible; --no-verify checks pres
     assert.equal(dry.images.length, 1);
     await assert.rejects(stat(join(dir, 'dry')));
     await rm(join(exp, 'library/busybox:1.36', 'manifest.json'));
-    await assert.rejects(fromDir({ input: join(exp, 'library/busybox:1.36'), output: join(dir, 'y') }), (e) => isRegfsError(e, 'NOT_DIR_TRANSPORT'));
+    await assert.rejects(fromDir({ input: join(exp, 'library/busybox:1.36'), output: join(dir, 'y') }), (e) => isRegfsError(e, 'INCOMPLETE') && e.problems[0]?.code === 'MANIFEST_UNKNOWN');
+    await assert.rejects(fromDir({ input: join(dir, 'nothing-here'), output: join(dir, 'y') }), (e) => isRegfsError(e, 'NOT_DIR_TRANSPORT'));
+  });
+});
+
+test('from-dir: a name the registry cannot serve (a host with a port) is refused; an interrupted image directory is reported', async () => {
+  await withTemp(async (dir) => {
+    const exp = join(dir, 'exp');
+    await toDir({ list: await listFile(dir, ['team/app:v1', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: join(dir, 'plain') });
+    await mkdir(join(exp, '127.0.0.1:5000', 'team'), { recursive: true });
+    await rename(join(dir, 'plain', 'team', 'app:v1'), join(exp, '127.0.0.1:5000', 'team', 'app:v1'));
+    await assert.rejects(fromDir({ input: exp, output: join(dir, 'dest') }), (e) => {
+      assert.ok(isRegfsError(e, 'INCOMPLETE'));
+      assert.equal(e.problems[0]?.code, 'NAME_INVALID');
+      assert.match(e.problems[0]!.message, /--strip-registry/);
+      return true;
+    });
+    assert.equal((await fromDir({ input: exp, output: join(dir, 'dest'), stripRegistry: true })).images[0]!.ref, 'team/app:v1');
+    // An image directory whose copy was cut short: a version file and blobs, no manifest.json.
+    const cut = join(dir, 'plain', 'library', 'busybox:1.36');
+    await unlink(join(cut, 'manifest.json'));
+    await assert.rejects(fromDir({ input: join(dir, 'plain'), output: join(dir, 'd2') }), (e) => isRegfsError(e, 'INCOMPLETE') && e.problems[0]?.code === 'MANIFEST_UNKNOWN' && e.problems[0].message.includes('busybox:1.36'));
+    await assert.rejects(fromDir({ input: cut, output: join(dir, 'd3'), name: 'a:b' }), (e) => isRegfsError(e, 'INCOMPLETE') && e.problems[0]?.code === 'MANIFEST_UNKNOWN');
   });
 });

@@ -20,7 +20,7 @@ import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
 import { createLinker, type LinkFs, type LinkMode } from '../fs/link.js';
 import type { BlobInfo } from '../registry/read.js';
 import { countPlanFiles, writePlan, type WriteProgress } from '../registry/write.js';
-import { MANIFEST_FILE } from '../dir/layout.js';
+import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { parseImageDirName } from '../dir/names.js';
 import { findDirBlob, readDirManifest } from '../dir/read.js';
 import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, type ImageContent } from './common.js';
@@ -133,8 +133,18 @@ interface ReadContext {
 async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContext): Promise<ImageContent | undefined> {
   const ref = parseImageDirName(dir.name);
   const repo = stripHost(ref.repo, opts.stripRegistry === true);
+  const host = repo.split('/')[0]!;
+  if (repo.includes('/') && host.includes(':')) {
+    throw new RegfsError(
+      'NAME_INVALID',
+      `repository ${repo} starts with the registry host ${host}; docker-registry 2.8 cannot store or serve a name with a :port (it answers 500); --strip-registry drops the host`,
+      { path: dir.path },
+    );
+  }
   const top = await readDirManifest(dir.path);
-  if (top === undefined) throw new RegfsError('MANIFEST_UNKNOWN', `"${dir.path}" holds no ${MANIFEST_FILE}`, { path: dir.path });
+  if (top === undefined) {
+    throw new RegfsError('MANIFEST_UNKNOWN', `image directory "${dir.path}" holds no ${MANIFEST_FILE}: a copy cut short?`, { path: dir.path });
+  }
   if (ref.digest !== undefined && ref.digest !== top.digest) {
     throw new RegfsError('DIGEST_MISMATCH', `the directory is named for ${ref.digest}, but its manifest's digest is ${top.digest}`, { digest: ref.digest });
   }
@@ -196,10 +206,10 @@ function stripHost(repo: RepoName, strip: boolean): RepoName {
 }
 
 /**
- * The image directories of the input: the input itself if it holds `manifest.json` (named by
- * `name`, else by its own basename), otherwise every directory below it that holds one (named
- * by its path relative to the input; the walk does not descend into image directories, as
- * `skopeo sync --src dir` does not).
+ * The image directories of the input: the input itself if it holds `manifest.json` or a
+ * `version` file (named by `name`, else by its own basename), otherwise every directory below
+ * it that holds one (named by its path relative to the input; the walk does not descend into
+ * image directories, as `skopeo sync --src dir` does not).
  */
 async function findImageDirs(input: string, name: string | undefined): Promise<DirImage[]> {
   const entries = await readdir(input, { withFileTypes: true }).catch((err: unknown) => {
@@ -207,8 +217,9 @@ async function findImageDirs(input: string, name: string | undefined): Promise<D
     if (why !== undefined) throw new RegfsError('NOT_DIR_TRANSPORT', `input "${input}": ${why}`, { path: input });
     throw ioError('reading', input, err);
   });
-  if (entries.some((e) => e.name === MANIFEST_FILE)) return [{ path: input, label: input, name: name ?? basename(input) }];
-  if (name !== undefined) throw new RegfsError('USAGE', `--name is for one image directory, and "${input}" holds no ${MANIFEST_FILE}`, { path: input });
+  const isImage = (list: typeof entries): boolean => list.some((e) => e.name === MANIFEST_FILE || e.name === VERSION_FILE);
+  if (isImage(entries)) return [{ path: input, label: input, name: name ?? basename(input) }];
+  if (name !== undefined) throw new RegfsError('USAGE', `--name is for one image directory, and "${input}" is none (no ${MANIFEST_FILE}, no ${VERSION_FILE})`, { path: input });
   const out: DirImage[] = [];
   const walk = async (dir: string, list: typeof entries): Promise<void> => {
     for (const e of list) {
@@ -217,7 +228,9 @@ async function findImageDirs(input: string, name: string | undefined): Promise<D
       const sub = await readdir(path, { withFileTypes: true }).catch((err: unknown) => {
         throw ioError('reading', path, err);
       });
-      if (sub.some((x) => x.name === MANIFEST_FILE)) out.push({ path, label: relative(input, path), name: relative(input, path) });
+      // A directory with a version file but no manifest.json is an image directory whose copy
+      // was cut short: it is reported, not skipped.
+      if (isImage(sub)) out.push({ path, label: relative(input, path), name: relative(input, path) });
       else await walk(path, sub);
     }
   };
