@@ -28,7 +28,7 @@ export {
 } from './manifest.js';
 export * as layout from './registry/layout.js';
 export { readLink, writeLink, parseLinkContent } from './registry/link-file.js';
-export { RegistryReader, findStorageRoot, type BlobInfo } from './registry/read.js';
+export { RegistryReader, findStorageRoot, holdsRepository, compareRepoNames, type BlobInfo } from './registry/read.js';
 export {
   writePlan,
   emptyPlan,
@@ -50,3 +50,12 @@ export { schema1Payload } from './schema1.js';
 export * as dirLayout from './dir/layout.js';
 export { imageDirName, parseImageDirName, encodePortable, decodePortable } from './dir/names.js';
 export { readDirManifest, findDirBlob, type DirBlob } from './dir/read.js';
+export { listImages, globToRegExp, parseListPattern, type ListOptions, type ListResult, type ListPattern, type RepoListing, type TagListing } from './ops/ls.js';
+export {
+  inspectImage,
+  type InspectOptions,
+  type InspectResult,
+  type ImageConfigSummary,
+  type InspectedBlob,
+  type InspectedManifest,
+} from './ops/inspect.js';

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { parseManifest, type Manifest } from '../manifest.js';
-import { isTag, parseRepoName, type RepoName, type Tag } from '../reference.js';
+import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
 import { readLink } from './link-file.js';
 
@@ -107,34 +107,29 @@ export class RegistryReader {
   }
 
   /**
-   * Every repository, as the registry's catalog finds them: a directory holding `_manifests`
-   * is a repository, and the walk goes on into its other subdirectories (nested names);
-   * directories starting with `_` are skipped. Sorted.
+   * Every repository as the registry's catalog finds it (catalog.go): a directory holding
+   * `_layers` (2.x) or `_manifests` (v3) is one, the walk goes on into its other
+   * subdirectories (nested names), and directories starting with `_` are skipped. Names that
+   * are not valid repository names cannot be served and are left out. In catalog order.
    */
   async listRepositories(): Promise<RepoName[]> {
+    const root = repositoriesDir(this.v2);
     const out: RepoName[] = [];
     const walk = async (rel: string): Promise<void> => {
-      const dir = join(repositoriesDir(this.v2), rel);
+      const dir = rel === '' ? root : join(root, rel);
       let entries;
       try {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
-        if (errnoCode(err) === 'ENOENT') return;
+        const code = errnoCode(err);
+        if (code === 'ENOENT' || code === 'ENOTDIR') return;
         throw ioError('listing repositories in', dir, err);
       }
-      if (rel !== '' && entries.some((e) => e.name === '_manifests' && e.isDirectory())) {
-        try {
-          out.push(parseRepoName(rel));
-        } catch {
-          // A directory whose path is not a valid name cannot be served; skip it.
-        }
-      }
-      for (const e of entries) {
-        if (e.isDirectory() && !e.name.startsWith('_')) await walk(rel === '' ? e.name : `${rel}/${e.name}`);
-      }
+      if (rel !== '' && holdsRepository(entries) && isRepoName(rel)) out.push(rel);
+      await Promise.all(entries.filter((e) => e.isDirectory() && !e.name.startsWith('_')).map((e) => walk(rel === '' ? e.name : `${rel}/${e.name}`)));
     };
     await walk('');
-    return out.sort();
+    return out.sort(compareRepoNames);
   }
 
   /** The repository's directory (for messages). */
@@ -178,6 +173,28 @@ export class RegistryReader {
 }
 
 /** True for a directory, false if nothing is there; any other failure (EACCES, ELOOP …) is an IO_ERROR. */
+/**
+ * True for the entries of a repository's directory: the 2.x catalog (and so 2.x's garbage
+ * collector) takes `_layers` as the sign, v3 `_manifests`; either one makes a repository.
+ */
+export function holdsRepository(entries: Array<{ name: string; isDirectory(): boolean }>): boolean {
+  return entries.some((e) => (e.name === '_layers' || e.name === '_manifests') && e.isDirectory());
+}
+
+/**
+ * The catalog's order: byte-wise, but `/` sorts before every other character, so a repository
+ * is followed by the ones nested in it (distribution's `lessPath`).
+ */
+export function compareRepoNames(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i) === 0x2f ? 0 : a.charCodeAt(i);
+    const y = b.charCodeAt(i) === 0x2f ? 0 : b.charCodeAt(i);
+    if (x !== y) return x - y;
+  }
+  return a.length - b.length;
+}
+
 async function isDirectory(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isDirectory();

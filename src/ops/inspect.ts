@@ -1,0 +1,467 @@
+/**
+ * `inspect`: one image in registry storage, read-only, as the registry would serve it: the
+ * reference resolved the registry's way (tag `current/link`, then the repository's revision
+ * link), the manifest's exact bytes (verified against their digest), and what it holds: for an
+ * image manifest its config (summarised from the config JSON, leniently and only for image
+ * config media types) and layers with sizes and presence; for schema1 the layers of
+ * `fsLayers` and the `v1Compatibility` of the top entry; for an index each child with its
+ * platform; for an OCI artifact its `artifactType` and `subject`.
+ *
+ * This module also holds what `ls` shares: `measureImage` (total size, blob counts and
+ * platforms of a manifest and everything below it) and the config summariser. Neither reads
+ * a layer's bytes (sizes come from `lstat` through the reader's cache); only configs, which
+ * are small JSON, are read, once per digest.
+ */
+import { readFile } from 'node:fs/promises';
+import { RegfsError } from '../errors.js';
+import type { Digest } from '../digest.js';
+import { formatPlatform, isIndexKind, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
+import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
+import { RegistryReader } from '../registry/read.js';
+import { repoDir, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
+
+/** A config larger than this is not read (real configs are kilobytes). */
+export const CONFIG_MAX_BYTES = 16 << 20;
+
+export interface InspectOptions {
+  /** Registry root (holds `docker/registry/v2`), or that `v2` directory. */
+  root: string;
+  /** `repo:tag`, `repo@sha256:<hex>` or `repo:tag@sha256:<hex>` (the tag must point at that digest). */
+  ref: string;
+}
+
+/** What an image's config says, as far as it could be read. Fields the config lacks are undefined. */
+export interface ImageConfigSummary {
+  os: string | undefined;
+  architecture: string | undefined;
+  variant: string | undefined;
+  created: string | undefined;
+  author: string | undefined;
+  user: string | undefined;
+  workingDir: string | undefined;
+  entrypoint: string[] | undefined;
+  cmd: string[] | undefined;
+  /** How many `Env` entries. */
+  env: number;
+  labels: Record<string, string>;
+  exposedPorts: string[];
+  /** How many `rootfs.diff_ids` (undefined for schema1, which has none). */
+  diffIds: number | undefined;
+  /** How many `history` entries. */
+  history: number | undefined;
+}
+
+/** A config or layer blob of an image manifest. */
+export interface InspectedBlob {
+  digest: Digest;
+  mediaType: string | undefined;
+  /** The descriptor's size; for schema1 (which gives none) the stored size, or undefined if absent. */
+  size: number | undefined;
+  /** Blob data is in storage. */
+  present: boolean;
+  /** Foreign or nondistributable content: where the blob lives instead (it may be absent). */
+  urls: string[] | undefined;
+}
+
+/** A child manifest of an index, or the `subject` of an artifact. */
+export interface InspectedManifest {
+  digest: Digest;
+  mediaType: string | undefined;
+  size: number;
+  /** `os/arch[/variant]` as the index gives it. */
+  platform: string | undefined;
+  artifactType: string | undefined;
+  /** Blob data is in storage. */
+  present: boolean;
+  /** The repository has a revision link for it (the registry serves it by digest). */
+  linked: boolean;
+}
+
+/** Everything `inspect` reports about one image. */
+export interface InspectResult {
+  /** `repo:tag@digest` or `repo@digest`. */
+  ref: string;
+  repo: RepoName;
+  tag: Tag | undefined;
+  digest: Digest;
+  kind: ManifestKind;
+  mediaType: string;
+  /** The manifest's exact stored bytes. */
+  raw: Buffer;
+  /** Bytes of the manifest itself. */
+  size: number;
+  /** The manifest, every child manifest and every distinct config and layer present, in bytes. */
+  totalSize: number;
+  /** Distinct config and layer blobs counted in `totalSize`. */
+  blobs: number;
+  /** Referenced manifests and blobs absent from storage or unreadable (absent foreign layers excepted). */
+  missing: number;
+  /** Image: its config's (schema1: its manifest's) platform; index: its children's, nested indexes included. */
+  platforms: string[];
+  /** OCI: `artifactType`, or the config media type when that is not an image config's. */
+  artifactType: string | undefined;
+  annotations: Record<string, string> | undefined;
+  /** Image manifests (not schema1): the config blob. */
+  config: InspectedBlob | undefined;
+  /** The config summarised (schema1: from the top `v1Compatibility`). */
+  image: ImageConfigSummary | undefined;
+  /** Why there is no `image` summary, when there is none. */
+  imageNote: string | undefined;
+  /** Image manifests: the layers in manifest order (schema1: `fsLayers`, top layer first). */
+  layers: InspectedBlob[];
+  /** Indexes: the children in index order. */
+  manifests: InspectedManifest[];
+  /** OCI 1.1: the manifest this one refers to. */
+  subject: InspectedManifest | undefined;
+}
+
+/** Inspect one image. Throws RegfsError when the reference does not resolve as the registry would resolve it. */
+export async function inspectImage(opts: InspectOptions): Promise<InspectResult> {
+  const ref = parseImageRef(opts.ref);
+  if (ref.tag === undefined && ref.digest === undefined) {
+    throw new RegfsError('USAGE', `inspect needs a tag or a digest: ${opts.ref}:TAG or ${opts.ref}@sha256:<hex> ("regfs ls ROOT ${opts.ref}" lists its tags)`);
+  }
+  const reader = await RegistryReader.open(opts.root);
+  const { repo, tag } = ref;
+  if (!(await reader.hasRepository(repo))) {
+    throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist (no "${repoDir(reader.v2, repo)}/_manifests")`, { path: repoDir(reader.v2, repo) });
+  }
+  let digest: Digest;
+  if (tag !== undefined) {
+    const path = tagCurrentLinkPath(reader.v2, repo, tag);
+    const current = await reader.tagDigest(repo, tag);
+    if (current === undefined) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} does not exist (no "${path}")`, { path });
+    if (ref.digest !== undefined && ref.digest !== current) {
+      throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${tag} points at ${current}, not at ${ref.digest}`, { path, digest: current });
+    }
+    digest = current;
+  } else {
+    digest = ref.digest!;
+  }
+  if (!(await reader.hasRevision(repo, digest))) {
+    const path = revisionLinkPath(reader.v2, repo, digest);
+    throw new RegfsError('MANIFEST_UNKNOWN', `manifest ${digest} has no revision link in repository ${repo} (no "${path}"), so the registry would not serve it`, {
+      path,
+      digest,
+    });
+  }
+  const m = await reader.manifest(digest);
+  const summarize = createConfigSummarizer(reader);
+  const measured = await measureImage(reader, m, summarize);
+
+  const result: InspectResult = {
+    ref: formatImageRef({ repo, tag, digest }),
+    repo,
+    tag,
+    digest,
+    kind: m.kind,
+    mediaType: m.mediaType,
+    raw: m.raw,
+    size: m.raw.length,
+    totalSize: measured.size,
+    blobs: measured.blobs,
+    missing: measured.missing,
+    platforms: measured.platforms,
+    artifactType: effectiveArtifactType(m),
+    annotations: stringMap(parseJson(m.raw)?.['annotations']),
+    config: undefined,
+    image: undefined,
+    imageNote: undefined,
+    layers: [],
+    manifests: [],
+    subject: m.subject === undefined ? undefined : await inspectManifest(reader, repo, m.subject),
+  };
+  if (isIndexKind(m.kind)) {
+    result.manifests = await Promise.all(m.manifests.map((c) => inspectManifest(reader, repo, c)));
+    return result;
+  }
+  result.layers = await Promise.all(m.layers.map((l) => inspectBlob(reader, l)));
+  if (m.config !== undefined) {
+    result.config = await inspectBlob(reader, m.config);
+    const read = await summarize(m.config);
+    result.image = read.summary;
+    result.imageNote = read.note;
+  } else {
+    const s = schema1Summary(m);
+    result.image = s;
+    result.imageNote = s === undefined ? 'the schema1 manifest has no readable v1Compatibility' : undefined;
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared with ls.
+
+/** A config summary, or why there is none. */
+export interface ConfigRead {
+  summary: ImageConfigSummary | undefined;
+  note: string | undefined;
+}
+
+/** Summarise a config descriptor's blob; memoised by digest (many images share a config). */
+export type ConfigSummarizer = (config: Descriptor) => Promise<ConfigRead>;
+
+/** Media types whose blob is an image config JSON (a descriptor without one is tried too). */
+export function isImageConfigType(mediaType: string | undefined): boolean {
+  return mediaType === undefined || mediaType === MediaTypes.dockerConfig || mediaType === MediaTypes.ociConfig;
+}
+
+/** A memoising config summariser over a reader. Never throws for a bad config: it says why in `note`. */
+export function createConfigSummarizer(reader: RegistryReader): ConfigSummarizer {
+  const cache = new Map<Digest, Promise<ConfigRead>>();
+  return (config) => {
+    let p = cache.get(config.digest);
+    if (p === undefined) {
+      p = readConfig(reader, config);
+      cache.set(config.digest, p);
+    }
+    return p;
+  };
+}
+
+/** Size, counts and platforms of a manifest and everything below it. */
+export interface ImageMeasure {
+  /** The manifest, every child manifest and every distinct config and layer present, in bytes. */
+  size: number;
+  /** Distinct manifests counted (the top one and every child found). */
+  manifests: number;
+  /** Distinct config and layer blobs counted. */
+  blobs: number;
+  /** Referenced manifests and blobs absent from storage or unreadable (absent foreign layers excepted). */
+  missing: number;
+  platforms: string[];
+}
+
+/**
+ * Measure a manifest: its bytes, each child manifest's (an index, recursively), and each
+ * distinct config and layer blob present in storage, by stat. Damage is counted in
+ * `missing`, never thrown: `regfs verify` is the tool that explains it.
+ */
+export async function measureImage(reader: RegistryReader, top: Manifest, summarize: ConfigSummarizer): Promise<ImageMeasure> {
+  const visited = new Map<Digest, Promise<string[]>>();
+  const seenBlobs = new Set<Digest>();
+  const missing = new Set<Digest>();
+  const out: ImageMeasure = { size: 0, manifests: 0, blobs: 0, missing: 0, platforms: [] };
+
+  const visit = (m: Manifest): Promise<string[]> => {
+    let p = visited.get(m.digest);
+    if (p === undefined) {
+      out.size += m.raw.length;
+      out.manifests++;
+      p = isIndexKind(m.kind) ? visitIndex(m) : visitImage(m);
+      visited.set(m.digest, p);
+    }
+    return p;
+  };
+  const visitIndex = async (m: Manifest): Promise<string[]> => {
+    const perChild = await Promise.all(
+      m.manifests.map(async (c) => {
+        let child: Manifest | undefined;
+        try {
+          child = await reader.manifest(c.digest);
+        } catch (err) {
+          if (!(err instanceof RegfsError)) throw err;
+          missing.add(c.digest);
+        }
+        const below = child === undefined ? [] : await visit(child);
+        if (c.platform === undefined) return below;
+        // buildx attestation manifests sit in indexes as unknown/unknown: not a platform.
+        return c.platform.os === 'unknown' && c.platform.architecture === 'unknown' ? [] : [formatPlatform(c.platform)];
+      }),
+    );
+    return unique(perChild.flat());
+  };
+  const visitImage = async (m: Manifest): Promise<string[]> => {
+    await Promise.all(
+      referencedBlobs(m).map(async (d) => {
+        if (seenBlobs.has(d.digest)) return;
+        seenBlobs.add(d.digest);
+        let info;
+        try {
+          info = await reader.blobInfo(d.digest);
+        } catch (err) {
+          if (!(err instanceof RegfsError)) throw err;
+          missing.add(d.digest);
+          return;
+        }
+        if (info === undefined) {
+          if (d.urls === undefined) missing.add(d.digest);
+          return;
+        }
+        out.size += info.size;
+        out.blobs++;
+      }),
+    );
+    return imagePlatforms(m, summarize);
+  };
+  out.platforms = await visit(top);
+  out.missing = missing.size;
+  return out;
+}
+
+/** The platform of an image manifest: from its config, or (schema1) from the manifest. */
+async function imagePlatforms(m: Manifest, summarize: ConfigSummarizer): Promise<string[]> {
+  const s = m.config === undefined ? schema1Summary(m) : (await summarize(m.config)).summary;
+  const p = s === undefined ? undefined : summaryPlatform(s);
+  return p === undefined ? [] : [p];
+}
+
+/** `os/arch[/variant]` of a summary, or undefined without both os and architecture. */
+export function summaryPlatform(s: ImageConfigSummary): string | undefined {
+  if (s.os === undefined || s.architecture === undefined) return undefined;
+  return formatPlatform({ os: s.os, architecture: s.architecture, variant: s.variant });
+}
+
+/**
+ * An OCI artifact's type: `artifactType`, or (as the image-spec says) the config media type
+ * when it is not an image config's. Undefined for images and indexes without one.
+ */
+export function effectiveArtifactType(m: Manifest): string | undefined {
+  if (m.artifactType !== undefined) return m.artifactType;
+  if (m.config !== undefined && !isImageConfigType(m.config.mediaType)) return m.config.mediaType;
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function readConfig(reader: RegistryReader, config: Descriptor): Promise<ConfigRead> {
+  const none = (note: string): ConfigRead => ({ summary: undefined, note });
+  if (!isImageConfigType(config.mediaType)) return none(`the config is not an image config (${config.mediaType})`);
+  let info;
+  try {
+    info = await reader.blobInfo(config.digest);
+  } catch (err) {
+    if (!(err instanceof RegfsError)) throw err;
+    return none(err.message);
+  }
+  if (info === undefined) return none(`the config blob ${config.digest} is missing from storage`);
+  if (info.size > CONFIG_MAX_BYTES) return none(`the config blob is ${info.size} bytes, too large to summarise`);
+  let raw: Buffer;
+  try {
+    raw = await readFile(info.path);
+  } catch (err) {
+    return none(`the config blob "${info.path}" cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const doc = parseJson(raw);
+  if (doc === undefined) return none(`the config blob ${config.digest} is not a JSON object`);
+  return { summary: summarizeConfigDoc(doc), note: undefined };
+}
+
+/** Summarise an image config document (Docker or OCI; the two share these fields). */
+function summarizeConfigDoc(doc: Record<string, unknown>): ImageConfigSummary {
+  const c = asObject(doc['config']) ?? {};
+  const rootfs = asObject(doc['rootfs']);
+  const diffIds = rootfs?.['diff_ids'];
+  const history = doc['history'];
+  return {
+    os: str(doc['os']),
+    architecture: str(doc['architecture']),
+    variant: str(doc['variant']),
+    created: str(doc['created']),
+    author: str(doc['author']),
+    user: nonEmpty(str(c['User'])),
+    workingDir: nonEmpty(str(c['WorkingDir'])),
+    entrypoint: strList(c['Entrypoint']),
+    cmd: strList(c['Cmd']),
+    env: Array.isArray(c['Env']) ? c['Env'].length : 0,
+    labels: stringMap(c['Labels']) ?? {},
+    exposedPorts: Object.keys(asObject(c['ExposedPorts']) ?? {}).sort(),
+    diffIds: Array.isArray(diffIds) ? diffIds.length : undefined,
+    history: Array.isArray(history) ? history.length : undefined,
+  };
+}
+
+/**
+ * Schema1 carries no config blob: the manifest's `architecture` and the top `history`
+ * entry's `v1Compatibility` (a JSON string of the top layer's v1 image) stand in for it.
+ */
+function schema1Summary(m: Manifest): ImageConfigSummary | undefined {
+  const doc = parseJson(m.raw);
+  if (doc === undefined) return undefined;
+  const history = Array.isArray(doc['history']) ? doc['history'] : [];
+  const top = asObject(history[0]);
+  const v1 = typeof top?.['v1Compatibility'] === 'string' ? parseJson(Buffer.from(top['v1Compatibility'])) : undefined;
+  const s = summarizeConfigDoc(v1 ?? {});
+  return {
+    ...s,
+    architecture: str(doc['architecture']) ?? s.architecture,
+    diffIds: undefined,
+    history: history.length,
+  };
+}
+
+async function inspectBlob(reader: RegistryReader, d: Descriptor): Promise<InspectedBlob> {
+  let info;
+  try {
+    info = await reader.blobInfo(d.digest);
+  } catch (err) {
+    if (!(err instanceof RegfsError)) throw err;
+  }
+  return {
+    digest: d.digest,
+    mediaType: d.mediaType,
+    size: d.size >= 0 ? d.size : info?.size,
+    present: info !== undefined,
+    urls: d.urls,
+  };
+}
+
+async function inspectManifest(reader: RegistryReader, repo: RepoName, d: Descriptor): Promise<InspectedManifest> {
+  const [info, linked] = await Promise.all([
+    reader.blobInfo(d.digest).catch((err: unknown) => {
+      if (!(err instanceof RegfsError)) throw err;
+      return undefined;
+    }),
+    reader.hasRevision(repo, d.digest).catch((err: unknown) => {
+      if (!(err instanceof RegfsError)) throw err;
+      return false;
+    }),
+  ]);
+  return {
+    digest: d.digest,
+    mediaType: d.mediaType,
+    size: d.size,
+    platform: d.platform === undefined ? undefined : formatPlatform(d.platform),
+    artifactType: d.artifactType,
+    present: info !== undefined,
+    linked,
+  };
+}
+
+function parseJson(raw: Buffer): Record<string, unknown> | undefined {
+  try {
+    return asObject(JSON.parse(raw.toString('utf8')));
+  } catch {
+    return undefined;
+  }
+}
+
+function asObject(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function nonEmpty(s: string | undefined): string | undefined {
+  return s === '' ? undefined : s;
+}
+
+/** A list of strings; a lone string (as some tools write `Cmd`) becomes a list of one. */
+function strList(v: unknown): string[] | undefined {
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  return undefined;
+}
+
+/** The string-valued entries of an object, or undefined if it is not one. */
+function stringMap(v: unknown): Record<string, string> | undefined {
+  const o = asObject(v);
+  if (o === undefined) return undefined;
+  return Object.fromEntries(Object.entries(o).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
+function unique(xs: string[]): string[] {
+  return [...new Set(xs)];
+}

@@ -1,0 +1,180 @@
+/**
+ * `ls`: the repositories of registry storage as the registry's catalog finds them (nested
+ * names, names with a registry host, repositories without tags) and each tag with what it
+ * points at: digest, media type and kind, platforms, and total size. Read-only.
+ *
+ * Which directories are repositories: docker-registry 2.x's catalog (2.8.2 included) lists a
+ * directory that holds `_layers`; v3's lists one that holds `_manifests`. Both walk on into the
+ * other subdirectories (nested names) and skip those starting with `_`. `ls` lists what either
+ * would list, in the catalog's order (component by component, so `a`, `a/b`, `a-b`).
+ *
+ * A tag is read the registry's way: `current/link`, then the repository's revision link, then
+ * the manifest blob (hashed against its digest). A tag that fails any of these is listed with
+ * its `error` and the listing goes on, as the registry goes on serving the other tags; the
+ * `regfs verify` command is the tool for explaining damage. Sizes come from `lstat` (the
+ * reader caches them by digest, so shared layers are looked at once); only manifests and image
+ * configs (for platforms) are read. Tags are described in parallel, `jobs` at a time.
+ */
+import pLimit from 'p-limit';
+import { RegfsError } from '../errors.js';
+import type { Digest } from '../digest.js';
+import type { ManifestKind } from '../manifest.js';
+import type { RepoName, Tag } from '../reference.js';
+import { RegistryReader } from '../registry/read.js';
+import { revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
+import { checkJobs } from './common.js';
+import { createConfigSummarizer, effectiveArtifactType, measureImage, type ConfigSummarizer } from './inspect.js';
+
+export interface ListOptions {
+  /** Registry root (holds `docker/registry/v2`), or that `v2` directory. */
+  root: string;
+  /**
+   * A glob over repository names (`*` and `?` within a path component, `**` across them),
+   * optionally followed by `:` and a glob over tags: `team/**`, `**` + `/busybox`, `team/**:v1*`.
+   * A `:` followed by a `/` belongs to a registry host (`localhost:5000/app`), not to a tag
+   * glob. An empty repository part (`:latest`) means every repository.
+   */
+  pattern?: string;
+  /** Tags described at once (default 16). */
+  jobs?: number;
+}
+
+/** One tag and what it points at. */
+export interface TagListing {
+  tag: Tag;
+  /** What `current/link` names; absent when that link is missing or malformed. */
+  digest?: Digest;
+  /** The rest is absent when `error` is set. */
+  mediaType?: string;
+  kind?: ManifestKind;
+  /** OCI artifacts: `artifactType`, or the config media type when it is not an image config's. */
+  artifactType?: string;
+  /** Image: from its config (schema1: its manifest); index: its children's, nested indexes included. */
+  platforms: string[];
+  /** The manifest, every child manifest and every distinct config and layer blob present, in bytes. */
+  size?: number;
+  /** Distinct config and layer blobs counted in `size`. */
+  blobs?: number;
+  /** Referenced manifests and blobs absent from storage or unreadable (absent foreign layers excepted). */
+  missing?: number;
+  /** Why the registry could not serve this tag: a missing or malformed link, a damaged manifest. */
+  error?: RegfsError;
+}
+
+/** One repository; `tags` is empty for a repository without tags. */
+export interface RepoListing {
+  name: RepoName;
+  tags: TagListing[];
+}
+
+export interface ListResult {
+  /** The storage root read (`…/docker/registry/v2`). */
+  storage: string;
+  /** Repositories in catalog order (`compareRepoNames` in registry/read.ts), tags sorted within each. */
+  repositories: RepoListing[];
+}
+
+/** List repositories and tags. Throws only for an unusable root, pattern or `jobs`. */
+export async function listImages(opts: ListOptions): Promise<ListResult> {
+  const jobs = checkJobs(opts.jobs);
+  const pattern = parseListPattern(opts.pattern);
+  const reader = await RegistryReader.open(opts.root);
+  const limit = pLimit(jobs);
+  const summarize = createConfigSummarizer(reader);
+
+  const repos = (await reader.listRepositories()).filter((r) => pattern.repo.test(r));
+  const tagged = await Promise.all(
+    repos.map((name) => limit(async () => ({ name, tags: (await reader.listTags(name)).filter((t) => pattern.tag === undefined || pattern.tag.test(t)) }))),
+  );
+  const repositories = await Promise.all(
+    tagged
+      // With a tag glob, a repository none of whose tags match is not listed.
+      .filter((r) => pattern.tag === undefined || r.tags.length > 0)
+      .map(async (r) => ({
+        name: r.name,
+        tags: await Promise.all(r.tags.map((tag) => limit(() => describeTag(reader, r.name, tag, summarize)))),
+      })),
+  );
+  return { storage: reader.v2, repositories };
+}
+
+/** Compiled `ls` pattern: a repository glob and an optional tag glob, both anchored. */
+export interface ListPattern {
+  repo: RegExp;
+  tag: RegExp | undefined;
+}
+
+/** Split and compile an `ls` pattern (see `ListOptions.pattern`); no pattern matches everything. */
+export function parseListPattern(pattern: string | undefined): ListPattern {
+  if (pattern === undefined || pattern === '') return { repo: /^/, tag: undefined };
+  const colon = pattern.lastIndexOf(':');
+  if (colon < 0 || colon < pattern.lastIndexOf('/')) return { repo: globToRegExp(pattern), tag: undefined };
+  const repo = pattern.slice(0, colon);
+  const tag = pattern.slice(colon + 1);
+  if (tag === '') throw new RegfsError('USAGE', `pattern ${JSON.stringify(pattern)} has an empty tag glob after ":"`);
+  return { repo: repo === '' ? /^/ : globToRegExp(repo), tag: globToRegExp(tag) };
+}
+
+/**
+ * An anchored RegExp for a glob over `/`-separated names: `*` is any run of characters but
+ * `/`, `?` one character but `/`, `**` any run including `/`; `**` + `/` at the start or after
+ * a `/` may also match no component at all (`**` + `/busybox` matches `busybox`). Every other
+ * character matches itself.
+ */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') {
+      let j = i;
+      while (glob[j] === '*') j++;
+      if (j - i === 1) {
+        re += '[^/]*';
+      } else if ((i === 0 || glob[i - 1] === '/') && glob[j] === '/') {
+        re += '(?:.*/)?';
+        j++; // the slash is part of the optional group
+      } else {
+        re += '.*';
+      }
+      i = j - 1;
+    } else if (c === '?') {
+      re += '[^/]';
+    } else {
+      re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    }
+  }
+  return new RegExp(`^${re}$`);
+}
+
+async function describeTag(reader: RegistryReader, repo: RepoName, tag: Tag, summarize: ConfigSummarizer): Promise<TagListing> {
+  let digest: Digest | undefined;
+  try {
+    digest = await reader.tagDigest(repo, tag);
+    if (digest === undefined) {
+      const path = tagCurrentLinkPath(reader.v2, repo, tag);
+      throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} has a directory but no "${path}"`, { path });
+    }
+    if (!(await reader.hasRevision(repo, digest))) {
+      const path = revisionLinkPath(reader.v2, repo, digest);
+      throw new RegfsError('MANIFEST_UNKNOWN', `tag ${repo}:${tag} points at ${digest}, which has no revision link "${path}"`, { path, digest });
+    }
+    const m = await reader.manifest(digest);
+    const measured = await measureImage(reader, m, summarize);
+    const artifactType = effectiveArtifactType(m);
+    return {
+      tag,
+      digest,
+      mediaType: m.mediaType,
+      kind: m.kind,
+      ...(artifactType === undefined ? {} : { artifactType }),
+      platforms: measured.platforms,
+      size: measured.size,
+      blobs: measured.blobs,
+      missing: measured.missing,
+    };
+  } catch (err) {
+    // Anything but a RegfsError is a bug in regfs, not damage in the storage.
+    if (!(err instanceof RegfsError)) throw err;
+    return { tag, ...(digest === undefined ? {} : { digest }), platforms: [], error: err };
+  }
+}
