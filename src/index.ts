@@ -59,3 +59,8 @@ export {
   type InspectedBlob,
   type InspectedManifest,
 } from './ops/inspect.js';
+export { verify, type VerifyOptions, type VerifyResult, type Finding } from './ops/verify.js';
+export { gc, type GcOptions, type GcResult } from './ops/gc.js';
+export { rm, type RmOptions, type RmResult } from './ops/rm.js';
+export { scanStorage, type StorageScan, type RepoScan, type BlobEntry, type LinkEntry, type TagEntry } from './registry/scan.js';
+export { acquireLock, withLock, LOCK_FILE, type Lock, type LockOwner } from './fs/lock.js';

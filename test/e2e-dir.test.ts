@@ -21,17 +21,13 @@ import { fromDir, type FromDirResult } from '../src/ops/from-dir.js';
 import { RegfsError, type RegfsErrorCode } from '../src/errors.js';
 import { digestFile, digestHex, digestOf, parseDigest } from '../src/digest.js';
 import { isIndexKind, parseManifestContent } from '../src/manifest.js';
-import { registryGarbageCollectDryRun, startRegistry } from '../scripts/lib/registry-server.js';
+import { startRegistry } from '../scripts/lib/registry-server.js';
 import { skopeoCopy, skopeoInspectRaw, skopeoManifestDigestOf, withRetry } from '../scripts/lib/skopeo.js';
 import type { FixtureRef } from '../scripts/lib/fixture-spec.js';
 import { FIXTURE_ROOT, readFixtureManifest } from './helpers/fixture.js';
 import { copyTree, listFiles, snapshotTree, tempDir } from './helpers/tree.js';
+import { assertServed, assertServing, type Served } from './helpers/judge.js';
 
-/** An image as skopeo addresses it after the host (`repo:tag` or `repo@digest`), and its digest. */
-interface Served {
-  name: string;
-  digest: string;
-}
 
 const refs = (await readFixtureManifest()).refs;
 const current = refs.filter((r) => !r.overwritten);
@@ -386,44 +382,6 @@ function refDigests(r: FromDirResult): string[] {
 function blobDataRel(digest: string): string {
   const hex = digestHex(parseDigest(digest));
   return join('docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
-}
-
-/** Start a read-only registry on `root` and judge it; then its garbage collector must find nothing. */
-async function assertServed(root: string, expected: Served[], absent: string[], scratch: string): Promise<void> {
-  const reg = await startRegistry({ root, readOnly: true });
-  try {
-    await assertServing(reg.host, expected, absent, scratch);
-  } finally {
-    await reg.stop();
-  }
-  const gc = await registryGarbageCollectDryRun(root);
-  assert.deepEqual(gc.blobsEligible, [], gc.output);
-}
-
-/** Every expected image has its digest and copies in full; no absent one is served. */
-async function assertServing(host: string, expected: Served[], absent: string[], scratch: string): Promise<void> {
-  await mkdir(scratch, { recursive: true });
-  for (const s of expected) {
-    assert.equal(await skopeoManifestDigestOf(`docker://${host}/${s.name}`), s.digest, s.name);
-    await copyInFull(host, s.name, scratch);
-  }
-  for (const name of absent) await assert.rejects(skopeoManifestDigestOf(`docker://${host}/${name}`), `${name} must not be served`);
-}
-
-/**
- * `skopeo copy` the image, every platform of an index. skopeo 1.9 cannot copy a nested index
- * with `--all`, so such an index is walked here and each child copied by digest.
- */
-async function copyInFull(host: string, name: string, into: string): Promise<void> {
-  const ref = `docker://${host}/${name}`;
-  const raw = await skopeoInspectRaw(ref);
-  const m = parseManifestContent(raw, digestOf(raw), ref);
-  const repo = name.replace(/[:@].*$/, '');
-  if (m.manifests.some((c) => c.mediaType?.includes('index') === true || c.mediaType?.includes('list') === true)) {
-    for (const c of m.manifests) await copyInFull(host, `${repo}@${c.digest}`, into);
-    return;
-  }
-  await skopeoCopy(ref, `dir:${join(into, name.replaceAll(/[/:@]/g, '_'))}`, { all: isIndexKind(m.kind) });
 }
 
 /** The names (after the host) a `skopeo sync` log says it copied to, sorted. */

@@ -10,12 +10,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extract } from '../src/ops/extract.js';
 import { startRegistry, registryGarbageCollectDryRun } from '../scripts/lib/registry-server.js';
-import { skopeoCopy, skopeoInspectRaw, skopeoManifestDigestOf } from '../scripts/lib/skopeo.js';
-import { digestOf } from '../src/digest.js';
-import { isIndexKind, parseManifestContent } from '../src/manifest.js';
+import { skopeoManifestDigestOf } from '../scripts/lib/skopeo.js';
 import type { FixtureRef } from '../scripts/lib/fixture-spec.js';
 import { FIXTURE_ROOT, readFixtureManifest } from './helpers/fixture.js';
 import { tempDir } from './helpers/tree.js';
+import { copyInFull } from './helpers/judge.js';
 
 interface Selected {
   /** The reference as skopeo addresses it after the host. */
@@ -49,23 +48,6 @@ async function judge(selected: Selected[], unlisted: Selected[], list: string[])
   } finally {
     await t.cleanup();
   }
-}
-
-/**
- * `skopeo copy` the image, every platform of an index. skopeo 1.9 cannot copy a nested index
- * with `--all` ("Unexpectedly received a manifest list"), so such an index is walked here and
- * each child copied by digest.
- */
-async function copyInFull(host: string, name: string, into: string): Promise<void> {
-  const ref = `docker://${host}/${name}`;
-  const raw = await skopeoInspectRaw(ref);
-  const m = parseManifestContent(raw, digestOf(raw), ref);
-  const repo = name.replace(/[:@].*$/, '');
-  if (m.manifests.some((c) => c.mediaType?.includes('index') === true || c.mediaType?.includes('list') === true)) {
-    for (const c of m.manifests) await copyInFull(host, `${repo}@${c.digest}`, into);
-    return;
-  }
-  await skopeoCopy(ref, `dir:${join(into, name.replaceAll(/[/:@]/g, '_'))}`, { all: isIndexKind(m.kind) });
 }
 
 const current = async (): Promise<FixtureRef[]> => (await readFixtureManifest()).refs.filter((r) => !r.overwritten);

@@ -10,6 +10,9 @@ import * as toDirCmd from './commands/to-dir.js';
 import * as fromDirCmd from './commands/from-dir.js';
 import * as lsCmd from './commands/ls.js';
 import * as inspectCmd from './commands/inspect.js';
+import * as verifyCmd from './commands/verify.js';
+import * as gcCmd from './commands/gc.js';
+import * as rmCmd from './commands/rm.js';
 import { ExitCode, printError, processIo, type Io } from './output.js';
 
 interface CommandModule<A> {
@@ -19,7 +22,7 @@ interface CommandModule<A> {
   handler: (args: A, io: Io) => Promise<number>;
 }
 
-const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 70 internal error.
+const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 4 verify found damage; 70 internal error.
 Docs: README.md and docs/ in the regfs package.`;
 
 /** A command line yargs could not make sense of. */
@@ -55,6 +58,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   y = register(y, fromDirCmd as CommandModule<unknown>);
   y = register(y, lsCmd as CommandModule<unknown>);
   y = register(y, inspectCmd as CommandModule<unknown>);
+  y = register(y, verifyCmd as CommandModule<unknown>);
+  y = register(y, gcCmd as CommandModule<unknown>);
+  y = register(y, rmCmd as CommandModule<unknown>);
 
   try {
     await y.parseAsync();

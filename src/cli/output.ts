@@ -16,6 +16,8 @@ export const ExitCode = {
   usage: 2,
   /** --keep-going: what could be done was done, some images were left out. */
   partial: 3,
+  /** verify found damage. */
+  damage: 4,
   /** A bug in regfs. */
   internal: 70,
 } as const;

@@ -1,0 +1,49 @@
+/** `regfs gc ROOT [--delete-untagged] [--apply]` */
+import type { Argv } from 'yargs';
+import { gc, type GcResult } from '../../ops/gc.js';
+import { DEFAULT_JOBS } from '../../ops/common.js';
+import { ExitCode, formatBytes, printWarning, type Io } from '../output.js';
+
+interface GcArgs {
+  root: string;
+  'delete-untagged': boolean;
+  apply: boolean;
+  verbose: boolean;
+  jobs: number;
+  json: boolean;
+}
+
+export const command = 'gc <root>';
+export const describe = 'Garbage-collect registry storage, index-aware; a dry run unless --apply';
+
+export function builder(y: Argv): Argv<GcArgs> {
+  return y
+    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), or that v2 directory' })
+    .option('delete-untagged', { alias: 'm', type: 'boolean', default: false, describe: 'also delete manifests no tag reaches (children of tagged indexes are reached)' })
+    .option('apply', { type: 'boolean', default: false, describe: 'delete; without it, only report what would go' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'list every blob, manifest and link' })
+    .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or deleted at once' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+    .example('$0 gc /var/lib/registry', 'what would be deleted, and how many bytes')
+    .example('$0 gc /var/lib/registry --delete-untagged --apply', 'delete, sparing children of tagged indexes') as unknown as Argv<GcArgs>;
+}
+
+export async function handler(args: GcArgs, io: Io): Promise<number> {
+  const r: GcResult = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], apply: args.apply, jobs: args.jobs });
+  if (args.json) {
+    io.stdout.write(`${JSON.stringify({ ...r, seconds: Number(r.seconds.toFixed(3)) }, null, 2)}\n`);
+  } else {
+    if (args.verbose) {
+      for (const m of r.manifests) io.stdout.write(`manifest  ${m.repo}@${m.digest}\n`);
+      for (const b of r.blobs) io.stdout.write(`blob      ${b.digest}  ${formatBytes(b.size)}\n`);
+      for (const l of r.links) io.stdout.write(`link      ${l}\n`);
+      for (const l of r.temps) io.stdout.write(`leftover  ${l}\n`);
+    }
+    for (const p of r.problems) io.stdout.write(`${p.code}  ${p.message}\n`);
+    const what = `${r.blobs.length} blobs (${formatBytes(r.bytes)}), ${r.manifests.length} untagged manifests, ${r.links.length} links, ${r.temps.length} leftovers`;
+    io.stdout.write(r.applied ? `deleted ${what}; ${r.marked} blobs in use; ${r.seconds.toFixed(2)} s\n` : `would delete ${what}; ${r.marked} blobs in use; nothing deleted (dry run: --apply deletes)\n`);
+  }
+  if (r.applied) printWarning(io, 'restart any registry serving this storage: its blob descriptor cache still holds what was deleted');
+  if (!r.applied && r.problems.length > 0) printWarning(io, `${r.problems.length} manifest(s) could not be read; --apply will refuse until regfs verify is clean`);
+  return ExitCode.ok;
+}

@@ -1,0 +1,54 @@
+/** `regfs verify ROOT [--list LIST]` */
+import type { Argv } from 'yargs';
+import { verify, type VerifyResult } from '../../ops/verify.js';
+import { DEFAULT_JOBS } from '../../ops/common.js';
+import { ExitCode, createProgressBar, formatBytes, printWarning, type Io } from '../output.js';
+
+interface VerifyArgs {
+  root: string;
+  list: string | undefined;
+  fast: boolean;
+  'upload-age': number;
+  jobs: number;
+  json: boolean;
+}
+
+export const command = 'verify <root>';
+export const describe = 'Check registry storage (an fsck): links, tags, index children, layers, blob hashes, leftovers';
+
+export function builder(y: Argv): Argv<VerifyArgs> {
+  return y
+    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), or that v2 directory' })
+    .option('list', { type: 'string', describe: 'check only what the listed images need (an image list, - or a directory of *.list)' })
+    .option('fast', { type: 'boolean', default: false, describe: 'check sizes, do not hash blob data' })
+    .option('upload-age', { type: 'number', default: 24, describe: 'report uploads older than this many hours as stale' })
+    .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or hashed at once' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the findings as JSON on stdout' })
+    .example('$0 verify /var/lib/registry', 'everything, every blob hashed')
+    .example('$0 verify /srv/subset --list release.list --fast', 'what the release needs, sizes only') as unknown as Argv<VerifyArgs>;
+}
+
+export async function handler(args: VerifyArgs, io: Io): Promise<number> {
+  const bar = createProgressBar(io);
+  let r: VerifyResult;
+  try {
+    r = await verify({ root: args.root, list: args.list, fast: args.fast, uploadAgeHours: args['upload-age'], jobs: args.jobs, onProgress: bar.update });
+  } finally {
+    bar.done();
+  }
+  if (r.liveLock !== undefined) {
+    printWarning(io, `regfs ${r.liveLock.command} (pid ${r.liveLock.pid} on ${r.liveLock.host}) is writing this storage now; what it has not finished may show as problems`);
+  }
+  if (args.json) {
+    io.stdout.write(`${JSON.stringify({ ok: r.findings.length === 0, findings: r.findings, counts: r.counts, seconds: Number(r.seconds.toFixed(3)) }, null, 2)}\n`);
+  } else {
+    for (const f of r.findings) io.stdout.write(`${f.code}  ${f.message}\n`);
+    const c = r.counts;
+    const hashed = args.fast ? 'sizes only (--fast)' : `${formatBytes(c.bytesHashed)} hashed`;
+    io.stdout.write(
+      `checked ${c.repositories} repositories, ${c.tags} tags, ${c.manifests} manifests, ${c.links} links, ${c.blobs} blobs (${hashed}): ` +
+        `${r.findings.length === 0 ? 'no problems' : `${r.findings.length} problem${r.findings.length === 1 ? '' : 's'}`}; ${r.seconds.toFixed(2)} s\n`,
+    );
+  }
+  return r.findings.length === 0 ? ExitCode.ok : ExitCode.damage;
+}

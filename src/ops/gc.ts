@@ -1,0 +1,170 @@
+/**
+ * `gc`: mark and sweep, correct for indexes. Roots are every revision link (or, with
+ * `deleteUntagged`, every tag's current manifest); marking follows an index into its
+ * children and every image manifest into its config and layers, recursively, so a child of
+ * a tagged index is never deleted (distribution 2.8's `garbage-collect -m` deletes them:
+ * distribution#3178).
+ *
+ * The sweep deletes unmarked blobs, the `_layers` links to them, and with `deleteUntagged`
+ * the revision links (and tag history entries) of manifests no tag reaches, then leftovers
+ * of interrupted writes (temp files, regfs trash), then the directories that leaves empty. Links go before blobs, so a run that is interrupted leaves
+ * no link to deleted data; a re-run finishes the sweep. A dry run is the default. If any
+ * root manifest cannot be read, its references are unknown, so `apply` is refused (UNSAFE):
+ * `regfs verify` says what is wrong.
+ */
+import { rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pLimit from 'p-limit';
+import { RegfsError } from '../errors.js';
+import type { Digest } from '../digest.js';
+import { isIndexKind, referencedBlobs } from '../manifest.js';
+import { blobsDir } from '../registry/layout.js';
+import { RegistryReader } from '../registry/read.js';
+import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
+import { checkJobs, withTreeLock } from './common.js';
+import type { Finding } from './verify.js';
+
+export interface GcOptions {
+  root: string;
+  /** Delete manifests that no tag reaches (children of tagged indexes are reached). */
+  deleteUntagged?: boolean;
+  /** Delete; without it, only report (the default). */
+  apply?: boolean;
+  jobs?: number;
+}
+
+export interface GcResult {
+  applied: boolean;
+  /** Blob directories to delete (deleted, if applied). */
+  blobs: Array<{ digest: Digest; dir: string; size: number }>;
+  bytes: number;
+  /** Revision links of untagged manifests (with deleteUntagged). */
+  manifests: Array<{ repo: string; digest: Digest; dir: string }>;
+  /** `_layers` links to deleted blobs, and tag history entries of deleted manifests. */
+  links: string[];
+  /** Leftovers of interrupted writes: temp files, regfs trash and staging directories. */
+  temps: string[];
+  /** Manifests that could not be read while marking: apply is refused while there are any. */
+  problems: Finding[];
+  marked: number;
+  seconds: number;
+}
+
+/** Collect garbage in registry storage. */
+export async function gc(opts: GcOptions): Promise<GcResult> {
+  const started = performance.now();
+  const jobs = checkJobs(opts.jobs);
+  const reader = await RegistryReader.open(opts.root);
+  const run = async (): Promise<GcResult> => {
+    const scan = await scanStorage(reader.v2, { jobs });
+    const plan = await markAndPlan(reader, scan, opts.deleteUntagged === true);
+    if (opts.apply === true && plan.problems.length > 0) {
+      throw new RegfsError('UNSAFE', `${plan.problems.length} manifest${plan.problems.length === 1 ? '' : 's'} could not be read, so what they reference is unknown; nothing was deleted. Run regfs verify`, {
+        problems: plan.problems.map((p) => new RegfsError(p.code, p.message, { path: p.path, digest: p.digest })),
+      });
+    }
+    if (opts.apply === true) await sweep(reader.v2, plan, jobs);
+    return { ...plan, applied: opts.apply === true, seconds: (performance.now() - started) / 1000 };
+  };
+  return opts.apply === true ? withTreeLock(reader.v2, 'gc', run) : run();
+}
+
+type Plan = Omit<GcResult, 'applied' | 'seconds'>;
+
+async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: boolean): Promise<Plan> {
+  const present = (d: Digest): boolean => scan.blobs.get(d)?.data?.regular === true;
+  const marked = new Set<Digest>();
+  const problems: Finding[] = [];
+
+  /** Mark a manifest and all it references; returns the manifests reached (for per-repository reachability). */
+  const mark = async (d: Digest, reached: Set<Digest>): Promise<void> => {
+    if (reached.has(d)) return;
+    reached.add(d);
+    marked.add(d);
+    if (!present(d)) return;
+    let m;
+    try {
+      m = await reader.manifest(d);
+    } catch (err) {
+      if (!(err instanceof RegfsError)) throw err;
+      problems.push({ code: err.code, path: err.path ?? scan.blobs.get(d)!.dir, message: err.message, digest: d });
+      return;
+    }
+    if (isIndexKind(m.kind)) for (const c of m.manifests) await mark(c.digest, reached);
+    else for (const b of referencedBlobs(m)) marked.add(b.digest);
+  };
+
+  const manifests: Plan['manifests'] = [];
+  const links: string[] = [];
+  for (const repo of scan.repos) {
+    if (deleteUntagged) {
+      for (const t of repo.tags) {
+        if (t.current?.error !== undefined) problems.push({ code: t.current.error.code, path: t.current.path, message: `${t.current.error.message}: what tag ${repo.name}:${t.tag} holds is unknown` });
+      }
+    }
+    const reached = new Set<Digest>();
+    for (const root of roots(repo, deleteUntagged)) if (present(root)) await mark(root, reached);
+    if (!deleteUntagged) continue;
+    const doomed = new Set<Digest>();
+    for (const r of repo.revisions) {
+      if (r.error !== undefined || reached.has(r.named)) continue;
+      doomed.add(r.named);
+      manifests.push({ repo: repo.name, digest: r.named, dir: dirname(r.path) });
+    }
+    for (const t of repo.tags) for (const e of t.index) if (doomed.has(e.named)) links.push(dirname(e.path));
+  }
+  const blobs: Plan['blobs'] = [];
+  let bytes = 0;
+  for (const b of scan.blobs.values()) {
+    if (marked.has(b.digest) || b.data === undefined) continue;
+    blobs.push({ digest: b.digest, dir: b.dir, size: b.data.size });
+    bytes += b.data.size;
+  }
+  const deleted = new Set(blobs.map((b) => b.digest));
+  for (const repo of scan.repos) for (const l of repo.layers) if (deleted.has(l.named)) links.push(dirname(l.path));
+  blobs.sort((a, b) => a.dir.localeCompare(b.dir));
+  manifests.sort((a, b) => a.dir.localeCompare(b.dir));
+  links.sort();
+  const temps = scan.strays.filter((x) => x.kind === 'temp').map((x) => x.path);
+  return { blobs, bytes, manifests, links, temps, problems, marked: marked.size };
+}
+
+/**
+ * A repository's roots: every revision link (a malformed one still protects the manifest its
+ * path names), or every tag's current manifest.
+ */
+function roots(repo: RepoScan, taggedOnly: boolean): Digest[] {
+  if (!taggedOnly) return repo.revisions.map((r) => r.named);
+  const revisions = new Set(repo.revisions.filter((r) => r.error === undefined).map((r) => r.named));
+  return repo.tags.flatMap((t) => (t.current?.target !== undefined && revisions.has(t.current.target) ? [t.current.target] : []));
+}
+
+async function sweep(v2: string, plan: Plan, jobs: number): Promise<void> {
+  const limit = pLimit(jobs);
+  const removeAll = (dirs: string[]): Promise<unknown> => Promise.all(dirs.map((d) => limit(() => rm(d, { recursive: true, force: true }))));
+  // Links first (tag history, revisions, _layers), then the blobs they pointed at.
+  await removeAll(plan.links.filter((l) => l.includes(`${join('_manifests', 'tags')}`)));
+  await removeAll(plan.manifests.map((m) => m.dir));
+  await removeAll(plan.links.filter((l) => !l.includes(`${join('_manifests', 'tags')}`)));
+  await removeAll(plan.blobs.map((b) => b.dir));
+  await removeAll(plan.temps);
+  // Directories left empty, up to (not including) blobs/, _layers/, revisions/ and a tag's index/.
+  const stops = new Set([blobsDir(v2)]);
+  const emptied = [...plan.links, ...plan.manifests.map((m) => m.dir), ...plan.blobs.map((b) => b.dir)].map((p) => dirname(p));
+  for (const dir of new Set(emptied)) await removeEmptyUpTo(dir, stops);
+}
+
+async function removeEmptyUpTo(start: string, stops: Set<string>): Promise<void> {
+  let dir = start;
+  for (;;) {
+    const base = dir.slice(dir.lastIndexOf('/') + 1);
+    if (stops.has(dir) || base === '_layers' || base === 'revisions' || base === 'index' || base === 'blobs') return;
+    try {
+      await rmdir(dir);
+    } catch {
+      return;
+    }
+    dir = dirname(dir);
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * `rm`: delete a tag, a manifest by digest, or a whole repository from registry storage,
+ * without a registry. Blobs are left for `gc`.
+ *
+ * - `repo:tag`: the tag's directory (its current link and history).
+ * - `repo@digest`: the revision link, and every tag that points at the manifest, as the
+ *   registry's manifest DELETE does. A manifest that is a child of an index in the
+ *   repository is refused (UNSAFE) unless `force`: deleting it would break that index.
+ * - `repo`: the repository's `_manifests`, `_layers` and `_uploads`, so a nested repository
+ *   `repo/sub` stays intact (an `rm -rf` of the directory would delete it too).
+ *
+ * Each thing goes by one rename into a trash directory (`_regfs-trash-…`, which the catalog
+ * skips because of its `_`), so the registry sees it whole or gone; the trash is deleted
+ * after. A run killed in between leaves only trash, which verify reports and a re-run of the
+ * same rm, or any rm in that repository, removes.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm as removeTree, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { errnoCode, ioError, RegfsError } from '../errors.js';
+import type { Digest } from '../digest.js';
+import { isIndexKind } from '../manifest.js';
+import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
+import { manifestsDir, repoDir, repositoriesDir, revisionLinkPath, tagDir, TRASH_PREFIX } from '../registry/layout.js';
+import { RegistryReader } from '../registry/read.js';
+import { withTreeLock } from './common.js';
+
+export interface RmOptions {
+  root: string;
+  /** `repo:tag`, `repo@sha256:…`, `repo:tag@sha256:…` (the tag must point there), or `repo`. */
+  ref: string;
+  /** Delete a manifest even if an index in the repository names it. */
+  force?: boolean;
+  dryRun?: boolean;
+}
+
+export interface RmResult {
+  dryRun: boolean;
+  what: 'tag' | 'manifest' | 'repository';
+  ref: string;
+  /** The directories removed (or that would be). */
+  removed: string[];
+  /** Tags removed with a manifest. */
+  tags: string[];
+}
+
+/** Delete a tag, a manifest or a repository. */
+export async function rm(opts: RmOptions): Promise<RmResult> {
+  const reader = await RegistryReader.open(opts.root);
+  const ref = parseImageRef(opts.ref);
+  const { repo } = ref;
+  if (!(await reader.hasRepository(repo))) {
+    throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist in "${reader.v2}"`, { path: reader.repoPath(repo) });
+  }
+  const plan = await planRemoval(reader, repo, ref.tag, ref.digest, opts.force === true);
+  const result: RmResult = { dryRun: opts.dryRun === true, what: plan.what, ref: formatImageRef(ref), removed: plan.dirs, tags: plan.tags };
+  if (opts.dryRun === true) return result;
+  await withTreeLock(reader.v2, 'rm', async () => {
+    const trash = join(repoDir(reader.v2, repo), `${TRASH_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(trash);
+    for (const [i, dir] of plan.dirs.entries()) {
+      try {
+        await rename(dir, join(trash, String(i)));
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw ioError('removing', dir, err);
+      }
+    }
+    await emptyTrash(repoDir(reader.v2, repo));
+    if (plan.what === 'repository') await removeEmptyUpTo(repoDir(reader.v2, repo), repositoriesDir(reader.v2));
+  });
+  return result;
+}
+
+async function planRemoval(
+  reader: RegistryReader,
+  repo: RepoName,
+  tag: Tag | undefined,
+  digest: Digest | undefined,
+  force: boolean,
+): Promise<{ what: RmResult['what']; dirs: string[]; tags: string[] }> {
+  const v2 = reader.v2;
+  if (tag !== undefined) {
+    const current = await reader.tagDigest(repo, tag);
+    if (current === undefined && !(await exists(tagDir(v2, repo, tag)))) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} does not exist`, { path: tagDir(v2, repo, tag) });
+    if (digest !== undefined && current !== digest) {
+      throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${tag} points at ${current ?? 'nothing'}, not at ${digest}`, { digest: current });
+    }
+    return { what: 'tag', dirs: [tagDir(v2, repo, tag)], tags: [`${repo}:${tag}`] };
+  }
+  if (digest !== undefined) {
+    if (!(await reader.hasRevision(repo, digest))) {
+      throw new RegfsError('MANIFEST_UNKNOWN', `manifest ${digest} has no revision link in repository ${repo}`, { path: revisionLinkPath(v2, repo, digest) });
+    }
+    if (!force) {
+      const parents = await indexesNaming(reader, repo, digest);
+      if (parents.length > 0) {
+        throw new RegfsError('UNSAFE', `manifest ${digest} is a child of index ${parents.join(', ')} in ${repo}; deleting it would break that image (--force deletes it anyway)`, { digest });
+      }
+    }
+    const tags: string[] = [];
+    const dirs: string[] = [];
+    for (const t of await reader.listTags(repo)) {
+      if ((await reader.tagDigest(repo, t).catch(() => undefined)) === digest) {
+        tags.push(`${repo}:${t}`);
+        dirs.push(tagDir(v2, repo, t));
+      }
+    }
+    // Tags first: none may point at a manifest that is gone.
+    dirs.push(dirname(revisionLinkPath(v2, repo, digest)));
+    return { what: 'manifest', dirs, tags };
+  }
+  const dir = repoDir(v2, repo);
+  const tags = (await reader.listTags(repo)).map((t) => `${repo}:${t}`);
+  // _manifests first: the repository leaves the catalog and its tags at once.
+  return { what: 'repository', dirs: [manifestsDir(v2, repo), join(dir, '_layers'), join(dir, '_uploads')], tags };
+}
+
+/** The indexes in the repository whose children include `digest`. */
+async function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Digest): Promise<Digest[]> {
+  const out: Digest[] = [];
+  const base = join(manifestsDir(reader.v2, repo), 'revisions');
+  for (const alg of await readdir(base).catch(() => [] as string[])) {
+    for (const hex of await readdir(join(base, alg)).catch(() => [] as string[])) {
+      const d = `${alg}:${hex}` as Digest;
+      if (d === digest) continue;
+      try {
+        const m = await reader.manifest(d);
+        if (isIndexKind(m.kind) && m.manifests.some((c) => c.digest === digest)) out.push(d);
+      } catch {
+        // an unreadable or foreign entry is verify's business
+      }
+    }
+  }
+  return out;
+}
+
+/** Delete every trash directory in a repository directory (this run's, and any a killed run left). */
+async function emptyTrash(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (name.startsWith(TRASH_PREFIX)) await removeTree(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+async function removeEmptyUpTo(start: string, stop: string): Promise<void> {
+  let dir = start;
+  while (dir !== stop && dir.startsWith(stop)) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return;
+    }
+    dir = dirname(dir);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return readdir(path).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,265 @@
+/**
+ * `verify`: an fsck for registry storage. It reads everything (or, with a list, what the
+ * listed images need), goes on past every bad entry, and reports each with its path and a
+ * code: link syntax, links whose blob is missing, tags whose revision link or manifest is
+ * missing, index children missing, configs and layers missing or without a `_layers` link in
+ * their repository, blob data whose sha256 is not its digest (hashed in parallel; `fast`
+ * checks sizes only), empty files, leftover temp files, stale uploads, a stale regfs lock.
+ */
+import { stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pLimit from 'p-limit';
+import { RegfsError, type RegfsErrorCode } from '../errors.js';
+import { digestAlgorithm, digestFile, digestOf, type Digest } from '../digest.js';
+import { readImageList } from '../image-list.js';
+import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
+import { LOCK_FILE, isLiveOwner, readLockOwner, type LockOwner } from '../fs/lock.js';
+import { layerLinkPath, revisionLinkPath } from '../registry/layout.js';
+import { readLink } from '../registry/link-file.js';
+import { RegistryReader } from '../registry/read.js';
+import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
+import type { WriteProgress } from '../registry/write.js';
+import { checkJobs } from './common.js';
+import { resolveImages } from './resolve.js';
+
+/** One problem found. */
+export interface Finding {
+  code: RegfsErrorCode;
+  path: string;
+  message: string;
+  digest?: string | undefined;
+}
+
+export interface VerifyOptions {
+  root: string;
+  /** Verify only what these images need (an image list, `-`, or a directory of lists). */
+  list?: string;
+  /** Check sizes, not hashes. */
+  fast?: boolean;
+  jobs?: number;
+  /** An upload older than this many hours is stale (default 24). */
+  uploadAgeHours?: number;
+  onProgress?: (p: WriteProgress) => void;
+  stdin?: () => Promise<string>;
+}
+
+export interface VerifyResult {
+  findings: Finding[];
+  counts: { repositories: number; tags: number; manifests: number; links: number; blobs: number; bytesHashed: number };
+  /** A regfs run that holds the storage's lock right now: findings may be work in progress. */
+  liveLock: LockOwner | undefined;
+  seconds: number;
+}
+
+const EMPTY_SHA256 = digestOf(Buffer.alloc(0));
+
+/** Verify registry storage. */
+export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
+  const started = performance.now();
+  const jobs = checkJobs(opts.jobs);
+  const reader = await RegistryReader.open(opts.root);
+  const findings: Finding[] = [];
+  const add = (code: RegfsErrorCode, path: string, message: string, digest?: string): void => {
+    findings.push({ code, path, message, digest });
+  };
+  const addError = (err: unknown, fallbackPath: string): void => {
+    if (!(err instanceof RegfsError)) throw err;
+    add(err.code, err.path ?? fallbackPath, err.message, err.digest);
+  };
+  const counts = { repositories: 0, tags: 0, manifests: 0, links: 0, blobs: 0, bytesHashed: 0 };
+  const toHash = new Map<Digest, { path: string; size: number }>();
+
+  if (opts.list !== undefined) {
+    await verifyListed(reader, opts, jobs, { add, addError, toHash, counts });
+  } else {
+    const scan = await scanStorage(reader.v2, { jobs });
+    await verifyAll(reader, scan, opts, { add, addError, toHash, counts });
+  }
+
+  // Hash every blob in question, in parallel.
+  if (opts.fast !== true) {
+    const limit = pLimit(jobs);
+    let done = 0;
+    const total = toHash.size;
+    await Promise.all(
+      [...toHash].map(([d, blob]) =>
+        limit(async () => {
+          try {
+            const actual = await digestFile(blob.path, digestAlgorithm(d));
+            counts.bytesHashed += blob.size;
+            if (actual !== d) add('DIGEST_MISMATCH', blob.path, `blob data "${blob.path}" does not match its digest ${d}: its bytes hash to ${actual}`, d);
+          } catch (err) {
+            add('IO_ERROR', blob.path, `reading blob data "${blob.path}": ${(err as Error).message}`, d);
+          }
+          opts.onProgress?.({ phase: 'hash', done: ++done, total });
+        }),
+      ),
+    );
+  }
+
+  const liveLock = await checkLock(join(reader.v2, LOCK_FILE), add);
+  // Stable output: by path, then code.
+  findings.sort((a, b) => a.path.localeCompare(b.path) || a.code.localeCompare(b.code));
+  return { findings: dedupe(findings), counts, liveLock, seconds: (performance.now() - started) / 1000 };
+}
+
+interface Sink {
+  add: (code: RegfsErrorCode, path: string, message: string, digest?: string) => void;
+  addError: (err: unknown, fallbackPath: string) => void;
+  toHash: Map<Digest, { path: string; size: number }>;
+  counts: VerifyResult['counts'];
+}
+
+async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: VerifyOptions, sink: Sink): Promise<void> {
+  const { add, addError, toHash, counts } = sink;
+  for (const s of scan.strays) {
+    if (s.kind === 'temp') add('TEMP_FILE', s.path, `"${s.path}" is a leftover temp file or directory of an interrupted write; the registry ignores it; safe to delete`);
+    else if (s.kind === 'misplaced-blob') add('BLOB_INVALID', s.path, `"${s.path}" is not a blob directory (blobs/<alg>/<first two hex>/<hex>)`);
+    else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `"${s.path}" holds _manifests but its path is not a valid repository name; the registry cannot serve it`);
+    else add('TAG_INVALID', s.path, `"${s.path}" is not a valid tag name`);
+  }
+  for (const b of scan.blobs.values()) {
+    counts.blobs++;
+    if (b.data === undefined) add('BLOB_UNKNOWN', b.dir, `blob directory "${b.dir}" has no data`, b.digest);
+    else if (!b.data.regular) add('BLOB_INVALID', b.data.path, `blob data "${b.data.path}" is not a regular file`, b.digest);
+    else if (b.data.size === 0 && b.digest !== EMPTY_SHA256) add('EMPTY_FILE', b.data.path, `blob data "${b.data.path}" is empty, but its digest is not that of empty content`, b.digest);
+    else toHash.set(b.digest, { path: b.data.path, size: b.data.size });
+  }
+  // Data that exists counts as present even if it is not a regular file: the registry follows
+  // symlinks (BLOB_INVALID says what is wrong with it).
+  const present = (d: Digest): boolean => scan.blobs.get(d)?.data !== undefined;
+  const now = Date.now();
+  const maxAge = (opts.uploadAgeHours ?? 24) * 3600_000;
+
+  for (const repo of scan.repos) {
+    counts.repositories++;
+    // A malformed link still exists: LINK_INVALID reports it once, not again as missing.
+    const layerLinks = new Set(repo.layers.map((l) => l.named));
+    const revisions = new Set(repo.revisions.map((l) => l.named));
+    for (const l of [...repo.layers, ...repo.revisions]) {
+      counts.links++;
+      if (l.error !== undefined) addError(l.error, l.path);
+      else if (!present(l.named)) add('LINK_DANGLING', l.path, `link "${l.path}" points at ${l.named}, whose blob data is missing`, l.named);
+    }
+    for (const r of repo.revisions) {
+      if (r.error !== undefined || !present(r.named)) continue;
+      counts.manifests++;
+      let m: Manifest;
+      try {
+        m = await reader.manifest(r.named);
+      } catch (err) {
+        addError(err, r.path);
+        continue;
+      }
+      checkReferences(repo, m, r.path, { present, layerLinks, revisions, scan, add });
+    }
+    for (const t of repo.tags) {
+      counts.tags++;
+      for (const l of t.index) {
+        counts.links++;
+        if (l.error !== undefined) addError(l.error, l.path);
+      }
+      if (t.current === undefined) {
+        add('TAG_DANGLING', t.dir, `tag ${repo.name}:${t.tag} has no current/link; the registry lists it but cannot serve it`);
+        continue;
+      }
+      counts.links++;
+      if (t.current.error !== undefined) addError(t.current.error, t.current.path);
+      else if (!revisions.has(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, which has no revision link in the repository`, t.current.target);
+      else if (!present(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, whose manifest data is missing`, t.current.target);
+    }
+    for (const u of repo.uploads) {
+      if (now - u.started.getTime() > maxAge) {
+        add('STALE_UPLOAD', u.dir, `upload "${u.dir}" was started ${u.started.toISOString()} and never finished; safe to delete while no registry is writing`);
+      }
+    }
+  }
+}
+
+function checkReferences(
+  repo: RepoScan,
+  m: Manifest,
+  where: string,
+  ctx: { present: (d: Digest) => boolean; layerLinks: Set<Digest>; revisions: Set<Digest>; scan: StorageScan; add: Sink['add'] },
+): void {
+  const { present, layerLinks, revisions, scan, add } = ctx;
+  if (isIndexKind(m.kind)) {
+    for (const c of m.manifests) {
+      if (!present(c.digest)) add('CHILD_MISSING', where, `index ${m.digest} in ${repo.name} names child ${c.digest}, whose manifest data is missing`, c.digest);
+      else if (!revisions.has(c.digest) && !layerLinks.has(c.digest)) add('CHILD_MISSING', where, `index ${m.digest} in ${repo.name} names child ${c.digest}, which has no revision link in the repository`, c.digest);
+    }
+    return;
+  }
+  for (const d of referencedBlobs(m)) {
+    const blob = scan.blobs.get(d.digest);
+    if (!present(d.digest)) {
+      if (d.urls === undefined) add('BLOB_UNKNOWN', where, `manifest ${m.digest} in ${repo.name} references ${d.digest}, whose blob data is missing`, d.digest);
+      continue;
+    }
+    if (d.size >= 0 && blob?.data?.regular === true && blob.data.size !== d.size) {
+      add('SIZE_INVALID', blob.data.path, `blob data "${blob.data.path}" has ${blob.data.size} bytes; manifest ${m.digest} says ${d.size}`, d.digest);
+    }
+    if (!layerLinks.has(d.digest)) add('LAYER_UNLINKED', where, `manifest ${m.digest} in ${repo.name} references ${d.digest}, which has no _layers link in the repository: the registry answers 404 for it`, d.digest);
+  }
+}
+
+async function verifyListed(reader: RegistryReader, opts: VerifyOptions, jobs: number, sink: Sink): Promise<void> {
+  const { add, addError, toHash, counts } = sink;
+  const list = await readImageList(opts.list!, { stdin: opts.stdin });
+  for (const p of list.problems) addError(p, p.at?.file ?? opts.list!);
+  const resolution = await resolveImages(reader, list.entries, { jobs });
+  for (const p of resolution.problems) addError(p, p.at?.file ?? opts.list!);
+  for (const img of resolution.images) {
+    counts.tags++;
+    for (const m of img.manifests) {
+      counts.manifests++;
+      if (m !== img.manifest && isIndexKind(img.manifest.kind)) {
+        const link = revisionLinkPath(reader.v2, img.repo, m.digest);
+        const ok = (await readLink(link).catch(() => undefined)) ?? (await readLink(layerLinkPath(reader.v2, img.repo, m.digest)).catch(() => undefined));
+        if (ok === undefined) add('CHILD_MISSING', link, `${img.repo}: child ${m.digest} has no revision link in the repository`, m.digest);
+      }
+      for (const d of referencedBlobs(m)) {
+        const info = img.blobs.get(d.digest);
+        if (info === undefined) continue;
+        toHash.set(d.digest, info);
+        const link = layerLinkPath(reader.v2, img.repo, d.digest);
+        counts.links++;
+        try {
+          if ((await readLink(link)) === undefined) add('LAYER_UNLINKED', link, `${img.repo}: ${d.digest} of manifest ${m.digest} has no _layers link in the repository: the registry answers 404 for it`, d.digest);
+        } catch (err) {
+          addError(err, link);
+        }
+      }
+    }
+  }
+  counts.blobs = toHash.size;
+}
+
+/**
+ * A lock file held by a live run (returned: findings may be work in progress), or left by a
+ * run that died on this host, or unreadable (a STALE_LOCK finding). A lock from another host
+ * cannot be judged from here and counts as held.
+ */
+async function checkLock(path: string, add: Sink['add']): Promise<LockOwner | undefined> {
+  if (!(await stat(path).then(() => true, () => false))) return undefined;
+  const owner = await readLockOwner(path);
+  if (owner === undefined) {
+    add('STALE_LOCK', path, `lock file "${path}" is unreadable; remove it if no regfs run is writing this storage`);
+    return undefined;
+  }
+  if (isLiveOwner(owner) || owner.host !== hostname()) return owner;
+  add('STALE_LOCK', path, `lock file "${path}" was left by regfs ${owner.command} (pid ${owner.pid}), which is no longer running; the next regfs run that writes takes it over`);
+  return undefined;
+}
+
+function dedupe(findings: Finding[]): Finding[] {
+  const seen = new Set<string>();
+  return findings.filter((f) => {
+    const key = `${f.code}\0${f.path}\0${f.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
