@@ -235,6 +235,17 @@ test('extract: the output may not be the source or inside it', async () => {
   });
 });
 
+test('extract: an output holding blobs/ (an OCI layout, say) is a registry root, not a v2 directory', async () => {
+  await withTemp(async (dir) => {
+    const oci = join(dir, 'oci');
+    await mkdir(join(oci, 'blobs', 'sha256'), { recursive: true });
+    await writeFile(join(oci, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    const r = await extract({ list: await listFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: oci });
+    assert.equal(r.output, join(oci, V2));
+    assert.deepEqual((await readdir(join(oci, 'blobs', 'sha256'))), [], 'the layout is untouched');
+  });
+});
+
 test('extract: --dry-run plans and writes nothing', async () => {
   await withTemp(async (dir) => {
     const out = join(dir, 'out');

@@ -7,12 +7,14 @@ import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { RegfsError } from '../errors.js';
 import { STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
-import { findStorageRoot } from '../registry/read.js';
 
-/** The storage root to write for an output directory, and whether it exists yet. */
+/**
+ * The storage root to write for an output directory, and whether it exists yet: the output
+ * itself if its path ends in `docker/registry/v2`, else `<out>/docker/registry/v2`. Unlike a
+ * source, an output is not taken for a v2 directory because it holds `blobs/` or
+ * `repositories/`: an OCI layout holds `blobs/` too, and regfs would merge into it.
+ */
 export async function outputStorageRoot(out: string): Promise<{ v2: string; exists: boolean }> {
-  const found = await findStorageRoot(out);
-  if (found !== undefined) return { v2: found, exists: true };
   const abs = resolve(out);
   const v2 = abs.endsWith(sep + STORAGE_PREFIX) ? abs : storageRoot(abs);
   return { v2, exists: await exists(v2) };
