@@ -227,11 +227,35 @@ test('extract: the output may not be the source or inside it', async () => {
       await assert.rejects(extract({ list, source: src, output }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'), output);
     }
     await assert.rejects(extract({ list, source: join(src, V2), output: join(src, V2) }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'));
+    // SRC given as its v2 directory: the registry root around it is the source too.
+    await assert.rejects(extract({ list, source: join(src, V2), output: join(src, 'docker') }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'));
     await symlink(src, join(dir, 'alias'));
     await assert.rejects(extract({ list, source: src, output: join(dir, 'alias', 'out') }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'));
     // The v2 directory itself is accepted as SRC and as OUT.
     const r = await extract({ list, source: join(src, V2), output: join(dir, 'o2', V2) });
     assert.equal(r.output, join(dir, 'o2', V2));
+  });
+});
+
+test('extract: an output reaching into the source through a bind mount is refused', async (t) => {
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await copyTree(FIXTURE_ROOT, src);
+    const bind = join(dir, 'bind');
+    await mkdir(bind);
+    const { spawnSync } = await import('node:child_process');
+    if (spawnSync('mount', ['--bind', src, bind]).status !== 0) {
+      t.skip('bind mounts are not permitted here');
+      return;
+    }
+    try {
+      const list = await listFile(dir, ['team/app:v1']);
+      await assert.rejects(extract({ list, source: src, output: join(bind, 'out') }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'));
+      await assert.rejects(extract({ list, source: bind, output: join(src, 'out') }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'));
+      await assert.rejects(stat(join(src, 'out')));
+    } finally {
+      spawnSync('umount', [bind]);
+    }
   });
 });
 

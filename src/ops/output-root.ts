@@ -25,14 +25,50 @@ export async function outputStorageRoot(out: string): Promise<{ v2: string; exis
  * an output root that holds the source's storage. Symbolic links are resolved first.
  */
 export async function assertOutsideSource(source: string, sourceV2: string, out: string, outRoot: string): Promise<void> {
-  const [src, srcV2, dst, dstRoot] = await Promise.all([realpathLoose(source), realpathLoose(sourceV2), realpathLoose(out), realpathLoose(outRoot)]);
-  if (within(dst, src) || within(dstRoot, srcV2) || within(srcV2, dstRoot)) {
+  // When the source was given as its v2 directory, the registry root around it is the source too.
+  const given = resolve(source);
+  const sourceRoot = given.endsWith(sep + STORAGE_PREFIX) ? given.slice(0, -(STORAGE_PREFIX.length + 1)) : given;
+  const [src, srcV2, dst, dstRoot] = await Promise.all([realpathLoose(sourceRoot), realpathLoose(sourceV2), realpathLoose(out), realpathLoose(outRoot)]);
+  // Paths, and then identities: a bind mount reaches the same directory by another path.
+  const sameDir = async (a: string, b: string): Promise<boolean> => {
+    const [x, y] = await Promise.all([identity(a), identity(b)]);
+    return x !== undefined && x === y;
+  };
+  const insideById = async (child: string, parent: string): Promise<boolean> => {
+    for (const a of ancestors(child)) if (await sameDir(a, parent)) return true;
+    return false;
+  };
+  if (
+    within(dst, src) ||
+    within(dstRoot, srcV2) ||
+    within(srcV2, dstRoot) ||
+    (await insideById(dst, src)) ||
+    (await insideById(dstRoot, srcV2)) ||
+    (await insideById(srcV2, dstRoot))
+  ) {
     throw new RegfsError(
       'OUTPUT_IN_SOURCE',
-      `output "${out}" is ${dst === src || dstRoot === srcV2 ? 'the source' : within(srcV2, dstRoot) ? 'a directory that holds the source' : 'inside the source'} "${source}"; regfs never writes into its source`,
+      `output "${out}" is the source "${source}", inside it, or a directory that holds it (symbolic links and bind mounts followed); regfs never writes into its source`,
       { path: out },
     );
   }
+}
+
+/** `dev:ino` of a directory, or undefined if it does not exist. */
+async function identity(path: string): Promise<string | undefined> {
+  try {
+    const st = await stat(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A path and each of its ancestors, up to the root. */
+function ancestors(path: string): string[] {
+  const out = [path];
+  for (let p = dirname(path); p !== out[out.length - 1]; p = dirname(p)) out.push(p);
+  return out;
 }
 
 function within(child: string, parent: string): boolean {
