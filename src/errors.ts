@@ -73,16 +73,6 @@ export class RegfsError extends Error {
     this.problems = details.problems ?? [];
   }
 
-  /** The same error, placed at a line of an image list. */
-  withPosition(at: ListPosition): RegfsError {
-    return new RegfsError(this.code, this.message, {
-      path: this.path,
-      digest: this.digest,
-      at,
-      cause: this.cause,
-      problems: this.problems,
-    });
-  }
 }
 
 /** True for a RegfsError, optionally of one code. */

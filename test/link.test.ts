@@ -161,3 +161,28 @@ test('linker: on a filesystem without hard links, auto and copy still copy, and 
     assert.deepEqual((await readdir(dir)).sort(), ['a', 'auto-a', 'b', 'copy-a'], 'no temp files left');
   });
 });
+
+test('linker: a source at its hard-link limit (EMLINK) is copied, alone; the run keeps linking', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 'full'), 'F');
+    await writeFile(join(dir, 'ok'), 'O');
+    const warned: string[] = [];
+    const fs: LinkFs = {
+      link: async (a, b) => {
+        if (a.endsWith('full')) throw Object.assign(new Error('EMLINK: too many links'), { code: 'EMLINK' });
+        await link(a, b);
+      },
+      copyFile,
+      unlink,
+      rename,
+      lstat,
+    };
+    for (const mode of ['auto', 'hardlink'] as const) {
+      const linker = createLinker(mode, { fs, onFallback: (r) => warned.push(r.code) });
+      assert.equal(await linker.place(join(dir, 'full'), join(dir, `${mode}-full`)), 'copied');
+      assert.equal(await linker.place(join(dir, 'ok'), join(dir, `${mode}-ok`)), 'linked');
+      assert.equal(linker.current, 'hardlink');
+    }
+    assert.deepEqual(warned, []);
+  });
+});

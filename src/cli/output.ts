@@ -2,7 +2,8 @@
  * Rendering for the CLI: data to stdout, messages and progress to stderr. The only place
  * (with the command modules) that prints; the library never does.
  */
-import chalk from 'chalk';
+// Messages go to stderr, so their colours follow stderr's terminal, not stdout's.
+import { chalkStderr as chalk } from 'chalk';
 import { RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
 import type { ExtractResult } from '../ops/extract.js';

@@ -6,7 +6,8 @@
  * `auto` hard-links and, the first time link(2) fails with EXDEV (another filesystem) or
  * EPERM (fs.protected_hardlinks, a foreign owner, a filesystem without hard links), switches
  * for good to copying and warns once, as pnpm's importer does. `hardlink` fails instead.
- * `copy` copies through a temp file with FICLONE, so filesystems that can reflink do.
+ * `copy` copies through a temp file with FICLONE, so filesystems that can reflink do. A
+ * source at its hard-link limit (EMLINK) is copied in every mode, that file alone.
  *
  * Existing data at the destination is kept, never rewritten, as the registry itself does
  * (blobwriter moveBlob returns early when the data is there). A copy lands by link(2) from
@@ -95,6 +96,9 @@ export function createLinker(mode: LinkMode, opts: LinkerOptions = {}): Linker {
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'EEXIST') return 'exists';
+      // This source file has as many names as the filesystem allows (65,000 on ext4): copy
+      // it, alone; the filesystem still takes hard links.
+      if (code === 'EMLINK') return copy(src, dest);
       if (code !== undefined && FALLBACK_CODES.has(code)) {
         if (mode === 'hardlink') {
           throw new RegfsError(

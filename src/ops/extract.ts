@@ -7,6 +7,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { lstat } from 'node:fs/promises';
+import pLimit from 'p-limit';
+import { forEachBounded } from '../bounded.js';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
@@ -17,7 +19,7 @@ import { RegistryReader } from '../registry/read.js';
 import { countPlanFiles, writePlan, type WritePlan, type WriteProgress, type WriteStats } from '../registry/write.js';
 import { resolveImages } from './resolve.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
-import { checkJobs, DEFAULT_JOBS, incomplete, planWrites, summarizeImage, withTreeLock } from './common.js';
+import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock } from './common.js';
 
 export interface ExtractOptions {
   /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
@@ -75,7 +77,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   await assertOutsideSource(opts.source, reader.v2, opts.output, out.v2);
 
   const list = await readImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
-  return extractEntries(reader, out, list.entries, list.problems, { ...opts, jobs }, started);
+  return extractEntries(reader, out, list.entries, list.problems, opts, jobs, started);
 }
 
 async function extractEntries(
@@ -84,9 +86,9 @@ async function extractEntries(
   entries: ListEntry[],
   listProblems: RegfsError[],
   opts: ExtractOptions,
+  jobs: number,
   started: number,
 ): Promise<ExtractResult> {
-  const jobs = opts.jobs ?? DEFAULT_JOBS;
   const resolution = await resolveImages(reader, entries, { jobs });
   const problems = [...listProblems, ...resolution.problems];
   if (problems.length > 0 && opts.keepGoing !== true) {
@@ -107,7 +109,7 @@ async function extractEntries(
   const images = resolution.images.map(summarizeImage);
 
   if (opts.dryRun === true) {
-    const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan) : 0;
+    const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan, jobs) : 0;
     return {
       dryRun: true,
       output: out.v2,
@@ -138,17 +140,15 @@ async function extractEntries(
   };
 }
 
-async function countExisting(v2: string, plan: WritePlan): Promise<number> {
+async function countExisting(v2: string, plan: WritePlan, jobs: number): Promise<number> {
   let n = 0;
-  await Promise.all(
-    [...plan.blobs.keys()].map(async (d) => {
-      try {
-        await lstat(blobDataPath(v2, d));
-        n++;
-      } catch {
-        // absent
-      }
-    }),
-  );
+  await forEachBounded(pLimit(jobs), plan.blobs.keys(), async (d) => {
+    try {
+      await lstat(blobDataPath(v2, d));
+      n++;
+    } catch {
+      // absent
+    }
+  });
   return n;
 }
