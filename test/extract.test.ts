@@ -355,6 +355,15 @@ test('extract: damaged sources are refused with the path and a code', async () =
         await writeFile(layout.revisionLinkPath(v2, repo, tool.digest), tool.digest);
         await rm(layout.blobDir(v2, armChild.digest), { recursive: true });
       }, 'BLOB_UNKNOWN', 'linux/arm64'],
+      ['tag pointing at a blob too large to be a manifest', async (v2) => {
+        const big = Buffer.alloc(5 << 20, 0x20);
+        const d = digestOf(big);
+        await mkdir(layout.blobDir(v2, d), { recursive: true });
+        await writeFile(layout.blobDataPath(v2, d), big);
+        await mkdir(join(layout.revisionLinkPath(v2, repo, d), '..'), { recursive: true });
+        await writeFile(layout.revisionLinkPath(v2, repo, d), d);
+        await writeFile(layout.tagCurrentLinkPath(v2, repo, parseTag('v1')), d);
+      }, 'MANIFEST_INVALID', 'larger than'],
       ['layer missing', (v2) => rm(layout.blobDir(v2, v1.layers[1]!.digest), { recursive: true }), 'BLOB_UNKNOWN', v1.layers[1]!.digest],
       ['layer truncated', (v2) => truncate(layout.blobDataPath(v2, v1.layers[1]!.digest), 3), 'SIZE_INVALID'],
       ['layer is a symlink out of the tree', async (v2) => {

@@ -151,15 +151,15 @@ async function resolveTarget(
       if (isIndexKind(m.kind)) {
         for (const child of m.manifests) {
           try {
-            const cm = await reader.manifest(child.digest);
-            if (cm.raw.length !== child.size) {
-              throw new RegfsError(
-                'SIZE_INVALID',
-                `index ${m.digest} gives child ${child.digest} size ${child.size}, its manifest has ${cm.raw.length} bytes`,
-                { digest: child.digest },
-              );
+            // The size first, from a stat: a child is read only if it can be what the index says.
+            const info = await reader.blobInfo(child.digest);
+            if (info !== undefined && info.size !== child.size) {
+              throw new RegfsError('SIZE_INVALID', `index ${m.digest} gives child ${child.digest} size ${child.size}, its manifest has ${info.size} bytes`, {
+                path: info.path,
+                digest: child.digest,
+              });
             }
-            await visit(cm);
+            await visit(await reader.manifest(child.digest));
           } catch (err) {
             fail(childError(err, m, child));
           }

@@ -13,6 +13,9 @@ import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
 import { readLink } from './link-file.js';
 
+/** The largest manifest the registry accepts (distribution's maxManifestBodySize, 4 MiB); regfs reads no larger one. */
+export const MANIFEST_MAX_BYTES = 4 << 20;
+
 /** Blob data found in storage. */
 export interface BlobInfo {
   path: string;
@@ -159,6 +162,12 @@ export class RegistryReader {
     if (info === undefined) {
       throw new RegfsError('BLOB_UNKNOWN', `manifest ${d} has no blob data at "${blobDataPath(this.v2, d)}"`, {
         path: blobDataPath(this.v2, d),
+        digest: d,
+      });
+    }
+    if (info.size > MANIFEST_MAX_BYTES) {
+      throw new RegfsError('MANIFEST_INVALID', `manifest ${d} at "${info.path}" is ${info.size} bytes, larger than the registry's ${MANIFEST_MAX_BYTES}-byte limit for a manifest`, {
+        path: info.path,
         digest: d,
       });
     }
