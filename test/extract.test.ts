@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { link, lstat, mkdir, readFile, readdir, rename, rm, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
+import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extract } from '../src/ops/extract.js';
 import { isRegfsError } from '../src/errors.js';
@@ -294,14 +295,14 @@ test('extract: copy mode copies; a failure in the blob phase leaves no tag, and 
     const out = join(dir, 'out');
     let n = 0;
     const flaky = {
-      link: async (a: string, b: string) => {
+      linkSync: (a: string, b: string) => {
         if (++n === 5) throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
-        await link(a, b);
+        linkSync(a, b);
       },
-      copyFile: async () => undefined,
-      unlink,
-      rename,
-      lstat,
+      copyFileSync: () => undefined,
+      unlinkSync,
+      renameSync,
+      lstatSync,
     };
     await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: out, linkFs: flaky }), (e) => isRegfsError(e, 'IO_ERROR'));
     assert.ok(!(await listFiles(out)).some((f) => f.includes('/_manifests/') || f.includes('/_layers/')), 'no link before all blob data');

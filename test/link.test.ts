@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile, readdir, copyFile, link, unlink, rename, lstat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile, readdir } from 'node:fs/promises';
+import { copyFileSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLinker, type LinkFs } from '../src/fs/link.js';
@@ -19,40 +20,40 @@ async function withDir(fn: (dir: string) => Promise<void>, base = tmpdir()): Pro
 /** The real fs, with link(2) failing with `code` for every source in `failFrom`. */
 function failingFs(code: string, calls: string[]): LinkFs {
   return {
-    link: async (a, b) => {
+    linkSync: (a, b) => {
       calls.push(`link ${a}`);
       if (!a.includes('.regfs-tmp')) throw Object.assign(new Error(`${code}: injected`), { code });
-      await link(a, b);
+      linkSync(a, b);
     },
-    copyFile: async (a, b, m) => {
+    copyFileSync: (a, b, m) => {
       calls.push('copy');
-      await copyFile(a, b, m);
+      copyFileSync(a, b, m);
     },
-    unlink,
-    rename,
-    lstat,
+    unlinkSync,
+    renameSync,
+    lstatSync,
   };
 }
 
 /** A filesystem without hard links at all (FAT, exFAT): link(2) always fails with EPERM. */
 const noLinksFs: LinkFs = {
-  link: async () => {
+  linkSync: () => {
     throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' });
   },
-  copyFile,
-  unlink,
-  rename,
-  lstat,
+  copyFileSync,
+  unlinkSync,
+  renameSync,
+  lstatSync,
 };
 
 test('linker: hardlink shares the inode; an existing file is kept', async () => {
   await withDir(async (dir) => {
     await writeFile(join(dir, 'src'), 'data');
     const linker = createLinker('hardlink');
-    assert.equal(await linker.place(join(dir, 'src'), join(dir, 'dst')), 'linked');
+    assert.equal(linker.place(join(dir, 'src'), join(dir, 'dst')), 'linked');
     assert.equal((await stat(join(dir, 'src'))).nlink, 2);
     await writeFile(join(dir, 'other'), 'other');
-    assert.equal(await linker.place(join(dir, 'other'), join(dir, 'dst')), 'exists');
+    assert.equal(linker.place(join(dir, 'other'), join(dir, 'dst')), 'exists');
     assert.equal(await readFile(join(dir, 'dst'), 'utf8'), 'data');
   });
 });
@@ -61,10 +62,10 @@ test('linker: copy makes a new inode and leaves no temp file', async () => {
   await withDir(async (dir) => {
     await writeFile(join(dir, 'src'), 'data');
     const linker = createLinker('copy');
-    assert.equal(await linker.place(join(dir, 'src'), join(dir, 'dst')), 'copied');
+    assert.equal(linker.place(join(dir, 'src'), join(dir, 'dst')), 'copied');
     assert.equal((await stat(join(dir, 'src'))).nlink, 1);
     assert.equal(await readFile(join(dir, 'dst'), 'utf8'), 'data');
-    assert.equal(await linker.place(join(dir, 'src'), join(dir, 'dst')), 'exists');
+    assert.equal(linker.place(join(dir, 'src'), join(dir, 'dst')), 'exists');
     assert.deepEqual((await readdir(dir)).sort(), ['dst', 'src']);
   });
 });
@@ -77,8 +78,8 @@ for (const code of ['EXDEV', 'EPERM']) {
       const calls: string[] = [];
       const warnings: string[] = [];
       const linker = createLinker('auto', { fs: failingFs(code, calls), onFallback: (r) => warnings.push(r.code) });
-      assert.equal(await linker.place(join(dir, 'a'), join(dir, 'a2')), 'copied');
-      assert.equal(await linker.place(join(dir, 'b'), join(dir, 'b2')), 'copied');
+      assert.equal(linker.place(join(dir, 'a'), join(dir, 'a2')), 'copied');
+      assert.equal(linker.place(join(dir, 'b'), join(dir, 'b2')), 'copied');
       assert.deepEqual(warnings, [code]);
       assert.equal(linker.current, 'copy');
       // One failed probe of the source, then only copies (linked into place from their temp names).
@@ -91,7 +92,7 @@ for (const code of ['EXDEV', 'EPERM']) {
     await withDir(async (dir) => {
       await writeFile(join(dir, 'a'), 'A');
       const linker = createLinker('hardlink', { fs: failingFs(code, []) });
-      await assert.rejects(linker.place(join(dir, 'a'), join(dir, 'a2')), (e) => isRegfsError(e, 'LINK_FAILED') && e.message.includes(join(dir, 'a2')) && e.message.includes(code));
+      assert.throws(() => linker.place(join(dir, 'a'), join(dir, 'a2')), (e) => isRegfsError(e, 'LINK_FAILED') && e.message.includes(join(dir, 'a2')) && e.message.includes(code));
     });
   });
 }
@@ -111,9 +112,9 @@ test('linker: a real cross-device link (/dev/shm) falls back in auto and fails i
   await withDir(async (src) => {
     await withDir(async (dst) => {
       await writeFile(join(src, 'a'), 'A');
-      await assert.rejects(createLinker('hardlink').place(join(src, 'a'), join(dst, 'a')), (e) => isRegfsError(e, 'LINK_FAILED'));
+      assert.throws(() => createLinker('hardlink').place(join(src, 'a'), join(dst, 'a')), (e) => isRegfsError(e, 'LINK_FAILED'));
       const warned: string[] = [];
-      assert.equal(await createLinker('auto', { onFallback: (r) => warned.push(r.code) }).place(join(src, 'a'), join(dst, 'a')), 'copied');
+      assert.equal(createLinker('auto', { onFallback: (r) => warned.push(r.code) }).place(join(src, 'a'), join(dst, 'a')), 'copied');
       assert.deepEqual(warned, ['EXDEV']);
     }, shm);
   });
@@ -153,9 +154,9 @@ test('linker: on a filesystem without hard links, auto and copy still copy, and 
     await writeFile(join(dir, 'b'), 'B');
     for (const mode of ['auto', 'copy'] as const) {
       const linker = createLinker(mode, { fs: noLinksFs });
-      assert.equal(await linker.place(join(dir, 'a'), join(dir, `${mode}-a`)), 'copied');
+      assert.equal(linker.place(join(dir, 'a'), join(dir, `${mode}-a`)), 'copied');
       assert.equal(await readFile(join(dir, `${mode}-a`), 'utf8'), 'A');
-      assert.equal(await linker.place(join(dir, 'b'), join(dir, `${mode}-a`)), 'exists');
+      assert.equal(linker.place(join(dir, 'b'), join(dir, `${mode}-a`)), 'exists');
       assert.equal(await readFile(join(dir, `${mode}-a`), 'utf8'), 'A');
     }
     assert.deepEqual((await readdir(dir)).sort(), ['a', 'auto-a', 'b', 'copy-a'], 'no temp files left');
@@ -168,19 +169,19 @@ test('linker: a source at its hard-link limit (EMLINK) is copied, alone; the run
     await writeFile(join(dir, 'ok'), 'O');
     const warned: string[] = [];
     const fs: LinkFs = {
-      link: async (a, b) => {
+      linkSync: (a, b) => {
         if (a.endsWith('full')) throw Object.assign(new Error('EMLINK: too many links'), { code: 'EMLINK' });
-        await link(a, b);
+        linkSync(a, b);
       },
-      copyFile,
-      unlink,
-      rename,
-      lstat,
+      copyFileSync,
+      unlinkSync,
+      renameSync,
+      lstatSync,
     };
     for (const mode of ['auto', 'hardlink'] as const) {
       const linker = createLinker(mode, { fs, onFallback: (r) => warned.push(r.code) });
-      assert.equal(await linker.place(join(dir, 'full'), join(dir, `${mode}-full`)), 'copied');
-      assert.equal(await linker.place(join(dir, 'ok'), join(dir, `${mode}-ok`)), 'linked');
+      assert.equal(linker.place(join(dir, 'full'), join(dir, `${mode}-full`)), 'copied');
+      assert.equal(linker.place(join(dir, 'ok'), join(dir, `${mode}-ok`)), 'linked');
       assert.equal(linker.current, 'hardlink');
     }
     assert.deepEqual(warned, []);

@@ -24,9 +24,6 @@ export interface StoragePush {
   image: Manifest;
 }
 
-/** Files in flight at once. */
-const CONCURRENCY = 64;
-
 /** Write the storage the given pushes, in order, leave under `<registryRoot>/docker/registry/v2`. */
 export async function writeStorage(registryRoot: string, pushes: readonly StoragePush[]): Promise<void> {
   const v2 = storageRoot(registryRoot);
@@ -34,7 +31,7 @@ export async function writeStorage(registryRoot: string, pushes: readonly Storag
   let fresh = true;
   for (const round of rounds(pushes)) {
     const plan = planWrites(round.map(content), (m) => ({ data: m.raw, size: m.raw.length }));
-    await writePlan(v2, plan, { linker, jobs: CONCURRENCY, fresh });
+    await writePlan(v2, plan, { linker, fresh });
     fresh = false;
   }
 }

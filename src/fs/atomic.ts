@@ -5,16 +5,21 @@
  * 2.8 truncates in place, which is why a crash there can leave empty link files.
  */
 import { randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { landWithoutReplacing } from './link.js';
 import { basename, dirname, join } from 'node:path';
 
 /** The suffix every regfs temp file ends with; scanners ignore such files. */
 export const TEMP_SUFFIX = '.regfs-tmp';
 
-/** A fresh temp name beside `path`: `<dir>/.<base>.<pid>.<random>.regfs-tmp`. */
+/** Random per process, so a name is not reused by a later process that gets the same pid. */
+const PROCESS_TAG = `${process.pid}-${randomBytes(4).toString('hex')}`;
+let counter = 0;
+
+/** A fresh temp name beside `path`: `<dir>/.<base>.<pid>-<random>-<n>.regfs-tmp`. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+  return join(dirname(path), `.${basename(path)}.${PROCESS_TAG}-${(counter++).toString(36)}${TEMP_SUFFIX}`);
 }
 
 /** True for a name regfs (or distribution v3.1, `<name>.<uuid>.tmp`) uses for temp files. */
@@ -47,12 +52,29 @@ export async function writeFileAtomic(
  * the content goes to a temp file and lands without replacing (see landWithoutReplacing).
  * The parent directory must exist.
  */
-export async function writeFileExclusive(path: string, data: Uint8Array): Promise<boolean> {
+export function writeFileExclusiveSync(path: string, data: Uint8Array): boolean {
   const tmp = tempPathFor(path);
   try {
-    await writeFile(tmp, data, { flag: 'wx', mode: 0o644 });
-    return await landWithoutReplacing({ link, rename, lstat }, tmp, path);
+    writeFileSync(tmp, data, { flag: 'wx', mode: 0o644 });
+    return landWithoutReplacing({ linkSync, renameSync, lstatSync }, tmp, path);
   } finally {
-    await unlink(tmp).catch(() => undefined);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // landed by rename, or never written
+    }
+  }
+}
+
+/** writeFileAtomic, synchronously (for the writers' chunks of metadata work). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, opts: { parentExists?: boolean } = {}): void {
+  if (opts.parentExists !== true) mkdirSync(dirname(path), { recursive: true });
+  const tmp = tempPathFor(path);
+  try {
+    writeFileSync(tmp, data, { flag: 'wx', mode: 0o644 });
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
   }
 }

@@ -10,10 +10,15 @@
  * source at its hard-link limit (EMLINK) is copied in every mode, that file alone.
  *
  * Existing data at the destination is kept, never rewritten, as the registry itself does
- * (blobwriter moveBlob returns early when the data is there). A copy lands by link(2) from
- * its temp name rather than rename(2), so it cannot replace a file that appeared meanwhile.
+ * (blobwriter moveBlob returns early when the data is there), unless its size shows it is
+ * damaged. A copy lands without replacing (landWithoutReplacing), so it cannot clobber a
+ * file that appeared meanwhile.
+ *
+ * The calls are synchronous: placing a blob is a few metadata syscalls, and a threadpool
+ * round trip for each costs several times the syscall itself (docs/performance.md). The
+ * writers that call this run it in chunks between which the event loop runs.
  */
-import { constants, promises as nodeFs } from 'node:fs';
+import * as nodeFs from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { tempPathFor } from './atomic.js';
 
@@ -26,11 +31,11 @@ export type PlaceOutcome = 'linked' | 'copied' | 'exists';
 
 /** The file operations a linker needs; tests inject failures through it. */
 export interface LinkFs {
-  link(existing: string, target: string): Promise<void>;
-  copyFile(src: string, dest: string, mode: number): Promise<void>;
-  unlink(path: string): Promise<void>;
-  rename(from: string, to: string): Promise<void>;
-  lstat(path: string): Promise<{ size: number; isFile(): boolean }>;
+  linkSync(existing: string, target: string): void;
+  copyFileSync(src: string, dest: string, mode: number): void;
+  unlinkSync(path: string): void;
+  renameSync(from: string, to: string): void;
+  lstatSync(path: string): { size: number; isFile(): boolean };
 }
 
 export interface LinkerOptions {
@@ -45,7 +50,7 @@ export interface Linker {
    * Place `src` at `dest`. Existing data is kept ('exists'), unless `size` is given and the
    * existing file has another (a copy cut short by a crash): then it is replaced.
    */
-  place(src: string, dest: string, size?: number): Promise<PlaceOutcome>;
+  place(src: string, dest: string, size?: number): PlaceOutcome;
   /** What the linker does now: `auto` becomes `copy` after a fallback. */
   readonly current: 'hardlink' | 'copy';
 }
@@ -54,44 +59,55 @@ const FALLBACK_CODES = new Set(['EXDEV', 'EPERM']);
 
 /** Create a linker for a mode. */
 export function createLinker(mode: LinkMode, opts: LinkerOptions = {}): Linker {
-  const fs = opts.fs ?? nodeFs;
+  const fs: LinkFs = opts.fs ?? nodeFs;
   let current: 'hardlink' | 'copy' = mode === 'copy' ? 'copy' : 'hardlink';
 
-  async function copy(src: string, dest: string): Promise<PlaceOutcome> {
+  function copy(src: string, dest: string): PlaceOutcome {
     const tmp = tempPathFor(dest);
     try {
-      await fs.copyFile(src, tmp, constants.COPYFILE_FICLONE);
-      return (await landWithoutReplacing(fs, tmp, dest)) ? 'copied' : 'exists';
+      fs.copyFileSync(src, tmp, nodeFs.constants.COPYFILE_FICLONE);
+      return landWithoutReplacing(fs, tmp, dest) ? 'copied' : 'exists';
     } catch (err) {
       throw placeError(err, src, dest);
     } finally {
-      await fs.unlink(tmp).catch(() => undefined);
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        // landed, or never written
+      }
     }
   }
 
-  async function place(src: string, dest: string, size?: number): Promise<PlaceOutcome> {
-    const outcome = await placeNew(src, dest);
+  function place(src: string, dest: string, size?: number): PlaceOutcome {
+    const outcome = placeNew(src, dest);
     if (outcome !== 'exists' || size === undefined) return outcome;
-    const st = await fs.lstat(dest).catch((err: unknown) => {
+    let st;
+    try {
+      st = fs.lstatSync(dest);
+    } catch (err) {
       throw placeError(err, src, dest);
-    });
+    }
     if (st.isFile() && st.size === size) return 'exists';
     // Damaged data: place a good copy beside it, then rename it over.
     const tmp = tempPathFor(dest);
     try {
-      const replaced = await placeNew(src, tmp);
-      await fs.rename(tmp, dest);
+      const replaced = placeNew(src, tmp);
+      fs.renameSync(tmp, dest);
       return replaced;
     } catch (err) {
-      await fs.unlink(tmp).catch(() => undefined);
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        // never placed
+      }
       throw placeError(err, src, dest);
     }
   }
 
-  async function placeNew(src: string, dest: string): Promise<PlaceOutcome> {
+  function placeNew(src: string, dest: string): PlaceOutcome {
     if (current === 'copy') return copy(src, dest);
     try {
-      await fs.link(src, dest);
+      fs.linkSync(src, dest);
       return 'linked';
     } catch (err) {
       const code = errnoCode(err);
@@ -133,9 +149,9 @@ const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
  * refuses to replace; where the filesystem has no hard links, rename(2) after a check that
  * nothing is there does it (regfs holds the tree's lock, so no other regfs writes meanwhile).
  */
-export async function landWithoutReplacing(fs: Pick<LinkFs, 'link' | 'rename' | 'lstat'>, tmp: string, dest: string): Promise<boolean> {
+export function landWithoutReplacing(fs: Pick<LinkFs, 'linkSync' | 'renameSync' | 'lstatSync'>, tmp: string, dest: string): boolean {
   try {
-    await fs.link(tmp, dest);
+    fs.linkSync(tmp, dest);
     return true;
   } catch (err) {
     const code = errnoCode(err);
@@ -143,12 +159,12 @@ export async function landWithoutReplacing(fs: Pick<LinkFs, 'link' | 'rename' | 
     if (code === undefined || !NO_LINKS.has(code)) throw err;
   }
   try {
-    await fs.lstat(dest);
+    fs.lstatSync(dest);
     return false;
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw err;
   }
-  await fs.rename(tmp, dest);
+  fs.renameSync(tmp, dest);
   return true;
 }
 

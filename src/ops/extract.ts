@@ -89,7 +89,7 @@ async function extractEntries(
   jobs: number,
   started: number,
 ): Promise<ExtractResult> {
-  const resolution = await resolveImages(reader, entries, { jobs });
+  const resolution = await resolveImages(reader, entries);
   const problems = [...listProblems, ...resolution.problems];
   if (problems.length > 0 && opts.keepGoing !== true) {
     throw incomplete(problems);
@@ -107,6 +107,9 @@ async function extractEntries(
   const plan = planWrites(resolution.images, (m) => ({ path: blobDataPath(reader.v2, m.digest), size: m.raw.length }));
   const counts = countPlanFiles(plan);
   const images = resolution.images.map(summarizeImage);
+  // From here on only the plan is needed: let the manifests go before the write allocates.
+  resolution.images.length = 0;
+  reader.dropCaches();
 
   if (opts.dryRun === true) {
     const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan, jobs) : 0;
@@ -127,7 +130,7 @@ async function extractEntries(
     onFallback: ({ code }) =>
       warn(`cannot hard-link into "${out.v2}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
   });
-  const stats = await withTreeLock(out.v2, 'extract', () => writePlan(out.v2, plan, { linker, jobs, fresh: !out.exists, onProgress: opts.onProgress }));
+  const stats = await withTreeLock(out.v2, 'extract', () => writePlan(out.v2, plan, { linker, fresh: !out.exists, onProgress: opts.onProgress }));
   return {
     dryRun: false,
     output: out.v2,

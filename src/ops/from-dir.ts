@@ -119,7 +119,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
     fs: opts.linkFs,
     onFallback: ({ code }) => warn(`cannot hard-link into "${out.v2}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
   });
-  const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, jobs, fresh: !out.exists, onProgress: opts.onProgress }));
+  const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, fresh: !out.exists, onProgress: opts.onProgress }));
   return { ...base, dryRun: false, plan: { ...counts, blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
 }
 

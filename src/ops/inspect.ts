@@ -408,14 +408,8 @@ async function inspectBlob(reader: RegistryReader, d: Descriptor): Promise<Inspe
 
 async function inspectManifest(reader: RegistryReader, repo: RepoName, d: Descriptor): Promise<InspectedManifest> {
   const [info, linked] = await Promise.all([
-    reader.blobInfo(d.digest).catch((err: unknown) => {
-      if (!(err instanceof RegfsError)) throw err;
-      return undefined;
-    }),
-    reader.hasRevision(repo, d.digest).catch((err: unknown) => {
-      if (!(err instanceof RegfsError)) throw err;
-      return false;
-    }),
+    orElse(() => reader.blobInfo(d.digest), undefined),
+    orElse(() => reader.hasRevision(repo, d.digest), false),
   ]);
   return {
     digest: d.digest,
@@ -464,4 +458,14 @@ function stringMap(v: unknown): Record<string, string> | undefined {
 
 function unique(xs: string[]): string[] {
   return [...new Set(xs)];
+}
+
+/** `f()`, or `fallback` if it throws a RegfsError. */
+function orElse<T, F>(f: () => T, fallback: F): T | F {
+  try {
+    return f();
+  } catch (err) {
+    if (!(err instanceof RegfsError)) throw err;
+    return fallback;
+  }
 }

@@ -5,8 +5,8 @@
  * manifests reference. Every problem is collected, each naming its list line, so a user sees
  * all of them at once.
  */
-import pLimit from 'p-limit';
 import { RegfsError } from '../errors.js';
+import { forEachChunked } from '../bounded.js';
 import type { Digest } from '../digest.js';
 import type { ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
@@ -14,7 +14,6 @@ import { formatImageRef, looksLikeDomain, type RepoName, type Tag } from '../ref
 import type { BlobInfo, RegistryReader } from '../registry/read.js';
 import { blobDataPath, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 
-type Limit = ReturnType<typeof pLimit>;
 
 /** One image, resolved to content. */
 export interface ResolvedImage {
@@ -41,34 +40,36 @@ export interface Resolution {
   problems: RegfsError[];
 }
 
-/** Resolve every entry; problems are collected, not thrown. */
-export async function resolveImages(reader: RegistryReader, entries: ListEntry[], opts: { jobs?: number } = {}): Promise<Resolution> {
-  const limit = pLimit(opts.jobs ?? 16);
+/**
+ * Resolve every entry; problems are collected, not thrown. The reads are synchronous
+ * (RegistryReader), in chunks between which the event loop runs.
+ */
+export async function resolveImages(reader: RegistryReader, entries: ListEntry[]): Promise<Resolution> {
   const problems: RegfsError[] = [];
+  const targets: Target[] = [];
+  await forEachChunked(entries, (entry) => {
+    try {
+      const x = expandEntry(reader, entry);
+      targets.push(...x.targets);
+      problems.push(...x.problems);
+    } catch (err) {
+      problems.push(located(err, entry));
+    }
+  });
   const images: ResolvedImage[] = [];
   const seen = new Set<string>();
-
-  const expanded = await Promise.all(
-    entries.map((entry) =>
-      expandEntry(reader, entry, limit).catch((err: unknown) => ({ targets: [] as Target[], problems: [located(err, entry)] })),
-    ),
-  );
-  const targets = expanded.flatMap((x) => x.targets);
-  for (const x of expanded) problems.push(...x.problems);
-  const results = await Promise.all(
-    targets.map((t) => limit(() => resolveTarget(reader, t.entry, t.tag, t.digest))),
-  );
-  for (const r of results) {
+  await forEachChunked(targets, (t) => {
+    const r = resolveTarget(reader, t.entry, t.tag, t.digest);
     if ('problems' in r) {
       problems.push(...r.problems);
-      continue;
+      return;
     }
     // `repo` and `repo:tag` lines may select the same image twice; keep one.
     const key = `${r.repo}\0${r.tag ?? ''}\0${r.digest}`;
-    if (seen.has(key)) continue;
+    if (seen.has(key)) return;
     seen.add(key);
     images.push(r);
-  }
+  });
   return { images, problems };
 }
 
@@ -82,9 +83,9 @@ interface Target {
  * A list line to (tag, digest) pairs. A repository line reads its tags in parallel and
  * reports each broken tag as a problem of its own, keeping the others.
  */
-async function expandEntry(reader: RegistryReader, entry: ListEntry, limit: Limit): Promise<{ targets: Target[]; problems: RegfsError[] }> {
+function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Target[]; problems: RegfsError[] } {
   const { repo, tag, digest } = entry.ref;
-  if (!(await reader.hasRepository(repo))) {
+  if (!reader.hasRepository(repo)) {
     const first = repo.split('/')[0]!;
     const hint = repo.includes('/') && looksLikeDomain(first) ? `; the name starts with the registry host ${first}: --strip-registry drops it` : '';
     throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist in the source (no "${reader.repoPath(repo)}/_manifests")${hint}`, {
@@ -92,38 +93,27 @@ async function expandEntry(reader: RegistryReader, entry: ListEntry, limit: Limi
     });
   }
   if (tag === undefined && digest !== undefined) return { targets: [{ entry, tag: undefined, digest }], problems: [] };
-  const tags = tag === undefined ? await reader.listTags(repo) : [tag];
+  const tags = tag === undefined ? reader.listTags(repo) : [tag];
   if (tags.length === 0) throw new RegfsError('TAG_UNKNOWN', `repository ${repo} has no tags`, { path: reader.repoPath(repo) });
   const targets: Target[] = [];
   const problems: RegfsError[] = [];
-  await Promise.all(
-    tags.map((t) =>
-      limit(async () => {
-        const path = tagCurrentLinkPath(reader.v2, repo, t);
-        try {
-          const current = await reader.tagDigest(repo, t);
-          if (current === undefined) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${t} does not exist in the source (no "${path}")`, { path });
-          if (digest !== undefined && current !== digest) {
-            throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${t} points at ${current}, not at ${digest}`, { path, digest: current });
-          }
-          targets.push({ entry, tag: t, digest: current });
-        } catch (err) {
-          problems.push(located(err, entry, `${repo}:${t}`));
-        }
-      }),
-    ),
-  );
-  // Keep the repository's tag order, whatever order the reads finished in.
-  targets.sort((a, b) => tags.indexOf(a.tag!) - tags.indexOf(b.tag!));
+  for (const t of tags) {
+    const path = tagCurrentLinkPath(reader.v2, repo, t);
+    try {
+      const current = reader.tagDigest(repo, t);
+      if (current === undefined) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${t} does not exist in the source (no "${path}")`, { path });
+      if (digest !== undefined && current !== digest) {
+        throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${t} points at ${current}, not at ${digest}`, { path, digest: current });
+      }
+      targets.push({ entry, tag: t, digest: current });
+    } catch (err) {
+      problems.push(located(err, entry, `${repo}:${t}`));
+    }
+  }
   return { targets, problems };
 }
 
-async function resolveTarget(
-  reader: RegistryReader,
-  entry: ListEntry,
-  tag: Tag | undefined,
-  digest: Digest,
-): Promise<ResolvedImage | { problems: RegfsError[] }> {
+function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | undefined, digest: Digest): ResolvedImage | { problems: RegfsError[] } {
   const { repo } = entry.ref;
   const name = `${repo}${tag === undefined ? '' : `:${tag}`}@${digest}`;
   const problems: RegfsError[] = [];
@@ -131,20 +121,20 @@ async function resolveTarget(
     problems.push(located(err, entry, name));
   };
   try {
-    if (!(await reader.hasRevision(repo, digest))) {
+    if (!reader.hasRevision(repo, digest)) {
       throw new RegfsError(
         'MANIFEST_UNKNOWN',
         `manifest ${digest} has no revision link in repository ${repo}, so the registry would not serve it`,
         { digest, path: revisionLinkPath(reader.v2, repo, digest) },
       );
     }
-    const top = await reader.manifest(digest);
+    const top = reader.manifest(digest);
     const manifests: Manifest[] = [];
     const blobs = new Map<Digest, BlobInfo>();
     const absentForeign: Descriptor[] = [];
     const visited = new Set<Digest>();
 
-    const visit = async (m: Manifest): Promise<void> => {
+    const visit = (m: Manifest): void => {
       if (visited.has(m.digest)) return;
       visited.add(m.digest);
       manifests.push(m);
@@ -152,14 +142,14 @@ async function resolveTarget(
         for (const child of m.manifests) {
           try {
             // The size first, from a stat: a child is read only if it can be what the index says.
-            const info = await reader.blobInfo(child.digest);
+            const info = reader.blobInfo(child.digest);
             if (info !== undefined && info.size !== child.size) {
               throw new RegfsError('SIZE_INVALID', `index ${m.digest} gives child ${child.digest} size ${child.size}, its manifest has ${info.size} bytes`, {
                 path: info.path,
                 digest: child.digest,
               });
             }
-            await visit(await reader.manifest(child.digest));
+            visit(reader.manifest(child.digest));
           } catch (err) {
             fail(childError(err, m, child));
           }
@@ -168,7 +158,7 @@ async function resolveTarget(
       }
       for (const d of referencedBlobs(m)) {
         try {
-          const info = await reader.blobInfo(d.digest);
+          const info = reader.blobInfo(d.digest);
           if (info === undefined) {
             if (d.urls !== undefined) {
               absentForeign.push(d);
@@ -189,7 +179,7 @@ async function resolveTarget(
         }
       }
     };
-    await visit(top);
+    visit(top);
     if (problems.length > 0) return { problems };
     return { repo, tag, digest, entry, manifest: top, manifests, blobs, absentForeign };
   } catch (err) {

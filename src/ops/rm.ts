@@ -100,7 +100,13 @@ async function planRemoval(
     const tags: string[] = [];
     const dirs: string[] = [];
     for (const t of await reader.listTags(repo)) {
-      if ((await reader.tagDigest(repo, t).catch(() => undefined)) === digest) {
+      let current;
+      try {
+        current = reader.tagDigest(repo, t);
+      } catch {
+        continue; // a malformed tag link names nothing
+      }
+      if (current === digest) {
         tags.push(`${repo}:${t}`);
         dirs.push(tagDir(v2, repo, t));
       }

@@ -131,7 +131,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     entries = list.entries;
     listProblems = list.problems;
   }
-  const resolution = await resolveImages(reader, entries, { jobs });
+  const resolution = await resolveImages(reader, entries);
   const problems = [...listProblems, ...resolution.problems];
   const plans: DirPlan[] = [];
   for (const img of resolution.images) {

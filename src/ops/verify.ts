@@ -72,7 +72,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const toHash = new Map<Digest, { path: string; size: number }>();
 
   if (opts.list !== undefined) {
-    await verifyListed(reader, opts, jobs, { add, addError, toHash, counts });
+    await verifyListed(reader, opts, { add, addError, toHash, counts });
   } else {
     const scan = await scanStorage(reader.v2, { jobs });
     await verifyAll(reader, scan, opts, { add, addError, toHash, counts });
@@ -205,11 +205,11 @@ function checkReferences(
   }
 }
 
-async function verifyListed(reader: RegistryReader, opts: VerifyOptions, jobs: number, sink: Sink): Promise<void> {
+async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: Sink): Promise<void> {
   const { add, addError, toHash, counts } = sink;
   const list = await readImageList(opts.list!, { stdin: opts.stdin });
   for (const p of list.problems) addError(p, p.at?.file ?? opts.list!);
-  const resolution = await resolveImages(reader, list.entries, { jobs });
+  const resolution = await resolveImages(reader, list.entries);
   for (const p of resolution.problems) addError(p, p.at?.file ?? opts.list!);
   for (const img of resolution.images) {
     counts.tags++;

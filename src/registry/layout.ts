@@ -15,6 +15,11 @@
  *
  * Repository names may hold slashes and are used as directory paths, so the repository `a/b`
  * lives inside the directory of `a`, next to `a`'s `_manifests`.
+ *
+ * Paths are built by concatenation, not path.join: every component is validated (no `..`, no
+ * empty part), so there is nothing to normalise, and these functions run for every file of
+ * a large extract. `v2` must be an absolute path without a trailing slash (`storageRoot` and
+ * the readers give one).
  */
 import { join } from 'node:path';
 import { digestAlgorithm, digestHex, type Digest } from '../digest.js';
@@ -36,81 +41,81 @@ export function storageRoot(registryRoot: string): string {
 
 /** `<v2>/blobs` */
 export function blobsDir(v2: string): string {
-  return join(v2, 'blobs');
+  return `${v2}/blobs`;
 }
 
 /** `<v2>/blobs/<alg>/<hex[0:2]>/<hex>`: the directory the registry's GC deletes. */
 export function blobDir(v2: string, d: Digest): string {
   const hex = digestHex(d);
-  return join(v2, 'blobs', digestAlgorithm(d), hex.slice(0, 2), hex);
+  return `${v2}/blobs/${digestAlgorithm(d)}/${hex.slice(0, 2)}/${hex}`;
 }
 
 /** `<v2>/blobs/<alg>/<hex[0:2]>/<hex>/data` */
 export function blobDataPath(v2: string, d: Digest): string {
-  return join(blobDir(v2, d), 'data');
+  return `${blobDir(v2, d)}/data`;
 }
 
 /** `<v2>/repositories` */
 export function repositoriesDir(v2: string): string {
-  return join(v2, 'repositories');
+  return `${v2}/repositories`;
 }
 
 /** `<v2>/repositories/<name>` */
 export function repoDir(v2: string, name: RepoName): string {
-  return join(v2, 'repositories', name);
+  return `${v2}/repositories/${name}`;
 }
 
 /** `<v2>/repositories/<name>/_layers` */
 export function layersDir(v2: string, name: RepoName): string {
-  return join(repoDir(v2, name), '_layers');
+  return `${repoDir(v2, name)}/_layers`;
 }
 
 /** `<v2>/repositories/<name>/_layers/<alg>/<hex>/link` */
 export function layerLinkPath(v2: string, name: RepoName, d: Digest): string {
-  return join(layersDir(v2, name), digestAlgorithm(d), digestHex(d), 'link');
+  return `${layersDir(v2, name)}/${digestAlgorithm(d)}/${digestHex(d)}/link`;
 }
 
 /** `<v2>/repositories/<name>/_manifests` */
 export function manifestsDir(v2: string, name: RepoName): string {
-  return join(repoDir(v2, name), '_manifests');
+  return `${repoDir(v2, name)}/_manifests`;
 }
 
 /** `<v2>/repositories/<name>/_manifests/revisions` */
 export function revisionsDir(v2: string, name: RepoName): string {
-  return join(manifestsDir(v2, name), 'revisions');
+  return `${manifestsDir(v2, name)}/revisions`;
 }
 
 /** `<v2>/repositories/<name>/_manifests/revisions/<alg>/<hex>/link` */
 export function revisionLinkPath(v2: string, name: RepoName, d: Digest): string {
-  return join(revisionsDir(v2, name), digestAlgorithm(d), digestHex(d), 'link');
+  return `${revisionsDir(v2, name)}/${digestAlgorithm(d)}/${digestHex(d)}/link`;
 }
 
 /** `<v2>/repositories/<name>/_manifests/tags` */
 export function tagsDir(v2: string, name: RepoName): string {
-  return join(manifestsDir(v2, name), 'tags');
+  return `${manifestsDir(v2, name)}/tags`;
 }
 
 /** `<v2>/repositories/<name>/_manifests/tags/<tag>` */
 export function tagDir(v2: string, name: RepoName, tag: Tag): string {
-  return join(tagsDir(v2, name), tag);
+  return `${tagsDir(v2, name)}/${tag}`;
 }
 
 /** `<v2>/repositories/<name>/_manifests/tags/<tag>/current/link` */
 export function tagCurrentLinkPath(v2: string, name: RepoName, tag: Tag): string {
-  return join(tagDir(v2, name, tag), 'current', 'link');
+  return `${tagDir(v2, name, tag)}/current/link`;
 }
 
 /** `<v2>/repositories/<name>/_manifests/tags/<tag>/index` */
 export function tagIndexDir(v2: string, name: RepoName, tag: Tag): string {
-  return join(tagDir(v2, name, tag), 'index');
+  return `${tagDir(v2, name, tag)}/index`;
 }
 
 /** `<v2>/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link` */
 export function tagIndexEntryLinkPath(v2: string, name: RepoName, tag: Tag, d: Digest): string {
-  return join(tagIndexDir(v2, name, tag), digestAlgorithm(d), digestHex(d), 'link');
+  return `${tagIndexDir(v2, name, tag)}/${digestAlgorithm(d)}/${digestHex(d)}/link`;
 }
 
 /** `<v2>/repositories/<name>/_uploads` */
 export function uploadsDir(v2: string, name: RepoName): string {
-  return join(repoDir(v2, name), '_uploads');
+  return `${repoDir(v2, name)}/_uploads`;
 }

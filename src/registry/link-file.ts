@@ -5,7 +5,7 @@
  * other content is LINK_INVALID naming the file. Writing is always a new file by temp and
  * rename, never a hard link, so two trees never share a link inode.
  */
-import { constants } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
@@ -43,6 +43,28 @@ export async function readLinkBytes(path: string): Promise<Buffer | undefined> {
     throw ioError('reading link', path, err);
   } finally {
     await fh.close();
+  }
+}
+
+/** readLinkBytes, synchronously (for the writers' chunks of metadata work). */
+export function readLinkBytesSync(path: string): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (code === 'ELOOP') throw new RegfsError('LINK_INVALID', `link "${path}" is a symbolic link; link files are plain files`, { path });
+    throw ioError('reading link', path, err);
+  }
+  try {
+    const buf = Buffer.alloc(LINK_MAX_BYTES + 1);
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
+  } catch (err) {
+    if (errnoCode(err) === 'EISDIR') throw new RegfsError('LINK_INVALID', `link "${path}" is a directory`, { path });
+    throw ioError('reading link', path, err);
+  } finally {
+    closeSync(fd);
   }
 }
 

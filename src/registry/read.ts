@@ -4,14 +4,14 @@
  * digest it was found under, and blob data must be a regular file (a symlink could lead out
  * of the tree). Manifests and blob stats are cached by digest, since images share them.
  */
-import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { parseManifest, type Manifest } from '../manifest.js';
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
-import { readLink } from './link-file.js';
+import { parseLinkContent, readLinkBytesSync } from './link-file.js';
 
 /** The largest manifest the registry accepts (distribution's maxManifestBodySize, 4 MiB); regfs reads no larger one. */
 export const MANIFEST_MAX_BYTES = 4 << 20;
@@ -33,10 +33,14 @@ export async function findStorageRoot(dir: string): Promise<string | undefined> 
   return undefined;
 }
 
-/** Read access to one registry's storage. */
+/**
+ * Read access to one registry's storage. The reads are synchronous: each is a small file or
+ * a stat, and a threadpool round trip for each costs more than the read (docs/performance.md);
+ * callers that resolve thousands of images do it in chunks between which the event loop runs.
+ */
 export class RegistryReader {
-  private readonly manifests = new Map<Digest, Promise<Manifest>>();
-  private readonly blobs = new Map<Digest, Promise<BlobInfo | undefined>>();
+  private readonly manifests = new Map<Digest, Manifest | RegfsError>();
+  private readonly blobs = new Map<Digest, BlobInfo | undefined | RegfsError>();
 
   /** `v2` is the storage root, `<rootdirectory>/docker/registry/v2`. */
   constructor(readonly v2: string) {}
@@ -51,22 +55,23 @@ export class RegistryReader {
     return new RegistryReader(v2);
   }
 
-  /** True if the repository exists: its directory holds `_manifests` (the catalog's rule). */
-  async hasRepository(repo: RepoName): Promise<boolean> {
-    return isDirectory(manifestsDir(this.v2, repo));
+  /** True if the repository exists: its directory holds `_manifests` (it has manifests and tags). */
+  hasRepository(repo: RepoName): boolean {
+    return isDirectorySync(manifestsDir(this.v2, repo));
   }
 
   /** The digest a tag points at, or undefined if the tag does not exist. */
-  async tagDigest(repo: RepoName, tag: Tag): Promise<Digest | undefined> {
-    return readLink(tagCurrentLinkPath(this.v2, repo, tag));
+  tagDigest(repo: RepoName, tag: Tag): Digest | undefined {
+    const path = tagCurrentLinkPath(this.v2, repo, tag);
+    return parseLinkContent(readLinkBytesSync(path), path);
   }
 
   /** The tags of a repository, sorted; names that are not valid tags are skipped. */
-  async listTags(repo: RepoName): Promise<Tag[]> {
+  listTags(repo: RepoName): Tag[] {
     const dir = tagsDir(this.v2, repo);
     let names: string[];
     try {
-      names = await readdir(dir);
+      names = readdirSync(dir);
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') return [];
@@ -79,9 +84,9 @@ export class RegistryReader {
    * True if the repository has a revision link for the manifest. A link that names another
    * digest than its path is LINK_INVALID.
    */
-  async hasRevision(repo: RepoName, d: Digest): Promise<boolean> {
+  hasRevision(repo: RepoName, d: Digest): boolean {
     const path = revisionLinkPath(this.v2, repo, d);
-    const target = await readLink(path);
+    const target = parseLinkContent(readLinkBytesSync(path), path);
     if (target === undefined) return false;
     if (target !== d) {
       throw new RegfsError('LINK_INVALID', `revision link "${path}" points at ${target}, not at the digest of its path`, { path, digest: d });
@@ -89,24 +94,26 @@ export class RegistryReader {
     return true;
   }
 
-  /** Blob data for a digest: undefined if absent; BLOB_INVALID if it is not a regular file. */
-  blobInfo(d: Digest): Promise<BlobInfo | undefined> {
-    let p = this.blobs.get(d);
-    if (p === undefined) {
-      p = this.statBlob(d);
-      this.blobs.set(d, p);
+  /** Blob data for a digest: undefined if absent; BLOB_INVALID if it is not a regular file. Cached. */
+  blobInfo(d: Digest): BlobInfo | undefined {
+    let r = this.blobs.get(d);
+    if (!this.blobs.has(d)) {
+      r = capture(() => this.statBlob(d));
+      this.blobs.set(d, r);
     }
-    return p;
+    if (r instanceof RegfsError) throw r;
+    return r;
   }
 
   /** A manifest by digest: its blob must exist and hash to the digest. Cached. */
-  manifest(d: Digest): Promise<Manifest> {
-    let p = this.manifests.get(d);
-    if (p === undefined) {
-      p = this.loadManifest(d);
-      this.manifests.set(d, p);
+  manifest(d: Digest): Manifest {
+    let r = this.manifests.get(d);
+    if (r === undefined) {
+      r = capture(() => this.loadManifest(d));
+      this.manifests.set(d, r);
     }
-    return p;
+    if (r instanceof RegfsError) throw r;
+    return r;
   }
 
   /**
@@ -115,24 +122,30 @@ export class RegistryReader {
    * subdirectories (nested names), and directories starting with `_` are skipped. Names that
    * are not valid repository names cannot be served and are left out. In catalog order.
    */
-  async listRepositories(): Promise<RepoName[]> {
+  listRepositories(): RepoName[] {
     const root = repositoriesDir(this.v2);
     const out: RepoName[] = [];
-    const walk = async (rel: string): Promise<void> => {
-      const dir = rel === '' ? root : join(root, rel);
+    const walk = (rel: string): void => {
+      const dir = rel === '' ? root : `${root}/${rel}`;
       let entries;
       try {
-        entries = await readdir(dir, { withFileTypes: true });
+        entries = readdirSync(dir, { withFileTypes: true });
       } catch (err) {
         const code = errnoCode(err);
         if (code === 'ENOENT' || code === 'ENOTDIR') return;
         throw ioError('listing repositories in', dir, err);
       }
       if (rel !== '' && holdsRepository(entries) && isRepoName(rel)) out.push(rel);
-      await Promise.all(entries.filter((e) => e.isDirectory() && !e.name.startsWith('_')).map((e) => walk(rel === '' ? e.name : `${rel}/${e.name}`)));
+      for (const e of entries) if (e.isDirectory() && !e.name.startsWith('_')) walk(rel === '' ? e.name : `${rel}/${e.name}`);
     };
-    await walk('');
+    walk('');
     return out.sort(compareRepoNames);
+  }
+
+  /** Forget the cached manifests and blob stats (a large resolve holds many). */
+  dropCaches(): void {
+    this.manifests.clear();
+    this.blobs.clear();
   }
 
   /** The repository's directory (for messages). */
@@ -140,11 +153,11 @@ export class RegistryReader {
     return repoDir(this.v2, repo);
   }
 
-  private async statBlob(d: Digest): Promise<BlobInfo | undefined> {
+  private statBlob(d: Digest): BlobInfo | undefined {
     const path = blobDataPath(this.v2, d);
     let st;
     try {
-      st = await lstat(path);
+      st = lstatSync(path);
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -157,8 +170,8 @@ export class RegistryReader {
     return { path, size: st.size };
   }
 
-  private async loadManifest(d: Digest): Promise<Manifest> {
-    const info = await this.blobInfo(d);
+  private loadManifest(d: Digest): Manifest {
+    const info = this.blobInfo(d);
     if (info === undefined) {
       throw new RegfsError('BLOB_UNKNOWN', `manifest ${d} has no blob data at "${blobDataPath(this.v2, d)}"`, {
         path: blobDataPath(this.v2, d),
@@ -173,7 +186,7 @@ export class RegistryReader {
     }
     let raw: Buffer;
     try {
-      raw = await readFile(info.path);
+      raw = readFileSync(info.path);
     } catch (err) {
       throw ioError('reading manifest', info.path, err);
     }
@@ -181,7 +194,16 @@ export class RegistryReader {
   }
 }
 
-/** True for a directory, false if nothing is there; any other failure (EACCES, ELOOP …) is an IO_ERROR. */
+/** The value of `f`, or the RegfsError it threw (cached like a value); anything else is rethrown. */
+function capture<T>(f: () => T): T | RegfsError {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof RegfsError) return err;
+    throw err;
+  }
+}
+
 /**
  * True for the entries of a repository's directory: the 2.x catalog (and so 2.x's garbage
  * collector) takes `_layers` as the sign, v3 `_manifests`; either one makes a repository.
@@ -205,8 +227,12 @@ export function compareRepoNames(a: string, b: string): number {
 }
 
 async function isDirectory(path: string): Promise<boolean> {
+  return isDirectorySync(path);
+}
+
+function isDirectorySync(path: string): boolean {
   try {
-    return (await stat(path)).isDirectory();
+    return statSync(path).isDirectory();
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return false;

@@ -17,13 +17,12 @@
  * left alone, and a missing or malformed one is written anew by temp file and rename.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import pLimit from 'p-limit';
-import { forEachBounded } from '../bounded.js';
+import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { writeFileAtomic, writeFileExclusive } from '../fs/atomic.js';
+import { writeFileAtomicSync, writeFileExclusiveSync } from '../fs/atomic.js';
 import type { Linker, PlaceOutcome } from '../fs/link.js';
 import type { RepoName, Tag } from '../reference.js';
 import {
@@ -38,7 +37,7 @@ import {
   tagsDir,
   TRASH_PREFIX,
 } from './layout.js';
-import { readLink, writeLink } from './link-file.js';
+import { parseLinkContent, readLinkBytesSync } from './link-file.js';
 
 /** Where a blob's bytes come from: a file to link or copy, or bytes to write. */
 export type BlobSource = { path: string; size: number } | { data: Buffer; size: number };
@@ -66,7 +65,6 @@ export interface WriteProgress {
 
 export interface WriteOptions {
   linker: Linker;
-  jobs?: number;
   /** The output was empty before: skip looking for existing files. */
   fresh?: boolean;
   onProgress?: (p: WriteProgress) => void;
@@ -110,9 +108,13 @@ export function countPlanFiles(plan: WritePlan): { blobs: number; links: number;
   return { blobs: plan.blobs.size, links, bytes };
 }
 
-/** Write a plan into the storage root `v2` (`<root>/docker/registry/v2`). */
+/**
+ * Write a plan into the storage root `v2` (`<root>/docker/registry/v2`). The work is
+ * metadata syscalls, made synchronously in chunks (forEachChunked) with the event loop running
+ * between chunks (a threadpool round trip per call costs more than the call: see
+ * docs/performance.md). The first failure stops the write.
+ */
 export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions): Promise<WriteStats> {
-  const limit = pLimit(opts.jobs ?? 16);
   const fresh = opts.fresh === true;
   const stats: WriteStats = {
     blobsLinked: 0,
@@ -125,22 +127,17 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     linksUnchanged: 0,
   };
 
-  const runPhase = async <T>(phase: WriteProgress['phase'], items: T[], work: (item: T) => Promise<void>): Promise<void> => {
-    let done = 0;
+  const runPhase = async <T>(phase: WriteProgress['phase'], items: T[], work: (item: T) => void): Promise<void> => {
     const total = items.length;
-    opts.onProgress?.({ phase, done, total });
-    await forEachBounded(limit, items, async (item) => {
-      await work(item);
-      done++;
-      opts.onProgress?.({ phase, done, total });
-    });
+    opts.onProgress?.({ phase, done: 0, total });
+    await forEachChunked(items, work, (done) => opts.onProgress?.({ phase, done, total }));
   };
 
-  const putLink = async (path: string, d: Digest): Promise<void> => {
+  const putLink = (path: string, d: Digest): void => {
     if (!fresh) {
       let existing: Digest | undefined;
       try {
-        existing = await readLink(path);
+        existing = parseLinkContent(readLinkBytesSync(path), path);
       } catch (err) {
         // A malformed link in the output is mended by writing it anew.
         if (!(err instanceof RegfsError && err.code === 'LINK_INVALID')) throw err;
@@ -151,17 +148,17 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
       }
     }
     try {
-      await writeLink(path, d);
+      writeFileAtomicSync(path, d);
     } catch (err) {
-      throw err instanceof RegfsError ? err : ioError('writing link', path, err);
+      throw ioError('writing link', path, err);
     }
     stats.linksWritten++;
   };
 
   // 1. Blob data.
-  await runPhase('blobs', [...plan.blobs], async ([d, src]) => {
+  await runPhase('blobs', [...plan.blobs], ([d, src]) => {
     stats.bytes += src.size;
-    const outcome = await placeBlob(v2, d, src, opts.linker);
+    const outcome = placeBlob(v2, d, src, opts.linker);
     if (outcome === 'linked') stats.blobsLinked++;
     else if (outcome === 'copied') stats.blobsCopied++;
     else if (outcome === 'written') stats.blobsWritten++;
@@ -170,63 +167,91 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   });
 
   // 2. _layers links and image manifests' revision links; 3. indexes' revision links, level by level.
-  const levels = new Map<number, Array<[string, Digest]>>();
-  const atLevel = (n: number): Array<[string, Digest]> => {
+  // Paths are made as each link is written, not held for all of them at once.
+  type LinkItem = [RepoName, Digest, typeof layerLinkPath];
+  const levels = new Map<number, LinkItem[]>();
+  const atLevel = (n: number): LinkItem[] => {
     let l = levels.get(n);
     if (l === undefined) levels.set(n, (l = []));
     return l;
   };
   for (const [repo, r] of plan.repos) {
-    for (const d of r.layers) atLevel(0).push([layerLinkPath(v2, repo, d), d]);
-    for (const [d, level] of r.revisions) atLevel(level).push([revisionLinkPath(v2, repo, d), d]);
+    for (const d of r.layers) atLevel(0).push([repo, d, layerLinkPath]);
+    for (const [d, level] of r.revisions) atLevel(level).push([repo, d, revisionLinkPath]);
   }
-  for (const n of [...levels.keys()].sort((a, b) => a - b)) await runPhase('links', levels.get(n)!, ([path, d]) => putLink(path, d));
+  for (const n of [...levels.keys()].sort((a, b) => a - b)) {
+    await runPhase('links', levels.get(n)!, ([repo, d, pathOf]) => putLink(pathOf(v2, repo, d), d));
+    levels.delete(n);
+  }
 
   // 4. Tags, last: a tag becomes visible only when all it needs is there, and whole.
   const tags: Array<[RepoName, Tag, Digest]> = [];
   for (const [repo, r] of plan.repos) for (const [tag, d] of r.tags) tags.push([repo, tag, d]);
-  await runPhase('tags', tags, async ([repo, tag, d]) => {
-    if (!fresh && (await exists(tagDir(v2, repo, tag)))) {
-      await putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
-      await putLink(tagCurrentLinkPath(v2, repo, tag), d);
-      return;
-    }
-    await stageTag(v2, repo, tag, d);
-    stats.linksWritten += 2;
-  });
+  const stages = new Map<RepoName, string>();
+  try {
+    await runPhase('tags', tags, ([repo, tag, d]) => {
+      if (!fresh && exists(tagDir(v2, repo, tag))) {
+        putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
+        putLink(tagCurrentLinkPath(v2, repo, tag), d);
+        return;
+      }
+      let stage = stages.get(repo);
+      if (stage === undefined) {
+        stage = join(repoDir(v2, repo), `${TRASH_PREFIX}stage-${process.pid}-${randomBytes(4).toString('hex')}`);
+        mkdirOrFail(stage);
+        mkdirOrFail(tagsDir(v2, repo));
+        stages.set(repo, stage);
+      }
+      if (stageTag(v2, stage, repo, tag, d)) stats.linksWritten += 2;
+      else {
+        putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
+        putLink(tagCurrentLinkPath(v2, repo, tag), d);
+      }
+    });
+  } finally {
+    for (const stage of stages.values()) rmSync(stage, { recursive: true, force: true });
+  }
   return stats;
 }
 
 /**
- * Create a tag's directory whole: `current/link` and the `index/` entry are written in a
- * staging directory beside `_manifests` (its `_` keeps the catalog out), then renamed into
- * `tags/`. If the tag appeared meanwhile, its links are written in place instead.
+ * Build a new tag's directory (`current/link` and its `index/` entry) in the repository's
+ * staging directory and rename it into `tags/` whole: the registry lists every directory
+ * there as a tag, so the tag appears complete or not at all. The staged files need no temp
+ * files of their own; the rename is the atomic step. False if the tag appeared meanwhile.
  */
-async function stageTag(v2: string, repo: RepoName, tag: Tag, d: Digest): Promise<void> {
-  const stage = join(repoDir(v2, repo), `${TRASH_PREFIX}stage-${process.pid}-${randomBytes(4).toString('hex')}`);
+function stageTag(v2: string, stage: string, repo: RepoName, tag: Tag, d: Digest): boolean {
+  const final = tagDir(v2, repo, tag);
   const staged = join(stage, tag);
   try {
-    await writeLink(join(staged, 'current', 'link'), d);
-    await writeLink(join(staged, relative(tagDir(v2, repo, tag), tagIndexEntryLinkPath(v2, repo, tag, d))), d);
-    await mkdir(tagsDir(v2, repo), { recursive: true });
-    try {
-      await rename(staged, tagDir(v2, repo, tag));
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
-      await writeLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
-      await writeLink(tagCurrentLinkPath(v2, repo, tag), d);
-    }
+    // Parents first, one mkdir each (a recursive mkdir would first fail on every missing parent).
+    const entry = `${staged}/${relative(final, tagIndexEntryLinkPath(v2, repo, tag, d))}`;
+    for (const dir of [staged, `${staged}/current`, `${staged}/index`, dirname(dirname(entry)), dirname(entry)]) mkdirSync(dir);
+    writeFileSync(`${staged}/current/link`, d, { flag: 'wx', mode: 0o644 });
+    writeFileSync(entry, d, { flag: 'wx', mode: 0o644 });
+    renameSync(staged, final);
+    return true;
   } catch (err) {
-    throw err instanceof RegfsError ? err : ioError('writing tag', tagDir(v2, repo, tag), err);
-  } finally {
-    await rm(stage, { recursive: true, force: true });
+    const code = errnoCode(err);
+    if (code === 'EEXIST' || code === 'ENOTEMPTY') {
+      rmSync(staged, { recursive: true, force: true });
+      return false;
+    }
+    throw ioError('writing tag', final, err);
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+function mkdirOrFail(dir: string): void {
   try {
-    await lstat(path);
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw ioError('creating', dir, err);
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
     return true;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return false;
@@ -234,19 +259,15 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function placeBlob(v2: string, d: Digest, src: BlobSource, linker: Linker): Promise<PlaceOutcome | 'written'> {
+function placeBlob(v2: string, d: Digest, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
   const dest = blobDataPath(v2, d);
-  try {
-    await mkdir(blobDir(v2, d), { recursive: true });
-  } catch (err) {
-    throw ioError('creating blob directory', dirname(dest), err);
-  }
+  mkdirOrFail(blobDir(v2, d));
   if ('path' in src) return linker.place(src.path, dest, src.size);
   // Bytes (a manifest regfs derived, such as a schema1 payload) replace existing data only if it is damaged.
   try {
-    if (await writeFileExclusive(dest, src.data)) return 'written';
-    if ((await lstat(dest)).size === src.size) return 'exists';
-    await writeFileAtomic(dest, src.data, { parentExists: true });
+    if (writeFileExclusiveSync(dest, src.data)) return 'written';
+    if (lstatSync(dest).size === src.size) return 'exists';
+    writeFileAtomicSync(dest, src.data, { parentExists: true });
     return 'written';
   } catch (err) {
     throw ioError('writing blob data', dest, err);
