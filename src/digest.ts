@@ -4,7 +4,7 @@
  * The algorithms are those go-digest registers and the registry's storage accepts.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { RegfsError } from './errors.js';
 
 /** A digest such as `sha256:<64 hex>`, validated. */
@@ -51,6 +51,14 @@ export function digestHex(d: Digest): string {
 /** The digest of bytes under the given algorithm. */
 export function digestOf(data: Uint8Array, algorithm: DigestAlgorithm = 'sha256'): Digest {
   return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}` as Digest;
+}
+
+/** Files up to this size are hashed from one read; larger ones are streamed. */
+export const SMALL_FILE_BYTES = 4 << 20;
+
+/** The digest of a small file, read whole, synchronously (a stream per small file costs more than the hash). */
+export function digestSmallFileSync(path: string, algorithm: DigestAlgorithm = 'sha256'): Digest {
+  return digestOf(readFileSync(path), algorithm);
 }
 
 /** Stream a file through the hash of the given algorithm. */

@@ -14,7 +14,7 @@ import { basename, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
-import { digestAlgorithm, digestFile, type Digest } from '../digest.js';
+import { digestAlgorithm, digestFile, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
 import { isIndexKind, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
 import { createLinker, type LinkFs, type LinkMode } from '../fs/link.js';
@@ -81,7 +81,8 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   const hashOnce = (path: string, key: string, size: number, d: Digest): Promise<Digest> => {
     let p = hashed.get(key);
     if (p === undefined) {
-      p = limit(() => digestFile(path, digestAlgorithm(d)));
+      // A small file by one read (a stream costs more than its hash); a large one streamed, in parallel.
+      p = size <= SMALL_FILE_BYTES ? Promise.resolve(digestSmallFileSync(path, digestAlgorithm(d))) : limit(() => digestFile(path, digestAlgorithm(d)));
       bytesVerified += size;
       hashed.set(key, p);
     }

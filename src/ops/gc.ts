@@ -57,7 +57,7 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
   const jobs = checkJobs(opts.jobs);
   const reader = await RegistryReader.open(opts.root);
   const run = async (): Promise<GcResult> => {
-    const scan = await scanStorage(reader.v2, { jobs });
+    const scan = await scanStorage(reader.v2);
     const plan = await markAndPlan(reader, scan, opts.deleteUntagged === true);
     if (opts.apply === true && plan.problems.length > 0) {
       throw new RegfsError('UNSAFE', `${plan.problems.length} manifest${plan.problems.length === 1 ? '' : 's'} could not be read, so what they reference is unknown; nothing was deleted. Run regfs verify`, {

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { RegfsError, type RegfsErrorCode } from '../errors.js';
-import { digestAlgorithm, digestFile, digestOf, type Digest } from '../digest.js';
+import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
+import { forEachChunked } from '../bounded.js';
 import { readImageList } from '../image-list.js';
 import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
 import { LOCK_FILE, isLiveOwner, readLockOwner, type LockOwner } from '../fs/lock.js';
@@ -74,28 +75,48 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   if (opts.list !== undefined) {
     await verifyListed(reader, opts, { add, addError, toHash, counts });
   } else {
-    const scan = await scanStorage(reader.v2, { jobs });
+    const scan = await scanStorage(reader.v2);
     await verifyAll(reader, scan, opts, { add, addError, toHash, counts });
   }
 
-  // Hash every blob in question, in parallel.
+  // Hash every blob in question: small ones by one read each, in chunks; large ones streamed, in parallel.
   if (opts.fast !== true) {
-    const limit = pLimit(jobs);
     let done = 0;
     const total = toHash.size;
+    const hashed = (d: Digest, blob: { path: string; size: number }, actual: Digest): void => {
+      counts.bytesHashed += blob.size;
+      if (actual !== d) add('DIGEST_MISMATCH', blob.path, `blob data "${blob.path}" does not match its digest ${d}: its bytes hash to ${actual}`, d);
+    };
+    const unreadable = (d: Digest, blob: { path: string }, err: unknown): void => {
+      add('IO_ERROR', blob.path, `reading blob data "${blob.path}": ${(err as Error).message}`, d);
+    };
+    const all = [...toHash];
+    await forEachChunked(
+      all.filter(([, b]) => b.size <= SMALL_FILE_BYTES),
+      ([d, blob]) => {
+        try {
+          hashed(d, blob, digestSmallFileSync(blob.path, digestAlgorithm(d)));
+        } catch (err) {
+          unreadable(d, blob, err);
+        }
+        done++;
+      },
+      () => opts.onProgress?.({ phase: 'hash', done, total }),
+    );
+    const limit = pLimit(jobs);
     await Promise.all(
-      [...toHash].map(([d, blob]) =>
-        limit(async () => {
-          try {
-            const actual = await digestFile(blob.path, digestAlgorithm(d));
-            counts.bytesHashed += blob.size;
-            if (actual !== d) add('DIGEST_MISMATCH', blob.path, `blob data "${blob.path}" does not match its digest ${d}: its bytes hash to ${actual}`, d);
-          } catch (err) {
-            add('IO_ERROR', blob.path, `reading blob data "${blob.path}": ${(err as Error).message}`, d);
-          }
-          opts.onProgress?.({ phase: 'hash', done: ++done, total });
-        }),
-      ),
+      all
+        .filter(([, b]) => b.size > SMALL_FILE_BYTES)
+        .map(([d, blob]) =>
+          limit(async () => {
+            try {
+              hashed(d, blob, await digestFile(blob.path, digestAlgorithm(d)));
+            } catch (err) {
+              unreadable(d, blob, err);
+            }
+            opts.onProgress?.({ phase: 'hash', done: ++done, total });
+          }),
+        ),
     );
   }
 

@@ -1,0 +1,256 @@
+/**
+ * `npm run bench`: regfs against the floor, at scale. See docs/performance.md.
+ *
+ *   npm run bench [-- --runs 5] [--dir DIR] [--scale 1] [--no-10x] [--smoke] [--out FILE]
+ *
+ * Builds (once, then reused) a synthetic store of 3,000 repositories and 15,000 tags, and one
+ * ten times larger, under DIR (default /dev/shm if it is a tmpfs, else the temp directory),
+ * then measures each command in a fresh child process, several runs, reporting medians of
+ * the command's own `seconds` and its peak RSS (GNU time), beside the floor: the same
+ * mkdir, link and small-file writes in a synchronous Node loop, `cp -al` for the blobs, and
+ * `sha256sum` over the same bytes for hashing. Writes a table and a JSON result.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { scaled, writeStore, type StoreShape } from './store.js';
+
+const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
+const CLI = here('../../dist/cli/main.js');
+const FLOOR = here('./floor.mjs');
+const V2 = 'docker/registry/v2';
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    dir: { type: 'string' },
+    scale: { type: 'string', default: '1' },
+    'no-10x': { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
+    out: { type: 'string', default: here('../../.bench/result.json') },
+  },
+});
+const runs = args.smoke ? 1 : Number(args.runs);
+const scale = args.smoke ? 0.02 : Number(args.scale);
+const base = args.dir ?? (isTmpfs('/dev/shm') ? '/dev/shm/regfs-bench' : join(tmpdir(), 'regfs-bench'));
+const work = join(base, 'work');
+
+interface Measure {
+  name: string;
+  seconds: number;
+  rssMB: number;
+  floor?: number;
+  floorName?: string;
+  note?: string;
+}
+const results: Measure[] = [];
+
+function isTmpfs(path: string): boolean {
+  try {
+    return execFileSync('stat', ['-f', '-c', '%T', path], { encoding: 'utf8', maxBuffer: 1 << 28 }).trim() === 'tmpfs';
+  } catch {
+    return false;
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Build a store once; reuse it while the shape is the same. */
+async function store(name: string, shape: StoreShape): Promise<{ root: string; refs: string[]; buildSeconds: number | undefined }> {
+  const root = join(base, name);
+  const marker = join(root, 'shape.json');
+  const key = JSON.stringify(shape);
+  if (existsSync(marker) && readFileSync(marker, 'utf8') === key) {
+    return { root, refs: JSON.parse(readFileSync(join(root, 'refs.json'), 'utf8')) as string[], buildSeconds: undefined };
+  }
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  const t = performance.now();
+  process.stderr.write(`building ${name}: ${shape.repositories} repositories…`);
+  const refs = await writeStore(root, shape, (n) => process.stderr.write(`\rbuilding ${name}: ${n}/${shape.repositories} repositories`));
+  const buildSeconds = (performance.now() - t) / 1000;
+  process.stderr.write(` done in ${buildSeconds.toFixed(1)} s\n`);
+  writeFileSync(join(root, 'refs.json'), JSON.stringify(refs));
+  writeFileSync(marker, key);
+  return { root, refs, buildSeconds };
+}
+
+/** Run a command in a child process under GNU time; returns its own seconds (from --json, else wall) and peak RSS. */
+function timed(cmd: string[], reported: (stdout: string) => number | undefined): { seconds: number; rssMB: number; stdout: string } {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', ...cmd], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  const last = r.stderr.trim().split('\n').at(-1)!.split(' ');
+  const wall = Number(last[0]);
+  return { seconds: reported(r.stdout) ?? wall, rssMB: Number(last[1]) / 1024, stdout: r.stdout };
+}
+
+const jsonSeconds = (stdout: string): number | undefined => (JSON.parse(stdout) as { seconds?: number }).seconds;
+
+/** Median over `runs` of a regfs command; `before` prepares each run (not timed). */
+function measure(name: string, args: string[], before: () => void = () => undefined): Measure {
+  const secs: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    before();
+    const r = timed([process.execPath, CLI, ...args, '--json'], jsonSeconds);
+    secs.push(r.seconds);
+    rss.push(r.rssMB);
+  }
+  return { name, seconds: median(secs), rssMB: Math.max(...rss) };
+}
+
+/** The floor of an extract: replay the files of a finished output, in the tightest loop. */
+function floorOf(sourceV2: string, out: string): number {
+  const ops = { dirs: [] as string[], links: [] as Array<[string, string]>, files: [] as Array<[string, string]> };
+  const target = join(work, 'floor');
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      const rel = relative(out, p);
+      if (e.isDirectory()) {
+        ops.dirs.push(join(target, rel));
+        walk(p);
+      } else if (e.name === 'data') ops.links.push([join(sourceV2, relative(join(out, V2), p)), join(target, rel)]);
+      else ops.files.push([join(target, rel), readFileSync(p, 'utf8')]);
+    }
+  };
+  walk(out);
+  const opsFile = join(work, 'floor-ops.json');
+  writeFileSync(opsFile, JSON.stringify(ops));
+  const secs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(target);
+    secs.push(timed([process.execPath, FLOOR, opsFile], jsonSeconds).seconds);
+  }
+  rmSync(target, { recursive: true, force: true });
+  return median(secs);
+}
+
+/** `cp -al` of the blob directories an output holds. */
+function cpAl(sourceV2: string, out: string): number {
+  const blobs = execFileSync('find', [join(out, V2, 'blobs'), '-name', 'data'], { encoding: 'utf8', maxBuffer: 1 << 28 }).trim().split('\n').map((p) => relative(join(out, V2), dirname(p)));
+  const list = join(work, 'cp-list');
+  writeFileSync(list, blobs.join('\n'));
+  const secs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const target = join(work, 'cp');
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(target);
+    const t = performance.now();
+    execFileSync('sh', ['-c', `cd "${sourceV2}" && xargs -a "${list}" cp -al --parents -t "${target}"`]);
+    secs.push((performance.now() - t) / 1000);
+  }
+  return median(secs);
+}
+
+function listFile(name: string, refs: string[]): string {
+  const path = join(work, `${name}.list`);
+  writeFileSync(path, `${refs.join('\n')}\n`);
+  return path;
+}
+
+/** `n` tags spread over the whole store, the same for every store built with the same base shape. */
+function sample(refs: string[], n: number, total: number): string[] {
+  const step = Math.max(1, Math.floor(total / n));
+  return Array.from({ length: Math.min(n, total) }, (_, i) => refs[i * step]!);
+}
+
+async function main(): Promise<void> {
+  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+  mkdirSync(work, { recursive: true });
+  const shape = scaled(scale);
+  const s1 = await store(`store-x${scale}`, shape);
+  const v2 = join(s1.root, V2);
+  const out = join(work, 'out');
+  const fresh = (): void => rmSync(out, { recursive: true, force: true });
+  const base1 = s1.refs.length;
+
+  for (const n of [200, 2000, base1]) {
+    if (n > base1) continue;
+    const refs = n === base1 ? s1.refs : sample(s1.refs, n, base1);
+    const list = listFile(`tags-${n}`, refs);
+    const m = measure(`extract ${n === base1 ? `all (${n})` : n} tags`, ['extract', list, s1.root, out], fresh);
+    m.floor = floorOf(v2, out);
+    m.floorName = 'node sync loop';
+    m.note = `cp -al blobs ${cpAl(v2, out).toFixed(3)} s`;
+    results.push(m);
+  }
+
+  const list200 = listFile('tags-200', sample(s1.refs, 200, base1));
+  const dir = join(work, 'dir');
+  results.push(measure('to-dir 200 images', ['to-dir', list200, s1.root, dir], () => rmSync(dir, { recursive: true, force: true })));
+  const reg = join(work, 'reg');
+  const fromDir = measure('from-dir 200 (verify)', ['from-dir', dir, reg], () => rmSync(reg, { recursive: true, force: true }));
+  const blobFiles = execFileSync('find', [dir, '-type', 'f', '-regex', '.*/[0-9a-f]\\{64\\}'], { encoding: 'utf8', maxBuffer: 1 << 28 }).trim().split('\n');
+  writeFileSync(join(work, 'hash-list'), blobFiles.join('\0'));
+  const hashSecs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    execFileSync('sh', ['-c', `xargs -0 -a "${join(work, 'hash-list')}" sha256sum > /dev/null`]);
+    hashSecs.push((performance.now() - t) / 1000);
+  }
+  fromDir.floor = median(hashSecs);
+  fromDir.floorName = 'sha256sum';
+  results.push(fromDir);
+  results.push(measure('from-dir 200 --no-verify', ['from-dir', dir, reg, '--no-verify'], () => rmSync(reg, { recursive: true, force: true })));
+  const verifyM = measure('verify (whole store)', ['verify', s1.root]);
+  const allBlobs = execFileSync('find', [join(v2, 'blobs'), '-name', 'data', '-print0'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  writeFileSync(join(work, 'all-blobs'), allBlobs);
+  const vh: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    execFileSync('sh', ['-c', `xargs -0 -a "${join(work, 'all-blobs')}" sha256sum > /dev/null`]);
+    vh.push((performance.now() - t) / 1000);
+  }
+  verifyM.floor = median(vh);
+  verifyM.floorName = 'sha256sum';
+  results.push(verifyM);
+  results.push(measure('verify --fast (whole store)', ['verify', s1.root, '--fast']));
+  results.push(measure('gc dry run (whole store)', ['gc', s1.root]));
+
+  if (!args['no-10x']) {
+    const s10 = await store(`store-x${scale * 10}`, scaled(scale * 10));
+    // The same 200 tags: repositories 0..n-1 are identical in both stores.
+    const m = measure('extract 200 tags, 10x store', ['extract', list200, s10.root, out], fresh);
+    const m1 = results.find((r) => r.name === 'extract 200 tags')!;
+    m.note = `${(m.seconds / m1.seconds).toFixed(2)}x the 1x store's time`;
+    results.push(m);
+  }
+  rmSync(out, { recursive: true, force: true });
+
+  const rows = results.map((r) => [
+    r.name,
+    r.seconds.toFixed(3),
+    r.floor === undefined ? '' : `${r.floor.toFixed(3)} (${r.floorName})`,
+    r.floor === undefined ? '' : `${(r.seconds / r.floor).toFixed(2)}x`,
+    r.rssMB.toFixed(0),
+    r.note ?? '',
+  ]);
+  const header = ['measurement', 'regfs s (median)', 'floor s', 'ratio', 'peak RSS MB', 'note'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(line(header));
+  console.log(line(widths.map((w) => '-'.repeat(w))));
+  for (const r of rows) console.log(line(r));
+  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, dir: base, tmpfs: isTmpfs(base) };
+  const shapeInfo = { ...shape, tags: base1, blobs: countBlobs(v2) };
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeFileSync(args.out, `${JSON.stringify({ date: new Date().toISOString(), machine, runs, store: shapeInfo, buildSeconds: s1.buildSeconds, results }, null, 2)}\n`);
+  console.log(`\n${JSON.stringify(machine)}\nstore: ${JSON.stringify(shapeInfo)}\nresult: ${args.out}`);
+}
+
+function countBlobs(v2: string): number {
+  let n = 0;
+  for (const fan of readdirSync(join(v2, 'blobs', 'sha256'))) n += readdirSync(join(v2, 'blobs', 'sha256', fan)).length;
+  return n;
+}
+
+void statSync;
+await main();

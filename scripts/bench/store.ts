@@ -1,0 +1,70 @@
+/**
+ * The benchmark's synthetic registry store: by default 3,000 repositories, 15,000 tags and
+ * about 40,000 blobs (shared base layers, 5% multi-platform indexes), written without a
+ * registry by the pure writer that test/fixtures.test.ts proves equal to docker-registry's
+ * own output (and test/bench.test.ts serves a small one through the real registry).
+ *
+ * Per repository: 4 images on tags v1..v4 (each a config, one of 40 shared base layers and
+ * one layer of its own) and `latest` on v4; every 20th repository also gets an OCI index
+ * `multi` of two platform images. Deterministic: the same scale gives the same digests.
+ * Written in batches, so the 10x store does not have to fit in memory at once.
+ */
+import { makeImage, makeIndex, makeLayer, type Layer, type Manifest } from '../lib/images.js';
+import { writeStorage, type StoragePush } from '../lib/write-storage.js';
+
+export interface StoreShape {
+  repositories: number;
+  /** Tags per repository, before indexes: v1..v(n-1) and latest (= the last). */
+  tagsPerRepo: number;
+  baseLayers: number;
+  /** Every n-th repository gets a two-platform index. */
+  indexEvery: number;
+}
+
+/** 3,000 repositories, 15,000 tags, about 40,000 blobs. */
+export const DEFAULT_SHAPE: StoreShape = { repositories: 3000, tagsPerRepo: 5, baseLayers: 40, indexEvery: 20 };
+
+/** The shape times `scale` repositories. */
+export function scaled(scale: number): StoreShape {
+  return { ...DEFAULT_SHAPE, repositories: Math.round(DEFAULT_SHAPE.repositories * scale) };
+}
+
+/** A repository's name: spread over nested namespaces like a real registry. */
+export function repoName(i: number): string {
+  return `team${i % 37}/svc${Math.floor(i / 37) % 50}/app${i}`;
+}
+
+/** Every push of repository `i`. */
+export function repoPushes(i: number, shape: StoreShape, bases: Layer[]): StoragePush[] {
+  const repo = repoName(i);
+  const pushes: StoragePush[] = [];
+  let last: Manifest | undefined;
+  for (let t = 1; t < shape.tagsPerRepo; t++) {
+    const image = makeImage({ format: t % 2 === 0 ? 'oci' : 'docker', layers: [bases[(i + t) % bases.length]!, makeLayer(`${repo}:v${t}`)], labels: { repo, tag: `v${t}` } });
+    pushes.push({ repo, tag: `v${t}`, image });
+    last = image;
+  }
+  pushes.push({ repo, tag: 'latest', image: last! });
+  if (i % shape.indexEvery === 0) {
+    const children = (['amd64', 'arm64'] as const).map((architecture) =>
+      makeImage({ format: 'oci', layers: [bases[i % bases.length]!, makeLayer(`${repo}:multi:${architecture}`)], platform: { os: 'linux', architecture } }),
+    );
+    pushes.push({ repo, tag: 'multi', image: makeIndex({ format: 'oci', children }) });
+  }
+  return pushes;
+}
+
+/** Write the store under `<root>/docker/registry/v2`; returns every `repo:tag`. */
+export async function writeStore(root: string, shape: StoreShape, onBatch?: (done: number) => void): Promise<string[]> {
+  const bases = Array.from({ length: shape.baseLayers }, (_, i) => makeLayer(`base-${i}`));
+  const refs: string[] = [];
+  const batch = 500;
+  for (let start = 0; start < shape.repositories; start += batch) {
+    const pushes: StoragePush[] = [];
+    for (let i = start; i < Math.min(start + batch, shape.repositories); i++) pushes.push(...repoPushes(i, shape, bases));
+    await writeStorage(root, pushes);
+    for (const p of pushes) refs.push(`${p.repo}:${p.tag}`);
+    onBatch?.(Math.min(start + batch, shape.repositories));
+  }
+  return refs;
+}
