@@ -5,7 +5,8 @@
  * 2.8 truncates in place, which is why a crash there can leave empty link files.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { errnoCode } from '../errors.js';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { landWithoutReplacing } from './link.js';
 import { basename, dirname, join } from 'node:path';
@@ -68,13 +69,30 @@ export function writeFileExclusiveSync(path: string, data: Uint8Array): boolean 
 
 /** writeFileAtomic, synchronously (for the writers' chunks of metadata work). */
 export function writeFileAtomicSync(path: string, data: string | Uint8Array, opts: { parentExists?: boolean } = {}): void {
-  if (opts.parentExists !== true) mkdirSync(dirname(path), { recursive: true });
+  if (opts.parentExists !== true) mkdirpSync(dirname(path));
   const tmp = tempPathFor(path);
   try {
     writeFileSync(tmp, data, { flag: 'wx', mode: 0o644 });
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * mkdir -p that reports the real failure. Node's recursive mkdir reports ENOENT when a parent
+ * cannot be made for another reason, EROFS or ENOSPC say (nodejs/node#47098, #42808): on
+ * ENOENT, the first missing component is made alone, which fails with the real error.
+ */
+export function mkdirpSync(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+    let missing = dir;
+    while (!existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing);
+    mkdirSync(missing);
     throw err;
   }
 }

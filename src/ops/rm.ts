@@ -80,10 +80,13 @@ async function planRemoval(
 ): Promise<{ what: RmResult['what']; dirs: string[]; tags: string[] }> {
   const v2 = reader.v2;
   if (tag !== undefined) {
-    const current = await reader.tagDigest(repo, tag);
-    if (current === undefined && !(await exists(tagDir(v2, repo, tag)))) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} does not exist`, { path: tagDir(v2, repo, tag) });
-    if (digest !== undefined && current !== digest) {
-      throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${tag} points at ${current ?? 'nothing'}, not at ${digest}`, { digest: current });
+    if (!(await exists(tagDir(v2, repo, tag)))) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} does not exist`, { path: tagDir(v2, repo, tag) });
+    // The link is read only to check a pinned digest: a damaged tag can always be removed.
+    if (digest !== undefined) {
+      const current = reader.tagDigest(repo, tag);
+      if (current !== digest) {
+        throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${tag} points at ${current ?? 'nothing'}, not at ${digest}`, { digest: current });
+      }
     }
     return { what: 'tag', dirs: [tagDir(v2, repo, tag)], tags: [`${repo}:${tag}`] };
   }

@@ -121,7 +121,13 @@ function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
           continue;
         }
         let data: BlobEntry['data'];
-        for (const e of entries(dir)) {
+        const inside = entries(dir);
+        if (inside.length === 0) {
+          // Left by a write that failed before the data landed: nothing can point at it.
+          strays.push({ path: dir, kind: 'temp' });
+          continue;
+        }
+        for (const e of inside) {
           if (e.name === 'data') {
             const st = lstatSync(join(dir, 'data'));
             data = { path: join(dir, 'data'), size: st.size, regular: st.isFile() };

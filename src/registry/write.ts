@@ -3,7 +3,7 @@
  * an order that keeps every visible tag complete.
  *
  *   1. blob data: manifests, indexes, children, configs, layers (hard-linked or copied);
- *   2. `_layers` links (configs and layers) and the revision links of image manifests;
+ *   2. `_layers` links (configs and layers), then the revision links of image manifests;
  *   3. revision links of indexes, level by level: an index only after all its children
  *      (as a push must do it), so nothing is visible by digest before what it names;
  *   4. tags, last. A new tag's directory (`current/link` and its `index/` entry) is built in
@@ -17,12 +17,12 @@
  * left alone, and a missing or malformed one is written anew by temp file and rename.
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { writeFileAtomicSync, writeFileExclusiveSync } from '../fs/atomic.js';
+import { mkdirpSync, writeFileAtomicSync, writeFileExclusiveSync } from '../fs/atomic.js';
 import type { Linker, PlaceOutcome } from '../fs/link.js';
 import type { RepoName, Tag } from '../reference.js';
 import {
@@ -175,9 +175,11 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     if (l === undefined) levels.set(n, (l = []));
     return l;
   };
+  // Level 0: every _layers link; then revisions one level above their manifest's own
+  // (images, then indexes by depth), so nothing is visible by digest before what it names.
   for (const [repo, r] of plan.repos) {
     for (const d of r.layers) atLevel(0).push([repo, d, layerLinkPath]);
-    for (const [d, level] of r.revisions) atLevel(level).push([repo, d, revisionLinkPath]);
+    for (const [d, level] of r.revisions) atLevel(level + 1).push([repo, d, revisionLinkPath]);
   }
   for (const n of [...levels.keys()].sort((a, b) => a - b)) {
     await runPhase('links', levels.get(n)!, ([repo, d, pathOf]) => putLink(pathOf(v2, repo, d), d));
@@ -243,7 +245,7 @@ function stageTag(v2: string, stage: string, repo: RepoName, tag: Tag, d: Digest
 
 function mkdirOrFail(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirpSync(dir);
   } catch (err) {
     throw ioError('creating', dir, err);
   }
@@ -260,8 +262,23 @@ function exists(path: string): boolean {
 }
 
 function placeBlob(v2: string, d: Digest, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
-  const dest = blobDataPath(v2, d);
-  mkdirOrFail(blobDir(v2, d));
+  const dir = blobDir(v2, d);
+  mkdirOrFail(dir);
+  try {
+    return placeBlobData(blobDataPath(v2, d), src, linker);
+  } catch (err) {
+    // Leave no blob directory without data behind (verify would report it, and a registry's
+    // stat of the blob would find a directory and no data).
+    try {
+      rmdirSync(dir);
+    } catch {
+      // not empty (the data was there before), or gone
+    }
+    throw err;
+  }
+}
+
+function placeBlobData(dest: string, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
   if ('path' in src) return linker.place(src.path, dest, src.size);
   // Bytes (a manifest regfs derived, such as a schema1 payload) replace existing data only if it is damaged.
   try {
