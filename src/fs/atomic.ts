@@ -7,7 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { errnoCode } from '../errors.js';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { landWithoutReplacing } from './link.js';
 import { basename, dirname, join } from 'node:path';
 
@@ -29,26 +28,6 @@ export function isTempName(name: string): boolean {
 }
 
 /**
- * Write `data` to `path` atomically. The parent directory is created first unless
- * `parentExists` says it is already there (a hot-path saving for callers that track it).
- */
-export async function writeFileAtomic(
-  path: string,
-  data: string | Uint8Array,
-  opts: { parentExists?: boolean; mode?: number } = {},
-): Promise<void> {
-  if (opts.parentExists !== true) await mkdir(dirname(path), { recursive: true });
-  const tmp = tempPathFor(path);
-  try {
-    await writeFile(tmp, data, { flag: 'wx', mode: opts.mode ?? 0o644 });
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
-/**
  * Write `data` to `path` unless a file is already there (then return false and leave it):
  * the content goes to a temp file and lands without replacing (see landWithoutReplacing).
  * The parent directory must exist.
@@ -67,7 +46,10 @@ export function writeFileExclusiveSync(path: string, data: Uint8Array): boolean 
   }
 }
 
-/** writeFileAtomic, synchronously (for the writers' chunks of metadata work). */
+/**
+ * Write `data` to `path` atomically: to a temp file beside it, then rename(2). The parent
+ * directory is created first unless `parentExists` says it is already there.
+ */
 export function writeFileAtomicSync(path: string, data: string | Uint8Array, opts: { parentExists?: boolean } = {}): void {
   if (opts.parentExists !== true) mkdirpSync(dirname(path));
   const tmp = tempPathFor(path);

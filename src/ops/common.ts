@@ -6,8 +6,32 @@ import { mkdirpSync } from '../fs/atomic.js';
 import type { Digest } from '../digest.js';
 import { formatPlatform, type Manifest } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
-import { emptyPlan, repoWrites, type BlobSource, type WritePlan } from '../registry/write.js';
+import { emptyPlan, repoWrites, type BlobSource, type WritePlan, type WriteProgress } from '../registry/write.js';
+import { createLinker, type LinkFs, type Linker, type LinkMode } from '../fs/link.js';
 import type { ImageSummary } from './extract.js';
+
+/** What every command that writes a tree (extract, to-dir, from-dir) takes besides its paths. */
+export interface WriteCommandOptions {
+  /** Write the images that resolve even if others do not (their problems are returned). */
+  keepGoing?: boolean;
+  link?: LinkMode;
+  jobs?: number;
+  /** Resolve and plan; write nothing. */
+  dryRun?: boolean;
+  onProgress?: (p: WriteProgress) => void;
+  /** Things worth telling that do not stop the run (a copy fallback, an absent foreign layer). */
+  onWarning?: (message: string) => void;
+  /** For tests: the file operations the linker uses. */
+  linkFs?: LinkFs;
+}
+
+/** The linker for writing into `out`, which warns once if hard links give way to copies. */
+export function createOutputLinker(out: string, opts: WriteCommandOptions, warn: (message: string) => void): Linker {
+  return createLinker(opts.link ?? 'auto', {
+    fs: opts.linkFs,
+    onFallback: ({ code }) => warn(`cannot hard-link into "${out}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
+  });
+}
 
 /** Operations in flight at once unless `jobs` says otherwise. */
 export const DEFAULT_JOBS = 16;

@@ -13,15 +13,14 @@ import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
 import type { ManifestKind } from '../manifest.js';
-import { createLinker, type LinkFs, type LinkMode } from '../fs/link.js';
 import { blobDataPath } from '../registry/layout.js';
 import { RegistryReader } from '../registry/read.js';
-import { countPlanFiles, writePlan, type WritePlan, type WriteProgress, type WriteStats } from '../registry/write.js';
+import { countPlanFiles, writePlan, type WritePlan, type WriteStats } from '../registry/write.js';
 import { resolveImages } from './resolve.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
-import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock } from './common.js';
+import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 
-export interface ExtractOptions {
+export interface ExtractOptions extends WriteCommandOptions {
   /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
   list: string;
   /** The source registry root (or its `docker/registry/v2`). */
@@ -29,15 +28,7 @@ export interface ExtractOptions {
   /** The output registry root (or a `docker/registry/v2`); created if missing. */
   output: string;
   stripRegistry?: boolean;
-  keepGoing?: boolean;
-  link?: LinkMode;
-  jobs?: number;
-  dryRun?: boolean;
-  onProgress?: (p: WriteProgress) => void;
-  /** Things worth telling that do not stop the run (a copy fallback, an absent foreign layer). */
-  onWarning?: (message: string) => void;
-  /** For tests: the file operations the linker uses, and standard input. */
-  linkFs?: LinkFs;
+  /** For tests: standard input. */
   stdin?: () => Promise<string>;
 }
 
@@ -125,11 +116,7 @@ async function extractEntries(
     };
   }
 
-  const linker = createLinker(opts.link ?? 'auto', {
-    fs: opts.linkFs,
-    onFallback: ({ code }) =>
-      warn(`cannot hard-link into "${out.v2}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
-  });
+  const linker = createOutputLinker(out.v2, opts, warn);
   const stats = await withTreeLock(out.v2, 'extract', () => writePlan(out.v2, plan, { linker, fresh: !out.exists, onProgress: opts.onProgress }));
   return {
     dryRun: false,

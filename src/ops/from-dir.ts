@@ -17,17 +17,16 @@ import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { digestAlgorithm, digestFile, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
 import { isIndexKind, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
-import { createLinker, type LinkFs, type LinkMode } from '../fs/link.js';
 import type { BlobInfo } from '../registry/read.js';
-import { countPlanFiles, writePlan, type WriteProgress } from '../registry/write.js';
+import { countPlanFiles, writePlan } from '../registry/write.js';
 import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { parseImageDirName } from '../dir/names.js';
 import { findDirBlob, readDirManifest } from '../dir/read.js';
-import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, type ImageContent } from './common.js';
+import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
 import type { ExtractResult } from './extract.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
 
-export interface FromDirOptions {
+export interface FromDirOptions extends WriteCommandOptions {
   /** A tree of image directories, or one image directory. */
   input: string;
   /** The registry root to write (or its `docker/registry/v2`); created if missing. */
@@ -38,13 +37,6 @@ export interface FromDirOptions {
   noVerify?: boolean;
   /** Drop a leading registry host from directory names (`skopeo sync --scoped` keeps it). */
   stripRegistry?: boolean;
-  keepGoing?: boolean;
-  link?: LinkMode;
-  jobs?: number;
-  dryRun?: boolean;
-  onProgress?: (p: WriteProgress) => void;
-  onWarning?: (message: string) => void;
-  linkFs?: LinkFs;
 }
 
 export interface FromDirResult extends ExtractResult {
@@ -116,10 +108,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   if (opts.dryRun === true) {
     return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere: 0 }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }
-  const linker = createLinker(opts.link ?? 'auto', {
-    fs: opts.linkFs,
-    onFallback: ({ code }) => warn(`cannot hard-link into "${out.v2}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
-  });
+  const linker = createOutputLinker(out.v2, opts, warn);
   const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, fresh: !out.exists, onProgress: opts.onProgress }));
   return { ...base, dryRun: false, plan: { ...counts, blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
 }

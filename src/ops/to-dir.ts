@@ -15,31 +15,31 @@
  * `manifest.json`, and stale files go only after it, so a killed run leaves every image
  * directory readable, old or new.
  */
-import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import pLimit from 'p-limit';
-import { forEachBounded } from '../bounded.js';
+import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parseImageRef } from '../reference.js';
-import { writeFileAtomic } from '../fs/atomic.js';
-import { createLinker, type LinkFs, type Linker, type LinkMode } from '../fs/link.js';
+import { mkdirpSync, writeFileAtomicSync } from '../fs/atomic.js';
+import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
 import type { WriteProgress } from '../registry/write.js';
 import { DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
 import { imageDirName } from '../dir/names.js';
-import { checkJobs, incomplete, withTreeLock } from './common.js';
+import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type ResolvedImage } from './resolve.js';
 
 /** The digest file written beside the images: `<digest> <ref>` a line. */
 export const DIGEST_FILE = 'digests.txt';
 
-export interface ToDirOptions {
+export interface ToDirOptions extends WriteCommandOptions {
   /** An image list (file, `-`, or directory of `*.list`); or set `image` instead. */
   list?: string;
   /** One reference, exported into `output` itself. */
@@ -50,13 +50,6 @@ export interface ToDirOptions {
   platform?: string;
   portableNames?: boolean;
   stripRegistry?: boolean;
-  keepGoing?: boolean;
-  link?: LinkMode;
-  jobs?: number;
-  dryRun?: boolean;
-  onProgress?: (p: WriteProgress) => void;
-  onWarning?: (message: string) => void;
-  linkFs?: LinkFs;
   stdin?: () => Promise<string>;
 }
 
@@ -108,7 +101,7 @@ interface DirPlan {
 /** Export images to `dir:` directories. */
 export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   const started = performance.now();
-  const jobs = checkJobs(opts.jobs);
+  checkJobs(opts.jobs);
   if ((opts.list === undefined) === (opts.image === undefined)) {
     throw new RegfsError('USAGE', 'to-dir takes an image list or --image REF, not both and not neither');
   }
@@ -168,15 +161,12 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   const result = { output: out, images, problems, warnings, staleImages: staleImages.map((s) => relative(out, s)) };
   if (opts.dryRun === true) return { ...result, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
 
-  const linker = createLinker(opts.link ?? 'auto', {
-    fs: opts.linkFs,
-    onFallback: ({ code }) => warn(`cannot hard-link into "${out}" (${code}${code === 'EXDEV' ? ': another filesystem' : ': not permitted'}); copying blob data instead`),
-  });
+  const linker = createOutputLinker(out, opts, warn);
   // The lock of a one-image export sits beside its directory, not in it.
   const [lockRoot, lockName] = opts.image === undefined ? [out, undefined] : [dirname(out), basename(out)];
   const run = async (): Promise<ToDirStats> => {
     const stale = opts.image === undefined ? await findStaleImageDirs(out, new Set(plans.map((p) => p.path))) : [];
-    return writeExport(out, plans, stale, opts.image === undefined, { linker, jobs, onProgress: opts.onProgress });
+    return writeExport(out, plans, stale, opts.image === undefined, { linker, onProgress: opts.onProgress });
   };
   if (lockName !== undefined) await mkdir(lockRoot, { recursive: true });
   const stats = lockName === undefined ? await withTreeLock(lockRoot, 'to-dir', run) : await withLock(join(lockRoot, `.${lockName}${LOCK_FILE}`), 'to-dir', run);
@@ -192,7 +182,7 @@ async function writeExport(
   plans: DirPlan[],
   staleImages: string[],
   digestFile: boolean,
-  opts: { linker: Linker; jobs: number; onProgress: ((p: WriteProgress) => void) | undefined },
+  opts: { linker: Linker; onProgress: ((p: WriteProgress) => void) | undefined },
 ): Promise<ToDirStats> {
   const { linker } = opts;
   const stats: ToDirStats = {
@@ -206,62 +196,72 @@ async function writeExport(
     bytes: 0,
     bytesCopied: 0,
   };
-  const limit = pLimit(opts.jobs);
-  const putManifest = async (path: string, raw: Buffer): Promise<void> => {
-    const existing = await readFile(path).catch(() => undefined);
-    if (existing?.equals(raw) === true) {
+  const write = (what: string, path: string, data: string | Buffer): void => {
+    try {
+      writeFileAtomicSync(path, data, { parentExists: true });
+    } catch (err) {
+      throw ioError(`writing ${what}`, path, err);
+    }
+  };
+  const putManifest = (path: string, raw: Buffer): void => {
+    if (readIfThere(path)?.equals(raw) === true) {
       stats.manifestsUnchanged++;
       return;
     }
-    await writeFileAtomic(path, raw, { parentExists: true }).catch((err: unknown) => {
-      throw ioError('writing manifest', path, err);
-    });
+    write('manifest', path, raw);
     stats.manifestsWritten++;
   };
 
   // 1. Each image directory: its version file, its blobs, its instance manifests.
-  const blobWork = plans.flatMap((p) => [...p.blobs].map(([d, info]) => ({ p, d, info })));
-  let done = 0;
-  const progress = (total: number): void => opts.onProgress?.({ phase: 'blobs', done: ++done, total });
-  await forEachBounded(limit, plans, async (p) => {
-    await mkdir(p.path, { recursive: true }).catch((err: unknown) => {
+  await forEachChunked(plans, (p) => {
+    try {
+      mkdirpSync(p.path);
+    } catch (err) {
       throw ioError('creating image directory', p.path, err);
-    });
-    const version = await readFile(versionPath(p.path), 'utf8').catch(() => undefined);
-    if (version !== DIR_VERSION) {
-      await writeFileAtomic(versionPath(p.path), DIR_VERSION, { parentExists: true }).catch((err: unknown) => {
-        throw ioError('writing', versionPath(p.path), err);
-      });
     }
+    if (readIfThere(versionPath(p.path))?.toString('utf8') !== DIR_VERSION) write('version file', versionPath(p.path), DIR_VERSION);
   });
-  await forEachBounded(limit, blobWork, async ({ p, d, info }) => {
-    stats.bytes += info.size;
-    const outcome = await linker.place(info.path, blobPath(p.path, d), info.size);
-    if (outcome === 'linked') stats.blobsLinked++;
-    else if (outcome === 'copied') {
-      stats.blobsCopied++;
-      stats.bytesCopied += info.size;
-    } else stats.blobsExisting++;
-    progress(blobWork.length);
-  });
-  await forEachBounded(limit, plans.flatMap((p) => p.instances.map((m) => ({ p, m }))), ({ p, m }) => putManifest(manifestPath(p.path, m.digest), m.raw));
+  const blobWork = plans.flatMap((p) => [...p.blobs].map(([d, info]) => ({ p, d, info })));
+  await forEachChunked(
+    blobWork,
+    ({ p, d, info }) => {
+      stats.bytes += info.size;
+      const outcome = linker.place(info.path, blobPath(p.path, d), info.size);
+      if (outcome === 'linked') stats.blobsLinked++;
+      else if (outcome === 'copied') {
+        stats.blobsCopied++;
+        stats.bytesCopied += info.size;
+      } else stats.blobsExisting++;
+    },
+    (done) => opts.onProgress?.({ phase: 'blobs', done, total: blobWork.length }),
+  );
+  await forEachChunked(plans.flatMap((p) => p.instances.map((m) => ({ p, m }))), ({ p, m }) => putManifest(manifestPath(p.path, m.digest), m.raw));
   // 2. manifest.json, last in each directory: the image is complete when it changes.
-  await forEachBounded(limit, plans, (p) => putManifest(manifestPath(p.path), p.top.raw));
+  await forEachChunked(plans, (p) => putManifest(manifestPath(p.path), p.top.raw));
   // 3. Stale files inside image directories, then stale image directories.
-  await forEachBounded(limit, plans, async (p) => {
-    stats.staleFilesRemoved += await removeStaleFiles(p);
+  await forEachChunked(plans, (p) => {
+    stats.staleFilesRemoved += removeStaleFiles(p);
   });
   for (const dir of staleImages) {
-    await rm(dir, { recursive: true, force: true });
-    await removeEmptyParents(dirname(dir), out);
+    rmSync(dir, { recursive: true, force: true });
+    removeEmptyParents(dirname(dir), out);
     stats.staleImagesRemoved++;
   }
   // 4. The digest file, last: it lists only images that are complete.
   if (digestFile) {
     const lines = plans.map((p) => `${p.image.digest} ${p.image.ref}`).sort((a, b) => a.slice(72).localeCompare(b.slice(72)));
-    await writeFileAtomic(join(out, DIGEST_FILE), lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+    write('digest file', join(out, DIGEST_FILE), lines.length === 0 ? '' : `${lines.join('\n')}\n`);
   }
   return stats;
+}
+
+/** A file's bytes, or undefined if it cannot be read (absent, or not a file). */
+function readIfThere(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `os/arch[/variant]` */
@@ -356,12 +356,12 @@ async function checkImageDir(path: string): Promise<void> {
 }
 
 /** Files in an image directory that the new export does not have (and leftover temp files). */
-async function removeStaleFiles(p: DirPlan): Promise<number> {
+function removeStaleFiles(p: DirPlan): number {
   const keep = new Set([VERSION_FILE, MANIFEST_FILE, ...p.instances.map((m) => manifestFileName(m.digest)), ...[...p.blobs.keys()].map((d) => d.slice(d.indexOf(':') + 1))]);
   let removed = 0;
-  for (const e of await readdir(p.path, { withFileTypes: true })) {
+  for (const e of readdirSync(p.path, { withFileTypes: true })) {
     if (keep.has(e.name) || !e.isFile()) continue;
-    await rm(join(p.path, e.name), { force: true });
+    rmSync(join(p.path, e.name), { force: true });
     removed++;
   }
   return removed;
@@ -391,11 +391,11 @@ async function findStaleImageDirs(out: string, keep: Set<string>): Promise<strin
   return stale.sort();
 }
 
-async function removeEmptyParents(dir: string, stop: string): Promise<void> {
+function removeEmptyParents(dir: string, stop: string): void {
   let d = dir;
   while (d !== stop && d.startsWith(stop + sep)) {
     try {
-      await rmdir(d);
+      rmdirSync(d);
     } catch {
       return;
     }

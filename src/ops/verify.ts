@@ -238,7 +238,7 @@ async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: S
       counts.manifests++;
       if (m !== img.manifest && isIndexKind(img.manifest.kind)) {
         const link = revisionLinkPath(reader.v2, img.repo, m.digest);
-        const ok = (await readLink(link).catch(() => undefined)) ?? (await readLink(layerLinkPath(reader.v2, img.repo, m.digest)).catch(() => undefined));
+        const ok = readLinkOrUndefined(link) ?? readLinkOrUndefined(layerLinkPath(reader.v2, img.repo, m.digest));
         if (ok === undefined) add('CHILD_MISSING', link, `${img.repo}: child ${m.digest} has no revision link in the repository`, m.digest);
       }
       for (const d of referencedBlobs(m)) {
@@ -248,7 +248,7 @@ async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: S
         const link = layerLinkPath(reader.v2, img.repo, d.digest);
         counts.links++;
         try {
-          if ((await readLink(link)) === undefined) add('LAYER_UNLINKED', link, `${img.repo}: ${d.digest} of manifest ${m.digest} has no _layers link in the repository: the registry answers 404 for it`, d.digest);
+          if (readLink(link) === undefined) add('LAYER_UNLINKED', link, `${img.repo}: ${d.digest} of manifest ${m.digest} has no _layers link in the repository: the registry answers 404 for it`, d.digest);
         } catch (err) {
           addError(err, link);
         }
@@ -273,6 +273,15 @@ async function checkLock(path: string, add: Sink['add']): Promise<LockOwner | un
   if (isLiveOwner(owner) || owner.host !== hostname()) return owner;
   add('STALE_LOCK', path, `lock file "${path}" was left by regfs ${owner.command} (pid ${owner.pid}), which is no longer running; the next regfs run that writes takes it over`);
   return undefined;
+}
+
+/** A link's digest; undefined if it is missing or malformed (reported elsewhere). */
+function readLinkOrUndefined(path: string): Digest | undefined {
+  try {
+    return readLink(path);
+  } catch {
+    return undefined;
+  }
 }
 
 function dedupe(findings: Finding[]): Finding[] {

@@ -6,10 +6,9 @@
  * rename, never a hard link, so two trees never share a link inode.
  */
 import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
-import { writeFileAtomic } from '../fs/atomic.js';
+import { writeFileAtomicSync } from '../fs/atomic.js';
 
 /** The longest link content read: `sha512:` + 128 hex. Anything larger is garbage. */
 const LINK_MAX_BYTES = 200;
@@ -19,35 +18,12 @@ const LINK_MAX_BYTES = 200;
  * symbolic link is refused without being followed, and at most LINK_MAX_BYTES + 1 bytes are
  * read, so a link file can neither lead the read elsewhere nor make it large.
  */
-export async function readLink(path: string): Promise<Digest | undefined> {
-  return parseLinkContent(await readLinkBytes(path), path);
+export function readLink(path: string): Digest | undefined {
+  return parseLinkContent(readLinkBytes(path), path);
 }
 
 /** The first bytes of a link file (enough to tell it is too long), not following symlinks. */
-export async function readLinkBytes(path: string): Promise<Buffer | undefined> {
-  let fh;
-  try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    if (code === 'ELOOP') throw new RegfsError('LINK_INVALID', `link "${path}" is a symbolic link; link files are plain files`, { path });
-    throw ioError('reading link', path, err);
-  }
-  try {
-    const buf = Buffer.alloc(LINK_MAX_BYTES + 1);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    return buf.subarray(0, bytesRead);
-  } catch (err) {
-    if (errnoCode(err) === 'EISDIR') throw new RegfsError('LINK_INVALID', `link "${path}" is a directory`, { path });
-    throw ioError('reading link', path, err);
-  } finally {
-    await fh.close();
-  }
-}
-
-/** readLinkBytes, synchronously (for the writers' chunks of metadata work). */
-export function readLinkBytesSync(path: string): Buffer | undefined {
+export function readLinkBytes(path: string): Buffer | undefined {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -84,6 +60,6 @@ export function parseLinkContent(buf: Uint8Array | undefined, path: string): Dig
 }
 
 /** Write a link file anew, atomically; the parent directory is created unless `parentExists`. */
-export async function writeLink(path: string, d: Digest, opts: { parentExists?: boolean } = {}): Promise<void> {
-  await writeFileAtomic(path, d, opts);
+export function writeLink(path: string, d: Digest, opts: { parentExists?: boolean } = {}): void {
+  writeFileAtomicSync(path, d, opts);
 }

@@ -11,7 +11,7 @@ import type { Digest } from '../digest.js';
 import { parseManifest, type Manifest } from '../manifest.js';
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
-import { parseLinkContent, readLinkBytesSync } from './link-file.js';
+import { parseLinkContent, readLinkBytes } from './link-file.js';
 
 /** The largest manifest the registry accepts (distribution's maxManifestBodySize, 4 MiB); regfs reads no larger one. */
 export const MANIFEST_MAX_BYTES = 4 << 20;
@@ -63,7 +63,7 @@ export class RegistryReader {
   /** The digest a tag points at, or undefined if the tag does not exist. */
   tagDigest(repo: RepoName, tag: Tag): Digest | undefined {
     const path = tagCurrentLinkPath(this.v2, repo, tag);
-    return parseLinkContent(readLinkBytesSync(path), path);
+    return parseLinkContent(readLinkBytes(path), path);
   }
 
   /** The tags of a repository, sorted; names that are not valid tags are skipped. */
@@ -86,7 +86,7 @@ export class RegistryReader {
    */
   hasRevision(repo: RepoName, d: Digest): boolean {
     const path = revisionLinkPath(this.v2, repo, d);
-    const target = parseLinkContent(readLinkBytesSync(path), path);
+    const target = parseLinkContent(readLinkBytes(path), path);
     if (target === undefined) return false;
     if (target !== d) {
       throw new RegfsError('LINK_INVALID', `revision link "${path}" points at ${target}, not at the digest of its path`, { path, digest: d });

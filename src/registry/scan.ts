@@ -13,7 +13,7 @@ import { DIGEST_ALGORITHMS, isDigest, type Digest } from '../digest.js';
 import { isTempName } from '../fs/atomic.js';
 import { isTag, isRepoName, type RepoName, type Tag } from '../reference.js';
 import { blobsDir, repositoriesDir, TRASH_PREFIX } from './layout.js';
-import { parseLinkContent, readLinkBytesSync } from './link-file.js';
+import { parseLinkContent, readLinkBytes } from './link-file.js';
 import { holdsRepository } from './read.js';
 
 /** A link file: where it is, the digest its path names, the digest it holds (or why not). */
@@ -198,7 +198,7 @@ function scanLinks(base: string, strays: Stray[]): LinkEntry[] {
 
 function readLinkEntry(path: string, named: Digest): LinkEntry {
   try {
-    const bytes = readLinkBytesSync(path);
+    const bytes = readLinkBytes(path);
     if (bytes === undefined) throw new RegfsError('LINK_INVALID', `link "${path}" vanished while it was read`, { path });
     const target = parseLinkContent(bytes, path);
     if (target !== named) {
@@ -233,7 +233,7 @@ function scanTags(base: string, strays: Stray[]): TagEntry[] {
 
 function readCurrentLink(path: string): CurrentLink | undefined {
   try {
-    const target = parseLinkContent(readLinkBytesSync(path), path);
+    const target = parseLinkContent(readLinkBytes(path), path);
     return target === undefined ? undefined : { path, target, error: undefined };
   } catch (err) {
     return { path, target: undefined, error: err instanceof RegfsError ? err : ioError('reading link', path, err) };

@@ -37,7 +37,7 @@ import {
   tagsDir,
   TRASH_PREFIX,
 } from './layout.js';
-import { parseLinkContent, readLinkBytesSync } from './link-file.js';
+import { parseLinkContent, readLinkBytes } from './link-file.js';
 
 /** Where a blob's bytes come from: a file to link or copy, or bytes to write. */
 export type BlobSource = { path: string; size: number } | { data: Buffer; size: number };
@@ -137,7 +137,7 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     if (!fresh) {
       let existing: Digest | undefined;
       try {
-        existing = parseLinkContent(readLinkBytesSync(path), path);
+        existing = parseLinkContent(readLinkBytes(path), path);
       } catch (err) {
         // A malformed link in the output is mended by writing it anew.
         if (!(err instanceof RegfsError && err.code === 'LINK_INVALID')) throw err;

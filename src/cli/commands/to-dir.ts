@@ -2,39 +2,28 @@
 import type { Argv } from 'yargs';
 import { RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
-import { DEFAULT_JOBS } from '../../ops/common.js';
-import { LINK_MODES, type LinkMode } from '../../fs/link.js';
-import { ExitCode, createProgressBar, formatBytes, printProblems, printWarning, problemsJson, type Io } from '../output.js';
+import { ExitCode, formatBytes, printProblems, problemsJson, type Io } from '../output.js';
+import { runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
 
-interface ToDirArgs {
+interface ToDirArgs extends WriteArgs {
   paths: string[];
   image: string | undefined;
   platform: string | undefined;
   'portable-names': boolean;
   'strip-registry': boolean;
-  'keep-going': boolean;
-  link: LinkMode;
-  jobs: number;
-  'dry-run': boolean;
-  json: boolean;
 }
 
 export const command = 'to-dir <paths..>';
 export const describe = "Export images to skopeo's dir: format: LIST SRC OUT, or --image REF SRC DIR";
 
 export function builder(y: Argv): Argv<ToDirArgs> {
-  return y
+  return withWriteOptions(y)
     .usage('regfs to-dir LIST SRC OUT\nregfs to-dir --image REF SRC DIR\n\n' + describe)
     .positional('paths', { type: 'string', array: true, describe: 'LIST SRC OUT (an image list, the source registry root, the export tree); with --image: SRC DIR' })
     .option('image', { type: 'string', describe: 'export one image (repo:tag or repo@sha256:…) into DIR itself, as skopeo copy docker://… dir:DIR does' })
     .option('platform', { type: 'string', describe: 'export only this child of an index (os/arch[/variant]), as skopeo without --all does' })
     .option('portable-names', { type: 'boolean', default: false, describe: 'escape ":", "%" and upper case in directory names (%3A, %25, %41…) for FAT/exFAT media; from-dir decodes them' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from list names' })
-    .option('keep-going', { type: 'boolean', default: false, describe: 'export the images that resolve even if others do not (exit 3)' })
-    .option('link', { choices: LINK_MODES, default: 'auto' as LinkMode, describe: 'auto: hard-link blob files, copy if the filesystem refuses; hardlink: fail instead; copy: always copy' })
-    .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'operations in flight at once' })
-    .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'print the plan; write nothing' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
     .example('$0 to-dir release.list /var/lib/registry /mnt/usb/images', `one image directory per line, and ${DIGEST_FILE}`)
     .example('$0 to-dir --image team/app:v1 /var/lib/registry /tmp/app', 'one image, as skopeo copy would write it')
     .example('$0 to-dir release.list /var/lib/registry /mnt/exfat --portable-names', 'for FAT/exFAT media') as unknown as Argv<ToDirArgs>;
@@ -46,10 +35,9 @@ export async function handler(args: ToDirArgs, io: Io): Promise<number> {
     throw new RegfsError('USAGE', args.image === undefined ? 'to-dir takes LIST SRC OUT (or --image REF SRC DIR)' : 'to-dir --image REF takes SRC DIR');
   }
   const [list, src, out] = args.image === undefined ? args.paths : [undefined, ...args.paths];
-  const bar = createProgressBar(io);
-  let result: ToDirResult;
-  try {
-    result = await toDir({
+  const result: ToDirResult = await runWithProgress(io, args, (opts) =>
+    toDir({
+      ...opts,
       list,
       image: args.image,
       source: src!,
@@ -57,19 +45,8 @@ export async function handler(args: ToDirArgs, io: Io): Promise<number> {
       platform: args.platform,
       portableNames: args['portable-names'],
       stripRegistry: args['strip-registry'],
-      keepGoing: args['keep-going'],
-      link: args.link,
-      jobs: args.jobs,
-      dryRun: args['dry-run'],
-      onProgress: bar.update,
-      onWarning: (m) => {
-        bar.done();
-        printWarning(io, m);
-      },
-    });
-  } finally {
-    bar.done();
-  }
+    }),
+  );
   printProblems(io, result.problems);
   if (args.json) {
     const { problems, seconds, ...rest } = result;

@@ -1,0 +1,48 @@
+/** What the commands that write a tree (extract, to-dir, from-dir) share on the command line. */
+import type { Argv } from 'yargs';
+import { DEFAULT_JOBS } from '../../ops/common.js';
+import { LINK_MODES, type LinkMode } from '../../fs/link.js';
+import type { WriteProgress } from '../../registry/write.js';
+import { createProgressBar, printWarning, type Io } from '../output.js';
+
+export interface WriteArgs {
+  'keep-going': boolean;
+  link: LinkMode;
+  jobs: number;
+  'dry-run': boolean;
+  json: boolean;
+}
+
+/** --keep-going, --link, --jobs, --dry-run, --json. */
+export function withWriteOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
+  return y
+    .option('keep-going', { type: 'boolean', default: false, describe: 'write the images that check out even if others do not (exit 3)' })
+    .option('link', { choices: LINK_MODES, default: 'auto' as LinkMode, describe: 'auto: hard-link blob data, copy if the filesystem refuses; hardlink: fail instead; copy: always copy' })
+    .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'parallel work where it pays: hashing large blobs, the dry run\'s stats (metadata is written in order: docs/performance.md)' })
+    .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'check and print the plan; write nothing' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' }) as unknown as Argv<T & WriteArgs>;
+}
+
+/** The library options WriteArgs map to, with a progress bar and warnings on stderr. */
+export async function runWithProgress<R>(
+  io: Io,
+  args: WriteArgs,
+  run: (opts: { keepGoing: boolean; link: LinkMode; jobs: number; dryRun: boolean; onProgress: (p: WriteProgress) => void; onWarning: (m: string) => void }) => Promise<R>,
+): Promise<R> {
+  const bar = createProgressBar(io);
+  try {
+    return await run({
+      keepGoing: args['keep-going'],
+      link: args.link,
+      jobs: args.jobs,
+      dryRun: args['dry-run'],
+      onProgress: bar.update,
+      onWarning: (m) => {
+        bar.done();
+        printWarning(io, m);
+      },
+    });
+  } finally {
+    bar.done();
+  }
+}
