@@ -1,7 +1,7 @@
 /**
  * A lock on a tree regfs writes, so that two regfs runs never change the same storage (or
- * export) at once. The lock is a file created exclusively (O_EXCL), which fails if the lock
- * exists, holding the owner's pid, host, command and start time.
+ * export) at once. The lock is a file that appears whole (link(2) from a temp file), which
+ * fails if the lock exists, holding the owner's pid, host, command and start time.
  *
  * A run killed with SIGKILL cannot remove its lock, and a re-run must be able to complete its
  * work, so a lock whose owner is on this host and no longer alive is stale and is taken over:
@@ -10,7 +10,7 @@
  * means nothing here): the message says how to remove it by hand.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 
@@ -36,21 +36,54 @@ export async function acquireLock(path: string, command: string): Promise<Lock> 
   const me: LockOwner = { pid: process.pid, host: hostname(), command, started: new Date().toISOString() };
   const content = `${JSON.stringify(me)}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      // O_EXCL: works on every filesystem, hard links or not. A reader may catch the file
-      // before its content is written; it then sees an unreadable lock, which it never takes over.
-      await writeFile(path, content, { flag: 'wx' });
-      return { path, release: () => releaseLock(path, content) };
-    } catch (err) {
-      if (errnoCode(err) !== 'EEXIST') throw ioError('taking the lock', path, err);
-    }
+    if (await createWhole(path, content)) return { path, release: () => releaseLock(path, content) };
     const held = await readFile(path, 'utf8').catch(() => undefined);
     if (held === undefined) continue; // released meanwhile
     const owner = parseOwner(held);
-    if (owner === undefined || owner.host !== me.host || isAlive(owner.pid)) throw locked(path, owner);
+    const stale = owner === undefined ? await olderThan(path, UNREADABLE_STALE_MS) : owner.host === me.host && !isAlive(owner.pid);
+    if (!stale) throw locked(path, owner);
     await takeOverStale(path, held);
   }
   throw new RegfsError('LOCKED', `cannot take the lock "${path}": it keeps changing hands`, { path });
+}
+
+/** An unreadable lock file this old is stale: no run takes that long between creating and writing it. */
+const UNREADABLE_STALE_MS = 60_000;
+
+/**
+ * Create the lock file with its content, or return false if it exists. The content goes to a
+ * temp file first and the lock appears by link(2), so a run killed at any moment never
+ * leaves an empty lock. Where there are no hard links (FAT), it is created with O_EXCL and
+ * written: a kill in between leaves an unreadable lock, taken over after a minute.
+ */
+async function createWhole(path: string, content: string): Promise<boolean> {
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.regfs-tmp`;
+  try {
+    await writeFile(tmp, content, { flag: 'wx' });
+    await link(tmp, path);
+    return true;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw ioError('taking the lock', path, err);
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+  try {
+    await writeFile(path, content, { flag: 'wx' });
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') return false;
+    throw ioError('taking the lock', path, err);
+  }
+}
+
+async function olderThan(path: string, ms: number): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(path)).mtimeMs > ms;
+  } catch {
+    return false;
+  }
 }
 
 /** Run `fn` holding the lock at `path`. */

@@ -43,7 +43,7 @@ export interface GcResult {
   manifests: Array<{ repo: string; digest: Digest; dir: string }>;
   /** `_layers` links to deleted blobs, and tag history entries of deleted manifests. */
   links: string[];
-  /** Leftovers of interrupted writes: temp files, regfs trash and staging directories. */
+  /** Leftovers of interrupted writes (temp files, regfs trash and staging directories) and empty link directories. */
   temps: string[];
   /** Manifests that could not be read while marking: apply is refused while there are any. */
   problems: Finding[];
@@ -126,7 +126,7 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
   blobs.sort((a, b) => a.dir.localeCompare(b.dir));
   manifests.sort((a, b) => a.dir.localeCompare(b.dir));
   links.sort();
-  const temps = scan.strays.filter((x) => x.kind === 'temp').map((x) => x.path);
+  const temps = scan.strays.filter((x) => x.kind === 'temp' || x.kind === 'empty').map((x) => x.path);
   return { blobs, bytes, manifests, links, temps, problems, marked: marked.size };
 }
 

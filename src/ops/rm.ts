@@ -49,10 +49,22 @@ export async function rm(opts: RmOptions): Promise<RmResult> {
   const reader = await RegistryReader.open(opts.root);
   const ref = parseImageRef(opts.ref);
   const { repo } = ref;
-  if (!(await reader.hasRepository(repo))) {
-    throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist in "${reader.v2}"`, { path: reader.repoPath(repo) });
+  const dir = repoDir(reader.v2, repo);
+  const present = await readdir(dir).catch(() => [] as string[]);
+  const trash = present.filter((n) => n.startsWith(TRASH_PREFIX));
+  // A repository whose deletion a killed rm began still has _layers, _uploads or trash.
+  const whole = ref.tag === undefined && ref.digest === undefined;
+  if (!reader.hasRepository(repo) && !(whole && present.some((n) => n === '_layers' || n === '_uploads' || n.startsWith(TRASH_PREFIX)))) {
+    throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist in "${reader.v2}"`, { path: dir });
   }
-  const plan = await planRemoval(reader, repo, ref.tag, ref.digest, opts.force === true);
+  let plan: Awaited<ReturnType<typeof planRemoval>>;
+  try {
+    plan = await planRemoval(reader, repo, ref.tag, ref.digest, opts.force === true);
+  } catch (err) {
+    // A manifest a killed rm already moved into the trash: finish that rm.
+    if (!(err instanceof RegfsError && err.code === 'MANIFEST_UNKNOWN' && trash.length > 0)) throw err;
+    plan = { what: 'manifest', dirs: [], tags: [] };
+  }
   const result: RmResult = { dryRun: opts.dryRun === true, what: plan.what, ref: formatImageRef(ref), removed: plan.dirs, tags: plan.tags };
   if (opts.dryRun === true) return result;
   await withTreeLock(reader.v2, 'rm', async () => {
@@ -119,8 +131,8 @@ async function planRemoval(
     return { what: 'manifest', dirs, tags };
   }
   const dir = repoDir(v2, repo);
-  const tags = (await reader.listTags(repo)).map((t) => `${repo}:${t}`);
-  // _manifests first: the repository leaves the catalog and its tags at once.
+  const tags = reader.listTags(repo).map((t) => `${repo}:${t}`);
+  // _manifests first: the repository's tags go at once (a re-run finishes the rest).
   return { what: 'repository', dirs: [manifestsDir(v2, repo), join(dir, '_layers'), join(dir, '_uploads')], tags };
 }
 

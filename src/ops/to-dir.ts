@@ -25,7 +25,7 @@ import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parseImageRef } from '../reference.js';
-import { mkdirpSync, writeFileAtomicSync } from '../fs/atomic.js';
+import { isTempName, mkdirpSync, writeFileAtomicSync } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
@@ -347,7 +347,8 @@ async function checkImageDir(path: string): Promise<void> {
     if (code === 'ENOTDIR') throw new RegfsError('NOT_DIR_TRANSPORT', `"${path}" exists and is not a directory`, { path });
     throw ioError('reading', path, err);
   }
-  if (names.length === 0) return;
+  // What a killed run of regfs left (its temp files) is not someone's data.
+  if (names.every(isTempName)) return;
   const version = await readFile(versionPath(path), 'utf8').catch(() => undefined);
   if (version !== DIR_VERSION) {
     const why = version === undefined ? 'has no version file' : `has version ${JSON.stringify(version.trim())}, not 1.1`;

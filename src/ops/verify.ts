@@ -136,6 +136,7 @@ interface Sink {
 async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: VerifyOptions, sink: Sink): Promise<void> {
   const { add, addError, toHash, counts } = sink;
   for (const s of scan.strays) {
+    if (s.kind === 'empty') continue; // an empty link directory: the registry's delete leaves them too
     if (s.kind === 'temp') add('TEMP_FILE', s.path, `"${s.path}" is a leftover temp file or directory of an interrupted write; the registry ignores it; safe to delete`);
     else if (s.kind === 'misplaced-blob') add('BLOB_INVALID', s.path, `"${s.path}" is not a blob directory (blobs/<alg>/<first two hex>/<hex>)`);
     else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `"${s.path}" holds _manifests but its path is not a valid repository name; the registry cannot serve it`);

@@ -66,7 +66,7 @@ export interface BlobEntry {
 /** Something in the tree that is not where or what it should be. */
 export interface Stray {
   path: string;
-  kind: 'temp' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name';
+  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name';
 }
 
 export interface StorageScan {
@@ -122,8 +122,9 @@ function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
         }
         let data: BlobEntry['data'];
         const inside = entries(dir);
-        if (inside.length === 0) {
-          // Left by a write that failed before the data landed: nothing can point at it.
+        if (inside.every((e) => isTempName(e.name))) {
+          // Left by a write that failed or was killed before the data landed (empty, or only
+          // a temp file): nothing can point at it.
           strays.push({ path: dir, kind: 'temp' });
           continue;
         }
@@ -187,7 +188,10 @@ function scanLinks(base: string, strays: Stray[]): LinkEntry[] {
         if (isTempName(h.name)) strays.push({ path: dir, kind: 'temp' });
         continue;
       }
-      for (const e of entries(dir)) {
+      const inside = entries(dir);
+      // No link at all: the registry's own delete leaves such directories; gc removes them.
+      if (inside.length === 0) strays.push({ path: dir, kind: 'empty' });
+      for (const e of inside) {
         if (e.name === 'link') out.push(readLinkEntry(join(dir, 'link'), named));
         else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
       }
