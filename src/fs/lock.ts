@@ -36,9 +36,13 @@ export async function acquireLock(path: string, command: string): Promise<Lock> 
   const me: LockOwner = { pid: process.pid, host: hostname(), command, started: new Date().toISOString() };
   const content = `${JSON.stringify(me)}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (await createWhole(path, content)) return { path, release: () => releaseLock(path, content) };
-    const held = await readFile(path, 'utf8').catch(() => undefined);
-    if (held === undefined) continue; // released meanwhile
+    // Look first: a run that is refused writes nothing, not even a temp file beside the lock.
+    let held = await readFile(path, 'utf8').catch(() => undefined);
+    if (held === undefined) {
+      if (await createWhole(path, content)) return { path, release: () => releaseLock(path, content) };
+      held = await readFile(path, 'utf8').catch(() => undefined);
+      if (held === undefined) continue; // released meanwhile
+    }
     const owner = parseOwner(held);
     const stale = owner === undefined ? await olderThan(path, UNREADABLE_STALE_MS) : owner.host === me.host && !isAlive(owner.pid);
     if (!stale) throw locked(path, owner);
