@@ -68,3 +68,17 @@ export async function writeStore(root: string, shape: StoreShape, onBatch?: (don
   }
   return refs;
 }
+
+/**
+ * A store of `images` images with one layer of `layerBytes` each (pseudo-random, so it does
+ * not compress): for measuring hashing, where the blob bytes matter, not their number.
+ */
+export async function writeBigStore(root: string, images: number, layerBytes: number): Promise<string[]> {
+  const pushes: StoragePush[] = [];
+  for (let i = 0; i < images; i++) {
+    const repo = `big/app${i}`;
+    pushes.push({ repo, tag: 'v1', image: makeImage({ format: 'docker', layers: [makeLayer(`${repo}:v1`, layerBytes)] }) });
+  }
+  await writeStorage(root, pushes);
+  return pushes.map((p) => `${p.repo}:${p.tag}`);
+}

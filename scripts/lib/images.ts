@@ -7,7 +7,7 @@
  * output depends on the zlib build (Node's bundled Chromium zlib picks its hash by CPU
  * features), stored blocks do not. They are still genuine `tar+gzip` blobs.
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { digestOf, type Digest } from '../../src/digest.js';
 import { MediaTypes } from '../../src/manifest.js';
@@ -66,11 +66,11 @@ export function blobOf(bytes: Buffer | string): Blob {
 }
 
 /** A gzip'd tar with two small files whose names and content derive from `seed`. */
-export function makeLayer(seed: string): Layer {
+export function makeLayer(seed: string, payloadBytes = 768): Layer {
   const dir = `regfs/${seed.replace(/[^A-Za-z0-9._-]/g, '_')}`;
   const tar = Buffer.concat([
     tarFile(`${dir}/README`, Buffer.from(`synthetic layer ${seed}\n`)),
-    tarFile(`${dir}/data.bin`, seededBytes(seed, 768)),
+    tarFile(`${dir}/data.bin`, payloadBytes === 768 ? seededBytes(seed, 768) : keystream(seed, payloadBytes)),
     Buffer.alloc(1024),
   ]);
   const gz = gzipSync(tar, { level: 0 });
@@ -201,6 +201,13 @@ function seededBytes(seed: string, n: number): Buffer {
 }
 
 /** One ustar entry for a regular file: mode 0644, uid/gid 0, mtime 0, padded to 512 bytes. */
+/** `n` pseudo-random bytes from the seed, fast (AES-128-CTR keystream), for large layers. */
+function keystream(seed: string, n: number): Buffer {
+  const key = createHash('sha256').update(`key:${seed}`).digest();
+  const cipher = createCipheriv('aes-128-ctr', key.subarray(0, 16), key.subarray(16, 32));
+  return Buffer.concat([cipher.update(Buffer.alloc(n)), cipher.final()]);
+}
+
 function tarFile(name: string, content: Buffer): Buffer {
   if (Buffer.byteLength(name) > 99) throw new Error(`tar name too long: ${name}`);
   const h = Buffer.alloc(512);

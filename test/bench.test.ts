@@ -1,0 +1,54 @@
+/**
+ * The benchmark's store generator writes what the real registry serves: a small store of the
+ * same shape (nested names, shared base layers, indexes, two tags on one manifest) is served
+ * by docker-registry with every digest, copied in full by skopeo, verifies clean, and the
+ * registry's own gc finds nothing to delete. And `npm run bench -- --smoke` runs.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeStore, type StoreShape } from '../scripts/bench/store.js';
+import { verify } from '../src/ops/verify.js';
+import { RegistryReader } from '../src/registry/read.js';
+import { parseImageRef } from '../src/reference.js';
+import { assertServed, type Served } from './helpers/judge.js';
+import { tempDir } from './helpers/tree.js';
+
+test('bench store: served exactly by docker-registry, clean to verify', async () => {
+  const t = await tempDir('regfs-bench-');
+  try {
+    const root = join(t.dir, 'store');
+    const shape: StoreShape = { repositories: 41, tagsPerRepo: 5, baseLayers: 5, indexEvery: 20 };
+    const refs = await writeStore(root, shape);
+    assert.equal(refs.length, 41 * 5 + 3, 'five tags a repository, and three indexes');
+    assert.deepEqual((await verify({ root })).findings, []);
+    const reader = await RegistryReader.open(root);
+    // Every index, and a spread of the rest.
+    const sample = refs.filter((r, i) => r.endsWith(':multi') || i % 17 === 0);
+    const served: Served[] = sample.map((name) => {
+      const ref = parseImageRef(name);
+      return { name, digest: reader.tagDigest(ref.repo, ref.tag!)! };
+    });
+    assert.ok(served.length >= 15);
+    await assertServed(root, served, ['team0/svc0/app0:nosuch'], join(t.dir, 'copies'));
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('npm run bench -- --smoke runs end to end and writes its result', async () => {
+  const t = await tempDir('regfs-bench-');
+  try {
+    const { spawnSync } = await import('node:child_process');
+    const out = join(t.dir, 'result.json');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench/run.ts', '--smoke', '--dir', join(t.dir, 'b'), '--out', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\| extract 200 tags +\|/);
+    const result = JSON.parse(readFileSync(out, 'utf8')) as { results: Array<{ name: string; seconds: number }> };
+    assert.ok(result.results.length >= 10);
+    for (const m of result.results) assert.ok(m.seconds > 0, m.name);
+  } finally {
+    await t.cleanup();
+  }
+});
