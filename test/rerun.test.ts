@@ -42,6 +42,19 @@ test('an empty lock file (killed between create and write) is taken over once st
   });
 });
 
+test('a lock temp file left by a killed run is removed by the next run that takes the lock', async () => {
+  await withRoot(async (root) => {
+    const v2 = join(root, V2);
+    const { spawnSync } = await import('node:child_process');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    await writeFile(join(v2, `${LOCK_FILE}.${dead}.0a1b2c3d4e5f.regfs-tmp`), '{}');
+    await writeFile(join(v2, `${LOCK_FILE}.${process.pid}.ffffffffffff.regfs-tmp`), '{}');
+    await (await acquireLock(join(v2, LOCK_FILE), 'rm')).release();
+    const left = (await readdir(v2)).filter((n) => n.startsWith(LOCK_FILE));
+    assert.deepEqual(left, [`${LOCK_FILE}.${process.pid}.ffffffffffff.regfs-tmp`], 'only a live process\'s temp file stays');
+  });
+});
+
 test('to-dir re-runs over an image directory holding only its temp file', async () => {
   await withRoot(async (_root, dir) => {
     const out = join(dir, 'out');

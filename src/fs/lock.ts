@@ -10,7 +10,8 @@
  * means nothing here): the message says how to remove it by hand.
  */
 import { randomBytes } from 'node:crypto';
-import { link, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 
@@ -39,7 +40,10 @@ export async function acquireLock(path: string, command: string): Promise<Lock> 
     // Look first: a run that is refused writes nothing, not even a temp file beside the lock.
     let held = await readFile(path, 'utf8').catch(() => undefined);
     if (held === undefined) {
-      if (await createWhole(path, content)) return { path, release: () => releaseLock(path, content) };
+      if (await createWhole(path, content)) {
+        await removeDeadTemps(path);
+        return { path, release: () => releaseLock(path, content) };
+      }
       held = await readFile(path, 'utf8').catch(() => undefined);
       if (held === undefined) continue; // released meanwhile
     }
@@ -79,6 +83,16 @@ async function createWhole(path: string, content: string): Promise<boolean> {
   } catch (err) {
     if (errnoCode(err) === 'EEXIST') return false;
     throw ioError('taking the lock', path, err);
+  }
+}
+
+/** The temp files `createWhole` of a run killed between its link and its unlink left beside the lock. */
+async function removeDeadTemps(path: string): Promise<void> {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.`;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const m = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]+\.regfs-tmp$/.exec(name.slice(prefix.length)) : null;
+    if (m !== null && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) await unlink(join(dir, name)).catch(() => undefined);
   }
 }
 
