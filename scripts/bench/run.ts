@@ -116,6 +116,8 @@ async function bigStore(images: number, layerBytes: number): Promise<{ root: str
 
 /** Run a command in a child process under GNU time; returns its own seconds (from --json, else wall) and peak RSS. */
 function timed(cmd: string[], reported: (stdout: string) => number | undefined): { seconds: number; rssMB: number; stdout: string } {
+  // Write back what earlier runs (and their clean-up) left dirty, so it is not timed here.
+  execFileSync('sync');
   const r = spawnSync('/usr/bin/time', ['-f', '%e %M', ...cmd], { encoding: 'utf8', maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const last = r.stderr.trim().split('\n').at(-1)!.split(' ');
@@ -176,6 +178,7 @@ function cpAl(sourceV2: string, out: string): number {
     const target = join(work, 'cp');
     rmSync(target, { recursive: true, force: true });
     mkdirSync(target);
+    execFileSync('sync');
     const t = performance.now();
     execFileSync('sh', ['-c', `cd "${sourceV2}" && xargs -a "${list}" cp -al --parents -t "${target}"`]);
     secs.push((performance.now() - t) / 1000);
