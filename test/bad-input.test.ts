@@ -46,7 +46,6 @@ import {
   mountReadOnlyBind,
   mountReadOnlyTmpfs,
   mountSmallTmpfs,
-  runCliEnv,
   storageProblems,
   unmount,
   verifyCli,
@@ -223,7 +222,7 @@ async function runCase(t: TestContext, c: Case): Promise<void> {
     const outExisted = s.out !== undefined && (await pathExists(s.out.path));
     const outBefore = s.out !== undefined && outExisted ? await snapshotTree(s.out.path) : undefined;
 
-    const r = await runCliEnv(s.args, { ...(s.stdin === undefined ? {} : { stdin: s.stdin }), ...(s.env === undefined ? {} : { env: s.env }) });
+    const r = await runCli(s.args, { ...(s.stdin === undefined ? {} : { stdin: s.stdin }), ...(s.env === undefined ? {} : { env: s.env }) });
     const dump = `exit ${r.code}\n--- stderr\n${r.stderr}--- stdout\n${r.stdout}`;
 
     // The trees, before anything the test itself held is let go.

@@ -3,13 +3,13 @@
  * holds anything visible and half-written, and mounting the small filesystems some cases need.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { lstat, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { digestOf, isDigest, type Digest } from '../../src/digest.js';
 import { isIndexKind, parseManifestContent, referencedBlobs, type Manifest } from '../../src/manifest.js';
-import { REGFS_BIN, runCli, type CliResult } from './cli.js';
+import { runCli } from './cli.js';
 
 export const V2 = join('docker', 'registry', 'v2');
 
@@ -316,17 +316,3 @@ export async function enospcEnv(scratch: string, under: string, after: number): 
   return { NODE_OPTIONS: options, REGFS_TEST_ENOSPC_UNDER: under, REGFS_TEST_ENOSPC_AFTER: String(after) };
 }
 
-/** runCli with extra environment variables (only for this child: the test process's env is left alone). */
-export function runCliEnv(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
-  if (opts.env === undefined) return runCli(args, opts.stdin === undefined ? {} : { stdin: opts.stdin });
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', ...opts.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.stdin ?? '');
-  });
-}

@@ -10,10 +10,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** `node dist/cli/main.js ...args`, with optional standard input. */
-export function runCli(args: string[], opts: { stdin?: string } = {}): Promise<CliResult> {
+/** `node dist/cli/main.js ...args`, with optional standard input and extra environment (for this child only). */
+export function runCli(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', ...opts.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
