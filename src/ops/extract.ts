@@ -6,9 +6,8 @@
  * (unless `keepGoing`, which writes the images that resolved and still reports the rest).
  */
 import { performance } from 'node:perf_hooks';
-import { lstat } from 'node:fs/promises';
-import pLimit from 'p-limit';
-import { forEachBounded } from '../bounded.js';
+import { existsSync } from 'node:fs';
+import { forEachChunked } from '../bounded.js';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
@@ -62,13 +61,13 @@ export interface ExtractResult {
 /** Extract the listed images from `source` into `output`. */
 export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const started = performance.now();
-  const jobs = checkJobs(opts.jobs);
+  checkJobs(opts.jobs);
   const reader = await RegistryReader.open(opts.source);
   const out = await outputStorageRoot(opts.output);
   await assertOutsideSource(opts.source, reader.v2, opts.output, out.v2);
 
   const list = await readImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
-  return extractEntries(reader, out, list.entries, list.problems, opts, jobs, started);
+  return extractEntries(reader, out, list.entries, list.problems, opts, started);
 }
 
 async function extractEntries(
@@ -77,7 +76,6 @@ async function extractEntries(
   entries: ListEntry[],
   listProblems: RegfsError[],
   opts: ExtractOptions,
-  jobs: number,
   started: number,
 ): Promise<ExtractResult> {
   const resolution = await resolveImages(reader, entries);
@@ -103,7 +101,7 @@ async function extractEntries(
   reader.dropCaches();
 
   if (opts.dryRun === true) {
-    const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan, jobs) : 0;
+    const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan) : 0;
     return {
       dryRun: true,
       output: out.v2,
@@ -130,15 +128,10 @@ async function extractEntries(
   };
 }
 
-async function countExisting(v2: string, plan: WritePlan, jobs: number): Promise<number> {
+async function countExisting(v2: string, plan: WritePlan): Promise<number> {
   let n = 0;
-  await forEachBounded(pLimit(jobs), plan.blobs.keys(), async (d) => {
-    try {
-      await lstat(blobDataPath(v2, d));
-      n++;
-    } catch {
-      // absent
-    }
+  await forEachChunked([...plan.blobs.keys()], (d) => {
+    if (existsSync(blobDataPath(v2, d))) n++;
   });
   return n;
 }

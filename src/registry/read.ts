@@ -28,8 +28,8 @@ export interface BlobInfo {
  */
 export async function findStorageRoot(dir: string): Promise<string | undefined> {
   const abs = resolve(dir);
-  if (await isDirectory(storageRoot(abs))) return storageRoot(abs);
-  if ((await isDirectory(join(abs, 'repositories'))) || (await isDirectory(join(abs, 'blobs')))) return abs;
+  if (isDirectorySync(storageRoot(abs))) return storageRoot(abs);
+  if (isDirectorySync(join(abs, 'repositories')) || isDirectorySync(join(abs, 'blobs'))) return abs;
   return undefined;
 }
 
@@ -49,7 +49,7 @@ export class RegistryReader {
   static async open(dir: string): Promise<RegistryReader> {
     const v2 = await findStorageRoot(dir);
     if (v2 === undefined) {
-      const why = (await isDirectory(dir)) ? 'it holds no docker/registry/v2 (nor blobs/ or repositories/)' : 'no such directory';
+      const why = isDirectorySync(dir) ? 'it holds no docker/registry/v2 (nor blobs/ or repositories/)' : 'no such directory';
       throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${why}`, { path: dir });
     }
     return new RegistryReader(v2);
@@ -224,10 +224,6 @@ export function compareRepoNames(a: string, b: string): number {
     if (x !== y) return x - y;
   }
   return a.length - b.length;
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return isDirectorySync(path);
 }
 
 function isDirectorySync(path: string): boolean {
