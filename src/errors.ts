@@ -28,6 +28,7 @@ export type RegfsErrorCode =
   | 'LINK_DANGLING'
   | 'TAG_DANGLING'
   | 'CHILD_MISSING'
+  | 'INDEX_TOO_DEEP'
   | 'LAYER_UNLINKED'
   | 'EMPTY_FILE'
   | 'TEMP_FILE'

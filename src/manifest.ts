@@ -64,6 +64,15 @@ export interface Manifest {
   artifactType: string | undefined;
 }
 
+/**
+ * How deep indexes may nest: the top manifest is at depth 0 and an index's children one
+ * deeper, so an image manifest may sit at most MAX_INDEX_DEPTH levels below the top (a chain
+ * of MAX_INDEX_DEPTH indexes above it). Real images nest one level, rarely two; regfs walks
+ * indexes with a worklist, never by recursion, and refuses a deeper chain (or a longer path
+ * through shared children) as INDEX_TOO_DEEP, so no input can make a walk run without end.
+ */
+export const MAX_INDEX_DEPTH = 16;
+
 /** True for the kinds that hold child manifests. */
 export function isIndexKind(kind: ManifestKind): boolean {
   return kind === 'docker-list' || kind === 'oci-index';

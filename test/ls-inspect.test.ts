@@ -456,7 +456,7 @@ test('inspect: an image manifest: config summary, layers with sizes, all present
   assert.equal(r.size, img.size);
   assert.equal(r.totalSize, specSize(img));
   assert.deepEqual(r.platforms, ['linux/amd64']);
-  assert.deepEqual(r.config, { digest: img.config.digest, mediaType: MediaTypes.dockerConfig, size: img.config.size, present: true, urls: undefined });
+  assert.deepEqual(r.config, { digest: img.config.digest, mediaType: MediaTypes.dockerConfig, size: img.config.size, present: true, linked: true, urls: undefined });
   assert.deepEqual(
     r.layers.map((l) => [l.digest, l.mediaType, l.size, l.present]),
     img.layers.map((l) => [l.digest, MediaTypes.dockerLayer, l.size, true]),

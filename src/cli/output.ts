@@ -7,6 +7,7 @@ import { chalkStderr as chalk } from 'chalk';
 import { RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
 import type { ExtractResult } from '../ops/extract.js';
+import type { RepairedLink } from '../ops/resolve.js';
 
 /** Exit codes; documented in README.md and docs/errors.md. */
 export const ExitCode = {
@@ -116,5 +117,19 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
         `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
     );
   }
+  const repaired = renderRepaired(r.repaired, r.dryRun);
+  if (repaired !== undefined) lines.push(repaired);
   return `${lines.join('\n')}\n`;
+}
+
+/** One line on links written that the source lacks (the list is in --json), or undefined if none. */
+export function renderRepaired(repaired: RepairedLink[], dryRun: boolean): string | undefined {
+  if (repaired.length === 0) return undefined;
+  const layers = repaired.filter((x) => x.link === 'layers').length;
+  const revisions = repaired.length - layers;
+  const what = [
+    layers > 0 ? `${layers} _layers link${layers === 1 ? '' : 's'} of configs or layers the source holds unlinked (--repair)` : '',
+    revisions > 0 ? `${revisions} revision link${revisions === 1 ? '' : 's'} of manifests the source serves through _layers links` : '',
+  ].filter((x) => x !== '');
+  return `${dryRun ? 'would write' : 'wrote'} links the source lacks: ${what.join('; ')}`;
 }

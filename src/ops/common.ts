@@ -84,23 +84,39 @@ export function planWrites(images: ImageContent[], manifestSource: (m: Manifest)
   return plan;
 }
 
-/** Each manifest's level: 0 for an image manifest, an index one above its deepest child. */
-function manifestLevels(manifests: Manifest[]): Map<Digest, number> {
+/**
+ * Each manifest's level: 0 for an image manifest, an index one above its deepest child (of
+ * those in `manifests`). Walked with an explicit stack, not by recursion, so no chain of
+ * indexes can overflow the JS stack; a manifest is levelled once all its children are.
+ * Content addressing makes a cycle impossible (an index cannot name its own digest).
+ */
+export function manifestLevels(manifests: Manifest[]): Map<Digest, number> {
   const byDigest = new Map(manifests.map((m) => [m.digest, m]));
   const levels = new Map<Digest, number>();
-  const level = (m: Manifest): number => {
-    let n = levels.get(m.digest);
-    if (n === undefined) {
-      n = 0;
+  for (const root of manifests) {
+    if (levels.has(root.digest)) continue;
+    const stack: Manifest[] = [root];
+    while (stack.length > 0) {
+      const m = stack[stack.length - 1]!;
+      let n = 0;
+      let pending = false;
       for (const c of m.manifests) {
         const child = byDigest.get(c.digest);
-        if (child !== undefined) n = Math.max(n, level(child) + 1);
+        if (child === undefined) continue;
+        const l = levels.get(child.digest);
+        if (l === undefined) {
+          stack.push(child);
+          pending = true;
+        } else {
+          n = Math.max(n, l + 1);
+        }
       }
-      levels.set(m.digest, n);
+      if (!pending) {
+        levels.set(m.digest, n);
+        stack.pop();
+      }
     }
-    return n;
-  };
-  manifests.forEach(level);
+  }
   return levels;
 }
 

@@ -15,7 +15,7 @@ import type { ManifestKind } from '../manifest.js';
 import { blobDataPath } from '../registry/layout.js';
 import { RegistryReader } from '../registry/read.js';
 import { countPlanFiles, writePlan, type WritePlan, type WriteStats } from '../registry/write.js';
-import { resolveImages } from './resolve.js';
+import { resolveImages, type RepairedLink } from './resolve.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
 import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 
@@ -27,6 +27,12 @@ export interface ExtractOptions extends WriteCommandOptions {
   /** The output registry root (or a `docker/registry/v2`); created if missing. */
   output: string;
   stripRegistry?: boolean;
+  /**
+   * Take configs and layers whose data the source holds but whose repository lacks its
+   * `_layers` link (the source registry answers 404 for them), and write the link in the
+   * output; without it they are LAYER_UNLINKED. Each is listed in `repaired`.
+   */
+  repair?: boolean;
   /** For tests: standard input. */
   stdin?: () => Promise<string>;
 }
@@ -52,6 +58,8 @@ export interface ExtractResult {
   /** Problems of images left out (only with keepGoing; otherwise they are thrown). */
   problems: RegfsError[];
   warnings: string[];
+  /** Links the output gets (or would get) that the source lacks, each once. */
+  repaired: RepairedLink[];
   plan: { blobs: number; links: number; bytes: number; blobsAlreadyThere: number };
   /** What the write did; undefined for a dry run. */
   stats: WriteStats | undefined;
@@ -78,7 +86,7 @@ async function extractEntries(
   opts: ExtractOptions,
   started: number,
 ): Promise<ExtractResult> {
-  const resolution = await resolveImages(reader, entries);
+  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true });
   const problems = [...listProblems, ...resolution.problems];
   if (problems.length > 0 && opts.keepGoing !== true) {
     throw incomplete(problems);
@@ -90,9 +98,10 @@ async function extractEntries(
   };
   for (const img of resolution.images) {
     for (const d of img.absentForeign) {
-      warn(`${img.entry.at.file}:${img.entry.at.line}: ${img.repo}: foreign layer ${d.digest} is not in the source (it is fetched from ${d.urls?.[0] ?? 'its URL'}); the image is extracted without it`);
+      warn(`${img.entry.at.file}:${img.entry.at.line}: ${img.repo}: foreign layer ${d.digest} is not served by the source (it is fetched from ${d.urls?.[0] ?? 'its URL'}); the image is extracted without it`);
     }
   }
+  const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired));
   const plan = planWrites(resolution.images, (m) => ({ path: blobDataPath(reader.v2, m.digest), size: m.raw.length }));
   const counts = countPlanFiles(plan);
   const images = resolution.images.map(summarizeImage);
@@ -108,6 +117,7 @@ async function extractEntries(
       images,
       problems,
       warnings,
+      repaired,
       plan: { ...counts, blobsAlreadyThere },
       stats: undefined,
       seconds: (performance.now() - started) / 1000,
@@ -122,6 +132,7 @@ async function extractEntries(
     images,
     problems,
     warnings,
+    repaired,
     plan: { ...counts, blobsAlreadyThere: stats.blobsExisting },
     stats,
     seconds: (performance.now() - started) / 1000,
@@ -134,4 +145,15 @@ async function countExisting(v2: string, plan: WritePlan): Promise<number> {
     if (existsSync(blobDataPath(v2, d))) n++;
   });
   return n;
+}
+
+/** Each repaired link once (images of one repository share layers). */
+export function uniqueRepairs(repairs: RepairedLink[]): RepairedLink[] {
+  const seen = new Set<string>();
+  return repairs.filter((r) => {
+    const key = `${r.link}\0${r.missing}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }

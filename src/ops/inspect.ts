@@ -15,7 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { formatPlatform, isIndexKind, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
+import { formatPlatform, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
 import { RegistryReader } from '../registry/read.js';
 import { repoDir, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
@@ -59,6 +59,8 @@ export interface InspectedBlob {
   size: number | undefined;
   /** Blob data is in storage. */
   present: boolean;
+  /** The repository has its `_layers` link: without it the registry answers 404 for the blob. */
+  linked: boolean;
   /** Foreign or nondistributable content: where the blob lives instead (it may be absent). */
   urls: string[] | undefined;
 }
@@ -73,7 +75,7 @@ export interface InspectedManifest {
   artifactType: string | undefined;
   /** Blob data is in storage. */
   present: boolean;
-  /** The repository has a revision link for it (the registry serves it by digest). */
+  /** The repository links it (a revision link, or 2.x's `_layers` fallback): the registry serves it by digest. */
   linked: boolean;
 }
 
@@ -94,7 +96,7 @@ export interface InspectResult {
   totalSize: number;
   /** Distinct config and layer blobs counted in `totalSize`. */
   blobs: number;
-  /** Referenced manifests and blobs absent from storage or unreadable (absent foreign layers excepted). */
+  /** Referenced manifests and blobs the repository does not serve: unlinked there, absent or unreadable (foreign layers excepted). */
   missing: number;
   /** Image: its config's (schema1: its manifest's) platform; index: its children's, nested indexes included. */
   platforms: string[];
@@ -138,16 +140,16 @@ export async function inspectImage(opts: InspectOptions): Promise<InspectResult>
   } else {
     digest = ref.digest!;
   }
-  if (!(await reader.hasRevision(repo, digest))) {
+  if (reader.manifestLink(repo, digest) === undefined) {
     const path = revisionLinkPath(reader.v2, repo, digest);
-    throw new RegfsError('MANIFEST_UNKNOWN', `manifest ${digest} has no revision link in repository ${repo} (no "${path}"), so the registry would not serve it`, {
+    throw new RegfsError('MANIFEST_UNKNOWN', `manifest ${digest} has no revision link in repository ${repo} (no "${path}", nor a _layers link), so the registry would not serve it`, {
       path,
       digest,
     });
   }
   const m = await reader.manifest(digest);
   const summarize = createConfigSummarizer(reader);
-  const measured = await measureImage(reader, m, summarize);
+  const measured = await measureImage(reader, repo, m, summarize);
 
   const result: InspectResult = {
     ref: formatImageRef({ repo, tag, digest }),
@@ -175,9 +177,9 @@ export async function inspectImage(opts: InspectOptions): Promise<InspectResult>
     result.manifests = await Promise.all(m.manifests.map((c) => inspectManifest(reader, repo, c)));
     return result;
   }
-  result.layers = await Promise.all(m.layers.map((l) => inspectBlob(reader, l)));
+  result.layers = m.layers.map((l) => inspectBlob(reader, repo, l));
   if (m.config !== undefined) {
-    result.config = await inspectBlob(reader, m.config);
+    result.config = inspectBlob(reader, repo, m.config);
     const read = await summarize(m.config);
     result.image = read.summary;
     result.imageNote = read.note;
@@ -227,75 +229,89 @@ export interface ImageMeasure {
   manifests: number;
   /** Distinct config and layer blobs counted. */
   blobs: number;
-  /** Referenced manifests and blobs absent from storage or unreadable (absent foreign layers excepted). */
+  /** Referenced manifests and blobs the repository does not serve: unlinked there, absent or unreadable (foreign layers excepted). */
   missing: number;
   platforms: string[];
 }
 
 /**
- * Measure a manifest: its bytes, each child manifest's (an index, recursively), and each
- * distinct config and layer blob present in storage, by stat. Damage is counted in
- * `missing`, never thrown: `regfs verify` is the tool that explains it.
+ * Measure a manifest as the registry serves it from `repo`: its bytes, each child manifest's
+ * (nested indexes to MAX_INDEX_DEPTH, walked with a worklist), and each distinct config and
+ * layer blob the repository serves. A child or blob that the repository does not link, or
+ * whose data is absent or unreadable, is counted in `missing`, never thrown: `regfs verify`
+ * is the tool that explains it. Indexes nested deeper than MAX_INDEX_DEPTH are INDEX_TOO_DEEP.
  */
-export async function measureImage(reader: RegistryReader, top: Manifest, summarize: ConfigSummarizer): Promise<ImageMeasure> {
-  const visited = new Map<Digest, Promise<string[]>>();
+export async function measureImage(reader: RegistryReader, repo: RepoName, top: Manifest, summarize: ConfigSummarizer): Promise<ImageMeasure> {
   const seenBlobs = new Set<Digest>();
   const missing = new Set<Digest>();
   const out: ImageMeasure = { size: 0, manifests: 0, blobs: 0, missing: 0, platforms: [] };
-
-  const visit = (m: Manifest): Promise<string[]> => {
-    let p = visited.get(m.digest);
-    if (p === undefined) {
-      out.size += m.raw.length;
-      out.manifests++;
-      p = isIndexKind(m.kind) ? visitIndex(m) : visitImage(m);
-      visited.set(m.digest, p);
-    }
-    return p;
-  };
-  const visitIndex = async (m: Manifest): Promise<string[]> => {
-    const perChild = await Promise.all(
-      m.manifests.map(async (c) => {
-        let child: Manifest | undefined;
-        try {
-          child = await reader.manifest(c.digest);
-        } catch (err) {
-          if (!(err instanceof RegfsError)) throw err;
-          missing.add(c.digest);
-        }
-        const below = child === undefined ? [] : await visit(child);
-        if (c.platform === undefined) return below;
-        // buildx attestation manifests sit in indexes as unknown/unknown: not a platform.
-        return c.platform.os === 'unknown' && c.platform.architecture === 'unknown' ? [] : [formatPlatform(c.platform)];
-      }),
-    );
-    return unique(perChild.flat());
-  };
-  const visitImage = async (m: Manifest): Promise<string[]> => {
-    await Promise.all(
-      referencedBlobs(m).map(async (d) => {
-        if (seenBlobs.has(d.digest)) return;
+  const reached = new Map<Digest, Manifest>([[top.digest, top]]);
+  const images: Manifest[] = [];
+  const work: Array<{ m: Manifest; depth: number }> = [{ m: top, depth: 0 }];
+  for (let i = 0; i < work.length; i++) {
+    const { m, depth } = work[i]!;
+    out.size += m.raw.length;
+    out.manifests++;
+    if (!isIndexKind(m.kind)) {
+      images.push(m);
+      for (const d of referencedBlobs(m)) {
+        if (seenBlobs.has(d.digest)) continue;
         seenBlobs.add(d.digest);
-        let info;
-        try {
-          info = await reader.blobInfo(d.digest);
-        } catch (err) {
-          if (!(err instanceof RegfsError)) throw err;
-          missing.add(d.digest);
-          return;
-        }
+        const info = orElse(() => (reader.hasLayerLink(repo, d.digest) ? reader.blobInfo(d.digest) : undefined), undefined);
         if (info === undefined) {
           if (d.urls === undefined) missing.add(d.digest);
-          return;
+          continue;
         }
         out.size += info.size;
         out.blobs++;
-      }),
-    );
-    return imagePlatforms(m, summarize);
-  };
-  out.platforms = await visit(top);
+      }
+      continue;
+    }
+    if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
+      throw new RegfsError('INDEX_TOO_DEEP', `index ${m.digest} nests indexes more than ${MAX_INDEX_DEPTH} levels deep, regfs's limit`, { digest: m.digest });
+    }
+    for (const c of m.manifests) {
+      if (reached.has(c.digest) || missing.has(c.digest)) continue;
+      const child = orElse(() => (reader.manifestLink(repo, c.digest) === undefined ? undefined : reader.manifest(c.digest)), undefined);
+      if (child === undefined) {
+        missing.add(c.digest);
+        continue;
+      }
+      reached.set(c.digest, child);
+      work.push({ m: child, depth: depth + 1 });
+    }
+  }
   out.missing = missing.size;
+
+  // Platforms: an image's from its config; an index's from its children's descriptors, or
+  // (a child without one, such as a nested index) from the child itself. Children first, by
+  // an explicit stack.
+  const platforms = new Map<Digest, string[]>();
+  await Promise.all(images.map(async (m) => platforms.set(m.digest, await imagePlatforms(m, summarize))));
+  const stack: Manifest[] = [top];
+  while (stack.length > 0) {
+    const m = stack[stack.length - 1]!;
+    if (platforms.has(m.digest)) {
+      stack.pop();
+      continue;
+    }
+    const pending = m.manifests.flatMap((c) => {
+      const child = c.platform === undefined && !platforms.has(c.digest) ? reached.get(c.digest) : undefined;
+      return child === undefined ? [] : [child];
+    });
+    if (pending.length > 0) {
+      stack.push(...pending);
+      continue;
+    }
+    const own = m.manifests.flatMap((c) => {
+      if (c.platform === undefined) return platforms.get(c.digest) ?? [];
+      // buildx attestation manifests sit in indexes as unknown/unknown: not a platform.
+      return c.platform.os === 'unknown' && c.platform.architecture === 'unknown' ? [] : [formatPlatform(c.platform)];
+    });
+    platforms.set(m.digest, unique(own));
+    stack.pop();
+  }
+  out.platforms = platforms.get(top.digest)!;
   return out;
 }
 
@@ -390,18 +406,14 @@ function schema1Summary(m: Manifest): ImageConfigSummary | undefined {
   };
 }
 
-async function inspectBlob(reader: RegistryReader, d: Descriptor): Promise<InspectedBlob> {
-  let info;
-  try {
-    info = await reader.blobInfo(d.digest);
-  } catch (err) {
-    if (!(err instanceof RegfsError)) throw err;
-  }
+function inspectBlob(reader: RegistryReader, repo: RepoName, d: Descriptor): InspectedBlob {
+  const info = orElse(() => reader.blobInfo(d.digest), undefined);
   return {
     digest: d.digest,
     mediaType: d.mediaType,
     size: d.size >= 0 ? d.size : info?.size,
     present: info !== undefined,
+    linked: orElse(() => reader.hasLayerLink(repo, d.digest), false),
     urls: d.urls,
   };
 }
@@ -409,7 +421,7 @@ async function inspectBlob(reader: RegistryReader, d: Descriptor): Promise<Inspe
 async function inspectManifest(reader: RegistryReader, repo: RepoName, d: Descriptor): Promise<InspectedManifest> {
   const [info, linked] = await Promise.all([
     orElse(() => reader.blobInfo(d.digest), undefined),
-    orElse(() => reader.hasRevision(repo, d.digest), false),
+    orElse(() => reader.manifestLink(repo, d.digest) !== undefined, false),
   ]);
   return {
     digest: d.digest,

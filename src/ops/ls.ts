@@ -55,7 +55,7 @@ export interface TagListing {
   size?: number;
   /** Distinct config and layer blobs counted in `size`. */
   blobs?: number;
-  /** Referenced manifests and blobs absent from storage or unreadable (absent foreign layers excepted). */
+  /** Referenced manifests and blobs the repository does not serve: unlinked there, absent or unreadable (foreign layers excepted). */
   missing?: number;
   /** Why the registry could not serve this tag: a missing or malformed link, a damaged manifest. */
   error?: RegfsError;
@@ -154,12 +154,12 @@ async function describeTag(reader: RegistryReader, repo: RepoName, tag: Tag, sum
       const path = tagCurrentLinkPath(reader.v2, repo, tag);
       throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} has a directory but no "${path}"`, { path });
     }
-    if (!(await reader.hasRevision(repo, digest))) {
+    if (reader.manifestLink(repo, digest) === undefined) {
       const path = revisionLinkPath(reader.v2, repo, digest);
-      throw new RegfsError('MANIFEST_UNKNOWN', `tag ${repo}:${tag} points at ${digest}, which has no revision link "${path}"`, { path, digest });
+      throw new RegfsError('MANIFEST_UNKNOWN', `tag ${repo}:${tag} points at ${digest}, which has no revision link "${path}" (nor a _layers link): the registry answers 404 for it`, { path, digest });
     }
     const m = await reader.manifest(digest);
-    const measured = await measureImage(reader, m, summarize);
+    const measured = await measureImage(reader, repo, m, summarize);
     const artifactType = effectiveArtifactType(m);
     return {
       tag,

@@ -1,18 +1,26 @@
 /**
  * Resolving an image list against registry storage, read-only: every line becomes concrete
  * images (a repository line becomes one image per tag), each with every manifest it needs
- * (an index and all its children, recursively) and every config and layer blob those
- * manifests reference. Every problem is collected, each naming its list line, so a user sees
- * all of them at once.
+ * (an index and all its children, nested to MAX_INDEX_DEPTH) and every config and layer blob
+ * those manifests reference. Every problem is collected, each naming its list line, so a
+ * user sees all of them at once.
+ *
+ * A repository holds what the registry serves from it, not what the blob store holds: a
+ * manifest only if the repository links it (its revision link, or the `_layers` link 2.x
+ * falls back to), a config or layer only if the repository has its `_layers` link. So a
+ * manifest deleted through the registry's API stays deleted, and an index missing a child
+ * is broken. `repair` takes configs and layers whose data is there but whose link is not,
+ * and says so: the output then gets the link (and serves what the source's blob store holds).
  */
 import { RegfsError } from '../errors.js';
 import { forEachChunked } from '../bounded.js';
 import type { Digest } from '../digest.js';
 import type { ListEntry } from '../image-list.js';
-import { formatPlatform, isIndexKind, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
+import { formatPlatform, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { formatImageRef, looksLikeDomain, type RepoName, type Tag } from '../reference.js';
 import type { BlobInfo, RegistryReader } from '../registry/read.js';
-import { blobDataPath, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
+import { blobDataPath, layerLinkPath, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
+import { manifestLevels } from './common.js';
 
 
 /** One image, resolved to content. */
@@ -29,8 +37,29 @@ export interface ResolvedImage {
   manifests: Manifest[];
   /** Configs and layers of every image manifest, present in storage, each once. */
   blobs: Map<Digest, BlobInfo>;
-  /** Descriptors with `urls` (foreign layers) whose blob is absent: reported, not fatal. */
+  /** Descriptors with `urls` (foreign layers) the repository does not serve: reported, not fatal. */
   absentForeign: Descriptor[];
+  /** Links the output gets that the source lacks (see RepairedLink). */
+  repaired: RepairedLink[];
+}
+
+/**
+ * A link the source repository lacks and the output gets: the `_layers` link of a config or
+ * layer whose data the source holds (only with `repair`), or the revision link of a manifest
+ * the source serves through its `_layers` link alone (always: 2.x serves it so).
+ */
+export interface RepairedLink {
+  repo: RepoName;
+  digest: Digest;
+  link: 'layers' | 'revision';
+  /** The link's path in the source, where it is missing. */
+  missing: string;
+}
+
+/** How to resolve. */
+export interface ResolveOptions {
+  /** Take configs and layers whose data is present but unlinked in the repository (see RepairedLink). */
+  repair?: boolean;
 }
 
 /** What a list resolved to. */
@@ -44,7 +73,7 @@ export interface Resolution {
  * Resolve every entry; problems are collected, not thrown. The reads are synchronous
  * (RegistryReader), in chunks between which the event loop runs.
  */
-export async function resolveImages(reader: RegistryReader, entries: ListEntry[]): Promise<Resolution> {
+export async function resolveImages(reader: RegistryReader, entries: ListEntry[], opts: ResolveOptions = {}): Promise<Resolution> {
   const problems: RegfsError[] = [];
   const targets: Target[] = [];
   await forEachChunked(entries, (entry) => {
@@ -59,7 +88,7 @@ export async function resolveImages(reader: RegistryReader, entries: ListEntry[]
   const images: ResolvedImage[] = [];
   const seen = new Set<string>();
   await forEachChunked(targets, (t) => {
-    const r = resolveTarget(reader, t.entry, t.tag, t.digest);
+    const r = resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true);
     if ('problems' in r) {
       problems.push(...r.problems);
       return;
@@ -113,7 +142,7 @@ function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Targe
   return { targets, problems };
 }
 
-function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | undefined, digest: Digest): ResolvedImage | { problems: RegfsError[] } {
+function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | undefined, digest: Digest, repair: boolean): ResolvedImage | { problems: RegfsError[] } {
   const { repo } = entry.ref;
   const name = `${repo}${tag === undefined ? '' : `:${tag}`}@${digest}`;
   const problems: RegfsError[] = [];
@@ -121,10 +150,11 @@ function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | unde
     problems.push(located(err, entry, name));
   };
   try {
-    if (!reader.hasRevision(repo, digest)) {
+    const how = reader.manifestLink(repo, digest);
+    if (how === undefined) {
       throw new RegfsError(
         'MANIFEST_UNKNOWN',
-        `manifest ${digest} has no revision link in repository ${repo}, so the registry would not serve it`,
+        `manifest ${digest} has no revision link in repository ${repo} (nor a _layers link), so the registry would not serve it`,
         { digest, path: revisionLinkPath(reader.v2, repo, digest) },
       );
     }
@@ -132,69 +162,134 @@ function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | unde
     const manifests: Manifest[] = [];
     const blobs = new Map<Digest, BlobInfo>();
     const absentForeign: Descriptor[] = [];
-    const visited = new Set<Digest>();
+    const repaired: RepairedLink[] = [];
+    if (how === 'layers') repaired.push(revisionRepair(reader, repo, digest));
 
-    const visit = (m: Manifest): void => {
-      if (visited.has(m.digest)) return;
-      visited.add(m.digest);
+    // Breadth first, with a worklist: each manifest once, at the depth it is first reached.
+    const visited = new Set<Digest>([top.digest]);
+    const work: Array<{ m: Manifest; depth: number }> = [{ m: top, depth: 0 }];
+    for (let i = 0; i < work.length; i++) {
+      const { m, depth } = work[i]!;
       manifests.push(m);
       if (isIndexKind(m.kind)) {
+        if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
+          fail(tooDeep(m, reader.blobInfo(m.digest)?.path));
+          continue;
+        }
         for (const child of m.manifests) {
+          if (visited.has(child.digest)) continue;
+          visited.add(child.digest);
           try {
-            // The size first, from a stat: a child is read only if it can be what the index says.
-            const info = reader.blobInfo(child.digest);
-            if (info !== undefined && info.size !== child.size) {
-              throw new RegfsError('SIZE_INVALID', `index ${m.digest} gives child ${child.digest} size ${child.size}, its manifest has ${info.size} bytes`, {
-                path: info.path,
-                digest: child.digest,
-              });
-            }
-            visit(reader.manifest(child.digest));
+            const c = readChild(reader, repo, m, child);
+            if (c.how === 'layers') repaired.push(revisionRepair(reader, repo, child.digest));
+            work.push({ m: c.manifest, depth: depth + 1 });
           } catch (err) {
-            fail(childError(err, m, child));
+            fail(err);
           }
         }
-        return;
+        continue;
       }
       for (const d of referencedBlobs(m)) {
         try {
-          const info = reader.blobInfo(d.digest);
-          if (info === undefined) {
-            if (d.urls !== undefined) {
-              absentForeign.push(d);
-              continue;
-            }
-            const path = blobDataPath(reader.v2, d.digest);
-            throw new RegfsError('BLOB_UNKNOWN', `blob ${d.digest} of manifest ${m.digest} is missing from the source ("${path}")`, { path, digest: d.digest });
+          const info = servedBlob(reader, repo, m, d, repair);
+          if (info === undefined) absentForeign.push(d);
+          else {
+            if (info.repaired !== undefined && !blobs.has(d.digest)) repaired.push(info.repaired);
+            blobs.set(d.digest, info.blob);
           }
-          if (d.size >= 0 && info.size !== d.size) {
-            throw new RegfsError('SIZE_INVALID', `blob ${d.digest} of manifest ${m.digest} has ${info.size} bytes, the manifest says ${d.size}`, {
-              path: info.path,
-              digest: d.digest,
-            });
-          }
-          blobs.set(d.digest, info);
         } catch (err) {
           fail(err);
         }
       }
-    };
-    visit(top);
+    }
+    // The worklist bounds the depth it reached first; a longer path through shared children counts too.
+    if (problems.length === 0 && (manifestLevels(manifests).get(top.digest) ?? 0) > MAX_INDEX_DEPTH) fail(tooDeep(top, reader.blobInfo(top.digest)?.path));
     if (problems.length > 0) return { problems };
-    return { repo, tag, digest, entry, manifest: top, manifests, blobs, absentForeign };
+    return { repo, tag, digest, entry, manifest: top, manifests, blobs, absentForeign, repaired };
   } catch (err) {
     fail(err);
     return { problems };
   }
 }
 
-function childError(err: unknown, parent: Manifest, child: Descriptor): unknown {
-  if (!(err instanceof RegfsError) || err.code !== 'BLOB_UNKNOWN') return err;
+/**
+ * A child of an index, as the registry serves it from the repository: linked there (by its
+ * revision link, or 2.x's `_layers` fallback), its data present, of the size the index gives,
+ * and a manifest under its digest. A child deleted through the registry's API has lost its
+ * revision link but not its data: it is CHILD_MISSING, the index broken.
+ */
+function readChild(reader: RegistryReader, repo: RepoName, parent: Manifest, child: Descriptor): { manifest: Manifest; how: 'revision' | 'layers' } {
   const platform = child.platform === undefined ? '' : ` (${formatPlatform(child.platform)})`;
-  return new RegfsError('BLOB_UNKNOWN', `index ${parent.digest} names child ${child.digest}${platform}, which is missing from the source`, {
-    path: err.path,
-    digest: child.digest,
-  });
+  const how = reader.manifestLink(repo, child.digest);
+  if (how === undefined) {
+    const path = revisionLinkPath(reader.v2, repo, child.digest);
+    throw new RegfsError(
+      'CHILD_MISSING',
+      `index ${parent.digest} names child ${child.digest}${platform}, which has no revision link in repository ${repo} ("${path}"): the registry answers 404 for it, so the index is broken`,
+      { path, digest: child.digest },
+    );
+  }
+  // The size first, from a stat: a child is read only if it can be what the index says.
+  const info = reader.blobInfo(child.digest);
+  if (info === undefined) {
+    const path = blobDataPath(reader.v2, child.digest);
+    throw new RegfsError('BLOB_UNKNOWN', `index ${parent.digest} names child ${child.digest}${platform}, which is missing from the source ("${path}")`, {
+      path,
+      digest: child.digest,
+    });
+  }
+  if (info.size !== child.size) {
+    throw new RegfsError('SIZE_INVALID', `index ${parent.digest} gives child ${child.digest} size ${child.size}, its manifest has ${info.size} bytes`, {
+      path: info.path,
+      digest: child.digest,
+    });
+  }
+  return { manifest: reader.manifest(child.digest), how };
+}
+
+/**
+ * A config or layer as the registry serves it from the repository: its `_layers` link there
+ * and its data. Undefined for a foreign layer (one with `urls`) the repository does not
+ * serve: clients fetch it from its URL. Without `repair`, data the repository does not link
+ * is LAYER_UNLINKED; with it, the data is taken and the link written in the output.
+ */
+function servedBlob(
+  reader: RegistryReader,
+  repo: RepoName,
+  m: Manifest,
+  d: Descriptor,
+  repair: boolean,
+): { blob: BlobInfo; repaired: RepairedLink | undefined } | undefined {
+  const info = reader.blobInfo(d.digest);
+  const linked = reader.hasLayerLink(repo, d.digest);
+  if (info === undefined || (!linked && !repair && d.urls !== undefined)) {
+    if (d.urls !== undefined) return undefined;
+    const path = blobDataPath(reader.v2, d.digest);
+    throw new RegfsError('BLOB_UNKNOWN', `blob ${d.digest} of manifest ${m.digest} is missing from the source ("${path}")`, { path, digest: d.digest });
+  }
+  const path = layerLinkPath(reader.v2, repo, d.digest);
+  if (!linked && !repair) {
+    throw new RegfsError(
+      'LAYER_UNLINKED',
+      `blob ${d.digest} of manifest ${m.digest} has data but no _layers link in repository ${repo} ("${path}"): the registry answers 404 for it; --repair writes the link in the output`,
+      { path, digest: d.digest },
+    );
+  }
+  if (d.size >= 0 && info.size !== d.size) {
+    throw new RegfsError('SIZE_INVALID', `blob ${d.digest} of manifest ${m.digest} has ${info.size} bytes, the manifest says ${d.size}`, {
+      path: info.path,
+      digest: d.digest,
+    });
+  }
+  return { blob: info, repaired: linked ? undefined : { repo, digest: d.digest, link: 'layers', missing: path } };
+}
+
+function revisionRepair(reader: RegistryReader, repo: RepoName, d: Digest): RepairedLink {
+  return { repo, digest: d, link: 'revision', missing: revisionLinkPath(reader.v2, repo, d) };
+}
+
+function tooDeep(m: Manifest, path: string | undefined): RegfsError {
+  return new RegfsError('INDEX_TOO_DEEP', `index ${m.digest} nests indexes more than ${MAX_INDEX_DEPTH} levels deep, regfs's limit`, { path, digest: m.digest });
 }
 
 /** Prefix a problem with its list line and image, keeping its code. */

@@ -34,7 +34,8 @@ import { DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, m
 import { imageDirName } from '../dir/names.js';
 import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { assertOutsideSource } from './output-root.js';
-import { resolveImages, type ResolvedImage } from './resolve.js';
+import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
+import { uniqueRepairs } from './extract.js';
 
 /** The digest file written beside the images: `<digest> <ref>` a line. */
 export const DIGEST_FILE = 'digests.txt';
@@ -50,6 +51,12 @@ export interface ToDirOptions extends WriteCommandOptions {
   platform?: string;
   portableNames?: boolean;
   stripRegistry?: boolean;
+  /**
+   * Export configs and layers whose data the source holds but whose repository lacks its
+   * `_layers` link (the source registry answers 404 for them); without it they are
+   * LAYER_UNLINKED. Each is listed in `repaired`.
+   */
+  repair?: boolean;
   stdin?: () => Promise<string>;
 }
 
@@ -83,6 +90,8 @@ export interface ToDirResult {
   images: ExportedImage[];
   problems: RegfsError[];
   warnings: string[];
+  /** With `repair`: the configs and layers exported that the source repository does not link. */
+  repaired: RepairedLink[];
   /** Image directories a fresh export would not have (removed unless a dry run). */
   staleImages: string[];
   stats: ToDirStats | undefined;
@@ -124,7 +133,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     entries = list.entries;
     listProblems = list.problems;
   }
-  const resolution = await resolveImages(reader, entries);
+  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true });
   const problems = [...listProblems, ...resolution.problems];
   const plans: DirPlan[] = [];
   for (const img of resolution.images) {
@@ -158,7 +167,9 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   }
   const staleImages = opts.image === undefined ? await findStaleImageDirs(out, new Set(plans.map((p) => p.path))) : [];
   const images = plans.map((p) => p.image);
-  const result = { output: out, images, problems, warnings, staleImages: staleImages.map((s) => relative(out, s)) };
+  // A manifest served through its _layers link needs no mending in a dir: export.
+  const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
+  const result = { output: out, images, problems, warnings, repaired, staleImages: staleImages.map((s) => relative(out, s)) };
   if (opts.dryRun === true) return { ...result, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
 
   const linker = createOutputLinker(out, opts, warn);
@@ -320,15 +331,28 @@ function planImageDir(img: ResolvedImage, out: string, platform: Platform | unde
   };
 }
 
-/** The first image manifest for the platform, depth first through nested indexes. */
+/**
+ * The first image manifest for the platform, depth first through nested indexes, in index
+ * order. An explicit stack of child lists, not recursion: nesting is bounded by the resolver
+ * (MAX_INDEX_DEPTH), and the walk needs no JS stack for it.
+ */
 function findPlatform(img: ResolvedImage, index: Manifest, want: Platform): Manifest | undefined {
   const byDigest = new Map(img.manifests.map((m) => [m.digest, m]));
-  for (const c of index.manifests) {
+  const seen = new Set<Digest>([index.digest]);
+  const stack: Array<{ children: Manifest['manifests']; next: number }> = [{ children: index.manifests, next: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.next >= top.children.length) {
+      stack.pop();
+      continue;
+    }
+    const c = top.children[top.next++]!;
     const m = byDigest.get(c.digest);
     if (m === undefined) continue;
     if (isIndexKind(m.kind)) {
-      const found = findPlatform(img, m, want);
-      if (found !== undefined) return found;
+      // A shared nested index was searched the first time it was met.
+      if (!seen.has(m.digest)) stack.push({ children: m.manifests, next: 0 });
+      seen.add(m.digest);
     } else if (c.platform !== undefined && c.platform.os === want.os && c.platform.architecture === want.architecture && (want.variant === undefined || c.platform.variant === want.variant)) {
       return m;
     }

@@ -17,8 +17,6 @@ import { forEachChunked } from '../bounded.js';
 import { readImageList } from '../image-list.js';
 import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
 import { LOCK_FILE, isLiveOwner, readLockOwner, type LockOwner } from '../fs/lock.js';
-import { layerLinkPath, revisionLinkPath } from '../registry/layout.js';
-import { readLink } from '../registry/link-file.js';
 import { RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
 import type { WriteProgress } from '../registry/write.js';
@@ -189,8 +187,17 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
       }
       counts.links++;
       if (t.current.error !== undefined) addError(t.current.error, t.current.path);
-      else if (!revisions.has(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, which has no revision link in the repository`, t.current.target);
-      else if (!present(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, whose manifest data is missing`, t.current.target);
+      else if (!revisions.has(t.current.target!) && !layerLinks.has(t.current.target!)) {
+        add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, which has no revision link in the repository: the registry answers 404 for it`, t.current.target);
+      } else if (!present(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, whose manifest data is missing`, t.current.target);
+      else if (!revisions.has(t.current.target!)) {
+        // Served through the _layers link alone (2.x's fallback): what it references must be served too.
+        try {
+          checkReferences(repo, await reader.manifest(t.current.target!), t.current.path, { present, layerLinks, revisions, scan, add });
+        } catch (err) {
+          addError(err, t.current.path);
+        }
+      }
     }
     for (const u of repo.uploads) {
       if (now - u.started.getTime() > maxAge) {
@@ -231,29 +238,20 @@ async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: S
   const { add, addError, toHash, counts } = sink;
   const list = await readImageList(opts.list!, { stdin: opts.stdin });
   for (const p of list.problems) addError(p, p.at?.file ?? opts.list!);
-  const resolution = await resolveImages(reader, list.entries);
+  // With `repair`, an image whose configs or layers lack their _layers link still resolves,
+  // so its blobs are hashed too; each such link is a LAYER_UNLINKED finding. Children are
+  // checked by the resolver as the registry serves them (CHILD_MISSING).
+  const resolution = await resolveImages(reader, list.entries, { repair: true });
   for (const p of resolution.problems) addError(p, p.at?.file ?? opts.list!);
   for (const img of resolution.images) {
     counts.tags++;
-    for (const m of img.manifests) {
-      counts.manifests++;
-      if (m !== img.manifest && isIndexKind(img.manifest.kind)) {
-        const link = revisionLinkPath(reader.v2, img.repo, m.digest);
-        const ok = readLinkOrUndefined(link) ?? readLinkOrUndefined(layerLinkPath(reader.v2, img.repo, m.digest));
-        if (ok === undefined) add('CHILD_MISSING', link, `${img.repo}: child ${m.digest} has no revision link in the repository`, m.digest);
-      }
-      for (const d of referencedBlobs(m)) {
-        const info = img.blobs.get(d.digest);
-        if (info === undefined) continue;
-        toHash.set(d.digest, info);
-        const link = layerLinkPath(reader.v2, img.repo, d.digest);
-        counts.links++;
-        try {
-          if (readLink(link) === undefined) add('LAYER_UNLINKED', link, `${img.repo}: ${d.digest} of manifest ${m.digest} has no _layers link in the repository: the registry answers 404 for it`, d.digest);
-        } catch (err) {
-          addError(err, link);
-        }
-      }
+    counts.manifests += img.manifests.length;
+    for (const [d, info] of img.blobs) {
+      toHash.set(d, info);
+      counts.links++;
+    }
+    for (const r of img.repaired) {
+      if (r.link === 'layers') add('LAYER_UNLINKED', r.missing, `${img.repo}: ${r.digest} has no _layers link in the repository: the registry answers 404 for it`, r.digest);
     }
   }
   counts.blobs = toHash.size;
@@ -274,15 +272,6 @@ async function checkLock(path: string, add: Sink['add']): Promise<LockOwner | un
   if (isLiveOwner(owner) || owner.host !== hostname()) return owner;
   add('STALE_LOCK', path, `lock file "${path}" was left by regfs ${owner.command} (pid ${owner.pid}), which is no longer running; the next regfs run that writes takes it over`);
   return undefined;
-}
-
-/** A link's digest; undefined if it is missing or malformed (reported elsewhere). */
-function readLinkOrUndefined(path: string): Digest | undefined {
-  try {
-    return readLink(path);
-  } catch {
-    return undefined;
-  }
 }
 
 function dedupe(findings: Finding[]): Finding[] {

@@ -10,7 +10,7 @@ import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { parseManifest, type Manifest } from '../manifest.js';
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
-import { blobDataPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
+import { blobDataPath, layerLinkPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
 import { parseLinkContent, readLinkBytes } from './link-file.js';
 
 /** The largest manifest the registry accepts (distribution's maxManifestBodySize, 4 MiB); regfs reads no larger one. */
@@ -41,6 +41,8 @@ export async function findStorageRoot(dir: string): Promise<string | undefined> 
 export class RegistryReader {
   private readonly manifests = new Map<Digest, Manifest | RegfsError>();
   private readonly blobs = new Map<Digest, BlobInfo | undefined | RegfsError>();
+  /** Link files read, by path: whether the link exists (and names its own digest). */
+  private readonly links = new Map<string, boolean | RegfsError>();
 
   /** `v2` is the storage root, `<rootdirectory>/docker/registry/v2`. */
   constructor(readonly v2: string) {}
@@ -85,13 +87,29 @@ export class RegistryReader {
    * digest than its path is LINK_INVALID.
    */
   hasRevision(repo: RepoName, d: Digest): boolean {
-    const path = revisionLinkPath(this.v2, repo, d);
-    const target = parseLinkContent(readLinkBytes(path), path);
-    if (target === undefined) return false;
-    if (target !== d) {
-      throw new RegfsError('LINK_INVALID', `revision link "${path}" points at ${target}, not at the digest of its path`, { path, digest: d });
-    }
-    return true;
+    return this.linked(revisionLinkPath(this.v2, repo, d), d);
+  }
+
+  /**
+   * Whether the repository holds a manifest, as the registry's manifest store looks it up
+   * (2.x `linkedBlobStatter` with `manifestRevisionLinkPath`, then `blobLinkPath`): by its
+   * revision link; failing that, by a `_layers` link (2.1.0 linked manifests there, and 2.8
+   * still serves them so: storage-formats §3.3); undefined when neither exists, where the
+   * registry answers 404 whatever the blob store holds. A malformed link is LINK_INVALID, as
+   * the registry answers 500 for it.
+   */
+  manifestLink(repo: RepoName, d: Digest): 'revision' | 'layers' | undefined {
+    if (this.hasRevision(repo, d)) return 'revision';
+    return this.hasLayerLink(repo, d) ? 'layers' : undefined;
+  }
+
+  /**
+   * True if the repository links the blob in `_layers`, which the registry needs before it
+   * serves the blob from the repository (blob data alone is not enough). A link that names
+   * another digest than its path is LINK_INVALID.
+   */
+  hasLayerLink(repo: RepoName, d: Digest): boolean {
+    return this.linked(layerLinkPath(this.v2, repo, d), d);
   }
 
   /** Blob data for a digest: undefined if absent; BLOB_INVALID if it is not a regular file. Cached. */
@@ -142,15 +160,32 @@ export class RegistryReader {
     return out.sort(compareRepoNames);
   }
 
-  /** Forget the cached manifests and blob stats (a large resolve holds many). */
+  /** Forget the cached manifests, blob stats and links (a large resolve holds many). */
   dropCaches(): void {
     this.manifests.clear();
     this.blobs.clear();
+    this.links.clear();
   }
 
   /** The repository's directory (for messages). */
   repoPath(repo: RepoName): string {
     return repoDir(this.v2, repo);
+  }
+
+  /** True if the link at `path` exists and names `d`; LINK_INVALID if it names another digest. Cached. */
+  private linked(path: string, d: Digest): boolean {
+    let r = this.links.get(path);
+    if (r === undefined) {
+      r = capture(() => {
+        const target = parseLinkContent(readLinkBytes(path), path);
+        if (target === undefined) return false;
+        if (target !== d) throw new RegfsError('LINK_INVALID', `link "${path}" points at ${target}, not at the digest of its path`, { path, digest: d });
+        return true;
+      });
+      this.links.set(path, r);
+    }
+    if (r instanceof RegfsError) throw r;
+    return r;
   }
 
   private statBlob(d: Digest): BlobInfo | undefined {

@@ -2,9 +2,9 @@
 import type { Argv } from 'yargs';
 import { extract, type ExtractResult } from '../../ops/extract.js';
 import { ExitCode, printProblems, renderWriteResult, writeResultJson, type Io } from '../output.js';
-import { runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
+import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
-interface ExtractArgs extends WriteArgs {
+interface ExtractArgs extends WriteArgs, RepairArgs {
   list: string;
   src: string;
   out: string;
@@ -15,7 +15,7 @@ export const command = 'extract <list> <src> <out>';
 export const describe = 'Extract the listed images into a new (or existing) registry tree, blob data hard-linked';
 
 export function builder(y: Argv): Argv<ExtractArgs> {
-  return withWriteOptions(y)
+  return withRepairOption(withWriteOptions(y), 'write the missing links in the output')
     .positional('list', { type: 'string', demandOption: true, describe: 'image list: a file, - for standard input, or a directory of *.list files' })
     .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
     .positional('out', { type: 'string', demandOption: true, describe: 'output registry root; created if missing, merged into if it holds a registry' })
@@ -26,7 +26,7 @@ export function builder(y: Argv): Argv<ExtractArgs> {
 
 export async function handler(args: ExtractArgs, io: Io): Promise<number> {
   const result: ExtractResult = await runWithProgress(io, args, (opts) =>
-    extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'] }),
+    extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair }),
   );
   printProblems(io, result.problems);
   io.stdout.write(args.json ? writeResultJson(result) : renderWriteResult(result, 'extracted'));

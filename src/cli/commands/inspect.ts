@@ -98,6 +98,7 @@ function blobLine(b: InspectedBlob): string {
   const parts = [b.digest, b.mediaType ?? '-', b.size === undefined ? '?' : formatBytes(b.size)];
   if (b.urls !== undefined) parts.push(`foreign (${b.urls.join(' ')})`);
   if (!b.present) parts.push(b.urls === undefined ? 'MISSING from storage' : 'not in storage');
+  else if (!b.linked) parts.push('NOT LINKED in this repository (the registry answers 404)');
   return parts.join('  ');
 }
 

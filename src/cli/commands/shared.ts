@@ -46,3 +46,16 @@ export async function runWithProgress<R>(
     bar.done();
   }
 }
+
+export interface RepairArgs {
+  repair: boolean;
+}
+
+/** --repair, for the commands that resolve images in registry storage (extract, to-dir). */
+export function withRepairOption<T>(y: Argv<T>, what: string): Argv<T & RepairArgs> {
+  return y.option('repair', {
+    type: 'boolean',
+    default: false,
+    describe: `take configs and layers whose data the source holds but whose repository lacks the _layers link (the source registry answers 404 for them: LAYER_UNLINKED) and ${what}`,
+  }) as unknown as Argv<T & RepairArgs>;
+}

@@ -3,9 +3,9 @@ import type { Argv } from 'yargs';
 import { RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
 import { ExitCode, formatBytes, printProblems, problemsJson, type Io } from '../output.js';
-import { runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
+import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
-interface ToDirArgs extends WriteArgs {
+interface ToDirArgs extends WriteArgs, RepairArgs {
   paths: string[];
   image: string | undefined;
   platform: string | undefined;
@@ -17,7 +17,7 @@ export const command = 'to-dir <paths..>';
 export const describe = "Export images to skopeo's dir: format: LIST SRC OUT, or --image REF SRC DIR";
 
 export function builder(y: Argv): Argv<ToDirArgs> {
-  return withWriteOptions(y)
+  return withRepairOption(withWriteOptions(y), 'export them')
     .usage('regfs to-dir LIST SRC OUT\nregfs to-dir --image REF SRC DIR\n\n' + describe)
     .positional('paths', { type: 'string', array: true, describe: 'LIST SRC OUT (an image list, the source registry root, the export tree); with --image: SRC DIR' })
     .option('image', { type: 'string', describe: 'export one image (repo:tag or repo@sha256:…) into DIR itself, as skopeo copy docker://… dir:DIR does' })
@@ -45,6 +45,7 @@ export async function handler(args: ToDirArgs, io: Io): Promise<number> {
       platform: args.platform,
       portableNames: args['portable-names'],
       stripRegistry: args['strip-registry'],
+      repair: args.repair,
     }),
   );
   printProblems(io, result.problems);
@@ -73,5 +74,7 @@ function render(r: ToDirResult): string {
         `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s`,
     );
   }
+  const k = r.repaired.length;
+  if (k > 0) lines.push(`${r.dryRun ? 'would export' : 'exported'} ${k} config or layer blob${k === 1 ? '' : 's'} the source repository does not link (--repair; --json lists them)`);
   return `${lines.join('\n')}\n`;
 }
