@@ -73,6 +73,11 @@ export interface Manifest {
  */
 export const MAX_INDEX_DEPTH = 16;
 
+/** The error for an index nested deeper than MAX_INDEX_DEPTH (or with a longer path below it). */
+export function indexTooDeep(d: Digest, path?: string): RegfsError {
+  return new RegfsError('INDEX_TOO_DEEP', `index ${d} nests indexes more than ${MAX_INDEX_DEPTH} levels deep, regfs's limit (MAX_INDEX_DEPTH)`, { path, digest: d });
+}
+
 /** True for the kinds that hold child manifests. */
 export function isIndexKind(kind: ManifestKind): boolean {
   return kind === 'docker-list' || kind === 'oci-index';

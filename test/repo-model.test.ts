@@ -14,12 +14,12 @@ import { inspectImage } from '../src/ops/inspect.js';
 import { listImages } from '../src/ops/ls.js';
 import { verify } from '../src/ops/verify.js';
 import { isRegfsError, type RegfsError } from '../src/errors.js';
-import type { Digest } from '../src/digest.js';
-import { MediaTypes } from '../src/manifest.js';
+import { digestOf, type Digest } from '../src/digest.js';
+import { MAX_INDEX_DEPTH, MediaTypes } from '../src/manifest.js';
 import { parseRepoName, parseTag } from '../src/reference.js';
 import * as layout from '../src/registry/layout.js';
 import { startRegistry, type RegistryServer } from '../scripts/lib/registry-server.js';
-import { manifestsOf, type Image } from '../scripts/lib/images.js';
+import { makeImage, makeLayer, manifestsOf, type Image } from '../scripts/lib/images.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { assertServed } from './helpers/judge.js';
 import { runCli } from './helpers/cli.js';
@@ -249,4 +249,86 @@ test('ls, inspect and verify agree with the registry on a tag without a revision
     // The linked blobs of v1 are still hashed.
     assert.equal(listed.counts.blobs, 1 + v1.layers.length);
   });
+});
+
+/** Write a blob straight into storage (no registry, no regfs writer). */
+async function putBlob(v2root: string, bytes: Buffer): Promise<Digest> {
+  const d = digestOf(bytes);
+  await mkdir(layout.blobDir(v2root, d), { recursive: true });
+  await writeFile(layout.blobDataPath(v2root, d), bytes);
+  return d;
+}
+
+async function putLink(path: string, d: Digest): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, d);
+}
+
+/**
+ * `deep/chain:TAG`: an image manifest under `depth` nested OCI indexes, each with one child,
+ * written as blobs and links. With `shortcuts`, the top index also names every index of the
+ * chain directly: each is one level below the top, but the longest path is as long as before.
+ */
+async function writeChain(root: string, tag: string, depth: number, opts: { shortcuts?: boolean } = {}): Promise<Digest> {
+  const v2root = join(root, V2);
+  const repo = parseRepoName('deep/chain');
+  const img = makeImage({ format: 'oci', layers: [makeLayer('deep-chain')] });
+  for (const b of [img.config, ...img.layers]) await putLink(layout.layerLinkPath(v2root, repo, await putBlob(v2root, b.bytes)), b.digest);
+  let child: { mediaType: string; digest: Digest; size: number; platform?: object } = {
+    mediaType: MediaTypes.ociManifest,
+    digest: await putBlob(v2root, img.bytes),
+    size: img.size,
+    platform: { os: 'linux', architecture: 'amd64' },
+  };
+  await putLink(layout.revisionLinkPath(v2root, repo, child.digest), child.digest);
+  const chain: object[] = [];
+  for (let i = 0; i < depth; i++) {
+    const last = i === depth - 1;
+    const manifests = last && opts.shortcuts === true ? [child, ...chain] : [child];
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }));
+    chain.push(child);
+    child = { mediaType: MediaTypes.ociIndex, digest: await putBlob(v2root, bytes), size: bytes.length };
+    await putLink(layout.revisionLinkPath(v2root, repo, child.digest), child.digest);
+  }
+  await putLink(layout.tagCurrentLinkPath(v2root, repo, parseTag(tag)), child.digest);
+  return child.digest;
+}
+
+test(`nested indexes: a chain ${MAX_INDEX_DEPTH} deep is extracted and served; deeper, and 10,000 deep, is INDEX_TOO_DEEP without recursion`, async () => {
+  const t = await tempDir();
+  try {
+    const src = join(t.dir, 'src');
+    const atMax = await writeChain(src, 'max', MAX_INDEX_DEPTH);
+    await writeChain(src, 'over', MAX_INDEX_DEPTH + 1);
+    await writeChain(src, 'long-path', MAX_INDEX_DEPTH + 1, { shortcuts: true });
+    await writeChain(src, 'deep', 10_000);
+
+    const out = join(t.dir, 'out');
+    const r = await extract({ list: await listFile(t.dir, ['deep/chain:max']), source: src, output: out });
+    assert.equal(r.images[0]?.manifests, MAX_INDEX_DEPTH + 1);
+    await assertServed(out, [{ name: 'deep/chain:max', digest: atMax }], [], join(t.dir, 'scratch'));
+    const dirOut = join(t.dir, 'dir');
+    const d = await toDir({ image: 'deep/chain:max', source: src, output: dirOut, platform: 'linux/amd64' });
+    assert.equal(d.images[0]?.kind, 'oci');
+    assert.equal((await inspectImage({ root: src, ref: 'deep/chain:max' })).platforms.join(), 'linux/amd64');
+
+    for (const tag of ['over', 'long-path', 'deep']) {
+      const problems = await problemsOf(extract({ list: await listFile(t.dir, [`deep/chain:${tag}`]), source: src, output: join(t.dir, 'x') }));
+      assert.deepEqual(problems.map((p) => p.code), ['INDEX_TOO_DEEP'], tag);
+      assert.match(problems[0]!.message, new RegExp(`more than ${MAX_INDEX_DEPTH} levels`));
+      const td = await problemsOf(toDir({ image: `deep/chain:${tag}`, source: src, output: join(t.dir, 'd') }));
+      assert.deepEqual(td.map((p) => p.code), ['INDEX_TOO_DEEP'], tag);
+    }
+    // ls lists the too-deep tags as broken; inspect refuses them; the CLI gives the code, no stack trace.
+    const ls = await listImages({ root: src, pattern: 'deep/chain' });
+    const errors = new Map(ls.repositories[0]!.tags.map((x) => [x.tag, x.error?.code]));
+    assert.deepEqual(Object.fromEntries(errors), { deep: 'INDEX_TOO_DEEP', 'long-path': 'INDEX_TOO_DEEP', max: undefined, over: 'INDEX_TOO_DEEP' });
+    await assert.rejects(inspectImage({ root: src, ref: 'deep/chain:deep' }), (e) => isRegfsError(e, 'INDEX_TOO_DEEP'));
+    const cli = await runCli(['extract', await listFile(t.dir, ['deep/chain:deep']), src, join(t.dir, 'y')]);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /\[INDEX_TOO_DEEP\]/);
+    assert.doesNotMatch(cli.stderr, /internal error|RangeError/);
+  } finally {
+    await t.cleanup();
+  }
 });

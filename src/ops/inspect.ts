@@ -15,9 +15,10 @@
 import { readFile } from 'node:fs/promises';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { formatPlatform, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
+import { formatPlatform, indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
 import { RegistryReader } from '../registry/read.js';
+import { manifestLevels } from './common.js';
 import { repoDir, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 
 /** A config larger than this is not read (real configs are kilobytes). */
@@ -268,7 +269,7 @@ export async function measureImage(reader: RegistryReader, repo: RepoName, top: 
       continue;
     }
     if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
-      throw new RegfsError('INDEX_TOO_DEEP', `index ${m.digest} nests indexes more than ${MAX_INDEX_DEPTH} levels deep, regfs's limit`, { digest: m.digest });
+      throw indexTooDeep(m.digest);
     }
     for (const c of m.manifests) {
       if (reached.has(c.digest) || missing.has(c.digest)) continue;
@@ -282,6 +283,10 @@ export async function measureImage(reader: RegistryReader, repo: RepoName, top: 
     }
   }
   out.missing = missing.size;
+  // The worklist bounds the depth it reached first; a longer path through shared children counts too.
+  if ((manifestLevels([...reached.values()]).get(top.digest) ?? 0) > MAX_INDEX_DEPTH) {
+    throw indexTooDeep(top.digest);
+  }
 
   // Platforms: an image's from its config; an index's from its children's descriptors, or
   // (a child without one, such as a nested index) from the child itself. Children first, by

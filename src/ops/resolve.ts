@@ -16,7 +16,7 @@ import { RegfsError } from '../errors.js';
 import { forEachChunked } from '../bounded.js';
 import type { Digest } from '../digest.js';
 import type { ListEntry } from '../image-list.js';
-import { formatPlatform, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
+import { formatPlatform, indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { formatImageRef, looksLikeDomain, type RepoName, type Tag } from '../reference.js';
 import type { BlobInfo, RegistryReader } from '../registry/read.js';
 import { blobDataPath, layerLinkPath, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
@@ -173,7 +173,7 @@ function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | unde
       manifests.push(m);
       if (isIndexKind(m.kind)) {
         if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
-          fail(tooDeep(m, reader.blobInfo(m.digest)?.path));
+          fail(indexTooDeep(m.digest, reader.blobInfo(m.digest)?.path));
           continue;
         }
         for (const child of m.manifests) {
@@ -203,7 +203,7 @@ function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | unde
       }
     }
     // The worklist bounds the depth it reached first; a longer path through shared children counts too.
-    if (problems.length === 0 && (manifestLevels(manifests).get(top.digest) ?? 0) > MAX_INDEX_DEPTH) fail(tooDeep(top, reader.blobInfo(top.digest)?.path));
+    if (problems.length === 0 && (manifestLevels(manifests).get(top.digest) ?? 0) > MAX_INDEX_DEPTH) fail(indexTooDeep(top.digest, reader.blobInfo(top.digest)?.path));
     if (problems.length > 0) return { problems };
     return { repo, tag, digest, entry, manifest: top, manifests, blobs, absentForeign, repaired };
   } catch (err) {
@@ -286,10 +286,6 @@ function servedBlob(
 
 function revisionRepair(reader: RegistryReader, repo: RepoName, d: Digest): RepairedLink {
   return { repo, digest: d, link: 'revision', missing: revisionLinkPath(reader.v2, repo, d) };
-}
-
-function tooDeep(m: Manifest, path: string | undefined): RegfsError {
-  return new RegfsError('INDEX_TOO_DEEP', `index ${m.digest} nests indexes more than ${MAX_INDEX_DEPTH} levels deep, regfs's limit`, { path, digest: m.digest });
 }
 
 /** Prefix a problem with its list line and image, keeping its code. */
