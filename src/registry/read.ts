@@ -41,8 +41,11 @@ export async function findStorageRoot(dir: string): Promise<string | undefined> 
 export class RegistryReader {
   private readonly manifests = new Map<Digest, Manifest | RegfsError>();
   private readonly blobs = new Map<Digest, BlobInfo | undefined | RegfsError>();
-  /** Link files read, by path: whether the link exists (and names its own digest). */
-  private readonly links = new Map<string, boolean | RegfsError>();
+  /**
+   * `_layers` links read, by repository and digest (the images of a repository share
+   * layers). Revision links are read once per image and not cached.
+   */
+  private readonly layerLinks = new Map<RepoName, Map<Digest, boolean | RegfsError>>();
 
   /** `v2` is the storage root, `<rootdirectory>/docker/registry/v2`. */
   constructor(readonly v2: string) {}
@@ -109,7 +112,15 @@ export class RegistryReader {
    * another digest than its path is LINK_INVALID.
    */
   hasLayerLink(repo: RepoName, d: Digest): boolean {
-    return this.linked(layerLinkPath(this.v2, repo, d), d);
+    let links = this.layerLinks.get(repo);
+    if (links === undefined) this.layerLinks.set(repo, (links = new Map()));
+    let r = links.get(d);
+    if (r === undefined) {
+      r = capture(() => this.linked(layerLinkPath(this.v2, repo, d), d));
+      links.set(d, r);
+    }
+    if (r instanceof RegfsError) throw r;
+    return r;
   }
 
   /** Blob data for a digest: undefined if absent; BLOB_INVALID if it is not a regular file. Cached. */
@@ -164,7 +175,7 @@ export class RegistryReader {
   dropCaches(): void {
     this.manifests.clear();
     this.blobs.clear();
-    this.links.clear();
+    this.layerLinks.clear();
   }
 
   /** The repository's directory (for messages). */
@@ -172,20 +183,12 @@ export class RegistryReader {
     return repoDir(this.v2, repo);
   }
 
-  /** True if the link at `path` exists and names `d`; LINK_INVALID if it names another digest. Cached. */
+  /** True if the link at `path` exists and names `d`; LINK_INVALID if it names another digest. */
   private linked(path: string, d: Digest): boolean {
-    let r = this.links.get(path);
-    if (r === undefined) {
-      r = capture(() => {
-        const target = parseLinkContent(readLinkBytes(path), path);
-        if (target === undefined) return false;
-        if (target !== d) throw new RegfsError('LINK_INVALID', `link "${path}" points at ${target}, not at the digest of its path`, { path, digest: d });
-        return true;
-      });
-      this.links.set(path, r);
-    }
-    if (r instanceof RegfsError) throw r;
-    return r;
+    const target = parseLinkContent(readLinkBytes(path), path);
+    if (target === undefined) return false;
+    if (target !== d) throw new RegfsError('LINK_INVALID', `link "${path}" points at ${target}, not at the digest of its path`, { path, digest: d });
+    return true;
   }
 
   private statBlob(d: Digest): BlobInfo | undefined {
