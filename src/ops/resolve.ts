@@ -33,7 +33,7 @@ export interface ResolvedImage {
   entry: ListEntry;
   /** The top manifest. */
   manifest: Manifest;
-  /** The top manifest and every descendant, each once, parents before children. */
+  /** The top manifest and every descendant, each once, breadth first (top first). */
   manifests: Manifest[];
   /** Configs and layers of every image manifest, present in storage, each once. */
   blobs: Map<Digest, BlobInfo>;
