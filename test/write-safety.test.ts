@@ -5,14 +5,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { extract } from '../src/ops/extract.js';
+import { isTempName } from '../src/fs/atomic.js';
 import { fromDir } from '../src/ops/from-dir.js';
 import { toDir } from '../src/ops/to-dir.js';
 import { isRegfsError } from '../src/errors.js';
 import { MANIFEST_MAX_BYTES } from '../src/registry/read.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
-import { tempDir } from './helpers/tree.js';
+import { runCli } from './helpers/cli.js';
+import { copyTree, listFiles, snapshotTree, tempDir } from './helpers/tree.js';
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   const t = await tempDir('regfs-safety-');
@@ -72,5 +75,82 @@ test('from-dir: a manifest.json larger than the registry accepts is refused befo
       return true;
     });
     assert.ok((await readFile(join(exp, 'team/app:v1', 'version'), 'utf8')).length > 0);
+  });
+});
+
+const V2 = 'docker/registry/v2';
+const BUSYBOX = 'repositories/library/busybox';
+const LAYER = '95795ac77aab2d4f3ae09cdba2de2b742e973c12e404b2dcc7229e0ac1cd9a09';
+const MANIFEST = '3271c4fec4a89f06c12edeadbb942bb5aba4b9d57b3671bb5a1f6d149778b82c';
+
+/**
+ * A directory of an existing output replaced by a symbolic link to the same directory in a
+ * copy of the source, from which what the extract would write is removed, so that following
+ * the link would write into the copy.
+ */
+const LINKED: Array<{ what: string; link: string; removeInCopy: string }> = [
+  { what: 'the docker/registry/v2 chain', link: 'docker', removeInCopy: `${V2}/${BUSYBOX}/_manifests/tags/1.36` },
+  { what: 'a repository directory', link: `${V2}/${BUSYBOX}`, removeInCopy: `${V2}/${BUSYBOX}/_manifests/tags/1.36` },
+  { what: 'a tag directory', link: `${V2}/${BUSYBOX}/_manifests/tags/1.36`, removeInCopy: `${V2}/${BUSYBOX}/_manifests/tags/1.36/current/link` },
+  { what: "a tag's current directory", link: `${V2}/${BUSYBOX}/_manifests/tags/1.36/current`, removeInCopy: `${V2}/${BUSYBOX}/_manifests/tags/1.36/current/link` },
+  { what: '_layers/sha256', link: `${V2}/${BUSYBOX}/_layers/sha256`, removeInCopy: `${V2}/${BUSYBOX}/_layers/sha256/${LAYER}` },
+  { what: 'revisions/sha256', link: `${V2}/${BUSYBOX}/_manifests/revisions/sha256`, removeInCopy: `${V2}/${BUSYBOX}/_manifests/revisions/sha256/${MANIFEST}` },
+  { what: 'a blob fan-out directory', link: `${V2}/blobs/sha256/${LAYER.slice(0, 2)}`, removeInCopy: `${V2}/blobs/sha256/${LAYER.slice(0, 2)}/${LAYER}` },
+];
+
+test('extract: a symbolic link in the output is never followed for writing', async () => {
+  await withTemp(async (dir) => {
+    const copy = join(dir, 'copy');
+    await copyTree(FIXTURE_ROOT, copy);
+    const list = await listFile(dir, ['library/busybox:1.36']);
+    for (const [i, c] of LINKED.entries()) {
+      const out = join(dir, `out${i}`);
+      await extract({ list, source: FIXTURE_ROOT, output: out });
+      await rm(join(out, c.link), { recursive: true });
+      await symlink(join(copy, c.link), join(out, c.link));
+      await rm(join(copy, c.removeInCopy), { recursive: true });
+      const before = await snapshotTree(copy);
+      await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: out }), (e) => isRegfsError(e, 'OUTPUT_SYMLINK') && e.message.includes(join(out, c.link)), c.what);
+      assert.deepEqual(await snapshotTree(copy), before, `${c.what}: the other tree is untouched`);
+      assert.deepEqual((await listFiles(out)).filter((f) => f.split('/').some(isTempName)), [], `${c.what}: no temp file left`);
+      await copyTree(join(FIXTURE_ROOT, c.removeInCopy), join(copy, c.removeInCopy));
+    }
+    // The CLI: exit 1 and the code.
+    const out = join(dir, 'out1');
+    const r = await runCli(['extract', list, FIXTURE_ROOT, out]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /OUTPUT_SYMLINK/);
+  });
+});
+
+test('to-dir: a symbolic link in the export is never followed for writing', async () => {
+  await withTemp(async (dir) => {
+    const other = join(dir, 'other');
+    await mkdir(other);
+    const out = join(dir, 'out');
+    await mkdir(out);
+    await symlink(other, join(out, 'team'));
+    const before = await snapshotTree(other);
+    await assert.rejects(toDir({ list: await listFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: out }), (e) => isRegfsError(e, 'OUTPUT_SYMLINK'));
+    assert.deepEqual(await snapshotTree(other), before);
+  });
+});
+
+test('an output that cannot be created fails at once with a clear code', async () => {
+  await withTemp(async (dir) => {
+    const list = await listFile(dir, ['library/busybox:1.36']);
+    await symlink(join(dir, 'nowhere'), join(dir, 'dangling'));
+    for (const [cmd, args] of [
+      ['extract', [list, FIXTURE_ROOT]],
+      ['to-dir', [list, FIXTURE_ROOT]],
+    ] as const) {
+      for (const out of ['/proc/regfs-no-such/out', join(dir, 'dangling', 'out')]) {
+        const started = Date.now();
+        const r = await runCli([cmd, ...args, out], { timeoutMs: 20_000 });
+        assert.equal(r.code, 1, `${cmd} ${out}: ${r.stderr}`);
+        assert.match(r.stderr, /OUTPUT_UNWRITABLE/, `${cmd} ${out}`);
+        assert.ok(Date.now() - started < 20_000);
+      }
+    }
   });
 });

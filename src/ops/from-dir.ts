@@ -109,7 +109,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
     return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere: 0 }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }
   const linker = createOutputLinker(out.v2, opts, warn);
-  const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, fresh: !out.exists, onProgress: opts.onProgress }));
+  const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
   return { ...base, dryRun: false, plan: { ...counts, blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
 }
 

@@ -16,7 +16,7 @@
  * directory readable, old or new.
  */
 import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
@@ -25,7 +25,7 @@ import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parseImageRef } from '../reference.js';
-import { isTempName, mkdirpSync, writeFileAtomicSync } from '../fs/atomic.js';
+import { isTempName, mkdirpSync, OutputDirs, writeFileAtomicSync } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
@@ -166,9 +166,9 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   const [lockRoot, lockName] = opts.image === undefined ? [out, undefined] : [dirname(out), basename(out)];
   const run = async (): Promise<ToDirStats> => {
     const stale = opts.image === undefined ? await findStaleImageDirs(out, new Set(plans.map((p) => p.path))) : [];
-    return writeExport(out, plans, stale, opts.image === undefined, { linker, onProgress: opts.onProgress });
+    return writeExport(out, plans, stale, opts.image === undefined, { linker, dirs: new OutputDirs(out), onProgress: opts.onProgress });
   };
-  if (lockName !== undefined) await mkdir(lockRoot, { recursive: true });
+  if (lockName !== undefined) mkdirpSync(lockRoot);
   const stats = lockName === undefined ? await withTreeLock(lockRoot, 'to-dir', run) : await withLock(join(lockRoot, `.${lockName}${LOCK_FILE}`), 'to-dir', run);
   return { ...result, dryRun: false, stats, seconds: (performance.now() - started) / 1000 };
 }
@@ -182,7 +182,7 @@ async function writeExport(
   plans: DirPlan[],
   staleImages: string[],
   digestFile: boolean,
-  opts: { linker: Linker; onProgress: ((p: WriteProgress) => void) | undefined },
+  opts: { linker: Linker; dirs: OutputDirs; onProgress: ((p: WriteProgress) => void) | undefined },
 ): Promise<ToDirStats> {
   const { linker } = opts;
   const stats: ToDirStats = {
@@ -214,11 +214,8 @@ async function writeExport(
 
   // 1. Each image directory: its version file, its blobs, its instance manifests.
   await forEachChunked(plans, (p) => {
-    try {
-      mkdirpSync(p.path);
-    } catch (err) {
-      throw ioError('creating image directory', p.path, err);
-    }
+    // A real directory of the export, every directory between it and the output too: never a link out of the export.
+    opts.dirs.ensure(p.path);
     if (readIfThere(versionPath(p.path))?.toString('utf8') !== DIR_VERSION) write('version file', versionPath(p.path), DIR_VERSION);
   });
   const blobWork = plans.flatMap((p) => [...p.blobs].map(([d, info]) => ({ p, d, info })));
