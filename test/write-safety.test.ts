@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { extract } from '../src/ops/extract.js';
 import { isTempName } from '../src/fs/atomic.js';
 import { fromDir } from '../src/ops/from-dir.js';
-import { toDir } from '../src/ops/to-dir.js';
+import { DIGEST_FILE, toDir } from '../src/ops/to-dir.js';
+import { DIR_VERSION } from '../src/dir/layout.js';
 import { isRegfsError } from '../src/errors.js';
 import { MANIFEST_MAX_BYTES } from '../src/registry/read.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
@@ -152,5 +153,49 @@ test('an output that cannot be created fails at once with a clear code', async (
         assert.ok(Date.now() - started < 20_000);
       }
     }
+  });
+});
+
+test("to-dir: a re-export removes only image directories it exported itself; a foreign directory with a version file stays", async () => {
+  await withTemp(async (dir) => {
+    const out = join(dir, 'out');
+    await toDir({ list: await listFile(dir, ['team/app:v1', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: out });
+    // Someone's directories: one with another version text, one with the right text but not in the record.
+    const foreign = [join(out, 'notes'), join(out, 'team/app:v9')];
+    await mkdir(foreign[0]!);
+    await writeFile(join(foreign[0]!, 'version'), 'my own version file\n');
+    await writeFile(join(foreign[0]!, 'data'), 'precious');
+    await mkdir(foreign[1]!);
+    await writeFile(join(foreign[1]!, 'version'), DIR_VERSION);
+    await writeFile(join(foreign[1]!, 'data'), 'precious');
+    const before = await Promise.all(foreign.map((f) => snapshotTree(f)));
+    const r = await toDir({ list: await listFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: out });
+    assert.deepEqual(r.staleImages, ['library/busybox:1.36'], 'only the image regfs exported and no longer lists');
+    await assert.rejects(stat(join(out, 'library/busybox:1.36')));
+    assert.deepEqual(await Promise.all(foreign.map((f) => snapshotTree(f))), before, 'foreign directories untouched');
+    assert.deepEqual((await readFile(join(out, DIGEST_FILE), 'utf8')).trimEnd().split('\n').map((l) => l.split(' ')[1]), ['team/app:v1']);
+  });
+});
+
+test('to-dir --keep-going: the export of an image that no longer resolves stays, and stays in the record', async () => {
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await copyTree(FIXTURE_ROOT, src);
+    const out = join(dir, 'out');
+    const list = await listFile(dir, ['team/app:v1', 'library/busybox:1.36']);
+    await toDir({ list, source: src, output: out });
+    const busybox = join(out, 'library/busybox:1.36');
+    const before = await snapshotTree(busybox);
+    const record = (await readFile(join(out, DIGEST_FILE), 'utf8')).split('\n').find((l) => l.endsWith(' library/busybox:1.36'));
+    await rm(join(src, 'docker/registry/v2/repositories/library/busybox/_manifests/tags/1.36'), { recursive: true });
+    const r = await toDir({ list, source: src, output: out, keepGoing: true });
+    assert.deepEqual(r.problems.map((p) => p.code), ['TAG_UNKNOWN']);
+    assert.deepEqual(r.staleImages, []);
+    assert.deepEqual(await snapshotTree(busybox), before, 'the previous export stays');
+    assert.ok((await readFile(join(out, DIGEST_FILE), 'utf8')).split('\n').includes(record!), 'and stays in the record');
+    // A complete run that no longer lists it removes it: it is regfs's own.
+    const r2 = await toDir({ list: await listFile(dir, ['team/app:v1']), source: src, output: out });
+    assert.deepEqual(r2.staleImages, ['library/busybox:1.36']);
+    await assert.rejects(stat(busybox));
   });
 });

@@ -9,13 +9,16 @@
  * Blob files are hard-linked from the registry (one inode however many image directories
  * hold a blob). Exporting into an existing export brings it to exactly what a fresh export
  * would be: unchanged blobs are left alone, changed manifests replaced atomically, stale
- * files and stale image directories removed, but only where a `version` file shows the
- * directory is a `dir:` image; a non-empty directory without one is refused, as skopeo
- * refuses it. In each image directory, blobs and instance manifests land before
+ * files and stale image directories removed. An image directory is removed only if regfs
+ * exported it: its `version` file holds exactly the dir: transport text and the export's
+ * record, `digests.txt`, lists its reference. A run with problems (`--keep-going`) removes
+ * no image directory, so the export of an image that did not resolve this time stays, and
+ * stays in the record. A non-empty directory without a `version` file where an image goes
+ * is refused, as skopeo refuses it. In each image directory, blobs and instance manifests land before
  * `manifest.json`, and stale files go only after it, so a killed run leaves every image
  * directory readable, old or new.
  */
-import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,7 +34,7 @@ import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
 import type { WriteProgress } from '../registry/write.js';
 import { DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
-import { imageDirName } from '../dir/names.js';
+import { decodePortable, imageDirName } from '../dir/names.js';
 import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type ResolvedImage } from './resolve.js';
@@ -156,7 +159,10 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   for (const img of resolution.images) {
     for (const d of img.absentForeign) warn(`${where(img.entry)}: foreign layer ${d.digest} is not in the source; the image directory will lack it`);
   }
-  const staleImages = opts.image === undefined ? await findStaleImageDirs(out, new Set(plans.map((p) => p.path))) : [];
+  // The stale image directories: only in a tree export, and only when every image resolved.
+  const findStale = async (): Promise<string[]> =>
+    opts.image === undefined && problems.length === 0 ? findStaleImageDirs(out, new Set(plans.map((p) => p.path)), readRecord(out)) : [];
+  const staleImages = await findStale();
   const images = plans.map((p) => p.image);
   const result = { output: out, images, problems, warnings, staleImages: staleImages.map((s) => relative(out, s)) };
   if (opts.dryRun === true) return { ...result, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
@@ -165,8 +171,10 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   // The lock of a one-image export sits beside its directory, not in it.
   const [lockRoot, lockName] = opts.image === undefined ? [out, undefined] : [dirname(out), basename(out)];
   const run = async (): Promise<ToDirStats> => {
-    const stale = opts.image === undefined ? await findStaleImageDirs(out, new Set(plans.map((p) => p.path))) : [];
-    return writeExport(out, plans, stale, opts.image === undefined, { linker, dirs: new OutputDirs(out), onProgress: opts.onProgress });
+    // Under the lock, from the record as it is now.
+    const record = opts.image === undefined ? readRecord(out) : undefined;
+    const stale = await findStale();
+    return writeExport(out, plans, stale, record, problems.length > 0, { linker, dirs: new OutputDirs(out), onProgress: opts.onProgress });
   };
   if (lockName !== undefined) mkdirpSync(lockRoot);
   const stats = lockName === undefined ? await withTreeLock(lockRoot, 'to-dir', run) : await withLock(join(lockRoot, `.${lockName}${LOCK_FILE}`), 'to-dir', run);
@@ -181,7 +189,8 @@ async function writeExport(
   out: string,
   plans: DirPlan[],
   staleImages: string[],
-  digestFile: boolean,
+  record: Map<string, string> | undefined,
+  partial: boolean,
   opts: { linker: Linker; dirs: OutputDirs; onProgress: ((p: WriteProgress) => void) | undefined },
 ): Promise<ToDirStats> {
   const { linker } = opts;
@@ -244,10 +253,13 @@ async function writeExport(
     removeEmptyParents(dirname(dir), out);
     stats.staleImagesRemoved++;
   }
-  // 4. The digest file, last: it lists only images that are complete.
-  if (digestFile) {
-    const lines = plans.map((p) => `${p.image.digest} ${p.image.ref}`).sort((a, b) => a.slice(72).localeCompare(b.slice(72)));
-    write('digest file', join(out, DIGEST_FILE), lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+  // 4. The digest file, last: it lists only images that are complete. After a run with
+  // problems it keeps the lines of earlier exports it did not replace (their directories stay).
+  if (record !== undefined) {
+    const lines = new Map(plans.map((p) => [p.image.ref, `${p.image.digest} ${p.image.ref}`]));
+    if (partial) for (const [ref, line] of record) if (!lines.has(ref)) lines.set(ref, line);
+    const sorted = [...lines].sort(([a], [b]) => a.localeCompare(b)).map(([, line]) => line);
+    write('digest file', join(out, DIGEST_FILE), sorted.length === 0 ? '' : `${sorted.join('\n')}\n`);
   }
   return stats;
 }
@@ -366,10 +378,48 @@ function removeStaleFiles(p: DirPlan): number {
 }
 
 /**
- * Image directories under `out` (directories holding a `version` file) that are not in
- * `keep`. The walk does not descend into image directories.
+ * The export's record: `digests.txt`, reference to line. A line that is not `<digest> <ref>`
+ * is ignored; no file, no record (then regfs removes no image directory).
  */
-async function findStaleImageDirs(out: string, keep: Set<string>): Promise<string[]> {
+function readRecord(out: string): Map<string, string> {
+  const record = new Map<string, string>();
+  const path = join(out, DIGEST_FILE);
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return record;
+  }
+  // Its own record is a small regular file; anything else is not.
+  if (!st.isFile() || st.size > RECORD_MAX_BYTES) return record;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const m = /^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}) (\S+)$/.exec(line);
+    if (m !== null) record.set(m[2]!, line);
+  }
+  return record;
+}
+
+/** Far more than the record of any export (a line is under 400 bytes). */
+const RECORD_MAX_BYTES = 256 << 20;
+
+/** True if `dir/version` is a regular file holding exactly the dir: transport text. */
+function hasOwnVersion(dir: string): boolean {
+  const path = versionPath(dir);
+  try {
+    const st = lstatSync(path);
+    return st.isFile() && st.size === Buffer.byteLength(DIR_VERSION) && readFileSync(path, 'utf8') === DIR_VERSION;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Image directories under `out` (directories holding a `version` file) that are not in
+ * `keep` and that regfs exported: the record lists the reference their path names (either
+ * spelling) and their `version` is exactly the dir: text. Any other is someone else's and is
+ * left alone. The walk does not descend into image directories, nor follow links.
+ */
+async function findStaleImageDirs(out: string, keep: Set<string>, record: Map<string, string>): Promise<string[]> {
   const stale: string[] = [];
   const walk = async (dir: string): Promise<void> => {
     let entries;
@@ -380,7 +430,7 @@ async function findStaleImageDirs(out: string, keep: Set<string>): Promise<strin
       throw ioError('reading', dir, err);
     }
     if (dir !== out && entries.some((e) => e.name === VERSION_FILE && e.isFile())) {
-      if (!keep.has(dir)) stale.push(dir);
+      if (!keep.has(dir) && record.has(decodePortable(relative(out, dir))) && hasOwnVersion(dir)) stale.push(dir);
       return;
     }
     for (const e of entries) if (e.isDirectory()) await walk(join(dir, e.name));
