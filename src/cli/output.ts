@@ -111,10 +111,15 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
   } else if (r.stats !== undefined) {
     const s = r.stats;
     lines.push(
-      `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${s.blobsCopied + s.blobsWritten} copied, ` +
+      `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied + s.blobsWritten} copied, ` +
         `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ` +
         `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** `N cloned, ` when reflinks were made (a filesystem that can), else nothing. */
+export function clonedPart(n: number): string {
+  return n > 0 ? `${n} cloned, ` : '';
 }

@@ -69,6 +69,8 @@ export interface ExportedImage {
 }
 
 export interface ToDirStats {
+  /** Reflinked (`--link auto` on a filesystem that can): own inodes, shared data blocks. */
+  blobsCloned: number;
   blobsLinked: number;
   blobsCopied: number;
   blobsExisting: number;
@@ -195,6 +197,7 @@ async function writeExport(
 ): Promise<ToDirStats> {
   const { linker } = opts;
   const stats: ToDirStats = {
+    blobsCloned: 0,
     blobsLinked: 0,
     blobsCopied: 0,
     blobsExisting: 0,
@@ -233,7 +236,8 @@ async function writeExport(
     ({ p, d, info }) => {
       stats.bytes += info.size;
       const outcome = linker.place(info.path, blobPath(p.path, d), info.size);
-      if (outcome === 'linked') stats.blobsLinked++;
+      if (outcome === 'cloned') stats.blobsCloned++;
+      else if (outcome === 'linked') stats.blobsLinked++;
       else if (outcome === 'copied') {
         stats.blobsCopied++;
         stats.bytesCopied += info.size;

@@ -77,6 +77,8 @@ export interface WriteOptions {
 
 /** What a write did. */
 export interface WriteStats {
+  /** Reflinked (`--link auto` on a filesystem that can): own inodes, shared data blocks. */
+  blobsCloned: number;
   blobsLinked: number;
   blobsCopied: number;
   blobsExisting: number;
@@ -129,6 +131,7 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   const dirs = opts.dirs ?? new OutputDirs(v2);
   dirs.ensure(v2);
   const stats: WriteStats = {
+    blobsCloned: 0,
     blobsLinked: 0,
     blobsCopied: 0,
     blobsExisting: 0,
@@ -172,7 +175,8 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   await runPhase('blobs', [...plan.blobs], ([d, src]) => {
     stats.bytes += src.size;
     const outcome = placeBlob(v2, dirs, d, src, opts.linker);
-    if (outcome === 'linked') stats.blobsLinked++;
+    if (outcome === 'cloned') stats.blobsCloned++;
+    else if (outcome === 'linked') stats.blobsLinked++;
     else if (outcome === 'copied') stats.blobsCopied++;
     else if (outcome === 'written') stats.blobsWritten++;
     else stats.blobsExisting++;
