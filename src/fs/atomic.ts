@@ -119,8 +119,13 @@ export class OutputDirs {
     this.root = resolve(root);
   }
 
-  /** Make `dir` (the root or a path below it) and every directory between, each checked. */
-  ensure(dir: string): void {
+  /**
+   * Make `dir` (the root or a path below it) and every directory between, each checked.
+   * `remember: false` for a leaf that receives one file (a blob's or a link's own
+   * directory): it is checked all the same, but not kept, so the memory held is the
+   * directories shared by many files, not one entry per file.
+   */
+  ensure(dir: string, remember = true): void {
     if (this.verified.has(dir)) return;
     if (dir === this.root) {
       mkdirpSync(dir);
@@ -135,7 +140,7 @@ export class OutputDirs {
         checkRealDir(dir, this.root);
       }
     }
-    this.verified.add(dir);
+    if (remember) this.verified.add(dir);
   }
 }
 

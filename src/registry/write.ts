@@ -162,7 +162,8 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
         return;
       }
     }
-    dirs.ensure(dirname(path));
+    // A link's directory holds that link alone.
+    dirs.ensure(dirname(path), false);
     try {
       writeFileAtomicSync(path, d, { parentExists: true });
     } catch (err) {
@@ -277,7 +278,7 @@ function exists(path: string): boolean {
 
 function placeBlob(v2: string, dirs: OutputDirs, d: Digest, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
   const dir = blobDir(v2, d);
-  dirs.ensure(dir);
+  dirs.ensure(dir, false);
   try {
     return placeBlobData(blobDataPath(v2, d), src, linker);
   } catch (err) {
