@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, mkdir, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { cp, lstat, mkdir, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extract } from '../src/ops/extract.js';
 import { isTempName } from '../src/fs/atomic.js';
@@ -116,6 +116,22 @@ test('extract: a symbolic link in the output is never followed for writing', asy
       assert.deepEqual((await listFiles(out)).filter((f) => f.split('/').some(isTempName)), [], `${c.what}: no temp file left`);
       await copyTree(join(FIXTURE_ROOT, c.removeInCopy), join(copy, c.removeInCopy));
     }
+    // A link at a file's own place (a tag's current/link, a blob's data) is replaced, never written through.
+    const files = join(dir, 'files');
+    await extract({ list, source: FIXTURE_ROOT, output: files });
+    const placed = [`${V2}/${BUSYBOX}/_manifests/tags/1.36/current/link`, `${V2}/blobs/sha256/${LAYER.slice(0, 2)}/${LAYER}/data`];
+    for (const f of placed) {
+      await writeFile(join(copy, f), 'not what regfs would write');
+      await rm(join(files, f));
+      await symlink(join(copy, f), join(files, f));
+    }
+    const copyBefore = await snapshotTree(copy);
+    await extract({ list, source: FIXTURE_ROOT, output: files });
+    assert.deepEqual(await snapshotTree(copy), copyBefore);
+    for (const f of placed) {
+      assert.ok((await lstat(join(files, f))).isFile(), `${f} is a regular file again`);
+      assert.deepEqual(await readFile(join(files, f)), await readFile(join(FIXTURE_ROOT, f)));
+    }
     // The CLI: exit 1 and the code.
     const out = join(dir, 'out1');
     const r = await runCli(['extract', list, FIXTURE_ROOT, out]);
@@ -141,9 +157,12 @@ test('an output that cannot be created fails at once with a clear code', async (
   await withTemp(async (dir) => {
     const list = await listFile(dir, ['library/busybox:1.36']);
     await symlink(join(dir, 'nowhere'), join(dir, 'dangling'));
+    const exp = join(dir, 'exp');
+    await toDir({ list, source: FIXTURE_ROOT, output: exp });
     for (const [cmd, args] of [
       ['extract', [list, FIXTURE_ROOT]],
       ['to-dir', [list, FIXTURE_ROOT]],
+      ['from-dir', [exp]],
     ] as const) {
       for (const out of ['/proc/regfs-no-such/out', join(dir, 'dangling', 'out')]) {
         const started = Date.now();
