@@ -6,17 +6,17 @@
  * writes it. An index is exported whole, as `skopeo copy --all` does, unless `platform`
  * selects one child, as skopeo without `--all` does.
  *
- * Blob files are hard-linked from the registry (one inode however many image directories
- * hold a blob). Exporting into an existing export brings it to exactly what a fresh export
+ * Blob files are reflinked from the registry where the filesystem can (their own inodes),
+ * else hard-linked (one inode however many image directories hold a blob): see fs/link.ts. Exporting into an existing export brings it to exactly what a fresh export
  * would be: unchanged blobs are left alone, changed manifests replaced atomically, stale
  * files and stale image directories removed. An image directory is removed only if regfs
  * exported it: its `version` file holds exactly the dir: transport text and the export's
  * record, `digests.txt`, lists its reference. A run with problems (`--keep-going`) removes
  * no image directory, so the export of an image that did not resolve this time stays, and
  * stays in the record. A non-empty directory without a `version` file where an image goes
- * is refused, as skopeo refuses it. In each image directory, blobs and instance manifests land before
- * `manifest.json`, and stale files go only after it, so a killed run leaves every image
- * directory readable, old or new.
+ * is refused, as skopeo refuses it. In each image directory, blobs and instance manifests
+ * land before `manifest.json`, and stale files go only after it, so a killed run leaves
+ * every image directory readable, old or new.
  */
 import { lstatSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
@@ -162,9 +162,9 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     for (const d of img.absentForeign) warn(`${where(img.entry)}: foreign layer ${d.digest} is not in the source; the image directory will lack it`);
   }
   // The stale image directories: only in a tree export, and only when every image resolved.
-  const findStale = async (): Promise<string[]> =>
-    opts.image === undefined && problems.length === 0 ? findStaleImageDirs(out, new Set(plans.map((p) => p.path)), readRecord(out)) : [];
-  const staleImages = await findStale();
+  const findStale = async (record: Map<string, string>): Promise<string[]> =>
+    opts.image === undefined && problems.length === 0 ? findStaleImageDirs(out, new Set(plans.map((p) => p.path)), record) : [];
+  const staleImages = await findStale(readRecord(out));
   const images = plans.map((p) => p.image);
   const result = { output: out, images, problems, warnings, staleImages: staleImages.map((s) => relative(out, s)) };
   if (opts.dryRun === true) return { ...result, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
@@ -175,7 +175,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   const run = async (): Promise<ToDirStats> => {
     // Under the lock, from the record as it is now.
     const record = opts.image === undefined ? readRecord(out) : undefined;
-    const stale = await findStale();
+    const stale = record === undefined ? [] : await findStale(record);
     return writeExport(out, plans, stale, record, problems.length > 0, { linker, dirs: new OutputDirs(out), onProgress: opts.onProgress });
   };
   if (lockName !== undefined) mkdirpSync(lockRoot);
