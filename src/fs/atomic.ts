@@ -5,7 +5,7 @@
  * 2.8 truncates in place, which is why a crash there can leave empty link files.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { landWithoutReplacing } from './link.js';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -142,6 +142,24 @@ export class OutputDirs {
     }
     if (remember) this.verified.add(dir);
   }
+
+  /**
+   * Before reading a file regfs may rewrite: its directory `dir`, if it exists, must be a
+   * real directory too (one lstat; its parents are made and checked as by `ensure`), so
+   * that content found through a link never counts as the output's own.
+   */
+  checkExisting(dir: string): void {
+    if (this.verified.has(dir)) return;
+    this.ensure(dirname(dir));
+    let st;
+    try {
+      st = lstatSync(dir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw ioError('reading', dir, err);
+    }
+    assertRealDir(st, dir, this.root);
+  }
 }
 
 function checkRealDir(dir: string, root: string): void {
@@ -151,6 +169,10 @@ function checkRealDir(dir: string, root: string): void {
   } catch (err) {
     throw ioError('reading', dir, err);
   }
+  assertRealDir(st, dir, root);
+}
+
+function assertRealDir(st: Stats, dir: string, root: string): void {
   if (st.isSymbolicLink()) {
     throw new RegfsError(
       'OUTPUT_SYMLINK',

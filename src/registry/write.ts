@@ -150,6 +150,7 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
 
   const putLink = (path: string, d: Digest): void => {
     if (!fresh) {
+      dirs.checkExisting(dirname(path));
       let existing: Digest | undefined;
       try {
         existing = parseLinkContent(readLinkBytes(path), path);
