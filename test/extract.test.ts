@@ -299,7 +299,10 @@ test('extract: copy mode copies; a failure in the blob phase leaves no tag, and 
         if (++n === 5) throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
         linkSync(a, b);
       },
-      copyFileSync: () => undefined,
+      // A filesystem without reflinks, such as ext4: auto then hard-links.
+      copyFileSync: () => {
+        throw Object.assign(new Error('EOPNOTSUPP: injected'), { code: 'EOPNOTSUPP' });
+      },
       unlinkSync,
       renameSync,
       lstatSync,

@@ -1,12 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile, readdir } from 'node:fs/promises';
-import { copyFileSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, stat, truncate, writeFile, readdir } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { constants, copyFileSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLinker, type LinkFs } from '../src/fs/link.js';
 import { readLink, writeLink } from '../src/registry/link-file.js';
 import { isRegfsError } from '../src/errors.js';
+import * as layout from '../src/registry/layout.js';
+import { extract } from '../src/ops/extract.js';
+import { toDir } from '../src/ops/to-dir.js';
+import { verify } from '../src/ops/verify.js';
+import type { Image } from '../scripts/lib/images.js';
+import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
+import { copyTree } from './helpers/tree.js';
 
 async function withDir(fn: (dir: string) => Promise<void>, base = tmpdir()): Promise<void> {
   const dir = await mkdtemp(join(base, 'regfs-link-'));
@@ -185,5 +193,151 @@ test('linker: a source at its hard-link limit (EMLINK) is copied, alone; the run
       assert.equal(linker.current, 'hardlink');
     }
     assert.deepEqual(warned, []);
+  });
+});
+
+/** The real fs, recording each call; a clone (COPYFILE_FICLONE_FORCE) fails with `cloneFails`, if given, else copies. */
+function cloneFs(calls: string[], cloneFails?: string, linkFails?: string): LinkFs {
+  return {
+    linkSync: (a, b) => {
+      calls.push(a.includes('.regfs-tmp') ? 'land' : 'link');
+      if (linkFails !== undefined && !a.includes('.regfs-tmp')) throw Object.assign(new Error(`${linkFails}: injected`), { code: linkFails });
+      linkSync(a, b);
+    },
+    copyFileSync: (a, b, m) => {
+      const force = (m & constants.COPYFILE_FICLONE_FORCE) === constants.COPYFILE_FICLONE_FORCE;
+      calls.push(force ? 'clone' : 'copy');
+      if (force && cloneFails !== undefined) throw Object.assign(new Error(`${cloneFails}: injected`), { code: cloneFails });
+      // A plain copy stands for the clone: both are a new inode.
+      copyFileSync(a, b);
+    },
+    unlinkSync,
+    renameSync,
+    lstatSync,
+  };
+}
+
+test('linker: auto reflinks first, where the filesystem can; the output is its own inode', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 'a'), 'A');
+    await writeFile(join(dir, 'b'), 'B');
+    const calls: string[] = [];
+    const linker = createLinker('auto', { fs: cloneFs(calls) });
+    assert.equal(linker.current, 'reflink');
+    assert.equal(linker.place(join(dir, 'a'), join(dir, 'a2')), 'cloned');
+    assert.equal(linker.place(join(dir, 'b'), join(dir, 'b2')), 'cloned');
+    assert.equal(linker.place(join(dir, 'b'), join(dir, 'b2')), 'exists');
+    assert.deepEqual(calls, ['clone', 'land', 'clone', 'land', 'clone', 'land']);
+    assert.notEqual((await stat(join(dir, 'a2'))).ino, (await stat(join(dir, 'a'))).ino);
+    assert.deepEqual((await readdir(dir)).sort(), ['a', 'a2', 'b', 'b2'], 'no temp file left');
+  });
+});
+
+for (const code of ['ENOTSUP', 'EOPNOTSUPP', 'EINVAL', 'EXDEV']) {
+  test(`linker: auto switches for good from reflinks to hard links on ${code}, without a warning`, async () => {
+    await withDir(async (dir) => {
+      await writeFile(join(dir, 'a'), 'A');
+      await writeFile(join(dir, 'b'), 'B');
+      const calls: string[] = [];
+      const warnings: string[] = [];
+      const linker = createLinker('auto', { fs: cloneFs(calls, code), onFallback: (r) => warnings.push(r.code) });
+      assert.equal(linker.place(join(dir, 'a'), join(dir, 'a2')), 'linked');
+      assert.equal(linker.current, 'hardlink');
+      assert.equal(linker.place(join(dir, 'b'), join(dir, 'b2')), 'linked');
+      assert.deepEqual(calls, ['clone', 'link', 'link'], 'one probe, then hard links only');
+      assert.deepEqual(warnings, []);
+      assert.equal((await stat(join(dir, 'b2'))).ino, (await stat(join(dir, 'b'))).ino);
+      assert.deepEqual((await readdir(dir)).sort(), ['a', 'a2', 'b', 'b2'], 'no temp file left');
+    });
+  });
+}
+
+test('linker: auto goes reflink, hard link, copy, each switch for good; another error of the clone stops the run', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 'a'), 'A');
+    await writeFile(join(dir, 'b'), 'B');
+    const calls: string[] = [];
+    const warnings: string[] = [];
+    const linker = createLinker('auto', { fs: cloneFs(calls, 'EXDEV', 'EXDEV'), onFallback: (r) => warnings.push(r.code) });
+    assert.equal(linker.place(join(dir, 'a'), join(dir, 'a2')), 'copied');
+    assert.equal(linker.place(join(dir, 'b'), join(dir, 'b2')), 'copied');
+    assert.deepEqual(calls, ['clone', 'link', 'copy', 'land', 'copy', 'land']);
+    assert.deepEqual(warnings, ['EXDEV']);
+    assert.equal(linker.current, 'copy');
+    const failing = createLinker('auto', { fs: cloneFs([], 'EIO') });
+    assert.throws(() => failing.place(join(dir, 'a'), join(dir, 'a3')), (e) => isRegfsError(e, 'IO_ERROR') && e.message.includes(join(dir, 'a3')));
+    assert.equal(failing.current, 'reflink');
+    // hardlink mode never clones.
+    const hl: string[] = [];
+    assert.equal(createLinker('hardlink', { fs: cloneFs(hl) }).place(join(dir, 'a'), join(dir, 'a4')), 'linked');
+    assert.deepEqual(hl, ['link']);
+  });
+});
+
+/**
+ * A real reflink-capable filesystem: XFS with reflink=1 on a loop file, mounted for the test
+ * (needs root and xfsprogs; `.ci/run` installs it). Unmounted and removed in `finally`.
+ */
+async function withXfs(fn: (mnt: string) => Promise<void>): Promise<void> {
+  assert.equal(process.getuid?.(), 0, 'this test mounts an XFS loop file: run it as root');
+  const run = (cmd: string, args: string[]): void => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.error?.message ?? r.stderr} (the reflink test needs xfsprogs and loop mounts; .ci/run installs xfsprogs)`);
+  };
+  await withDir(async (dir) => {
+    const img = join(dir, 'xfs.img');
+    const mnt = join(dir, 'mnt');
+    await writeFile(img, '');
+    await truncate(img, 400 << 20);
+    run('mkfs.xfs', ['-q', '-m', 'reflink=1', img]);
+    await mkdir(mnt);
+    run('mount', ['-o', 'loop', img, mnt]);
+    try {
+      await fn(mnt);
+    } finally {
+      run('umount', [mnt]);
+    }
+  });
+}
+
+test('linker: on a reflink filesystem, auto clones: writing into an exported blob leaves the registry\'s blob intact, and verify sees it', async () => {
+  await withXfs(async (mnt) => {
+    const src = join(mnt, 'src');
+    await copyTree(FIXTURE_ROOT, src);
+    const list = join(mnt, 'l.list');
+    await writeFile(list, 'team/app:v1\n');
+    const v1 = currentPush('team/app', 'v1').image as Image;
+    const layer = v1.layers[0]!.digest;
+    const srcBlob = join(src, layout.STORAGE_PREFIX, 'blobs/sha256', layer.slice(7, 9), layer.slice(7), 'data');
+    const original = await readFile(srcBlob);
+
+    // extract: every blob cloned (own inode), none hard-linked.
+    const out = join(mnt, 'out');
+    const r = await extract({ list, source: src, output: out });
+    assert.equal(r.stats?.blobsCloned, r.plan.blobs);
+    assert.equal(r.stats?.blobsLinked, 0);
+    const outBlob = join(out, layout.STORAGE_PREFIX, 'blobs/sha256', layer.slice(7, 9), layer.slice(7), 'data');
+    assert.notEqual((await stat(outBlob)).ino, (await stat(srcBlob)).ino);
+    assert.equal((await stat(srcBlob)).nlink, 1);
+    const f = await open(outBlob, 'r+');
+    await f.write(Buffer.from('written in place'), 0, 16, 0);
+    await f.close();
+    assert.deepEqual(await readFile(srcBlob), original, "the registry's blob is intact");
+    const found = await verify({ root: out });
+    assert.deepEqual(found.findings.map((x) => [x.code, x.digest]), [['DIGEST_MISMATCH', layer]], 'verify finds the damaged copy');
+
+    // to-dir: the same for an exported dir: tree.
+    const exp = join(mnt, 'exp');
+    const d = await toDir({ list, source: src, output: exp });
+    assert.equal(d.stats?.blobsCloned, d.images[0]!.blobs);
+    const dirBlob = join(exp, 'team/app:v1', layer.slice(7));
+    await writeFile(dirBlob, 'overwritten in place', { flag: 'r+' });
+    assert.deepEqual(await readFile(srcBlob), original, "the registry's blob is intact");
+
+    // What a hard link would have done: one inode, so the write reaches the registry.
+    const hl = join(mnt, 'hl');
+    await toDir({ list, source: src, output: hl, link: 'hardlink' });
+    await writeFile(join(hl, 'team/app:v1', layer.slice(7)), 'overwritten in place', { flag: 'r+' });
+    assert.notDeepEqual(await readFile(srcBlob), original, 'through a hard link the registry blob changes');
   });
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,28 @@ test('lock: one holder at a time; released; a dead owner\'s lock is taken over',
     assert.equal((JSON.parse(await readFile(path, 'utf8')) as { command: string }).command, 'gc');
     await again.release();
     assert.deepEqual(await readdir(t.dir), [], 'no stale or temp files left');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('lock: a run killed during a take-over leaves a take-over lock that is taken over in turn', async () => {
+  const t = await tempDir();
+  try {
+    const path = join(t.dir, LOCK_FILE);
+    const stale = JSON.stringify({ pid: deadPid(), host: hostname(), command: 'extract', started: '2026-01-01T00:00:00Z' });
+    await writeFile(path, stale);
+    // What a taker killed while holding the take-over lock of `stale` leaves: that lock, and its temp file.
+    const takeover = `${path}.takeover-${createHash('sha256').update(stale).digest('hex').slice(0, 16)}`;
+    const killed = deadPid();
+    await writeFile(takeover, JSON.stringify({ pid: killed, host: hostname(), command: 'gc', started: '2026-01-01T00:00:01Z' }));
+    await writeFile(`${takeover}.${killed}.0a1b2c.regfs-tmp`, 'x');
+    // And one of a stale content that is no longer the lock's.
+    await writeFile(`${path}.takeover-${'0'.repeat(16)}`, JSON.stringify({ pid: killed, host: hostname(), command: 'rm', started: '2026-01-01T00:00:02Z' }));
+    const lock = await acquireLock(path, 'extract');
+    assert.deepEqual(await readdir(t.dir), [LOCK_FILE], 'the take-over locks and temp files of dead runs are gone');
+    await lock.release();
+    assert.deepEqual(await readdir(t.dir), []);
   } finally {
     await t.cleanup();
   }
@@ -61,6 +84,90 @@ test('lock: a run on a locked output stops with LOCKED and writes nothing', asyn
       assert.deepEqual(await readdir(v2), [LOCK_FILE]);
     } finally {
       await lock.release();
+    }
+  } finally {
+    await t.cleanup();
+  }
+});
+
+/**
+ * A worker that, from the start time on, tries to take the lock until it gets it (a live
+ * holder refuses it: LOCKED), records `enter`/`leave` in an append-only log around a short
+ * critical section, and exits without releasing, as a killed run would: every lock a worker
+ * takes is a stale one that all the others are racing to take over. Every file operation of
+ * the lock is delayed by a random few milliseconds, as a loaded machine may delay it: a
+ * correct lock holds under any interleaving, and the delays make the unlikely ones common.
+ */
+const WORKER = `
+import { appendFileSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+const fsp = createRequire(import.meta.url)('node:fs/promises');
+for (const name of ['readFile', 'writeFile', 'rename', 'link', 'unlink', 'readdir', 'stat', 'open']) {
+  const real = fsp[name];
+  fsp[name] = async (...args) => {
+    await new Promise((r) => setTimeout(r, Math.random() < 0.2 ? Math.random() * 20 : Math.random() * 2));
+    return real(...args);
+  };
+}
+syncBuiltinESMExports();
+const [lockModule, path, log, startAt] = process.argv.slice(2);
+const { acquireLock } = await import(lockModule);
+await new Promise((r) => setTimeout(r, Math.max(0, Number(startAt) - Date.now())));
+for (;;) {
+  try {
+    await acquireLock(path, 'race');
+    break;
+  } catch (err) {
+    if (err.code !== 'LOCKED') throw err;
+    await new Promise((r) => setTimeout(r, Math.random() * 5));
+  }
+}
+appendFileSync(log, 'enter ' + process.pid + '\\n');
+await new Promise((r) => setTimeout(r, 10));
+appendFileSync(log, 'leave ' + process.pid + '\\n');
+process.exit(0);
+`;
+
+test('lock: many runs racing to take over stale locks never both hold it', async () => {
+  const t = await tempDir();
+  try {
+    const worker = join(t.dir, 'worker.mjs');
+    await writeFile(worker, WORKER);
+    const lockModule = new URL('../dist/fs/lock.js', import.meta.url).href;
+    const path = join(t.dir, LOCK_FILE);
+    const log = join(t.dir, 'log');
+    const runs = 30;
+    for (let round = 0; round < 3; round++) {
+      await writeFile(path, JSON.stringify({ pid: deadPid(), host: hostname(), command: 'extract', started: '2026-01-01T00:00:00Z' }));
+      await writeFile(log, '');
+      const startAt = Date.now() + 1500;
+      const codes = await Promise.all(
+        Array.from(
+          { length: runs },
+          () =>
+            new Promise<number | null>((resolve, reject) => {
+              const child = spawn(process.execPath, [worker, lockModule, path, log, String(startAt)], { stdio: ['ignore', 'ignore', 'inherit'] });
+              child.on('error', reject);
+              child.on('close', resolve);
+            }),
+        ),
+      );
+      assert.deepEqual(codes.filter((c) => c !== 0), [], `round ${round}: every worker ended cleanly`);
+      const lines = (await readFile(log, 'utf8')).trimEnd().split('\n');
+      assert.equal(lines.length, 2 * runs, `round ${round}: every worker got the lock once`);
+      let inside: string | undefined;
+      for (const line of lines) {
+        const [what, pid] = line.split(' ');
+        if (what === 'enter') {
+          assert.equal(inside, undefined, `round ${round}: ${pid} entered while ${inside} was inside`);
+          inside = pid;
+        } else {
+          assert.equal(pid, inside, `round ${round}: ${pid} left without being inside`);
+          inside = undefined;
+        }
+      }
+      // The last worker's lock is left, as a killed run leaves it; nothing else is.
+      assert.deepEqual((await readdir(t.dir)).sort(), [LOCK_FILE, 'log', 'worker.mjs'].sort(), `round ${round}: no temp or take-over file left`);
     }
   } finally {
     await t.cleanup();

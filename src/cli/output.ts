@@ -112,7 +112,7 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
   } else if (r.stats !== undefined) {
     const s = r.stats;
     lines.push(
-      `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${s.blobsCopied + s.blobsWritten} copied, ` +
+      `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied + s.blobsWritten} copied, ` +
         `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ` +
         `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
     );
@@ -132,4 +132,9 @@ export function renderRepaired(repaired: RepairedLink[], dryRun: boolean): strin
     revisions > 0 ? `${revisions} revision link${revisions === 1 ? '' : 's'} of manifests the source serves through _layers links` : '',
   ].filter((x) => x !== '');
   return `${dryRun ? 'would write' : 'wrote'} links the source lacks: ${what.join('; ')}`;
+}
+
+/** `N cloned, ` when reflinks were made (a filesystem that can), else nothing. */
+export function clonedPart(n: number): string {
+  return n > 0 ? `${n} cloned, ` : '';
 }

@@ -8,6 +8,7 @@ import { lstat, readFile } from 'node:fs/promises';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { digestOf, type Digest } from '../digest.js';
 import { parseManifestContent, type Manifest } from '../manifest.js';
+import { MANIFEST_MAX_BYTES } from '../registry/read.js';
 import { schema1Payload } from '../schema1.js';
 import { blobPath, legacyBlobPath, manifestPath } from './layout.js';
 
@@ -28,6 +29,10 @@ export async function readDirManifest(dir: string, instance?: Digest): Promise<M
   try {
     const st = await lstat(path);
     if (!st.isFile()) throw new RegfsError('MANIFEST_INVALID', `"${path}" is not a regular file`, { path });
+    // Checked before the read: a manifest file the registry would refuse is never read whole.
+    if (st.size > MANIFEST_MAX_BYTES) {
+      throw new RegfsError('MANIFEST_INVALID', `manifest "${path}" is ${st.size} bytes, larger than the registry's ${MANIFEST_MAX_BYTES}-byte limit for a manifest`, { path });
+    }
     raw = await readFile(path);
   } catch (err) {
     if (err instanceof RegfsError) throw err;

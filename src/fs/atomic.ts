@@ -5,10 +5,10 @@
  * 2.8 truncates in place, which is why a crash there can leave empty link files.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { errnoCode } from '../errors.js';
+import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { landWithoutReplacing } from './link.js';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /** The suffix every regfs temp file ends with; scanners ignore such files. */
 export const TEMP_SUFFIX = '.regfs-tmp';
@@ -63,18 +63,122 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, opt
 }
 
 /**
- * mkdir -p that reports the real failure. Node's recursive mkdir reports ENOENT when a parent
- * cannot be made for another reason, EROFS or ENOSPC say (nodejs/node#47098, #42808): on
- * ENOENT, the first missing component is made alone, which fails with the real error.
+ * mkdir -p of a directory the user named, one component at a time from the deepest one that
+ * exists: Node's recursive mkdir spins for ever where mkdir(2) says ENOENT under a parent that
+ * exists (under /proc, nodejs/node#47098), and reports ENOENT for EROFS or ENOSPC. Here each
+ * missing component is made alone, so the first failure is the real one, reported at once.
+ * Symbolic links the user's path goes through are followed: the path is the user's choice.
  */
 export function mkdirpSync(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw err;
-    let missing = dir;
-    while (!existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing);
-    mkdirSync(missing);
-    throw err;
+  const missing: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    if (existsSync(d)) break;
+    missing.unshift(d);
+    if (dirname(d) === d) break;
   }
+  for (const d of missing) {
+    try {
+      mkdirSync(d);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EEXIST' && isSymlink(d)) {
+        throw new RegfsError('OUTPUT_UNWRITABLE', `cannot create "${dir}": "${d}" is a symbolic link to nothing`, { path: d, cause: err });
+      }
+      if (code === 'EEXIST') continue; // made meanwhile
+      if (code === 'ENOENT') {
+        throw new RegfsError('OUTPUT_UNWRITABLE', `cannot create "${dir}": the filesystem of "${dirname(d)}" does not take new directories (ENOENT)`, { path: d, cause: err });
+      }
+      throw ioError('creating', d, err);
+    }
+  }
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The directories a writer creates or writes into below an output root: each must be a real
+ * directory, never a symbolic link (a link in the output, followed, would put regfs's writes
+ * in another tree, such as the source) and never another kind of file. The root itself is
+ * the user's choice and may be reached through links; everything below it is checked. A
+ * directory is checked once, by the mkdir that makes it or, when it exists, by one lstat,
+ * and remembered, so the cost is one check per directory, not per file. Files are then
+ * written inside verified directories by temp file and rename, which replaces a symbolic
+ * link at the file's own name rather than following it.
+ */
+export class OutputDirs {
+  private readonly verified = new Set<string>();
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  /**
+   * Make `dir` (the root or a path below it) and every directory between, each checked.
+   * `remember: false` for a leaf that receives one file (a blob's or a link's own
+   * directory): it is checked all the same, but not kept, so the memory held is the
+   * directories shared by many files, not one entry per file.
+   */
+  ensure(dir: string, remember = true): void {
+    if (this.verified.has(dir)) return;
+    if (dir === this.root) {
+      mkdirpSync(dir);
+    } else {
+      const parent = dirname(dir);
+      if (parent === dir || !dir.startsWith(`${this.root}/`)) throw new Error(`"${dir}" is not below the output root "${this.root}"`);
+      this.ensure(parent);
+      try {
+        mkdirSync(dir);
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw ioError('creating', dir, err);
+        checkRealDir(dir, this.root);
+      }
+    }
+    if (remember) this.verified.add(dir);
+  }
+
+  /**
+   * Before reading a file regfs may rewrite: its directory `dir`, if it exists, must be a
+   * real directory too (one lstat; its parents are made and checked as by `ensure`), so
+   * that content found through a link never counts as the output's own.
+   */
+  checkExisting(dir: string): void {
+    if (this.verified.has(dir)) return;
+    this.ensure(dirname(dir));
+    let st;
+    try {
+      st = lstatSync(dir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw ioError('reading', dir, err);
+    }
+    assertRealDir(st, dir, this.root);
+  }
+}
+
+function checkRealDir(dir: string, root: string): void {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (err) {
+    throw ioError('reading', dir, err);
+  }
+  assertRealDir(st, dir, root);
+}
+
+function assertRealDir(st: Stats, dir: string, root: string): void {
+  if (st.isSymbolicLink()) {
+    throw new RegfsError(
+      'OUTPUT_SYMLINK',
+      `"${dir}" in the output "${root}" is a symbolic link; regfs writes only into real directories of its output, never through a link into another tree`,
+      { path: dir },
+    );
+  }
+  if (!st.isDirectory()) throw new RegfsError('IO_ERROR', `creating "${dir}": ENOTDIR (a file is in the way)`, { path: dir });
 }

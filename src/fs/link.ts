@@ -1,10 +1,17 @@
 /**
- * Putting blob data into a tree: by hard link (the data is shared, the work is metadata) or
- * by copy. Only blob `data` files are ever placed this way; link files are always written
- * anew (see registry/link-file.ts).
+ * Putting blob data into a tree: by reflink (a new inode sharing the data blocks, copy on
+ * write), by hard link (the same inode: the data is shared, the work is metadata) or by
+ * copy. Only blob `data` files are ever placed this way; link files are always written anew
+ * (see registry/link-file.ts).
  *
- * `auto` hard-links and, the first time link(2) fails with EXDEV (another filesystem) or
- * EPERM (fs.protected_hardlinks, a foreign owner, a filesystem without hard links), switches
+ * `auto` first clones (FICLONE, by copyFileSync with COPYFILE_FICLONE_FORCE, to a temp name
+ * that then lands like a copy), where the filesystem can (XFS with reflink, Btrfs): the
+ * output's file is then its own inode, so writing into it in place cannot change the
+ * source's blob, as it would through a hard link. The first time the clone fails with
+ * ENOTSUP, EOPNOTSUPP, EINVAL, ENOTTY, ENOSYS (the filesystem cannot) or EXDEV (another
+ * filesystem), `auto` switches for good to hard links, without a warning (a hard link is
+ * what it did before reflinks). The first time link(2) then fails with EXDEV or EPERM
+ * (fs.protected_hardlinks, a foreign owner, a filesystem without hard links), it switches
  * for good to copying and warns once, as pnpm's importer does. `hardlink` fails instead.
  * `copy` copies through a temp file with FICLONE, so filesystems that can reflink do. A
  * source at its hard-link limit (EMLINK) is copied in every mode, that file alone.
@@ -27,7 +34,7 @@ export type LinkMode = 'auto' | 'hardlink' | 'copy';
 export const LINK_MODES: readonly LinkMode[] = ['auto', 'hardlink', 'copy'];
 
 /** What placing one blob did. */
-export type PlaceOutcome = 'linked' | 'copied' | 'exists';
+export type PlaceOutcome = 'cloned' | 'linked' | 'copied' | 'exists';
 
 /** The file operations a linker needs; tests inject failures through it. */
 export interface LinkFs {
@@ -40,7 +47,7 @@ export interface LinkFs {
 
 export interface LinkerOptions {
   fs?: LinkFs;
-  /** Called once when `auto` gives up on hard links. */
+  /** Called once when `auto` gives up on hard links (not when it gives up on reflinks). */
   onFallback?: (reason: { code: string; src: string; dest: string }) => void;
 }
 
@@ -51,22 +58,39 @@ export interface Linker {
    * existing file has another (a copy cut short by a crash): then it is replaced.
    */
   place(src: string, dest: string, size?: number): PlaceOutcome;
-  /** What the linker does now: `auto` becomes `copy` after a fallback. */
-  readonly current: 'hardlink' | 'copy';
+  /** What the linker does now: `auto` starts with `reflink`, then `hardlink`, then `copy`. */
+  readonly current: 'reflink' | 'hardlink' | 'copy';
 }
 
 const FALLBACK_CODES = new Set(['EXDEV', 'EPERM']);
+/** A clone fails like this where the filesystem (or the pair of them) cannot reflink. */
+const NO_REFLINK_CODES = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EINVAL', 'ENOTTY', 'ENOSYS', 'EXDEV']);
 
 /** Create a linker for a mode. */
 export function createLinker(mode: LinkMode, opts: LinkerOptions = {}): Linker {
   const fs: LinkFs = opts.fs ?? nodeFs;
-  let current: 'hardlink' | 'copy' = mode === 'copy' ? 'copy' : 'hardlink';
+  let current: 'reflink' | 'hardlink' | 'copy' = mode === 'copy' ? 'copy' : mode === 'auto' ? 'reflink' : 'hardlink';
 
+  /** Copy (cloned where the filesystem can) to a temp name, then land it without replacing. */
   function copy(src: string, dest: string): PlaceOutcome {
+    return viaTemp(src, dest, nodeFs.constants.COPYFILE_FICLONE, 'copied')!;
+  }
+
+  /**
+   * `src` copied by `cloneMode` to a temp name beside `dest`, landed without replacing.
+   * Undefined if `cloneMode` demands a clone and the filesystem cannot make one.
+   */
+  function viaTemp(src: string, dest: string, cloneMode: number, outcome: 'cloned' | 'copied'): PlaceOutcome | undefined {
     const tmp = tempPathFor(dest);
     try {
-      fs.copyFileSync(src, tmp, nodeFs.constants.COPYFILE_FICLONE);
-      return landWithoutReplacing(fs, tmp, dest) ? 'copied' : 'exists';
+      try {
+        fs.copyFileSync(src, tmp, cloneMode);
+      } catch (err) {
+        const code = errnoCode(err);
+        if (cloneMode === nodeFs.constants.COPYFILE_FICLONE_FORCE && code !== undefined && NO_REFLINK_CODES.has(code)) return undefined;
+        throw err;
+      }
+      return landWithoutReplacing(fs, tmp, dest) ? outcome : 'exists';
     } catch (err) {
       throw placeError(err, src, dest);
     } finally {
@@ -105,6 +129,11 @@ export function createLinker(mode: LinkMode, opts: LinkerOptions = {}): Linker {
   }
 
   function placeNew(src: string, dest: string): PlaceOutcome {
+    if (current === 'reflink') {
+      const cloned = viaTemp(src, dest, nodeFs.constants.COPYFILE_FICLONE_FORCE, 'cloned');
+      if (cloned !== undefined) return cloned;
+      current = 'hardlink';
+    }
     if (current === 'copy') return copy(src, dest);
     try {
       fs.linkSync(src, dest);

@@ -1,15 +1,40 @@
 /**
  * A lock on a tree regfs writes, so that two regfs runs never change the same storage (or
  * export) at once. The lock is a file that appears whole (link(2) from a temp file), which
- * fails if the lock exists, holding the owner's pid, host, command and start time.
+ * fails if the lock exists, holding the owner's pid, host, command, start time and a random
+ * token, so no two holders ever write the same content.
  *
  * A run killed with SIGKILL cannot remove its lock, and a re-run must be able to complete its
- * work, so a lock whose owner is on this host and no longer alive is stale and is taken over:
- * the stale file is renamed aside (one rename wins if two runs race for it), checked to be the
- * stale one that was read, and removed. A lock from another host is never taken over (its pid
- * means nothing here): the message says how to remove it by hand.
+ * work, so a lock whose owner is on this host and no longer alive is stale and is taken over.
+ * A lock from another host is never taken over (its pid means nothing here): the message
+ * says how to remove it by hand.
+ *
+ * The take-over is itself exclusive. To replace a stale lock holding S, a run first takes
+ * the take-over lock `<lock>.takeover-<hash of S>` (by this same procedure, one level down),
+ * then reads the lock again and, only if it still holds S, renames its own content over it;
+ * then it releases the take-over lock. Why two runs never both hold the lock:
+ *
+ *   - The lock file changes in three ways only: it is created where there is none (link(2),
+ *     which fails if one exists); it is removed by its owner (release, which removes only
+ *     its own content); it is replaced, by rename(2), by a run that holds the take-over lock
+ *     of the content it replaces and has read that content there while holding it.
+ *   - While run X holds the take-over lock of S and has read S in the lock, nothing else can
+ *     change the lock before X's rename: it is not absent, so nobody creates it; S's owner is
+ *     dead, so it does not release it; and any other replacement of S needs the take-over
+ *     lock of S, which X holds (exclusive by the same argument one level down; at the
+ *     deepest level nothing is taken over, so there it is plain link(2) exclusion).
+ *   - So every change of the lock is made against the content it replaces, and a holder
+ *     loses the lock only when it releases it or when it is dead.
+ *
+ * The old design renamed the stale lock aside and then checked what it had moved: a run that
+ * read S just before another run took S over moved that run's fresh lock aside, and while it
+ * put it back a third run could create its own, so two held the lock at once.
+ *
+ * A take-over lock left by a run killed during a take-over is stale in turn and taken over
+ * the same way, one level down. Take-over locks of content that is no longer the lock can do
+ * nothing (the lock never holds that content again) and are removed by the next holder.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { link, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
@@ -32,27 +57,66 @@ export interface Lock {
   release(): Promise<void>;
 }
 
+/** How many times a run looks again at a lock that is changing hands before it gives up. */
+const ATTEMPTS = 50;
+/** Take-over locks of take-over locks nest at most this deep; deeper, a stale one is left alone. */
+const MAX_TAKEOVER_DEPTH = 3;
+
 /** Take the lock at `path` (its directory must exist); LOCKED if another live run holds it. */
 export async function acquireLock(path: string, command: string): Promise<Lock> {
-  const me: LockOwner = { pid: process.pid, host: hostname(), command, started: new Date().toISOString() };
+  const me = { pid: process.pid, host: hostname(), command, started: new Date().toISOString(), token: randomBytes(8).toString('hex') };
   const content = `${JSON.stringify(me)}\n`;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    // Look first: a run that is refused writes nothing, not even a temp file beside the lock.
-    let held = await readFile(path, 'utf8').catch(() => undefined);
-    if (held === undefined) {
-      if (await createWhole(path, content)) {
-        await removeDeadTemps(path);
-        return { path, release: () => releaseLock(path, content) };
-      }
-      held = await readFile(path, 'utf8').catch(() => undefined);
-      if (held === undefined) continue; // released meanwhile
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const got = await take(path, content, 0);
+    if (got === 'held') {
+      await removeLeftovers(path);
+      return { path, release: () => releaseLock(path, content) };
     }
-    const owner = parseOwner(held);
-    const stale = owner === undefined ? await olderThan(path, UNREADABLE_STALE_MS) : owner.host === me.host && !isAlive(owner.pid);
-    if (!stale) throw locked(path, owner);
-    await takeOverStale(path, held);
+    if (got !== 'retry') throw locked(path, got.owner);
+    // A take-over by a live run is under way, or the lock changed hands meanwhile: look again soon.
+    await new Promise((r) => setTimeout(r, 2 + Math.random() * 10));
   }
   throw new RegfsError('LOCKED', `cannot take the lock "${path}": it keeps changing hands`, { path });
+}
+
+/**
+ * One try at the lock (or, at depth > 0, a take-over lock) at `path`: 'held' if it is now
+ * ours, the owner if a live run holds it, 'retry' if it changed hands or is being taken over.
+ */
+async function take(path: string, content: string, depth: number): Promise<'held' | 'retry' | { owner: LockOwner | undefined }> {
+  // Look first: a run that is refused writes nothing, not even a temp file beside the lock.
+  let held = await readFile(path, 'utf8').catch(() => undefined);
+  if (held === undefined) {
+    if (await createWhole(path, content)) return 'held';
+    held = await readFile(path, 'utf8').catch(() => undefined);
+    if (held === undefined) return 'retry'; // released meanwhile
+  }
+  if (!(await isStale(path, held))) return { owner: parseOwner(held) };
+  if (depth >= MAX_TAKEOVER_DEPTH) return 'retry';
+  const takeover = takeoverPath(path, held);
+  if ((await take(takeover, content, depth + 1)) !== 'held') return 'retry';
+  try {
+    // Holding the take-over lock of `held`: if the lock still holds it, nobody else can change it.
+    const now = await readFile(path, 'utf8').catch(() => undefined);
+    if (now !== held || !(await isStale(path, now))) return 'retry';
+    await replaceWhole(path, content);
+    return 'held';
+  } finally {
+    await releaseLock(takeover, content);
+  }
+}
+
+/** `<lock>.takeover-<16 hex of sha256(content)>`: the take-over lock for one stale content. */
+function takeoverPath(path: string, held: string): string {
+  return `${path}${TAKEOVER_INFIX}${createHash('sha256').update(held).digest('hex').slice(0, 16)}`;
+}
+
+const TAKEOVER_INFIX = '.takeover-';
+
+/** A lock whose owner is a dead process on this host, or an unreadable one old enough. */
+async function isStale(path: string, held: string): Promise<boolean> {
+  const owner = parseOwner(held);
+  return owner === undefined ? olderThan(path, UNREADABLE_STALE_MS) : owner.host === hostname() && !isAlive(owner.pid);
 }
 
 /** An unreadable lock file this old is stale: no run takes that long between creating and writing it. */
@@ -65,7 +129,7 @@ const UNREADABLE_STALE_MS = 60_000;
  * written: a kill in between leaves an unreadable lock, taken over after a minute.
  */
 async function createWhole(path: string, content: string): Promise<boolean> {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.regfs-tmp`;
+  const tmp = lockTempPath(path);
   try {
     await writeFile(tmp, content, { flag: 'wx' });
     await link(tmp, path);
@@ -86,13 +150,44 @@ async function createWhole(path: string, content: string): Promise<boolean> {
   }
 }
 
-/** The temp files `createWhole` of a run killed between its link and its unlink left beside the lock. */
-async function removeDeadTemps(path: string): Promise<void> {
+/** A temp file beside a lock: `<lock>.<pid>.<hex>.regfs-tmp`. */
+function lockTempPath(path: string): string {
+  return `${path}.${process.pid}.${randomBytes(6).toString('hex')}.regfs-tmp`;
+}
+
+/** Put `content` in place of the lock file at `path` by temp file and rename(2). */
+async function replaceWhole(path: string, content: string): Promise<void> {
+  const tmp = lockTempPath(path);
+  try {
+    await writeFile(tmp, content, { flag: 'wx' });
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw ioError('taking over the stale lock', path, err);
+  }
+}
+
+/**
+ * What runs that died left beside the lock: temp files of a create or a take-over (named
+ * for their dead pid), and take-over locks whose owner is dead. Called by the holder, when
+ * the lock holds its own content, so no take-over lock found can concern the lock any more.
+ */
+async function removeLeftovers(path: string): Promise<void> {
   const dir = dirname(path);
-  const prefix = `${basename(path)}.`;
+  const base = basename(path);
+  const temp = /^((?:\.takeover-[0-9a-f]{16})*)\.(\d+)\.[0-9a-f]+\.regfs-tmp$/;
+  const takeover = /^(?:\.takeover-[0-9a-f]{16})+$/;
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const m = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]+\.regfs-tmp$/.exec(name.slice(prefix.length)) : null;
-    if (m !== null && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) await unlink(join(dir, name)).catch(() => undefined);
+    if (!name.startsWith(base) || name === base) continue;
+    const rest = name.slice(base.length);
+    const full = join(dir, name);
+    const m = temp.exec(rest);
+    if (m !== null) {
+      if (Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) await unlink(full).catch(() => undefined);
+    } else if (takeover.test(rest)) {
+      const held = await readFile(full, 'utf8').catch(() => undefined);
+      if (held !== undefined && (await isStale(full, held))) await unlink(full).catch(() => undefined);
+    }
   }
 }
 
@@ -123,24 +218,6 @@ export async function readLockOwner(path: string): Promise<LockOwner | undefined
 /** True if the owner of a lock is a live process on this host. */
 export function isLiveOwner(owner: LockOwner): boolean {
   return owner.host === hostname() && isAlive(owner.pid);
-}
-
-async function takeOverStale(path: string, held: string): Promise<void> {
-  const aside = `${path}.stale.${process.pid}.${randomBytes(6).toString('hex')}`;
-  try {
-    await rename(path, aside);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return; // someone else moved it
-    throw ioError('taking over the stale lock', path, err);
-  }
-  const moved = await readFile(aside, 'utf8').catch(() => undefined);
-  if (moved !== held) {
-    // A live run took the lock between our read and our rename: give it back.
-    if (moved !== undefined) await writeFile(path, moved, { flag: 'wx' }).catch(() => undefined);
-    await unlink(aside).catch(() => undefined);
-    throw locked(path, moved === undefined ? undefined : parseOwner(moved));
-  }
-  await unlink(aside).catch(() => undefined);
 }
 
 async function releaseLock(path: string, content: string): Promise<void> {

@@ -1,8 +1,8 @@
 /** What every command that reads a list and writes a tree shares. */
 import { join } from 'node:path';
-import { ioError, RegfsError } from '../errors.js';
+import { RegfsError } from '../errors.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
-import { mkdirpSync } from '../fs/atomic.js';
+import { mkdirpSync, type OutputDirs } from '../fs/atomic.js';
 import type { Digest } from '../digest.js';
 import { formatPlatform, type Manifest } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
@@ -139,12 +139,9 @@ export function summarizeImage(img: ImageContent): ImageSummary {
   };
 }
 
-/** Run `fn` holding the lock of the tree `root`, which is created if missing. */
-export async function withTreeLock<T>(root: string, command: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    mkdirpSync(root);
-  } catch (err) {
-    throw ioError('creating', root, err);
-  }
+/** Run `fn` holding the lock of the tree `root`, which is created if missing (checked by `dirs` when given). */
+export async function withTreeLock<T>(root: string, command: string, fn: () => Promise<T>, dirs?: OutputDirs): Promise<T> {
+  if (dirs === undefined) mkdirpSync(root);
+  else dirs.ensure(root);
   return withLock(join(root, LOCK_FILE), command, fn);
 }

@@ -80,7 +80,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
 
 async function extractEntries(
   reader: RegistryReader,
-  out: { v2: string; exists: boolean },
+  out: Awaited<ReturnType<typeof outputStorageRoot>>,
   entries: ListEntry[],
   listProblems: RegfsError[],
   opts: ExtractOptions,
@@ -125,7 +125,7 @@ async function extractEntries(
   }
 
   const linker = createOutputLinker(out.v2, opts, warn);
-  const stats = await withTreeLock(out.v2, 'extract', () => writePlan(out.v2, plan, { linker, fresh: !out.exists, onProgress: opts.onProgress }));
+  const stats = await withTreeLock(out.v2, 'extract', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
   return {
     dryRun: false,
     output: out.v2,

@@ -98,7 +98,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
       }
     }),
   );
-  const images = read.filter((x): x is ImageContent => x !== undefined);
+  const images = withoutConflicts(found, read, problems);
   if (problems.length > 0 && opts.keepGoing !== true) throw incomplete(problems);
 
   const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
@@ -109,8 +109,38 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
     return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere: 0 }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }
   const linker = createOutputLinker(out.v2, opts, warn);
-  const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, fresh: !out.exists, onProgress: opts.onProgress }));
+  const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
   return { ...base, dryRun: false, plan: { ...counts, blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * The images read, less every pair of directories that name the same `repo:tag` with
+ * different manifests (two portable spellings of one name, or a host `--strip-registry`
+ * dropped): neither wins, each such pair is a problem naming both.
+ */
+function withoutConflicts(found: DirImage[], read: Array<ImageContent | undefined>, problems: RegfsError[]): ImageContent[] {
+  const byTag = new Map<string, number>();
+  const conflicting = new Set<number>();
+  read.forEach((img, i) => {
+    if (img?.tag === undefined) return;
+    const key = `${img.repo}:${img.tag}`;
+    const first = byTag.get(key);
+    if (first === undefined) {
+      byTag.set(key, i);
+      return;
+    }
+    const other = read[first]!;
+    if (other.digest === img.digest) return;
+    conflicting.add(first).add(i);
+    problems.push(
+      new RegfsError(
+        'TAG_CONFLICT',
+        `${found[first]!.label} and ${found[i]!.label} both name ${key}, with different manifests (${other.digest} and ${img.digest}); remove or rename one`,
+        { path: found[i]!.path },
+      ),
+    );
+  });
+  return read.filter((img, i): img is ImageContent => img !== undefined && !conflicting.has(i));
 }
 
 interface ReadContext {

@@ -6,6 +6,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { RegfsError } from '../errors.js';
+import { OutputDirs } from '../fs/atomic.js';
 import { STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
 
 /**
@@ -13,11 +14,13 @@ import { STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
  * itself if its path ends in `docker/registry/v2`, else `<out>/docker/registry/v2`. Unlike a
  * source, an output is not taken for a v2 directory because it holds `blobs/` or
  * `repositories/`: an OCI layout holds `blobs/` too, and regfs would merge into it.
+ * `dirs` checks every directory written below the output as named, the `docker/registry/v2`
+ * chain included.
  */
-export async function outputStorageRoot(out: string): Promise<{ v2: string; exists: boolean }> {
+export async function outputStorageRoot(out: string): Promise<{ v2: string; exists: boolean; dirs: OutputDirs }> {
   const abs = resolve(out);
   const v2 = abs.endsWith(sep + STORAGE_PREFIX) ? abs : storageRoot(abs);
-  return { v2, exists: await exists(v2) };
+  return { v2, exists: await exists(v2), dirs: new OutputDirs(abs) };
 }
 
 /**

@@ -6,17 +6,20 @@
  * writes it. An index is exported whole, as `skopeo copy --all` does, unless `platform`
  * selects one child, as skopeo without `--all` does.
  *
- * Blob files are hard-linked from the registry (one inode however many image directories
- * hold a blob). Exporting into an existing export brings it to exactly what a fresh export
+ * Blob files are reflinked from the registry where the filesystem can (their own inodes),
+ * else hard-linked (one inode however many image directories hold a blob): see fs/link.ts. Exporting into an existing export brings it to exactly what a fresh export
  * would be: unchanged blobs are left alone, changed manifests replaced atomically, stale
- * files and stale image directories removed, but only where a `version` file shows the
- * directory is a `dir:` image; a non-empty directory without one is refused, as skopeo
- * refuses it. In each image directory, blobs and instance manifests land before
- * `manifest.json`, and stale files go only after it, so a killed run leaves every image
- * directory readable, old or new.
+ * files and stale image directories removed. An image directory is removed only if regfs
+ * exported it: its `version` file holds exactly the dir: transport text and the export's
+ * record, `digests.txt`, lists its reference. A run with problems (`--keep-going`) removes
+ * no image directory, so the export of an image that did not resolve this time stays, and
+ * stays in the record. A non-empty directory without a `version` file where an image goes
+ * is refused, as skopeo refuses it. In each image directory, blobs and instance manifests
+ * land before `manifest.json`, and stale files go only after it, so a killed run leaves
+ * every image directory readable, old or new.
  */
-import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { lstatSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
@@ -25,13 +28,13 @@ import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parseImageRef } from '../reference.js';
-import { isTempName, mkdirpSync, writeFileAtomicSync } from '../fs/atomic.js';
+import { isTempName, mkdirpSync, OutputDirs, writeFileAtomicSync } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
 import type { WriteProgress } from '../registry/write.js';
 import { DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
-import { imageDirName } from '../dir/names.js';
+import { decodePortable, imageDirName } from '../dir/names.js';
 import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
@@ -73,6 +76,8 @@ export interface ExportedImage {
 }
 
 export interface ToDirStats {
+  /** Reflinked (`--link auto` on a filesystem that can): own inodes, shared data blocks. */
+  blobsCloned: number;
   blobsLinked: number;
   blobsCopied: number;
   blobsExisting: number;
@@ -165,7 +170,10 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   for (const img of resolution.images) {
     for (const d of img.absentForeign) warn(`${where(img.entry)}: foreign layer ${d.digest} is not in the source; the image directory will lack it`);
   }
-  const staleImages = opts.image === undefined ? await findStaleImageDirs(out, new Set(plans.map((p) => p.path))) : [];
+  // The stale image directories: only in a tree export, and only when every image resolved.
+  const findStale = async (record: Map<string, string>): Promise<string[]> =>
+    opts.image === undefined && problems.length === 0 ? findStaleImageDirs(out, new Set(plans.map((p) => p.path)), record) : [];
+  const staleImages = await findStale(readRecord(out));
   const images = plans.map((p) => p.image);
   // A manifest served through its _layers link needs no mending in a dir: export.
   const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
@@ -176,10 +184,12 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   // The lock of a one-image export sits beside its directory, not in it.
   const [lockRoot, lockName] = opts.image === undefined ? [out, undefined] : [dirname(out), basename(out)];
   const run = async (): Promise<ToDirStats> => {
-    const stale = opts.image === undefined ? await findStaleImageDirs(out, new Set(plans.map((p) => p.path))) : [];
-    return writeExport(out, plans, stale, opts.image === undefined, { linker, onProgress: opts.onProgress });
+    // Under the lock, from the record as it is now.
+    const record = opts.image === undefined ? readRecord(out) : undefined;
+    const stale = record === undefined ? [] : await findStale(record);
+    return writeExport(out, plans, stale, record, problems.length > 0, { linker, dirs: new OutputDirs(out), onProgress: opts.onProgress });
   };
-  if (lockName !== undefined) await mkdir(lockRoot, { recursive: true });
+  if (lockName !== undefined) mkdirpSync(lockRoot);
   const stats = lockName === undefined ? await withTreeLock(lockRoot, 'to-dir', run) : await withLock(join(lockRoot, `.${lockName}${LOCK_FILE}`), 'to-dir', run);
   return { ...result, dryRun: false, stats, seconds: (performance.now() - started) / 1000 };
 }
@@ -192,11 +202,13 @@ async function writeExport(
   out: string,
   plans: DirPlan[],
   staleImages: string[],
-  digestFile: boolean,
-  opts: { linker: Linker; onProgress: ((p: WriteProgress) => void) | undefined },
+  record: Map<string, string> | undefined,
+  partial: boolean,
+  opts: { linker: Linker; dirs: OutputDirs; onProgress: ((p: WriteProgress) => void) | undefined },
 ): Promise<ToDirStats> {
   const { linker } = opts;
   const stats: ToDirStats = {
+    blobsCloned: 0,
     blobsLinked: 0,
     blobsCopied: 0,
     blobsExisting: 0,
@@ -225,11 +237,8 @@ async function writeExport(
 
   // 1. Each image directory: its version file, its blobs, its instance manifests.
   await forEachChunked(plans, (p) => {
-    try {
-      mkdirpSync(p.path);
-    } catch (err) {
-      throw ioError('creating image directory', p.path, err);
-    }
+    // A real directory of the export, every directory between it and the output too: never a link out of the export.
+    opts.dirs.ensure(p.path);
     if (readIfThere(versionPath(p.path))?.toString('utf8') !== DIR_VERSION) write('version file', versionPath(p.path), DIR_VERSION);
   });
   const blobWork = plans.flatMap((p) => [...p.blobs].map(([d, info]) => ({ p, d, info })));
@@ -238,7 +247,8 @@ async function writeExport(
     ({ p, d, info }) => {
       stats.bytes += info.size;
       const outcome = linker.place(info.path, blobPath(p.path, d), info.size);
-      if (outcome === 'linked') stats.blobsLinked++;
+      if (outcome === 'cloned') stats.blobsCloned++;
+      else if (outcome === 'linked') stats.blobsLinked++;
       else if (outcome === 'copied') {
         stats.blobsCopied++;
         stats.bytesCopied += info.size;
@@ -258,10 +268,13 @@ async function writeExport(
     removeEmptyParents(dirname(dir), out);
     stats.staleImagesRemoved++;
   }
-  // 4. The digest file, last: it lists only images that are complete.
-  if (digestFile) {
-    const lines = plans.map((p) => `${p.image.digest} ${p.image.ref}`).sort((a, b) => a.slice(72).localeCompare(b.slice(72)));
-    write('digest file', join(out, DIGEST_FILE), lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+  // 4. The digest file, last: it lists only images that are complete. After a run with
+  // problems it keeps the lines of earlier exports it did not replace (their directories stay).
+  if (record !== undefined) {
+    const lines = new Map(plans.map((p) => [p.image.ref, `${p.image.digest} ${p.image.ref}`]));
+    if (partial) for (const [ref, line] of record) if (!lines.has(ref)) lines.set(ref, line);
+    const sorted = [...lines].sort(([a], [b]) => a.localeCompare(b)).map(([, line]) => line);
+    write('digest file', join(out, DIGEST_FILE), sorted.length === 0 ? '' : `${sorted.join('\n')}\n`);
   }
   return stats;
 }
@@ -393,10 +406,48 @@ function removeStaleFiles(p: DirPlan): number {
 }
 
 /**
- * Image directories under `out` (directories holding a `version` file) that are not in
- * `keep`. The walk does not descend into image directories.
+ * The export's record: `digests.txt`, reference to line. A line that is not `<digest> <ref>`
+ * is ignored; no file, no record (then regfs removes no image directory).
  */
-async function findStaleImageDirs(out: string, keep: Set<string>): Promise<string[]> {
+function readRecord(out: string): Map<string, string> {
+  const record = new Map<string, string>();
+  const path = join(out, DIGEST_FILE);
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return record;
+  }
+  // Its own record is a small regular file; anything else is not.
+  if (!st.isFile() || st.size > RECORD_MAX_BYTES) return record;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const m = /^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}) (\S+)$/.exec(line);
+    if (m !== null) record.set(m[2]!, line);
+  }
+  return record;
+}
+
+/** Far more than the record of any export (a line is under 400 bytes). */
+const RECORD_MAX_BYTES = 256 << 20;
+
+/** True if `dir/version` is a regular file holding exactly the dir: transport text. */
+function hasOwnVersion(dir: string): boolean {
+  const path = versionPath(dir);
+  try {
+    const st = lstatSync(path);
+    return st.isFile() && st.size === Buffer.byteLength(DIR_VERSION) && readFileSync(path, 'utf8') === DIR_VERSION;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Image directories under `out` (directories holding a `version` file) that are not in
+ * `keep` and that regfs exported: the record lists the reference their path names (either
+ * spelling) and their `version` is exactly the dir: text. Any other is someone else's and is
+ * left alone. The walk does not descend into image directories, nor follow links.
+ */
+async function findStaleImageDirs(out: string, keep: Set<string>, record: Map<string, string>): Promise<string[]> {
   const stale: string[] = [];
   const walk = async (dir: string): Promise<void> => {
     let entries;
@@ -407,7 +458,7 @@ async function findStaleImageDirs(out: string, keep: Set<string>): Promise<strin
       throw ioError('reading', dir, err);
     }
     if (dir !== out && entries.some((e) => e.name === VERSION_FILE && e.isFile())) {
-      if (!keep.has(dir)) stale.push(dir);
+      if (!keep.has(dir) && record.has(decodePortable(relative(out, dir))) && hasOwnVersion(dir)) stale.push(dir);
       return;
     }
     for (const e of entries) if (e.isDirectory()) await walk(join(dir, e.name));

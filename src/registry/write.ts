@@ -22,7 +22,7 @@ import { dirname, join, relative } from 'node:path';
 import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { mkdirpSync, writeFileAtomicSync, writeFileExclusiveSync } from '../fs/atomic.js';
+import { OutputDirs, writeFileAtomicSync, writeFileExclusiveSync } from '../fs/atomic.js';
 import type { Linker, PlaceOutcome } from '../fs/link.js';
 import type { RepoName, Tag } from '../reference.js';
 import {
@@ -67,11 +67,18 @@ export interface WriteOptions {
   linker: Linker;
   /** The output was empty before: skip looking for existing files. */
   fresh?: boolean;
+  /**
+   * The output's checked directories, rooted where the user named the output (a registry
+   * root above `v2`, so the `docker/registry/v2` chain is checked too); by default `v2`.
+   */
+  dirs?: OutputDirs;
   onProgress?: (p: WriteProgress) => void;
 }
 
 /** What a write did. */
 export interface WriteStats {
+  /** Reflinked (`--link auto` on a filesystem that can): own inodes, shared data blocks. */
+  blobsCloned: number;
   blobsLinked: number;
   blobsCopied: number;
   blobsExisting: number;
@@ -113,10 +120,18 @@ export function countPlanFiles(plan: WritePlan): { blobs: number; links: number;
  * metadata syscalls, made synchronously in chunks (forEachChunked) with the event loop running
  * between chunks (a threadpool round trip per call costs more than the call: see
  * docs/performance.md). The first failure stops the write.
+ *
+ * Every directory written into is a real directory of the output (OutputDirs): a symbolic
+ * link anywhere below the output root (a repository, a tag, `_layers/sha256`, a blob fan-out
+ * directory, the `docker/registry/v2` chain) stops the write with OUTPUT_SYMLINK before
+ * anything is written through it.
  */
 export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions): Promise<WriteStats> {
   const fresh = opts.fresh === true;
+  const dirs = opts.dirs ?? new OutputDirs(v2);
+  dirs.ensure(v2);
   const stats: WriteStats = {
+    blobsCloned: 0,
     blobsLinked: 0,
     blobsCopied: 0,
     blobsExisting: 0,
@@ -135,6 +150,7 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
 
   const putLink = (path: string, d: Digest): void => {
     if (!fresh) {
+      dirs.checkExisting(dirname(path));
       let existing: Digest | undefined;
       try {
         existing = parseLinkContent(readLinkBytes(path), path);
@@ -147,8 +163,10 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
         return;
       }
     }
+    // A link's directory holds that link alone.
+    dirs.ensure(dirname(path), false);
     try {
-      writeFileAtomicSync(path, d);
+      writeFileAtomicSync(path, d, { parentExists: true });
     } catch (err) {
       throw ioError('writing link', path, err);
     }
@@ -158,8 +176,9 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   // 1. Blob data.
   await runPhase('blobs', [...plan.blobs], ([d, src]) => {
     stats.bytes += src.size;
-    const outcome = placeBlob(v2, d, src, opts.linker);
-    if (outcome === 'linked') stats.blobsLinked++;
+    const outcome = placeBlob(v2, dirs, d, src, opts.linker);
+    if (outcome === 'cloned') stats.blobsCloned++;
+    else if (outcome === 'linked') stats.blobsLinked++;
     else if (outcome === 'copied') stats.blobsCopied++;
     else if (outcome === 'written') stats.blobsWritten++;
     else stats.blobsExisting++;
@@ -192,6 +211,7 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   const stages = new Map<RepoName, string>();
   try {
     await runPhase('tags', tags, ([repo, tag, d]) => {
+      dirs.ensure(tagsDir(v2, repo));
       if (!fresh && exists(tagDir(v2, repo, tag))) {
         putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
         putLink(tagCurrentLinkPath(v2, repo, tag), d);
@@ -199,9 +219,13 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
       }
       let stage = stages.get(repo);
       if (stage === undefined) {
+        // A fresh directory of its own, made by one mkdir in the checked repository directory.
         stage = join(repoDir(v2, repo), `${TRASH_PREFIX}stage-${process.pid}-${randomBytes(4).toString('hex')}`);
-        mkdirOrFail(stage);
-        mkdirOrFail(tagsDir(v2, repo));
+        try {
+          mkdirSync(stage);
+        } catch (err) {
+          throw ioError('creating', stage, err);
+        }
         stages.set(repo, stage);
       }
       if (stageTag(v2, stage, repo, tag, d)) stats.linksWritten += 2;
@@ -243,14 +267,6 @@ function stageTag(v2: string, stage: string, repo: RepoName, tag: Tag, d: Digest
   }
 }
 
-function mkdirOrFail(dir: string): void {
-  try {
-    mkdirpSync(dir);
-  } catch (err) {
-    throw ioError('creating', dir, err);
-  }
-}
-
 function exists(path: string): boolean {
   try {
     lstatSync(path);
@@ -261,9 +277,9 @@ function exists(path: string): boolean {
   }
 }
 
-function placeBlob(v2: string, d: Digest, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
+function placeBlob(v2: string, dirs: OutputDirs, d: Digest, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
   const dir = blobDir(v2, d);
-  mkdirOrFail(dir);
+  dirs.ensure(dir, false);
   try {
     return placeBlobData(blobDataPath(v2, d), src, linker);
   } catch (err) {
@@ -283,7 +299,8 @@ function placeBlobData(dest: string, src: BlobSource, linker: Linker): PlaceOutc
   // Bytes (a manifest regfs derived, such as a schema1 payload) replace existing data only if it is damaged.
   try {
     if (writeFileExclusiveSync(dest, src.data)) return 'written';
-    if (lstatSync(dest).size === src.size) return 'exists';
+    const st = lstatSync(dest);
+    if (st.isFile() && st.size === src.size) return 'exists';
     writeFileAtomicSync(dest, src.data, { parentExists: true });
     return 'written';
   } catch (err) {

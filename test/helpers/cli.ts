@@ -10,8 +10,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** `node dist/cli/main.js ...args`, with optional standard input and extra environment (for this child only). */
-export function runCli(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+/**
+ * `node dist/cli/main.js ...args`, with optional standard input and extra environment (for
+ * this child only). With `timeoutMs`, a child still running then is killed (its code is null).
+ */
+export function runCli(args: string[], opts: { stdin?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', ...opts.env } });
     let stdout = '';
@@ -19,7 +22,11 @@ export function runCli(args: string[], opts: { stdin?: string; env?: Record<stri
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
     child.stdin.end(opts.stdin ?? '');
   });
 }

@@ -372,9 +372,9 @@ export function describeKill(k: KillAt, base = ''): string {
 // Trees
 // ---------------------------------------------------------------------------------------------
 
-/** A leftover a crash may leave, which the next run or gc removes: regfs temp files and trash. */
+/** A leftover a crash may leave, which the next run or gc removes: regfs temp files, trash, a take-over lock of a killed run. */
 export function isLeftover(rel: string): boolean {
-  return rel.split('/').some((c) => c.endsWith('.regfs-tmp') || c.startsWith('_regfs-trash-') || /^\.regfs\.lock\.stale\./.test(c));
+  return rel.split('/').some((c) => c.endsWith('.regfs-tmp') || c.startsWith('_regfs-trash-') || /\.regfs\.lock\.takeover-[0-9a-f]{16}/.test(c));
 }
 
 /** One walk of a tree: every entry by relative path, directories ending in `/`. */

@@ -17,7 +17,7 @@ export interface WriteArgs {
 export function withWriteOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
   return y
     .option('keep-going', { type: 'boolean', default: false, describe: 'write the images that check out even if others do not (exit 3)' })
-    .option('link', { choices: LINK_MODES, default: 'auto' as LinkMode, describe: 'auto: hard-link blob data, copy if the filesystem refuses; hardlink: fail instead; copy: always copy' })
+    .option('link', { choices: LINK_MODES, default: 'auto' as LinkMode, describe: 'auto: reflink blob data where the filesystem can, else hard-link, else copy; hardlink: hard-link or fail; copy: always copy' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'large blobs hashed at once (from-dir, verify); metadata work runs in order (docs/performance.md)' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'check and print the plan; write nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' }) as unknown as Argv<T & WriteArgs>;

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
-import { ExitCode, formatBytes, printProblems, problemsJson, type Io } from '../output.js';
+import { clonedPart, ExitCode, formatBytes, printProblems, problemsJson, type Io } from '../output.js';
 import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs {
@@ -69,7 +69,7 @@ function render(r: ToDirResult): string {
   } else if (r.stats !== undefined) {
     const s = r.stats;
     lines.push(
-      `exported ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${s.blobsCopied} copied, ${s.blobsExisting} already there; ` +
+      `exported ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied} copied, ${s.blobsExisting} already there; ` +
         `manifests ${s.manifestsWritten} written, ${s.manifestsUnchanged} unchanged; removed ${s.staleFilesRemoved} stale files, ${s.staleImagesRemoved} stale images; ` +
         `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s`,
     );
