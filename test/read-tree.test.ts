@@ -1,0 +1,128 @@
+/**
+ * Reading the tree as the registry reads it: special files where a link or `data` file should
+ * be are refused at once (never a hang), and symbolic links to data and directories (storage
+ * spread over several disks) are followed, for every command. Through the built CLI (run
+ * `npm run build` first), on copies of the registry-written fixture.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Digest } from '../src/digest.js';
+import { parseRepoName, parseTag } from '../src/reference.js';
+import * as layout from '../src/registry/layout.js';
+import type { Image } from '../scripts/lib/images.js';
+import { REGFS_BIN } from './helpers/cli.js';
+import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
+import { copyTree, tempDir } from './helpers/tree.js';
+
+const APP = parseRepoName('team/app');
+const V1 = parseTag('v1');
+const v1 = currentPush('team/app', 'v1').image as Image;
+const V2 = join('docker', 'registry', 'v2');
+
+/** A run of the CLI that is killed after `ms`: a hang fails the test instead of stopping it. */
+function runBounded(args: string[], stdin = '', ms = 20_000): Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    let stdout = '';
+    let stderr = '';
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, ms);
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, killed });
+    });
+    child.stdin.end(stdin);
+  });
+}
+
+/** A fresh copy of the fixture; returns the registry root and its storage root. */
+async function fixtureCopy(dir: string): Promise<{ root: string; v2: string }> {
+  await mkdir(dir);
+  const root = join(dir, 'src');
+  await copyTree(FIXTURE_ROOT, root);
+  return { root, v2: join(root, V2) };
+}
+
+type Special = 'fifo' | 'socket' | 'directory';
+
+/** Replace the file at `path` by a special file of the kind given. */
+async function makeSpecial(path: string, kind: Special, cleanups: Array<() => void>): Promise<void> {
+  await unlink(path);
+  if (kind === 'directory') await mkdir(path);
+  else if (kind === 'fifo') await new Promise<void>((res, rej) => execFile('mkfifo', [path], (err) => (err === null ? res() : rej(err))));
+  else {
+    // A socket path is cut at 107 bytes: bind a short name from within its directory.
+    const srv = createServer();
+    const cwd = process.cwd();
+    process.chdir(dirname(path));
+    try {
+      await new Promise<void>((res, rej) => srv.once('error', rej).listen(basename(path), res));
+    } finally {
+      process.chdir(cwd);
+    }
+    cleanups.push(() => srv.close());
+  }
+}
+
+const positions: Array<{ name: string; path: (v2: string) => string; code: string }> = [
+  { name: 'tag current link', path: (v2) => layout.tagCurrentLinkPath(v2, APP, V1), code: 'LINK_INVALID' },
+  { name: 'revision link', path: (v2) => layout.revisionLinkPath(v2, APP, v1.digest as Digest), code: 'LINK_INVALID' },
+  { name: '_layers link', path: (v2) => layout.layerLinkPath(v2, APP, v1.config.digest as Digest), code: 'LINK_INVALID' },
+  { name: 'tag index link', path: (v2) => layout.tagIndexEntryLinkPath(v2, APP, V1, v1.digest as Digest), code: 'LINK_INVALID' },
+  { name: 'manifest data', path: (v2) => layout.blobDataPath(v2, v1.digest as Digest), code: 'BLOB_INVALID' },
+  { name: 'layer data', path: (v2) => layout.blobDataPath(v2, v1.layers[0]!.digest as Digest), code: 'BLOB_INVALID' },
+];
+
+for (const kind of ['fifo', 'socket', 'directory'] as const) {
+  test(`a ${kind} at a link or data position is refused at once, naming the path`, async () => {
+    const { dir: tmp, cleanup } = await tempDir('regfs-special-');
+    const cleanups: Array<() => void> = [];
+    try {
+      for (const pos of positions) {
+        const { root, v2 } = await fixtureCopy(join(tmp, pos.name.replace(/ /g, '-')));
+        const path = pos.path(v2);
+        await makeSpecial(path, kind, cleanups);
+        const runs: Array<[string, string[]]> = [['verify', ['verify', root]]];
+        // extract reads the links that make the image served: not the tag's history, and
+        // (for now) not the _layers links.
+        if (pos.name !== 'tag index link' && pos.name !== '_layers link') runs.push(['extract', ['extract', '-', root, join(tmp, pos.name.replace(/ /g, '-'), 'out')]]);
+        for (const [what, args] of runs) {
+          const r = await runBounded(args, what === 'extract' ? 'team/app:v1\n' : '');
+          const where = `${kind} at ${pos.name}, ${what}`;
+          assert.equal(r.killed, false, `${where}: regfs hung`);
+          assert.notEqual(r.code, 0, `${where}: exit 0\n${r.stdout}${r.stderr}`);
+          const text = r.stdout + r.stderr;
+          assert.ok(text.includes(pos.code), `${where}: no ${pos.code}\n${text}`);
+          assert.ok(text.includes(path), `${where}: the path is not named\n${text}`);
+        }
+        // gc: a link that cannot be read still protects what its path names; a manifest or
+        // (with --delete-untagged) a tag that cannot be read makes gc refuse. Either way the
+        // image keeps every blob.
+        const r = await runBounded(['gc', root, '--apply', '--delete-untagged']);
+        const where = `${kind} at ${pos.name}, gc --apply`;
+        assert.equal(r.killed, false, `${where}: regfs hung`);
+        if (pos.name === 'manifest data' || pos.name === 'tag current link') {
+          assert.notEqual(r.code, 0, `${where}: exit 0\n${r.stdout}${r.stderr}`);
+          assert.ok(r.stderr.includes('UNSAFE') && r.stderr.includes(path), `${where}: no UNSAFE naming the path\n${r.stderr}`);
+        } else assert.equal(r.code, 0, `${where}: ${r.stdout}${r.stderr}`);
+        for (const d of [v1.digest, v1.config.digest, ...v1.layers.map((l) => l.digest)] as Digest[]) {
+          assert.ok(existsSync(layout.blobDir(v2, d)), `${where}: deleted ${d}`);
+        }
+      }
+    } finally {
+      for (const c of cleanups) c();
+      await cleanup();
+    }
+  });
+}
