@@ -8,14 +8,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Digest } from '../src/digest.js';
 import { parseRepoName, parseTag } from '../src/reference.js';
 import * as layout from '../src/registry/layout.js';
 import type { Image } from '../scripts/lib/images.js';
 import { REGFS_BIN } from './helpers/cli.js';
+import { assertServed, type Served } from './helpers/judge.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { copyTree, tempDir } from './helpers/tree.js';
 
@@ -126,3 +128,128 @@ for (const kind of ['fifo', 'socket', 'directory'] as const) {
     }
   });
 }
+
+/** Move `path` to `to` (on "another disk") and leave a symbolic link to it in its place. */
+async function moveAndLink(path: string, to: string): Promise<void> {
+  await mkdir(dirname(to), { recursive: true });
+  await rename(path, to);
+  await symlink(to, path);
+}
+
+/** Every symbolic link under `root` (an output must hold none). */
+async function symlinksUnder(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isSymbolicLink()) out.push(p);
+      else if (e.isDirectory()) await walk(p);
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+const busybox = currentPush('library/busybox', '1.36').image as Image;
+const v2img = currentPush('team/app', 'v2').image as Image;
+const SYMLINKED: Served[] = [
+  { name: 'team/app:v1', digest: v1.digest },
+  { name: 'team/app:v2', digest: v2img.digest },
+  { name: 'library/busybox:1.36', digest: busybox.digest },
+];
+
+/**
+ * The fixture with storage spread over "several disks": team/app:v1's first layer data, the
+ * fan-out directory of its config, the library/busybox repository directory and team/app:v2's
+ * revision directory are each moved under `disks` and replaced by a symbolic link.
+ */
+async function spreadTree(dir: string): Promise<{ root: string; v2: string; disks: string }> {
+  const { root, v2 } = await fixtureCopy(dir);
+  const disks = join(dir, 'disks');
+  await moveAndLink(layout.blobDataPath(v2, v1.layers[0]!.digest as Digest), join(disks, '1', 'layer-data'));
+  await moveAndLink(dirname(layout.blobDir(v2, v1.config.digest as Digest)), join(disks, '2', 'fan-out'));
+  await moveAndLink(layout.repoDir(v2, parseRepoName('library/busybox')), join(disks, '3', 'busybox'));
+  await moveAndLink(dirname(layout.revisionLinkPath(v2, APP, v2img.digest as Digest)), join(disks, '4', 'revision'));
+  return { root, v2, disks };
+}
+
+test('symbolic links to data, fan-out, repository and revision directories are followed by every command', async () => {
+  const { dir, cleanup } = await tempDir('regfs-spread-');
+  try {
+    const { root, v2 } = await spreadTree(join(dir, 'a'));
+    const ls = await runBounded(['ls', root]);
+    assert.equal(ls.code, 0, ls.stderr);
+    for (const s of SYMLINKED) assert.ok(ls.stdout.includes(s.name.replace(':', ' ')) || ls.stdout.includes(s.name), `ls does not list ${s.name}\n${ls.stdout}`);
+    const verify = await runBounded(['verify', root]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    const inspect = await runBounded(['inspect', root, 'library/busybox:1.36']);
+    assert.equal(inspect.code, 0, inspect.stderr);
+
+    // extract: the output holds the content, never a symbolic link, and the registry serves it.
+    const out = join(dir, 'out');
+    const list = SYMLINKED.map((s) => s.name).join('\n');
+    const ex = await runBounded(['extract', '-', root, out], `${list}\n`);
+    assert.equal(ex.code, 0, ex.stderr);
+    assert.deepEqual(await symlinksUnder(out), []);
+    await assertServed(out, SYMLINKED, [], join(dir, 'judge-out'));
+
+    // to-dir: every blob file is real content that hashes to its name.
+    const dirOut = join(dir, 'dirs');
+    await writeFile(join(dir, 'list'), `${list}\n`);
+    const td = await runBounded(['to-dir', join(dir, 'list'), root, dirOut]);
+    assert.equal(td.code, 0, td.stderr);
+    assert.deepEqual(await symlinksUnder(dirOut), []);
+    let blobs = 0;
+    for (const image of await readdir(dirOut, { recursive: true })) {
+      const p = join(dirOut, image);
+      const name = basename(p);
+      if (!/^[0-9a-f]{64}$/.test(name) || !(await lstat(p)).isFile()) continue;
+      blobs++;
+      assert.equal(createHash('sha256').update(await readFile(p)).digest('hex'), name, p);
+    }
+    assert.ok(blobs >= 3 * 2, `to-dir wrote ${blobs} blobs`);
+
+    // gc --apply, plain and --delete-untagged, deletes none of it: the registry serves it all after.
+    for (const args of [['gc', root, '--apply'], ['gc', root, '--apply', '--delete-untagged']]) {
+      const r = await runBounded(args);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    }
+    for (const d of [v1.layers[0]!.digest, v1.config.digest, busybox.digest, busybox.config.digest, v2img.digest] as Digest[]) {
+      assert.ok(existsSync(layout.blobDataPath(v2, d)), `gc deleted ${d}`);
+    }
+    await assertServed(root, SYMLINKED, [], join(dir, 'judge-src'));
+  } finally {
+    await cleanup();
+  }
+});
+
+test('a size mismatch behind a symbolic link is refused; a symbolic link loop does not hang', async () => {
+  const { dir, cleanup } = await tempDir('regfs-spread-bad-');
+  try {
+    const { root, disks } = await spreadTree(join(dir, 'a'));
+    await truncate(join(disks, '1', 'layer-data'), 10);
+    const ex = await runBounded(['extract', '-', root, join(dir, 'out')], 'team/app:v1\n');
+    assert.equal(ex.code, 1, ex.stderr);
+    assert.match(ex.stderr, /SIZE_INVALID/);
+
+    const { root: root2, v2 } = await fixtureCopy(join(dir, 'b'));
+    const loop = join(layout.repositoriesDir(v2), 'team', 'loop');
+    await symlink('..', loop);
+    const selfData = layout.blobDataPath(v2, v1.layers[1]!.digest as Digest);
+    await unlink(selfData);
+    await symlink('data', selfData);
+    await writeFile(join(dir, 'list'), 'team/app:v1\n');
+    for (const args of [['ls', root2], ['verify', root2], ['gc', root2, '--apply'], ['extract', join(dir, 'list'), root2, join(dir, 'out2')]]) {
+      const r = await runBounded(args);
+      assert.equal(r.killed, false, `${args[0]} hung`);
+      if (args[0] === 'ls') continue;
+      assert.notEqual(r.code, 0, `${args.join(' ')}\n${r.stdout}${r.stderr}`);
+      const text = r.stdout + r.stderr;
+      if (args[0] !== 'extract') assert.ok(text.includes('SYMLINK_LOOP') && text.includes(loop), text);
+      if (args[0] !== 'gc') assert.ok(text.includes('BLOB_INVALID') && text.includes(selfData), text);
+    }
+    assert.ok(existsSync(layout.blobDir(v2, v1.digest as Digest)));
+  } finally {
+    await cleanup();
+  }
+});

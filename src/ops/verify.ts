@@ -146,7 +146,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
   for (const b of scan.blobs.values()) {
     counts.blobs++;
     if (b.data === undefined) add('BLOB_UNKNOWN', b.dir, `blob directory "${b.dir}" has no data`, b.digest);
-    else if (!b.data.regular) add('BLOB_INVALID', b.data.path, `blob data "${b.data.path}" is not a regular file`, b.digest);
+    else if (!b.data.regular) add('BLOB_INVALID', b.data.path, `blob data "${b.data.path}" is ${b.data.what ?? 'not a regular file'}; blob data must be a regular file (or a symbolic link to one)`, b.digest);
     else if (b.data.size === 0 && b.digest !== EMPTY_SHA256) add('EMPTY_FILE', b.data.path, `blob data "${b.data.path}" is empty, but its digest is not that of empty content`, b.digest);
     else toHash.set(b.digest, { path: b.data.path, size: b.data.size });
   }

@@ -60,8 +60,8 @@ export interface BlobEntry {
   digest: Digest;
   /** `blobs/<alg>/<xx>/<hex>` */
   dir: string;
-  /** The `data` file; undefined if the directory has none. */
-  data: { path: string; size: number; regular: boolean } | undefined;
+  /** The `data` file (symbolic links followed: `path` is then the real file); undefined if the directory has none. */
+  data: { path: string; size: number; regular: boolean; what: string | undefined } | undefined;
 }
 
 /** Something in the tree that is not where or what it should be. */
@@ -122,7 +122,7 @@ function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
         for (const e of inside) {
           if (e.name === 'data') {
             const st = statData(join(dir, 'data'));
-            if (st !== undefined) data = { path: st.notRegular === undefined ? st.path : join(dir, 'data'), size: st.size, regular: st.notRegular === undefined };
+            if (st !== undefined) data = { path: st.notRegular === undefined ? st.path : join(dir, 'data'), size: st.size, regular: st.notRegular === undefined, what: st.notRegular };
           } else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
         }
         out.set(d, { digest: d, dir, data });
