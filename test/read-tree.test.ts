@@ -10,7 +10,7 @@ import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rename, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Digest } from '../src/digest.js';
 import { parseRepoName, parseTag } from '../src/reference.js';
@@ -249,6 +249,41 @@ test('a size mismatch behind a symbolic link is refused; a symbolic link loop do
       if (args[0] !== 'gc') assert.ok(text.includes('BLOB_INVALID') && text.includes(selfData), text);
     }
     assert.ok(existsSync(layout.blobDir(v2, v1.digest as Digest)));
+  } finally {
+    await cleanup();
+  }
+});
+
+test('from-dir: a FIFO or directory where a dir: file should be is refused at once; a symbolic link to a blob is followed', async () => {
+  const { dir, cleanup } = await tempDir('regfs-dir-special-');
+  try {
+    const exported = join(dir, 'export');
+    const td = await runBounded(['to-dir', '--image', 'team/app:v1', FIXTURE_ROOT, exported]);
+    assert.equal(td.code, 0, td.stderr);
+    const layerFile = join(exported, v1.layers[0]!.digest.slice('sha256:'.length));
+    const saved = await readFile(layerFile);
+    for (const [what, path, code] of [
+      ['blob', layerFile, 'BLOB_INVALID'],
+      ['manifest.json', join(exported, 'manifest.json'), 'MANIFEST_INVALID'],
+    ] as const) {
+      const content = await readFile(path);
+      for (const kind of ['fifo', 'directory'] as const) {
+        await makeSpecial(path, kind, []);
+        const r = await runBounded(['from-dir', exported, join(dir, `dest-${kind}`), '--name', 'team/app:v1']);
+        assert.equal(r.killed, false, `${kind} as ${what}: from-dir hung`);
+        assert.notEqual(r.code, 0, r.stdout + r.stderr);
+        assert.ok(r.stderr.includes(code) && r.stderr.includes(path), `${kind} as ${what}\n${r.stderr}`);
+        await rm(path, { recursive: true });
+        await writeFile(path, content);
+      }
+    }
+    // A blob file that is a symbolic link: the destination gets the content.
+    await moveAndLink(layerFile, join(dir, 'disk', 'layer'));
+    const dest = join(dir, 'dest');
+    const r = await runBounded(['from-dir', exported, dest, '--name', 'team/app:v1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await symlinksUnder(dest), []);
+    assert.ok((await readFile(layout.blobDataPath(join(dest, V2), v1.layers[0]!.digest as Digest))).equals(saved));
   } finally {
     await cleanup();
   }

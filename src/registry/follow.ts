@@ -8,7 +8,7 @@
  */
 import { lstatSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
-import { errnoCode, ioError } from '../errors.js';
+import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { fileKind } from './link-file.js';
 
 /** A directory entry; `dir` is true for a directory and for a symbolic link to one. */
@@ -30,17 +30,30 @@ export function listEntries(dir: string): Entry[] {
     if (code === 'ENOENT' || code === 'ENOTDIR') return [];
     throw ioError('reading', dir, err);
   }
-  return list.map((e) => ({ name: e.name, dir: e.isDirectory() || (e.isSymbolicLink() && isDirectoryFollowing(join(dir, e.name))) }));
+  return list.map((e) => ({ name: e.name, dir: e.isDirectory() || (e.isSymbolicLink() && entryIsDirectory(join(dir, e.name))) }));
 }
 
-/** True if `path` is a directory once symbolic links are followed (a dangling or looping link is not). */
+/**
+ * True if `path` is a directory once symbolic links are followed; false if nothing is there.
+ * A symbolic link that loops is IO_ERROR (ELOOP) naming it.
+ */
 export function isDirectoryFollowing(path: string): boolean {
   try {
     return statSync(path).isDirectory();
   } catch (err) {
     const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return false;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
     throw ioError('reading', path, err);
+  }
+}
+
+/** isDirectoryFollowing for an entry found in a listing: one that loops or dangles leads nowhere, so it is no directory. */
+function entryIsDirectory(path: string): boolean {
+  try {
+    return isDirectoryFollowing(path);
+  } catch (err) {
+    if (err instanceof RegfsError && errnoCode(err.cause) === 'ELOOP') return false;
+    throw err;
   }
 }
 
