@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import type { Digest } from '../src/digest.js';
 import { isRegfsError } from '../src/errors.js';
 import { gc } from '../src/ops/gc.js';
+import { rm as regfsRm } from '../src/ops/rm.js';
 import { parseRepoName, parseTag } from '../src/reference.js';
 import * as layout from '../src/registry/layout.js';
 import { registryGarbageCollectDryRun, startRegistry } from '../scripts/lib/registry-server.js';
@@ -186,4 +187,28 @@ test('gc on damaged trees never deletes a blob docker-registry garbage-collect k
       }
     });
   }
+});
+
+test('rm of a manifest refuses (UNSAFE) when an index or a tag of the repository cannot be read: either may name it', async () => {
+  await withCopy(async (root, v2) => {
+    const toolRepo = parseRepoName('multiarch/tool');
+    const tool = currentPush('multiarch/tool', '1.0').image as Index;
+    const child = manifestsOf(tool)[1]!;
+    // The index naming the child cannot be read: whether it names the child is unknown.
+    const indexData = layout.blobDataPath(v2, tool.digest as Digest);
+    await writeFile(indexData, Buffer.concat([await readFile(indexData), Buffer.from(' ')]));
+    const before = await snapshotTree(root);
+    await assert.rejects(regfsRm({ root, ref: `multiarch/tool@${child.digest}` }), (e) => isRegfsError(e, 'UNSAFE') && e.message.includes(indexData));
+    // A tag whose current link is malformed may point at the manifest (it would dangle after).
+    await writeFile(layout.tagCurrentLinkPath(v2, APP, parseTag('v2')), `${v1.digest}\n`);
+    const before2 = await snapshotTree(root);
+    await assert.rejects(regfsRm({ root, ref: `team/app@${v1.digest}` }), (e) => isRegfsError(e, 'UNSAFE') && e.message.includes(layout.tagCurrentLinkPath(v2, APP, parseTag('v2'))));
+    const after = await snapshotTree(root);
+    for (const snap of [before, before2, after]) snap.delete(V2);
+    assert.deepEqual(after, before2);
+    assert.ok(existsSync(layout.revisionLinkPath(v2, toolRepo, child.digest as Digest)));
+    // --force deletes anyway.
+    await regfsRm({ root, ref: `team/app@${v1.digest}`, force: true });
+    assert.ok(!existsSync(layout.revisionLinkPath(v2, APP, v1.digest)));
+  });
 });
