@@ -58,9 +58,9 @@ async function fixtureCopy(dir: string): Promise<{ root: string; v2: string }> {
 
 type Special = 'fifo' | 'socket' | 'directory';
 
-/** Replace the file at `path` by a special file of the kind given. */
+/** Put a special file of the kind given at `path`, replacing the file there if any. */
 async function makeSpecial(path: string, kind: Special, cleanups: Array<() => void>): Promise<void> {
-  await unlink(path);
+  await rm(path, { force: true });
   if (kind === 'directory') await mkdir(path);
   else if (kind === 'fifo') await new Promise<void>((res, rej) => execFile('mkfifo', [path], (err) => (err === null ? res() : rej(err))));
   else {
@@ -284,6 +284,22 @@ test('from-dir: a FIFO or directory where a dir: file should be is refused at on
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await symlinksUnder(dest), []);
     assert.ok((await readFile(layout.blobDataPath(join(dest, V2), v1.layers[0]!.digest as Digest))).equals(saved));
+  } finally {
+    await cleanup();
+  }
+});
+
+test('a FIFO as an upload\'s startedat does not make verify or gc wait', async () => {
+  const { dir, cleanup } = await tempDir('regfs-upload-fifo-');
+  try {
+    const { root, v2 } = await fixtureCopy(join(dir, 'a'));
+    const upload = join(layout.uploadsDir(v2, APP), '5b0b2b7e-1111-2222-3333-444455556666');
+    await mkdir(upload, { recursive: true });
+    await makeSpecial(join(upload, 'startedat'), 'fifo', []);
+    for (const args of [['verify', root, '--fast'], ['gc', root]]) {
+      const r = await runBounded(args);
+      assert.equal(r.killed, false, `${args[0]} hung`);
+    }
   } finally {
     await cleanup();
   }

@@ -6,7 +6,7 @@
  * the scan. Temp files (regfs's, distribution v3.1's `*.tmp`) and regfs trash directories
  * are collected wherever they are.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ioError, RegfsError } from '../errors.js';
 import { DIGEST_ALGORITHMS, isDigest, type Digest } from '../digest.js';
@@ -253,9 +253,10 @@ function scanUploads(base: string): UploadEntry[] {
     const dir = join(base, e.name);
     let parsed = NaN;
     try {
-      parsed = Date.parse(readFileSync(join(dir, 'startedat'), 'utf8').trim());
+      // Read as a link file is (small, never blocking on a FIFO): a timestamp of 30-odd bytes.
+      parsed = Date.parse(readLinkBytes(join(dir, 'startedat'))?.toString('utf8').trim() ?? '');
     } catch {
-      // no startedat: the directory's time says when
+      // no readable startedat: the directory's time says when
     }
     out.push({ dir, started: Number.isNaN(parsed) ? statSync(dir).mtime : new Date(parsed) });
   }
