@@ -33,7 +33,9 @@ const MAX_DEPTH = 10000;
 /** A JSON syntax error, or a value Go would not store in its field. */
 export class GoJsonError extends Error {}
 
-const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+/** A backslash or a control character: a string holding one needs the slow path. */
+const SPECIAL_IN_STRING = /[\\\x00-\x1f]/;
+const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
 /** Parse a document as Go's scanner accepts it (see the module comment). */
@@ -43,10 +45,18 @@ export function parseJson(text: string): JsonValue {
     throw new GoJsonError(`${what} at offset ${i}`);
   };
   const skipWs = (): void => {
-    while (i < text.length && WS.has(text.charCodeAt(i))) i++;
+    for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
   };
   const readString = (): string => {
-    // text[i] is the opening quote.
+    // text[i] is the opening quote. Most strings hold no escape: one native search.
+    const close = text.indexOf('"', i + 1);
+    if (close >= 0) {
+      const plain = text.slice(i + 1, close);
+      if (!SPECIAL_IN_STRING.test(plain)) {
+        i = close + 1;
+        return plain;
+      }
+    }
     i++;
     let out = '';
     let start = i;
@@ -65,9 +75,8 @@ export function parseJson(text: string): JsonValue {
       }
       out += text.slice(start, i);
       const e = text[i + 1];
-      const simple: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
-      if (e !== undefined && e in simple) {
-        out += simple[e];
+      if (e !== undefined && Object.hasOwn(ESCAPES, e)) {
+        out += ESCAPES[e];
         i += 2;
       } else if (e === 'u') {
         const unit = (at: number): number => (/^[0-9a-fA-F]{4}$/.test(text.slice(at, at + 4)) ? parseInt(text.slice(at, at + 4), 16) : fail('bad \\u escape'));
@@ -196,15 +205,25 @@ export interface GoSlice {
   len: number;
 }
 
-/** Go's zero value for a type: '' , 0n, a struct of zeros, or null (nil) for a slice, pointer or map. */
+const STRUCT_FIELDS = new WeakMap<GoType, Array<[string, GoType]>>();
+
+/** Go's zero value for a type: '', 0n, a struct of zeros, or null (nil) for a slice, pointer or map. */
 export function zero(type: GoType): unknown {
   switch (type.k) {
     case 'string':
       return '';
     case 'int':
       return 0n;
-    case 'struct':
-      return Object.fromEntries(Object.entries(type.fields).map(([name, t]) => [name, zero(t)]));
+    case 'struct': {
+      let fields = STRUCT_FIELDS.get(type);
+      if (fields === undefined) {
+        fields = Object.entries(type.fields);
+        STRUCT_FIELDS.set(type, fields);
+      }
+      const out: Record<string, unknown> = {};
+      for (const [name, t] of fields) out[name] = zero(t);
+      return out;
+    }
     default:
       return null;
   }
@@ -216,74 +235,112 @@ export function sliceItems(s: unknown): unknown[] {
   return v === null ? [] : v.backing.slice(0, v.len);
 }
 
-/** Case folding as Go's encoding/json matches object keys to (ASCII) field names. */
+const FOLDED = new WeakMap<GoType, Map<string, string>>();
+
+/** A struct's field names by their folded form (computed once per type). */
+function foldedFields(type: Extract<GoType, { k: 'struct' }>): Map<string, string> {
+  let m = FOLDED.get(type);
+  if (m === undefined) {
+    m = new Map(Object.keys(type.fields).map((name) => [foldKey(name), name]));
+    FOLDED.set(type, m);
+  }
+  return m;
+}
+
+/**
+ * Case folding as Go's encoding/json matches object keys to (ASCII) field names: ASCII case,
+ * and U+212A (Kelvin, which toLowerCase makes `k`) and U+017F (long s) as `k` and `s`. Other
+ * non-ASCII characters fold to non-ASCII ones, which match no field name either way.
+ */
 export function foldKey(s: string): string {
-  return s.replace(/[A-Z\u017f\u212a]/g, (c) => (c === '\u017f' ? 's' : c === '\u212a' ? 'k' : c.toLowerCase()));
+  const lower = s.toLowerCase();
+  return lower.includes('\u017f') ? lower.replaceAll('\u017f', 's') : lower;
 }
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
 /**
- * Decode `v` into a Go value of `type` that currently holds `cur`, as encoding/json does;
- * returns the new value. Type errors are pushed on `errors` and decoding goes on (Go reports
- * the first one and fails the whole Unmarshal).
+ * Decode a document into a fresh Go value of `type`, as encoding/json's Unmarshal does; the
+ * value, and the type errors found (Go reports the first and fails the whole Unmarshal, but
+ * decodes the rest first, so merging is the same either way).
  */
-export function decode(v: JsonValue, type: GoType, cur: unknown, errors: string[], path: string): unknown {
-  const mismatch = (): unknown => {
-    errors.push(`${path === '' ? 'the document' : path}: ${describe(v)} where Go wants ${type.k === 'ptr' ? type.elem.k : type.k}`);
+export function goDecode(doc: JsonValue, type: GoType): { value: unknown; errors: string[] } {
+  const errors: string[] = [];
+  // The path to the value being decoded, for messages: built only when a type is wrong.
+  const path: Array<string | number> = [];
+  const where = (): string => (path.length === 0 ? 'the document' : path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join(''));
+  const wrongType = (v: JsonValue, type: GoType, cur: unknown): unknown => {
+    errors.push(`${where()}: ${describe(v)} where Go wants ${type.k}`);
     return cur;
   };
-  if (v.t === 'null') return type.k === 'slice' || type.k === 'ptr' || type.k === 'map' ? null : cur;
-  switch (type.k) {
-    case 'string':
-      return v.t === 'string' ? v.v : mismatch();
-    case 'int': {
-      if (v.t !== 'number' || !/^-?[0-9]+$/.test(v.raw)) return mismatch();
-      const n = BigInt(v.raw);
-      return n < INT64_MIN || n > INT64_MAX ? mismatch() : n;
-    }
-    case 'ptr':
-      return decode(v, type.elem, cur ?? zero(type.elem), errors, path);
-    case 'struct': {
-      if (v.t !== 'object') return mismatch();
-      const out = { ...(cur as Record<string, unknown>) };
-      const byFold = new Map(Object.keys(type.fields).map((name) => [foldKey(name), name]));
-      for (const [key, value] of v.entries) {
-        const name = Object.hasOwn(type.fields, key) ? key : byFold.get(foldKey(key));
-        if (name !== undefined) out[name] = decode(value, type.fields[name]!, out[name], errors, path === '' ? name : `${path}.${name}`);
+  const dec = (v: JsonValue, type: GoType, cur: unknown): unknown => {
+    if (v.t === 'null') return type.k === 'slice' || type.k === 'ptr' || type.k === 'map' ? null : cur;
+    switch (type.k) {
+      case 'string':
+        return v.t === 'string' ? v.v : wrongType(v, type, cur);
+      case 'int': {
+        if (v.t !== 'number' || !INTEGER.test(v.raw)) return wrongType(v, type, cur);
+        const n = BigInt(v.raw);
+        return n < INT64_MIN || n > INT64_MAX ? wrongType(v, type, cur) : n;
       }
-      return out;
-    }
-    case 'map': {
-      if (v.t !== 'object') return mismatch();
-      const out = new Map(cur as Map<string, unknown> | null);
-      // Each value is decoded into a fresh element: a duplicate key replaces, never merges.
-      for (const [key, value] of v.entries) out.set(key, decode(value, type.elem, zero(type.elem), errors, `${path}[${JSON.stringify(key)}]`));
-      return out;
-    }
-    case 'slice': {
-      if (v.t !== 'array') return mismatch();
-      if (v.items.length === 0) return { backing: [], len: 0 };
-      // Go decodes element i into the slice's element i while the backing array has room,
-      // including elements an earlier key of the same name left past the length; it grows the
-      // array by half (at least to 4), copying only the elements within the length.
-      const s = (cur as GoSlice | null) ?? { backing: [], len: 0 };
-      let backing = [...s.backing];
-      let len = s.len;
-      v.items.forEach((item, i) => {
-        if (i >= backing.length) {
-          const grown: unknown[] = new Array(Math.max(4, backing.length + Math.floor(backing.length / 2))).fill(undefined);
-          for (let j = 0; j < len; j++) grown[j] = backing[j];
-          backing = grown;
+      case 'ptr':
+        return dec(v, type.elem, cur ?? zero(type.elem));
+      case 'struct': {
+        if (v.t !== 'object') return wrongType(v, type, cur);
+        // Values are owned by the document being decoded, so a struct is filled in place.
+        const out = cur as Record<string, unknown>;
+        const byFold = foldedFields(type);
+        for (let i = 0; i < v.entries.length; i++) {
+          const [key, value] = v.entries[i]!;
+          const field = type.fields[key];
+          const name = field !== undefined && Object.hasOwn(type.fields, key) ? key : byFold.get(foldKey(key));
+          if (name === undefined) continue;
+          path.push(name);
+          out[name] = dec(value, type.fields[name]!, out[name]);
+          path.pop();
         }
-        if (i >= len) len = i + 1;
-        backing[i] = decode(item, type.elem, backing[i] === undefined ? zero(type.elem) : backing[i], errors, `${path}[${i}]`);
-      });
-      return { backing, len: v.items.length };
+        return out;
+      }
+      case 'map': {
+        if (v.t !== 'object') return wrongType(v, type, cur);
+        const out = (cur as Map<string, unknown> | null) ?? new Map<string, unknown>();
+        // Each value is decoded into a fresh element: a duplicate key replaces, never merges.
+        for (const [key, value] of v.entries) {
+          path.push(JSON.stringify(key));
+          out.set(key, dec(value, type.elem, zero(type.elem)));
+          path.pop();
+        }
+        return out;
+      }
+      case 'slice': {
+        if (v.t !== 'array') return wrongType(v, type, cur);
+        if (v.items.length === 0) return { backing: [], len: 0 };
+        // Go decodes element i into the slice's element i while the backing array has room,
+        // including elements an earlier key of the same name left past the length; it grows
+        // the array by half (at least to 4), copying only the elements within the length.
+        const s = (cur as GoSlice | null) ?? { backing: [], len: 0 };
+        let backing = s.backing;
+        let len = s.len;
+        for (let i = 0; i < v.items.length; i++) {
+          if (i >= backing.length) {
+            const grown: unknown[] = new Array(Math.max(4, backing.length + Math.floor(backing.length / 2))).fill(undefined);
+            for (let j = 0; j < len; j++) grown[j] = backing[j];
+            backing = grown;
+          }
+          if (i >= len) len = i + 1;
+          path.push(i);
+          backing[i] = dec(v.items[i]!, type.elem, backing[i] === undefined ? zero(type.elem) : backing[i]);
+          path.pop();
+        }
+        return { backing, len: v.items.length };
+      }
     }
-  }
+  };
+  return { value: dec(doc, type, zero(type)), errors };
 }
+
+const INTEGER = /^-?[0-9]+$/;
 
 function describe(v: JsonValue): string {
   return v.t === 'number' ? `number ${v.raw}` : v.t;

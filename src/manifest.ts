@@ -9,7 +9,7 @@
  */
 import { RegfsError } from './errors.js';
 import { digestOf, parseDigest, digestAlgorithm, type Digest } from './digest.js';
-import { decode, foldKey, parseJson, sliceItems, zero, type GoType, type JsonValue } from './gojson.js';
+import { foldKey, goDecode, parseJson, sliceItems, type GoType, type JsonValue } from './gojson.js';
 
 export const MediaTypes = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -125,8 +125,7 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
   }
   if (doc.t !== 'object') throw invalid('is not a JSON object');
   const as = (type: Extract<GoType, { k: 'struct' }>, what: string): GoStruct => {
-    const errors: string[] = [];
-    const v = decode(doc, type, zero(type), errors, '') as GoStruct;
+    const { value: v, errors } = goDecode(doc, type) as { value: GoStruct; errors: string[] };
     if (errors.length > 0) throw invalid(`cannot be decoded as ${what} (the registry cannot serve it): ${errors[0]}`);
     return v;
   };
@@ -177,8 +176,8 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
     case '': {
       // As the registry does: an index if it decodes as one with a manifests array, else an
       // OCI image manifest.
-      const errors: string[] = [];
-      const list = decode(doc, GO_TYPES.list, zero(GO_TYPES.list), errors, '') as GoStruct;
+      const { value, errors } = goDecode(doc, GO_TYPES.list);
+      const list = value as GoStruct;
       if (errors.length === 0 && list['manifests'] !== null) [kind, m] = ['oci-index', list];
       else [kind, m] = ['oci', as(GO_TYPES.oci, 'an OCI image manifest (it has no mediaType and no manifests array)')];
       break;
@@ -256,10 +255,9 @@ function lookup(doc: JsonValue, name: string): JsonValue | undefined {
 
 /** Decode a value into a Go type, undefined if Go would refuse it. */
 function decodeLenient(v: JsonValue, type: Extract<GoType, { k: 'struct' }>): GoStruct {
-  const errors: string[] = [];
-  const out = decode(v, type, zero(type), errors, '') as GoStruct;
+  const { value, errors } = goDecode(v, type);
   if (errors.length > 0) throw new Error(errors[0]);
-  return out;
+  return value as GoStruct;
 }
 
 /** An index child's artifactType (not in 2.8's structs): read leniently from the last manifests array. */
