@@ -2,7 +2,8 @@
  * Reading registry storage, strictly and without changing it. Every link is parsed (a
  * malformed one is LINK_INVALID naming its path), every manifest is hashed against the
  * digest it was found under, and blob data must be a regular file. Symbolic links to data
- * and to directories are followed, as the registry follows them (./follow.ts). Manifests and blob stats are cached by digest, since images share them.
+ * and to directories are followed, as the registry follows them (./follow.ts). Manifests
+ * and blob stats are cached by digest, since images share them.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
