@@ -19,6 +19,7 @@ import * as layout from '../src/registry/layout.js';
 import { registryGarbageCollectDryRun, startRegistry } from '../scripts/lib/registry-server.js';
 import { blobsOf, makeImage, makeLayer, manifestsOf, type Image, type Index } from '../scripts/lib/images.js';
 import { runCli } from './helpers/cli.js';
+import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { copyTree, snapshotTree, tempDir } from './helpers/tree.js';
 
@@ -99,10 +100,13 @@ test('Team/app, pushed to 2.8.2 over HTTP, is listed, inspected, extracted, expo
 });
 
 test('gc: an empty or malformed tag or revision link (what a 2.8 crash leaves) keeps what it names', async () => {
-  for (const [what, path, content] of [
-    ['empty revision link', (v2: string) => layout.revisionLinkPath(v2, APP, v1.digest), ''],
-    ['revision link with a newline', (v2: string) => layout.revisionLinkPath(v2, APP, v1.digest), `${v1.digest}\n`],
-    ['empty current link', (v2: string) => layout.tagCurrentLinkPath(v2, APP, parseTag('v1')), ''],
+  // The edge tag was pushed twice: its first image is untagged, kept only by its revision link.
+  const oldEdge = FIXTURE_PUSHES.find((p) => p.repo === 'team/app' && p.tag === 'edge')!.image as Image;
+  for (const [what, path, content, image] of [
+    ['empty revision link', (v2: string) => layout.revisionLinkPath(v2, APP, v1.digest), '', v1],
+    ['revision link with a newline', (v2: string) => layout.revisionLinkPath(v2, APP, v1.digest), `${v1.digest}\n`, v1],
+    ['empty current link', (v2: string) => layout.tagCurrentLinkPath(v2, APP, parseTag('v1')), '', v1],
+    ['empty revision link of an untagged manifest', (v2: string) => layout.revisionLinkPath(v2, APP, oldEdge.digest), '', oldEdge],
   ] as const) {
     await withCopy(async (root, v2) => {
       await writeFile(path(v2), content);
@@ -117,7 +121,7 @@ test('gc: an empty or malformed tag or revision link (what a 2.8 crash leaves) k
           for (const snap of [before, after]) snap.delete(V2);
           assert.deepEqual(after, before, what);
         }
-        for (const d of digestsOf(v1)) assert.ok(existsSync(layout.blobDataPath(v2, d)), `${what}, deleteUntagged ${deleteUntagged}: deleted ${d}`);
+        for (const d of digestsOf(image)) assert.ok(existsSync(layout.blobDataPath(v2, d)), `${what}, deleteUntagged ${deleteUntagged}: deleted ${d}`);
       }
     });
   }

@@ -149,11 +149,13 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
 /**
  * A repository's roots: every revision link (a malformed one still protects the manifest its
  * path names), or every tag's current manifest. A tag is a root whatever its revision link
- * holds (an empty one is what a 2.8 crash leaves): gc deletes nothing it is not certain of.
+ * holds, and a revision link that cannot be read is one even when untagged (an empty link is
+ * what a 2.8 crash leaves): gc deletes nothing it is not certain of.
  */
 function roots(repo: RepoScan, taggedOnly: boolean): Digest[] {
   if (!taggedOnly) return repo.revisions.map((r) => r.named);
-  return repo.tags.flatMap((t) => (t.current?.target !== undefined ? [t.current.target] : []));
+  const unreadable = repo.revisions.filter((r) => r.error !== undefined).map((r) => r.named);
+  return [...repo.tags.flatMap((t) => (t.current?.target !== undefined ? [t.current.target] : [])), ...unreadable];
 }
 
 async function sweep(v2: string, plan: Plan, jobs: number): Promise<void> {
