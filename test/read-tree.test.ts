@@ -304,3 +304,21 @@ test('a FIFO as an upload\'s startedat does not make verify or gc wait', async (
     await cleanup();
   }
 });
+
+test('a file where a link\'s directory should be is LINK_INVALID, not a missing link: gc --delete-untagged refuses', async () => {
+  const { dir, cleanup } = await tempDir('regfs-notdir-');
+  try {
+    const { root, v2 } = await fixtureCopy(join(dir, 'a'));
+    const current = dirname(layout.tagCurrentLinkPath(v2, APP, V1));
+    await rm(current, { recursive: true });
+    await writeFile(current, v1.digest);
+    const verify = await runBounded(['verify', root]);
+    assert.ok(verify.stdout.includes('LINK_INVALID') && verify.stdout.includes(layout.tagCurrentLinkPath(v2, APP, V1)), verify.stdout);
+    const r = await runBounded(['gc', root, '--apply', '--delete-untagged']);
+    assert.notEqual(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /UNSAFE/);
+    for (const d of [v1.digest, v1.config.digest, ...v1.layers.map((l) => l.digest)] as Digest[]) assert.ok(existsSync(layout.blobDir(v2, d)), `deleted ${d}`);
+  } finally {
+    await cleanup();
+  }
+});

@@ -14,7 +14,8 @@ import { writeFileAtomicSync } from '../fs/atomic.js';
 const LINK_MAX_BYTES = 200;
 
 /**
- * Read a link file; undefined if it does not exist, LINK_INVALID if it is malformed. A
+ * Read a link file; undefined if it does not exist, LINK_INVALID if it is malformed or a
+ * component of its path is not a directory. A
  * symbolic link is refused without being followed, and at most LINK_MAX_BYTES + 1 bytes are
  * read, so a link file can neither lead the read elsewhere nor make it large.
  */
@@ -33,7 +34,9 @@ export function readLinkBytes(path: string): Buffer | undefined {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (code === 'ENOENT') return undefined;
+    // A file where a directory of the path should be: the registry answers 500, not "unknown".
+    if (code === 'ENOTDIR') throw new RegfsError('LINK_INVALID', `link "${path}" cannot exist: a component of its path is not a directory`, { path });
     if (code === 'ELOOP') throw new RegfsError('LINK_INVALID', `link "${path}" is a symbolic link; link files are plain files`, { path });
     // open(2) of a socket, or of a device with nothing behind it.
     if (code === 'ENXIO' || code === 'ENODEV') throw notAFile(path, 'a socket or device');
