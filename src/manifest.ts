@@ -4,8 +4,8 @@
  * needs from it: the blobs it references and, for an index, its children.
  *
  * Detection follows the registry: `schemaVersion` 1 is schema1 (signed if it carries
- * `signatures`); `schemaVersion` 2 goes by `mediaType`, and without one by whether
- * `manifests` (an OCI index) or `config` (an OCI manifest) is present.
+ * `signatures`); `schemaVersion` 2 goes by `mediaType`, and without one it is an OCI index
+ * if it decodes as one with a `manifests` array, else an OCI image manifest.
  */
 import { RegfsError } from './errors.js';
 import { digestOf, parseDigest, digestAlgorithm, type Digest } from './digest.js';
@@ -110,9 +110,10 @@ type GoStruct = Record<string, unknown>;
  * Parse manifest bytes without checking them against a digest (the caller did, or computes
  * it). The document is read as docker-registry 2.8.2 reads a stored manifest to serve it
  * (manifeststore.go Get), with Go's encoding/json (./gojson.ts): `schemaVersion` and
- * `mediaType` pick the struct, keys match fields case-insensitively, the last of duplicate
- * keys wins, and a value of the wrong type anywhere in those structs makes the manifest one
- * the registry cannot serve (MANIFEST_INVALID), as does a byte order mark or trailing bytes.
+ * `mediaType` pick the struct, keys match fields case-insensitively, duplicate keys are
+ * decoded in order into the same field (the last scalar wins, objects and arrays merge), and
+ * a value of the wrong type anywhere in those structs makes the manifest one the registry
+ * cannot serve (MANIFEST_INVALID), as does a byte order mark or trailing bytes.
  */
 export function parseManifestContent(raw: Buffer, digest: Digest, where: string): Manifest {
   const invalid = (why: string): RegfsError =>
