@@ -208,7 +208,7 @@ export interface GoSlice {
 const STRUCT_FIELDS = new WeakMap<GoType, Array<[string, GoType]>>();
 
 /** Go's zero value for a type: '', 0n, a struct of zeros, or null (nil) for a slice, pointer or map. */
-export function zero(type: GoType): unknown {
+function zero(type: GoType): unknown {
   switch (type.k) {
     case 'string':
       return '';
