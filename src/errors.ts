@@ -37,6 +37,7 @@ export type RegfsErrorCode =
   | 'TEMP_FILE'
   | 'STALE_UPLOAD'
   | 'STALE_LOCK'
+  | 'SYMLINK_LOOP'
   | 'UNSAFE'
   | 'LOCKED'
   | 'NOT_DIR_TRANSPORT'

@@ -4,11 +4,12 @@
  * needs from it: the blobs it references and, for an index, its children.
  *
  * Detection follows the registry: `schemaVersion` 1 is schema1 (signed if it carries
- * `signatures`); `schemaVersion` 2 goes by `mediaType`, and without one by whether
- * `manifests` (an OCI index) or `config` (an OCI manifest) is present.
+ * `signatures`); `schemaVersion` 2 goes by `mediaType`, and without one it is an OCI index
+ * if it decodes as one with a `manifests` array, else an OCI image manifest.
  */
 import { RegfsError } from './errors.js';
 import { digestOf, parseDigest, digestAlgorithm, type Digest } from './digest.js';
+import { foldKey, goDecode, parseJson, sliceItems, type GoType, type JsonValue } from './gojson.js';
 
 export const MediaTypes = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -99,31 +100,64 @@ export function parseManifest(raw: Buffer, digest: Digest, where: string): Manif
   return parseManifestContent(raw, digest, where);
 }
 
-/** Parse manifest bytes without checking them against a digest (the caller did, or computes it). */
+// The structs docker-registry 2.8.2 decodes a stored manifest into (manifest/versioned.go,
+// blobs.go Descriptor, schema2, ocischema, manifestlist, schema1), as Go types.
+const S: GoType = { k: 'string' };
+const INT: GoType = { k: 'int' };
+const strings: GoType = { k: 'slice', elem: S };
+const struct = (fields: Record<string, GoType>): Extract<GoType, { k: 'struct' }> => ({ k: 'struct', fields });
+const VERSIONED = { schemaVersion: INT, mediaType: S };
+const PLATFORM = struct({ architecture: S, os: S, 'os.version': S, 'os.features': strings, variant: S });
+const DESCRIPTOR = struct({ mediaType: S, size: INT, digest: S, urls: strings, annotations: { k: 'map', elem: S }, platform: { k: 'ptr', elem: PLATFORM } });
+const MANIFEST_DESCRIPTOR = struct({ ...DESCRIPTOR.fields, platform: struct({ ...PLATFORM.fields, features: strings }) });
+const GO_TYPES = {
+  versioned: struct(VERSIONED),
+  schema2: struct({ ...VERSIONED, config: DESCRIPTOR, layers: { k: 'slice', elem: DESCRIPTOR } }),
+  oci: struct({ ...VERSIONED, config: DESCRIPTOR, layers: { k: 'slice', elem: DESCRIPTOR }, annotations: { k: 'map', elem: S } }),
+  list: struct({ ...VERSIONED, manifests: { k: 'slice', elem: MANIFEST_DESCRIPTOR } }),
+  schema1: struct({ ...VERSIONED, name: S, tag: S, architecture: S, fsLayers: { k: 'slice', elem: struct({ blobSum: S }) }, history: { k: 'slice', elem: struct({ v1Compatibility: S }) } }),
+};
+
+type GoStruct = Record<string, unknown>;
+
+/**
+ * Parse manifest bytes without checking them against a digest (the caller did, or computes
+ * it). The document is read as docker-registry 2.8.2 reads a stored manifest to serve it
+ * (manifeststore.go Get), with Go's encoding/json (./gojson.ts): `schemaVersion` and
+ * `mediaType` pick the struct, keys match fields case-insensitively, duplicate keys are
+ * decoded in order into the same field (the last scalar wins, objects and arrays merge), and
+ * a value of the wrong type anywhere in those structs makes the manifest one the registry
+ * cannot serve (MANIFEST_INVALID), as does a byte order mark or trailing bytes.
+ */
 export function parseManifestContent(raw: Buffer, digest: Digest, where: string): Manifest {
   const invalid = (why: string): RegfsError =>
     new RegfsError('MANIFEST_INVALID', `manifest "${where}" (${digest}) ${why}`, { path: where, digest });
-  let doc: unknown;
+  let doc: JsonValue;
   try {
-    doc = JSON.parse(raw.toString('utf8'));
+    doc = parseJson(raw.toString('utf8'));
   } catch (err) {
     throw invalid(`is not JSON: ${(err as Error).message}`);
   }
-  if (!isObject(doc)) throw invalid('is not a JSON object');
+  if (doc.t !== 'object') throw invalid('is not a JSON object');
+  const as = (type: Extract<GoType, { k: 'struct' }>, what: string): GoStruct => {
+    const { value: v, errors } = goDecode(doc, type) as { value: GoStruct; errors: string[] };
+    if (errors.length > 0) throw invalid(`cannot be decoded as ${what} (the registry cannot serve it): ${errors[0]}`);
+    return v;
+  };
+  const versioned = as(GO_TYPES.versioned, 'a manifest');
+  const mediaType = versioned['mediaType'] as string;
   const base = { raw, digest, config: undefined, layers: [], manifests: [], subject: undefined, artifactType: undefined };
-  const mediaType = optionalString(doc, 'mediaType', invalid);
 
-  if (doc['schemaVersion'] === 1) {
-    if (mediaType !== undefined && mediaType !== '' && mediaType !== 'application/json' && mediaType !== MediaTypes.schema1 && mediaType !== MediaTypes.schema1Signed) {
+  if (versioned['schemaVersion'] === 1n) {
+    if (mediaType !== '' && mediaType !== 'application/json' && mediaType !== MediaTypes.schema1 && mediaType !== MediaTypes.schema1Signed) {
       throw invalid(`has schemaVersion 1 and unsupported media type ${JSON.stringify(mediaType)}`);
     }
-    const signed = 'signatures' in doc;
-    const fsLayers = doc['fsLayers'];
-    if (!Array.isArray(fsLayers) || fsLayers.length === 0) throw invalid('is schema1 without fsLayers');
+    const signed = lookup(doc, 'signatures') !== undefined;
+    const fsLayers = sliceItems(as(GO_TYPES.schema1, 'a schema1 manifest')['fsLayers']) as GoStruct[];
+    if (fsLayers.length === 0) throw invalid('is schema1 without fsLayers');
     const seen = new Set<string>();
     const layers: Descriptor[] = [];
     for (const [i, l] of fsLayers.entries()) {
-      if (!isObject(l) || typeof l['blobSum'] !== 'string') throw invalid(`has a bad fsLayers[${i}]`);
       const d = descriptorDigest(l['blobSum'], `fsLayers[${i}].blobSum`, invalid);
       if (seen.has(d)) continue;
       seen.add(d);
@@ -137,58 +171,60 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
       layers,
     };
   }
-  if (doc['schemaVersion'] !== 2) throw invalid(`has unsupported schemaVersion ${JSON.stringify(doc['schemaVersion'])}`);
+  if (versioned['schemaVersion'] !== 2n) throw invalid(`has unsupported schemaVersion ${String(versioned['schemaVersion'])}`);
 
   let kind: ManifestKind;
+  let m: GoStruct;
   switch (mediaType) {
     case MediaTypes.dockerManifest:
-      kind = 'docker';
+      [kind, m] = ['docker', as(GO_TYPES.schema2, 'a Docker image manifest')];
       break;
     case MediaTypes.dockerManifestList:
-      kind = 'docker-list';
+      [kind, m] = ['docker-list', as(GO_TYPES.list, 'a manifest list')];
       break;
     case MediaTypes.ociManifest:
-      kind = 'oci';
+      [kind, m] = ['oci', as(GO_TYPES.oci, 'an OCI image manifest')];
       break;
     case MediaTypes.ociIndex:
-      kind = 'oci-index';
+      [kind, m] = ['oci-index', as(GO_TYPES.list, 'an OCI index')];
       break;
-    case undefined:
-    case '':
-      if ('manifests' in doc) kind = 'oci-index';
-      else if ('config' in doc) kind = 'oci';
-      else throw invalid('has no mediaType and neither config nor manifests');
+    case '': {
+      // As the registry does: an index if it decodes as one with a manifests array, else an
+      // OCI image manifest.
+      const { value, errors } = goDecode(doc, GO_TYPES.list);
+      const list = value as GoStruct;
+      if (errors.length === 0 && list['manifests'] !== null) [kind, m] = ['oci-index', list];
+      else [kind, m] = ['oci', as(GO_TYPES.oci, 'an OCI image manifest (it has no mediaType and no manifests array)')];
       break;
+    }
     default:
       throw invalid(`has unsupported media type ${JSON.stringify(mediaType)}`);
   }
-  // subject and artifactType are never followed; the 2.8 registry stores and serves a
-  // manifest whatever they hold, so an odd one is ignored rather than refused.
-  const subject = lenient(() => parseDescriptor(doc['subject'], 'subject', invalid));
-  const artifactType = typeof doc['artifactType'] === 'string' ? doc['artifactType'] : undefined;
-  const declared = mediaType === undefined || mediaType === '' ? (kind === 'oci' ? MediaTypes.ociManifest : MediaTypes.ociIndex) : mediaType;
+  // subject and artifactType are not in 2.8's structs: the registry stores and serves a
+  // manifest whatever they hold, so they are read leniently and never followed.
+  const subjectValue = lookup(doc, 'subject');
+  const subject = subjectValue === undefined ? undefined : lenient(() => toDescriptor(decodeLenient(subjectValue, DESCRIPTOR), 'subject', invalid));
+  const artifactValue = lookup(doc, 'artifactType');
+  const artifactType = artifactValue?.t === 'string' ? artifactValue.v : undefined;
+  const declared = mediaType === '' ? (kind === 'oci' ? MediaTypes.ociManifest : MediaTypes.ociIndex) : mediaType;
 
   if (isIndexKind(kind)) {
-    const list = doc['manifests'];
-    if (!Array.isArray(list)) throw invalid('is an index without a manifests array');
     return {
       ...base,
       kind,
       mediaType: declared,
-      manifests: list.map((m, i) => parseDescriptor(m, `manifests[${i}]`, invalid)),
+      manifests: (sliceItems(m['manifests']) as GoStruct[]).map((c, i) => toDescriptor(c, `manifests[${i}]`, invalid, childArtifactType(doc, i))),
       subject,
       artifactType,
     };
   }
-  // No layers is an empty list, as Go's nil slice is to the registry.
-  const layers = doc['layers'] ?? [];
-  if (!Array.isArray(layers)) throw invalid('has a layers field that is not an array');
   return {
     ...base,
     kind,
     mediaType: declared,
-    config: parseDescriptor(doc['config'], 'config', invalid),
-    layers: layers.map((l, i) => parseDescriptor(l, `layers[${i}]`, invalid)),
+    config: toDescriptor(m['config'] as GoStruct, 'config', invalid),
+    // No layers is an empty list, as Go's nil slice is to the registry.
+    layers: (sliceItems(m['layers']) as GoStruct[]).map((l, i) => toDescriptor(l, `layers[${i}]`, invalid)),
     subject,
     artifactType,
   };
@@ -224,19 +260,31 @@ function lenient<T>(f: () => T): T | undefined {
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** The value of the last key of an object that Go would match to a field `name` (undefined if none). */
+function lookup(doc: JsonValue, name: string): JsonValue | undefined {
+  if (doc.t !== 'object') return undefined;
+  let last: JsonValue | undefined;
+  for (const [k, v] of doc.entries) if (foldKey(k) === foldKey(name)) last = v;
+  return last;
 }
 
-function optionalString(doc: Record<string, unknown>, key: string, invalid: Invalid): string | undefined {
-  const v = doc[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw invalid(`has a non-string ${key}`);
-  return v;
+/** Decode a value into a Go type, undefined if Go would refuse it. */
+function decodeLenient(v: JsonValue, type: Extract<GoType, { k: 'struct' }>): GoStruct {
+  const { value, errors } = goDecode(v, type);
+  if (errors.length > 0) throw new Error(errors[0]);
+  return value as GoStruct;
+}
+
+/** An index child's artifactType (not in 2.8's structs): read leniently from the last manifests array. */
+function childArtifactType(doc: JsonValue, i: number): string | undefined {
+  const list = lookup(doc, 'manifests');
+  const child = list?.t === 'array' ? list.items[i] : undefined;
+  const v = child === undefined ? undefined : lookup(child, 'artifactType');
+  return v?.t === 'string' ? v.v : undefined;
 }
 
 function descriptorDigest(v: unknown, field: string, invalid: Invalid): Digest {
-  if (typeof v !== 'string') throw invalid(`has no digest in ${field}`);
+  if (typeof v !== 'string' || v === '') throw invalid(`has no digest in ${field}`);
   try {
     return parseDigest(v);
   } catch (err) {
@@ -244,23 +292,23 @@ function descriptorDigest(v: unknown, field: string, invalid: Invalid): Digest {
   }
 }
 
-function parseDescriptor(v: unknown, field: string, invalid: Invalid): Descriptor {
-  if (!isObject(v)) throw invalid(`has a bad ${field}: not an object`);
-  const size = v['size'];
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`has a bad size in ${field}`);
-  const urls = v['urls'];
-  if (urls !== undefined && (!Array.isArray(urls) || !urls.every((u) => typeof u === 'string'))) throw invalid(`has bad urls in ${field}`);
-  let platform: Platform | undefined;
-  const p = v['platform'];
-  if (isObject(p) && typeof p['os'] === 'string' && typeof p['architecture'] === 'string') {
-    platform = { os: p['os'], architecture: p['architecture'], variant: typeof p['variant'] === 'string' ? p['variant'] : undefined };
-  }
+/** A descriptor from its decoded Go struct (a v1.Platform pointer, or an index child's PlatformSpec). */
+function toDescriptor(v: GoStruct, field: string, invalid: Invalid, artifactType?: string): Descriptor {
+  const size = v['size'] as bigint;
+  // Go holds any int64; regfs refuses sizes it cannot check (no real blob is near 2^53 bytes).
+  if (size < 0n || size > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`has a bad size in ${field}: ${size}`);
+  const urls = sliceItems(v['urls']) as string[];
+  const p = v['platform'] as GoStruct | null;
+  const platform =
+    p === null || (p['os'] === '' && p['architecture'] === '' && p['variant'] === '')
+      ? undefined
+      : { os: p['os'] as string, architecture: p['architecture'] as string, variant: p['variant'] === '' ? undefined : (p['variant'] as string) };
   return {
-    mediaType: optionalString(v, 'mediaType', invalid),
+    mediaType: v['mediaType'] === '' ? undefined : (v['mediaType'] as string),
     digest: descriptorDigest(v['digest'], field, invalid),
-    size,
-    urls: urls === undefined || urls.length === 0 ? undefined : (urls as string[]),
+    size: Number(size),
+    urls: urls.length === 0 ? undefined : urls,
     platform,
-    artifactType: optionalString(v, 'artifactType', invalid),
+    artifactType,
   };
 }

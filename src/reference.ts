@@ -2,7 +2,8 @@
  * Repository names, tags and image references, validated by the grammar of
  * distribution/reference as docker-registry 2.8 applies it. `parseRepoName` and `parseTag`
  * are the only ways to obtain a `RepoName` or a `Tag`, so a name with `..`, an absolute path
- * or upper case in a path component never reaches a path join.
+ * or upper case in a path component never reaches a path join. Upper case is allowed in the
+ * first of several components, which the grammar reads as a domain (`Team/app`).
  */
 import { RegfsError } from './errors.js';
 import { parseDigest, type Digest } from './digest.js';
@@ -33,13 +34,12 @@ export function parseRepoName(s: string): RepoName {
   if (s.length === 0) fail('empty');
   if (s.length > NAME_MAX_LENGTH) fail(`longer than ${NAME_MAX_LENGTH} characters`);
   const parts = s.split('/');
-  // The grammar is (domain/)?path(/path)*: a first component that fits the path grammar is
-  // one (my_host.example is not a valid host, but it is a valid path component).
-  let first = 0;
-  if (parts.length > 1 && !PATH_COMPONENT.test(parts[0]!) && looksLikeDomain(parts[0]!)) {
-    if (!DOMAIN.test(parts[0]!)) fail(`bad registry host ${JSON.stringify(parts[0])}`);
-    first = 1;
-  }
+  // The grammar is (domain/)?path(/path)*, and a domain component may hold upper case and
+  // need not hold a dot: the first of several components is a domain whenever it fits the
+  // domain grammar (`Team/app`, which 2.8 stores and serves), and a path component when it
+  // fits that one (my_host.example is not a valid host, but it is a valid path component).
+  const first = parts.length > 1 && !PATH_COMPONENT.test(parts[0]!) && DOMAIN.test(parts[0]!) ? 1 : 0;
+  if (first === 0 && parts.length > 1 && !PATH_COMPONENT.test(parts[0]!) && looksLikeDomain(parts[0]!)) fail(`bad registry host ${JSON.stringify(parts[0])}`);
   for (let i = first; i < parts.length; i++) {
     const p = parts[i]!;
     if (!PATH_COMPONENT.test(p)) {

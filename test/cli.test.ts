@@ -46,7 +46,7 @@ test('cli: problems exit 1 naming file, line and code, with no stack trace; --ke
   const t = await tempDir();
   try {
     const list = join(t.dir, 'images.list');
-    await writeFile(list, 'team/app:v1\nteam/app:nope\nUPPER/case\n');
+    await writeFile(list, 'team/app:v1\nteam/app:nope\nteam/UPPER\n');
     const r = await runCli(['extract', list, FIXTURE_ROOT, join(t.dir, 'out')]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`error: ${list}:2: team/app:nope: .* \\[TAG_UNKNOWN\\]`));

@@ -90,3 +90,45 @@ test('manifest: as lenient as the 2.8 registry where it stores and serves (no la
   assert.equal(odd.subject, undefined);
   assert.equal(odd.artifactType, undefined);
 });
+
+test('manifest: read as Go reads it: keys match case-insensitively, the last duplicate wins, objects and arrays merge', () => {
+  const D = MediaTypes.dockerManifest;
+  const m = parse(`{"schemaVersion":2,"mediaType":"${D}","Config":${JSON.stringify(desc('a'))},"layers":[${JSON.stringify(desc('b'))}],"LAYERS":[${JSON.stringify(desc('c'))}]}`);
+  assert.deepEqual(referencedBlobs(m).map((d) => d.digest), [h('a'), h('c')]);
+  // An array is decoded element by element into the one before: fields the second lacks stay,
+  // and elements past a shorter array's end come back when a longer one follows (Go's backing array).
+  const merged = parse(`{"schemaVersion":2,"mediaType":"${D}","config":${JSON.stringify(desc('a'))},"layers":[${JSON.stringify(desc('b', 10, { urls: ['https://x'] }))},${JSON.stringify(desc('c'))}],"layers":[{"size":5}],"layers":[{"size":6},{"size":7}]}`);
+  assert.deepEqual(merged.layers.map((d) => [d.digest, d.size, d.urls]), [[h('b'), 6, ['https://x']], [h('c'), 7, undefined]]);
+  // null keeps a struct and a string, empties a slice.
+  const nulls = parse(`{"schemaVersion":2,"mediaType":"${D}","config":${JSON.stringify(desc('a'))},"config":null,"layers":[${JSON.stringify(desc('b'))}],"layers":null}`);
+  assert.deepEqual(referencedBlobs(nulls).map((d) => d.digest), [h('a')]);
+  // Without a mediaType, an index is whatever decodes with a manifests array, whatever its case.
+  assert.equal(parse({ schemaVersion: 2, Manifests: [desc('d')] }).kind, 'oci-index');
+  assert.equal(parse({ schemaVersion: 2, manifests: null, config: desc('a') }).kind, 'oci');
+  // A missing size is Go's zero.
+  assert.equal(parse({ schemaVersion: 2, mediaType: D, config: { digest: h('a') } }).config?.size, 0);
+});
+
+test('manifest: what Go refuses to decode is MANIFEST_INVALID (BOM, trailing bytes, wrong types, non-integer numbers, depth)', () => {
+  const D = MediaTypes.dockerManifest;
+  const good = { schemaVersion: 2, mediaType: D, config: desc('a'), layers: [] };
+  for (const bad of [
+    `\ufeff${JSON.stringify(good)}`,
+    `${JSON.stringify(good)} x`,
+    `${JSON.stringify(good)}{}`,
+    JSON.stringify(good).replace('"size":10', '"size":10.0'),
+    JSON.stringify(good).replace('"size":10', '"size":1e1'),
+    JSON.stringify(good).replace('"size":10', '"size":"10"'),
+    JSON.stringify(good).replace('"schemaVersion":2', '"schemaVersion":2.0'),
+    JSON.stringify(good).replace('"schemaVersion":2', '"schemaVersion":true'),
+    JSON.stringify({ ...good, layers: {} }),
+    JSON.stringify({ ...good, config: { ...desc('a'), urls: 'x' } }),
+    JSON.stringify({ ...good, config: { ...desc('a'), platform: { os: 1 } } }),
+    JSON.stringify({ ...good, config: { ...desc('a'), size: 2 ** 63 } }),
+    JSON.stringify({ ...good, extra: '['.repeat(10001) + ']'.repeat(10001) }).replace(/"\[+\]+"/, '['.repeat(10001) + ']'.repeat(10001)),
+  ]) {
+    assert.throws(() => parse(bad), (e) => isRegfsError(e, 'MANIFEST_INVALID'), bad.slice(0, 120));
+  }
+  // Deep nesting within Go's limit, in a field Go skips, is fine.
+  assert.equal(parse(JSON.stringify({ ...good, extra: 0 }).replace('"extra":0', `"extra":${'['.repeat(9000)}${']'.repeat(9000)}`)).kind, 'docker');
+});

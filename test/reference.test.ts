@@ -41,6 +41,13 @@ test('names: the distribution grammar', () => {
   assert.equal(parseRepoName('x'.repeat(255)), 'x'.repeat(255));
 });
 
+test('names: a first component with upper case is a domain, which 2.8 stores and serves (Team/app)', () => {
+  for (const ok of ['Team/app', 'Team/app/worker', 'My-Host/a', 'A1/x', 'TEAM.Example/x']) assert.equal(parseRepoName(ok), ok);
+  for (const bad of ['Team', 'team/App', 'Team/App', 'Te_am/x', '-Team/x', 'Team-/x', 'Team:x/y']) {
+    assert.throws(() => parseRepoName(bad), (e) => isRegfsError(e, 'NAME_INVALID'), JSON.stringify(bad));
+  }
+});
+
 test('tags: [\\w][\\w.-]{0,127}', () => {
   for (const ok of ['latest', 'v1.2.3', 'A_b-c.', '_x', '1', 'x'.repeat(128), `sha256-${hex}.sig`]) assert.equal(parseTag(ok), ok);
   for (const bad of ['', '.a', '-a', 'a/b', 'a:b', 'x'.repeat(129), 'a b', '..']) {

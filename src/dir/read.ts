@@ -2,10 +2,13 @@
  * Reading `dir:` image directories as containers/image does (directory_src.go): the
  * `version` file is not required; blobs are `<hex>` (version 1.1) or `<hex>.tar` (1.0);
  * an index's instances are `<hex>.manifest.json`. Manifests are returned as the registry
- * would store them: a signed schema1 manifest becomes its canonical payload.
+ * would store them: a signed schema1 manifest becomes its canonical payload. Symbolic links
+ * are followed, as containers/image follows them; a FIFO, socket, device or directory where
+ * a file should be is refused without being opened.
  */
-import { lstat, readFile } from 'node:fs/promises';
-import { errnoCode, ioError, RegfsError } from '../errors.js';
+import { readFile } from 'node:fs/promises';
+import { ioError, RegfsError } from '../errors.js';
+import { statData } from '../registry/follow.js';
 import { digestOf, type Digest } from '../digest.js';
 import { parseManifestContent, type Manifest } from '../manifest.js';
 import { MANIFEST_MAX_BYTES } from '../registry/read.js';
@@ -25,19 +28,18 @@ export interface DirBlob {
  */
 export async function readDirManifest(dir: string, instance?: Digest): Promise<Manifest | undefined> {
   const path = manifestPath(dir, instance);
+  // Type first, without opening: a FIFO would block, a device must not be read.
+  const st = statData(path);
+  if (st === undefined) return undefined;
+  if (st.notRegular !== undefined) throw new RegfsError('MANIFEST_INVALID', `"${path}" is ${st.notRegular}, not a regular file`, { path });
+  // Checked before the read: a manifest file the registry would refuse is never read whole.
+  if (st.size > MANIFEST_MAX_BYTES) {
+    throw new RegfsError('MANIFEST_INVALID', `manifest "${path}" is ${st.size} bytes, larger than the registry's ${MANIFEST_MAX_BYTES}-byte limit for a manifest`, { path });
+  }
   let raw: Buffer;
   try {
-    const st = await lstat(path);
-    if (!st.isFile()) throw new RegfsError('MANIFEST_INVALID', `"${path}" is not a regular file`, { path });
-    // Checked before the read: a manifest file the registry would refuse is never read whole.
-    if (st.size > MANIFEST_MAX_BYTES) {
-      throw new RegfsError('MANIFEST_INVALID', `manifest "${path}" is ${st.size} bytes, larger than the registry's ${MANIFEST_MAX_BYTES}-byte limit for a manifest`, { path });
-    }
-    raw = await readFile(path);
+    raw = await readFile(st.path);
   } catch (err) {
-    if (err instanceof RegfsError) throw err;
-    const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw ioError('reading manifest', path, err);
   }
   const stored = storedBytes(raw, path);
@@ -51,18 +53,13 @@ export async function readDirManifest(dir: string, instance?: Digest): Promise<M
 /** A blob of an image directory (`<hex>`, else `<hex>.tar`); undefined if neither exists. */
 export async function findDirBlob(dir: string, d: Digest): Promise<DirBlob | undefined> {
   for (const path of [blobPath(dir, d), legacyBlobPath(dir, d)]) {
-    let st;
-    try {
-      st = await lstat(path);
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-      throw ioError('reading blob', path, err);
+    const st = statData(path);
+    if (st === undefined) continue;
+    if (st.notRegular !== undefined) {
+      throw new RegfsError('BLOB_INVALID', `blob "${path}" is ${st.notRegular}; a blob must be a regular file (or a symbolic link to one)`, { path, digest: d });
     }
-    if (!st.isFile()) {
-      throw new RegfsError('BLOB_INVALID', `blob "${path}" is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; regfs only reads regular files`, { path, digest: d });
-    }
-    return { path, size: st.size };
+    // The real file: it is what gets hard-linked into the destination.
+    return { path: st.path, size: st.size };
   }
   return undefined;
 }

@@ -8,9 +8,11 @@
  * The sweep deletes unmarked blobs, the `_layers` links to them, and with `deleteUntagged`
  * the revision links (and tag history entries) of manifests no tag reaches, then leftovers
  * of interrupted writes (temp files, regfs trash), then the directories that leaves empty. Links go before blobs, so a run that is interrupted leaves
- * no link to deleted data; a re-run finishes the sweep. A dry run is the default. If any
- * root manifest cannot be read, its references are unknown, so `apply` is refused (UNSAFE):
- * `regfs verify` says what is wrong.
+ * no link to deleted data; a re-run finishes the sweep. A dry run is the default. gc deletes
+ * nothing it is not certain of: if a manifest it reaches cannot be read, a repository
+ * directory's name cannot be parsed, a symbolic link loops, or (with `deleteUntagged`) a tag
+ * cannot be read, `apply` is refused (UNSAFE): `regfs verify` says what is wrong. Symbolic
+ * links to data and directories are followed for reading, as the registry follows them.
  */
 import { rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -45,7 +47,7 @@ export interface GcResult {
   links: string[];
   /** Leftovers of interrupted writes (temp files, regfs trash and staging directories) and empty link directories. */
   temps: string[];
-  /** Manifests that could not be read while marking: apply is refused while there are any. */
+  /** What could not be read while marking (manifests, tags with -m, repositories): apply is refused while there are any. */
   problems: Finding[];
   marked: number;
   seconds: number;
@@ -60,7 +62,8 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
     const scan = await scanStorage(reader.v2);
     const plan = await markAndPlan(reader, scan, opts.deleteUntagged === true);
     if (opts.apply === true && plan.problems.length > 0) {
-      throw new RegfsError('UNSAFE', `${plan.problems.length} manifest${plan.problems.length === 1 ? '' : 's'} could not be read, so what they reference is unknown; nothing was deleted. Run regfs verify`, {
+      const n = plan.problems.length;
+      throw new RegfsError('UNSAFE', `${n} thing${n === 1 ? '' : 's'} gc relies on could not be read, so what is in use is not certain; nothing was deleted. Run regfs verify`, {
         problems: plan.problems.map((p) => new RegfsError(p.code, p.message, { path: p.path, digest: p.digest })),
       });
     }
@@ -73,26 +76,40 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
 type Plan = Omit<GcResult, 'applied' | 'seconds'>;
 
 async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: boolean): Promise<Plan> {
-  const present = (d: Digest): boolean => scan.blobs.get(d)?.data?.regular === true;
+  // Data that exists is present even if it is not a regular file: the registry follows
+  // symbolic links, and reading a manifest that is not a regular file is a problem (UNSAFE).
+  const present = (d: Digest): boolean => scan.blobs.get(d)?.data !== undefined;
   const marked = new Set<Digest>();
   const problems: Finding[] = [];
-
-  /** Mark a manifest and all it references; returns the manifests reached (for per-repository reachability). */
-  const mark = async (d: Digest, reached: Set<Digest>): Promise<void> => {
-    if (reached.has(d)) return;
-    reached.add(d);
-    marked.add(d);
-    if (!present(d)) return;
-    let m;
-    try {
-      m = await reader.manifest(d);
-    } catch (err) {
-      if (!(err instanceof RegfsError)) throw err;
-      problems.push({ code: err.code, path: err.path ?? scan.blobs.get(d)!.dir, message: err.message, digest: d });
-      return;
+  for (const s of scan.strays) {
+    if (s.kind === 'bad-repository-name') {
+      problems.push({ code: 'NAME_INVALID', path: s.path, message: `"${s.path}" holds _manifests but its path is not a repository name regfs can parse, so what it references is unknown` });
+    } else if (s.kind === 'loop') {
+      problems.push({ code: 'SYMLINK_LOOP', path: s.path, message: `"${s.path}" is a symbolic link to a directory that contains it, so the repositories under it are not all known` });
     }
-    if (isIndexKind(m.kind)) for (const c of m.manifests) await mark(c.digest, reached);
-    else for (const b of referencedBlobs(m)) marked.add(b.digest);
+  }
+
+  /** Mark manifests and all they reference, from `roots`; returns the manifests reached (for per-repository reachability). */
+  const mark = (roots: Digest[]): Set<Digest> => {
+    const reached = new Set<Digest>();
+    const work = [...roots];
+    for (let d = work.pop(); d !== undefined; d = work.pop()) {
+      if (reached.has(d)) continue;
+      reached.add(d);
+      marked.add(d);
+      if (!present(d)) continue;
+      let m;
+      try {
+        m = reader.manifest(d);
+      } catch (err) {
+        if (!(err instanceof RegfsError)) throw err;
+        problems.push({ code: err.code, path: err.path ?? scan.blobs.get(d)!.dir, message: err.message, digest: d });
+        continue;
+      }
+      if (isIndexKind(m.kind)) for (const c of m.manifests) work.push(c.digest);
+      else for (const b of referencedBlobs(m)) marked.add(b.digest);
+    }
+    return reached;
   };
 
   const manifests: Plan['manifests'] = [];
@@ -103,8 +120,7 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
         if (t.current?.error !== undefined) problems.push({ code: t.current.error.code, path: t.current.path, message: `${t.current.error.message}: what tag ${repo.name}:${t.tag} holds is unknown` });
       }
     }
-    const reached = new Set<Digest>();
-    for (const root of roots(repo, deleteUntagged)) if (present(root)) await mark(root, reached);
+    const reached = mark(roots(repo, deleteUntagged));
     if (!deleteUntagged) continue;
     const doomed = new Set<Digest>();
     for (const r of repo.revisions) {
@@ -132,12 +148,14 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
 
 /**
  * A repository's roots: every revision link (a malformed one still protects the manifest its
- * path names), or every tag's current manifest.
+ * path names), or every tag's current manifest. A tag is a root whatever its revision link
+ * holds, and a revision link that cannot be read is one even when untagged (an empty link is
+ * what a 2.8 crash leaves): gc deletes nothing it is not certain of.
  */
 function roots(repo: RepoScan, taggedOnly: boolean): Digest[] {
   if (!taggedOnly) return repo.revisions.map((r) => r.named);
-  const revisions = new Set(repo.revisions.filter((r) => r.error === undefined).map((r) => r.named));
-  return repo.tags.flatMap((t) => (t.current?.target !== undefined && revisions.has(t.current.target) ? [t.current.target] : []));
+  const unreadable = repo.revisions.filter((r) => r.error !== undefined).map((r) => r.named);
+  return [...repo.tags.flatMap((t) => (t.current?.target !== undefined ? [t.current.target] : [])), ...unreadable];
 }
 
 async function sweep(v2: string, plan: Plan, jobs: number): Promise<void> {

@@ -5,7 +5,8 @@
  * - `repo:tag`: the tag's directory (its current link and history).
  * - `repo@digest`: the revision link, and every tag that points at the manifest, as the
  *   registry's manifest DELETE does. A manifest that is a child of an index in the
- *   repository is refused (UNSAFE) unless `force`: deleting it would break that index.
+ *   repository is refused (UNSAFE) unless `force`: deleting it would break that index. So
+ *   is one when an index or a tag of the repository cannot be read: it might name it.
  * - `repo`: the repository's `_manifests`, `_layers` and `_uploads`, so a nested repository
  *   `repo/sub` stays intact (an `rm -rf` of the directory would delete it too).
  *
@@ -18,10 +19,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm as removeTree, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
-import type { Digest } from '../digest.js';
+import { isDigest, type Digest } from '../digest.js';
 import { isIndexKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
-import { manifestsDir, repoDir, repositoriesDir, revisionLinkPath, tagDir, TRASH_PREFIX } from '../registry/layout.js';
+import { manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, TRASH_PREFIX } from '../registry/layout.js';
+import { listEntries } from '../registry/follow.js';
 import { RegistryReader } from '../registry/read.js';
 import { withTreeLock } from './common.js';
 
@@ -106,25 +108,34 @@ async function planRemoval(
     if (!(await reader.hasRevision(repo, digest))) {
       throw new RegfsError('MANIFEST_UNKNOWN', `manifest ${digest} has no revision link in repository ${repo}`, { path: revisionLinkPath(v2, repo, digest) });
     }
-    if (!force) {
-      const parents = await indexesNaming(reader, repo, digest);
-      if (parents.length > 0) {
-        throw new RegfsError('UNSAFE', `manifest ${digest} is a child of index ${parents.join(', ')} in ${repo}; deleting it would break that image (--force deletes it anyway)`, { digest });
-      }
+    // Certain or nothing: an index that cannot be read may name the manifest, and a tag whose
+    // link cannot be read may point at it; either would be left broken (--force goes on).
+    const { parents, unreadable } = indexesNaming(reader, repo, digest);
+    if (!force && parents.length > 0) {
+      throw new RegfsError('UNSAFE', `manifest ${digest} is a child of index ${parents.join(', ')} in ${repo}; deleting it would break that image (--force deletes it anyway)`, { digest });
     }
     const tags: string[] = [];
     const dirs: string[] = [];
-    for (const t of await reader.listTags(repo)) {
+    for (const t of reader.listTags(repo)) {
       let current;
       try {
         current = reader.tagDigest(repo, t);
-      } catch {
-        continue; // a malformed tag link names nothing
+      } catch (err) {
+        if (!(err instanceof RegfsError)) throw err;
+        unreadable.push(err);
+        continue;
       }
       if (current === digest) {
         tags.push(`${repo}:${t}`);
         dirs.push(tagDir(v2, repo, t));
       }
+    }
+    if (!force && unreadable.length > 0) {
+      const what = unreadable.map((e) => `"${e.path ?? '?'}" (${e.code})`).join(', ');
+      throw new RegfsError('UNSAFE', `cannot tell whether anything in ${repo} still needs manifest ${digest}: ${what} cannot be read; nothing was deleted (--force deletes it anyway)`, {
+        digest,
+        problems: unreadable,
+      });
     }
     // Tags first: none may point at a manifest that is gone.
     dirs.push(dirname(revisionLinkPath(v2, repo, digest)));
@@ -136,23 +147,29 @@ async function planRemoval(
   return { what: 'repository', dirs: [manifestsDir(v2, repo), join(dir, '_layers'), join(dir, '_uploads')], tags };
 }
 
-/** The indexes in the repository whose children include `digest`. */
-async function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Digest): Promise<Digest[]> {
-  const out: Digest[] = [];
-  const base = join(manifestsDir(reader.v2, repo), 'revisions');
-  for (const alg of await readdir(base).catch(() => [] as string[])) {
-    for (const hex of await readdir(join(base, alg)).catch(() => [] as string[])) {
-      const d = `${alg}:${hex}` as Digest;
-      if (d === digest) continue;
+/**
+ * The indexes in the repository whose children include `digest`, and the revisions whose
+ * manifest could not be read (so whether they name it is unknown). A revision without data is
+ * no index the registry serves.
+ */
+function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Digest): { parents: Digest[]; unreadable: RegfsError[] } {
+  const parents: Digest[] = [];
+  const unreadable: RegfsError[] = [];
+  const base = revisionsDir(reader.v2, repo);
+  for (const alg of listEntries(base)) {
+    for (const hex of listEntries(join(base, alg.name))) {
+      const d = `${alg.name}:${hex.name}`;
+      if (d === digest || !isDigest(d)) continue;
       try {
-        const m = await reader.manifest(d);
-        if (isIndexKind(m.kind) && m.manifests.some((c) => c.digest === digest)) out.push(d);
-      } catch {
-        // an unreadable or foreign entry is verify's business
+        const m = reader.manifest(d);
+        if (isIndexKind(m.kind) && m.manifests.some((c) => c.digest === digest)) parents.push(d);
+      } catch (err) {
+        if (!(err instanceof RegfsError)) throw err;
+        if (err.code !== 'BLOB_UNKNOWN') unreadable.push(err);
       }
     }
   }
-  return out;
+  return { parents, unreadable };
 }
 
 /** Delete every trash directory in a repository directory (this run's, and any a killed run left). */

@@ -138,12 +138,13 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
     if (s.kind === 'temp') add('TEMP_FILE', s.path, `"${s.path}" is a leftover temp file or directory of an interrupted write; the registry ignores it; safe to delete`);
     else if (s.kind === 'misplaced-blob') add('BLOB_INVALID', s.path, `"${s.path}" is not a blob directory (blobs/<alg>/<first two hex>/<hex>)`);
     else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `"${s.path}" holds _manifests but its path is not a valid repository name; the registry cannot serve it`);
+    else if (s.kind === 'loop') add('SYMLINK_LOOP', s.path, `"${s.path}" is a symbolic link to a directory that contains it; the registry's catalog and garbage-collect would walk it forever`);
     else add('TAG_INVALID', s.path, `"${s.path}" is not a valid tag name`);
   }
   for (const b of scan.blobs.values()) {
     counts.blobs++;
     if (b.data === undefined) add('BLOB_UNKNOWN', b.dir, `blob directory "${b.dir}" has no data`, b.digest);
-    else if (!b.data.regular) add('BLOB_INVALID', b.data.path, `blob data "${b.data.path}" is not a regular file`, b.digest);
+    else if (!b.data.regular) add('BLOB_INVALID', b.data.path, `blob data "${b.data.path}" is ${b.data.what ?? 'not a regular file'}; blob data must be a regular file (or a symbolic link to one)`, b.digest);
     else if (b.data.size === 0 && b.digest !== EMPTY_SHA256) add('EMPTY_FILE', b.data.path, `blob data "${b.data.path}" is empty, but its digest is not that of empty content`, b.digest);
     else toHash.set(b.digest, { path: b.data.path, size: b.data.size });
   }

@@ -5,7 +5,7 @@
  * other content is LINK_INVALID naming the file. Writing is always a new file by temp and
  * rename, never a hard link, so two trees never share a link inode.
  */
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
 import { writeFileAtomicSync } from '../fs/atomic.js';
@@ -14,7 +14,8 @@ import { writeFileAtomicSync } from '../fs/atomic.js';
 const LINK_MAX_BYTES = 200;
 
 /**
- * Read a link file; undefined if it does not exist, LINK_INVALID if it is malformed. A
+ * Read a link file; undefined if it does not exist, LINK_INVALID if it is malformed or a
+ * component of its path is not a directory. A
  * symbolic link is refused without being followed, and at most LINK_MAX_BYTES + 1 bytes are
  * read, so a link file can neither lead the read elsewhere nor make it large.
  */
@@ -22,26 +23,50 @@ export function readLink(path: string): Digest | undefined {
   return parseLinkContent(readLinkBytes(path), path);
 }
 
-/** The first bytes of a link file (enough to tell it is too long), not following symlinks. */
+/**
+ * The first bytes of a link file (enough to tell it is too long), not following symlinks.
+ * The open is non-blocking and the type is checked on the open descriptor before any read,
+ * so a FIFO, socket, device or directory in a link's place is refused at once.
+ */
 export function readLinkBytes(path: string): Buffer | undefined {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (code === 'ENOENT') return undefined;
+    // A file where a directory of the path should be: the registry answers 500, not "unknown".
+    if (code === 'ENOTDIR') throw new RegfsError('LINK_INVALID', `link "${path}" cannot exist: a component of its path is not a directory`, { path });
     if (code === 'ELOOP') throw new RegfsError('LINK_INVALID', `link "${path}" is a symbolic link; link files are plain files`, { path });
+    // open(2) of a socket, or of a device with nothing behind it.
+    if (code === 'ENXIO' || code === 'ENODEV') throw notAFile(path, 'a socket or device');
     throw ioError('reading link', path, err);
   }
   try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notAFile(path, fileKind(st));
     const buf = Buffer.alloc(LINK_MAX_BYTES + 1);
     return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
   } catch (err) {
-    if (errnoCode(err) === 'EISDIR') throw new RegfsError('LINK_INVALID', `link "${path}" is a directory`, { path });
+    if (err instanceof RegfsError) throw err;
     throw ioError('reading link', path, err);
   } finally {
     closeSync(fd);
   }
+}
+
+function notAFile(path: string, what: string): RegfsError {
+  return new RegfsError('LINK_INVALID', `link "${path}" is ${what}, not a regular file`, { path });
+}
+
+/** What a file that is not regular is, for messages. */
+export function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  return st.isFile() ? 'a regular file' : 'not a regular file';
 }
 
 /** Check link file content strictly: exactly a digest, nothing more. Undefined content is a missing link. */

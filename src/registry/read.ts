@@ -1,16 +1,18 @@
 /**
  * Reading registry storage, strictly and without changing it. Every link is parsed (a
  * malformed one is LINK_INVALID naming its path), every manifest is hashed against the
- * digest it was found under, and blob data must be a regular file (a symlink could lead out
- * of the tree). Manifests and blob stats are cached by digest, since images share them.
+ * digest it was found under, and blob data must be a regular file. Symbolic links to data
+ * and to directories are followed, as the registry follows them (./follow.ts). Manifests
+ * and blob stats are cached by digest, since images share them.
  */
-import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { parseManifest, type Manifest } from '../manifest.js';
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, layerLinkPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
+import { directoryId, isDirectoryFollowing, listEntries, statData, type Entry } from './follow.js';
 import { parseLinkContent, readLinkBytes } from './link-file.js';
 
 /** The largest manifest the registry accepts (distribution's maxManifestBodySize, 4 MiB); regfs reads no larger one. */
@@ -28,8 +30,8 @@ export interface BlobInfo {
  */
 export async function findStorageRoot(dir: string): Promise<string | undefined> {
   const abs = resolve(dir);
-  if (isDirectorySync(storageRoot(abs))) return storageRoot(abs);
-  if (isDirectorySync(join(abs, 'repositories')) || isDirectorySync(join(abs, 'blobs'))) return abs;
+  if (isDirectoryFollowing(storageRoot(abs))) return storageRoot(abs);
+  if (isDirectoryFollowing(join(abs, 'repositories')) || isDirectoryFollowing(join(abs, 'blobs'))) return abs;
   return undefined;
 }
 
@@ -54,7 +56,7 @@ export class RegistryReader {
   static async open(dir: string): Promise<RegistryReader> {
     const v2 = await findStorageRoot(dir);
     if (v2 === undefined) {
-      const why = isDirectorySync(dir) ? 'it holds no docker/registry/v2 (nor blobs/ or repositories/)' : 'no such directory';
+      const why = isDirectoryFollowing(dir) ? 'it holds no docker/registry/v2 (nor blobs/ or repositories/)' : 'no such directory';
       throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${why}`, { path: dir });
     }
     return new RegistryReader(v2);
@@ -62,7 +64,7 @@ export class RegistryReader {
 
   /** True if the repository exists: its directory holds `_manifests` (it has manifests and tags). */
   hasRepository(repo: RepoName): boolean {
-    return isDirectorySync(manifestsDir(this.v2, repo));
+    return isDirectoryFollowing(manifestsDir(this.v2, repo));
   }
 
   /** The digest a tag points at, or undefined if the tag does not exist. */
@@ -154,19 +156,20 @@ export class RegistryReader {
   listRepositories(): RepoName[] {
     const root = repositoriesDir(this.v2);
     const out: RepoName[] = [];
+    // Symbolic links to directories are followed as the registry follows them; a directory
+    // that is its own ancestor (a symbolic link loop) is not entered again.
+    const ancestors = new Set<string>();
     const walk = (rel: string): void => {
       const dir = rel === '' ? root : `${root}/${rel}`;
-      let entries;
-      try {
-        entries = readdirSync(dir, { withFileTypes: true });
-      } catch (err) {
-        const code = errnoCode(err);
-        if (code === 'ENOENT' || code === 'ENOTDIR') return;
-        throw ioError('listing repositories in', dir, err);
-      }
+      const id = directoryId(dir);
+      if (ancestors.has(id)) return;
+      ancestors.add(id);
+      const entries = listEntries(dir);
       if (rel !== '' && holdsRepository(entries) && isRepoName(rel)) out.push(rel);
-      for (const e of entries) if (e.isDirectory() && !e.name.startsWith('_')) walk(rel === '' ? e.name : `${rel}/${e.name}`);
+      for (const e of entries) if (e.dir && !e.name.startsWith('_')) walk(rel === '' ? e.name : `${rel}/${e.name}`);
+      ancestors.delete(id);
     };
+    if (!isDirectoryFollowing(root)) return [];
     walk('');
     return out.sort(compareRepoNames);
   }
@@ -193,19 +196,12 @@ export class RegistryReader {
 
   private statBlob(d: Digest): BlobInfo | undefined {
     const path = blobDataPath(this.v2, d);
-    let st;
-    try {
-      st = lstatSync(path);
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      throw ioError('reading blob', path, err);
+    const st = statData(path);
+    if (st === undefined) return undefined;
+    if (st.notRegular !== undefined) {
+      throw new RegfsError('BLOB_INVALID', `blob data "${path}" is ${st.notRegular}; blob data must be a regular file (or a symbolic link to one)`, { path, digest: d });
     }
-    if (!st.isFile()) {
-      const what = st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file';
-      throw new RegfsError('BLOB_INVALID', `blob data "${path}" is ${what}; regfs only reads regular files`, { path, digest: d });
-    }
-    return { path, size: st.size };
+    return { path: st.path, size: st.size };
   }
 
   private loadManifest(d: Digest): Manifest {
@@ -246,8 +242,8 @@ function capture<T>(f: () => T): T | RegfsError {
  * True for the entries of a repository's directory: the 2.x catalog (and so 2.x's garbage
  * collector) takes `_layers` as the sign, v3 `_manifests`; either one makes a repository.
  */
-export function holdsRepository(entries: Array<{ name: string; isDirectory(): boolean }>): boolean {
-  return entries.some((e) => (e.name === '_layers' || e.name === '_manifests') && e.isDirectory());
+export function holdsRepository(entries: Entry[]): boolean {
+  return entries.some((e) => (e.name === '_layers' || e.name === '_manifests') && e.dir);
 }
 
 /**
@@ -262,14 +258,4 @@ export function compareRepoNames(a: string, b: string): number {
     if (x !== y) return x - y;
   }
   return a.length - b.length;
-}
-
-function isDirectorySync(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
-    throw ioError('reading', path, err);
-  }
 }

@@ -6,13 +6,14 @@
  * the scan. Temp files (regfs's, distribution v3.1's `*.tmp`) and regfs trash directories
  * are collected wherever they are.
  */
-import { lstatSync, readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { errnoCode, ioError, RegfsError } from '../errors.js';
+import { ioError, RegfsError } from '../errors.js';
 import { DIGEST_ALGORITHMS, isDigest, type Digest } from '../digest.js';
 import { isTempName } from '../fs/atomic.js';
 import { isTag, isRepoName, type RepoName, type Tag } from '../reference.js';
 import { blobsDir, repositoriesDir, TRASH_PREFIX } from './layout.js';
+import { directoryId, isDirectoryFollowing, listEntries, statData } from './follow.js';
 import { parseLinkContent, readLinkBytes } from './link-file.js';
 import { holdsRepository } from './read.js';
 
@@ -59,14 +60,14 @@ export interface BlobEntry {
   digest: Digest;
   /** `blobs/<alg>/<xx>/<hex>` */
   dir: string;
-  /** The `data` file; undefined if the directory has none. */
-  data: { path: string; size: number; regular: boolean } | undefined;
+  /** The `data` file (symbolic links followed: `path` is then the real file); undefined if the directory has none. */
+  data: { path: string; size: number; regular: boolean; what: string | undefined } | undefined;
 }
 
 /** Something in the tree that is not where or what it should be. */
 export interface Stray {
   path: string;
-  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name';
+  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name' | 'loop';
 }
 
 export interface StorageScan {
@@ -89,39 +90,29 @@ export async function scanStorage(v2: string): Promise<StorageScan> {
   return { v2, blobs, repos, strays };
 }
 
-function entries(dir: string): Dirent[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true });
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw ioError('reading', dir, err);
-  }
-}
-
 function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
   const out = new Map<Digest, BlobEntry>();
   const base = blobsDir(v2);
-  for (const alg of entries(base)) {
-    if (!alg.isDirectory() || !(alg.name in DIGEST_ALGORITHMS)) {
+  for (const alg of listEntries(base)) {
+    if (!alg.dir || !(alg.name in DIGEST_ALGORITHMS)) {
       if (isTempName(alg.name)) strays.push({ path: join(base, alg.name), kind: 'temp' });
       continue;
     }
-    for (const fan of entries(join(base, alg.name))) {
+    for (const fan of listEntries(join(base, alg.name))) {
       const fanDir = join(base, alg.name, fan.name);
-      if (!fan.isDirectory()) {
+      if (!fan.dir) {
         strays.push({ path: fanDir, kind: isTempName(fan.name) ? 'temp' : 'misplaced-blob' });
         continue;
       }
-      for (const h of entries(fanDir)) {
+      for (const h of listEntries(fanDir)) {
         const dir = join(fanDir, h.name);
         const d = `${alg.name}:${h.name}`;
-        if (!h.isDirectory() || !isDigest(d) || h.name.slice(0, 2) !== fan.name) {
+        if (!h.dir || !isDigest(d) || h.name.slice(0, 2) !== fan.name) {
           strays.push({ path: dir, kind: isTempName(h.name) ? 'temp' : 'misplaced-blob' });
           continue;
         }
         let data: BlobEntry['data'];
-        const inside = entries(dir);
+        const inside = listEntries(dir);
         if (inside.every((e) => isTempName(e.name))) {
           // Left by a write that failed or was killed before the data landed (empty, or only
           // a temp file): nothing can point at it.
@@ -130,8 +121,8 @@ function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
         }
         for (const e of inside) {
           if (e.name === 'data') {
-            const st = lstatSync(join(dir, 'data'));
-            data = { path: join(dir, 'data'), size: st.size, regular: st.isFile() };
+            const st = statData(join(dir, 'data'));
+            if (st !== undefined) data = { path: st.notRegular === undefined ? st.path : join(dir, 'data'), size: st.size, regular: st.notRegular === undefined, what: st.notRegular };
           } else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
         }
         out.set(d, { digest: d, dir, data });
@@ -144,19 +135,30 @@ function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
 function scanRepositories(v2: string, strays: Stray[]): RepoScan[] {
   const root = repositoriesDir(v2);
   const repos: RepoScan[] = [];
+  // Symbolic links to directories are followed, as the registry follows them; a directory
+  // that is its own ancestor (a symbolic link loop) is recorded, not entered again.
+  const ancestors = new Set<string>();
   const walk = (dir: string): void => {
-    const list = entries(dir);
+    const id = directoryId(dir);
+    if (ancestors.has(id)) {
+      strays.push({ path: dir, kind: 'loop' });
+      return;
+    }
+    ancestors.add(id);
+    const list = listEntries(dir);
     if (dir !== root && holdsRepository(list)) {
       const name = relative(root, dir);
       if (isRepoName(name)) repos.push(scanRepo(name, dir, strays));
       else strays.push({ path: dir, kind: 'bad-repository-name' });
     }
     for (const e of list) {
-      if (e.isDirectory() && e.name.startsWith(TRASH_PREFIX)) strays.push({ path: join(dir, e.name), kind: 'temp' });
-      else if (e.isDirectory() && !e.name.startsWith('_')) walk(join(dir, e.name));
+      if (e.dir && e.name.startsWith(TRASH_PREFIX)) strays.push({ path: join(dir, e.name), kind: 'temp' });
+      else if (e.dir && !e.name.startsWith('_')) walk(join(dir, e.name));
       else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
     }
+    ancestors.delete(id);
   };
+  if (!isDirectoryFollowing(root)) return repos;
   walk(root);
   return repos.sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -176,19 +178,19 @@ function scanRepo(name: RepoName, dir: string, strays: Stray[]): RepoScan {
 /** Every `<base>/<alg>/<hex>/link`; a `<hex>` directory without a link (left by a delete) is skipped. */
 function scanLinks(base: string, strays: Stray[]): LinkEntry[] {
   const out: LinkEntry[] = [];
-  for (const alg of entries(base)) {
-    if (!alg.isDirectory()) {
+  for (const alg of listEntries(base)) {
+    if (!alg.dir) {
       if (isTempName(alg.name)) strays.push({ path: join(base, alg.name), kind: 'temp' });
       continue;
     }
-    for (const h of entries(join(base, alg.name))) {
+    for (const h of listEntries(join(base, alg.name))) {
       const named = `${alg.name}:${h.name}`;
       const dir = join(base, alg.name, h.name);
-      if (!h.isDirectory() || !isDigest(named)) {
+      if (!h.dir || !isDigest(named)) {
         if (isTempName(h.name)) strays.push({ path: dir, kind: 'temp' });
         continue;
       }
-      const inside = entries(dir);
+      const inside = listEntries(dir);
       // No link at all: the registry's own delete leaves such directories; gc removes them.
       if (inside.length === 0) strays.push({ path: dir, kind: 'empty' });
       for (const e of inside) {
@@ -217,9 +219,9 @@ function readLinkEntry(path: string, named: Digest): LinkEntry {
 
 function scanTags(base: string, strays: Stray[]): TagEntry[] {
   const out: TagEntry[] = [];
-  for (const e of entries(base)) {
+  for (const e of listEntries(base)) {
     const dir = join(base, e.name);
-    if (!e.isDirectory()) {
+    if (!e.dir) {
       if (isTempName(e.name)) strays.push({ path: dir, kind: 'temp' });
       continue;
     }
@@ -229,7 +231,7 @@ function scanTags(base: string, strays: Stray[]): TagEntry[] {
     }
     const current = readCurrentLink(join(dir, 'current', 'link'));
     const index = scanLinks(join(dir, 'index'), strays);
-    for (const t of entries(join(dir, 'current'))) if (isTempName(t.name)) strays.push({ path: join(dir, 'current', t.name), kind: 'temp' });
+    for (const t of listEntries(join(dir, 'current'))) if (isTempName(t.name)) strays.push({ path: join(dir, 'current', t.name), kind: 'temp' });
     out.push({ tag: e.name, dir, current, index });
   }
   return out.sort((a, b) => a.tag.localeCompare(b.tag));
@@ -246,14 +248,15 @@ function readCurrentLink(path: string): CurrentLink | undefined {
 
 function scanUploads(base: string): UploadEntry[] {
   const out: UploadEntry[] = [];
-  for (const e of entries(base)) {
-    if (!e.isDirectory()) continue;
+  for (const e of listEntries(base)) {
+    if (!e.dir) continue;
     const dir = join(base, e.name);
     let parsed = NaN;
     try {
-      parsed = Date.parse(readFileSync(join(dir, 'startedat'), 'utf8').trim());
+      // Read as a link file is (small, never blocking on a FIFO): a timestamp of 30-odd bytes.
+      parsed = Date.parse(readLinkBytes(join(dir, 'startedat'))?.toString('utf8').trim() ?? '');
     } catch {
-      // no startedat: the directory's time says when
+      // no readable startedat: the directory's time says when
     }
     out.push({ dir, started: Number.isNaN(parsed) ? statSync(dir).mtime : new Date(parsed) });
   }

@@ -44,6 +44,6 @@ export async function handler(args: GcArgs, io: Io): Promise<number> {
     io.stdout.write(r.applied ? `deleted ${what}; ${r.marked} blobs in use; ${r.seconds.toFixed(2)} s\n` : `would delete ${what}; ${r.marked} blobs in use; nothing deleted (dry run: --apply deletes)\n`);
   }
   if (r.applied) printWarning(io, 'restart any registry serving this storage: its blob descriptor cache still holds what was deleted');
-  if (!r.applied && r.problems.length > 0) printWarning(io, `${r.problems.length} manifest(s) could not be read; --apply will refuse until regfs verify is clean`);
+  if (!r.applied && r.problems.length > 0) printWarning(io, `${r.problems.length} thing(s) gc relies on could not be read; --apply will refuse until regfs verify is clean`);
   return ExitCode.ok;
 }

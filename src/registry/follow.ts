@@ -1,0 +1,103 @@
+/**
+ * Reading storage as the registry's filesystem driver does: it never calls lstat, so a
+ * symbolic link to blob data, or to a fan-out, repository or revision directory (storage
+ * spread over several disks), is followed and its target served. regfs follows them the
+ * same way when it reads, and refuses what is not a regular file where data should be
+ * without opening it (a FIFO would block, a device must not be read). Writes never follow a
+ * symbolic link (docs/guarantees.md).
+ */
+import { lstatSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { join } from 'node:path';
+import { errnoCode, ioError, RegfsError } from '../errors.js';
+import { fileKind } from './link-file.js';
+
+/** A directory entry; `dir` is true for a directory and for a symbolic link to one. */
+export interface Entry {
+  name: string;
+  dir: boolean;
+}
+
+/**
+ * The entries of a directory, symbolic links to directories counted as directories; [] if
+ * the directory does not exist. Any other error is IO_ERROR naming it.
+ */
+export function listEntries(dir: string): Entry[] {
+  let list: Dirent[];
+  try {
+    list = readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw ioError('reading', dir, err);
+  }
+  return list.map((e) => ({ name: e.name, dir: e.isDirectory() || (e.isSymbolicLink() && entryIsDirectory(join(dir, e.name))) }));
+}
+
+/**
+ * True if `path` is a directory once symbolic links are followed; false if nothing is there.
+ * A symbolic link that loops is IO_ERROR (ELOOP) naming it.
+ */
+export function isDirectoryFollowing(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw ioError('reading', path, err);
+  }
+}
+
+/** isDirectoryFollowing for an entry found in a listing: one that loops or dangles leads nowhere, so it is no directory. */
+function entryIsDirectory(path: string): boolean {
+  try {
+    return isDirectoryFollowing(path);
+  } catch (err) {
+    if (err instanceof RegfsError && errnoCode(err.cause) === 'ELOOP') return false;
+    throw err;
+  }
+}
+
+/** The identity of a directory (device and inode, symbolic links followed), to cut loops in a walk. */
+export function directoryId(path: string): string {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch (err) {
+    throw ioError('reading', path, err);
+  }
+}
+
+/** What a blob's `data` path holds, symbolic links followed. */
+export interface DataStat {
+  /** The file to read or link: the `data` path, or the real path a symbolic link leads to. */
+  path: string;
+  size: number;
+  /** Undefined for a regular file; otherwise what it is ("a FIFO", "a directory" …), for messages. */
+  notRegular: string | undefined;
+}
+
+/**
+ * Stat blob data as the registry does (following symbolic links); undefined if there is none
+ * (a dangling symbolic link is none, as for the registry). Where `data` itself is a symbolic
+ * link the returned path is the real file, so that a hard link made from it links the data,
+ * never the symbolic link (link(2) follows every component but the last).
+ */
+export function statData(path: string): DataStat | undefined {
+  let st;
+  try {
+    st = lstatSync(path);
+    if (st.isSymbolicLink()) st = statSync(path);
+    else return { path, size: st.size, notRegular: st.isFile() ? undefined : fileKind(st) };
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (code === 'ELOOP') return { path, size: 0, notRegular: 'a symbolic link that loops' };
+    throw ioError('reading blob', path, err);
+  }
+  if (!st.isFile()) return { path, size: st.size, notRegular: `a symbolic link to ${fileKind(st)}` };
+  try {
+    return { path: realpathSync(path), size: st.size, notRegular: undefined };
+  } catch (err) {
+    throw ioError('reading blob', path, err);
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * gc deletes nothing it is not certain of, judged against docker-registry 2.8.2: a name the
+ * registry stores (Team/app) is handled by every command; a tag or revision link a crash left
+ * empty keeps what it names; a repository directory whose name cannot be parsed stops gc, as
+ * it stops the registry's; and on damaged trees regfs never deletes a blob the registry's own
+ * garbage collector keeps.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Digest } from '../src/digest.js';
+import { isRegfsError } from '../src/errors.js';
+import { gc } from '../src/ops/gc.js';
+import { rm as regfsRm } from '../src/ops/rm.js';
+import { parseRepoName, parseTag } from '../src/reference.js';
+import * as layout from '../src/registry/layout.js';
+import { registryGarbageCollectDryRun, startRegistry } from '../scripts/lib/registry-server.js';
+import { blobsOf, makeImage, makeLayer, manifestsOf, type Image, type Index } from '../scripts/lib/images.js';
+import { runCli } from './helpers/cli.js';
+import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
+import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
+import { copyTree, snapshotTree, tempDir } from './helpers/tree.js';
+
+const V2 = join('docker', 'registry', 'v2');
+const v1 = currentPush('team/app', 'v1').image as Image;
+const v2img = currentPush('team/app', 'v2').image as Image;
+const APP = parseRepoName('team/app');
+
+/** Every blob of an image or index, as digests. */
+const digestsOf = (m: Image | Index): Digest[] => blobsOf(m).map((b) => b.digest as Digest);
+
+async function withCopy(fn: (root: string, v2: string, scratch: string) => Promise<void>): Promise<void> {
+  const t = await tempDir('regfs-certain-');
+  try {
+    const root = join(t.dir, 'root');
+    await copyTree(FIXTURE_ROOT, root);
+    await fn(root, join(root, V2), t.dir);
+  } finally {
+    await t.cleanup();
+  }
+}
+
+test('Team/app, pushed to 2.8.2 over HTTP, is listed, inspected, extracted, exported, verified and kept by gc', async () => {
+  const t = await tempDir('regfs-upper-');
+  try {
+    const root = join(t.dir, 'root');
+    const img = makeImage({ format: 'docker', layers: [makeLayer('upper-case')] });
+    const reg = await startRegistry({ root });
+    try {
+      const base = `http://${reg.host}/v2/Team/app`;
+      for (const b of [img.config, ...img.layers]) {
+        const start = await fetch(`${base}/blobs/uploads/`, { method: 'POST' });
+        assert.equal(start.status, 202, await start.text());
+        const loc = new URL(start.headers.get('location')!, base);
+        loc.searchParams.set('digest', b.digest);
+        const put = await fetch(loc, { method: 'PUT', body: b.bytes, headers: { 'content-type': 'application/octet-stream' } });
+        assert.equal(put.status, 201, await put.text());
+      }
+      const put = await fetch(`${base}/manifests/v1`, { method: 'PUT', body: img.bytes, headers: { 'content-type': img.mediaType } });
+      assert.equal(put.status, 201, `2.8.2 refused Team/app: ${await put.text()}`);
+    } finally {
+      await reg.stop();
+    }
+    const ls = await runCli(['ls', root]);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /Team\/app/);
+    const inspect = await runCli(['inspect', root, 'Team/app:v1', '--json']);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.ok(inspect.stdout.includes(img.digest));
+    const verify = await runCli(['verify', root]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+
+    const out = join(t.dir, 'out');
+    const ex = await runCli(['extract', '-', root, out], { stdin: 'Team/app:v1\n' });
+    assert.equal(ex.code, 0, ex.stderr);
+    const served = await startRegistry({ root: out, readOnly: true });
+    try {
+      const m = await fetch(`http://${served.host}/v2/Team/app/manifests/v1`, { headers: { accept: img.mediaType } });
+      assert.equal(m.status, 200);
+      assert.equal(m.headers.get('docker-content-digest'), img.digest);
+      for (const b of [img.config, ...img.layers]) assert.equal((await fetch(`http://${served.host}/v2/Team/app/blobs/${b.digest}`)).status, 200);
+    } finally {
+      await served.stop();
+    }
+    const dirs = join(t.dir, 'dirs');
+    const td = await runCli(['to-dir', '--image', 'Team/app:v1', root, join(dirs, 'app')]);
+    assert.equal(td.code, 0, td.stderr);
+    assert.ok((await readFile(join(dirs, 'app', 'manifest.json'))).equals(img.bytes));
+
+    for (const args of [['gc', root, '--apply'], ['gc', root, '--apply', '--delete-untagged']]) {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    }
+    for (const b of [img, img.config, ...img.layers]) assert.ok(existsSync(layout.blobDataPath(join(root, V2), b.digest)), `gc deleted ${b.digest}`);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('gc: an empty or malformed tag or revision link (what a 2.8 crash leaves) keeps what it names', async () => {
+  // The edge tag was pushed twice: its first image is untagged, kept only by its revision link.
+  const oldEdge = FIXTURE_PUSHES.find((p) => p.repo === 'team/app' && p.tag === 'edge')!.image as Image;
+  for (const [what, path, content, image] of [
+    ['empty revision link', (v2: string) => layout.revisionLinkPath(v2, APP, v1.digest), '', v1],
+    ['revision link with a newline', (v2: string) => layout.revisionLinkPath(v2, APP, v1.digest), `${v1.digest}\n`, v1],
+    ['empty current link', (v2: string) => layout.tagCurrentLinkPath(v2, APP, parseTag('v1')), '', v1],
+    ['empty revision link of an untagged manifest', (v2: string) => layout.revisionLinkPath(v2, APP, oldEdge.digest), '', oldEdge],
+  ] as const) {
+    await withCopy(async (root, v2) => {
+      await writeFile(path(v2), content);
+      for (const deleteUntagged of [false, true]) {
+        const before = await snapshotTree(root);
+        try {
+          await gc({ root, apply: true, deleteUntagged });
+        } catch (err) {
+          // Refusing is certain too: nothing may have been deleted.
+          assert.ok(isRegfsError(err, 'UNSAFE'), `${what}: ${String(err)}`);
+          const after = await snapshotTree(root);
+          for (const snap of [before, after]) snap.delete(V2);
+          assert.deepEqual(after, before, what);
+        }
+        for (const d of digestsOf(image)) assert.ok(existsSync(layout.blobDataPath(v2, d)), `${what}, deleteUntagged ${deleteUntagged}: deleted ${d}`);
+      }
+    });
+  }
+});
+
+test('gc: a repository directory whose name cannot be parsed makes --apply refuse (UNSAFE), as the registry refuses', async () => {
+  await withCopy(async (root, v2) => {
+    // team/app's storage under a name neither regfs nor the registry can parse; the blobs only it names.
+    const bad = join(layout.repositoriesDir(v2), 'team', 'App_');
+    await rename(layout.repoDir(v2, APP), bad);
+    await assert.rejects(registryGarbageCollectDryRun(root), /failed/);
+    const before = await snapshotTree(root);
+    await assert.rejects(gc({ root, apply: true }), (e) => isRegfsError(e, 'UNSAFE') && e.problems.some((p) => p.code === 'NAME_INVALID' && p.path === bad));
+    const after = await snapshotTree(root);
+    for (const snap of [before, after]) snap.delete(V2);
+    assert.deepEqual(after, before);
+  });
+});
+
+/** Damaged trees on which the registry's garbage collector runs (it stops on others). */
+const DAMAGED: Array<[string, (v2: string, scratch: string) => Promise<void>]> = [
+  ['undamaged', async () => undefined],
+  ['a tag whose manifest has no revision link', (v2) => rm(dirname(layout.revisionLinkPath(v2, APP, v1.digest)), { recursive: true })],
+  ['a revision whose manifest data is missing', (v2) => rm(layout.blobDir(v2, v2img.digest), { recursive: true })],
+  [
+    'an index child without a revision link',
+    async (v2) => {
+      const tool = currentPush('multiarch/tool', '1.0').image as Index;
+      const child = manifestsOf(tool)[1]!;
+      await rm(dirname(layout.revisionLinkPath(v2, parseRepoName('multiarch/tool'), child.digest as Digest)), { recursive: true });
+    },
+  ],
+  [
+    'storage spread over several disks by symbolic links',
+    async (v2, scratch) => {
+      const away = async (path: string, to: string): Promise<void> => {
+        await mkdir(dirname(to), { recursive: true });
+        await rename(path, to);
+        await symlink(to, path);
+      };
+      await away(layout.blobDataPath(v2, v1.layers[0]!.digest), join(scratch, 'disk1', 'data'));
+      await away(dirname(layout.blobDir(v2, v1.config.digest)), join(scratch, 'disk2', 'fan'));
+      await away(layout.repoDir(v2, parseRepoName('library/busybox')), join(scratch, 'disk3', 'busybox'));
+      await away(dirname(layout.revisionLinkPath(v2, APP, v2img.digest)), join(scratch, 'disk4', 'rev'));
+    },
+  ],
+  [
+    'a repository with upper case in its first component',
+    async (v2) => {
+      await mkdir(join(layout.repositoriesDir(v2), 'Team'));
+      await cp(layout.repoDir(v2, APP), join(layout.repositoriesDir(v2), 'Team', 'app'), { recursive: true });
+      await rm(layout.repoDir(v2, APP), { recursive: true });
+    },
+  ],
+];
+
+test('gc on damaged trees never deletes a blob docker-registry garbage-collect keeps, with and without --delete-untagged', async () => {
+  for (const [name, damage] of DAMAGED) {
+    await withCopy(async (root, v2, scratch) => {
+      await damage(v2, scratch);
+      for (const deleteUntagged of [false, true]) {
+        const theirs = new Set((await registryGarbageCollectDryRun(root, { deleteUntagged })).blobsEligible);
+        const ours = await gc({ root, deleteUntagged });
+        assert.deepEqual(ours.problems, [], `${name}: ${JSON.stringify(ours.problems)}`);
+        const extra = ours.blobs.filter((b) => !theirs.has(b.digest));
+        assert.deepEqual(extra, [], `${name}, deleteUntagged ${deleteUntagged}: regfs would delete what the registry keeps`);
+      }
+    });
+  }
+});
+
+test('rm of a manifest refuses (UNSAFE) when an index or a tag of the repository cannot be read: either may name it', async () => {
+  await withCopy(async (root, v2) => {
+    const toolRepo = parseRepoName('multiarch/tool');
+    const tool = currentPush('multiarch/tool', '1.0').image as Index;
+    const child = manifestsOf(tool)[1]!;
+    // The index naming the child cannot be read: whether it names the child is unknown.
+    const indexData = layout.blobDataPath(v2, tool.digest as Digest);
+    await writeFile(indexData, Buffer.concat([await readFile(indexData), Buffer.from(' ')]));
+    const before = await snapshotTree(root);
+    await assert.rejects(regfsRm({ root, ref: `multiarch/tool@${child.digest}` }), (e) => isRegfsError(e, 'UNSAFE') && e.message.includes(indexData));
+    // A tag whose current link is malformed may point at the manifest (it would dangle after).
+    await writeFile(layout.tagCurrentLinkPath(v2, APP, parseTag('v2')), `${v1.digest}\n`);
+    const before2 = await snapshotTree(root);
+    await assert.rejects(regfsRm({ root, ref: `team/app@${v1.digest}` }), (e) => isRegfsError(e, 'UNSAFE') && e.message.includes(layout.tagCurrentLinkPath(v2, APP, parseTag('v2'))));
+    const after = await snapshotTree(root);
+    for (const snap of [before, before2, after]) snap.delete(V2);
+    assert.deepEqual(after, before2);
+    assert.ok(existsSync(layout.revisionLinkPath(v2, toolRepo, child.digest as Digest)));
+    // --force deletes anyway.
+    await regfsRm({ root, ref: `team/app@${v1.digest}`, force: true });
+    assert.ok(!existsSync(layout.revisionLinkPath(v2, APP, v1.digest)));
+  });
+});
