@@ -22,7 +22,8 @@ export const ACCEPTS = {
   docker: ['application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json'].join(', '),
 };
 
-const TIMEOUT_MS = 3_000;
+/** Long enough for a loaded machine; a registry blocked on a FIFO never answers. */
+const TIMEOUT_MS = 5_000;
 
 /** The answers for one reference and its closure, and whether the registry serves it in full. */
 export interface Probe {

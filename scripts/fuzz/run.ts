@@ -26,7 +26,7 @@ import { formatKinds, shuffle, type Kinds } from './kinds.js';
 import { diffProbes, manifestStatus, probe, tagsList, type Probe } from './oracle.js';
 
 const REGFS_BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-const REGFS_TIMEOUT_MS = 60_000;
+const REGFS_TIMEOUT_MS = 30_000;
 
 /** One thing regfs got wrong (or the source changed), with what it takes to see it again. */
 export interface Discrepancy {
@@ -111,7 +111,7 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
     phase('generate');
 
     // The oracle on the source: one read-only registry for the seed (the source never changes).
-    const cands = await candidates(src, gen);
+    const { refs: cands, tagDirs } = await candidates(src, gen);
     srcReg = await startRegistry({ root: src, readOnly: true });
     const host = srcReg.host;
     const srcProbes = new Map<string, Probe>();
@@ -122,7 +122,9 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
     };
     for (const r of cands) await srcProbe(r);
     const tagLists = new Map<string, string[]>();
-    for (const repo of new Set(cands.map((r) => r.repo))) tagLists.set(repo, await tagsList(host, repo));
+    for (const repo of new Set(cands.map((r) => r.repo))) {
+      tagLists.set(repo, [...new Set([...(tagDirs.get(repo) ?? []), ...(await tagsList(host, repo))])].sort());
+    }
     for (const r of cands) {
       const p = srcProbes.get(probeKey(r))!;
       report.state.push(`source ${r.key}${r.expect !== undefined && !r.key.includes('@') ? `@${r.expect.slice(0, 19)}` : ''}: ${p.full ? 'served in full' : `not in full (${p.why})`}`);
@@ -151,7 +153,9 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
           const dir = join(runDir, 'dir');
           const dest = join(runDir, 'from-dir');
           const td = await regfs(['to-dir', listFile, src, dir, '--keep-going', '--json']);
-          const fd = await regfs(['from-dir', dir, dest, '--keep-going', '--json']);
+          // Nothing exported, nothing to import: from-dir rightly refuses an input without images.
+          const fd = exportedNothing(td) ? td : await regfs(['from-dir', dir, dest, '--keep-going', '--json']);
+          await mkdir(dest, { recursive: true });
           await judgeWrite(`to-dir+from-dir list ${li}`, td, fd, lines, dest, cands, srcProbe, report, (check, detail) => void mine.push({ check, detail }));
           return mine;
         })(),
@@ -225,7 +229,7 @@ async function judgeWrite(
   const written = new Set((results.at(-1)!.images ?? []).map((i) => i.ref ?? ''));
   if (results.length === 2) {
     const exported = new Set((results[0]!.images ?? []).map((i) => i.ref ?? ''));
-    for (const k of exported) if (!written.has(k)) found(check, `${k}: to-dir exported it, from-dir did not import it: ${problemText(results[1]!)}`);
+    for (const k of exported) if (!written.has(k)) found(check, `${k}: to-dir exported it, from-dir did not import it: ${problemText(results.slice(1))}`);
   }
 
   const reg = await startRegistry({ root: out, readOnly: true });
@@ -243,7 +247,7 @@ async function judgeWrite(
           report.checks += Math.max(s.answers.size, o.answers.size);
           if (diff.length > 0) found(check, `${r.key} (line ${li + 1} "${line.text}"): written, but ${diff.length} answers differ from the source's (source | output): ${diff.slice(0, 3).join('; ')}`);
         } else if (s.full) {
-          found(check, `${r.key} (line ${li + 1} "${line.text}"): the source serves it in full, regfs did not write it: ${problemText(results.at(-1)!)}`);
+          found(check, `${r.key} (line ${li + 1} "${line.text}"): the source serves it in full, regfs did not write it: ${problemText(results, li + 1)}`);
         } else if (!refusedLines.has(li + 1)) {
           found(check, `${r.key} (line ${li + 1} "${line.text}"): not written and no problem names line ${li + 1} (the source: ${s.why})`);
         }
@@ -269,6 +273,16 @@ async function judgeGc(dir: string, src: string, cands: Ref[], srcProbes: Map<st
   if (r.timedOut) return found('gc', `gc --apply: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
   if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found('gc', `gc --apply: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
   if (r.code !== 0 && r.code !== 1) found('gc', `gc --apply: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  try {
+    for (const p of (JSON.parse(r.stdout) as WriteResult).problems ?? []) {
+      report.checks++;
+      if (typeof p.code !== 'string' || !/^[A-Z][A-Z0-9_]+$/.test(p.code) || typeof p.path !== 'string' || p.path === '') {
+        found('gc', `gc --apply: a problem without a code and a path: ${JSON.stringify(p)}`);
+      }
+    }
+  } catch {
+    if (r.code === 0) found('gc', `gc --apply: exit 0 without a JSON result`);
+  }
   const reg = await startRegistry({ root: copy, readOnly: true });
   try {
     for (const c of cands) {
@@ -287,9 +301,13 @@ async function judgeGc(dir: string, src: string, cands: Ref[], srcProbes: Map<st
   }
 }
 
-/** Every reference worth asking about: each repository directory's tags and revisions, and every generator step's. */
-async function candidates(root: string, gen: Generated): Promise<Ref[]> {
+/**
+ * Every reference worth asking about: each repository directory's tags and revisions, and
+ * every generator step's (deleted ones too); and the tag directories of each repository.
+ */
+async function candidates(root: string, gen: Generated): Promise<{ refs: Ref[]; tagDirs: Map<string, string[]> }> {
   const out = new Map<string, Ref>();
+  const tagDirs = new Map<string, string[]>();
   const add = (repo: string, ref: string): void => {
     const digest = ref.startsWith('sha256:');
     const key = `${repo}${digest ? '@' : ':'}${ref}`;
@@ -303,7 +321,9 @@ async function candidates(root: string, gen: Generated): Promise<Ref[]> {
       const p = join(d, e.name);
       if (e.name === '_manifests') {
         const repo = relative(repos, d);
-        for (const t of await readdir(join(p, 'tags')).catch(() => [])) add(repo, t);
+        const tags = (await readdir(join(p, 'tags')).catch(() => [])).sort();
+        tagDirs.set(repo, tags);
+        for (const t of tags) add(repo, t);
         for (const h of await readdir(join(p, 'revisions', 'sha256')).catch(() => [])) add(repo, `sha256:${h}`);
       } else if (!e.name.startsWith('_')) {
         await walk(p, depth + 1);
@@ -315,12 +335,13 @@ async function candidates(root: string, gen: Generated): Promise<Ref[]> {
     add(s.repo, s.ref);
     add(s.repo, s.digest);
   }
-  return [...out.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { refs: [...out.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)), tagDirs };
 }
 
 /**
  * 1 to 4 lines: tags, digests, `repo:tag@digest` (the right digest or another of the
- * repository's), now and then a whole repository or a tag that does not exist. A reference
+ * repository's), now and then a whole repository (standing for every tag directory and every
+ * tag the registry lists) or a tag that does not exist. A reference
  * appears in one line only, so each line's fate can be read from the result.
  */
 function randomList(cands: Ref[], tagLists: Map<string, string[]>, probes: Map<string, Probe>, rand: () => number): Line[] {
@@ -333,7 +354,7 @@ function randomList(cands: Ref[], tagLists: Map<string, string[]>, probes: Map<s
     if (used.has(c.key) || wholeRepos.has(c.repo)) continue;
     const roll = rand();
     if (roll < 0.12 && !lines.some((l) => l.refs.some((r) => r.repo === c.repo))) {
-      const tags = [...new Set([...cands.filter((x) => x.repo === c.repo && x.expect === undefined).map((x) => x.ref), ...(tagLists.get(c.repo) ?? [])])].sort();
+      const tags = tagLists.get(c.repo) ?? [];
       wholeRepos.add(c.repo);
       lines.push({ text: c.repo, refs: tags.map((t) => ({ key: `${c.repo}:${t}`, repo: c.repo, ref: t, expect: undefined })) });
       continue;
@@ -362,13 +383,22 @@ function randomList(cands: Ref[], tagLists: Map<string, string[]>, probes: Map<s
   return lines;
 }
 
+function exportedNothing(r: RegfsRun): boolean {
+  try {
+    return ((JSON.parse(r.stdout) as WriteResult).images ?? []).length === 0;
+  } catch {
+    return false;
+  }
+}
+
 function probeKey(r: Ref): string {
   return `${r.repo} ${r.ref} ${r.expect ?? ''}`;
 }
 
-function problemText(res: WriteResult): string {
-  const ps = res.problems ?? [];
-  return ps.length === 0 ? 'no problem reported' : ps.slice(0, 2).map((p) => `[${p.code}] ${p.message}`).join(' / ');
+/** The problems of the runs, those naming list line `line` (if given) only. */
+function problemText(results: WriteResult[], line?: number): string {
+  const ps = results.flatMap((r) => r.problems ?? []).filter((p) => line === undefined || p.line === line);
+  return ps.length === 0 ? 'no problem names it' : ps.slice(0, 2).map((p) => `[${p.code}] ${p.message}`).join(' / ');
 }
 
 /** Run the built CLI with a time limit; a run still going then is killed and marked. */
