@@ -5,7 +5,7 @@
  *
  * runs N seeds from S (default: 10 seeds from 1), prints per seed what the state holds, the
  * lists judged, the checks made and every discrepancy, with a line that reproduces it. Exits
- * 1 if any discrepancy was found. KINDS: see kinds.ts (`all`, `none`, groups, `-kind`).
+ * 1 if any discrepancy was found, 2 if the harness itself failed on a seed. KINDS: see kinds.ts (`all`, `none`, groups, `-kind`).
  */
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -52,10 +52,19 @@ async function main(): Promise<number> {
   let total = 0;
   let checks = 0;
   let bad = 0;
+  let failed = 0;
   try {
     for (let seed = first; seed < first + seeds; seed++) {
       const dir = await mkdtemp(join(scratch.dir, `seed-${seed}-`));
-      const r = await runSeed(seed, { kinds, lists, dir, keep: values.keep });
+      let r;
+      try {
+        r = await runSeed(seed, { kinds, lists, dir, keep: values.keep });
+      } catch (err) {
+        // The harness itself failed (a push refused, a registry that would not start): not a finding about regfs.
+        failed++;
+        console.log(`seed ${seed}: HARNESS FAILURE ${err instanceof Error ? err.message : String(err)}`);
+        continue;
+      }
       total += r.discrepancies.length;
       checks += r.checks;
       if (r.discrepancies.length > 0) bad++;
@@ -72,8 +81,8 @@ async function main(): Promise<number> {
   } finally {
     if (!values.keep) await scratch.cleanup();
   }
-  console.log(`${seeds} states, ${checks} checks, ${total} discrepancies in ${bad} states`);
-  return total > 0 ? 1 : 0;
+  console.log(`${seeds - failed} states, ${checks} checks, ${total} discrepancies in ${bad} states${failed > 0 ? `; ${failed} seeds failed in the harness` : ''}`);
+  return failed > 0 ? 2 : total > 0 ? 1 : 0;
 }
 
 main().then(

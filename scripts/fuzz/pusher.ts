@@ -57,6 +57,7 @@ export class Pusher {
   /** DELETE a manifest by digest (the registry also removes the tags on it). Returns the status. */
   async deleteManifest(repo: string, digest: Digest): Promise<number> {
     const res = await this.request('DELETE', `/v2/${repo}/manifests/${digest}`);
+    if (!res.bodyUsed) await res.arrayBuffer();
     return res.status;
   }
 
