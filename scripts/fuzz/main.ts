@@ -3,7 +3,7 @@
  *
  *   npm run fuzz -- [--seeds N] [--seed S] [--damage KINDS] [--lists N] [--keep]
  *
- * runs N seeds from S (default: 10 seeds from 1), prints per seed what the state holds, the
+ * runs N seeds from S (default: 10 seeds from 1; `--seed S` alone runs that one), prints per seed what the state holds, the
  * lists judged, the checks made and every discrepancy, with a line that reproduces it. Exits
  * 1 if any discrepancy was found, 2 if the harness itself failed on a seed. KINDS: see kinds.ts (`all`, `none`, groups, `-kind`).
  */
@@ -17,8 +17,8 @@ import { reproduction, runSeed } from './run.js';
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      seeds: { type: 'string', default: '10' },
-      seed: { type: 'string', default: '1' },
+      seeds: { type: 'string' },
+      seed: { type: 'string' },
       damage: { type: 'string', default: 'all' },
       lists: { type: 'string', default: '2' },
       keep: { type: 'boolean', default: false },
@@ -30,7 +30,7 @@ async function main(): Promise<number> {
     console.log(
       [
         'npm run fuzz -- [--seeds N] [--seed S] [--damage KINDS] [--lists N] [--keep] [--verbose]',
-        '  --seeds N      how many seeds (default 10)',
+        '  --seeds N      how many seeds (default 10; 1 when --seed is given)',
         '  --seed S       the first seed (default 1)',
         '  --damage K,..  kinds of trouble (default all); groups: ' + Object.keys(KIND_GROUPS).join(', '),
         '                 kinds: ' + ALL_KINDS.join(', ') + '; -kind removes one',
@@ -41,8 +41,8 @@ async function main(): Promise<number> {
     );
     return 0;
   }
-  const seeds = Number(values.seeds);
-  const first = Number(values.seed);
+  const seeds = Number(values.seeds ?? (values.seed === undefined ? 10 : 1));
+  const first = Number(values.seed ?? 1);
   const lists = Number(values.lists);
   if (!Number.isInteger(seeds) || seeds < 1 || !Number.isInteger(first) || !Number.isInteger(lists) || lists < 1) {
     throw new Error('--seeds, --seed and --lists take positive integers');
