@@ -6,8 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { truncate } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { makeImage, makeLayer } from '../scripts/lib/images.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { formatKinds, parseKinds } from '../scripts/fuzz/kinds.js';
@@ -92,10 +94,29 @@ test('the oracle tells a registry serving a truncated layer from one serving it 
   }
 });
 
+test('npm run fuzz: one seed, its checks, and the closing count', async () => {
+  const r = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../scripts/fuzz/main.ts', import.meta.url)), '--seed', '7', '--damage', formatKinds(KINDS), '--lists', '1'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout }));
+  });
+  assert.equal(r.code, 0, r.stdout);
+  assert.match(r.stdout, /^seed 7: \d+ checks, 0 discrepancies, [\d.]+ s \(generate [\d.]+, oracle [\d.]+, list 0 [\d.]+, gc [\d.]+\)$/m);
+  assert.match(r.stdout, /^1 states, \d+ checks, 0 discrepancies in 0 states$/m);
+});
+
 test('damage kinds parse: groups, single kinds, removals', () => {
   assert.equal(formatKinds(parseKinds('all')), 'all');
   assert.equal(formatKinds(parseKinds('none')), 'none');
   assert.equal(formatKinds(parseKinds('links,fifo')), 'link-missing,link-empty,link-newline,fifo');
-  assert.equal(formatKinds(parseKinds('-upper,-deletes')), 'link-missing,link-empty,link-newline,data-symlink,dir-symlink,fifo,truncate');
+  assert.equal(formatKinds(parseKinds('-upper,-deletes')), 'all,-delete-manifest,-delete-child,-upper-push,-upper-rename');
+  assert.equal(formatKinds(parseKinds('all,-fifo')), 'all,-fifo');
+  for (const spec of ['truncate', 'links,fifo', 'all,-fifo', '-upper,-deletes']) {
+    assert.deepEqual(parseKinds(formatKinds(parseKinds(spec))), parseKinds(spec), spec);
+  }
   assert.throws(() => parseKinds('bogus'), /unknown damage kind "bogus"/);
 });

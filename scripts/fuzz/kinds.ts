@@ -54,10 +54,13 @@ export function parseKinds(spec: string): Set<Kind> {
   return out;
 }
 
-/** The kinds as the reproduction line spells them. */
+/** The kinds as the reproduction line spells them: `all`, `none`, a list, or `all,-kind,...` if shorter. */
 export function formatKinds(kinds: Kinds): string {
   const list = ALL_KINDS.filter((k) => kinds.has(k));
-  return list.length === ALL_KINDS.length ? 'all' : list.length === 0 ? 'none' : list.join(',');
+  const missing = ALL_KINDS.filter((k) => !kinds.has(k));
+  if (missing.length === 0) return 'all';
+  if (list.length === 0) return 'none';
+  return missing.length < list.length ? ['all', ...missing.map((k) => `-${k}`)].join(',') : list.join(',');
 }
 
 /** Fisher-Yates with the harness's PRNG. */

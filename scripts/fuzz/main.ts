@@ -53,6 +53,8 @@ async function main(): Promise<number> {
   let checks = 0;
   let bad = 0;
   let failed = 0;
+  /** "check: kind" -> count, and the first seed that showed it. */
+  const classes = new Map<string, { count: number; seeds: Set<number>; first: string }>();
   try {
     for (let seed = first; seed < first + seeds; seed++) {
       const dir = await mkdtemp(join(scratch.dir, `seed-${seed}-`));
@@ -74,12 +76,23 @@ async function main(): Promise<number> {
         for (const s of r.state) console.log(`  state: ${s}`);
         for (const [i, l] of r.lists.entries()) console.log(`  list ${i}: ${l.join(' | ')}`);
       }
-      for (const d of r.discrepancies) console.log(`  DISCREPANCY [${d.check}] ${d.detail}`);
+      for (const d of r.discrepancies) {
+        console.log(`  DISCREPANCY [${d.check}] ${d.detail}`);
+        const key = `${d.check.replace(/ list \d+$/, '')}: ${d.kind}`;
+        const c = classes.get(key) ?? { count: 0, seeds: new Set<number>(), first: reproduction(seed, kinds, lists) };
+        c.count++;
+        c.seeds.add(seed);
+        classes.set(key, c);
+      }
       if (r.discrepancies.length > 0) console.log(`  reproduce: ${reproduction(seed, kinds, lists)}`);
       if (r.kept !== undefined) console.log(`  kept: ${r.kept}`);
     }
   } finally {
     if (!values.keep) await scratch.cleanup();
+  }
+  if (classes.size > 0) console.log('discrepancies by kind (count, seeds, first reproduction):');
+  for (const [key, c] of [...classes].sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))) {
+    console.log(`  ${c.count} in ${c.seeds.size} seeds  ${key}\n      ${c.first}`);
   }
   console.log(`${seeds - failed} states, ${checks} checks, ${total} discrepancies in ${bad} states${failed > 0 ? `; ${failed} seeds failed in the harness` : ''}`);
   return failed > 0 ? 2 : total > 0 ? 1 : 0;

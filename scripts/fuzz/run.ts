@@ -32,6 +32,8 @@ const REGFS_TIMEOUT_MS = 30_000;
 export interface Discrepancy {
   /** extract, to-dir+from-dir, gc, source */
   check: string;
+  /** What kind of discrepancy, without names or digests, for the summary: "written, answers differ: GET blobs 500 -> 200". */
+  kind: string;
   detail: string;
 }
 
@@ -60,6 +62,8 @@ export interface SeedOptions {
   dir: string;
   keep: boolean;
 }
+
+type Found = (check: string, kind: string, detail: string) => void;
 
 interface Ref {
   /** The key regfs's result names the image by: `repo:tag` or `repo@digest`. */
@@ -101,7 +105,7 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
     report.phases[name] = Date.now() - mark;
     mark = Date.now();
   };
-  const found = (check: string, detail: string): void => void report.discrepancies.push({ check, detail });
+  const found: Found = (check, kind, detail) => void report.discrepancies.push({ check, kind, detail });
   let srcReg: RegistryServer | undefined;
   try {
     const gen = await generate(seed, src, opts.kinds, rand);
@@ -145,7 +149,7 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
           const mine: Discrepancy[] = [];
           const out = join(runDir, 'extract');
           const ex = await regfs(['extract', listFile, src, out, '--keep-going', '--json']);
-          await judgeWrite(`extract list ${li}`, ex, ex, lines, out, cands, srcProbe, report, (check, detail) => void mine.push({ check, detail }));
+          await judgeWrite(`extract list ${li}`, ex, ex, lines, out, cands, srcProbe, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
           return mine;
         })(),
         (async (): Promise<Discrepancy[]> => {
@@ -156,7 +160,7 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
           // Nothing exported, nothing to import: from-dir rightly refuses an input without images.
           const fd = exportedNothing(td) ? td : await regfs(['from-dir', dir, dest, '--keep-going', '--json']);
           await mkdir(dest, { recursive: true });
-          await judgeWrite(`to-dir+from-dir list ${li}`, td, fd, lines, dest, cands, srcProbe, report, (check, detail) => void mine.push({ check, detail }));
+          await judgeWrite(`to-dir+from-dir list ${li}`, td, fd, lines, dest, cands, srcProbe, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
           return mine;
         })(),
       ]);
@@ -170,7 +174,7 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
     const after = await snapshot([src, outside]);
     report.checks++;
     const changed = [...new Set([...before.keys(), ...after.keys()])].filter((k) => before.get(k) !== after.get(k));
-    if (changed.length > 0) found('source', `the source changed: ${changed.slice(0, 5).map((k) => `${relative(opts.dir, k)} (${before.get(k) ?? 'absent'} -> ${after.get(k) ?? 'absent'})`).join('; ')}`);
+    if (changed.length > 0) found('source', 'the source changed', `the source changed: ${changed.slice(0, 5).map((k) => `${relative(opts.dir, k)} (${before.get(k) ?? 'absent'} -> ${after.get(k) ?? 'absent'})`).join('; ')}`);
   } finally {
     await srcReg?.stop();
     if (opts.keep) report.kept = opts.dir;
@@ -195,31 +199,31 @@ async function judgeWrite(
   cands: Ref[],
   srcProbe: (r: Ref) => Promise<Probe>,
   report: SeedReport,
-  found: (check: string, detail: string) => void,
+  found: Found,
 ): Promise<void> {
   const runs = first === last ? [first] : [first, last];
   const results: WriteResult[] = [];
   for (const [i, r] of runs.entries()) {
     const name = runs.length === 1 ? check : `${check} (${i === 0 ? 'to-dir' : 'from-dir'})`;
     report.checks++;
-    if (r.timedOut) return found(check, `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
-    if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
+    if (r.timedOut) return found(check, `${runName(name)} hangs`, `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+    if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
     let res: WriteResult;
     try {
       res = JSON.parse(r.stdout) as WriteResult;
     } catch {
-      return found(check, `${name}: exit ${r.code}, no JSON result; stderr: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+      return found(check, `${runName(name)} exits ${r.code} without a result`, `${name}: exit ${r.code}, no JSON result; stderr: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
     }
     const problems = res.problems ?? [];
     const wantCode = problems.length === 0 ? 0 : 3;
     if (r.code !== wantCode && !(r.code === 1 && (res.images ?? []).length === 0 && problems.length > 0)) {
-      found(check, `${name}: exit ${r.code} with ${problems.length} problems`);
+      found(check, 'exit code', `${name}: exit ${r.code} with ${problems.length} problems`);
     }
     for (const p of problems) {
       report.checks++;
       const located = (typeof p.path === 'string' && p.path !== '') || (typeof p.file === 'string' && typeof p.line === 'number');
       if (typeof p.code !== 'string' || !/^[A-Z][A-Z0-9_]+$/.test(p.code) || !located) {
-        found(check, `${name}: a problem without a code and a path (or list line): ${JSON.stringify(p)}`);
+        found(check, 'a problem without a code and a path', `${name}: a problem without a code and a path (or list line): ${JSON.stringify(p)}`);
       }
     }
     results.push(res);
@@ -229,7 +233,7 @@ async function judgeWrite(
   const written = new Set((results.at(-1)!.images ?? []).map((i) => i.ref ?? ''));
   if (results.length === 2) {
     const exported = new Set((results[0]!.images ?? []).map((i) => i.ref ?? ''));
-    for (const k of exported) if (!written.has(k)) found(check, `${k}: to-dir exported it, from-dir did not import it: ${problemText(results.slice(1))}`);
+    for (const k of exported) if (!written.has(k)) found(check, 'from-dir refuses what to-dir exported', `${k}: to-dir exported it, from-dir did not import it: ${problemText(results.slice(1))}`);
   }
 
   const reg = await startRegistry({ root: out, readOnly: true });
@@ -245,11 +249,11 @@ async function judgeWrite(
           servedClosure.add(r.key);
           const diff = diffProbes(s, o);
           report.checks += Math.max(s.answers.size, o.answers.size);
-          if (diff.length > 0) found(check, `${r.key} (line ${li + 1} "${line.text}"): written, but ${diff.length} answers differ from the source's (source | output): ${diff.slice(0, 3).join('; ')}`);
+          if (diff.length > 0) found(check, `written, answers differ: ${diffKind(diff[0]!)}`, `${r.key} (line ${li + 1} "${line.text}"): written, but ${diff.length} answers differ from the source's (source | output): ${diff.slice(0, 3).join('; ')}`);
         } else if (s.full) {
-          found(check, `${r.key} (line ${li + 1} "${line.text}"): the source serves it in full, regfs did not write it: ${problemText(results, li + 1)}`);
+          found(check, `served in full by the source, not written: ${problemCodes(results, li + 1)}`, `${r.key} (line ${li + 1} "${line.text}"): the source serves it in full, regfs did not write it: ${problemText(results, li + 1)}`);
         } else if (!refusedLines.has(li + 1)) {
-          found(check, `${r.key} (line ${li + 1} "${line.text}"): not written and no problem names line ${li + 1} (the source: ${s.why})`);
+          found(check, 'not written, no problem names the line', `${r.key} (line ${li + 1} "${line.text}"): not written and no problem names line ${li + 1} (the source: ${s.why})`);
         }
       }
     }
@@ -257,7 +261,7 @@ async function judgeWrite(
       if (servedClosure.has(r.key)) continue;
       report.checks++;
       const status = await manifestStatus(reg.host, r.repo, r.ref);
-      if (status === '200') found(check, `${r.key}: not written, yet the output serves it`);
+      if (status === '200') found(check, 'not written, yet served', `${r.key}: not written, yet the output serves it`);
     }
   } finally {
     await reg.stop();
@@ -265,23 +269,23 @@ async function judgeWrite(
 }
 
 /** gc --apply on a copy at the source's depth (its relative symlinks resolve the same): nothing served before stops being served. */
-async function judgeGc(dir: string, src: string, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: (check: string, detail: string) => void): Promise<void> {
+async function judgeGc(dir: string, src: string, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
   const copy = join(dir, 'gc');
   await copyTree(src, copy);
   const r = await regfs(['gc', copy, '--apply', '--json']);
   report.checks++;
-  if (r.timedOut) return found('gc', `gc --apply: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
-  if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found('gc', `gc --apply: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
-  if (r.code !== 0 && r.code !== 1) found('gc', `gc --apply: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  if (r.timedOut) return found('gc', 'gc hangs', `gc --apply: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+  if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found('gc', 'a stack trace', `gc --apply: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
+  if (r.code !== 0 && r.code !== 1) found('gc', 'exit code', `gc --apply: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
   try {
     for (const p of (JSON.parse(r.stdout) as WriteResult).problems ?? []) {
       report.checks++;
       if (typeof p.code !== 'string' || !/^[A-Z][A-Z0-9_]+$/.test(p.code) || typeof p.path !== 'string' || p.path === '') {
-        found('gc', `gc --apply: a problem without a code and a path: ${JSON.stringify(p)}`);
+        found('gc', 'a problem without a code and a path', `gc --apply: a problem without a code and a path: ${JSON.stringify(p)}`);
       }
     }
   } catch {
-    if (r.code === 0) found('gc', `gc --apply: exit 0 without a JSON result`);
+    if (r.code === 0) found('gc', 'gc exits 0 without a result', `gc --apply: exit 0 without a JSON result`);
   }
   const reg = await startRegistry({ root: copy, readOnly: true });
   try {
@@ -294,7 +298,7 @@ async function judgeGc(dir: string, src: string, cands: Ref[], srcProbes: Map<st
         report.checks++;
         if (a.startsWith('200 ') && after.answers.get(req) !== a) lost.push(`${req}: ${a} | ${after.answers.get(req) ?? 'not asked'}`);
       }
-      if (lost.length > 0) found('gc', `${c.key}: gc --apply changed ${lost.length} answers that were 200 (before | after): ${lost.slice(0, 3).join('; ')}`);
+      if (lost.length > 0) found('gc', `an answer that was 200 changed: ${diffKind(lost[0]!)}`, `${c.key}: gc --apply changed ${lost.length} answers that were 200 (before | after): ${lost.slice(0, 3).join('; ')}`);
     }
   } finally {
     await reg.stop();
@@ -393,6 +397,23 @@ function exportedNothing(r: RegfsRun): boolean {
 
 function probeKey(r: Ref): string {
   return `${r.repo} ${r.ref} ${r.expect ?? ''}`;
+}
+
+/** "GET blobs 500 -> 200" from a line of diffProbes ("GET blobs repo/sha256:…: 500 … | 200 …"). */
+function diffKind(line: string): string {
+  const m = /^(HEAD|GET) (manifests|blobs) \S+(?: \[(\w+)\])?: (\S+).* \| (\S+)/.exec(line);
+  return m === null ? line.slice(0, 40) : `${m[1]} ${m[2]}${m[3] === undefined ? '' : ` [${m[3]}]`} ${m[4]} -> ${m[5]}`;
+}
+
+/** "extract", "to-dir", "from-dir" from a run's name. */
+function runName(name: string): string {
+  return /\((to-dir|from-dir)\)$/.exec(name)?.[1] ?? name.split(' ')[0]!;
+}
+
+/** The codes of the problems naming list line `line`, or "no problem". */
+function problemCodes(results: WriteResult[], line: number): string {
+  const codes = [...new Set(results.flatMap((r) => r.problems ?? []).filter((p) => p.line === line).map((p) => p.code ?? '?'))].sort();
+  return codes.length === 0 ? 'no problem' : codes.join(', ');
 }
 
 /** The problems of the runs, those naming list line `line` (if given) only. */
