@@ -7,11 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { truncate } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, readlink, truncate } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeImage, makeLayer } from '../scripts/lib/images.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
+import { damage } from '../scripts/fuzz/damage.js';
+import { generate } from '../scripts/fuzz/generate.js';
 import { formatKinds, parseKinds } from '../scripts/fuzz/kinds.js';
 import { diffProbes, probe } from '../scripts/fuzz/oracle.js';
 import { Pusher } from '../scripts/fuzz/pusher.js';
@@ -39,6 +41,48 @@ for (const seed of SEEDS) {
       await s.cleanup();
     }
   });
+}
+
+test('a seed makes the same state every time: the same pushes, paths, links and damage', async () => {
+  const s = await scratchDir('regfs-differential-');
+  try {
+    const kinds = parseKinds('all,-fifo');
+    const make = async (name: string): Promise<{ steps: unknown; damage: string[]; tree: Map<string, string> }> => {
+      const rand = prng(1);
+      const root = join(s.dir, name, 'src');
+      const gen = await generate(1, root, kinds, rand);
+      await mkdir(join(s.dir, name, 'outside'));
+      const done = await damage(root, join(s.dir, name, 'outside'), kinds, rand);
+      return { steps: gen.steps, damage: done, tree: await linkTree(root) };
+    };
+    const a = await make('a');
+    const b = await make('b');
+    assert.ok((a.steps as Array<{ what: string }>).some((x) => x.what === 'schema1'), 'seed 1 pushes schema1 (skopeo signs it anew each time)');
+    assert.deepEqual(b.steps, a.steps);
+    assert.deepEqual(b.damage, a.damage);
+    assert.deepEqual(b.tree, a.tree);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+/** Every path under `root` with its type, and for link files and symlinks what they hold. */
+async function linkTree(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of (await readdir(dir, { withFileTypes: true })).sort((x, y) => (x.name < y.name ? -1 : 1))) {
+      const p = join(dir, e.name);
+      const rel = relative(root, p);
+      if (e.isDirectory()) {
+        out.set(rel, 'dir');
+        await walk(p);
+      } else if (e.isSymbolicLink()) out.set(rel, `symlink ${await readlink(p)}`);
+      else if (e.isFile()) out.set(rel, e.name === 'link' ? `link ${await readFile(p, 'latin1')}` : 'file');
+      else out.set(rel, 'other');
+    }
+  };
+  await walk(root);
+  return out;
 }
 
 test('the registry accepts an upper-case first name component that skopeo refuses; the pusher pushes it', async () => {
