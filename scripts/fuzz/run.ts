@@ -88,7 +88,7 @@ interface RegfsRun {
 }
 
 interface WriteResult {
-  images?: Array<{ ref?: string }>;
+  images?: Array<{ ref?: string; dir?: string }>;
   problems?: Array<{ code?: string; file?: string; line?: number; path?: string; message?: string }>;
 }
 
@@ -231,9 +231,16 @@ async function judgeWrite(
   const refusedLines = new Set<number>();
   for (const res of results) for (const p of res.problems ?? []) if (typeof p.line === 'number') refusedLines.add(p.line);
   const written = new Set((results.at(-1)!.images ?? []).map((i) => i.ref ?? ''));
+  // An image to-dir exported and from-dir refused (to-dir hashes nothing, from-dir hashes
+  // every blob) is refused with from-dir's problem, which names its directory.
+  const refusedByImport = new Set<string>();
   if (results.length === 2) {
-    const exported = new Set((results[0]!.images ?? []).map((i) => i.ref ?? ''));
-    for (const k of exported) if (!written.has(k)) found(check, 'from-dir refuses what to-dir exported', `${k}: to-dir exported it, from-dir did not import it: ${problemText(results.slice(1))}`);
+    for (const img of results[0]!.images ?? []) {
+      if (img.ref === undefined || written.has(img.ref)) continue;
+      const named = (results[1]!.problems ?? []).some((p) => img.dir !== undefined && p.path !== undefined && (p.path.includes(`/${img.dir}/`) || p.path.endsWith(`/${img.dir}`)));
+      if (named) refusedByImport.add(img.ref);
+      else found(check, 'from-dir drops what to-dir exported, no problem names it', `${img.ref}: to-dir exported it, from-dir did not import it: ${problemText(results.slice(1))}`);
+    }
   }
 
   const reg = await startRegistry({ root: out, readOnly: true });
@@ -252,7 +259,7 @@ async function judgeWrite(
           if (diff.length > 0) found(check, `written, answers differ: ${diffKind(diff[0]!)}`, `${r.key} (line ${li + 1} "${line.text}"): written, but ${diff.length} answers differ from the source's (source | output): ${diff.slice(0, 3).join('; ')}`);
         } else if (s.full) {
           found(check, `served in full by the source, not written: ${problemCodes(results, li + 1)}`, `${r.key} (line ${li + 1} "${line.text}"): the source serves it in full, regfs did not write it: ${problemText(results, li + 1)}`);
-        } else if (!refusedLines.has(li + 1)) {
+        } else if (!refusedLines.has(li + 1) && !refusedByImport.has(r.key)) {
           found(check, 'not written, no problem names the line', `${r.key} (line ${li + 1} "${line.text}"): not written and no problem names line ${li + 1} (the source: ${s.why})`);
         }
       }
