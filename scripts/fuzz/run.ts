@@ -9,7 +9,7 @@
  *   a problem with a code and a path must name its list line; no reference outside what was
  *   written is served by the output; no stack trace, exit 0 without problems and 3 with;
  * - gc --apply on a copy: every request the registry answered 200 before gets the same
- *   answer after;
+ *   answer after; gc --delete-untagged --apply on another: the same for every tag;
  * - the source tree and the files its symlinks lead to are unchanged at the end.
  */
 import { spawn } from 'node:child_process';
@@ -168,7 +168,14 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
       phase(`list ${li}`);
     }
 
-    await judgeGc(opts.dir, src, cands, srcProbes, report, found);
+    const gcs = await Promise.all(
+      [false, true].map(async (untagged) => {
+        const mine: Discrepancy[] = [];
+        await judgeGc(untagged, opts.dir, src, cands, srcProbes, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
+        return mine;
+      }),
+    );
+    report.discrepancies.push(...gcs.flat());
     phase('gc');
 
     const after = await snapshot([src, outside]);
@@ -275,28 +282,34 @@ async function judgeWrite(
   }
 }
 
-/** gc --apply on a copy at the source's depth (its relative symlinks resolve the same): nothing served before stops being served. */
-async function judgeGc(dir: string, src: string, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
-  const copy = join(dir, 'gc');
+/**
+ * gc --apply on a copy at the source's depth (its relative symlinks resolve the same): nothing
+ * served before stops being served. With `--delete-untagged`, on another copy, the same for
+ * every tag (untagged manifests may go; what a tag reaches, index children included, may not).
+ */
+async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
+  const copy = join(dir, untagged ? 'gc-untagged' : 'gc');
+  const name = untagged ? 'gc --delete-untagged --apply' : 'gc --apply';
+  const check = untagged ? 'gc -m' : 'gc';
   await copyTree(src, copy);
-  const r = await regfs(['gc', copy, '--apply', '--json']);
+  const r = await regfs(['gc', copy, ...(untagged ? ['--delete-untagged'] : []), '--apply', '--json']);
   report.checks++;
-  if (r.timedOut) return found('gc', 'gc hangs', `gc --apply: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
-  if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found('gc', 'a stack trace', `gc --apply: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
-  if (r.code !== 0 && r.code !== 1) found('gc', 'exit code', `gc --apply: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  if (r.timedOut) return found(check, 'gc hangs', `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+  if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
+  if (r.code !== 0 && r.code !== 1) found(check, 'exit code', `${name}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
   try {
     for (const p of (JSON.parse(r.stdout) as WriteResult).problems ?? []) {
       report.checks++;
       if (typeof p.code !== 'string' || !/^[A-Z][A-Z0-9_]+$/.test(p.code) || typeof p.path !== 'string' || p.path === '') {
-        found('gc', 'a problem without a code and a path', `gc --apply: a problem without a code and a path: ${JSON.stringify(p)}`);
+        found(check, 'a problem without a code and a path', `${name}: a problem without a code and a path: ${JSON.stringify(p)}`);
       }
     }
   } catch {
-    if (r.code === 0) found('gc', 'gc exits 0 without a result', `gc --apply: exit 0 without a JSON result`);
+    if (r.code === 0) found(check, 'gc exits 0 without a result', `${name}: exit 0 without a JSON result`);
   }
   const reg = await startRegistry({ root: copy, readOnly: true });
   try {
-    for (const c of cands) {
+    for (const c of untagged ? cands.filter((x) => x.expect === undefined) : cands) {
       const s = srcProbes.get(probeKey(c))!;
       if (![...s.answers.values()].some((a) => a.startsWith('200 '))) continue;
       const after = await probe(reg.host, c.repo, c.ref, c.expect);
@@ -305,7 +318,7 @@ async function judgeGc(dir: string, src: string, cands: Ref[], srcProbes: Map<st
         report.checks++;
         if (a.startsWith('200 ') && after.answers.get(req) !== a) lost.push(`${req}: ${a} | ${after.answers.get(req) ?? 'not asked'}`);
       }
-      if (lost.length > 0) found('gc', `an answer that was 200 changed: ${diffKind(lost[0]!)}`, `${c.key}: gc --apply changed ${lost.length} answers that were 200 (before | after): ${lost.slice(0, 3).join('; ')}`);
+      if (lost.length > 0) found(check, `an answer that was 200 changed: ${diffKind(lost[0]!)}`, `${c.key}: ${name} changed ${lost.length} answers that were 200 (before | after): ${lost.slice(0, 3).join('; ')}`);
     }
   } finally {
     await reg.stop();
