@@ -1,0 +1,117 @@
+/**
+ * Damage a generated state's files at random, one of the enabled file kinds (kinds.ts) per
+ * step: link files removed, emptied or given a newline; blob data and fan-out directories
+ * moved to `outside` with a relative symlink left behind (so a copy of the root made at the
+ * same depth still resolves them); FIFOs; truncated blobs; a first name component in upper case.
+ */
+import { execFile } from 'node:child_process';
+import { appendFileSync, existsSync, lstatSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { FILE_KINDS, type Kind, type Kinds } from './kinds.js';
+
+/** `<root>/docker/registry/v2`. */
+export function v2Of(root: string): string {
+  return join(root, 'docker', 'registry', 'v2');
+}
+
+/** Apply 0 to 3 damages of the enabled file kinds to the registry root `root`; returns what was done. */
+export async function damage(root: string, outside: string, kinds: Kinds, rand: () => number): Promise<string[]> {
+  const enabled = FILE_KINDS.filter((k) => kinds.has(k));
+  const done: string[] = [];
+  if (enabled.length === 0) return done;
+  const count = Math.floor(rand() * 4);
+  for (let i = 0; i < count; i++) {
+    const kind = enabled[Math.floor(rand() * enabled.length)]!;
+    const what = await damageOne(kind, root, outside, rand, i);
+    if (what !== undefined) done.push(`${kind} ${what}`);
+  }
+  return done;
+}
+
+async function damageOne(kind: Kind, root: string, outside: string, rand: () => number, n: number): Promise<string | undefined> {
+  const v2 = v2Of(root);
+  const pick = <T>(xs: T[]): T | undefined => (xs.length === 0 ? undefined : xs[Math.floor(rand() * xs.length)]);
+  const rel = (p: string): string => relative(root, p);
+  switch (kind) {
+    case 'link-missing':
+    case 'link-empty':
+    case 'link-newline': {
+      const link = pick(regularFiles(join(v2, 'repositories')).filter((p) => p.endsWith('/link')));
+      if (link === undefined) return undefined;
+      if (kind === 'link-missing') rmSync(link);
+      else if (kind === 'link-empty') truncateSync(link, 0);
+      else appendFileSync(link, '\n');
+      return rel(link);
+    }
+    case 'data-symlink': {
+      const data = pick(blobData(v2));
+      if (data === undefined) return undefined;
+      const moved = join(outside, `data-${n}`);
+      renameSync(data, moved);
+      symlinkSync(relative(dirname(data), moved), data);
+      return rel(data);
+    }
+    case 'dir-symlink': {
+      const fan = pick(dirs(join(v2, 'blobs', 'sha256')));
+      if (fan === undefined) return undefined;
+      const moved = join(outside, `fan-${n}`);
+      renameSync(fan, moved);
+      symlinkSync(relative(dirname(fan), moved), fan);
+      return rel(fan);
+    }
+    case 'fifo': {
+      const target = pick([...blobData(v2), ...regularFiles(join(v2, 'repositories')).filter((p) => p.endsWith('/link'))]);
+      if (target === undefined) return undefined;
+      rmSync(target);
+      await promisify(execFile)('mkfifo', ['--', target]);
+      return rel(target);
+    }
+    case 'truncate': {
+      const data = pick(blobData(v2));
+      if (data === undefined) return undefined;
+      truncateSync(data, Math.floor(lstatSync(data).size / 2));
+      return rel(data);
+    }
+    case 'upper-rename': {
+      const repos = join(v2, 'repositories');
+      const first = pick(dirs(repos).filter((d) => /^[a-z]/.test(d.slice(repos.length + 1)) && dirs(d).some((c) => !c.endsWith('/_manifests') && !c.endsWith('/_layers') && !c.endsWith('/_uploads'))));
+      if (first === undefined) return undefined;
+      const name = first.slice(repos.length + 1);
+      const upper = join(repos, name[0]!.toUpperCase() + name.slice(1));
+      if (existsSync(upper)) return undefined;
+      renameSync(first, upper);
+      return `${rel(first)} -> ${rel(upper)}`;
+    }
+    default:
+      throw new Error(`${kind} is not a file damage`);
+  }
+}
+
+/** Regular files under `dir` (no symlinks followed), sorted. */
+function regularFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) out.push(p);
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out.sort();
+}
+
+/** Sub-directories of `dir` (not symlinks), sorted. */
+function dirs(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => join(dir, e.name))
+    .sort();
+}
+
+/** Every regular `blobs/sha256/xx/<hex>/data` file, sorted (symlinked fan-outs skipped). */
+function blobData(v2: string): string[] {
+  return regularFiles(join(v2, 'blobs')).filter((p) => p.endsWith('/data'));
+}

@@ -1,0 +1,485 @@
+/**
+ * One seed of the differential harness: generate a state through the real registry, damage
+ * it, ask a read-only registry on it about every reference (the oracle), then judge regfs:
+ *
+ * - extract, and to-dir followed by from-dir, of several random lists (`--keep-going`): a
+ *   reference regfs writes must get, request by request, exactly the source registry's
+ *   answers from a fresh registry on the output; a reference the source serves in full must
+ *   be written; a reference regfs refuses must be one the source does not serve in full, and
+ *   a problem with a code and a path must name its list line; no reference outside what was
+ *   written is served by the output; no stack trace, exit 0 without problems and 3 with;
+ * - gc --apply on a copy: every request the registry answered 200 before gets the same
+ *   answer after; gc --delete-untagged --apply on another: the same for every tag;
+ * - the source tree and the files its symlinks lead to are unchanged at the end.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { copyTree } from '../../test/helpers/tree.js';
+import { prng } from '../../test/helpers/crash.js';
+import { startRegistry, type RegistryServer } from '../lib/registry-server.js';
+import { damage, v2Of } from './damage.js';
+import { generate, type Generated } from './generate.js';
+import { formatKinds, shuffle, type Kinds } from './kinds.js';
+import { diffProbes, manifestStatus, probe, tagsList, type Probe } from './oracle.js';
+
+const REGFS_BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const REGFS_TIMEOUT_MS = 30_000;
+
+/** One thing regfs got wrong (or the source changed), with what it takes to see it again. */
+export interface Discrepancy {
+  /** extract, to-dir+from-dir, gc, source */
+  check: string;
+  /** What kind of discrepancy, without names or digests, for the summary: "written, answers differ: GET blobs 500 -> 200". */
+  kind: string;
+  detail: string;
+}
+
+/** What one seed ran and found. */
+export interface SeedReport {
+  seed: number;
+  /** The steps of the generator and the damages, as lines. */
+  state: string[];
+  lists: string[][];
+  /** Comparisons made (requests compared, references judged, trees compared). */
+  checks: number;
+  discrepancies: Discrepancy[];
+  /** Milliseconds per phase: generate, oracle, each list, gc. */
+  phases: Record<string, number>;
+  /** Where the state was left (with --keep), else undefined. */
+  kept: string | undefined;
+  ms: number;
+}
+
+/** Options of {@link runSeed}. */
+export interface SeedOptions {
+  kinds: Kinds;
+  /** Random lists judged per state. */
+  lists: number;
+  /** A directory for this seed's files (created; removed at the end unless `keep`). */
+  dir: string;
+  keep: boolean;
+}
+
+type Found = (check: string, kind: string, detail: string) => void;
+
+interface Ref {
+  /** The key regfs's result names the image by: `repo:tag` or `repo@digest`. */
+  key: string;
+  repo: string;
+  /** Tag or digest. */
+  ref: string;
+  /** The digest the list line pins (`repo@d`, `repo:tag@d`). */
+  expect: string | undefined;
+}
+
+interface Line {
+  text: string;
+  refs: Ref[];
+}
+
+interface RegfsRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+interface WriteResult {
+  images?: Array<{ ref?: string; dir?: string }>;
+  problems?: Array<{ code?: string; file?: string; line?: number; path?: string; message?: string }>;
+}
+
+/** Run one seed; never throws for what regfs does, only for a harness failure (the registry would not start, a push failed). */
+export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedReport> {
+  const started = Date.now();
+  const rand = prng(seed);
+  const src = join(opts.dir, 'src');
+  const outside = join(opts.dir, 'outside');
+  await mkdir(outside, { recursive: true });
+  const report: SeedReport = { seed, state: [], lists: [], checks: 0, discrepancies: [], phases: {}, kept: undefined, ms: 0 };
+  let mark = Date.now();
+  const phase = (name: string): void => {
+    report.phases[name] = Date.now() - mark;
+    mark = Date.now();
+  };
+  const found: Found = (check, kind, detail) => void report.discrepancies.push({ check, kind, detail });
+  let srcReg: RegistryServer | undefined;
+  try {
+    const gen = await generate(seed, src, opts.kinds, rand);
+    report.state.push(...gen.steps.map((s) => `${s.op} ${s.repo} ${s.ref.startsWith('sha256:') ? `@${s.ref.slice(0, 19)}` : `:${s.ref}`} ${s.what} (${s.via})`));
+    report.state.push(...(await damage(src, outside, opts.kinds, rand)).map((d) => `damage ${d}`));
+    const before = await snapshot([src, outside]);
+    phase('generate');
+
+    // The oracle on the source: one read-only registry for the seed (the source never changes).
+    const { refs: cands, tagDirs } = await candidates(src, gen);
+    srcReg = await startRegistry({ root: src, readOnly: true });
+    const host = srcReg.host;
+    const srcProbes = new Map<string, Probe>();
+    const srcProbe = async (r: Ref): Promise<Probe> => {
+      let p = srcProbes.get(probeKey(r));
+      if (p === undefined) srcProbes.set(probeKey(r), (p = await probe(host, r.repo, r.ref, r.expect)));
+      return p;
+    };
+    for (const r of cands) await srcProbe(r);
+    const tagLists = new Map<string, string[]>();
+    for (const repo of new Set(cands.map((r) => r.repo))) {
+      tagLists.set(repo, [...new Set([...(tagDirs.get(repo) ?? []), ...(await tagsList(host, repo))])].sort());
+    }
+    for (const r of cands) {
+      const p = srcProbes.get(probeKey(r))!;
+      report.state.push(`source ${r.key}${r.expect !== undefined && !r.key.includes('@') ? `@${r.expect.slice(0, 19)}` : ''}: ${p.full ? 'served in full' : `not in full (${p.why})`}`);
+    }
+
+    phase('oracle');
+    for (let li = 0; li < opts.lists; li++) {
+      const lines = randomList(cands, tagLists, srcProbes, rand);
+      report.lists.push(lines.map((l) => l.text));
+      const runDir = join(opts.dir, 'runs', String(li));
+      await mkdir(runDir, { recursive: true });
+      const listFile = join(runDir, 'images.list');
+      await writeFile(listFile, lines.map((l) => `${l.text}\n`).join(''));
+
+      // extract, and to-dir then from-dir, run side by side; their findings are kept in this order.
+      const chains = await Promise.all([
+        (async (): Promise<Discrepancy[]> => {
+          const mine: Discrepancy[] = [];
+          const out = join(runDir, 'extract');
+          const ex = await regfs(['extract', listFile, src, out, '--keep-going', '--json']);
+          await judgeWrite(`extract list ${li}`, ex, ex, lines, out, cands, srcProbe, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
+          return mine;
+        })(),
+        (async (): Promise<Discrepancy[]> => {
+          const mine: Discrepancy[] = [];
+          const dir = join(runDir, 'dir');
+          const dest = join(runDir, 'from-dir');
+          const td = await regfs(['to-dir', listFile, src, dir, '--keep-going', '--json']);
+          // Nothing exported, nothing to import: from-dir rightly refuses an input without images.
+          const fd = exportedNothing(td) ? td : await regfs(['from-dir', dir, dest, '--keep-going', '--json']);
+          await mkdir(dest, { recursive: true });
+          await judgeWrite(`to-dir+from-dir list ${li}`, td, fd, lines, dest, cands, srcProbe, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
+          return mine;
+        })(),
+      ]);
+      report.discrepancies.push(...chains.flat());
+      phase(`list ${li}`);
+    }
+
+    const gcs = await Promise.all(
+      [false, true].map(async (untagged) => {
+        const mine: Discrepancy[] = [];
+        await judgeGc(untagged, opts.dir, src, cands, srcProbes, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
+        return mine;
+      }),
+    );
+    report.discrepancies.push(...gcs.flat());
+    phase('gc');
+
+    const after = await snapshot([src, outside]);
+    report.checks++;
+    const changed = [...new Set([...before.keys(), ...after.keys()])].filter((k) => before.get(k) !== after.get(k));
+    if (changed.length > 0) found('source', 'the source changed', `the source changed: ${changed.slice(0, 5).map((k) => `${relative(opts.dir, k)} (${before.get(k) ?? 'absent'} -> ${after.get(k) ?? 'absent'})`).join('; ')}`);
+  } finally {
+    await srcReg?.stop();
+    if (opts.keep) report.kept = opts.dir;
+    else await rm(opts.dir, { recursive: true, force: true });
+    report.ms = Date.now() - started;
+  }
+  return report;
+}
+
+/** The command line that runs this seed again, keeping its files. */
+export function reproduction(seed: number, kinds: Kinds, lists: number): string {
+  return `npm run fuzz -- --seed ${seed} --damage ${formatKinds(kinds)}${lists === 2 ? '' : ` --lists ${lists}`} --keep`;
+}
+
+/** Judge one writing run (extract, or to-dir then from-dir: `first` refuses, `last` writes). */
+async function judgeWrite(
+  check: string,
+  first: RegfsRun,
+  last: RegfsRun,
+  lines: Line[],
+  out: string,
+  cands: Ref[],
+  srcProbe: (r: Ref) => Promise<Probe>,
+  report: SeedReport,
+  found: Found,
+): Promise<void> {
+  const runs = first === last ? [first] : [first, last];
+  const results: WriteResult[] = [];
+  for (const [i, r] of runs.entries()) {
+    const name = runs.length === 1 ? check : `${check} (${i === 0 ? 'to-dir' : 'from-dir'})`;
+    report.checks++;
+    if (r.timedOut) return found(check, `${runName(name)} hangs`, `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+    if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
+    let res: WriteResult;
+    try {
+      res = JSON.parse(r.stdout) as WriteResult;
+    } catch {
+      return found(check, `${runName(name)} exits ${r.code} without a result`, `${name}: exit ${r.code}, no JSON result; stderr: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+    }
+    const problems = res.problems ?? [];
+    const wantCode = problems.length === 0 ? 0 : 3;
+    if (r.code !== wantCode && !(r.code === 1 && (res.images ?? []).length === 0 && problems.length > 0)) {
+      found(check, 'exit code', `${name}: exit ${r.code} with ${problems.length} problems`);
+    }
+    for (const p of problems) {
+      report.checks++;
+      const located = (typeof p.path === 'string' && p.path !== '') || (typeof p.file === 'string' && typeof p.line === 'number');
+      if (typeof p.code !== 'string' || !/^[A-Z][A-Z0-9_]+$/.test(p.code) || !located) {
+        found(check, 'a problem without a code and a path', `${name}: a problem without a code and a path (or list line): ${JSON.stringify(p)}`);
+      }
+    }
+    results.push(res);
+  }
+  const refusedLines = new Set<number>();
+  for (const res of results) for (const p of res.problems ?? []) if (typeof p.line === 'number') refusedLines.add(p.line);
+  const written = new Set((results.at(-1)!.images ?? []).map((i) => i.ref ?? ''));
+  // An image to-dir exported and from-dir refused (to-dir hashes nothing, from-dir hashes
+  // every blob) is refused with from-dir's problem, which names its directory.
+  const refusedByImport = new Set<string>();
+  if (results.length === 2) {
+    for (const img of results[0]!.images ?? []) {
+      if (img.ref === undefined || written.has(img.ref)) continue;
+      const named = (results[1]!.problems ?? []).some((p) => img.dir !== undefined && p.path !== undefined && (p.path.includes(`/${img.dir}/`) || p.path.endsWith(`/${img.dir}`)));
+      if (named) refusedByImport.add(img.ref);
+      else found(check, 'from-dir drops what to-dir exported, no problem names it', `${img.ref}: to-dir exported it, from-dir did not import it: ${problemText(results.slice(1))}`);
+    }
+  }
+
+  const reg = await startRegistry({ root: out, readOnly: true });
+  try {
+    const servedClosure = new Set<string>();
+    for (const [li, line] of lines.entries()) {
+      for (const r of line.refs) {
+        const s = await srcProbe(r);
+        report.checks++;
+        if (written.has(r.key)) {
+          const o = await probe(reg.host, r.repo, r.ref, r.expect);
+          for (const d of s.manifests) servedClosure.add(`${r.repo}@${d}`);
+          servedClosure.add(r.key);
+          const diff = diffProbes(s, o);
+          report.checks += Math.max(s.answers.size, o.answers.size);
+          if (diff.length > 0) found(check, `written, answers differ: ${diffKind(diff[0]!)}`, `${r.key} (line ${li + 1} "${line.text}"): written, but ${diff.length} answers differ from the source's (source | output): ${diff.slice(0, 3).join('; ')}`);
+        } else if (s.full) {
+          found(check, `served in full by the source, not written: ${problemCodes(results, li + 1)}`, `${r.key} (line ${li + 1} "${line.text}"): the source serves it in full, regfs did not write it: ${problemText(results, li + 1)}`);
+        } else if (!refusedLines.has(li + 1) && !refusedByImport.has(r.key)) {
+          found(check, 'not written, no problem names the line', `${r.key} (line ${li + 1} "${line.text}"): not written and no problem names line ${li + 1} (the source: ${s.why})`);
+        }
+      }
+    }
+    for (const r of cands) {
+      if (servedClosure.has(r.key)) continue;
+      report.checks++;
+      const status = await manifestStatus(reg.host, r.repo, r.ref);
+      if (status === '200') found(check, 'not written, yet served', `${r.key}: not written, yet the output serves it`);
+    }
+  } finally {
+    await reg.stop();
+  }
+}
+
+/**
+ * gc --apply on a copy at the source's depth (its relative symlinks resolve the same): nothing
+ * served before stops being served. With `--delete-untagged`, on another copy, the same for
+ * every tag (untagged manifests may go; what a tag reaches, index children included, may not).
+ */
+async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
+  const copy = join(dir, untagged ? 'gc-untagged' : 'gc');
+  const name = untagged ? 'gc --delete-untagged --apply' : 'gc --apply';
+  const check = untagged ? 'gc -m' : 'gc';
+  await copyTree(src, copy);
+  const r = await regfs(['gc', copy, ...(untagged ? ['--delete-untagged'] : []), '--apply', '--json']);
+  report.checks++;
+  if (r.timedOut) return found(check, 'gc hangs', `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+  if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
+  if (r.code !== 0 && r.code !== 1) found(check, 'exit code', `${name}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  try {
+    for (const p of (JSON.parse(r.stdout) as WriteResult).problems ?? []) {
+      report.checks++;
+      if (typeof p.code !== 'string' || !/^[A-Z][A-Z0-9_]+$/.test(p.code) || typeof p.path !== 'string' || p.path === '') {
+        found(check, 'a problem without a code and a path', `${name}: a problem without a code and a path: ${JSON.stringify(p)}`);
+      }
+    }
+  } catch {
+    if (r.code === 0) found(check, 'gc exits 0 without a result', `${name}: exit 0 without a JSON result`);
+  }
+  const reg = await startRegistry({ root: copy, readOnly: true });
+  try {
+    for (const c of untagged ? cands.filter((x) => x.expect === undefined) : cands) {
+      const s = srcProbes.get(probeKey(c))!;
+      if (![...s.answers.values()].some((a) => a.startsWith('200 '))) continue;
+      const after = await probe(reg.host, c.repo, c.ref, c.expect);
+      const lost: string[] = [];
+      for (const [req, a] of s.answers) {
+        report.checks++;
+        if (a.startsWith('200 ') && after.answers.get(req) !== a) lost.push(`${req}: ${a} | ${after.answers.get(req) ?? 'not asked'}`);
+      }
+      if (lost.length > 0) found(check, `an answer that was 200 changed: ${diffKind(lost[0]!)}`, `${c.key}: ${name} changed ${lost.length} answers that were 200 (before | after): ${lost.slice(0, 3).join('; ')}`);
+    }
+  } finally {
+    await reg.stop();
+  }
+}
+
+/**
+ * Every reference worth asking about: each repository directory's tags and revisions, and
+ * every generator step's (deleted ones too); and the tag directories of each repository.
+ */
+async function candidates(root: string, gen: Generated): Promise<{ refs: Ref[]; tagDirs: Map<string, string[]> }> {
+  const out = new Map<string, Ref>();
+  const tagDirs = new Map<string, string[]>();
+  const add = (repo: string, ref: string): void => {
+    const digest = ref.startsWith('sha256:');
+    const key = `${repo}${digest ? '@' : ':'}${ref}`;
+    if (!out.has(key)) out.set(key, { key, repo, ref, expect: digest ? ref : undefined });
+  };
+  const repos = join(v2Of(root), 'repositories');
+  const walk = async (d: string, depth: number): Promise<void> => {
+    if (depth > 6) return;
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      if (!e.isDirectory()) continue;
+      const p = join(d, e.name);
+      if (e.name === '_manifests') {
+        const repo = relative(repos, d);
+        const tags = (await readdir(join(p, 'tags')).catch(() => [])).sort();
+        tagDirs.set(repo, tags);
+        for (const t of tags) add(repo, t);
+        for (const h of await readdir(join(p, 'revisions', 'sha256')).catch(() => [])) add(repo, `sha256:${h}`);
+      } else if (!e.name.startsWith('_')) {
+        await walk(p, depth + 1);
+      }
+    }
+  };
+  await walk(repos, 0);
+  for (const s of gen.steps) {
+    add(s.repo, s.ref);
+    add(s.repo, s.digest);
+  }
+  return { refs: [...out.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)), tagDirs };
+}
+
+/**
+ * 1 to 4 lines: tags, digests, `repo:tag@digest` (the right digest or another of the
+ * repository's), now and then a whole repository (standing for every tag directory and every
+ * tag the registry lists) or a tag that does not exist. A reference
+ * appears in one line only, so each line's fate can be read from the result.
+ */
+function randomList(cands: Ref[], tagLists: Map<string, string[]>, probes: Map<string, Probe>, rand: () => number): Line[] {
+  const lines: Line[] = [];
+  const used = new Set<string>();
+  const wholeRepos = new Set<string>();
+  const n = 1 + Math.floor(rand() * 4);
+  for (const c of shuffle(cands, rand)) {
+    if (lines.length >= n) break;
+    if (used.has(c.key) || wholeRepos.has(c.repo)) continue;
+    const roll = rand();
+    if (roll < 0.12 && !lines.some((l) => l.refs.some((r) => r.repo === c.repo))) {
+      const tags = tagLists.get(c.repo) ?? [];
+      wholeRepos.add(c.repo);
+      lines.push({ text: c.repo, refs: tags.map((t) => ({ key: `${c.repo}:${t}`, repo: c.repo, ref: t, expect: undefined })) });
+      continue;
+    }
+    if (roll < 0.2 && c.expect === undefined) {
+      const digests = [...new Set(cands.filter((x) => x.repo === c.repo && x.expect !== undefined).map((x) => x.expect!))];
+      const right = probes.get(probeKey(c))?.digest;
+      const d = right !== undefined && rand() < 0.7 ? right : digests[Math.floor(rand() * digests.length)];
+      if (d !== undefined) {
+        used.add(c.key);
+        lines.push({ text: `${c.key}@${d}`, refs: [{ ...c, expect: d }] });
+        continue;
+      }
+    }
+    if (roll < 0.25) {
+      const key = `${c.repo}:absent`;
+      if (!used.has(key)) {
+        used.add(key);
+        lines.push({ text: key, refs: [{ key, repo: c.repo, ref: 'absent', expect: undefined }] });
+        continue;
+      }
+    }
+    used.add(c.key);
+    lines.push({ text: c.key, refs: [c] });
+  }
+  return lines;
+}
+
+function exportedNothing(r: RegfsRun): boolean {
+  try {
+    return ((JSON.parse(r.stdout) as WriteResult).images ?? []).length === 0;
+  } catch {
+    return false;
+  }
+}
+
+function probeKey(r: Ref): string {
+  return `${r.repo} ${r.ref} ${r.expect ?? ''}`;
+}
+
+/** "GET blobs 500 -> 200" from a line of diffProbes ("GET blobs repo/sha256:…: 500 … | 200 …"). */
+function diffKind(line: string): string {
+  const m = /^(HEAD|GET) (manifests|blobs) \S+(?: \[(\w+)\])?: (\S+).* \| (\S+)/.exec(line);
+  return m === null ? line.slice(0, 40) : `${m[1]} ${m[2]}${m[3] === undefined ? '' : ` [${m[3]}]`} ${m[4]} -> ${m[5]}`;
+}
+
+/** "extract", "to-dir", "from-dir" from a run's name. */
+function runName(name: string): string {
+  return /\((to-dir|from-dir)\)$/.exec(name)?.[1] ?? name.split(' ')[0]!;
+}
+
+/** The codes of the problems naming list line `line`, or "no problem". */
+function problemCodes(results: WriteResult[], line: number): string {
+  const codes = [...new Set(results.flatMap((r) => r.problems ?? []).filter((p) => p.line === line).map((p) => p.code ?? '?'))].sort();
+  return codes.length === 0 ? 'no problem' : codes.join(', ');
+}
+
+/** The problems of the runs, those naming list line `line` (if given) only. */
+function problemText(results: WriteResult[], line?: number): string {
+  const ps = results.flatMap((r) => r.problems ?? []).filter((p) => line === undefined || p.line === line);
+  return ps.length === 0 ? 'no problem names it' : ps.slice(0, 2).map((p) => `[${p.code}] ${p.message}`).join(' / ');
+}
+
+/** Run the built CLI with a time limit; a run still going then is killed and marked. */
+function regfs(args: string[]): Promise<RegfsRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, REGFS_TIMEOUT_MS);
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut });
+    });
+  });
+}
+
+/** Type, mode, mtime, size and content hash of every entry under the roots; FIFOs are never opened. */
+async function snapshot(roots: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (p: string): Promise<void> => {
+    const st = await lstat(p);
+    const meta = `${st.mode.toString(8)} ${st.mtimeMs}`;
+    if (st.isDirectory()) {
+      out.set(p, `dir ${meta}`);
+      for (const name of (await readdir(p)).sort()) await walk(join(p, name));
+    } else if (st.isSymbolicLink()) {
+      out.set(p, `symlink ${await readlink(p)}`);
+    } else if (st.isFile()) {
+      out.set(p, `file ${meta} ${st.size} ${createHash('sha256').update(await readFile(p)).digest('hex')}`);
+    } else {
+      out.set(p, `other ${meta}`);
+    }
+  };
+  for (const r of roots) await walk(r);
+  return out;
+}
