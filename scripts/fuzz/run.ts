@@ -283,15 +283,20 @@ async function judgeWrite(
 }
 
 /**
- * gc --apply on a copy at the source's depth (its relative symlinks resolve the same): nothing
- * served before stops being served. With `--delete-untagged`, on another copy, the same for
- * every tag (untagged manifests may go; what a tag reaches, index children included, may not).
+ * gc --apply on a copy of the source and of what its symlinks lead to, laid out as they are
+ * (`<copy>/src`, `<copy>/outside`), so the relative symlinks resolve inside the copy and the
+ * two gc runs share nothing with each other or with the source: nothing served before stops
+ * being served. With `--delete-untagged`, on another copy, the same for every tag (untagged
+ * manifests may go; what a tag reaches, index children included, may not).
  */
 async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
-  const copy = join(dir, untagged ? 'gc-untagged' : 'gc');
+  const base = join(dir, untagged ? 'gc-untagged' : 'gc');
+  const copy = join(base, 'src');
   const name = untagged ? 'gc --delete-untagged --apply' : 'gc --apply';
   const check = untagged ? 'gc -m' : 'gc';
+  await mkdir(base, { recursive: true });
   await copyTree(src, copy);
+  await copyTree(join(dir, 'outside'), join(base, 'outside'));
   const r = await regfs(['gc', copy, ...(untagged ? ['--delete-untagged'] : []), '--apply', '--json']);
   report.checks++;
   if (r.timedOut) return found(check, 'gc hangs', `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
