@@ -160,8 +160,9 @@ const SYMLINKED: Served[] = [
 
 /**
  * The fixture with storage spread over "several disks": team/app:v1's first layer data, the
- * fan-out directory of its config, the library/busybox repository directory and team/app:v2's
- * revision directory are each moved under `disks` and replaced by a symbolic link.
+ * fan-out directory of its config, the library/busybox repository directory, team/app:v2's
+ * revision directory and team/app:v1's manifest data are each moved under `disks` and replaced
+ * by a symbolic link.
  */
 async function spreadTree(dir: string): Promise<{ root: string; v2: string; disks: string }> {
   const { root, v2 } = await fixtureCopy(dir);
@@ -170,6 +171,7 @@ async function spreadTree(dir: string): Promise<{ root: string; v2: string; disk
   await moveAndLink(dirname(layout.blobDir(v2, v1.config.digest as Digest)), join(disks, '2', 'fan-out'));
   await moveAndLink(layout.repoDir(v2, parseRepoName('library/busybox')), join(disks, '3', 'busybox'));
   await moveAndLink(dirname(layout.revisionLinkPath(v2, APP, v2img.digest as Digest)), join(disks, '4', 'revision'));
+  await moveAndLink(layout.blobDataPath(v2, v1.digest as Digest), join(disks, '5', 'manifest-data'));
   return { root, v2, disks };
 }
 

@@ -102,7 +102,9 @@ async function extractEntries(
     }
   }
   const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired));
-  const plan = planWrites(resolution.images, (m) => ({ path: blobDataPath(reader.v2, m.digest), size: m.raw.length }));
+  // A manifest's bytes come from the file its data path leads to: a symbolic link there is
+  // followed (blobInfo gives the real file), so the output gets content, never the link.
+  const plan = planWrites(resolution.images, (m) => ({ path: reader.blobInfo(m.digest)?.path ?? blobDataPath(reader.v2, m.digest), size: m.raw.length }));
   const counts = countPlanFiles(plan);
   const images = resolution.images.map(summarizeImage);
   // From here on only the plan is needed: let the manifests go before the write allocates.
