@@ -59,6 +59,8 @@ test('no hang: a FIFO as the take-over lock of a stale lock is LOCKED naming it'
     assert.equal(r.code, 1, r.stderr);
     assert.ok(r.stderr.includes(`"${takeover}": it is a FIFO`), r.stderr);
     assert.match(r.stderr, /\[LOCKED\]/);
+    const verify = await runCli(['verify', root], { timeoutMs: TIMEOUT_MS });
+    assert.ok((verify.stdout + verify.stderr).includes(`take-over lock "${takeover}" is a FIFO`), verify.stdout + verify.stderr);
   });
 });
 

@@ -172,31 +172,34 @@ async function replaceWhole(path: string, content: string): Promise<void> {
  * What runs that died left beside the lock: temp files of a create or a take-over (named
  * for their dead pid), and take-over locks whose owner is dead (or unreadable ones older
  * than a minute). The holder removes them (when the lock holds its own content, no
- * take-over lock found can concern the lock any more); verify reports them.
+ * take-over lock found can concern the lock any more); verify reports them. A take-over lock
+ * that is not a regular file is returned with what it is: regfs did not write it, so it is
+ * reported, never removed.
  */
-export async function lockLeftovers(path: string): Promise<string[]> {
+export async function lockLeftovers(path: string): Promise<Array<{ path: string; notRegular?: string }>> {
   const dir = dirname(path);
   const base = basename(path);
   const temp = /^((?:\.takeover-[0-9a-f]{16})*)\.(\d+)\.[0-9a-f]+\.regfs-tmp$/;
   const takeover = /^(?:\.takeover-[0-9a-f]{16})+$/;
-  const found: string[] = [];
+  const found: Array<{ path: string; notRegular?: string }> = [];
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!name.startsWith(base) || name === base) continue;
     const rest = name.slice(base.length);
     const full = join(dir, name);
     const m = temp.exec(rest);
     if (m !== null) {
-      if (Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) found.push(full);
+      if (Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) found.push({ path: full });
     } else if (takeover.test(rest)) {
       const held = readLockFile(full);
-      if (typeof held === 'string' && (await isStale(full, held))) found.push(full);
+      if (held !== undefined && typeof held !== 'string') found.push({ path: full, notRegular: held.notRegular });
+      else if (held !== undefined && (await isStale(full, held))) found.push({ path: full });
     }
   }
   return found;
 }
 
 async function removeLeftovers(path: string): Promise<void> {
-  for (const full of await lockLeftovers(path)) await unlink(full).catch(() => undefined);
+  for (const left of await lockLeftovers(path)) if (left.notRegular === undefined) await unlink(left.path).catch(() => undefined);
 }
 
 async function olderThan(path: string, ms: number): Promise<boolean> {

@@ -264,7 +264,9 @@ async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: S
  */
 async function checkLock(path: string, add: Sink['add']): Promise<LockOwner | undefined> {
   for (const left of await lockLeftovers(path)) {
-    add('STALE_LOCK', left, `"${left}" was left beside the lock by a regfs run that died while taking it; the next regfs run that writes removes it`);
+    if (left.notRegular !== undefined) {
+      add('STALE_LOCK', left.path, `take-over lock "${left.path}" is ${left.notRegular}, not a lock file regfs wrote; regfs runs that write may refuse (LOCKED) until it is removed`);
+    } else add('STALE_LOCK', left.path, `"${left.path}" was left beside the lock by a regfs run that died while taking it; the next regfs run that writes removes it`);
   }
   const held = readLockOwner(path);
   if (held === undefined) return undefined;
