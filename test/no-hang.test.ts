@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LOCK_FILE } from '../src/fs/lock.js';
@@ -120,4 +120,20 @@ test('no hang: verify reports take-over leftovers of dead runs as STALE_LOCK; th
     const after = await runCli(['verify', root], { timeoutMs: TIMEOUT_MS });
     assert.doesNotMatch(after.stdout + after.stderr, /STALE_LOCK/);
   });
+});
+
+test('no hang: a FIFO among the *.list files of a list directory is LIST_UNREADABLE naming it', async () => {
+  const t = await tempDir();
+  try {
+    const lists = join(t.dir, 'lists');
+    await mkdir(lists);
+    await writeFile(join(lists, 'a.list'), 'team/app:v1\n');
+    execFileSync('mkfifo', [join(lists, 'b.list')]);
+    const r = await runCli(['extract', lists, FIXTURE_ROOT, join(t.dir, 'out')], { timeoutMs: TIMEOUT_MS });
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.stderr.includes(`"${join(lists, 'b.list')}": it is a FIFO, not a regular file`), r.stderr);
+    assert.match(r.stderr, /\[LIST_UNREADABLE\]/);
+  } finally {
+    await t.cleanup();
+  }
 });
