@@ -13,6 +13,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, RegfsError, type ListPosition } from './errors.js';
+import { statData } from './registry/follow.js';
 import { formatImageRef, parseImageRef, type ImageRef, type ParseRefOptions } from './reference.js';
 
 /** A reference and the list line it came from. */
@@ -96,7 +97,14 @@ export async function readImageList(
     throw new RegfsError('LIST_UNREADABLE', `list directory "${source}" holds no *.list files`, { path: source });
   }
   const parsed: ParsedList[] = [];
-  for (const n of names) parsed.push(parseImageList(await readText(join(source, n)), join(source, n), opts));
+  for (const n of names) {
+    const path = join(source, n);
+    // A list named on the command line may be a pipe (`<(…)`); one found in a directory must be
+    // a file (symbolic links followed), checked before it is opened: a FIFO there would block.
+    const what = statData(path)?.notRegular;
+    if (what !== undefined) throw new RegfsError('LIST_UNREADABLE', `cannot read image list "${path}": it is ${what}, not a regular file`, { path });
+    parsed.push(parseImageList(await readText(path), path, opts));
+  }
   return finish(parsed);
 }
 

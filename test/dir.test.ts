@@ -17,7 +17,8 @@ import * as layout from '../src/registry/layout.js';
 import { DIR_VERSION, DIR_VERSION_1_0 } from '../src/dir/layout.js';
 import { decodePortable, encodePortable, imageDirName, parseImageDirName } from '../src/dir/names.js';
 import { schema1Payload } from '../src/schema1.js';
-import { manifestsOf, type Image } from '../scripts/lib/images.js';
+import { makeImage, makeLayer, manifestsOf, type Image } from '../scripts/lib/images.js';
+import { MAX_INDEX_DEPTH, MediaTypes } from '../src/manifest.js';
 import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { copyTree, listFiles, snapshotTree, tempDir } from './helpers/tree.js';
@@ -269,5 +270,48 @@ test('from-dir: a name the registry cannot serve (a host with a port) is refused
     await unlink(join(cut, 'manifest.json'));
     await assert.rejects(fromDir({ input: join(dir, 'plain'), output: join(dir, 'd2') }), (e) => isRegfsError(e, 'INCOMPLETE') && e.problems[0]?.code === 'MANIFEST_UNKNOWN' && e.problems[0].message.includes('busybox:1.36'));
     await assert.rejects(fromDir({ input: cut, output: join(dir, 'd3'), name: 'a:b' }), (e) => isRegfsError(e, 'INCOMPLETE') && e.problems[0]?.code === 'MANIFEST_UNKNOWN');
+  });
+});
+
+/**
+ * An image directory whose top manifest is a chain of `depth` OCI indexes above one image
+ * manifest, written straight into `input` (no registry, no to-dir): each instance as
+ * `<hex>.manifest.json`, the top as `manifest.json`.
+ */
+async function writeDirChain(input: string, name: string, depth: number): Promise<void> {
+  const dir = join(input, name);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'version'), DIR_VERSION);
+  const img = makeImage({ format: 'oci', layers: [makeLayer('dir-chain')] });
+  for (const b of [img.config, ...img.layers]) await writeFile(join(dir, digestHex(b.digest)), b.bytes);
+  let child: { mediaType: string; digest: string; size: number; platform?: object } = { mediaType: img.mediaType, digest: img.digest, size: img.size, platform: { os: 'linux', architecture: 'amd64' } };
+  let bytes = img.bytes;
+  for (let i = 0; i < depth; i++) {
+    await writeFile(join(dir, `${digestHex(parseDigest(child.digest))}.manifest.json`), bytes);
+    bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [child] }));
+    child = { mediaType: MediaTypes.ociIndex, digest: digestOf(bytes), size: bytes.length };
+  }
+  await writeFile(join(dir, 'manifest.json'), bytes);
+}
+
+test(`from-dir: indexes nested deeper than ${MAX_INDEX_DEPTH} are INDEX_TOO_DEEP, walked without recursion; ${MAX_INDEX_DEPTH} deep is imported`, async () => {
+  await withTemp(async (dir) => {
+    const input = join(dir, 'in');
+    await writeDirChain(input, 'deep/chain:max', MAX_INDEX_DEPTH);
+    const ok = await fromDir({ input, output: join(dir, 'ok') });
+    assert.equal(ok.images[0]?.manifests, MAX_INDEX_DEPTH + 1);
+    for (const depth of [MAX_INDEX_DEPTH + 1, 10_000]) {
+      const deep = join(dir, `in-${depth}`);
+      await writeDirChain(deep, 'deep/chain:over', depth);
+      const out = join(dir, `out-${depth}`);
+      await assert.rejects(fromDir({ input: deep, output: out }), (e) => {
+        if (!isRegfsError(e, 'INCOMPLETE')) return false;
+        const problems = e.problems;
+        assert.deepEqual(problems.map((p) => p.code), ['INDEX_TOO_DEEP'], String(depth));
+        assert.match(problems[0]!.message, new RegExp(`more than ${MAX_INDEX_DEPTH} levels`));
+        return true;
+      });
+      await assert.rejects(stat(join(out, V2, 'repositories')), { code: 'ENOENT' }, 'nothing written');
+    }
   });
 });

@@ -324,6 +324,11 @@ test(`nested indexes: a chain ${MAX_INDEX_DEPTH} deep is extracted and served; d
     const errors = new Map(ls.repositories[0]!.tags.map((x) => [x.tag, x.error?.code]));
     assert.deepEqual(Object.fromEntries(errors), { deep: 'INDEX_TOO_DEEP', 'long-path': 'INDEX_TOO_DEEP', max: undefined, over: 'INDEX_TOO_DEEP' });
     await assert.rejects(inspectImage({ root: src, ref: 'deep/chain:deep' }), (e) => isRegfsError(e, 'INDEX_TOO_DEEP'));
+    // ls says the registry serves them (it does: only regfs's limit stops there), not that it cannot.
+    const lsCli = await runCli(['ls', src, 'deep/chain']);
+    assert.equal(lsCli.code, 0, lsCli.stderr);
+    assert.match(lsCli.stderr, new RegExp(`warning: 3 tags nest indexes deeper than regfs's limit of ${MAX_INDEX_DEPTH} \\(listed with the error\\); the registry serves them, but regfs does not walk them`));
+    assert.doesNotMatch(lsCli.stderr, /cannot serve/);
     const cli = await runCli(['extract', await listFile(t.dir, ['deep/chain:deep']), src, join(t.dir, 'y')]);
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /\[INDEX_TOO_DEEP\]/);

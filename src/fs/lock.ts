@@ -35,10 +35,11 @@
  * nothing (the lock never holds that content again) and are removed by the next holder.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { link, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
+import { readRegularFile } from '../registry/link-file.js';
 
 /** The lock file's name, in the root of a storage tree or an export. */
 export const LOCK_FILE = '.regfs.lock';
@@ -85,10 +86,10 @@ export async function acquireLock(path: string, command: string): Promise<Lock> 
  */
 async function take(path: string, content: string, depth: number): Promise<'held' | 'retry' | { owner: LockOwner | undefined }> {
   // Look first: a run that is refused writes nothing, not even a temp file beside the lock.
-  let held = await readFile(path, 'utf8').catch(() => undefined);
+  let held = readHeld(path);
   if (held === undefined) {
     if (await createWhole(path, content)) return 'held';
-    held = await readFile(path, 'utf8').catch(() => undefined);
+    held = readHeld(path);
     if (held === undefined) return 'retry'; // released meanwhile
   }
   if (!(await isStale(path, held))) return { owner: parseOwner(held) };
@@ -97,7 +98,7 @@ async function take(path: string, content: string, depth: number): Promise<'held
   if ((await take(takeover, content, depth + 1)) !== 'held') return 'retry';
   try {
     // Holding the take-over lock of `held`: if the lock still holds it, nobody else can change it.
-    const now = await readFile(path, 'utf8').catch(() => undefined);
+    const now = readHeld(path);
     if (now !== held || !(await isStale(path, now))) return 'retry';
     await replaceWhole(path, content);
     return 'held';
@@ -169,26 +170,36 @@ async function replaceWhole(path: string, content: string): Promise<void> {
 
 /**
  * What runs that died left beside the lock: temp files of a create or a take-over (named
- * for their dead pid), and take-over locks whose owner is dead. Called by the holder, when
- * the lock holds its own content, so no take-over lock found can concern the lock any more.
+ * for their dead pid), and take-over locks whose owner is dead (or unreadable ones older
+ * than a minute). The holder removes them (when the lock holds its own content, no
+ * take-over lock found can concern the lock any more); verify reports them. A take-over lock
+ * that is not a regular file is returned with what it is: regfs did not write it, so it is
+ * reported, never removed.
  */
-async function removeLeftovers(path: string): Promise<void> {
+export async function lockLeftovers(path: string): Promise<Array<{ path: string; notRegular?: string }>> {
   const dir = dirname(path);
   const base = basename(path);
   const temp = /^((?:\.takeover-[0-9a-f]{16})*)\.(\d+)\.[0-9a-f]+\.regfs-tmp$/;
   const takeover = /^(?:\.takeover-[0-9a-f]{16})+$/;
+  const found: Array<{ path: string; notRegular?: string }> = [];
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!name.startsWith(base) || name === base) continue;
     const rest = name.slice(base.length);
     const full = join(dir, name);
     const m = temp.exec(rest);
     if (m !== null) {
-      if (Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) await unlink(full).catch(() => undefined);
+      if (Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) found.push({ path: full });
     } else if (takeover.test(rest)) {
-      const held = await readFile(full, 'utf8').catch(() => undefined);
-      if (held !== undefined && (await isStale(full, held))) await unlink(full).catch(() => undefined);
+      const held = readLockFile(full);
+      if (held !== undefined && typeof held !== 'string') found.push({ path: full, notRegular: held.notRegular });
+      else if (held !== undefined && (await isStale(full, held))) found.push({ path: full });
     }
   }
+  return found;
+}
+
+async function removeLeftovers(path: string): Promise<void> {
+  for (const left of await lockLeftovers(path)) if (left.notRegular === undefined) await unlink(left.path).catch(() => undefined);
 }
 
 async function olderThan(path: string, ms: number): Promise<boolean> {
@@ -209,10 +220,39 @@ export async function withLock<T>(path: string, command: string, fn: () => Promi
   }
 }
 
-/** Who holds the lock at `path`, if anyone (for verify). */
-export async function readLockOwner(path: string): Promise<LockOwner | undefined> {
-  const held = await readFile(path, 'utf8').catch(() => undefined);
-  return held === undefined ? undefined : parseOwner(held);
+/**
+ * What the lock file at `path` holds (for verify): undefined if there is none, the owner
+ * (undefined inside if unreadable), or what is there instead of a regular file ("a FIFO").
+ */
+export function readLockOwner(path: string): { owner: LockOwner | undefined } | { notRegular: string } | undefined {
+  const held = readLockFile(path);
+  if (held === undefined || typeof held !== 'string') return held;
+  return { owner: parseOwner(held) };
+}
+
+/** Far more than any lock content regfs writes; a longer file is unreadable (so stale after a minute). */
+const LOCK_MAX_BYTES = 4096;
+
+/** A lock file's content, undefined if there is none (or it cannot be read), or what it is if not a regular file. */
+function readLockFile(path: string): string | { notRegular: string } | undefined {
+  let r;
+  try {
+    r = readRegularFile(path, LOCK_MAX_BYTES, 'reading the lock');
+  } catch {
+    return undefined;
+  }
+  return r === undefined || Buffer.isBuffer(r) ? r?.toString('utf8') : r;
+}
+
+/**
+ * A lock file's content, undefined if there is none. Something other than a regular file in
+ * its place (a FIFO would block a plain read forever) is LOCKED naming it, at once: regfs
+ * never wrote it and cannot tell whether another tool relies on it.
+ */
+function readHeld(path: string): string | undefined {
+  const held = readLockFile(path);
+  if (held === undefined || typeof held === 'string') return held;
+  throw new RegfsError('LOCKED', `cannot take the lock "${path}": it is ${held.notRegular}, not a lock file regfs wrote; remove it if no regfs run is using this tree`, { path });
 }
 
 /** True if the owner of a lock is a live process on this host. */
@@ -221,8 +261,7 @@ export function isLiveOwner(owner: LockOwner): boolean {
 }
 
 async function releaseLock(path: string, content: string): Promise<void> {
-  const held = await readFile(path, 'utf8').catch(() => undefined);
-  if (held === content) await unlink(path).catch(() => undefined);
+  if (readLockFile(path) === content) await unlink(path).catch(() => undefined);
 }
 
 function parseOwner(text: string): LockOwner | undefined {

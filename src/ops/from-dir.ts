@@ -15,14 +15,14 @@ import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { digestAlgorithm, digestFile, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
-import { isIndexKind, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
+import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
 import type { BlobInfo } from '../registry/read.js';
 import { countPlanFiles, writePlan } from '../registry/write.js';
-import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
+import { MANIFEST_FILE, VERSION_FILE, manifestPath } from '../dir/layout.js';
 import { parseImageDirName } from '../dir/names.js';
 import { findDirBlob, readDirManifest } from '../dir/read.js';
-import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
+import { checkJobs, incomplete, manifestLevels, planWrites, summarizeImage, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
 import type { ExtractResult } from './extract.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
 
@@ -170,29 +170,40 @@ async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContex
   }
   const manifests: Manifest[] = [];
   const blobs = new Map<Digest, BlobInfo>();
-  const visited = new Set<Digest>();
   const checks: Array<Promise<void>> = [];
 
-  const visit = async (m: Manifest): Promise<void> => {
-    if (visited.has(m.digest)) return;
-    visited.add(m.digest);
+  // Breadth first, with a worklist (as the resolver walks storage): each manifest once, at
+  // the depth it is first reached; an index deeper than MAX_INDEX_DEPTH is refused.
+  const visited = new Set<Digest>([top.digest]);
+  const work: Array<{ m: Manifest; depth: number }> = [{ m: top, depth: 0 }];
+  let tooDeep = false;
+  for (let i = 0; i < work.length; i++) {
+    const { m, depth } = work[i]!;
     manifests.push(m);
-    if (isIndexKind(m.kind)) {
-      for (const c of m.manifests) {
-        try {
-          const child = await readDirManifest(dir.path, c.digest);
-          if (child === undefined) throw new RegfsError('BLOB_UNKNOWN', `index ${m.digest} names instance ${c.digest}, which has no ${c.digest.slice(c.digest.indexOf(':') + 1)}.${MANIFEST_FILE}`, { digest: c.digest });
-          if (child.raw.length !== c.size) throw new RegfsError('SIZE_INVALID', `instance ${c.digest} has ${child.raw.length} bytes, its index says ${c.size}`, { digest: c.digest });
-          await visit(child);
-        } catch (err) {
-          ctx.fail(err);
-        }
-      }
-      return;
+    if (!isIndexKind(m.kind)) {
+      for (const d of referencedBlobs(m)) checks.push(checkBlob(dir, d, blobs, opts, ctx).catch(ctx.fail));
+      continue;
     }
-    for (const d of referencedBlobs(m)) checks.push(checkBlob(dir, d, blobs, opts, ctx).catch(ctx.fail));
-  };
-  await visit(top);
+    if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
+      tooDeep = true;
+      ctx.fail(indexTooDeep(m.digest, manifestPath(dir.path, m.digest === top.digest ? undefined : m.digest)));
+      continue;
+    }
+    for (const c of m.manifests) {
+      if (visited.has(c.digest)) continue;
+      visited.add(c.digest);
+      try {
+        const child = await readDirManifest(dir.path, c.digest);
+        if (child === undefined) throw new RegfsError('BLOB_UNKNOWN', `index ${m.digest} names instance ${c.digest}, which has no ${c.digest.slice(c.digest.indexOf(':') + 1)}.${MANIFEST_FILE}`, { digest: c.digest });
+        if (child.raw.length !== c.size) throw new RegfsError('SIZE_INVALID', `instance ${c.digest} has ${child.raw.length} bytes, its index says ${c.size}`, { digest: c.digest });
+        work.push({ m: child, depth: depth + 1 });
+      } catch (err) {
+        ctx.fail(err);
+      }
+    }
+  }
+  // The worklist bounds the depth it reached first; a longer path through shared children counts too.
+  if (!tooDeep && (manifestLevels(manifests).get(top.digest) ?? 0) > MAX_INDEX_DEPTH) ctx.fail(indexTooDeep(top.digest, manifestPath(dir.path)));
   await Promise.all(checks);
   return { repo, tag: ref.tag, digest: top.digest, manifests, blobs };
 }

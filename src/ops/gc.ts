@@ -1,9 +1,20 @@
 /**
- * `gc`: mark and sweep, correct for indexes. Roots are every revision link (or, with
- * `deleteUntagged`, every tag's current manifest); marking follows an index into its
- * children and every image manifest into its config and layers, recursively, so a child of
- * a tagged index is never deleted (distribution 2.8's `garbage-collect -m` deletes them:
- * distribution#3178).
+ * `gc`: mark and sweep, correct for indexes. Roots are what the registry serves: every tag's
+ * current manifest, and (without `deleteUntagged`) every manifest it serves by digest;
+ * marking follows an index into its children and every image manifest into its config and
+ * layers, recursively, so a child of a tagged index is never deleted (distribution 2.8's
+ * `garbage-collect -m` deletes them: distribution#3178).
+ *
+ * docker-registry 2.8 serves a manifest by digest from its revision link or, failing that,
+ * from a `_layers` link (2.1.0 linked manifests there; storage-formats §3.3). Revision links
+ * are listed, so those manifests are roots at once. A manifest linked only under `_layers` is
+ * found at bounded cost, after everything else is marked: a `_layers`-linked blob that no
+ * marked manifest references, whose data is a regular file no larger than the registry's
+ * manifest limit (MANIFEST_MAX_BYTES), and that decodes as a manifest as the registry decodes
+ * it. Each such blob is read once; layers are referenced (so never read) or far larger, and
+ * an unreferenced blob that is no manifest (an upload whose manifest never came) is read and
+ * then swept. One that cannot be read is a problem (UNSAFE): it may be a served manifest.
+ * `deleteUntagged` deletes manifests no tag reaches, so there such a manifest is no root.
  *
  * The sweep deletes unmarked blobs, the `_layers` links to them, and with `deleteUntagged`
  * the revision links (and tag history entries) of manifests no tag reaches, then leftovers
@@ -22,7 +33,7 @@ import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { isIndexKind, referencedBlobs } from '../manifest.js';
 import { blobsDir } from '../registry/layout.js';
-import { RegistryReader } from '../registry/read.js';
+import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
 import { checkJobs, withTreeLock } from './common.js';
 import type { Finding } from './verify.js';
@@ -112,6 +123,28 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
     return reached;
   };
 
+  /**
+   * The manifests the registry serves by digest only through the repository's `_layers`
+   * links (the module comment says how they are found); called once everything else is marked.
+   */
+  const servedThroughLayers = (repo: RepoScan): Digest[] => {
+    const served: Digest[] = [];
+    for (const l of repo.layers) {
+      if (l.target !== l.named || marked.has(l.named)) continue;
+      const data = scan.blobs.get(l.named)?.data;
+      if (data === undefined || !data.regular || data.size > MANIFEST_MAX_BYTES) continue;
+      try {
+        reader.manifest(l.named);
+        served.push(l.named);
+      } catch (err) {
+        if (!(err instanceof RegfsError)) throw err;
+        // What the registry cannot decode it does not serve; anything else leaves it uncertain.
+        if (err.code !== 'MANIFEST_INVALID') problems.push({ code: err.code, path: err.path ?? data.path, message: `${err.message}: whether ${repo.name} serves it as a manifest is unknown`, digest: l.named });
+      }
+    }
+    return served;
+  };
+
   const manifests: Plan['manifests'] = [];
   const links: string[] = [];
   for (const repo of scan.repos) {
@@ -130,6 +163,7 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
     }
     for (const t of repo.tags) for (const e of t.index) if (doomed.has(e.named)) links.push(dirname(e.path));
   }
+  if (!deleteUntagged) for (const repo of scan.repos) mark(servedThroughLayers(repo));
   const blobs: Plan['blobs'] = [];
   let bytes = 0;
   for (const b of scan.blobs.values()) {
@@ -147,15 +181,16 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
 }
 
 /**
- * A repository's roots: every revision link (a malformed one still protects the manifest its
- * path names), or every tag's current manifest. A tag is a root whatever its revision link
- * holds, and a revision link that cannot be read is one even when untagged (an empty link is
- * what a 2.8 crash leaves): gc deletes nothing it is not certain of.
+ * A repository's roots: every tag's current manifest, and every revision link (a malformed
+ * one still protects the manifest its path names) or, with `taggedOnly`, only those that
+ * cannot be read. A tag is a root whatever links the manifest (the registry serves it through
+ * a revision or a `_layers` link), and a revision link that cannot be read is one even when
+ * untagged (an empty link is what a 2.8 crash leaves): gc deletes nothing it is not certain of.
  */
 function roots(repo: RepoScan, taggedOnly: boolean): Digest[] {
-  if (!taggedOnly) return repo.revisions.map((r) => r.named);
-  const unreadable = repo.revisions.filter((r) => r.error !== undefined).map((r) => r.named);
-  return [...repo.tags.flatMap((t) => (t.current?.target !== undefined ? [t.current.target] : [])), ...unreadable];
+  const tagged = repo.tags.flatMap((t) => (t.current?.target !== undefined ? [t.current.target] : []));
+  const revisions = taggedOnly ? repo.revisions.filter((r) => r.error !== undefined) : repo.revisions;
+  return [...tagged, ...revisions.map((r) => r.named)];
 }
 
 async function sweep(v2: string, plan: Plan, jobs: number): Promise<void> {

@@ -4,7 +4,9 @@
  *
  * - `repo:tag`: the tag's directory (its current link and history).
  * - `repo@digest`: the revision link, and every tag that points at the manifest, as the
- *   registry's manifest DELETE does. A manifest that is a child of an index in the
+ *   registry's manifest DELETE does; and the manifest's `_layers` link if it has one, since
+ *   2.8 serves a manifest through that link when there is no revision link (storage-formats
+ *   §3.3): without it the manifest would still be served. A manifest that is a child of an index in the
  *   repository is refused (UNSAFE) unless `force`: deleting it would break that index. So
  *   is one when an index or a tag of the repository cannot be read: it might name it.
  * - `repo`: the repository's `_manifests`, `_layers` and `_uploads`, so a nested repository
@@ -22,7 +24,7 @@ import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
 import { isIndexKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
-import { manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, TRASH_PREFIX } from '../registry/layout.js';
+import { layerLinkPath, manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, TRASH_PREFIX } from '../registry/layout.js';
 import { listEntries } from '../registry/follow.js';
 import { RegistryReader } from '../registry/read.js';
 import { withTreeLock } from './common.js';
@@ -105,8 +107,11 @@ async function planRemoval(
     return { what: 'tag', dirs: [tagDir(v2, repo, tag)], tags: [`${repo}:${tag}`] };
   }
   if (digest !== undefined) {
-    if (!(await reader.hasRevision(repo, digest))) {
-      throw new RegfsError('MANIFEST_UNKNOWN', `manifest ${digest} has no revision link in repository ${repo}`, { path: revisionLinkPath(v2, repo, digest) });
+    const how = reader.manifestLink(repo, digest);
+    if (how === undefined) {
+      throw new RegfsError('MANIFEST_UNKNOWN', `manifest ${digest} has no revision link in repository ${repo} (nor a _layers link), so the registry does not serve it`, {
+        path: revisionLinkPath(v2, repo, digest),
+      });
     }
     // Certain or nothing: an index that cannot be read may name the manifest, and a tag whose
     // link cannot be read may point at it; either would be left broken (--force goes on).
@@ -137,8 +142,9 @@ async function planRemoval(
         problems: unreadable,
       });
     }
-    // Tags first: none may point at a manifest that is gone.
-    dirs.push(dirname(revisionLinkPath(v2, repo, digest)));
+    // Tags first: none may point at a manifest that is gone. Then every link it is served by.
+    if (how === 'revision') dirs.push(dirname(revisionLinkPath(v2, repo, digest)));
+    if (how === 'layers' || reader.hasLayerLink(repo, digest)) dirs.push(dirname(layerLinkPath(v2, repo, digest)));
     return { what: 'manifest', dirs, tags };
   }
   const dir = repoDir(v2, repo);

@@ -18,8 +18,9 @@
  * land before `manifest.json`, and stale files go only after it, so a killed run leaves
  * every image directory readable, old or new.
  */
-import { lstatSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { readRegularFile } from '../registry/link-file.js';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
@@ -227,7 +228,7 @@ async function writeExport(
     }
   };
   const putManifest = (path: string, raw: Buffer): void => {
-    if (readIfThere(path)?.equals(raw) === true) {
+    if (readIfThere(path, raw.length + 1)?.equals(raw) === true) {
       stats.manifestsUnchanged++;
       return;
     }
@@ -239,7 +240,7 @@ async function writeExport(
   await forEachChunked(plans, (p) => {
     // A real directory of the export, every directory between it and the output too: never a link out of the export.
     opts.dirs.ensure(p.path);
-    if (readIfThere(versionPath(p.path))?.toString('utf8') !== DIR_VERSION) write('version file', versionPath(p.path), DIR_VERSION);
+    if (readIfThere(versionPath(p.path), DIR_VERSION.length + 1)?.toString('utf8') !== DIR_VERSION) write('version file', versionPath(p.path), DIR_VERSION);
   });
   const blobWork = plans.flatMap((p) => [...p.blobs].map(([d, info]) => ({ p, d, info })));
   await forEachChunked(
@@ -279,10 +280,14 @@ async function writeExport(
   return stats;
 }
 
-/** A file's bytes, or undefined if it cannot be read (absent, or not a file). */
-function readIfThere(path: string): Buffer | undefined {
+/**
+ * A file's first `maxBytes` bytes, or undefined if it cannot be read: absent, or not a
+ * regular file (refused without being opened for a blocking read; it is then replaced).
+ */
+function readIfThere(path: string, maxBytes: number): Buffer | undefined {
   try {
-    return readFileSync(path);
+    const r = readRegularFile(path, maxBytes, 'reading');
+    return Buffer.isBuffer(r) ? r : undefined;
   } catch {
     return undefined;
   }
@@ -386,9 +391,15 @@ async function checkImageDir(path: string): Promise<void> {
   }
   // What a killed run of regfs left (its temp files) is not someone's data.
   if (names.every(isTempName)) return;
-  const version = await readFile(versionPath(path), 'utf8').catch(() => undefined);
+  const read = readRegularFile(versionPath(path), VERSION_MAX_BYTES, 'reading');
+  const version = Buffer.isBuffer(read) ? read.toString('utf8') : read;
   if (version !== DIR_VERSION) {
-    const why = version === undefined ? 'has no version file' : `has version ${JSON.stringify(version.trim())}, not 1.1`;
+    const why =
+      version === undefined
+        ? 'has no version file'
+        : typeof version === 'string'
+          ? `has version ${JSON.stringify(version.trim())}, not 1.1`
+          : `its version file is ${version.notRegular}, not a regular file`;
     throw new RegfsError('NOT_DIR_TRANSPORT', `"${path}" is not empty and ${why}: not a dir: image directory, so regfs will not overwrite it`, { path });
   }
 }
@@ -412,33 +423,30 @@ function removeStaleFiles(p: DirPlan): number {
 function readRecord(out: string): Map<string, string> {
   const record = new Map<string, string>();
   const path = join(out, DIGEST_FILE);
-  let st;
+  let read;
   try {
-    st = lstatSync(path);
+    read = readRegularFile(path, RECORD_MAX_BYTES + 1, 'reading');
   } catch {
     return record;
   }
   // Its own record is a small regular file; anything else is not.
-  if (!st.isFile() || st.size > RECORD_MAX_BYTES) return record;
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
+  if (!Buffer.isBuffer(read) || read.length > RECORD_MAX_BYTES) return record;
+  for (const line of read.toString('utf8').split('\n')) {
     const m = /^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}) (\S+)$/.exec(line);
     if (m !== null) record.set(m[2]!, line);
   }
   return record;
 }
 
+/** Far more than any version file; a longer one is not the dir: transport's. */
+const VERSION_MAX_BYTES = 4096;
+
 /** Far more than the record of any export (a line is under 400 bytes). */
 const RECORD_MAX_BYTES = 256 << 20;
 
 /** True if `dir/version` is a regular file holding exactly the dir: transport text. */
 function hasOwnVersion(dir: string): boolean {
-  const path = versionPath(dir);
-  try {
-    const st = lstatSync(path);
-    return st.isFile() && st.size === Buffer.byteLength(DIR_VERSION) && readFileSync(path, 'utf8') === DIR_VERSION;
-  } catch {
-    return false;
-  }
+  return readIfThere(versionPath(dir), VERSION_MAX_BYTES)?.toString('utf8') === DIR_VERSION;
 }
 
 /**

@@ -6,7 +6,6 @@
  * their repository, blob data whose sha256 is not its digest (hashed in parallel; `fast`
  * checks sizes only), empty files, leftover temp files, stale uploads, a stale regfs lock.
  */
-import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,7 +15,7 @@ import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_
 import { forEachChunked } from '../bounded.js';
 import { readImageList } from '../image-list.js';
 import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
-import { LOCK_FILE, isLiveOwner, readLockOwner, type LockOwner } from '../fs/lock.js';
+import { LOCK_FILE, isLiveOwner, lockLeftovers, readLockOwner, type LockOwner } from '../fs/lock.js';
 import { RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
 import type { WriteProgress } from '../registry/write.js';
@@ -264,8 +263,18 @@ async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: S
  * cannot be judged from here and counts as held.
  */
 async function checkLock(path: string, add: Sink['add']): Promise<LockOwner | undefined> {
-  if (!(await stat(path).then(() => true, () => false))) return undefined;
-  const owner = await readLockOwner(path);
+  for (const left of await lockLeftovers(path)) {
+    if (left.notRegular !== undefined) {
+      add('STALE_LOCK', left.path, `take-over lock "${left.path}" is ${left.notRegular}, not a lock file regfs wrote; regfs runs that write may refuse (LOCKED) until it is removed`);
+    } else add('STALE_LOCK', left.path, `"${left.path}" was left beside the lock by a regfs run that died while taking it; the next regfs run that writes removes it`);
+  }
+  const held = readLockOwner(path);
+  if (held === undefined) return undefined;
+  if ('notRegular' in held) {
+    add('STALE_LOCK', path, `lock file "${path}" is ${held.notRegular}, not a lock file regfs wrote; regfs runs that write refuse (LOCKED) until it is removed`);
+    return undefined;
+  }
+  const { owner } = held;
   if (owner === undefined) {
     add('STALE_LOCK', path, `lock file "${path}" is unreadable; remove it if no regfs run is writing this storage`);
     return undefined;

@@ -24,39 +24,62 @@ export function readLink(path: string): Digest | undefined {
 }
 
 /**
- * The first bytes of a link file (enough to tell it is too long), not following symlinks.
- * The open is non-blocking and the type is checked on the open descriptor before any read,
- * so a FIFO, socket, device or directory in a link's place is refused at once.
+ * The first bytes of a link file (enough to tell it is too long), not following symlinks;
+ * a FIFO, socket, device or directory in a link's place is refused at once.
  */
 export function readLinkBytes(path: string): Buffer | undefined {
+  const r = readRegularFile(path, LINK_MAX_BYTES + 1, 'reading link');
+  if (r === undefined || Buffer.isBuffer(r)) return r;
+  // A file where a directory of the path should be: the registry answers 500, not "unknown".
+  if (r.notRegular === NOT_UNDER_DIRECTORY) throw new RegfsError('LINK_INVALID', `link "${path}" cannot exist: a component of its path is not a directory`, { path });
+  throw new RegfsError('LINK_INVALID', `link "${path}" is ${r.notRegular}, not a regular file`, { path });
+}
+
+/** What readRegularFile found in place of a regular file, for messages ("a FIFO" …). */
+export interface NotRegular {
+  notRegular: string;
+}
+
+/** readRegularFile's notRegular when a component of the path is a file, not a directory. */
+export const NOT_UNDER_DIRECTORY = 'under a file where a directory should be';
+
+/**
+ * The first `maxBytes` bytes of a small file regfs reads but does not own (a link, a lock,
+ * an export's version or record file); undefined if there is none. The file must be a
+ * regular file: the open does not follow a symbolic link and does not block, and the type
+ * is checked on the open descriptor before any read, so a FIFO, socket, device, directory
+ * or symbolic link in its place is returned as NotRegular at once, never waited on. Any
+ * other error is IO_ERROR naming the path.
+ */
+export function readRegularFile(path: string, maxBytes: number, action: string): Buffer | NotRegular | undefined {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT') return undefined;
-    // A file where a directory of the path should be: the registry answers 500, not "unknown".
-    if (code === 'ENOTDIR') throw new RegfsError('LINK_INVALID', `link "${path}" cannot exist: a component of its path is not a directory`, { path });
-    if (code === 'ELOOP') throw new RegfsError('LINK_INVALID', `link "${path}" is a symbolic link; link files are plain files`, { path });
+    if (code === 'ENOTDIR') return { notRegular: NOT_UNDER_DIRECTORY };
+    if (code === 'ELOOP') return { notRegular: 'a symbolic link' };
     // open(2) of a socket, or of a device with nothing behind it.
-    if (code === 'ENXIO' || code === 'ENODEV') throw notAFile(path, 'a socket or device');
-    throw ioError('reading link', path, err);
+    if (code === 'ENXIO' || code === 'ENODEV') return { notRegular: 'a socket or device' };
+    throw ioError(action, path, err);
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw notAFile(path, fileKind(st));
-    const buf = Buffer.alloc(LINK_MAX_BYTES + 1);
-    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
+    if (!st.isFile()) return { notRegular: fileKind(st) };
+    const buf = Buffer.alloc(Math.min(maxBytes, st.size + 1));
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, buf.length - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    return buf.subarray(0, n);
   } catch (err) {
-    if (err instanceof RegfsError) throw err;
-    throw ioError('reading link', path, err);
+    throw ioError(action, path, err);
   } finally {
     closeSync(fd);
   }
-}
-
-function notAFile(path: string, what: string): RegfsError {
-  return new RegfsError('LINK_INVALID', `link "${path}" is ${what}, not a regular file`, { path });
 }
 
 /** What a file that is not regular is, for messages. */

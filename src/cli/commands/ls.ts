@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import { listImages, type ListResult, type TagListing } from '../../ops/ls.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
+import { MAX_INDEX_DEPTH } from '../../manifest.js';
 import { ExitCode, formatBytes, printWarning, type Io } from '../output.js';
 
 interface LsArgs {
@@ -34,9 +35,18 @@ export async function handler(args: LsArgs, io: Io): Promise<number> {
   if (result.repositories.length === 0 && args.pattern !== undefined) {
     printWarning(io, `no repository matches ${JSON.stringify(args.pattern)}`);
   }
-  const broken = result.repositories.reduce((n, r) => n + r.tags.filter((t) => t.error !== undefined).length, 0);
+  const errors = result.repositories.flatMap((r) => r.tags.flatMap((t) => (t.error === undefined ? [] : [t.error.code])));
+  // The registry serves an index of any depth: only regfs's own limit stops it there.
+  const deep = errors.filter((c) => c === 'INDEX_TOO_DEEP').length;
+  const broken = errors.length - deep;
   if (broken > 0) {
     printWarning(io, `${broken} tag${broken === 1 ? '' : 's'} could not be read (listed with the error); the registry cannot serve ${broken === 1 ? 'it' : 'them'} either`);
+  }
+  if (deep > 0) {
+    printWarning(
+      io,
+      `${deep} tag${deep === 1 ? '' : 's'} nest${deep === 1 ? 's' : ''} indexes deeper than regfs's limit of ${MAX_INDEX_DEPTH} (listed with the error); the registry serves ${deep === 1 ? 'it' : 'them'}, but regfs does not walk ${deep === 1 ? 'it' : 'them'}`,
+    );
   }
   return ExitCode.ok;
 }

@@ -1,0 +1,122 @@
+/**
+ * docker-registry 2.8 serves a manifest by digest from a `_layers` link when the repository
+ * has no revision link for it (storage-formats §3.3). gc keeps such a manifest, tagged or
+ * not, and everything it references; rm of it deletes that link too, so it is served no
+ * more. The real registry is the judge: served before, and after gc; 404 after rm.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, rm as removeTree, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { parseRepoName } from '../src/reference.js';
+import * as layout from '../src/registry/layout.js';
+import type { Digest } from '../src/digest.js';
+import { startRegistry } from '../scripts/lib/registry-server.js';
+import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
+import { runCli } from './helpers/cli.js';
+import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
+import { assertServing } from './helpers/judge.js';
+import { copyTree, tempDir } from './helpers/tree.js';
+
+const REPO = parseRepoName('team/app');
+/** team/app:v1, tagged. */
+const TAGGED = currentPush('team/app', 'v1').image.digest;
+/** The first image pushed as team/app:edge: untagged since edge moved on. */
+const UNTAGGED = FIXTURE_PUSHES.find((p) => p.repo === 'team/app' && p.tag === 'edge')!.image.digest;
+const ACCEPT = [
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+].join(', ');
+
+/** Replace the manifest's revision link by a `_layers` link, as 2.1.0 linked manifests. */
+async function linkOnlyUnderLayers(v2: string, d: Digest): Promise<void> {
+  await removeTree(dirname(layout.revisionLinkPath(v2, REPO, d)), { recursive: true });
+  await linkUnderLayers(v2, d);
+}
+
+async function linkUnderLayers(v2: string, d: Digest): Promise<void> {
+  const link = layout.layerLinkPath(v2, REPO, d);
+  await mkdir(dirname(link), { recursive: true });
+  await writeFile(link, d);
+}
+
+async function status(host: string, ref: string): Promise<number> {
+  const r = await fetch(`http://${host}/v2/team/app/manifests/${ref}`, { headers: { accept: ACCEPT } });
+  await r.arrayBuffer();
+  return r.status;
+}
+
+async function withFallbackStorage(fn: (root: string, v2: string, scratch: string) => Promise<void>): Promise<void> {
+  const t = await tempDir();
+  try {
+    const root = join(t.dir, 'src');
+    await copyTree(FIXTURE_ROOT, root);
+    const v2 = join(root, 'docker', 'registry', 'v2');
+    await linkOnlyUnderLayers(v2, TAGGED);
+    await linkOnlyUnderLayers(v2, UNTAGGED);
+    await fn(root, v2, join(t.dir, 'scratch'));
+  } finally {
+    await t.cleanup();
+  }
+}
+
+test('gc keeps a manifest the registry serves through a _layers link, tagged or by digest', async () => {
+  await withFallbackStorage(async (root, _v2, scratch) => {
+    const served = [
+      { name: 'team/app:v1', digest: TAGGED },
+      { name: `team/app@${TAGGED}`, digest: TAGGED },
+      { name: `team/app@${UNTAGGED}`, digest: UNTAGGED },
+    ];
+    const before = await startRegistry({ root, readOnly: true });
+    try {
+      await assertServing(before.host, served, [], join(scratch, 'before'));
+    } finally {
+      await before.stop();
+    }
+    const gc = await runCli(['gc', root, '--apply']);
+    assert.equal(gc.code, 0, gc.stderr);
+    const after = await startRegistry({ root, readOnly: true });
+    try {
+      await assertServing(after.host, served, [], join(scratch, 'after'));
+    } finally {
+      await after.stop();
+    }
+    // --delete-untagged keeps the tagged one and deletes the untagged one.
+    const untagged = await runCli(['gc', root, '--apply', '--delete-untagged']);
+    assert.equal(untagged.code, 0, untagged.stderr);
+    const last = await startRegistry({ root, readOnly: true });
+    try {
+      await assertServing(last.host, served.slice(0, 2), [`team/app@${UNTAGGED}`], join(scratch, 'last'));
+    } finally {
+      await last.stop();
+    }
+  });
+});
+
+test('rm repo@digest of a manifest served through a _layers link makes it unservable; so it does when both links exist', async () => {
+  await withFallbackStorage(async (root, v2) => {
+    const both = currentPush('team/app', 'v2').image.digest;
+    await linkUnderLayers(v2, both);
+    const before = await startRegistry({ root, readOnly: true });
+    try {
+      for (const ref of [TAGGED, 'v1', UNTAGGED, both, 'v2']) assert.equal(await status(before.host, ref), 200, ref);
+    } finally {
+      await before.stop();
+    }
+    for (const d of [TAGGED, UNTAGGED, both]) {
+      const r = await runCli(['rm', root, `team/app@${d}`]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const after = await startRegistry({ root, readOnly: true });
+    try {
+      for (const ref of [TAGGED, 'v1', UNTAGGED, both, 'v2']) assert.equal(await status(after.host, ref), 404, ref);
+    } finally {
+      await after.stop();
+    }
+    const again = await runCli(['rm', root, `team/app@${TAGGED}`]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /nor a _layers link.*\[MANIFEST_UNKNOWN\]/);
+  });
+});
