@@ -23,7 +23,7 @@ export const ACCEPTS = {
 };
 
 /** Long enough for a loaded machine; a registry blocked on a FIFO never answers. */
-const TIMEOUT_MS = 5_000;
+const TIMEOUT_MS = 2_000;
 
 /** The answers for one reference and its closure, and whether the registry serves it in full. */
 export interface Probe {
