@@ -7,7 +7,7 @@
  * `signatures`); `schemaVersion` 2 goes by `mediaType`, and without one by whether
  * `manifests` (an OCI index) or `config` (an OCI manifest) is present.
  */
-import { RegfsError } from './errors.js';
+import { quote, RegfsError } from './errors.js';
 import { digestOf, parseDigest, digestAlgorithm, type Digest } from './digest.js';
 
 export const MediaTypes = {
@@ -101,7 +101,7 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
 
   if (doc['schemaVersion'] === 1) {
     if (mediaType !== undefined && mediaType !== '' && mediaType !== 'application/json' && mediaType !== MediaTypes.schema1 && mediaType !== MediaTypes.schema1Signed) {
-      throw invalid(`has schemaVersion 1 and unsupported media type ${JSON.stringify(mediaType)}`);
+      throw invalid(`has schemaVersion 1 and unsupported media type ${quote(String(mediaType))}`);
     }
     const signed = 'signatures' in doc;
     const fsLayers = doc['fsLayers'];
@@ -123,7 +123,7 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
       layers,
     };
   }
-  if (doc['schemaVersion'] !== 2) throw invalid(`has unsupported schemaVersion ${JSON.stringify(doc['schemaVersion'])}`);
+  if (doc['schemaVersion'] !== 2) throw invalid(`has unsupported schemaVersion ${quote(JSON.stringify(doc['schemaVersion']) ?? 'none')}`);
 
   let kind: ManifestKind;
   switch (mediaType) {
@@ -146,7 +146,7 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
       else throw invalid('has no mediaType and neither config nor manifests');
       break;
     default:
-      throw invalid(`has unsupported media type ${JSON.stringify(mediaType)}`);
+      throw invalid(`has unsupported media type ${quote(String(mediaType))}`);
   }
   // subject and artifactType are never followed; the 2.8 registry stores and serves a
   // manifest whatever they hold, so an odd one is ignored rather than refused.

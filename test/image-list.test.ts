@@ -53,3 +53,15 @@ test('list: --strip-registry drops the host only', () => {
   const { entries } = parseImageList('mirror.example.com:5000/library/busybox:1\nlibrary/busybox:2\n', 'l', { stripRegistry: true });
   assert.deepEqual(entries.map((e) => formatImageRef(e.ref)), ['library/busybox:1', 'library/busybox:2']);
 });
+
+test('list: an over-long line or a line with control characters is quoted bounded and escaped', () => {
+  const long = 'a'.repeat(1_000_000);
+  const { problems } = parseImageList(`${long}:v1\nx y\x1b[2J\n${'b'.repeat(300)}\n`, 'l.list');
+  assert.deepEqual(problems.map((p) => p.code), ['NAME_INVALID', 'LIST_SYNTAX', 'NAME_INVALID']);
+  for (const p of problems) {
+    assert.ok(p.message.length < 500, `${p.message.length} characters`);
+    assert.doesNotMatch(p.message, /[\x00-\x1f]/);
+  }
+  assert.match(problems[0]!.message, /^l\.list:1: invalid repository name "a{200}…" \(1,000,000 characters\)/);
+  assert.match(problems[1]!.message, /found "x y\\u001b\[2J"$/);
+});

@@ -156,3 +156,37 @@ test('verify: every kind of damage, each with its path and code, past every bad 
     await t.cleanup();
   }
 });
+
+test('verify: names in the tree with a newline, an escape sequence or a great length give one bounded, escaped line each', async () => {
+  const t = await tempDir();
+  try {
+    const root = join(t.dir, 'r');
+    await copyTree(FIXTURE_ROOT, root);
+    const v2 = join(root, V2);
+    const tags = layout.tagsDir(v2, parseRepoName('team/app'));
+    // A tag directory whose name would forge a finding of its own, and one that would clear the screen.
+    await mkdir(join(tags, 'evil\nLINK_INVALID  forged finding'));
+    await mkdir(join(tags, 'x\x1b[2J\x1b[H'));
+    // A repository directory nested five names of 250 characters deep: its path is longer than a message quotes.
+    const deep = join(v2, 'repositories', ...Array.from({ length: 5 }, (_, i) => String(i).repeat(250)));
+    await mkdir(join(deep, '_manifests'), { recursive: true });
+
+    const cli = await runCli(['verify', root, '--fast']);
+    assert.equal(cli.code, 4);
+    const lines = cli.stdout.trimEnd().split('\n');
+    assert.equal(lines.length, 4, cli.stdout);
+    assert.deepEqual(lines.slice(0, 3).map((l) => l.split('  ')[0]).sort(), ['NAME_INVALID', 'TAG_INVALID', 'TAG_INVALID']);
+    assert.match(cli.stdout, /\/evil\\nLINK_INVALID  forged finding" is not a valid tag name$/m);
+    assert.match(cli.stdout, /\/x\\u001b\[2J\\u001b\[H" is not a valid tag name$/m);
+    assert.doesNotMatch(cli.stdout, /\x1b/);
+    const long = lines.find((l) => l.startsWith('NAME_INVALID'))!;
+    assert.match(long, /…" \(\d,\d{3} characters\) holds _manifests/);
+    assert.ok(long.length < 1200, `${long.length} characters`);
+    // JSON keeps the path whole (JSON.stringify escapes it).
+    const json = JSON.parse((await runCli(['verify', root, '--fast', '--json'])).stdout) as { findings: Finding[] };
+    assert.ok(json.findings.some((f) => f.path === deep));
+    assert.ok(json.findings.some((f) => f.path === join(tags, 'evil\nLINK_INVALID  forged finding')));
+  } finally {
+    await t.cleanup();
+  }
+});

@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
-import { RegfsError, type RegfsErrorCode } from '../errors.js';
+import { PATH_QUOTE_MAX, quote, RegfsError, type RegfsErrorCode } from '../errors.js';
 import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
 import { forEachChunked } from '../bounded.js';
 import { readImageList } from '../image-list.js';
@@ -137,10 +137,12 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
   const { add, addError, toHash, counts } = sink;
   for (const s of scan.strays) {
     if (s.kind === 'empty') continue; // an empty link directory: the registry's delete leaves them too
-    if (s.kind === 'temp') add('TEMP_FILE', s.path, `"${s.path}" is a leftover temp file or directory of an interrupted write; the registry ignores it; safe to delete`);
-    else if (s.kind === 'misplaced-blob') add('BLOB_INVALID', s.path, `"${s.path}" is not a blob directory (blobs/<alg>/<first two hex>/<hex>)`);
-    else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `"${s.path}" holds _manifests but its path is not a valid repository name; the registry cannot serve it`);
-    else add('TAG_INVALID', s.path, `"${s.path}" is not a valid tag name`);
+    // The path holds a name read from the tree: quoted, so it can be neither a screenful nor two lines.
+    const path = quote(s.path, PATH_QUOTE_MAX);
+    if (s.kind === 'temp') add('TEMP_FILE', s.path, `${path} is a leftover temp file or directory of an interrupted write; the registry ignores it; safe to delete`);
+    else if (s.kind === 'misplaced-blob') add('BLOB_INVALID', s.path, `${path} is not a blob directory (blobs/<alg>/<first two hex>/<hex>)`);
+    else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `${path} holds _manifests but its path is not a valid repository name; the registry cannot serve it`);
+    else add('TAG_INVALID', s.path, `${path} is not a valid tag name`);
   }
   for (const b of scan.blobs.values()) {
     counts.blobs++;

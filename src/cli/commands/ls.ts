@@ -1,5 +1,6 @@
 /** `regfs ls ROOT [PATTERN]` */
 import type { Argv } from 'yargs';
+import { escapeControl } from '../../errors.js';
 import { listImages, type ListResult, type TagListing } from '../../ops/ls.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { ExitCode, formatBytes, printWarning, type Io } from '../output.js';
@@ -85,7 +86,7 @@ export function renderList(r: ListResult): string {
     if ('error' in row) return `${head}${'error'.padEnd(w.kind)}  ${row.error}`;
     return `${head}${row.kind.padEnd(w.kind)}  ${row.what.padEnd(w.what)}  ${row.size.padStart(w.size)}`.trimEnd();
   });
-  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+  return lines.length === 0 ? '' : `${lines.map(escapeControl).join('\n')}\n`;
 }
 
 function describeContent(t: TagListing): string {

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
-import { ExitCode, formatBytes, printProblems, problemsJson, type Io } from '../output.js';
+import { ExitCode, formatBytes, printProblems, problemsJson, writeJson, type Io } from '../output.js';
 import { runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs {
@@ -50,7 +50,7 @@ export async function handler(args: ToDirArgs, io: Io): Promise<number> {
   printProblems(io, result.problems);
   if (args.json) {
     const { problems, seconds, ...rest } = result;
-    io.stdout.write(`${JSON.stringify({ ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) }, null, 2)}\n`);
+    writeJson(io.stdout, { ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) });
   } else {
     io.stdout.write(render(result));
   }

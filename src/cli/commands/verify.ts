@@ -2,7 +2,8 @@
 import type { Argv } from 'yargs';
 import { verify, type VerifyResult } from '../../ops/verify.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
-import { ExitCode, createProgressBar, formatBytes, printWarning, type Io } from '../output.js';
+import { ExitCode, createProgressBar, formatBytes, printWarning, writeJson, type Io } from '../output.js';
+import { escapeControl } from '../../errors.js';
 
 interface VerifyArgs {
   root: string;
@@ -40,9 +41,18 @@ export async function handler(args: VerifyArgs, io: Io): Promise<number> {
     printWarning(io, `regfs ${r.liveLock.command} (pid ${r.liveLock.pid} on ${r.liveLock.host}) is writing this storage now; what it has not finished may show as problems`);
   }
   if (args.json) {
-    io.stdout.write(`${JSON.stringify({ ok: r.findings.length === 0, findings: r.findings, counts: r.counts, seconds: Number(r.seconds.toFixed(3)) }, null, 2)}\n`);
+    writeJson(io.stdout, { ok: r.findings.length === 0, findings: r.findings, counts: r.counts, seconds: Number(r.seconds.toFixed(3)) });
   } else {
-    for (const f of r.findings) io.stdout.write(`${f.code}  ${f.message}\n`);
+    // One line per finding, whatever a name in the tree holds; written in batches.
+    let text = '';
+    for (const f of r.findings) {
+      text += `${f.code}  ${escapeControl(f.message)}\n`;
+      if (text.length >= 1 << 16) {
+        io.stdout.write(text);
+        text = '';
+      }
+    }
+    io.stdout.write(text);
     const c = r.counts;
     const hashed = args.fast ? 'sizes only (--fast)' : `${formatBytes(c.bytesHashed)} hashed`;
     io.stdout.write(
