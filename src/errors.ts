@@ -38,7 +38,10 @@ export type RegfsErrorCode =
   | 'NOT_DIR_TRANSPORT'
   | 'PLATFORM_UNKNOWN'
   | 'IO_ERROR'
-  | 'INCOMPLETE';
+  | 'INCOMPLETE'
+  | 'V3_SCHEMA1'
+  | 'V3_LAYERS_FALLBACK'
+  | 'V3_SPARSE_INDEX';
 
 /** Where in an image list a problem was found. */
 export interface ListPosition {

@@ -5,6 +5,11 @@
  * missing, index children missing, configs and layers missing or without a `_layers` link in
  * their repository, blob data whose sha256 is not its digest (hashed in parallel; `fast`
  * checks sizes only), empty files, leftover temp files, stale uploads, a stale regfs lock.
+ *
+ * `target: 'v3'` adds what distribution v3 would not serve although 2.x does: schema1
+ * manifests (v3 cannot read them, and its gc stops at the first), manifests reachable only
+ * through a `_layers` link (2.x's fallback, removed in v3), and indexes whose children are
+ * absent (sparse: v3 serves the index, and 404 for the children).
  */
 import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -16,6 +21,7 @@ import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_
 import { forEachChunked } from '../bounded.js';
 import { readImageList } from '../image-list.js';
 import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
+import type { RepoName } from '../reference.js';
 import { LOCK_FILE, isLiveOwner, readLockOwner, type LockOwner } from '../fs/lock.js';
 import { layerLinkPath, revisionLinkPath } from '../registry/layout.js';
 import { readLink } from '../registry/link-file.js';
@@ -33,8 +39,14 @@ export interface Finding {
   digest?: string | undefined;
 }
 
+/** The registry the storage is checked for: distribution 2.x (2.8.2), or v3. */
+export type VerifyTarget = 'v2' | 'v3';
+export const VERIFY_TARGETS: readonly VerifyTarget[] = ['v2', 'v3'];
+
 export interface VerifyOptions {
   root: string;
+  /** Also report what a v3 registry would not serve (default 'v2': the 2.x checks only). */
+  target?: VerifyTarget;
   /** Verify only what these images need (an image list, `-`, or a directory of lists). */
   list?: string;
   /** Check sizes, not hashes. */
@@ -60,6 +72,9 @@ const EMPTY_SHA256 = digestOf(Buffer.alloc(0));
 export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
+  if (opts.target !== undefined && !VERIFY_TARGETS.includes(opts.target)) {
+    throw new RegfsError('USAGE', `--target must be one of ${VERIFY_TARGETS.join(', ')}, not ${quote(String(opts.target))}`);
+  }
   const reader = await RegistryReader.open(opts.root);
   const findings: Finding[] = [];
   const add = (code: RegfsErrorCode, path: string, message: string, digest?: string): void => {
@@ -154,6 +169,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
   // Data that exists counts as present even if it is not a regular file: the registry follows
   // symlinks (BLOB_INVALID says what is wrong with it).
   const present = (d: Digest): boolean => scan.blobs.get(d)?.data !== undefined;
+  const v3 = opts.target === 'v3';
   const now = Date.now();
   const maxAge = (opts.uploadAgeHours ?? 24) * 3600_000;
 
@@ -178,6 +194,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
         continue;
       }
       checkReferences(repo, m, r.path, { present, layerLinks, revisions, scan, add });
+      if (v3) checkV3(repo.name, m, r.path, { present, layerLinks, revisions, add });
     }
     for (const t of repo.tags) {
       counts.tags++;
@@ -191,8 +208,10 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
       }
       counts.links++;
       if (t.current.error !== undefined) addError(t.current.error, t.current.path);
-      else if (!revisions.has(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, which has no revision link in the repository`, t.current.target);
-      else if (!present(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, whose manifest data is missing`, t.current.target);
+      else if (!revisions.has(t.current.target!)) {
+        if (v3 && layerLinks.has(t.current.target!)) add('V3_LAYERS_FALLBACK', t.current.path, v3LayersMessage(`tag ${repo.name}:${t.tag} points at`, t.current.target!), t.current.target);
+        add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, which has no revision link in the repository`, t.current.target);
+      } else if (!present(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, whose manifest data is missing`, t.current.target);
     }
     for (const u of repo.uploads) {
       if (now - u.started.getTime() > maxAge) {
@@ -229,8 +248,49 @@ function checkReferences(
   }
 }
 
+/**
+ * What v3 does differently with one manifest that 2.x serves: it cannot read schema1; it finds
+ * an index child only by its revision link; it serves an index whose children are absent.
+ */
+function checkV3(
+  repo: RepoName,
+  m: Manifest,
+  where: string,
+  ctx: { present: (d: Digest) => boolean; layerLinks: Set<Digest>; revisions: Set<Digest>; add: Sink['add'] },
+): void {
+  const { present, layerLinks, revisions, add } = ctx;
+  if (m.kind === 'schema1' || m.kind === 'schema1-signed') {
+    add('V3_SCHEMA1', where, `manifest ${m.digest} in ${repo} is schema1 (${m.mediaType}): a v3 registry cannot serve it, and v3's garbage-collect stops at it`, m.digest);
+    return;
+  }
+  if (!isIndexKind(m.kind)) return;
+  let absent = 0;
+  let first: Digest | undefined;
+  for (const c of m.manifests) {
+    if (!present(c.digest)) {
+      absent++;
+      first ??= c.digest;
+    } else if (!revisions.has(c.digest) && layerLinks.has(c.digest)) {
+      add('V3_LAYERS_FALLBACK', where, v3LayersMessage(`index ${m.digest} in ${repo} names child`, c.digest), c.digest);
+    }
+  }
+  if (absent > 0) {
+    add(
+      'V3_SPARSE_INDEX',
+      where,
+      `index ${m.digest} in ${repo} is sparse: ${absent} of its ${m.manifests.length} children are absent (${first} first); a v3 registry serves the index and answers 404 for them, and refuses it on push unless validation.manifests.indexes.platforms allows it`,
+      m.digest,
+    );
+  }
+}
+
+function v3LayersMessage(what: string, d: Digest): string {
+  return `${what} ${d}, which the repository links only in _layers: 2.x finds it there, a v3 registry answers MANIFEST_UNKNOWN (it reads revision links only)`;
+}
+
 async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: Sink): Promise<void> {
   const { add, addError, toHash, counts } = sink;
+  const v3 = opts.target === 'v3';
   const list = await readImageList(opts.list!, { stdin: opts.stdin });
   for (const p of list.problems) addError(p, p.at?.file ?? opts.list!);
   const resolution = await resolveImages(reader, list.entries);
@@ -239,10 +299,15 @@ async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: S
     counts.tags++;
     for (const m of img.manifests) {
       counts.manifests++;
+      const revision = revisionLinkPath(reader.v2, img.repo, m.digest);
       if (m !== img.manifest && isIndexKind(img.manifest.kind)) {
-        const link = revisionLinkPath(reader.v2, img.repo, m.digest);
-        const ok = readLinkOrUndefined(link) ?? readLinkOrUndefined(layerLinkPath(reader.v2, img.repo, m.digest));
-        if (ok === undefined) add('CHILD_MISSING', link, `${img.repo}: child ${m.digest} has no revision link in the repository`, m.digest);
+        const byRevision = readLinkOrUndefined(revision);
+        const byLayers = byRevision ?? readLinkOrUndefined(layerLinkPath(reader.v2, img.repo, m.digest));
+        if (byLayers === undefined) add('CHILD_MISSING', revision, `${img.repo}: child ${m.digest} has no revision link in the repository`, m.digest);
+        else if (v3 && byRevision === undefined) add('V3_LAYERS_FALLBACK', revision, v3LayersMessage(`${img.repo}: child`, m.digest), m.digest);
+      }
+      if (v3 && (m.kind === 'schema1' || m.kind === 'schema1-signed')) {
+        add('V3_SCHEMA1', revision, `manifest ${m.digest} in ${img.repo} is schema1 (${m.mediaType}): a v3 registry cannot serve it, and v3's garbage-collect stops at it`, m.digest);
       }
       for (const d of referencedBlobs(m)) {
         const info = img.blobs.get(d.digest);
