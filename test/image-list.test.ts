@@ -4,7 +4,10 @@ import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseImageList, readImageList } from '../src/image-list.js';
-import { formatImageRef } from '../src/reference.js';
+import { formatImageRef, type Tag } from '../src/reference.js';
+import type { Digest } from '../src/digest.js';
+import type { RegistryReader } from '../src/registry/read.js';
+import { resolveImages } from '../src/ops/resolve.js';
 import { isRegfsError } from '../src/errors.js';
 
 const d = `sha256:${'b'.repeat(64)}`;
@@ -64,4 +67,25 @@ test('list: an over-long line or a line with control characters is quoted bounde
   }
   assert.match(problems[0]!.message, /^l\.list:1: invalid repository name "a{200}…" \(1,000,000 characters\)/);
   assert.match(problems[1]!.message, /found "x y\\u001b\[2J"$/);
+});
+
+test('resolve: a repository line of 200,000 tags expands without overflowing the stack', async () => {
+  const n = 200_000;
+  const tags = Array.from({ length: n }, (_, i) => `t${i}` as Tag);
+  const digest = `sha256:${'c'.repeat(64)}` as Digest;
+  // A reader over a repository whose tags all point at a manifest it has no revision link for.
+  const reader = {
+    v2: '/nonexistent/docker/registry/v2',
+    hasRepository: () => true,
+    repoPath: (r: string) => `/nonexistent/docker/registry/v2/repositories/${r}`,
+    listTags: () => tags,
+    tagDigest: () => digest,
+    hasRevision: () => false,
+  } as unknown as RegistryReader;
+  const { entries } = parseImageList('many/tags\n', 'l.list');
+  const r = await resolveImages(reader, entries);
+  assert.equal(r.images.length, 0);
+  assert.equal(r.problems.length, n);
+  assert.ok(r.problems.every((p) => p.code === 'MANIFEST_UNKNOWN'));
+  assert.match(r.problems[n - 1]!.message, /^l\.list:1: many\/tags:t199999@sha256:c{64}: manifest/);
 });
