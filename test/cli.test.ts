@@ -7,6 +7,8 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PROBLEMS_SHOWN } from '../src/cli/output.js';
+import { makeArtifact, makeImage, makeLayer } from '../scripts/lib/images.js';
+import { writeStorage } from '../scripts/lib/write-storage.js';
 import { REGFS_BIN, runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { tempDir } from './helpers/tree.js';
@@ -166,6 +168,33 @@ test('cli: a list of 1,000,000 missing images: every problem in --json, a bounde
     const peakMiB = Number(await readFile(rss, 'utf8')) / 1024;
     assert.ok(peakMiB < 1024, `peak RSS ${peakMiB.toFixed(0)} MiB`);
     await assert.rejects(stat(join(t.dir, 'dest')), 'nothing written');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('cli: a label or artifact type holding a newline or an escape sequence stays on its line in ls and inspect', async () => {
+  const t = await tempDir();
+  try {
+    const root = join(t.dir, 'r');
+    const image = makeImage({ format: 'oci', layers: [makeLayer('esc')], labels: { note: 'one\nLINE2  forged', title: 'x\x1b[2J' } });
+    const sig = makeArtifact({ subject: image, artifactType: 'application/x\nforged', layerMediaType: 'application/octet-stream', payload: 'p' });
+    await writeStorage(root, [
+      { repo: 'esc/app', tag: 'v1', image },
+      { repo: 'esc/app', tag: 'sig', image: sig },
+    ]);
+    const ls = await runCli(['ls', root]);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.equal(ls.stdout.trimEnd().split('\n').length, 2, ls.stdout);
+    assert.match(ls.stdout, /application\/x\\nforged/);
+    const inspect = await runCli(['inspect', root, 'esc/app:v1']);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.match(inspect.stdout, /^ {4}note=one\\nLINE2  forged$/m);
+    assert.match(inspect.stdout, /^ {4}title=x\\u001b\[2J$/m);
+    assert.doesNotMatch(inspect.stdout + ls.stdout, /\x1b/);
+    // --json keeps the strings as they are (JSON escapes them).
+    const json = JSON.parse((await runCli(['inspect', root, 'esc/app:v1', '--json'])).stdout) as { image: { labels: Record<string, string> } };
+    assert.equal(json.image.labels['note'], 'one\nLINE2  forged');
   } finally {
     await t.cleanup();
   }

@@ -200,5 +200,5 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
         `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(escapeControl).join('\n')}\n`;
 }

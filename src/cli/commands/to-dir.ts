@@ -1,6 +1,6 @@
 /** `regfs to-dir LIST SRC OUT` and `regfs to-dir --image REF SRC DIR` */
 import type { Argv } from 'yargs';
-import { RegfsError } from '../../errors.js';
+import { escapeControl, RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
 import { ExitCode, formatBytes, printProblems, problemsJson, writeJson, type Io } from '../output.js';
 import { runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
@@ -73,5 +73,5 @@ function render(r: ToDirResult): string {
         `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(escapeControl).join('\n')}\n`;
 }
