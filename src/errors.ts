@@ -151,5 +151,5 @@ export function errnoCode(err: unknown): string | undefined {
 /** Wrap a Node I/O error as IO_ERROR, naming what was being done and where. */
 export function ioError(doing: string, path: string, cause: unknown): RegfsError {
   const code = errnoCode(cause);
-  return new RegfsError('IO_ERROR', `${doing} "${path}": ${code ?? String(cause)}`, { path, cause });
+  return new RegfsError('IO_ERROR', `${doing} ${quote(path, PATH_QUOTE_MAX)}: ${code ?? String(cause)}`, { path, cause });
 }

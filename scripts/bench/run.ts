@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: regfs against the floor, at scale. See docs/performance.md.
  *
- *   npm run bench [-- --runs 5] [--dir DIR] [--scale 1] [--no-10x] [--no-large] [--smoke] [--out FILE]
+ *   npm run bench [-- --runs 5] [--dir DIR] [--scale 1] [--no-10x] [--no-large | --only-large] [--smoke] [--out FILE]
  *
  * Builds (once, then reused) a synthetic store of 3,000 repositories and 15,000 tags, and one
  * ten times larger, under DIR (default /dev/shm if it has the inodes, else the temp directory),
@@ -15,7 +15,7 @@
  * 100,000 and 1,000,000 lines, all missing and all present; a repository of 10,000 and
  * 100,000 tags (ls, and extract of the whole repository); indexes of 2,000 and 20,000
  * children (the widest the registry's 4 MiB manifest limit allows is about 20,000), and one
- * of 50,000, which is refused. `--no-large` leaves them out.
+ * of 50,000, which is refused. `--no-large` leaves them out; `--only-large` runs them alone.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     scale: { type: 'string', default: '1' },
     'no-10x': { type: 'boolean', default: false },
     'no-large': { type: 'boolean', default: false },
+    'only-large': { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: here('../../.bench/result.json') },
   },
@@ -331,52 +332,55 @@ async function main(): Promise<void> {
   const fresh = (): void => rmSync(out, { recursive: true, force: true });
   const base1 = s1.refs.length;
 
-  for (const n of [200, 2000, base1]) {
-    if (n > base1) continue;
-    const refs = n === base1 ? s1.refs : sample(s1.refs, n, base1);
-    const list = listFile(`tags-${n}`, refs);
-    const m = measure(`extract ${n === base1 ? `all (${n})` : n} tags`, ['extract', list, s1.root, out], fresh);
-    m.floor = floorOf(v2, out);
-    m.floorName = 'node sync loop';
-    m.note = `cp -al blobs ${cpAl(v2, out).toFixed(3)} s`;
-    results.push(m);
-  }
+  // The standard rows; --only-large leaves them out (the large rows use the same 1x store).
+  if (!args['only-large']) {
+    for (const n of [200, 2000, base1]) {
+      if (n > base1) continue;
+      const refs = n === base1 ? s1.refs : sample(s1.refs, n, base1);
+      const list = listFile(`tags-${n}`, refs);
+      const m = measure(`extract ${n === base1 ? `all (${n})` : n} tags`, ['extract', list, s1.root, out], fresh);
+      m.floor = floorOf(v2, out);
+      m.floorName = 'node sync loop';
+      m.note = `cp -al blobs ${cpAl(v2, out).toFixed(3)} s`;
+      results.push(m);
+    }
 
-  const list200 = listFile('tags-200', sample(s1.refs, 200, base1));
-  const dir = join(work, 'dir');
-  results.push(measure('to-dir 200 images', ['to-dir', list200, s1.root, dir], () => rmSync(dir, { recursive: true, force: true })));
-  const reg = join(work, 'reg');
-  results.push(measure('from-dir 200 images (verify)', ['from-dir', dir, reg], () => rmSync(reg, { recursive: true, force: true })));
+    const list200 = listFile('tags-200', sample(s1.refs, 200, base1));
+    const dir = join(work, 'dir');
+    results.push(measure('to-dir 200 images', ['to-dir', list200, s1.root, dir], () => rmSync(dir, { recursive: true, force: true })));
+    const reg = join(work, 'reg');
+    results.push(measure('from-dir 200 images (verify)', ['from-dir', dir, reg], () => rmSync(reg, { recursive: true, force: true })));
 
-  // Hashing: 200 images with a 2 MiB layer each, where the bytes dominate.
-  const big = await bigStore(args.smoke ? 20 : 200, 2 << 20);
-  const bigDir = join(work, 'bigdir');
-  results.push(measure(`to-dir ${big.refs.length} images, 2 MiB layers`, ['to-dir', listFile('big', big.refs), big.root, bigDir], () => rmSync(bigDir, { recursive: true, force: true })));
-  const fromDir = measure(`from-dir ${big.refs.length} images, 2 MiB layers (verify)`, ['from-dir', bigDir, reg], () => rmSync(reg, { recursive: true, force: true }));
-  const blobFiles = execFileSync('find', [bigDir, '-type', 'f', '-regextype', 'posix-extended', '-regex', '.*/[0-9a-f]{64}'], { encoding: 'utf8', maxBuffer: 1 << 28 }).trim().split('\n');
-  writeFileSync(join(work, 'hash-list'), blobFiles.join('\0'));
-  fromDir.floor = sha256sumOf(join(work, 'hash-list'));
-  fromDir.floorName = 'sha256sum';
-  results.push(fromDir);
-  results.push(measure(`from-dir ${big.refs.length} images, 2 MiB layers --no-verify`, ['from-dir', bigDir, reg, '--no-verify'], () => rmSync(reg, { recursive: true, force: true })));
-  rmSync(bigDir, { recursive: true, force: true });
-  rmSync(reg, { recursive: true, force: true });
-  const verifyM = measure('verify (whole store)', ['verify', s1.root]);
-  const allBlobs = execFileSync('find', [join(v2, 'blobs'), '-name', 'data', '-print0'], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  writeFileSync(join(work, 'all-blobs'), allBlobs);
-  verifyM.floor = sha256sumOf(join(work, 'all-blobs'));
-  verifyM.floorName = 'sha256sum';
-  results.push(verifyM);
-  results.push(measure('verify --fast (whole store)', ['verify', s1.root, '--fast']));
-  results.push(measure('gc dry run (whole store)', ['gc', s1.root]));
+    // Hashing: 200 images with a 2 MiB layer each, where the bytes dominate.
+    const big = await bigStore(args.smoke ? 20 : 200, 2 << 20);
+    const bigDir = join(work, 'bigdir');
+    results.push(measure(`to-dir ${big.refs.length} images, 2 MiB layers`, ['to-dir', listFile('big', big.refs), big.root, bigDir], () => rmSync(bigDir, { recursive: true, force: true })));
+    const fromDir = measure(`from-dir ${big.refs.length} images, 2 MiB layers (verify)`, ['from-dir', bigDir, reg], () => rmSync(reg, { recursive: true, force: true }));
+    const blobFiles = execFileSync('find', [bigDir, '-type', 'f', '-regextype', 'posix-extended', '-regex', '.*/[0-9a-f]{64}'], { encoding: 'utf8', maxBuffer: 1 << 28 }).trim().split('\n');
+    writeFileSync(join(work, 'hash-list'), blobFiles.join('\0'));
+    fromDir.floor = sha256sumOf(join(work, 'hash-list'));
+    fromDir.floorName = 'sha256sum';
+    results.push(fromDir);
+    results.push(measure(`from-dir ${big.refs.length} images, 2 MiB layers --no-verify`, ['from-dir', bigDir, reg, '--no-verify'], () => rmSync(reg, { recursive: true, force: true })));
+    rmSync(bigDir, { recursive: true, force: true });
+    rmSync(reg, { recursive: true, force: true });
+    const verifyM = measure('verify (whole store)', ['verify', s1.root]);
+    const allBlobs = execFileSync('find', [join(v2, 'blobs'), '-name', 'data', '-print0'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    writeFileSync(join(work, 'all-blobs'), allBlobs);
+    verifyM.floor = sha256sumOf(join(work, 'all-blobs'));
+    verifyM.floorName = 'sha256sum';
+    results.push(verifyM);
+    results.push(measure('verify --fast (whole store)', ['verify', s1.root, '--fast']));
+    results.push(measure('gc dry run (whole store)', ['gc', s1.root]));
 
-  if (!args['no-10x']) {
-    const s10 = await store(`store-x${scale * 10}`, scaled(scale * 10));
-    // The same 200 tags: repositories 0..n-1 are identical in both stores.
-    const m = measure('extract 200 tags, 10x store', ['extract', list200, s10.root, out], fresh);
-    const m1 = results.find((r) => r.name === 'extract 200 tags')!;
-    m.note = `${(m.seconds / m1.seconds).toFixed(2)}x the 1x store's time`;
-    results.push(m);
+    if (!args['no-10x']) {
+      const s10 = await store(`store-x${scale * 10}`, scaled(scale * 10));
+      // The same 200 tags: repositories 0..n-1 are identical in both stores.
+      const m = measure('extract 200 tags, 10x store', ['extract', list200, s10.root, out], fresh);
+      const m1 = results.find((r) => r.name === 'extract 200 tags')!;
+      m.note = `${(m.seconds / m1.seconds).toFixed(2)}x the 1x store's time`;
+      results.push(m);
+    }
   }
   rmSync(out, { recursive: true, force: true });
   if (!args['no-large']) await largeInputs(s1, out, fresh);

@@ -215,7 +215,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
     }
     for (const u of repo.uploads) {
       if (now - u.started.getTime() > maxAge) {
-        add('STALE_UPLOAD', u.dir, `upload "${u.dir}" was started ${u.started.toISOString()} and never finished; safe to delete while no registry is writing`);
+        add('STALE_UPLOAD', u.dir, `upload ${quote(u.dir, PATH_QUOTE_MAX)} was started ${u.started.toISOString()} and never finished; safe to delete while no registry is writing`);
       }
     }
   }
