@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { escapeControl, quote, QUOTE_MAX, RegfsError } from '../src/errors.js';
-import { writeJson } from '../src/cli/output.js';
+import { LazyArray, writeJson } from '../src/cli/output.js';
 
 test('quote: control characters, quotes and backslashes escaped; an over-long string cut to a bounded prefix', () => {
   assert.equal(quote('team/app'), '"team/app"');
@@ -40,6 +40,7 @@ test('writeJson: the same text as JSON.stringify(value, null, 2), in pieces', ()
     null,
     { nested: [[1, [2, { three: [3] }]], { empty: [] }], date: new Date(0) },
     { many: Array.from({ length: 20_000 }, (_, i) => ({ i, s: `item ${i}` })) },
+    { lazy: new LazyArray([1, 2, 3], (n) => ({ n, twice: n * 2, gone: undefined })), none: new LazyArray([], (n) => n) },
   ];
   for (const v of values) {
     const out = new PassThrough();

@@ -98,18 +98,30 @@ export function writeJson(out: NodeJS.WritableStream, value: unknown): void {
       buf = '';
     }
   };
+  const emitArray = (n: number, at: (i: number) => unknown, indent: string): void => {
+    if (n === 0) {
+      put('[]');
+      return;
+    }
+    put('[');
+    for (let i = 0; i < n; i++) {
+      put(`${i === 0 ? '' : ','}\n${indent}  `);
+      const el = at(i);
+      if (isJsonValue(el)) emit(el, `${indent}  `);
+      else put('null');
+    }
+    put(`\n${indent}]`);
+  };
   const emit = (v: unknown, indent: string): void => {
+    if (v instanceof LazyArray) {
+      const lazy = v as LazyArray<unknown>;
+      emitArray(lazy.items.length, (i) => lazy.map(lazy.items[i]), indent);
+      return;
+    }
     const x = isObjectLike(v) && typeof (v as { toJSON?: unknown }).toJSON === 'function' ? (v as { toJSON: () => unknown }).toJSON() : v;
-    if (Array.isArray(x) && x.length > 0) {
-      put('[');
-      for (let i = 0; i < x.length; i++) {
-        put(`${i === 0 ? '' : ','}\n${indent}  `);
-        const el: unknown = x[i];
-        if (isJsonValue(el)) emit(el, `${indent}  `);
-        else put('null');
-      }
-      put(`\n${indent}]`);
-    } else if (isObjectLike(x) && !Array.isArray(x)) {
+    if (Array.isArray(x)) {
+      emitArray(x.length, (i) => x[i] as unknown, indent);
+    } else if (isObjectLike(x)) {
       const entries = Object.entries(x).filter(([, e]) => isJsonValue(e));
       if (entries.length === 0) {
         put('{}');
@@ -163,9 +175,24 @@ export function createProgressBar(io: Io): { update: (p: WriteProgress) => void;
   };
 }
 
+/**
+ * An array whose elements are made one at a time as writeJson writes them, not all at once
+ * (a million problems); JSON.stringify sees the whole array.
+ */
+export class LazyArray<T> {
+  constructor(
+    readonly items: readonly T[],
+    readonly map: (item: T) => unknown,
+  ) {}
+
+  toJSON(): unknown[] {
+    return this.items.map(this.map);
+  }
+}
+
 /** Problems as --json output lists them. */
-export function problemsJson(problems: readonly RegfsError[]): object[] {
-  return problems.map((p) => ({ code: p.code, message: p.message, file: p.at?.file, line: p.at?.line, path: p.path }));
+export function problemsJson(problems: readonly RegfsError[]): LazyArray<RegfsError> {
+  return new LazyArray(problems, (p) => ({ code: p.code, message: p.message, file: p.at?.file, line: p.at?.line, path: p.path }));
 }
 
 /** The result of a command that writes registry storage (extract, from-dir), as JSON on stdout. */
