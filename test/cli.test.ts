@@ -166,7 +166,8 @@ test('cli: a list of 1,000,000 missing images: every problem in --json, a bounde
     assert.equal(lastLine, n);
     assert.ok(ordered, 'every line once, in order');
     const peakMiB = Number(await readFile(rss, 'utf8')) / 1024;
-    assert.ok(peakMiB < 1024, `peak RSS ${peakMiB.toFixed(0)} MiB`);
+    // About 0.95 GiB measured; 1.5 GiB before problems became cheap.
+    assert.ok(peakMiB < 1280, `peak RSS ${peakMiB.toFixed(0)} MiB`);
     await assert.rejects(stat(join(t.dir, 'dest')), 'nothing written');
   } finally {
     await t.cleanup();
