@@ -136,8 +136,9 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   }
 
   const liveLock = await checkLock(join(reader.v2, LOCK_FILE), add);
-  // Stable output: by path, then code.
-  findings.sort((a, b) => a.path.localeCompare(b.path) || a.code.localeCompare(b.code));
+  // Stable output: by path, then code, then message (code units, not the locale's collation,
+  // so the order is the same everywhere); a finding made twice is then next to its copy.
+  findings.sort((a, b) => compare(a.path, b.path) || compare(a.code, b.code) || compare(a.message, b.message));
   return { findings: dedupe(findings), counts, liveLock, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -352,12 +353,14 @@ function readLinkOrUndefined(path: string): Digest | undefined {
   }
 }
 
-function dedupe(findings: Finding[]): Finding[] {
-  const seen = new Set<string>();
-  return findings.filter((f) => {
-    const key = `${f.code}\0${f.path}\0${f.message}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Drop repeated findings from sorted ones: a copy is next to its original (no set of a million keys). */
+function dedupe(sorted: Finding[]): Finding[] {
+  return sorted.filter((f, i) => {
+    const p = sorted[i - 1];
+    return p === undefined || p.path !== f.path || p.code !== f.code || p.message !== f.message;
   });
 }
