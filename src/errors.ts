@@ -130,7 +130,9 @@ export function escapeControl(s: string): string {
  */
 export function quote(s: string, max = QUOTE_MAX): string {
   const cut = s.length > max;
-  const shown = escapeControl((cut ? s.slice(0, max) : s).replace(/[\\"]/g, '\\$&'));
+  // Not between the two halves of a surrogate pair.
+  const end = cut && /[\ud800-\udbff]/.test(s[max - 1]!) ? max - 1 : max;
+  const shown = escapeControl((cut ? s.slice(0, end) : s).replace(/[\\"]/g, '\\$&'));
   return cut ? `"${shown}…" (${s.length.toLocaleString('en-US')} characters)` : `"${shown}"`;
 }
 

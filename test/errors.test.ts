@@ -12,6 +12,7 @@ test('quote: control characters, quotes and backslashes escaped; an over-long st
   const long = quote('x'.repeat(1_000_000));
   assert.equal(long, `"${'x'.repeat(QUOTE_MAX)}…" (1,000,000 characters)`);
   assert.equal(quote('y'.repeat(50), 10), `"${'y'.repeat(10)}…" (50 characters)`);
+  assert.equal(quote(`${'z'.repeat(9)}😀😀`, 10), `"${'z'.repeat(9)}…" (13 characters)`, 'no half of a surrogate pair');
 });
 
 test('escapeControl: one line stays one line; text already escaped is left as it is', () => {
