@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { RegfsError } from './errors.js';
+import { quote, RegfsError } from './errors.js';
 
 /** A digest such as `sha256:<64 hex>`, validated. */
 export type Digest = string & { readonly __brand: 'Digest' };
@@ -20,13 +20,13 @@ const DIGEST_RE = /^(sha256|sha384|sha512):([0-9a-f]+)$/;
 export function parseDigest(s: string): Digest {
   const m = DIGEST_RE.exec(s);
   if (m === null) {
-    throw new RegfsError('DIGEST_INVALID', `invalid digest ${JSON.stringify(truncate(s))}: want sha256:<64 lower-case hex>`);
+    throw new RegfsError('DIGEST_INVALID', `invalid digest ${quote(s)}: want sha256:<64 lower-case hex>`);
   }
   const alg = m[1] as DigestAlgorithm;
   if (m[2]!.length !== DIGEST_ALGORITHMS[alg]) {
     throw new RegfsError(
       'DIGEST_INVALID',
-      `invalid digest ${JSON.stringify(truncate(s))}: ${alg} needs ${DIGEST_ALGORITHMS[alg]} hex digits, got ${m[2]!.length}`,
+      `invalid digest ${quote(s)}: ${alg} needs ${DIGEST_ALGORITHMS[alg]} hex digits, got ${m[2]!.length}`,
     );
   }
   return s as Digest;
@@ -68,8 +68,4 @@ export async function digestFile(path: string, algorithm: DigestAlgorithm = 'sha
     hash.update(chunk as Buffer);
   }
   return `${algorithm}:${hash.digest('hex')}` as Digest;
-}
-
-function truncate(s: string): string {
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }

@@ -12,7 +12,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errnoCode, RegfsError, type ListPosition } from './errors.js';
+import { errnoCode, quote, RegfsError, type ListPosition } from './errors.js';
 import { statData } from './registry/follow.js';
 import { formatImageRef, parseImageRef, type ImageRef, type ParseRefOptions } from './reference.js';
 
@@ -35,15 +35,19 @@ export const STDIN_NAME = '<stdin>';
 export function parseImageList(text: string, file: string, opts: ParseRefOptions = {}): ParsedList {
   const entries: ListEntry[] = [];
   const problems: RegfsError[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const hash = lines[i]!.indexOf('#');
-    const content = (hash >= 0 ? lines[i]!.slice(0, hash) : lines[i]!).trim();
+  // Line by line through the text, without an array of every line.
+  for (let start = 0, i = 0; start <= text.length; i++) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const line = text.slice(start, end);
+    const hash = line.indexOf('#');
+    const content = (hash >= 0 ? line.slice(0, hash) : line).trim();
+    start = end + 1;
     if (content === '') continue;
     const at = { file, line: i + 1 };
     if (/\s/.test(content)) {
       problems.push(
-        new RegfsError('LIST_SYNTAX', `${file}:${at.line}: one image a line, found ${JSON.stringify(content)}`, { at }),
+        new RegfsError('LIST_SYNTAX', `${file}:${at.line}: one image a line, found ${quote(content)}`, { at }),
       );
       continue;
     }
@@ -110,8 +114,8 @@ export async function readImageList(
 
 function finish(parts: ParsedList[]): ParsedList {
   return {
-    entries: mergeDuplicates(parts.flatMap((p) => p.entries)),
-    problems: parts.flatMap((p) => p.problems),
+    entries: mergeDuplicates(parts.length === 1 ? parts[0]!.entries : parts.flatMap((p) => p.entries)),
+    problems: parts.length === 1 ? parts[0]!.problems : parts.flatMap((p) => p.problems),
   };
 }
 

@@ -7,7 +7,7 @@
  * `signatures`); `schemaVersion` 2 goes by `mediaType`, and without one it is an OCI index
  * if it decodes as one with a `manifests` array, else an OCI image manifest.
  */
-import { RegfsError } from './errors.js';
+import { quote, RegfsError } from './errors.js';
 import { digestOf, parseDigest, digestAlgorithm, type Digest } from './digest.js';
 import { foldKey, goDecode, parseJson, sliceItems, type GoType, type JsonValue } from './gojson.js';
 
@@ -150,7 +150,7 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
 
   if (versioned['schemaVersion'] === 1n) {
     if (mediaType !== '' && mediaType !== 'application/json' && mediaType !== MediaTypes.schema1 && mediaType !== MediaTypes.schema1Signed) {
-      throw invalid(`has schemaVersion 1 and unsupported media type ${JSON.stringify(mediaType)}`);
+      throw invalid(`has schemaVersion 1 and unsupported media type ${quote(String(mediaType))}`);
     }
     const signed = lookup(doc, 'signatures') !== undefined;
     const fsLayers = sliceItems(as(GO_TYPES.schema1, 'a schema1 manifest')['fsLayers']) as GoStruct[];
@@ -171,7 +171,7 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
       layers,
     };
   }
-  if (versioned['schemaVersion'] !== 2n) throw invalid(`has unsupported schemaVersion ${String(versioned['schemaVersion'])}`);
+  if (versioned['schemaVersion'] !== 2n) throw invalid(`has unsupported schemaVersion ${quote(String(versioned['schemaVersion']))}`);
 
   let kind: ManifestKind;
   let m: GoStruct;
@@ -198,7 +198,7 @@ export function parseManifestContent(raw: Buffer, digest: Digest, where: string)
       break;
     }
     default:
-      throw invalid(`has unsupported media type ${JSON.stringify(mediaType)}`);
+      throw invalid(`has unsupported media type ${quote(String(mediaType))}`);
   }
   // subject and artifactType are not in 2.8's structs: the registry stores and serves a
   // manifest whatever they hold, so they are read leniently and never followed.

@@ -5,7 +5,7 @@
  * or upper case in a path component never reaches a path join. Upper case is allowed in the
  * first of several components, which the grammar reads as a domain (`Team/app`).
  */
-import { RegfsError } from './errors.js';
+import { quote, RegfsError } from './errors.js';
 import { parseDigest, type Digest } from './digest.js';
 
 /** A repository name such as `library/alpine` or `host.example.com:5000/team/app`. */
@@ -29,7 +29,7 @@ export function looksLikeDomain(component: string): boolean {
 /** Validate a repository name. */
 export function parseRepoName(s: string): RepoName {
   const fail = (why: string): never => {
-    throw new RegfsError('NAME_INVALID', `invalid repository name ${JSON.stringify(s)}: ${why}`);
+    throw new RegfsError('NAME_INVALID', `invalid repository name ${quote(s)}: ${why}`);
   };
   if (s.length === 0) fail('empty');
   if (s.length > NAME_MAX_LENGTH) fail(`longer than ${NAME_MAX_LENGTH} characters`);
@@ -39,14 +39,14 @@ export function parseRepoName(s: string): RepoName {
   // domain grammar (`Team/app`, which 2.8 stores and serves), and a path component when it
   // fits that one (my_host.example is not a valid host, but it is a valid path component).
   const first = parts.length > 1 && !PATH_COMPONENT.test(parts[0]!) && DOMAIN.test(parts[0]!) ? 1 : 0;
-  if (first === 0 && parts.length > 1 && !PATH_COMPONENT.test(parts[0]!) && looksLikeDomain(parts[0]!)) fail(`bad registry host ${JSON.stringify(parts[0])}`);
+  if (first === 0 && parts.length > 1 && !PATH_COMPONENT.test(parts[0]!) && looksLikeDomain(parts[0]!)) fail(`bad registry host ${quote(parts[0]!)}`);
   for (let i = first; i < parts.length; i++) {
     const p = parts[i]!;
     if (!PATH_COMPONENT.test(p)) {
       fail(
         p === ''
           ? 'empty path component'
-          : `bad path component ${JSON.stringify(p)} (lower-case letters and digits, separated by ".", "_", "__" or "-")`,
+          : `bad path component ${quote(p)} (lower-case letters and digits, separated by ".", "_", "__" or "-")`,
       );
     }
   }
@@ -58,7 +58,7 @@ export function parseTag(s: string): Tag {
   if (!TAG.test(s)) {
     throw new RegfsError(
       'TAG_INVALID',
-      `invalid tag ${JSON.stringify(s.length > 140 ? `${s.slice(0, 137)}...` : s)}: want [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`,
+      `invalid tag ${quote(s)}: want [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`,
     );
   }
   return s as Tag;

@@ -69,8 +69,8 @@ async function listFile(dir: string, lines: string[]): Promise<string> {
 }
 
 /** The problems of an INCOMPLETE rejection. */
-async function problemsOf(p: Promise<unknown>): Promise<RegfsError[]> {
-  let problems: RegfsError[] = [];
+async function problemsOf(p: Promise<unknown>): Promise<readonly RegfsError[]> {
+  let problems: readonly RegfsError[] = [];
   await assert.rejects(p, (e) => {
     assert.ok(isRegfsError(e, 'INCOMPLETE'), String(e));
     problems = e.problems;

@@ -6,7 +6,10 @@ import { mkdir, readFile, rm, symlink, truncate, unlink, writeFile } from 'node:
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { verify, type Finding } from '../src/ops/verify.js';
-import { parseRepoName, parseTag } from '../src/reference.js';
+import { parseRepoName, parseTag, type RepoName } from '../src/reference.js';
+import type { Digest } from '../src/digest.js';
+import { RegistryReader } from '../src/registry/read.js';
+import { writeStore } from '../scripts/bench/store.js';
 import * as layout from '../src/registry/layout.js';
 import { LOCK_FILE } from '../src/fs/lock.js';
 import { manifestsOf, type Image } from '../scripts/lib/images.js';
@@ -153,6 +156,107 @@ test('verify: every kind of damage, each with its path and code, past every bad 
     assert.equal(json.ok, false);
     assert.equal((await runCli(['verify', FIXTURE_ROOT])).code, 0);
     await truncate(short, 0);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('verify: names in the tree with a newline, an escape sequence or a great length give one bounded, escaped line each', async () => {
+  const t = await tempDir();
+  try {
+    const root = join(t.dir, 'r');
+    await copyTree(FIXTURE_ROOT, root);
+    const v2 = join(root, V2);
+    const tags = layout.tagsDir(v2, parseRepoName('team/app'));
+    // A tag directory whose name would forge a finding of its own, and one that would clear the screen.
+    await mkdir(join(tags, 'evil\nLINK_INVALID  forged finding'));
+    await mkdir(join(tags, 'x\x1b[2J\x1b[H'));
+    // A repository directory nested five names of 250 characters deep: its path is longer than a message quotes.
+    const deep = join(v2, 'repositories', ...Array.from({ length: 5 }, (_, i) => String(i).repeat(250)));
+    await mkdir(join(deep, '_manifests'), { recursive: true });
+
+    const cli = await runCli(['verify', root, '--fast']);
+    assert.equal(cli.code, 4);
+    const lines = cli.stdout.trimEnd().split('\n');
+    assert.equal(lines.length, 4, cli.stdout);
+    assert.deepEqual(lines.slice(0, 3).map((l) => l.split('  ')[0]).sort(), ['NAME_INVALID', 'TAG_INVALID', 'TAG_INVALID']);
+    assert.match(cli.stdout, /\/evil\\nLINK_INVALID  forged finding" is not a valid tag name$/m);
+    assert.match(cli.stdout, /\/x\\u001b\[2J\\u001b\[H" is not a valid tag name$/m);
+    assert.doesNotMatch(cli.stdout, /\x1b/);
+    const long = lines.find((l) => l.startsWith('NAME_INVALID'))!;
+    assert.match(long, /…" \(\d,\d{3} characters\) holds _manifests/);
+    assert.ok(long.length < 1200, `${long.length} characters`);
+    // JSON keeps the path whole (JSON.stringify escapes it).
+    const json = JSON.parse((await runCli(['verify', root, '--fast', '--json'])).stdout) as { findings: Finding[] };
+    assert.ok(json.findings.some((f) => f.path === deep));
+    assert.ok(json.findings.some((f) => f.path === join(tags, 'evil\nLINK_INVALID  forged finding')));
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('verify --target v3: each thing a v3 registry would not serve, on a tree built to hold it; a clean tree gives nothing', async () => {
+  const t = await tempDir();
+  try {
+    // A clean store (OCI and Docker images, indexes), and the registry-written fixture, which holds a schema1 image.
+    const clean = join(t.dir, 'clean');
+    await writeStore(clean, { repositories: 2, tagsPerRepo: 3, baseLayers: 2, indexEvery: 1 });
+    assert.deepEqual((await verify({ root: clean, target: 'v3' })).findings, []);
+    const fixture = await verify({ root: FIXTURE_ROOT, target: 'v3' });
+    const legacy = parseRepoName('legacy/app');
+    const schema1 = (await RegistryReader.open(FIXTURE_ROOT)).tagDigest(legacy, parseTag('1.0'))!;
+    assert.deepEqual(
+      fixture.findings.map((f) => `${f.code} ${f.path}`),
+      [`V3_SCHEMA1 ${layout.revisionLinkPath(join(FIXTURE_ROOT, V2), legacy, schema1)}`],
+    );
+    assert.deepEqual((await verify({ root: FIXTURE_ROOT })).findings, [], 'the 2.x checks find nothing there');
+
+    const root = join(t.dir, 'r');
+    await copyTree(clean, root);
+    const v2 = join(root, V2);
+    const reader = await RegistryReader.open(root);
+    const app0 = parseRepoName('team0/svc0/app0');
+    const app1 = parseRepoName('team1/svc0/app1');
+    const move = async (repo: RepoName, d: Digest): Promise<void> => {
+      await rm(join(layout.revisionLinkPath(v2, repo, d), '..'), { recursive: true });
+      await mkdir(join(layout.layerLinkPath(v2, repo, d), '..'), { recursive: true });
+      await writeFile(layout.layerLinkPath(v2, repo, d), d);
+    };
+    // An index child and a tagged manifest linked only in _layers (2.x's fallback finds them).
+    const index0 = reader.manifest(reader.tagDigest(app0, parseTag('multi'))!);
+    const child = index0.manifests[0]!.digest;
+    await move(app0, child);
+    const v1 = reader.tagDigest(app0, parseTag('v1'))!;
+    await move(app0, v1);
+    // A sparse index: one child's manifest data gone.
+    const index1 = reader.manifest(reader.tagDigest(app1, parseTag('multi'))!);
+    await rm(layout.blobDir(v2, index1.manifests[1]!.digest), { recursive: true });
+    // A revision link with a newline, and a leftover of v3.1's atomic writes.
+    const v2tag = reader.tagDigest(app1, parseTag('v2'))!;
+    await replace(layout.revisionLinkPath(v2, app1, v2tag), `${v2tag}\n`);
+    const tmp = join(layout.revisionLinkPath(v2, app1, v2tag), '..', 'link.0192f0a4-7d3c-7000-8000-000000000000.tmp');
+    await writeFile(tmp, v2tag);
+
+    const r = await verify({ root, target: 'v3' });
+    const v3 = r.findings.filter((f) => f.code.startsWith('V3_')).map((f) => `${f.code} ${f.digest}`);
+    assert.deepEqual(v3.sort(), [`V3_LAYERS_FALLBACK ${child}`, `V3_LAYERS_FALLBACK ${v1}`, `V3_SPARSE_INDEX ${index1.digest}`].sort());
+    const codes = new Set(r.findings.map((f) => f.code));
+    for (const c of ['LINK_INVALID', 'TEMP_FILE', 'CHILD_MISSING']) assert.ok(codes.has(c as Finding['code']), `${c} with --target v3`);
+    const v2only = await verify({ root });
+    assert.ok(!v2only.findings.some((f) => f.code.startsWith('V3_')), 'no v3 finding without --target v3');
+    assert.ok(!v2only.findings.some((f) => f.digest === child), '2.x serves the child through _layers');
+
+    // The CLI: --target v3, one line per finding; a target it does not know is a usage error.
+    const cli = await runCli(['verify', root, '--target', 'v3', '--fast']);
+    assert.equal(cli.code, 4);
+    assert.match(cli.stdout, /^V3_SPARSE_INDEX  index sha256:[0-9a-f]{64} in team1\/svc0\/app1 is sparse: 1 of its 2 children are absent/m);
+    assert.equal((await runCli(['verify', root, '--target', 'v4'])).code, 2);
+    // --list: what the listed images need, for v3.
+    const list = join(t.dir, 'l.list');
+    await writeFile(list, 'team0/svc0/app0:multi\n');
+    assert.deepEqual((await verify({ root, list, target: 'v3' })).findings.map((f) => `${f.code} ${f.digest}`), [`V3_LAYERS_FALLBACK ${child}`]);
+    await writeFile(list, 'legacy/app:1.0\n');
+    assert.deepEqual((await verify({ root: FIXTURE_ROOT, list, target: 'v3' })).findings.map((f) => f.code), ['V3_SCHEMA1']);
   } finally {
     await t.cleanup();
   }

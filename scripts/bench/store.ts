@@ -82,3 +82,37 @@ export async function writeBigStore(root: string, images: number, layerBytes: nu
   await writeStorage(root, pushes);
   return pushes.map((p) => `${p.repo}:${p.tag}`);
 }
+
+/** The repository of the many-tags store. */
+export const MANY_TAGS_REPO = 'many/tags';
+
+/**
+ * One repository, `many/tags`, with `tags` tags (`t000000` …) over `images` distinct images
+ * (tag i points at image i mod `images`): for `ls` and a whole-repository extract, whose
+ * per-tag cost and sorting it measures.
+ */
+export async function writeManyTagsStore(root: string, tags: number, images: number): Promise<void> {
+  const base = makeLayer('many-tags-base');
+  const made = Array.from({ length: images }, (_, i) => makeImage({ format: 'oci', layers: [base], labels: { image: String(i) } }));
+  const batch = 20_000;
+  for (let start = 0; start < tags; start += batch) {
+    const pushes: StoragePush[] = [];
+    for (let i = start; i < Math.min(tags, start + batch); i++) pushes.push({ repo: MANY_TAGS_REPO, tag: `t${String(i).padStart(6, '0')}`, image: made[i % images]! });
+    await writeStorage(root, pushes);
+  }
+}
+
+/** The reference of the wide-index store's index. */
+export const WIDE_INDEX_REF = 'wide/index:v1';
+
+/**
+ * One repository, `wide/index`, whose tag `v1` is an OCI index of `children` images (each its
+ * own config, one shared layer; platforms linux/<n>): for an index far wider than real ones.
+ */
+export async function writeWideIndexStore(root: string, children: number): Promise<void> {
+  const base = makeLayer('wide-index-base');
+  const images = Array.from({ length: children }, (_, i) =>
+    makeImage({ format: 'oci', layers: [base], platform: { os: 'linux', architecture: `arch${i}` }, labels: { child: String(i) } }),
+  );
+  await writeStorage(root, [{ repo: 'wide/index', tag: 'v1', image: makeIndex({ format: 'oci', children: images }) }]);
+}

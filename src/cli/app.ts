@@ -13,7 +13,7 @@ import * as inspectCmd from './commands/inspect.js';
 import * as verifyCmd from './commands/verify.js';
 import * as gcCmd from './commands/gc.js';
 import * as rmCmd from './commands/rm.js';
-import { ExitCode, printError, processIo, type Io } from './output.js';
+import { ExitCode, printError, processIo, writeErrorJson, type Io } from './output.js';
 
 interface CommandModule<A> {
   command: string;
@@ -33,7 +33,13 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   let exitCode: number = ExitCode.ok;
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, mod.builder, async (args) => {
-      exitCode = await mod.handler(restoreDash(args, stdinMarker) as A, io);
+      try {
+        exitCode = await mod.handler(restoreDash(args, stdinMarker) as A, io);
+      } catch (err) {
+        // --json: the error and every problem it carries on stdout too; stderr has the short form.
+        if (err instanceof RegfsError && args['json'] === true) writeErrorJson(io, err);
+        throw err;
+      }
     });
 
   // yargs hands a lone `-` (standard input) to a positional as an empty string; keep it `-`.

@@ -4,7 +4,7 @@
  */
 // Messages go to stderr, so their colours follow stderr's terminal, not stdout's.
 import { chalkStderr as chalk } from 'chalk';
-import { RegfsError } from '../errors.js';
+import { escapeControl, type RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
 import type { ExtractResult } from '../ops/extract.js';
 import type { RepairedLink } from '../ops/resolve.js';
@@ -46,18 +46,109 @@ export function formatBytes(n: number): string {
 
 /** Print a warning line to stderr. */
 export function printWarning(io: Io, message: string): void {
-  io.stderr.write(`${chalk.yellow('warning:')} ${message}\n`);
+  io.stderr.write(`${chalk.yellow('warning:')} ${escapeControl(message)}\n`);
 }
 
-/** Print a RegfsError (and each problem it carries) to stderr. */
+/** Print a RegfsError (and the problems it carries, as printProblems does) to stderr. */
 export function printError(io: Io, err: RegfsError): void {
-  for (const p of err.problems) io.stderr.write(`${chalk.red('error:')} ${p.message} ${chalk.dim(`[${p.code}]`)}\n`);
-  io.stderr.write(`${chalk.red('error:')} ${err.message} ${chalk.dim(`[${err.code}]`)}\n`);
+  printProblems(io, err.problems);
+  io.stderr.write(errorLine(err));
 }
 
-/** Problems that did not stop a --keep-going run. */
-export function printProblems(io: Io, problems: RegfsError[]): void {
-  for (const p of problems) io.stderr.write(`${chalk.red('error:')} ${p.message} ${chalk.dim(`[${p.code}]`)}\n`);
+/**
+ * The most problems printed to the terminal; the rest are counted by code in one line.
+ * `--json` lists every one.
+ */
+export const PROBLEMS_SHOWN = 100;
+
+/**
+ * Problems to stderr, one line each: the first PROBLEMS_SHOWN of them, then how many more
+ * there are of each code. A list of a million missing images gives a screenful, not a
+ * million lines; `--json` has them all.
+ */
+export function printProblems(io: Io, problems: readonly RegfsError[]): void {
+  const shown = Math.min(problems.length, PROBLEMS_SHOWN);
+  let text = '';
+  for (let i = 0; i < shown; i++) text += errorLine(problems[i]!);
+  if (problems.length > shown) {
+    const byCode = new Map<string, number>();
+    for (let i = shown; i < problems.length; i++) byCode.set(problems[i]!.code, (byCode.get(problems[i]!.code) ?? 0) + 1);
+    const codes = [...byCode].map(([code, n]) => `${n.toLocaleString('en-US')} ${code}`).join(', ');
+    const more = problems.length - shown;
+    text += `${chalk.red('error:')} and ${more.toLocaleString('en-US')} more problem${more === 1 ? '' : 's'} (${codes}); --json lists every one\n`;
+  }
+  if (text !== '') io.stderr.write(text);
+}
+
+/** One problem as a line; a newline or escape sequence in its message cannot make it two. */
+function errorLine(p: RegfsError): string {
+  return `${chalk.red('error:')} ${escapeControl(p.message)} ${chalk.dim(`[${p.code}]`)}\n`;
+}
+
+/**
+ * Write `value` as `JSON.stringify(value, null, 2)` would, followed by a newline, but arrays
+ * element by element in writes of about 64 KiB: a result with a million problems is larger
+ * than the longest string V8 can make.
+ */
+export function writeJson(out: NodeJS.WritableStream, value: unknown): void {
+  let buf = '';
+  const put = (s: string): void => {
+    buf += s;
+    if (buf.length >= 1 << 16) {
+      out.write(buf);
+      buf = '';
+    }
+  };
+  const emitArray = (n: number, at: (i: number) => unknown, indent: string): void => {
+    if (n === 0) {
+      put('[]');
+      return;
+    }
+    put('[');
+    for (let i = 0; i < n; i++) {
+      put(`${i === 0 ? '' : ','}\n${indent}  `);
+      const el = at(i);
+      if (isJsonValue(el)) emit(el, `${indent}  `);
+      else put('null');
+    }
+    put(`\n${indent}]`);
+  };
+  const emit = (v: unknown, indent: string): void => {
+    if (v instanceof LazyArray) {
+      const lazy = v as LazyArray<unknown>;
+      emitArray(lazy.items.length, (i) => lazy.map(lazy.items[i]), indent);
+      return;
+    }
+    const x = isObjectLike(v) && typeof (v as { toJSON?: unknown }).toJSON === 'function' ? (v as { toJSON: () => unknown }).toJSON() : v;
+    if (Array.isArray(x)) {
+      emitArray(x.length, (i) => x[i] as unknown, indent);
+    } else if (isObjectLike(x)) {
+      const entries = Object.entries(x).filter(([, e]) => isJsonValue(e));
+      if (entries.length === 0) {
+        put('{}');
+        return;
+      }
+      put('{');
+      entries.forEach(([k, e], i) => {
+        put(`${i === 0 ? '' : ','}\n${indent}  ${JSON.stringify(k)}: `);
+        emit(e, `${indent}  `);
+      });
+      put(`\n${indent}}`);
+    } else {
+      put(JSON.stringify(x) ?? 'null');
+    }
+  };
+  emit(value, '');
+  out.write(`${buf}\n`);
+}
+
+function isObjectLike(v: unknown): v is object {
+  return typeof v === 'object' && v !== null;
+}
+
+/** What JSON.stringify keeps as an object member (undefined, functions and symbols are left out). */
+function isJsonValue(v: unknown): boolean {
+  return v !== undefined && typeof v !== 'function' && typeof v !== 'symbol';
 }
 
 /**
@@ -85,15 +176,35 @@ export function createProgressBar(io: Io): { update: (p: WriteProgress) => void;
   };
 }
 
-/** Problems as --json output lists them. */
-export function problemsJson(problems: RegfsError[]): object[] {
-  return problems.map((p) => ({ code: p.code, message: p.message, file: p.at?.file, line: p.at?.line, path: p.path }));
+/**
+ * An array whose elements are made one at a time as writeJson writes them, not all at once
+ * (a million problems); JSON.stringify sees the whole array.
+ */
+export class LazyArray<T> {
+  constructor(
+    readonly items: readonly T[],
+    readonly map: (item: T) => unknown,
+  ) {}
+
+  toJSON(): unknown[] {
+    return this.items.map(this.map);
+  }
 }
 
-/** The result of a command that writes registry storage (extract, from-dir), as JSON text. */
-export function writeResultJson(r: ExtractResult & { bytesVerified?: number }): string {
+/** Problems as --json output lists them. */
+export function problemsJson(problems: readonly RegfsError[]): LazyArray<RegfsError> {
+  return new LazyArray(problems, (p) => ({ code: p.code, message: p.message, file: p.at?.file, line: p.at?.line, path: p.path }));
+}
+
+/** The result of a command that writes registry storage (extract, from-dir), as JSON on stdout. */
+export function writeResultJson(io: Io, r: ExtractResult & { bytesVerified?: number }): void {
   const { problems, seconds, ...rest } = r;
-  return `${JSON.stringify({ ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) }, null, 2)}\n`;
+  writeJson(io.stdout, { ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) });
+}
+
+/** A RegfsError as `--json` gives it on stdout, every problem it carries included. */
+export function writeErrorJson(io: Io, err: RegfsError): void {
+  writeJson(io.stdout, { ok: false, error: { code: err.code, message: err.message, path: err.path }, problems: problemsJson(err.problems) });
 }
 
 /** The result of a command that writes registry storage, as lines: the plan (dry run) or a summary. */
@@ -119,7 +230,7 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
   }
   const repaired = renderRepaired(r.repaired, r.dryRun);
   if (repaired !== undefined) lines.push(repaired);
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(escapeControl).join('\n')}\n`;
 }
 
 /** One line on links written that the source lacks (the list is in --json), or undefined if none. */

@@ -16,7 +16,7 @@
  * configs (for platforms) are read. Tags are described in parallel, `jobs` at a time.
  */
 import pLimit from 'p-limit';
-import { RegfsError } from '../errors.js';
+import { quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import type { ManifestKind } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
@@ -111,7 +111,7 @@ export function parseListPattern(pattern: string | undefined): ListPattern {
   if (colon < 0 || colon < pattern.lastIndexOf('/')) return { repo: globToRegExp(pattern), tag: undefined };
   const repo = pattern.slice(0, colon);
   const tag = pattern.slice(colon + 1);
-  if (tag === '') throw new RegfsError('USAGE', `pattern ${JSON.stringify(pattern)} has an empty tag glob after ":"`);
+  if (tag === '') throw new RegfsError('USAGE', `pattern ${quote(pattern)} has an empty tag glob after ":"`);
   return { repo: repo === '' ? /^/ : globToRegExp(repo), tag: globToRegExp(tag) };
 }
 

@@ -79,8 +79,9 @@ export async function resolveImages(reader: RegistryReader, entries: ListEntry[]
   await forEachChunked(entries, (entry) => {
     try {
       const x = expandEntry(reader, entry);
-      targets.push(...x.targets);
-      problems.push(...x.problems);
+      // A loop, not push(...x): a repository of 150,000 tags would overflow the stack.
+      for (const t of x.targets) targets.push(t);
+      for (const p of x.problems) problems.push(p);
     } catch (err) {
       problems.push(located(err, entry));
     }
@@ -90,7 +91,7 @@ export async function resolveImages(reader: RegistryReader, entries: ListEntry[]
   await forEachChunked(targets, (t) => {
     const r = resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true);
     if ('problems' in r) {
-      problems.push(...r.problems);
+      for (const p of r.problems) problems.push(p);
       return;
     }
     // `repo` and `repo:tag` lines may select the same image twice; keep one.

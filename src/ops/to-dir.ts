@@ -24,7 +24,7 @@ import { readRegularFile } from '../registry/link-file.js';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
-import { errnoCode, ioError, RegfsError } from '../errors.js';
+import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { readImageList, type ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
@@ -297,7 +297,7 @@ function readIfThere(path: string, maxBytes: number): Buffer | undefined {
 export function parsePlatform(s: string): Platform {
   const parts = s.split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/i.test(p))) {
-    throw new RegfsError('USAGE', `--platform ${JSON.stringify(s)}: want os/architecture[/variant], such as linux/arm64 or linux/arm/v7`);
+    throw new RegfsError('USAGE', `--platform ${quote(s)}: want os/architecture[/variant], such as linux/arm64 or linux/arm/v7`);
   }
   return { os: parts[0]!, architecture: parts[1]!, variant: parts[2] };
 }
@@ -398,7 +398,7 @@ async function checkImageDir(path: string): Promise<void> {
       version === undefined
         ? 'has no version file'
         : typeof version === 'string'
-          ? `has version ${JSON.stringify(version.trim())}, not 1.1`
+          ? `has version ${quote(version.trim())}, not 1.1`
           : `its version file is ${version.notRegular}, not a regular file`;
     throw new RegfsError('NOT_DIR_TRANSPORT', `"${path}" is not empty and ${why}: not a dir: image directory, so regfs will not overwrite it`, { path });
   }

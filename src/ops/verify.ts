@@ -5,17 +5,24 @@
  * missing, index children missing, configs and layers missing or without a `_layers` link in
  * their repository, blob data whose sha256 is not its digest (hashed in parallel; `fast`
  * checks sizes only), empty files, leftover temp files, stale uploads, a stale regfs lock.
+ *
+ * `target: 'v3'` adds what distribution v3 would not serve although 2.x does: schema1
+ * manifests (v3 cannot read them, and its gc stops at the first), manifests reachable only
+ * through a `_layers` link (2.x's fallback, removed in v3), and indexes whose children are
+ * absent (sparse: v3 serves the index, and 404 for the children).
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
-import { RegfsError, type RegfsErrorCode } from '../errors.js';
+import { PATH_QUOTE_MAX, quote, RegfsError, type RegfsErrorCode } from '../errors.js';
 import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
 import { forEachChunked } from '../bounded.js';
 import { readImageList } from '../image-list.js';
 import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
+import type { RepoName } from '../reference.js';
 import { LOCK_FILE, isLiveOwner, lockLeftovers, readLockOwner, type LockOwner } from '../fs/lock.js';
+import { revisionLinkPath } from '../registry/layout.js';
 import { RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
 import type { WriteProgress } from '../registry/write.js';
@@ -30,8 +37,14 @@ export interface Finding {
   digest?: string | undefined;
 }
 
+/** The registry the storage is checked for: distribution 2.x (2.8.2), or v3. */
+export type VerifyTarget = 'v2' | 'v3';
+export const VERIFY_TARGETS: readonly VerifyTarget[] = ['v2', 'v3'];
+
 export interface VerifyOptions {
   root: string;
+  /** Also report what a v3 registry would not serve (default 'v2': the 2.x checks only). */
+  target?: VerifyTarget;
   /** Verify only what these images need (an image list, `-`, or a directory of lists). */
   list?: string;
   /** Check sizes, not hashes. */
@@ -57,6 +70,9 @@ const EMPTY_SHA256 = digestOf(Buffer.alloc(0));
 export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
+  if (opts.target !== undefined && !VERIFY_TARGETS.includes(opts.target)) {
+    throw new RegfsError('USAGE', `--target must be one of ${VERIFY_TARGETS.join(', ')}, not ${quote(String(opts.target))}`);
+  }
   const reader = await RegistryReader.open(opts.root);
   const findings: Finding[] = [];
   const add = (code: RegfsErrorCode, path: string, message: string, digest?: string): void => {
@@ -118,8 +134,9 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   }
 
   const liveLock = await checkLock(join(reader.v2, LOCK_FILE), add);
-  // Stable output: by path, then code.
-  findings.sort((a, b) => a.path.localeCompare(b.path) || a.code.localeCompare(b.code));
+  // Stable output: by path, then code, then message (code units, not the locale's collation,
+  // so the order is the same everywhere); a finding made twice is then next to its copy.
+  findings.sort((a, b) => compare(a.path, b.path) || compare(a.code, b.code) || compare(a.message, b.message));
   return { findings: dedupe(findings), counts, liveLock, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -134,11 +151,13 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
   const { add, addError, toHash, counts } = sink;
   for (const s of scan.strays) {
     if (s.kind === 'empty') continue; // an empty link directory: the registry's delete leaves them too
-    if (s.kind === 'temp') add('TEMP_FILE', s.path, `"${s.path}" is a leftover temp file or directory of an interrupted write; the registry ignores it; safe to delete`);
-    else if (s.kind === 'misplaced-blob') add('BLOB_INVALID', s.path, `"${s.path}" is not a blob directory (blobs/<alg>/<first two hex>/<hex>)`);
-    else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `"${s.path}" holds _manifests but its path is not a valid repository name; the registry cannot serve it`);
-    else if (s.kind === 'loop') add('SYMLINK_LOOP', s.path, `"${s.path}" is a symbolic link to a directory that contains it; the registry's catalog and garbage-collect would walk it forever`);
-    else add('TAG_INVALID', s.path, `"${s.path}" is not a valid tag name`);
+    // The path holds a name read from the tree: quoted, so it can be neither a screenful nor two lines.
+    const path = quote(s.path, PATH_QUOTE_MAX);
+    if (s.kind === 'temp') add('TEMP_FILE', s.path, `${path} is a leftover temp file or directory of an interrupted write; the registry ignores it; safe to delete`);
+    else if (s.kind === 'misplaced-blob') add('BLOB_INVALID', s.path, `${path} is not a blob directory (blobs/<alg>/<first two hex>/<hex>)`);
+    else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `${path} holds _manifests but its path is not a valid repository name; the registry cannot serve it`);
+    else if (s.kind === 'loop') add('SYMLINK_LOOP', s.path, `${path} is a symbolic link to a directory that contains it; the registry's catalog and garbage-collect would walk it forever`);
+    else add('TAG_INVALID', s.path, `${path} is not a valid tag name`);
   }
   for (const b of scan.blobs.values()) {
     counts.blobs++;
@@ -150,6 +169,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
   // Data that exists counts as present even if it is not a regular file: the registry follows
   // symlinks (BLOB_INVALID says what is wrong with it).
   const present = (d: Digest): boolean => scan.blobs.get(d)?.data !== undefined;
+  const v3 = opts.target === 'v3';
   const now = Date.now();
   const maxAge = (opts.uploadAgeHours ?? 24) * 3600_000;
 
@@ -174,6 +194,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
         continue;
       }
       checkReferences(repo, m, r.path, { present, layerLinks, revisions, scan, add });
+      if (v3) checkV3(repo.name, m, r.path, { present, layerLinks, revisions, add });
     }
     for (const t of repo.tags) {
       counts.tags++;
@@ -192,6 +213,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
       } else if (!present(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, whose manifest data is missing`, t.current.target);
       else if (!revisions.has(t.current.target!)) {
         // Served through the _layers link alone (2.x's fallback): what it references must be served too.
+        if (v3) add('V3_LAYERS_FALLBACK', t.current.path, v3LayersMessage(`tag ${repo.name}:${t.tag} points at`, t.current.target!), t.current.target);
         try {
           checkReferences(repo, await reader.manifest(t.current.target!), t.current.path, { present, layerLinks, revisions, scan, add });
         } catch (err) {
@@ -201,7 +223,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
     }
     for (const u of repo.uploads) {
       if (now - u.started.getTime() > maxAge) {
-        add('STALE_UPLOAD', u.dir, `upload "${u.dir}" was started ${u.started.toISOString()} and never finished; safe to delete while no registry is writing`);
+        add('STALE_UPLOAD', u.dir, `upload ${quote(u.dir, PATH_QUOTE_MAX)} was started ${u.started.toISOString()} and never finished; safe to delete while no registry is writing`);
       }
     }
   }
@@ -234,8 +256,49 @@ function checkReferences(
   }
 }
 
+/**
+ * What v3 does differently with one manifest that 2.x serves: it cannot read schema1; it finds
+ * an index child only by its revision link; it serves an index whose children are absent.
+ */
+function checkV3(
+  repo: RepoName,
+  m: Manifest,
+  where: string,
+  ctx: { present: (d: Digest) => boolean; layerLinks: Set<Digest>; revisions: Set<Digest>; add: Sink['add'] },
+): void {
+  const { present, layerLinks, revisions, add } = ctx;
+  if (m.kind === 'schema1' || m.kind === 'schema1-signed') {
+    add('V3_SCHEMA1', where, `manifest ${m.digest} in ${repo} is schema1 (${m.mediaType}): a v3 registry cannot serve it, and v3's garbage-collect stops at it`, m.digest);
+    return;
+  }
+  if (!isIndexKind(m.kind)) return;
+  let absent = 0;
+  let first: Digest | undefined;
+  for (const c of m.manifests) {
+    if (!present(c.digest)) {
+      absent++;
+      first ??= c.digest;
+    } else if (!revisions.has(c.digest) && layerLinks.has(c.digest)) {
+      add('V3_LAYERS_FALLBACK', where, v3LayersMessage(`index ${m.digest} in ${repo} names child`, c.digest), c.digest);
+    }
+  }
+  if (absent > 0) {
+    add(
+      'V3_SPARSE_INDEX',
+      where,
+      `index ${m.digest} in ${repo} is sparse: ${absent} of its ${m.manifests.length} children are absent (${first} first); a v3 registry serves the index and answers 404 for them, and refuses it on push unless validation.manifests.indexes.platforms allows it`,
+      m.digest,
+    );
+  }
+}
+
+function v3LayersMessage(what: string, d: Digest): string {
+  return `${what} ${d}, which the repository links only in _layers: 2.x finds it there, a v3 registry answers MANIFEST_UNKNOWN (it reads revision links only)`;
+}
+
 async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: Sink): Promise<void> {
   const { add, addError, toHash, counts } = sink;
+  const v3 = opts.target === 'v3';
   const list = await readImageList(opts.list!, { stdin: opts.stdin });
   for (const p of list.problems) addError(p, p.at?.file ?? opts.list!);
   // With `repair`, an image whose configs or layers lack their _layers link still resolves,
@@ -250,8 +313,14 @@ async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: S
       toHash.set(d, info);
       counts.links++;
     }
+    for (const m of img.manifests) {
+      if (v3 && (m.kind === 'schema1' || m.kind === 'schema1-signed')) {
+        add('V3_SCHEMA1', revisionLinkPath(reader.v2, img.repo, m.digest), `manifest ${m.digest} in ${img.repo} is schema1 (${m.mediaType}): a v3 registry cannot serve it, and v3's garbage-collect stops at it`, m.digest);
+      }
+    }
     for (const r of img.repaired) {
       if (r.link === 'layers') add('LAYER_UNLINKED', r.missing, `${img.repo}: ${r.digest} has no _layers link in the repository: the registry answers 404 for it`, r.digest);
+      else if (v3) add('V3_LAYERS_FALLBACK', r.missing, v3LayersMessage(`${img.repo}: manifest`, r.digest), r.digest);
     }
   }
   counts.blobs = toHash.size;
@@ -284,12 +353,14 @@ async function checkLock(path: string, add: Sink['add']): Promise<LockOwner | un
   return undefined;
 }
 
-function dedupe(findings: Finding[]): Finding[] {
-  const seen = new Set<string>();
-  return findings.filter((f) => {
-    const key = `${f.code}\0${f.path}\0${f.message}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Drop repeated findings from sorted ones: a copy is next to its original (no set of a million keys). */
+function dedupe(sorted: Finding[]): Finding[] {
+  return sorted.filter((f, i) => {
+    const p = sorted[i - 1];
+    return p === undefined || p.path !== f.path || p.code !== f.code || p.message !== f.message;
   });
 }

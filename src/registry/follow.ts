@@ -39,7 +39,8 @@ export function listEntries(dir: string): Entry[] {
  */
 export function isDirectoryFollowing(path: string): boolean {
   try {
-    return statSync(path).isDirectory();
+    // No exception for a missing path: a list of a million missing repositories asks a million times.
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return false;

@@ -29,6 +29,7 @@ export async function handler(args: ExtractArgs, io: Io): Promise<number> {
     extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair }),
   );
   printProblems(io, result.problems);
-  io.stdout.write(args.json ? writeResultJson(result) : renderWriteResult(result, 'extracted'));
+  if (args.json) writeResultJson(io, result);
+  else io.stdout.write(renderWriteResult(result, 'extracted'));
   return result.problems.length > 0 ? ExitCode.partial : ExitCode.ok;
 }

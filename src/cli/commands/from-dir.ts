@@ -31,7 +31,7 @@ export async function handler(args: FromDirArgs, io: Io): Promise<number> {
     fromDir({ ...opts, input: args.in, output: args.dest, name: args.name, noVerify: !args.verify, stripRegistry: args['strip-registry'] }),
   );
   printProblems(io, result.problems);
-  if (args.json) io.stdout.write(writeResultJson(result));
+  if (args.json) writeResultJson(io, result);
   else {
     const verified = args.verify ? `verified ${formatBytes(result.bytesVerified)} of blobs; ` : 'blobs not hashed (--no-verify); ';
     io.stdout.write(verified + renderWriteResult(result, 'imported'));

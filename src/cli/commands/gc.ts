@@ -2,7 +2,8 @@
 import type { Argv } from 'yargs';
 import { gc, type GcResult } from '../../ops/gc.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
-import { ExitCode, formatBytes, printWarning, type Io } from '../output.js';
+import { escapeControl } from '../../errors.js';
+import { ExitCode, formatBytes, printWarning, writeJson, type Io } from '../output.js';
 
 interface GcArgs {
   root: string;
@@ -31,15 +32,15 @@ export function builder(y: Argv): Argv<GcArgs> {
 export async function handler(args: GcArgs, io: Io): Promise<number> {
   const r: GcResult = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], apply: args.apply, jobs: args.jobs });
   if (args.json) {
-    io.stdout.write(`${JSON.stringify({ ...r, seconds: Number(r.seconds.toFixed(3)) }, null, 2)}\n`);
+    writeJson(io.stdout, { ...r, seconds: Number(r.seconds.toFixed(3)) });
   } else {
     if (args.verbose) {
       for (const m of r.manifests) io.stdout.write(`manifest  ${m.repo}@${m.digest}\n`);
       for (const b of r.blobs) io.stdout.write(`blob      ${b.digest}  ${formatBytes(b.size)}\n`);
-      for (const l of r.links) io.stdout.write(`link      ${l}\n`);
-      for (const l of r.temps) io.stdout.write(`leftover  ${l}\n`);
+      for (const l of r.links) io.stdout.write(`link      ${escapeControl(l)}\n`);
+      for (const l of r.temps) io.stdout.write(`leftover  ${escapeControl(l)}\n`);
     }
-    for (const p of r.problems) io.stdout.write(`${p.code}  ${p.message}\n`);
+    for (const p of r.problems) io.stdout.write(`${p.code}  ${escapeControl(p.message)}\n`);
     const what = `${r.blobs.length} blobs (${formatBytes(r.bytes)}), ${r.manifests.length} untagged manifests, ${r.links.length} links, ${r.temps.length} leftovers`;
     io.stdout.write(r.applied ? `deleted ${what}; ${r.marked} blobs in use; ${r.seconds.toFixed(2)} s\n` : `would delete ${what}; ${r.marked} blobs in use; nothing deleted (dry run: --apply deletes)\n`);
   }

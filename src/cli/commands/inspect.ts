@@ -1,6 +1,6 @@
 /** `regfs inspect ROOT REF` */
 import type { Argv } from 'yargs';
-import { RegfsError } from '../../errors.js';
+import { escapeControl, RegfsError } from '../../errors.js';
 import { inspectImage, summaryPlatform, type InspectedBlob, type InspectResult, type InspectedManifest } from '../../ops/inspect.js';
 import { ExitCode, formatBytes, type Io } from '../output.js';
 
@@ -63,7 +63,7 @@ export function renderInspect(r: InspectResult): string {
   if (r.manifests.length > 0 || r.kind === 'docker-list' || r.kind === 'oci-index') {
     kv('manifests', String(r.manifests.length));
     for (const c of r.manifests) out.push(`  ${manifestLine(c)}`);
-    return `${out.join('\n')}\n`;
+    return lines(out);
   }
 
   if (r.config !== undefined) kv('config', blobLine(r.config));
@@ -91,7 +91,12 @@ export function renderInspect(r: InspectResult): string {
   }
   kv('layers', `${r.layers.length}${r.kind.startsWith('schema1') ? ' (fsLayers, top layer first)' : ''}`);
   for (const l of r.layers) out.push(`  ${blobLine(l)}`);
-  return `${out.join('\n')}\n`;
+  return lines(out);
+}
+
+/** The lines as text; a label, annotation or name holding a newline or escape sequence stays on its line. */
+function lines(out: string[]): string {
+  return `${out.map(escapeControl).join('\n')}\n`;
 }
 
 function blobLine(b: InspectedBlob): string {

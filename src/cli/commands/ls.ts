@@ -1,9 +1,10 @@
 /** `regfs ls ROOT [PATTERN]` */
 import type { Argv } from 'yargs';
+import { escapeControl } from '../../errors.js';
 import { listImages, type ListResult, type TagListing } from '../../ops/ls.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { MAX_INDEX_DEPTH } from '../../manifest.js';
-import { ExitCode, formatBytes, printWarning, type Io } from '../output.js';
+import { ExitCode, formatBytes, printWarning, writeJson, type Io } from '../output.js';
 
 interface LsArgs {
   root: string;
@@ -31,7 +32,8 @@ export function builder(y: Argv): Argv<LsArgs> {
 
 export async function handler(args: LsArgs, io: Io): Promise<number> {
   const result = await listImages({ root: args.root, pattern: args.pattern, jobs: args.jobs });
-  io.stdout.write(args.json ? listJson(result) : renderList(result));
+  if (args.json) writeJson(io.stdout, listJson(result));
+  else io.stdout.write(renderList(result));
   if (result.repositories.length === 0 && args.pattern !== undefined) {
     printWarning(io, `no repository matches ${JSON.stringify(args.pattern)}`);
   }
@@ -51,8 +53,8 @@ export async function handler(args: LsArgs, io: Io): Promise<number> {
   return ExitCode.ok;
 }
 
-/** The listing as JSON text; a tag's error as `{code, message, path, digest}`. */
-export function listJson(r: ListResult): string {
+/** The listing as --json gives it; a tag's error as `{code, message, path, digest}`. */
+export function listJson(r: ListResult): object {
   const repositories = r.repositories.map((repo) => ({
     name: repo.name,
     tags: repo.tags.map(({ error, ...t }) => ({
@@ -60,7 +62,7 @@ export function listJson(r: ListResult): string {
       ...(error === undefined ? {} : { error: { code: error.code, message: error.message, path: error.path, digest: error.digest } }),
     })),
   }));
-  return `${JSON.stringify({ storage: r.storage, repositories }, null, 2)}\n`;
+  return { storage: r.storage, repositories };
 }
 
 /**
@@ -95,7 +97,7 @@ export function renderList(r: ListResult): string {
     if ('error' in row) return `${head}${'error'.padEnd(w.kind)}  ${row.error}`;
     return `${head}${row.kind.padEnd(w.kind)}  ${row.what.padEnd(w.what)}  ${row.size.padStart(w.size)}`.trimEnd();
   });
-  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+  return lines.length === 0 ? '' : `${lines.map(escapeControl).join('\n')}\n`;
 }
 
 function describeContent(t: TagListing): string {

@@ -1,8 +1,8 @@
 /** `regfs to-dir LIST SRC OUT` and `regfs to-dir --image REF SRC DIR` */
 import type { Argv } from 'yargs';
-import { RegfsError } from '../../errors.js';
+import { escapeControl, RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
-import { clonedPart, ExitCode, formatBytes, printProblems, problemsJson, type Io } from '../output.js';
+import { clonedPart, ExitCode, formatBytes, printProblems, problemsJson, writeJson, type Io } from '../output.js';
 import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs {
@@ -51,7 +51,7 @@ export async function handler(args: ToDirArgs, io: Io): Promise<number> {
   printProblems(io, result.problems);
   if (args.json) {
     const { problems, seconds, ...rest } = result;
-    io.stdout.write(`${JSON.stringify({ ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) }, null, 2)}\n`);
+    writeJson(io.stdout, { ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) });
   } else {
     io.stdout.write(render(result));
   }
@@ -76,5 +76,5 @@ function render(r: ToDirResult): string {
   }
   const k = r.repaired.length;
   if (k > 0) lines.push(`${r.dryRun ? 'would export' : 'exported'} ${k} config or layer blob${k === 1 ? '' : 's'} the source repository does not link (--repair; --json lists them)`);
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(escapeControl).join('\n')}\n`;
 }

@@ -1,12 +1,14 @@
 /** `regfs verify ROOT [--list LIST]` */
 import type { Argv } from 'yargs';
-import { verify, type VerifyResult } from '../../ops/verify.js';
+import { VERIFY_TARGETS, verify, type VerifyResult, type VerifyTarget } from '../../ops/verify.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
-import { ExitCode, createProgressBar, formatBytes, printWarning, type Io } from '../output.js';
+import { ExitCode, createProgressBar, formatBytes, printWarning, writeJson, type Io } from '../output.js';
+import { escapeControl } from '../../errors.js';
 
 interface VerifyArgs {
   root: string;
   list: string | undefined;
+  target: VerifyTarget;
   fast: boolean;
   'upload-age': number;
   jobs: number;
@@ -20,19 +22,21 @@ export function builder(y: Argv): Argv<VerifyArgs> {
   return y
     .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), or that v2 directory' })
     .option('list', { type: 'string', describe: 'check only what the listed images need (an image list, - or a directory of *.list)' })
+    .option('target', { choices: VERIFY_TARGETS, default: 'v2' as VerifyTarget, describe: 'v3: also report what a distribution v3 registry would not serve (schema1, manifests linked only in _layers, sparse indexes)' })
     .option('fast', { type: 'boolean', default: false, describe: 'check sizes, do not hash blob data' })
     .option('upload-age', { type: 'number', default: 24, describe: 'report uploads older than this many hours as stale' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or hashed at once' })
     .option('json', { type: 'boolean', default: false, describe: 'print the findings as JSON on stdout' })
     .example('$0 verify /var/lib/registry', 'everything, every blob hashed')
-    .example('$0 verify /srv/subset --list release.list --fast', 'what the release needs, sizes only') as unknown as Argv<VerifyArgs>;
+    .example('$0 verify /srv/subset --list release.list --fast', 'what the release needs, sizes only')
+    .example('$0 verify /var/lib/registry --target v3 --fast', 'before serving this storage with a v3 registry') as unknown as Argv<VerifyArgs>;
 }
 
 export async function handler(args: VerifyArgs, io: Io): Promise<number> {
   const bar = createProgressBar(io);
   let r: VerifyResult;
   try {
-    r = await verify({ root: args.root, list: args.list, fast: args.fast, uploadAgeHours: args['upload-age'], jobs: args.jobs, onProgress: bar.update });
+    r = await verify({ root: args.root, list: args.list, target: args.target, fast: args.fast, uploadAgeHours: args['upload-age'], jobs: args.jobs, onProgress: bar.update });
   } finally {
     bar.done();
   }
@@ -40,9 +44,18 @@ export async function handler(args: VerifyArgs, io: Io): Promise<number> {
     printWarning(io, `regfs ${r.liveLock.command} (pid ${r.liveLock.pid} on ${r.liveLock.host}) is writing this storage now; what it has not finished may show as problems`);
   }
   if (args.json) {
-    io.stdout.write(`${JSON.stringify({ ok: r.findings.length === 0, findings: r.findings, counts: r.counts, seconds: Number(r.seconds.toFixed(3)) }, null, 2)}\n`);
+    writeJson(io.stdout, { ok: r.findings.length === 0, findings: r.findings, counts: r.counts, seconds: Number(r.seconds.toFixed(3)) });
   } else {
-    for (const f of r.findings) io.stdout.write(`${f.code}  ${f.message}\n`);
+    // One line per finding, whatever a name in the tree holds; written in batches.
+    let text = '';
+    for (const f of r.findings) {
+      text += `${f.code}  ${escapeControl(f.message)}\n`;
+      if (text.length >= 1 << 16) {
+        io.stdout.write(text);
+        text = '';
+      }
+    }
+    io.stdout.write(text);
     const c = r.counts;
     const hashed = args.fast ? 'sizes only (--fast)' : `${formatBytes(c.bytesHashed)} hashed`;
     io.stdout.write(
