@@ -95,24 +95,30 @@ export function manifestLevels(manifests: Manifest[]): Map<Digest, number> {
   const levels = new Map<Digest, number>();
   for (const root of manifests) {
     if (levels.has(root.digest)) continue;
-    const stack: Manifest[] = [root];
+    // A depth-first walk whose frames keep their place in the child list: the stack is the
+    // path from the root, each manifest is entered once and each child entry read once, so
+    // an index naming one child thousands of times costs one pass over its list.
+    const stack: Array<{ m: Manifest; next: number; level: number }> = [{ m: root, next: 0, level: 0 }];
     while (stack.length > 0) {
-      const m = stack[stack.length - 1]!;
-      let n = 0;
-      let pending = false;
-      for (const c of m.manifests) {
-        const child = byDigest.get(c.digest);
-        if (child === undefined) continue;
-        const l = levels.get(child.digest);
-        if (l === undefined) {
-          stack.push(child);
-          pending = true;
-        } else {
-          n = Math.max(n, l + 1);
+      const frame = stack[stack.length - 1]!;
+      const list = frame.m.manifests;
+      let descended = false;
+      while (frame.next < list.length && !descended) {
+        const child = byDigest.get(list[frame.next]!.digest);
+        if (child === undefined) frame.next++;
+        else {
+          const l = levels.get(child.digest);
+          if (l === undefined) {
+            stack.push({ m: child, next: 0, level: 0 });
+            descended = true;
+          } else {
+            frame.level = Math.max(frame.level, l + 1);
+            frame.next++;
+          }
         }
       }
-      if (!pending) {
-        levels.set(m.digest, n);
+      if (!descended) {
+        levels.set(frame.m.digest, frame.level);
         stack.pop();
       }
     }
