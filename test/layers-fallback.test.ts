@@ -120,3 +120,18 @@ test('rm repo@digest of a manifest served through a _layers link makes it unserv
     assert.match(again.stderr, /nor a _layers link.*\[MANIFEST_UNKNOWN\]/);
   });
 });
+
+test('gc --apply collects a damaged, unreferenced _layers blob that cannot be a manifest (it does not decode as one)', async () => {
+  await withFallbackStorage(async (root, v2) => {
+    // A layer nothing references, linked in _layers, whose bytes no longer hash to its digest.
+    const bytes = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 1, 2, 3, 4, 5, 6, 7, 8]);
+    const d = `sha256:${'ab'.repeat(32)}` as Digest;
+    await mkdir(dirname(layout.blobDataPath(v2, d)), { recursive: true });
+    await writeFile(layout.blobDataPath(v2, d), bytes);
+    await linkUnderLayers(v2, d);
+    const r = await runCli(['gc', root, '--apply', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const result = JSON.parse(r.stdout) as { blobs: Array<{ digest: string }> };
+    assert.ok(result.blobs.some((b) => b.digest === d), 'the damaged layer is collected');
+  });
+});

@@ -26,12 +26,13 @@
  * links to data and directories are followed for reading, as the registry follows them.
  */
 import { rm, rmdir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { isIndexKind, referencedBlobs } from '../manifest.js';
+import { isIndexKind, parseManifestContent, referencedBlobs } from '../manifest.js';
 import { blobsDir } from '../registry/layout.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
@@ -139,6 +140,9 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
       } catch (err) {
         if (!(err instanceof RegfsError)) throw err;
         // What the registry cannot decode it does not serve; anything else leaves it uncertain.
+        // 2.8 does not hash a manifest it serves, so bytes that no longer match their digest
+        // are judged by whether they decode (a damaged layer does not).
+        if (err.code === 'DIGEST_MISMATCH' && !decodesAsManifest(data.path, l.named)) continue;
         if (err.code !== 'MANIFEST_INVALID') problems.push({ code: err.code, path: err.path ?? data.path, message: `${err.message}: whether ${repo.name} serves it as a manifest is unknown`, digest: l.named });
       }
     }
@@ -219,5 +223,16 @@ async function removeEmptyUpTo(start: string, stops: Set<string>): Promise<void>
       return;
     }
     dir = dirname(dir);
+  }
+}
+
+/** True if the bytes at `path` decode as a manifest (whatever they hash to); false if not, or unreadable as such. */
+function decodesAsManifest(path: string, d: Digest): boolean {
+  try {
+    parseManifestContent(readFileSync(path), d, path);
+    return true;
+  } catch (err) {
+    if (err instanceof RegfsError && err.code === 'MANIFEST_INVALID') return false;
+    return true;
   }
 }
