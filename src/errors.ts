@@ -38,6 +38,7 @@ export type RegfsErrorCode =
   | 'STALE_UPLOAD'
   | 'STALE_LOCK'
   | 'SYMLINK_LOOP'
+  | 'SYMLINK_ALIAS'
   | 'UNSAFE'
   | 'LOCKED'
   | 'NOT_DIR_TRANSPORT'

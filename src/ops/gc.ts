@@ -98,6 +98,8 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
       problems.push({ code: 'NAME_INVALID', path: s.path, message: `"${s.path}" holds _manifests but its path is not a repository name regfs can parse, so what it references is unknown` });
     } else if (s.kind === 'loop') {
       problems.push({ code: 'SYMLINK_LOOP', path: s.path, message: `"${s.path}" is a symbolic link to a directory that contains it, so the repositories under it are not all known` });
+    } else if (s.kind === 'alias') {
+      problems.push({ code: 'SYMLINK_ALIAS', path: s.path, message: `"${s.path}" reaches, through a symbolic link, a directory already reached by another path; what is deleted through one name goes for both, so what is in use is not certain` });
     }
   }
 

@@ -18,8 +18,9 @@
  * same rm, or any rm in that repository, removes.
  */
 import { randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { mkdir, readdir, rename, rm as removeTree, rmdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
 import { isIndexKind } from '../manifest.js';
@@ -69,6 +70,7 @@ export async function rm(opts: RmOptions): Promise<RmResult> {
     if (!(err instanceof RegfsError && err.code === 'MANIFEST_UNKNOWN' && trash.length > 0)) throw err;
     plan = { what: 'manifest', dirs: [], tags: [] };
   }
+  refuseAliases(reader.v2, plan.dirs);
   const result: RmResult = { dryRun: opts.dryRun === true, what: plan.what, ref: formatImageRef(ref), removed: plan.dirs, tags: plan.tags };
   if (opts.dryRun === true) return result;
   await withTreeLock(reader.v2, 'rm', async () => {
@@ -202,4 +204,37 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/**
+ * Refuse to delete through an alias: a directory to be moved away whose parent a symbolic
+ * link makes another repository's (its real path lies in the repositories tree, but not where
+ * its own path says). The move would take that repository's tags or manifests too. A link that
+ * leads out of the tree (storage spread over several disks) is this repository's own.
+ */
+function refuseAliases(v2: string, dirs: string[]): void {
+  const repos = repositoriesDir(v2);
+  let realRepos: string;
+  try {
+    realRepos = realpathSync(repos);
+  } catch (err) {
+    throw ioError('reading', repos, err);
+  }
+  for (const dir of dirs) {
+    let real: string;
+    try {
+      real = realpathSync(dirname(dir));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') continue;
+      throw ioError('reading', dirname(dir), err);
+    }
+    const expected = join(realRepos, relative(repos, dirname(dir)));
+    if (real !== expected && (real === realRepos || real.startsWith(`${realRepos}/`))) {
+      throw new RegfsError(
+        'SYMLINK_ALIAS',
+        `"${dirname(dir)}" is reached through a symbolic link and is "${real}", which another repository's path names: deleting through it would delete there too; nothing was deleted`,
+        { path: dirname(dir) },
+      );
+    }
+  }
 }

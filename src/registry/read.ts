@@ -156,16 +156,21 @@ export class RegistryReader {
   listRepositories(): RepoName[] {
     const root = repositoriesDir(this.v2);
     const out: RepoName[] = [];
-    // Symbolic links to directories are followed as the registry follows them; a directory
-    // that is its own ancestor (a symbolic link loop) is not entered again.
+    // Symbolic links to directories are followed as the registry follows them. A directory
+    // that is its own ancestor (a symbolic link loop) is not entered again; one already
+    // reached by another path (an alias) is listed, as the catalog lists it, but what is
+    // below it is not walked a second time, so fanning links cannot make the walk exponential.
     const ancestors = new Set<string>();
+    const seen = new Set<string>();
     const walk = (rel: string): void => {
       const dir = rel === '' ? root : `${root}/${rel}`;
       const id = directoryId(dir);
       if (ancestors.has(id)) return;
-      ancestors.add(id);
       const entries = listEntries(dir);
       if (rel !== '' && holdsRepository(entries) && isRepoName(rel)) out.push(rel);
+      if (seen.has(id)) return;
+      seen.add(id);
+      ancestors.add(id);
       for (const e of entries) if (e.dir && !e.name.startsWith('_')) walk(rel === '' ? e.name : `${rel}/${e.name}`);
       ancestors.delete(id);
     };

@@ -67,7 +67,7 @@ export interface BlobEntry {
 /** Something in the tree that is not where or what it should be. */
 export interface Stray {
   path: string;
-  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name' | 'loop';
+  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name' | 'loop' | 'alias';
 }
 
 export interface StorageScan {
@@ -135,20 +135,31 @@ function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
 function scanRepositories(v2: string, strays: Stray[]): RepoScan[] {
   const root = repositoriesDir(v2);
   const repos: RepoScan[] = [];
-  // Symbolic links to directories are followed, as the registry follows them; a directory
-  // that is its own ancestor (a symbolic link loop) is recorded, not entered again.
+  // Symbolic links to directories are followed, as the registry follows them. A directory
+  // that is its own ancestor (a symbolic link loop) is recorded and not entered again; so is
+  // one already reached by another path (an alias: two names for one directory, which a
+  // delete through one name empties for both), so no directory is walked twice and a chain
+  // of links that fan out cannot make the walk exponential.
   const ancestors = new Set<string>();
+  const seen = new Set<string>();
+  const enter = (dir: string, id = directoryId(dir)): 'loop' | 'alias' | undefined => {
+    if (ancestors.has(id)) return 'loop';
+    if (seen.has(id)) return 'alias';
+    seen.add(id);
+    return undefined;
+  };
   const walk = (dir: string): void => {
     const id = directoryId(dir);
-    if (ancestors.has(id)) {
-      strays.push({ path: dir, kind: 'loop' });
+    const again = enter(dir, id);
+    if (again !== undefined) {
+      strays.push({ path: dir, kind: again });
       return;
     }
     ancestors.add(id);
     const list = listEntries(dir);
     if (dir !== root && holdsRepository(list)) {
       const name = relative(root, dir);
-      if (isRepoName(name)) repos.push(scanRepo(name, dir, strays));
+      if (isRepoName(name)) repos.push(scanRepo(name, dir, strays, enter));
       else strays.push({ path: dir, kind: 'bad-repository-name' });
     }
     for (const e of list) {
@@ -163,7 +174,26 @@ function scanRepositories(v2: string, strays: Stray[]): RepoScan[] {
   return repos.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-function scanRepo(name: RepoName, dir: string, strays: Stray[]): RepoScan {
+/**
+ * The directories of a repository whose content gc and rm delete by path: each must be this
+ * repository's own, not reached through a symbolic link from another's (an alias).
+ */
+const REPO_PARTS = ['_manifests', '_manifests/revisions', '_manifests/tags', '_layers'];
+
+function scanRepo(name: RepoName, dir: string, strays: Stray[], enter: (dir: string) => 'loop' | 'alias' | undefined): RepoScan {
+  for (const part of REPO_PARTS) {
+    const path = join(dir, part);
+    if (!isDirectoryFollowing(path)) continue;
+    const again = enter(path);
+    if (again !== undefined) strays.push({ path, kind: again });
+  }
+  for (const base of ['_manifests/revisions', '_layers']) {
+    for (const alg of listEntries(join(dir, base))) {
+      if (!alg.dir) continue;
+      const again = enter(join(dir, base, alg.name));
+      if (again !== undefined) strays.push({ path: join(dir, base, alg.name), kind: again });
+    }
+  }
   const manifests = join(dir, '_manifests');
   return {
     name,

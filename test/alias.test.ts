@@ -1,0 +1,80 @@
+/**
+ * Aliases: a symbolic link that makes one directory under `repositories/` reachable by two
+ * paths. A delete through one name empties it for both, so rm refuses to delete through an
+ * alias, gc --apply refuses while one exists (SYMLINK_ALIAS), verify reports it, and no walk
+ * goes through a directory twice (links that fan out cannot make a walk exponential).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runCli } from './helpers/cli.js';
+import { FIXTURE_ROOT } from './helpers/fixture.js';
+import { copyTree, snapshotTree, tempDir } from './helpers/tree.js';
+
+const V2 = join('docker', 'registry', 'v2');
+
+async function withCopy(fn: (root: string, repos: string) => Promise<void>): Promise<void> {
+  const t = await tempDir('regfs-alias-');
+  try {
+    const root = join(t.dir, 'root');
+    await copyTree(FIXTURE_ROOT, root);
+    await fn(root, join(root, V2, 'repositories'));
+  } finally {
+    await t.cleanup();
+  }
+}
+
+test('rm refuses to delete through a repository that is an alias of another (SYMLINK_ALIAS); the other stays whole', async () => {
+  await withCopy(async (root, repos) => {
+    await symlink('team/app', join(repos, 'alias'));
+    const before = await snapshotTree(join(repos, 'team', 'app'));
+    for (const ref of ['alias', 'alias:v1']) {
+      const r = await runCli(['rm', root, ref], { timeoutMs: 20_000 });
+      assert.equal(r.code, 1, `${ref}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /\[SYMLINK_ALIAS\]/, ref);
+    }
+    assert.deepEqual(await snapshotTree(join(repos, 'team', 'app')), before);
+    // ls lists both names, as the registry's catalog does.
+    const ls = await runCli(['ls', root, 'alias'], { timeoutMs: 20_000 });
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /alias:v1/);
+  });
+});
+
+test("gc --apply refuses while a repository's revisions are another's through a symbolic link; verify names it", async () => {
+  await withCopy(async (root, repos) => {
+    // ghost has no tags; its revisions are team/app's: a --delete-untagged sweep by ghost's
+    // tags would delete team/app's revision links.
+    await mkdir(join(repos, 'ghost', '_manifests', 'revisions'), { recursive: true });
+    await mkdir(join(repos, 'ghost', '_layers'));
+    await symlink('../../../team/app/_manifests/revisions/sha256', join(repos, 'ghost', '_manifests', 'revisions', 'sha256'));
+    const before = await snapshotTree(join(root, V2, 'repositories', 'team'));
+    for (const args of [['--apply'], ['--apply', '--delete-untagged']]) {
+      const r = await runCli(['gc', root, ...args], { timeoutMs: 30_000 });
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /UNSAFE/);
+      assert.match(r.stderr, /SYMLINK_ALIAS|symbolic link/);
+    }
+    assert.deepEqual(await snapshotTree(join(root, V2, 'repositories', 'team')), before);
+    const v = await runCli(['verify', root, '--fast'], { timeoutMs: 30_000 });
+    assert.equal(v.code, 4, v.stdout + v.stderr);
+    assert.match(v.stdout + v.stderr, /\[SYMLINK_ALIAS\]|SYMLINK_ALIAS/);
+  });
+});
+
+test('links that fan out (each level two links to the next, 2^24 paths) are walked once: ls, verify and gc end at once', async () => {
+  await withCopy(async (root, repos) => {
+    const depth = 24;
+    for (let i = 0; i <= depth; i++) await mkdir(join(repos, 'fan', `l${i}`), { recursive: true });
+    for (let i = 0; i < depth; i++) {
+      await symlink(`../l${i + 1}`, join(repos, 'fan', `l${i}`, 'a'));
+      await symlink(`../l${i + 1}`, join(repos, 'fan', `l${i}`, 'b'));
+    }
+    for (const args of [['ls', root], ['verify', root, '--fast'], ['gc', root]]) {
+      const r = await runCli(args, { timeoutMs: 30_000 });
+      assert.notEqual(r.code, null, `${args[0]} still running after 30 s`);
+      assert.doesNotMatch(r.stderr, /internal error/, args[0]);
+    }
+  });
+});
