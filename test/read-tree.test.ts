@@ -161,8 +161,9 @@ const SYMLINKED: Served[] = [
 /**
  * The fixture with storage spread over "several disks": team/app:v1's first layer data, the
  * fan-out directory of its config, the library/busybox repository directory, team/app:v2's
- * revision directory and team/app:v1's manifest data are each moved under `disks` and replaced
- * by a symbolic link.
+ * revision directory, team/app:v1's manifest data, its tag's current link, its revision link
+ * and its first layer's `_layers` link are each moved under `disks` and replaced by a symbolic
+ * link.
  */
 async function spreadTree(dir: string): Promise<{ root: string; v2: string; disks: string }> {
   const { root, v2 } = await fixtureCopy(dir);
@@ -172,6 +173,10 @@ async function spreadTree(dir: string): Promise<{ root: string; v2: string; disk
   await moveAndLink(layout.repoDir(v2, parseRepoName('library/busybox')), join(disks, '3', 'busybox'));
   await moveAndLink(dirname(layout.revisionLinkPath(v2, APP, v2img.digest as Digest)), join(disks, '4', 'revision'));
   await moveAndLink(layout.blobDataPath(v2, v1.digest as Digest), join(disks, '5', 'manifest-data'));
+  // Link files too: the registry opens them with os.Open, which follows a symbolic link.
+  await moveAndLink(layout.tagCurrentLinkPath(v2, APP, V1), join(disks, '6', 'current-link'));
+  await moveAndLink(layout.revisionLinkPath(v2, APP, v1.digest as Digest), join(disks, '7', 'revision-link'));
+  await moveAndLink(layout.layerLinkPath(v2, APP, v1.layers[0]!.digest as Digest), join(disks, '8', 'layer-link'));
   return { root, v2, disks };
 }
 

@@ -2,7 +2,8 @@
  * Damage a generated state's files at random, one of the enabled file kinds (kinds.ts) per
  * step: link files removed, emptied or given a newline; blob data and fan-out directories
  * moved to `outside` with a relative symlink left behind (so a copy of the root made at the
- * same depth still resolves them); FIFOs; truncated blobs; a first name component in upper case.
+ * same depth still resolves them); link files moved the same way; a repository given a second
+ * name by a symlink (an alias); FIFOs; truncated blobs; a first name component in upper case.
  */
 import { execFile } from 'node:child_process';
 import { appendFileSync, existsSync, lstatSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync } from 'node:fs';
@@ -60,6 +61,24 @@ async function damageOne(kind: Kind, root: string, outside: string, rand: () => 
       symlinkSync(relative(dirname(fan), moved), fan);
       return rel(fan);
     }
+    case 'link-symlink': {
+      const link = pick(regularFiles(join(v2, 'repositories')).filter((p) => p.endsWith('/link')));
+      if (link === undefined) return undefined;
+      const moved = join(outside, `link-${n}`);
+      renameSync(link, moved);
+      symlinkSync(relative(dirname(link), moved), link);
+      return rel(link);
+    }
+    case 'repo-alias': {
+      // A second name for a repository: `<repos>/alias<n>` -> an existing repository directory.
+      const repos = join(v2, 'repositories');
+      const repo = pick(repositoryDirs(repos));
+      if (repo === undefined) return undefined;
+      const alias = join(repos, `alias${n}`);
+      if (existsSync(alias)) return undefined;
+      symlinkSync(relative(repos, repo), alias);
+      return `${rel(alias)} -> ${rel(repo)}`;
+    }
     case 'fifo': {
       const target = pick([...blobData(v2), ...regularFiles(join(v2, 'repositories')).filter((p) => p.endsWith('/link'))]);
       if (target === undefined) return undefined;
@@ -114,4 +133,17 @@ function dirs(dir: string): string[] {
 /** Every regular `blobs/sha256/xx/<hex>/data` file, sorted (symlinked fan-outs skipped). */
 function blobData(v2: string): string[] {
   return regularFiles(join(v2, 'blobs')).filter((p) => p.endsWith('/data'));
+}
+
+/** Repository directories under `repos` (those holding `_manifests`), sorted; symlinks not followed. */
+function repositoryDirs(repos: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const c of dirs(d)) {
+      if (c.endsWith('/_manifests')) out.push(d);
+      else if (!/\/_[^/]*$/.test(c)) walk(c);
+    }
+  };
+  walk(repos);
+  return out.sort();
 }

@@ -15,6 +15,8 @@ export const ALL_KINDS = [
   'link-newline', // a newline appended to a link file
   'data-symlink', // a blob's data moved outside the root, a relative symlink left in its place
   'dir-symlink', // a blob fan-out directory (blobs/sha256/ab) moved outside, a symlink left
+  'link-symlink', // a link file moved outside the root, a relative symlink left in its place
+  'repo-alias', // a symlink making a repository reachable under a second name (an alias)
   'fifo', // a link file or a blob's data replaced by a FIFO
   'truncate', // a blob's data cut to half its size
   'upper-rename', // a repository's first component renamed to upper case (team/web -> Team/web)
@@ -29,13 +31,13 @@ export const KIND_GROUPS: Record<string, Kind[]> = {
   none: [],
   deletes: ['delete-manifest', 'delete-child'],
   links: ['link-missing', 'link-empty', 'link-newline'],
-  symlinks: ['data-symlink', 'dir-symlink'],
+  symlinks: ['data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias'],
   fifos: ['fifo'],
   upper: ['upper-push', 'upper-rename'],
 };
 
 /** The kinds damaging files, as opposed to those applied through the API. */
-export const FILE_KINDS: Kind[] = ['link-missing', 'link-empty', 'link-newline', 'data-symlink', 'dir-symlink', 'fifo', 'truncate', 'upper-rename'];
+export const FILE_KINDS: Kind[] = ['link-missing', 'link-empty', 'link-newline', 'data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias', 'fifo', 'truncate', 'upper-rename'];
 
 /** Parse `a,b,-c`: kinds and group names, a leading `-` removes. An empty or all-removal list starts from every kind. */
 export function parseKinds(spec: string): Set<Kind> {

@@ -13,22 +13,28 @@ import { writeFileAtomicSync } from '../fs/atomic.js';
 /** The longest link content read: `sha512:` + 128 hex. Anything larger is garbage. */
 const LINK_MAX_BYTES = 200;
 
-/**
- * Read a link file; undefined if it does not exist, LINK_INVALID if it is malformed or a
- * component of its path is not a directory. A
- * symbolic link is refused without being followed, and at most LINK_MAX_BYTES + 1 bytes are
- * read, so a link file can neither lead the read elsewhere nor make it large.
- */
-export function readLink(path: string): Digest | undefined {
-  return parseLinkContent(readLinkBytes(path), path);
+/** How to read a link: `follow` a symbolic link in its place (as the registry reads storage), or refuse it. */
+export interface ReadLinkOptions {
+  follow?: boolean;
 }
 
 /**
- * The first bytes of a link file (enough to tell it is too long), not following symlinks;
- * a FIFO, socket, device or directory in a link's place is refused at once.
+ * Read a link file; undefined if it does not exist, LINK_INVALID if it is malformed or a
+ * component of its path is not a directory. At most LINK_MAX_BYTES + 1 bytes are read, so a
+ * link file cannot make the read large. A symbolic link in its place is followed with
+ * `follow` (the registry reads storage with os.Open, which follows it), else refused: a
+ * writer reads links of its output this way, and replaces what it refuses.
  */
-export function readLinkBytes(path: string): Buffer | undefined {
-  const r = readRegularFile(path, LINK_MAX_BYTES + 1, 'reading link');
+export function readLink(path: string, opts: ReadLinkOptions = {}): Digest | undefined {
+  return parseLinkContent(readLinkBytes(path, opts), path);
+}
+
+/**
+ * The first bytes of a link file (enough to tell it is too long); a FIFO, socket, device or
+ * directory in a link's place is refused at once (see readLink for symbolic links).
+ */
+export function readLinkBytes(path: string, opts: ReadLinkOptions = {}): Buffer | undefined {
+  const r = readRegularFile(path, LINK_MAX_BYTES + 1, 'reading link', opts);
   if (r === undefined || Buffer.isBuffer(r)) return r;
   // A file where a directory of the path should be: the registry answers 500, not "unknown".
   if (r.notRegular === NOT_UNDER_DIRECTORY) throw new RegfsError('LINK_INVALID', `link "${path}" cannot exist: a component of its path is not a directory`, { path });
@@ -46,20 +52,21 @@ export const NOT_UNDER_DIRECTORY = 'under a file where a directory should be';
 /**
  * The first `maxBytes` bytes of a small file regfs reads but does not own (a link, a lock,
  * an export's version or record file); undefined if there is none. The file must be a
- * regular file: the open does not follow a symbolic link and does not block, and the type
+ * regular file: the open does not block nor (unless `follow`) follow a symbolic link, and the type
  * is checked on the open descriptor before any read, so a FIFO, socket, device, directory
  * or symbolic link in its place is returned as NotRegular at once, never waited on. Any
  * other error is IO_ERROR naming the path.
  */
-export function readRegularFile(path: string, maxBytes: number, action: string): Buffer | NotRegular | undefined {
+export function readRegularFile(path: string, maxBytes: number, action: string, opts: ReadLinkOptions = {}): Buffer | NotRegular | undefined {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (opts.follow === true ? 0 : constants.O_NOFOLLOW));
   } catch (err) {
     const code = errnoCode(err);
+    // A dangling symbolic link (followed) is no file, as for the registry.
     if (code === 'ENOENT') return undefined;
     if (code === 'ENOTDIR') return { notRegular: NOT_UNDER_DIRECTORY };
-    if (code === 'ELOOP') return { notRegular: 'a symbolic link' };
+    if (code === 'ELOOP') return { notRegular: opts.follow === true ? 'a symbolic link that loops' : 'a symbolic link' };
     // open(2) of a socket, or of a device with nothing behind it.
     if (code === 'ENXIO' || code === 'ENODEV') return { notRegular: 'a socket or device' };
     throw ioError(action, path, err);
@@ -103,7 +110,10 @@ export function parseLinkContent(buf: Uint8Array | undefined, path: string): Dig
   if (buf.length === 0) why = 'it is empty';
   else if (buf.length > LINK_MAX_BYTES) why = `it holds more than ${LINK_MAX_BYTES} bytes`;
   else if (isDigest(text.trim())) why = 'it has white space around the digest (the registry answers 500 for it)';
-  else why = `want "sha256:<64 hex>" with no newline, found ${JSON.stringify(text.slice(0, 80) || `${buf.length} bytes`)}`;
+  // Content is quoted only when it looks like a damaged digest: a link may be a symbolic link
+  // to any file, whose content is nobody's business in a message.
+  else if (/^[a-z0-9:+.\s-]{1,80}$/.test(text)) why = `want "sha256:<64 hex>" with no newline, found ${JSON.stringify(text)}`;
+  else why = `want "sha256:<64 hex>" with no newline, found ${buf.length} bytes that are not one`;
   throw new RegfsError('LINK_INVALID', `malformed link "${path}": ${why}`, { path });
 }
 

@@ -70,7 +70,7 @@ export class RegistryReader {
   /** The digest a tag points at, or undefined if the tag does not exist. */
   tagDigest(repo: RepoName, tag: Tag): Digest | undefined {
     const path = tagCurrentLinkPath(this.v2, repo, tag);
-    return parseLinkContent(readLinkBytes(path), path);
+    return parseLinkContent(readLinkBytes(path, { follow: true }), path);
   }
 
   /** The tags of a repository, sorted; names that are not valid tags are skipped. */
@@ -193,7 +193,7 @@ export class RegistryReader {
 
   /** True if the link at `path` exists and names `d`; LINK_INVALID if it names another digest. */
   private linked(path: string, d: Digest): boolean {
-    const target = parseLinkContent(readLinkBytes(path), path);
+    const target = parseLinkContent(readLinkBytes(path, { follow: true }), path);
     if (target === undefined) return false;
     if (target !== d) throw new RegfsError('LINK_INVALID', `link "${path}" points at ${target}, not at the digest of its path`, { path, digest: d });
     return true;

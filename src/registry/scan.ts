@@ -234,7 +234,7 @@ function scanLinks(base: string, strays: Stray[]): LinkEntry[] {
 
 function readLinkEntry(path: string, named: Digest): LinkEntry {
   try {
-    const bytes = readLinkBytes(path);
+    const bytes = readLinkBytes(path, { follow: true });
     if (bytes === undefined) throw new RegfsError('LINK_INVALID', `link "${path}" vanished while it was read`, { path });
     const target = parseLinkContent(bytes, path);
     if (target !== named) {
@@ -269,7 +269,7 @@ function scanTags(base: string, strays: Stray[]): TagEntry[] {
 
 function readCurrentLink(path: string): CurrentLink | undefined {
   try {
-    const target = parseLinkContent(readLinkBytes(path), path);
+    const target = parseLinkContent(readLinkBytes(path, { follow: true }), path);
     return target === undefined ? undefined : { path, target, error: undefined };
   } catch (err) {
     return { path, target: undefined, error: err instanceof RegfsError ? err : ioError('reading link', path, err) };
@@ -284,7 +284,7 @@ function scanUploads(base: string): UploadEntry[] {
     let parsed = NaN;
     try {
       // Read as a link file is (small, never blocking on a FIFO): a timestamp of 30-odd bytes.
-      parsed = Date.parse(readLinkBytes(join(dir, 'startedat'))?.toString('utf8').trim() ?? '');
+      parsed = Date.parse(readLinkBytes(join(dir, 'startedat'), { follow: true })?.toString('utf8').trim() ?? '');
     } catch {
       // no readable startedat: the directory's time says when
     }
