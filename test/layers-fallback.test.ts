@@ -5,6 +5,7 @@
  * more. The real registry is the judge: served before, and after gc; 404 after rm.
  */
 import { test } from 'node:test';
+import { existsSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { mkdir, rm as removeTree, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,7 @@ import * as layout from '../src/registry/layout.js';
 import type { Digest } from '../src/digest.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
+import type { Index } from '../scripts/lib/images.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { assertServing } from './helpers/judge.js';
@@ -134,4 +136,27 @@ test('gc --apply collects a damaged, unreferenced _layers blob that cannot be a 
     const result = JSON.parse(r.stdout) as { blobs: Array<{ digest: string }> };
     assert.ok(result.blobs.some((b) => b.digest === d), 'the damaged layer is collected');
   });
+});
+
+test('rm of an index child refuses while an index served only through a _layers link names it', async () => {
+  const t = await tempDir();
+  try {
+    const root = join(t.dir, 'src');
+    await copyTree(FIXTURE_ROOT, root);
+    const v2 = join(root, 'docker', 'registry', 'v2');
+    const tool = parseRepoName('multiarch/tool');
+    const list = currentPush('multiarch/tool', '1.0').image as Index;
+    // The list is linked only under _layers (2.x serves it so); its children keep their revision links.
+    await removeTree(dirname(layout.revisionLinkPath(v2, tool, list.digest as Digest)), { recursive: true });
+    const link = layout.layerLinkPath(v2, tool, list.digest as Digest);
+    await mkdir(dirname(link), { recursive: true });
+    await writeFile(link, list.digest);
+    const child = list.children[0]!.digest;
+    const r = await runCli(['rm', root, `multiarch/tool@${child}`]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /child of index .*\[UNSAFE\]/);
+    assert.ok(list.children.every((c) => existsSync(layout.revisionLinkPath(v2, tool, c.digest as Digest))), 'no child was deleted');
+  } finally {
+    await t.cleanup();
+  }
 });

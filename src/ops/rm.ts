@@ -25,9 +25,9 @@ import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
 import { isIndexKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
-import { layerLinkPath, manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, TRASH_PREFIX } from '../registry/layout.js';
+import { layerLinkPath, layersDir, manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, TRASH_PREFIX } from '../registry/layout.js';
 import { listEntries } from '../registry/follow.js';
-import { RegistryReader } from '../registry/read.js';
+import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { withTreeLock } from './common.js';
 
 export interface RmOptions {
@@ -158,25 +158,32 @@ async function planRemoval(
 /**
  * The indexes in the repository whose children include `digest`, and the revisions whose
  * manifest could not be read (so whether they name it is unknown). A revision without data is
- * no index the registry serves.
+ * no index the registry serves. Indexes the registry serves through a `_layers` link alone
+ * (2.x's fallback) count too: a `_layers`-linked blob small enough to be a manifest that
+ * decodes as an index (one that does not decode is a layer or config, not a parent).
  */
 function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Digest): { parents: Digest[]; unreadable: RegfsError[] } {
   const parents: Digest[] = [];
   const unreadable: RegfsError[] = [];
-  const base = revisionsDir(reader.v2, repo);
-  for (const alg of listEntries(base)) {
-    for (const hex of listEntries(join(base, alg.name))) {
-      const d = `${alg.name}:${hex.name}`;
-      if (d === digest || !isDigest(d)) continue;
-      try {
-        const m = reader.manifest(d);
-        if (isIndexKind(m.kind) && m.manifests.some((c) => c.digest === digest)) parents.push(d);
-      } catch (err) {
-        if (!(err instanceof RegfsError)) throw err;
-        if (err.code !== 'BLOB_UNKNOWN') unreadable.push(err);
+  const consider = (base: string, byLayers: boolean): void => {
+    for (const alg of listEntries(base)) {
+      for (const hex of listEntries(join(base, alg.name))) {
+        const d = `${alg.name}:${hex.name}`;
+        if (d === digest || !isDigest(d) || parents.includes(d)) continue;
+        try {
+          if (byLayers && (reader.blobInfo(d)?.size ?? Infinity) > MANIFEST_MAX_BYTES) continue;
+          const m = reader.manifest(d);
+          if (isIndexKind(m.kind) && m.manifests.some((c) => c.digest === digest)) parents.push(d);
+        } catch (err) {
+          if (!(err instanceof RegfsError)) throw err;
+          if (byLayers && (err.code === 'MANIFEST_INVALID' || err.code === 'DIGEST_MISMATCH')) continue;
+          if (err.code !== 'BLOB_UNKNOWN') unreadable.push(err);
+        }
       }
     }
-  }
+  };
+  consider(revisionsDir(reader.v2, repo), false);
+  consider(layersDir(reader.v2, repo), true);
   return { parents, unreadable };
 }
 
