@@ -73,14 +73,14 @@ test('resolve: a repository line of 200,000 tags expands without overflowing the
   const n = 200_000;
   const tags = Array.from({ length: n }, (_, i) => `t${i}` as Tag);
   const digest = `sha256:${'c'.repeat(64)}` as Digest;
-  // A reader over a repository whose tags all point at a manifest it has no revision link for.
+  // A reader over a repository whose tags all point at a manifest it does not link.
   const reader = {
     v2: '/nonexistent/docker/registry/v2',
     hasRepository: () => true,
     repoPath: (r: string) => `/nonexistent/docker/registry/v2/repositories/${r}`,
     listTags: () => tags,
     tagDigest: () => digest,
-    hasRevision: () => false,
+    manifestLink: () => undefined,
   } as unknown as RegistryReader;
   const { entries } = parseImageList('many/tags\n', 'l.list');
   const r = await resolveImages(reader, entries);
