@@ -9,12 +9,12 @@ import { existsSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { mkdir, rm as removeTree, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { parseRepoName } from '../src/reference.js';
+import { parseRepoName, parseTag } from '../src/reference.js';
 import * as layout from '../src/registry/layout.js';
 import type { Digest } from '../src/digest.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
-import type { Index } from '../scripts/lib/images.js';
+import { manifestsOf, type Image, type Index } from '../scripts/lib/images.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { assertServing } from './helpers/judge.js';
@@ -156,6 +156,39 @@ test('rm of an index child refuses while an index served only through a _layers 
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /child of index .*\[UNSAFE\]/);
     assert.ok(list.children.every((c) => existsSync(layout.revisionLinkPath(v2, tool, c.digest as Digest))), 'no child was deleted');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('verify follows a tag served through _layers links down through children served the same way', async () => {
+  const t = await tempDir();
+  try {
+    const root = join(t.dir, 'src');
+    await copyTree(FIXTURE_ROOT, root);
+    const v2 = join(root, 'docker', 'registry', 'v2');
+    const tool = parseRepoName('multiarch/tool');
+    const list = currentPush('multiarch/tool', '1.0').image as Index;
+    const child = list.children[0]! as Image;
+    for (const d of [list.digest, child.digest] as Digest[]) {
+      await removeTree(dirname(layout.revisionLinkPath(v2, tool, d)), { recursive: true });
+      const link = layout.layerLinkPath(v2, tool, d);
+      await mkdir(dirname(link), { recursive: true });
+      await writeFile(link, d);
+    }
+    // The other indexes of the repository share the child's config: delete them (their tags
+    // and revision links), so only the fallback path leads to it.
+    for (const tag of ['1.0-oci', 'nested']) {
+      const img = currentPush('multiarch/tool', tag).image;
+      await removeTree(layout.tagDir(v2, tool, parseTag(tag)), { recursive: true });
+      for (const m of manifestsOf(img)) await removeTree(dirname(layout.revisionLinkPath(v2, tool, m.digest as Digest)), { recursive: true, force: true });
+    }
+    // The child's config loses its _layers link: the registry answers 404 for it.
+    await removeTree(dirname(layout.layerLinkPath(v2, tool, child.config.digest as Digest)), { recursive: true });
+    const r = await runCli(['verify', root, '--fast', '--json']);
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    const findings = (JSON.parse(r.stdout) as { findings: Array<{ code: string; digest?: string }> }).findings;
+    assert.ok(findings.some((f) => f.code === 'LAYER_UNLINKED' && f.digest === child.config.digest), JSON.stringify(findings, null, 1));
   } finally {
     await t.cleanup();
   }

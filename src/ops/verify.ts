@@ -213,12 +213,26 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
         add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, which has no revision link in the repository: the registry answers 404 for it`, t.current.target);
       } else if (!present(t.current.target!)) add('TAG_DANGLING', t.current.path, `tag ${repo.name}:${t.tag} points at ${t.current.target}, whose manifest data is missing`, t.current.target);
       else if (!revisions.has(t.current.target!)) {
-        // Served through the _layers link alone (2.x's fallback): what it references must be served too.
+        // Served through the _layers link alone (2.x's fallback): what it references must be
+        // served too, down through children that are served the same way (revisions are
+        // checked on their own above).
         if (v3) add('V3_LAYERS_FALLBACK', t.current.path, v3LayersMessage(`tag ${repo.name}:${t.tag} points at`, t.current.target!), t.current.target);
-        try {
-          checkReferences(repo, await reader.manifest(t.current.target!), t.current.path, { present, layerLinks, revisions, scan, add });
-        } catch (err) {
-          addError(err, t.current.path);
+        const work = [t.current.target!];
+        const seen = new Set(work);
+        for (let d = work.pop(); d !== undefined; d = work.pop()) {
+          try {
+            const m = reader.manifest(d);
+            checkReferences(repo, m, t.current.path, { present, layerLinks, revisions, scan, add });
+            if (v3) checkV3(repo.name, m, t.current.path, { present, layerLinks, revisions, add });
+            for (const c of m.manifests) {
+              if (!seen.has(c.digest) && !revisions.has(c.digest) && layerLinks.has(c.digest) && present(c.digest)) {
+                seen.add(c.digest);
+                work.push(c.digest);
+              }
+            }
+          } catch (err) {
+            addError(err, t.current.path);
+          }
         }
       }
     }
