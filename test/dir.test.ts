@@ -21,25 +21,10 @@ import { makeImage, makeLayer, manifestsOf, type Image } from '../scripts/lib/im
 import { MAX_INDEX_DEPTH, MediaTypes } from '../src/manifest.js';
 import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
-import { copyTree, listFiles, snapshotTree, tempDir } from './helpers/tree.js';
+import { copyTree, listFiles, snapshotTree, withTempDir, writeListFile } from './helpers/tree.js';
 
 const V2 = 'docker/registry/v2';
 const LIST = ['team/app', 'multiarch/tool', 'legacy/app:1.0', 'library/busybox:1.36', 'tools/nomediatype:1.0', 'team/app/worker:1.1'];
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const t = await tempDir('regfs-dir-');
-  try {
-    await fn(t.dir);
-  } finally {
-    await t.cleanup();
-  }
-}
-
-async function listFile(dir: string, lines: string[]): Promise<string> {
-  const p = join(dir, `l${Math.random().toString(36).slice(2)}.list`);
-  await writeFile(p, `${lines.join('\n')}\n`);
-  return p;
-}
 
 async function treeContents(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
@@ -75,9 +60,9 @@ test('schema1: a signed manifest is stored as its libtrust payload', () => {
 });
 
 test('to-dir: the dir: layout, exact manifest bytes, blobs one inode with the registry', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const out = join(dir, 'out');
-    const r = await toDir({ list: await listFile(dir, LIST), source: FIXTURE_ROOT, output: out });
+    const r = await toDir({ list: await writeListFile(dir, LIST), source: FIXTURE_ROOT, output: out });
     assert.equal(r.images.length, 11);
     const app = join(out, 'team/app:v1');
     const v1 = currentPush('team/app', 'v1').image as Image;
@@ -104,14 +89,14 @@ test('to-dir: the dir: layout, exact manifest bytes, blobs one inode with the re
 });
 
 test('to-dir: --platform exports one child; --image writes one directory', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const list = currentPush('multiarch/tool', '1.0').image;
     const arm = manifestsOf(list)[3]! as Image;
     await toDir({ image: 'multiarch/tool:1.0', source: FIXTURE_ROOT, output: join(dir, 'one'), platform: 'linux/arm/v7' });
     assert.deepEqual(await readFile(join(dir, 'one', 'manifest.json')), arm.bytes);
     assert.deepEqual((await readdir(join(dir, 'one'))).sort(), [digestHex(arm.config.digest), digestHex(arm.layers[0]!.digest), 'manifest.json', 'version'].sort());
     // Through a nested index, too.
-    const r = await toDir({ list: await listFile(dir, ['multiarch/tool:nested']), source: FIXTURE_ROOT, output: join(dir, 'tree'), platform: 'linux/arm64' });
+    const r = await toDir({ list: await writeListFile(dir, ['multiarch/tool:nested']), source: FIXTURE_ROOT, output: join(dir, 'tree'), platform: 'linux/arm64' });
     assert.equal(r.images[0]!.kind, 'oci');
     await assert.rejects(
       toDir({ image: 'multiarch/tool:1.0', source: FIXTURE_ROOT, output: join(dir, 'none'), platform: 'linux/s390x' }),
@@ -123,24 +108,24 @@ test('to-dir: --platform exports one child; --image writes one directory', async
 });
 
 test('to-dir: re-exporting updates to exactly a fresh export, touching only what changed', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     // A source where team/app:edge still points at its first image.
     const src = join(dir, 'src');
     await copyTree(FIXTURE_ROOT, src);
     const [oldEdge, newEdge] = FIXTURE_PUSHES.filter((p) => p.repo === 'team/app' && p.tag === 'edge').map((p) => p.image as Image);
     await writeFile(layout.tagCurrentLinkPath(join(src, V2), parseRepoName('team/app'), parseTag('edge')), oldEdge!.digest);
     const out = join(dir, 'out');
-    await toDir({ list: await listFile(dir, ['team/app:edge', 'team/app:v1', 'library/busybox:1.36']), source: src, output: out });
+    await toDir({ list: await writeListFile(dir, ['team/app:edge', 'team/app:v1', 'library/busybox:1.36']), source: src, output: out });
     await writeFile(join(out, 'README.txt'), 'not ours');
     await writeFile(join(out, 'team/app:edge', 'leftover'), 'x');
     const base = join(out, 'team/app:edge', digestHex(newEdge!.layers[0]!.digest));
     const baseIno = (await stat(base)).ino;
     const v1Before = await snapshotTree(join(out, 'team/app:v1'));
 
-    const r = await toDir({ list: await listFile(dir, ['team/app:edge', 'team/app:v1']), source: FIXTURE_ROOT, output: out });
+    const r = await toDir({ list: await writeListFile(dir, ['team/app:edge', 'team/app:v1']), source: FIXTURE_ROOT, output: out });
     assert.deepEqual(r.staleImages, ['library/busybox:1.36']);
     const fresh = join(dir, 'fresh');
-    await toDir({ list: await listFile(dir, ['team/app:edge', 'team/app:v1']), source: FIXTURE_ROOT, output: fresh });
+    await toDir({ list: await writeListFile(dir, ['team/app:edge', 'team/app:v1']), source: FIXTURE_ROOT, output: fresh });
     const got = await treeContents(out);
     got.delete('README.txt');
     assert.deepEqual(got, await treeContents(fresh));
@@ -153,12 +138,12 @@ test('to-dir: re-exporting updates to exactly a fresh export, touching only what
 });
 
 test('to-dir: a non-empty directory that is not a dir: image is refused, and nothing is written', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const out = join(dir, 'out');
     await mkdir(join(out, 'team', 'app:v1'), { recursive: true });
     await writeFile(join(out, 'team', 'app:v1', 'precious.txt'), 'data');
     const before = await snapshotTree(out);
-    const list = await listFile(dir, ['team/app:v1', 'library/busybox:1.36']);
+    const list = await writeListFile(dir, ['team/app:v1', 'library/busybox:1.36']);
     await assert.rejects(toDir({ list, source: FIXTURE_ROOT, output: out }), (e) => isRegfsError(e, 'INCOMPLETE') && e.problems[0]?.code === 'NOT_DIR_TRANSPORT' && e.problems[0].message.includes('app:v1'));
     assert.deepEqual(await snapshotTree(out), before);
     await writeFile(join(out, 'team', 'app:v1', 'version'), DIR_VERSION_1_0);
@@ -169,8 +154,8 @@ test('to-dir: a non-empty directory that is not a dir: image is refused, and not
 });
 
 test('from-dir(to-dir(list)) writes exactly what extract(list) writes, with and without portable names', async () => {
-  await withTemp(async (dir) => {
-    const list = await listFile(dir, LIST);
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, LIST);
     await extract({ list, source: FIXTURE_ROOT, output: join(dir, 'extracted') });
     const want = await treeContents(join(dir, 'extracted'));
     for (const portableNames of [false, true]) {
@@ -187,9 +172,9 @@ test('from-dir(to-dir(list)) writes exactly what extract(list) writes, with and 
 });
 
 test('from-dir: version 1.0 (<hex>.tar), no version file, a signed schema1 manifest, --name', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const exp = join(dir, 'exp');
-    await toDir({ list: await listFile(dir, ['team/app:v1', 'legacy/app:1.0']), source: FIXTURE_ROOT, output: exp });
+    await toDir({ list: await writeListFile(dir, ['team/app:v1', 'legacy/app:1.0']), source: FIXTURE_ROOT, output: exp });
     const app = join(exp, 'team/app:v1');
     for (const f of await readdir(app)) if (/^[0-9a-f]{64}$/.test(f)) await rename(join(app, f), join(app, `${f}.tar`));
     await writeFile(join(app, 'version'), DIR_VERSION_1_0);
@@ -219,9 +204,9 @@ test('from-dir: version 1.0 (<hex>.tar), no version file, a signed schema1 manif
 });
 
 test('from-dir: verification before anything is visible; --no-verify checks presence and size only; --keep-going', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const exp = join(dir, 'exp');
-    await toDir({ list: await listFile(dir, ['team/app:v1', 'multiarch/tool:1.0', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: exp, link: 'copy' });
+    await toDir({ list: await writeListFile(dir, ['team/app:v1', 'multiarch/tool:1.0', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: exp, link: 'copy' });
     const v1 = currentPush('team/app', 'v1').image as Image;
     const tool = currentPush('multiarch/tool', '1.0').image;
     const layer = join(exp, 'team/app:v1', digestHex(v1.layers[1]!.digest));
@@ -253,9 +238,9 @@ test('from-dir: verification before anything is visible; --no-verify checks pres
 });
 
 test('from-dir: a name the registry cannot serve (a host with a port) is refused; an interrupted image directory is reported', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const exp = join(dir, 'exp');
-    await toDir({ list: await listFile(dir, ['team/app:v1', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: join(dir, 'plain') });
+    await toDir({ list: await writeListFile(dir, ['team/app:v1', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: join(dir, 'plain') });
     await mkdir(join(exp, '127.0.0.1:5000', 'team'), { recursive: true });
     await rename(join(dir, 'plain', 'team', 'app:v1'), join(exp, '127.0.0.1:5000', 'team', 'app:v1'));
     await assert.rejects(fromDir({ input: exp, output: join(dir, 'dest') }), (e) => {
@@ -295,7 +280,7 @@ async function writeDirChain(input: string, name: string, depth: number): Promis
 }
 
 test(`from-dir: indexes nested deeper than ${MAX_INDEX_DEPTH} are INDEX_TOO_DEEP, walked without recursion; ${MAX_INDEX_DEPTH} deep is imported`, async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const input = join(dir, 'in');
     await writeDirChain(input, 'deep/chain:max', MAX_INDEX_DEPTH);
     const ok = await fromDir({ input, output: join(dir, 'ok') });

@@ -18,18 +18,9 @@ import { writeStorage } from '../scripts/lib/write-storage.js';
 import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
 import { manifestsOf, makeImage, makeLayer, type Image } from '../scripts/lib/images.js';
 import { FIXTURE_ROOT, currentPush, currentPurePushes } from './helpers/fixture.js';
-import { copyTree, listFiles, snapshotTree, tempDir } from './helpers/tree.js';
+import { copyTree, listFiles, snapshotTree, withTempDir, writeListFile } from './helpers/tree.js';
 
 const V2 = 'docker/registry/v2';
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const t = await tempDir();
-  try {
-    await fn(t.dir);
-  } finally {
-    await t.cleanup();
-  }
-}
 
 /** Relative file paths and contents (blob data by digest of content) of a storage tree. */
 async function treeContents(root: string): Promise<Map<string, string>> {
@@ -38,18 +29,12 @@ async function treeContents(root: string): Promise<Map<string, string>> {
   return out;
 }
 
-async function listFile(dir: string, lines: string[]): Promise<string> {
-  const p = join(dir, `l${Math.random().toString(36).slice(2)}.list`);
-  await writeFile(p, `${lines.join('\n')}\n`);
-  return p;
-}
-
 test('extract: each repo:tag alone gives exactly the files a lone push of it leaves', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     for (const push of currentPurePushes()) {
       const out = join(dir, `out-${push.repo.replaceAll('/', '_')}-${push.tag}`);
       const want = join(dir, `want-${push.repo.replaceAll('/', '_')}-${push.tag}`);
-      await extract({ list: await listFile(dir, [`${push.repo}:${push.tag}`]), source: FIXTURE_ROOT, output: out });
+      await extract({ list: await writeListFile(dir, [`${push.repo}:${push.tag}`]), source: FIXTURE_ROOT, output: out });
       await writeStorage(want, [push]);
       assert.deepEqual(await treeContents(out), await treeContents(want), `${push.repo}:${push.tag}`);
     }
@@ -57,11 +42,11 @@ test('extract: each repo:tag alone gives exactly the files a lone push of it lea
 });
 
 test('extract: the whole fixture, blob data hard-linked, shared blobs once, source untouched', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const before = await snapshotTree(FIXTURE_ROOT);
     const refs = [...new Set(FIXTURE_PUSHES.map((p) => `${p.repo}:${p.tag}`))];
     const out = join(dir, 'out');
-    const r = await extract({ list: await listFile(dir, refs), source: FIXTURE_ROOT, output: out });
+    const r = await extract({ list: await writeListFile(dir, refs), source: FIXTURE_ROOT, output: out });
     assert.equal(r.images.length, refs.length);
     assert.equal(r.stats?.blobsLinked, r.plan.blobs);
     assert.equal(r.stats?.blobsExisting, 0);
@@ -78,16 +63,16 @@ test('extract: the whole fixture, blob data hard-linked, shared blobs once, sour
     }
     assert.deepEqual(await snapshotTree(FIXTURE_ROOT), before);
     // A second run changes nothing and says so.
-    const again = await extract({ list: await listFile(dir, refs), source: FIXTURE_ROOT, output: out });
+    const again = await extract({ list: await writeListFile(dir, refs), source: FIXTURE_ROOT, output: out });
     assert.equal(again.stats?.blobsExisting, r.plan.blobs);
     assert.equal(again.stats?.linksWritten, 0);
   });
 });
 
 test('extract: an index brings every child with its config and layers; schema1 by fsLayers', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const out = join(dir, 'out');
-    await extract({ list: await listFile(dir, ['multiarch/tool:nested', 'legacy/app:1.0']), source: FIXTURE_ROOT, output: out });
+    await extract({ list: await writeListFile(dir, ['multiarch/tool:nested', 'legacy/app:1.0']), source: FIXTURE_ROOT, output: out });
     const v2 = join(out, V2);
     const repo = parseRepoName('multiarch/tool');
     for (const m of manifestsOf(currentPush('multiarch/tool', 'nested').image)) {
@@ -105,10 +90,10 @@ test('extract: an index brings every child with its config and layers; schema1 b
 });
 
 test('extract: repo selects every tag of that repository only; digest lines get no tag', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const out = join(dir, 'out');
     const old = FIXTURE_PUSHES.find((p) => p.repo === 'team/app' && p.tag === 'edge')!.image;
-    const r = await extract({ list: await listFile(dir, ['team/app', `library/busybox@${currentPush('library/busybox', '1.36').image.digest}`, `team/app@${old.digest}`]), source: FIXTURE_ROOT, output: out });
+    const r = await extract({ list: await writeListFile(dir, ['team/app', `library/busybox@${currentPush('library/busybox', '1.36').image.digest}`, `team/app@${old.digest}`]), source: FIXTURE_ROOT, output: out });
     const v2 = join(out, V2);
     const tags = (await readdir(layout.tagsDir(v2, parseRepoName('team/app')))).sort();
     assert.deepEqual(tags, ['edge', `sha256-${currentPush('team/app', 'v1').image.digest.slice(7)}.sig`, 'v1', 'v2'].sort());
@@ -120,9 +105,9 @@ test('extract: repo selects every tag of that repository only; digest lines get 
 });
 
 test('extract: every problem is reported with its line, and nothing is written', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const out = join(dir, 'out');
-    const list = await listFile(dir, [
+    const list = await writeListFile(dir, [
       'team/app:v1',
       'no/such/repo:1',
       'team/app:nosuchtag',
@@ -148,14 +133,14 @@ test('extract: every problem is reported with its line, and nothing is written',
 });
 
 test('extract: a repository line reports each broken tag on its own and keeps the rest; problems name their paths', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const src = join(dir, 'src');
     await copyTree(FIXTURE_ROOT, src);
     const v2 = join(src, V2);
     const alpine = parseRepoName('team/platform/base/alpine');
     const broken = layout.tagCurrentLinkPath(v2, alpine, parseTag('3.19'));
     await unlink(broken);
-    const r = await extract({ list: await listFile(dir, ['team/platform/base/alpine']), source: src, output: join(dir, 'out'), keepGoing: true });
+    const r = await extract({ list: await writeListFile(dir, ['team/platform/base/alpine']), source: src, output: join(dir, 'out'), keepGoing: true });
     assert.deepEqual(r.images.map((i) => i.ref), ['team/platform/base/alpine:3.20', 'team/platform/base/alpine:latest']);
     assert.equal(r.problems.length, 1);
     assert.equal(r.problems[0]!.code, 'TAG_UNKNOWN');
@@ -163,7 +148,7 @@ test('extract: a repository line reports each broken tag on its own and keeps th
     // Every kind of problem carries the path at fault.
     const v1 = currentPush('team/app', 'v1').image as Image;
     await rm(layout.blobDir(v2, v1.layers[1]!.digest), { recursive: true });
-    const list = await listFile(dir, ['team/app:nosuch', `team/app@sha256:${'0'.repeat(64)}`, 'team/app:v1']);
+    const list = await writeListFile(dir, ['team/app:nosuch', `team/app@sha256:${'0'.repeat(64)}`, 'team/app:v1']);
     await assert.rejects(extract({ list, source: src, output: join(dir, 'o2') }), (e) => {
       assert.ok(isRegfsError(e, 'INCOMPLETE'));
       const byCode = new Map(e.problems.map((p) => [p.code, p.path]));
@@ -176,12 +161,12 @@ test('extract: a repository line reports each broken tag on its own and keeps th
 });
 
 test('extract: a filesystem error is an IO_ERROR naming the path, not "does not exist"', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const src = join(dir, 'src');
     await copyTree(FIXTURE_ROOT, src);
     const loop = join(src, V2, 'repositories', 'loop');
     await symlink(loop, loop);
-    await assert.rejects(extract({ list: await listFile(dir, ['loop/app:1']), source: src, output: join(dir, 'out') }), (e) => {
+    await assert.rejects(extract({ list: await writeListFile(dir, ['loop/app:1']), source: src, output: join(dir, 'out') }), (e) => {
       assert.ok(isRegfsError(e, 'INCOMPLETE'));
       assert.equal(e.problems[0]!.code, 'IO_ERROR', e.problems[0]!.message);
       assert.match(e.problems[0]!.message, /ELOOP/);
@@ -191,8 +176,8 @@ test('extract: a filesystem error is an IO_ERROR naming the path, not "does not 
 });
 
 test('extract: a list naming a registry host the storage lacks is told about --strip-registry', async () => {
-  await withTemp(async (dir) => {
-    const list = await listFile(dir, ['registry.example.com:5000/team/app:v1', 'mirror.example.com/library/busybox:1.36']);
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, ['registry.example.com:5000/team/app:v1', 'mirror.example.com/library/busybox:1.36']);
     await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: join(dir, 'out') }), (e) => {
       assert.ok(isRegfsError(e, 'INCOMPLETE'));
       assert.equal(e.problems.length, 1);
@@ -205,11 +190,11 @@ test('extract: a list naming a registry host the storage lacks is told about --s
 });
 
 test('extract: merging into an existing registry moves a tag and keeps its history', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const out = join(dir, 'out');
     const pushes = FIXTURE_PUSHES.filter((p) => p.repo === 'team/app' && p.tag === 'edge');
     await writeStorage(out, [pushes[0]!, currentPush('team/platform/base/alpine', '3.19')]);
-    await extract({ list: await listFile(dir, ['team/app:edge']), source: FIXTURE_ROOT, output: out });
+    await extract({ list: await writeListFile(dir, ['team/app:edge']), source: FIXTURE_ROOT, output: out });
     const v2 = join(out, V2);
     const repo = parseRepoName('team/app');
     const edge = parseTag('edge');
@@ -221,10 +206,10 @@ test('extract: merging into an existing registry moves a tag and keeps its histo
 });
 
 test('extract: the output may not be the source or inside it', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const src = join(dir, 'src');
     await copyTree(FIXTURE_ROOT, src);
-    const list = await listFile(dir, ['team/app:v1']);
+    const list = await writeListFile(dir, ['team/app:v1']);
     for (const output of [src, join(src, 'sub'), join(src, V2), join(src, V2, 'repositories', 'x')]) {
       await assert.rejects(extract({ list, source: src, output }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'), output);
     }
@@ -240,7 +225,7 @@ test('extract: the output may not be the source or inside it', async () => {
 });
 
 test('extract: an output reaching into the source through a bind mount is refused', async (t) => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const src = join(dir, 'src');
     await copyTree(FIXTURE_ROOT, src);
     const bind = join(dir, 'bind');
@@ -251,7 +236,7 @@ test('extract: an output reaching into the source through a bind mount is refuse
       return;
     }
     try {
-      const list = await listFile(dir, ['team/app:v1']);
+      const list = await writeListFile(dir, ['team/app:v1']);
       await assert.rejects(extract({ list, source: src, output: join(bind, 'out') }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'));
       await assert.rejects(extract({ list, source: bind, output: join(src, 'out') }), (e) => isRegfsError(e, 'OUTPUT_IN_SOURCE'));
       await assert.rejects(stat(join(src, 'out')));
@@ -262,20 +247,20 @@ test('extract: an output reaching into the source through a bind mount is refuse
 });
 
 test('extract: an output holding blobs/ (an OCI layout, say) is a registry root, not a v2 directory', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const oci = join(dir, 'oci');
     await mkdir(join(oci, 'blobs', 'sha256'), { recursive: true });
     await writeFile(join(oci, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-    const r = await extract({ list: await listFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: oci });
+    const r = await extract({ list: await writeListFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: oci });
     assert.equal(r.output, join(oci, V2));
     assert.deepEqual((await readdir(join(oci, 'blobs', 'sha256'))), [], 'the layout is untouched');
   });
 });
 
 test('extract: --dry-run plans and writes nothing', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const out = join(dir, 'out');
-    const r = await extract({ list: await listFile(dir, ['multiarch/tool:1.0']), source: FIXTURE_ROOT, output: out, dryRun: true });
+    const r = await extract({ list: await writeListFile(dir, ['multiarch/tool:1.0']), source: FIXTURE_ROOT, output: out, dryRun: true });
     assert.equal(r.dryRun, true);
     assert.equal(r.stats, undefined);
     const image = currentPush('multiarch/tool', '1.0').image;
@@ -286,8 +271,8 @@ test('extract: --dry-run plans and writes nothing', async () => {
 });
 
 test('extract: copy mode copies; a failure in the blob phase leaves no tag, and a re-run completes', async () => {
-  await withTemp(async (dir) => {
-    const list = await listFile(dir, ['team/app:v1', 'multiarch/tool:1.0']);
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, ['team/app:v1', 'multiarch/tool:1.0']);
     const copied = join(dir, 'copied');
     const r = await extract({ list, source: FIXTURE_ROOT, output: copied, link: 'copy' });
     assert.equal(r.stats?.blobsCopied, r.plan.blobs);
@@ -322,7 +307,7 @@ test('extract: copy mode copies; a failure in the blob phase leaves no tag, and 
 });
 
 test('extract: damaged sources are refused with the path and a code', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const v1 = currentPush('team/app', 'v1').image as Image;
     const repo = parseRepoName('team/app');
     const tool = currentPush('multiarch/tool', '1.0').image;
@@ -375,7 +360,7 @@ test('extract: damaged sources are refused with the path and a code', async () =
       }, 'BLOB_INVALID'],
     ];
     for (const [name, damage, code, inMessage, ref = 'team/app:v1'] of cases) {
-      const list = await listFile(dir, [ref]);
+      const list = await writeListFile(dir, [ref]);
       const src = join(dir, 'src');
       await rm(src, { recursive: true, force: true });
       await copyTree(FIXTURE_ROOT, src);
@@ -392,12 +377,12 @@ test('extract: damaged sources are refused with the path and a code', async () =
       assert.deepEqual(await snapshotTree(src), before, name);
     }
     await mkdir(join(dir, 'empty'));
-    await assert.rejects(extract({ list: await listFile(dir, ['team/app:v1']), source: join(dir, 'empty'), output: join(dir, 'o') }), (e) => isRegfsError(e, 'NOT_REGISTRY'));
+    await assert.rejects(extract({ list: await writeListFile(dir, ['team/app:v1']), source: join(dir, 'empty'), output: join(dir, 'o') }), (e) => isRegfsError(e, 'NOT_REGISTRY'));
   });
 });
 
 test('extract: an absent foreign layer is a warning, not an error', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const base = makeLayer('foreign-base');
     const img = makeImage({ format: 'docker', layers: [makeLayer('app-on-windows')] });
     // A manifest whose first layer is foreign: it has urls and its blob is not in storage.
@@ -408,7 +393,7 @@ test('extract: an absent foreign layer is a warning, not an error', async () => 
     const src = join(dir, 'src');
     await writeStorage(src, [{ repo: 'win/app', tag: '1', image: foreign }]);
     const warnings: string[] = [];
-    const r = await extract({ list: await listFile(dir, ['win/app:1']), source: src, output: join(dir, 'out'), onWarning: (m) => warnings.push(m) });
+    const r = await extract({ list: await writeListFile(dir, ['win/app:1']), source: src, output: join(dir, 'out'), onWarning: (m) => warnings.push(m) });
     assert.equal(r.images.length, 1);
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /foreign layer/);

@@ -33,13 +33,13 @@ const ACCEPT = [
 ].join(', ');
 
 /** Replace the manifest's revision link by a `_layers` link, as 2.1.0 linked manifests. */
-async function linkOnlyUnderLayers(v2: string, d: Digest): Promise<void> {
-  await removeTree(dirname(layout.revisionLinkPath(v2, REPO, d)), { recursive: true });
-  await linkUnderLayers(v2, d);
+async function linkOnlyUnderLayers(v2: string, d: Digest, repo = REPO): Promise<void> {
+  await removeTree(dirname(layout.revisionLinkPath(v2, repo, d)), { recursive: true });
+  await linkUnderLayers(v2, d, repo);
 }
 
-async function linkUnderLayers(v2: string, d: Digest): Promise<void> {
-  const link = layout.layerLinkPath(v2, REPO, d);
+async function linkUnderLayers(v2: string, d: Digest, repo = REPO): Promise<void> {
+  const link = layout.layerLinkPath(v2, repo, d);
   await mkdir(dirname(link), { recursive: true });
   await writeFile(link, d);
 }
@@ -147,10 +147,7 @@ test('rm of an index child refuses while an index served only through a _layers 
     const tool = parseRepoName('multiarch/tool');
     const list = currentPush('multiarch/tool', '1.0').image as Index;
     // The list is linked only under _layers (2.x serves it so); its children keep their revision links.
-    await removeTree(dirname(layout.revisionLinkPath(v2, tool, list.digest as Digest)), { recursive: true });
-    const link = layout.layerLinkPath(v2, tool, list.digest as Digest);
-    await mkdir(dirname(link), { recursive: true });
-    await writeFile(link, list.digest);
+    await linkOnlyUnderLayers(v2, list.digest as Digest, tool);
     const child = list.children[0]!.digest;
     const r = await runCli(['rm', root, `multiarch/tool@${child}`]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -170,12 +167,7 @@ test('verify follows a tag served through _layers links down through children se
     const tool = parseRepoName('multiarch/tool');
     const list = currentPush('multiarch/tool', '1.0').image as Index;
     const child = list.children[0]! as Image;
-    for (const d of [list.digest, child.digest] as Digest[]) {
-      await removeTree(dirname(layout.revisionLinkPath(v2, tool, d)), { recursive: true });
-      const link = layout.layerLinkPath(v2, tool, d);
-      await mkdir(dirname(link), { recursive: true });
-      await writeFile(link, d);
-    }
+    for (const d of [list.digest, child.digest] as Digest[]) await linkOnlyUnderLayers(v2, d, tool);
     // The other indexes of the repository share the child's config: delete them (their tags
     // and revision links), so only the fallback path leads to it.
     for (const tag of ['1.0-oci', 'nested']) {

@@ -23,7 +23,7 @@ import { makeImage, makeLayer, manifestsOf, type Image } from '../scripts/lib/im
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { assertServed } from './helpers/judge.js';
 import { runCli } from './helpers/cli.js';
-import { copyTree, tempDir } from './helpers/tree.js';
+import { copyTree, tempDir, writeListFile } from './helpers/tree.js';
 
 const V2 = 'docker/registry/v2';
 const ACCEPT = [MediaTypes.dockerManifest, MediaTypes.dockerManifestList, MediaTypes.ociManifest, MediaTypes.ociIndex].join(', ');
@@ -62,12 +62,6 @@ async function status(reg: RegistryServer, path: string, method = 'GET'): Promis
   return res.status;
 }
 
-async function listFile(dir: string, lines: string[]): Promise<string> {
-  const p = join(dir, `l${Math.random().toString(36).slice(2)}.list`);
-  await writeFile(p, `${lines.join('\n')}\n`);
-  return p;
-}
-
 /** The problems of an INCOMPLETE rejection. */
 async function problemsOf(p: Promise<unknown>): Promise<readonly RegfsError[]> {
   let problems: readonly RegfsError[] = [];
@@ -88,7 +82,7 @@ test('a manifest deleted through the registry API stays deleted: extract, to-dir
     // Its data is still in the blob store: only the revision link (and the tag) went.
     await stat(layout.blobDataPath(join(src, V2), v1.digest));
     const ref = `team/app@${v1.digest}`;
-    const problems = await problemsOf(extract({ list: await listFile(dir, [ref]), source: src, output: join(dir, 'x') }));
+    const problems = await problemsOf(extract({ list: await writeListFile(dir, [ref]), source: src, output: join(dir, 'x') }));
     assert.deepEqual(problems.map((p) => p.code), ['MANIFEST_UNKNOWN']);
     await assert.rejects(stat(join(dir, 'x')));
     const td = await problemsOf(toDir({ image: ref, source: src, output: join(dir, 'd') }));
@@ -96,7 +90,7 @@ test('a manifest deleted through the registry API stays deleted: extract, to-dir
     await assert.rejects(inspectImage({ root: src, ref }), (e) => isRegfsError(e, 'MANIFEST_UNKNOWN'));
     // With --keep-going the rest is written, and the output's registry does not serve it either.
     const out = join(dir, 'out');
-    const r = await runCli(['extract', await listFile(dir, [ref, 'team/app:v2']), src, out, '--keep-going']);
+    const r = await runCli(['extract', await writeListFile(dir, [ref, 'team/app:v2']), src, out, '--keep-going']);
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /\[MANIFEST_UNKNOWN\]/);
     await assertServed(out, [{ name: 'team/app:v2', digest: v2img.digest }], [ref], join(dir, 'scratch'));
@@ -111,14 +105,14 @@ test('an index one of whose children was deleted through the API is broken: refu
       // The index itself is still served; pulling it whole is not possible.
       assert.equal(await status(reg, 'multiarch/tool/manifests/1.0'), 200);
     });
-    const problems = await problemsOf(extract({ list: await listFile(dir, ['multiarch/tool:1.0']), source: src, output: join(dir, 'x') }));
+    const problems = await problemsOf(extract({ list: await writeListFile(dir, ['multiarch/tool:1.0']), source: src, output: join(dir, 'x') }));
     assert.deepEqual(problems.map((p) => [p.code, p.digest]), [['CHILD_MISSING', armChild.digest]]);
     assert.match(problems[0]!.message, new RegExp(`${armChild.digest}.*linux/arm64`));
     const td = await problemsOf(toDir({ image: 'multiarch/tool:1.0', source: src, output: join(dir, 'd'), platform: 'linux/amd64' }));
     assert.deepEqual(td.map((p) => p.code), ['CHILD_MISSING']);
 
     const out = join(dir, 'out');
-    const r = await runCli(['extract', await listFile(dir, ['multiarch/tool:1.0', 'team/app:v1']), src, out, '--keep-going', '--json']);
+    const r = await runCli(['extract', await writeListFile(dir, ['multiarch/tool:1.0', 'team/app:v1']), src, out, '--keep-going', '--json']);
     assert.equal(r.code, 3, r.stderr);
     const json = JSON.parse(r.stdout) as { images: Array<{ ref: string }>; problems: Array<{ code: string }> };
     assert.deepEqual(json.images.map((i) => i.ref), ['team/app:v1']);
@@ -141,7 +135,7 @@ test('a config or layer without its _layers link is LAYER_UNLINKED; --repair wri
       assert.equal(await status(reg, `team/app/blobs/${layer}`, 'HEAD'), 404);
       assert.equal(await status(reg, 'team/app/manifests/v1'), 200);
     });
-    const list = await listFile(dir, ['team/app:v1']);
+    const list = await writeListFile(dir, ['team/app:v1']);
     const problems = await problemsOf(extract({ list, source: src, output: join(dir, 'x') }));
     assert.deepEqual(problems.map((p) => [p.code, p.digest]).sort(), [['LAYER_UNLINKED', config], ['LAYER_UNLINKED', layer]].sort());
     assert.ok(problems.every((p) => p.message.includes('--repair')));
@@ -189,7 +183,7 @@ test('a manifest the registry serves through its _layers link alone is accepted,
       assert.equal(await status(reg, 'team/app/manifests/v1'), 200);
     });
     const out = join(dir, 'out');
-    const r = await runCli(['extract', await listFile(dir, ['multiarch/tool:1.0', 'team/app:v1']), src, out, '--json']);
+    const r = await runCli(['extract', await writeListFile(dir, ['multiarch/tool:1.0', 'team/app:v1']), src, out, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const json = JSON.parse(r.stdout) as { repaired: Array<{ repo: string; digest: string; link: string }> };
     assert.deepEqual(
@@ -244,7 +238,7 @@ test('ls, inspect and verify agree with the registry on a tag without a revision
     const all = await verify({ root: src, fast: true });
     assert.ok(all.findings.some((f) => f.code === 'TAG_DANGLING' && f.path === layout.tagCurrentLinkPath(v2root, APP, parseTag('v2'))));
     assert.ok(all.findings.some((f) => f.code === 'LAYER_UNLINKED' && f.digest === v1.layers[0]!.digest));
-    const listed = await verify({ root: src, fast: true, list: await listFile(dir, ['team/app:v1', 'team/app:v2']) });
+    const listed = await verify({ root: src, fast: true, list: await writeListFile(dir, ['team/app:v1', 'team/app:v2']) });
     assert.deepEqual(listed.findings.map((f) => [f.code, f.digest]).sort(), [['LAYER_UNLINKED', v1.layers[0]!.digest], ['MANIFEST_UNKNOWN', v2img.digest]].sort());
     // The linked blobs of v1 are still hashed.
     assert.equal(listed.counts.blobs, 1 + v1.layers.length);
@@ -304,7 +298,7 @@ test(`nested indexes: a chain ${MAX_INDEX_DEPTH} deep is extracted and served; d
     await writeChain(src, 'deep', 10_000);
 
     const out = join(t.dir, 'out');
-    const r = await extract({ list: await listFile(t.dir, ['deep/chain:max']), source: src, output: out });
+    const r = await extract({ list: await writeListFile(t.dir, ['deep/chain:max']), source: src, output: out });
     assert.equal(r.images[0]?.manifests, MAX_INDEX_DEPTH + 1);
     await assertServed(out, [{ name: 'deep/chain:max', digest: atMax }], [], join(t.dir, 'scratch'));
     const dirOut = join(t.dir, 'dir');
@@ -313,7 +307,7 @@ test(`nested indexes: a chain ${MAX_INDEX_DEPTH} deep is extracted and served; d
     assert.equal((await inspectImage({ root: src, ref: 'deep/chain:max' })).platforms.join(), 'linux/amd64');
 
     for (const tag of ['over', 'long-path', 'deep']) {
-      const problems = await problemsOf(extract({ list: await listFile(t.dir, [`deep/chain:${tag}`]), source: src, output: join(t.dir, 'x') }));
+      const problems = await problemsOf(extract({ list: await writeListFile(t.dir, [`deep/chain:${tag}`]), source: src, output: join(t.dir, 'x') }));
       assert.deepEqual(problems.map((p) => p.code), ['INDEX_TOO_DEEP'], tag);
       assert.match(problems[0]!.message, new RegExp(`more than ${MAX_INDEX_DEPTH} levels`));
       const td = await problemsOf(toDir({ image: `deep/chain:${tag}`, source: src, output: join(t.dir, 'd') }));
@@ -329,7 +323,7 @@ test(`nested indexes: a chain ${MAX_INDEX_DEPTH} deep is extracted and served; d
     assert.equal(lsCli.code, 0, lsCli.stderr);
     assert.match(lsCli.stderr, new RegExp(`warning: 3 tags nest indexes deeper than regfs's limit of ${MAX_INDEX_DEPTH} \\(listed with the error\\); the registry serves them, but regfs does not walk them`));
     assert.doesNotMatch(lsCli.stderr, /cannot serve/);
-    const cli = await runCli(['extract', await listFile(t.dir, ['deep/chain:deep']), src, join(t.dir, 'y')]);
+    const cli = await runCli(['extract', await writeListFile(t.dir, ['deep/chain:deep']), src, join(t.dir, 'y')]);
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /\[INDEX_TOO_DEEP\]/);
     assert.doesNotMatch(cli.stderr, /internal error|RangeError/);

@@ -16,27 +16,12 @@ import { isRegfsError } from '../src/errors.js';
 import { MANIFEST_MAX_BYTES } from '../src/registry/read.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { runCli } from './helpers/cli.js';
-import { copyTree, listFiles, snapshotTree, tempDir } from './helpers/tree.js';
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const t = await tempDir('regfs-safety-');
-  try {
-    await fn(t.dir);
-  } finally {
-    await t.cleanup();
-  }
-}
-
-async function listFile(dir: string, lines: string[]): Promise<string> {
-  const p = join(dir, `l${Math.random().toString(36).slice(2)}.list`);
-  await writeFile(p, `${lines.join('\n')}\n`);
-  return p;
-}
+import { copyTree, listFiles, snapshotTree, withTempDir, writeListFile } from './helpers/tree.js';
 
 test('from-dir: two directories naming one repo:tag with different manifests are an error naming both; nothing is written', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const exp = join(dir, 'exp');
-    await toDir({ list: await listFile(dir, ['team/app:v1', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: exp });
+    await toDir({ list: await writeListFile(dir, ['team/app:v1', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: exp });
     // The portable spelling of library/busybox:1.36, holding another image.
     await cp(join(exp, 'team/app:v1'), join(exp, 'library/busybox%3A1.36'), { recursive: true });
     const dest = join(dir, 'dest');
@@ -61,9 +46,9 @@ test('from-dir: two directories naming one repo:tag with different manifests are
 });
 
 test('from-dir: a manifest.json larger than the registry accepts is refused before it is read', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const exp = join(dir, 'exp');
-    await toDir({ list: await listFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: exp });
+    await toDir({ list: await writeListFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: exp });
     // Sparse, and far larger than this process could read into memory.
     const manifest = join(exp, 'team/app:v1', 'manifest.json');
     const f = await open(manifest, 'r+');
@@ -103,10 +88,10 @@ const LINKED: Array<{ what: string; link: string; removeInCopy?: string }> = [
 ];
 
 test('extract: a symbolic link in the output is never followed for writing', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const copy = join(dir, 'copy');
     await copyTree(FIXTURE_ROOT, copy);
-    const list = await listFile(dir, ['library/busybox:1.36']);
+    const list = await writeListFile(dir, ['library/busybox:1.36']);
     for (const [i, c] of LINKED.entries()) {
       const out = join(dir, `out${i}`);
       await extract({ list, source: FIXTURE_ROOT, output: out });
@@ -144,21 +129,21 @@ test('extract: a symbolic link in the output is never followed for writing', asy
 });
 
 test('to-dir: a symbolic link in the export is never followed for writing', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const other = join(dir, 'other');
     await mkdir(other);
     const out = join(dir, 'out');
     await mkdir(out);
     await symlink(other, join(out, 'team'));
     const before = await snapshotTree(other);
-    await assert.rejects(toDir({ list: await listFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: out }), (e) => isRegfsError(e, 'OUTPUT_SYMLINK'));
+    await assert.rejects(toDir({ list: await writeListFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: out }), (e) => isRegfsError(e, 'OUTPUT_SYMLINK'));
     assert.deepEqual(await snapshotTree(other), before);
   });
 });
 
 test('an output that cannot be created fails at once with a clear code', async () => {
-  await withTemp(async (dir) => {
-    const list = await listFile(dir, ['library/busybox:1.36']);
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, ['library/busybox:1.36']);
     await symlink(join(dir, 'nowhere'), join(dir, 'dangling'));
     const exp = join(dir, 'exp');
     await toDir({ list, source: FIXTURE_ROOT, output: exp });
@@ -179,9 +164,9 @@ test('an output that cannot be created fails at once with a clear code', async (
 });
 
 test("to-dir: a re-export removes only image directories it exported itself; a foreign directory with a version file stays", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const out = join(dir, 'out');
-    await toDir({ list: await listFile(dir, ['team/app:v1', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: out });
+    await toDir({ list: await writeListFile(dir, ['team/app:v1', 'library/busybox:1.36']), source: FIXTURE_ROOT, output: out });
     // Someone's directories: one with another version text, one with the right text but not in the record.
     const foreign = [join(out, 'notes'), join(out, 'team/app:v9')];
     await mkdir(foreign[0]!);
@@ -191,7 +176,7 @@ test("to-dir: a re-export removes only image directories it exported itself; a f
     await writeFile(join(foreign[1]!, 'version'), DIR_VERSION);
     await writeFile(join(foreign[1]!, 'data'), 'precious');
     const before = await Promise.all(foreign.map((f) => snapshotTree(f)));
-    const r = await toDir({ list: await listFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: out });
+    const r = await toDir({ list: await writeListFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: out });
     assert.deepEqual(r.staleImages, ['library/busybox:1.36'], 'only the image regfs exported and no longer lists');
     await assert.rejects(stat(join(out, 'library/busybox:1.36')));
     assert.deepEqual(await Promise.all(foreign.map((f) => snapshotTree(f))), before, 'foreign directories untouched');
@@ -200,11 +185,11 @@ test("to-dir: a re-export removes only image directories it exported itself; a f
 });
 
 test('to-dir --keep-going: the export of an image that no longer resolves stays, and stays in the record', async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const src = join(dir, 'src');
     await copyTree(FIXTURE_ROOT, src);
     const out = join(dir, 'out');
-    const list = await listFile(dir, ['team/app:v1', 'library/busybox:1.36']);
+    const list = await writeListFile(dir, ['team/app:v1', 'library/busybox:1.36']);
     await toDir({ list, source: src, output: out });
     const busybox = join(out, 'library/busybox:1.36');
     const before = await snapshotTree(busybox);
@@ -216,7 +201,7 @@ test('to-dir --keep-going: the export of an image that no longer resolves stays,
     assert.deepEqual(await snapshotTree(busybox), before, 'the previous export stays');
     assert.ok((await readFile(join(out, DIGEST_FILE), 'utf8')).split('\n').includes(record!), 'and stays in the record');
     // A complete run that no longer lists it removes it: it is regfs's own.
-    const r2 = await toDir({ list: await listFile(dir, ['team/app:v1']), source: src, output: out });
+    const r2 = await toDir({ list: await writeListFile(dir, ['team/app:v1']), source: src, output: out });
     assert.deepEqual(r2.staleImages, ['library/busybox:1.36']);
     await assert.rejects(stat(busybox));
   });

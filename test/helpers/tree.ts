@@ -1,6 +1,6 @@
 /** Test helpers for whole trees: snapshots to prove a tree unchanged, temp dirs, copies. */
 import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -50,6 +50,23 @@ export async function listFiles(root: string): Promise<string[]> {
 export async function tempDir(prefix = 'regfs-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Run `fn` in a fresh temp directory, removed after, whatever `fn` does. */
+export async function withTempDir(fn: (dir: string) => Promise<void>, prefix = 'regfs-test-'): Promise<void> {
+  const t = await tempDir(prefix);
+  try {
+    await fn(t.dir);
+  } finally {
+    await t.cleanup();
+  }
+}
+
+/** Write an image list of `lines` into a new file in `dir`; its path. */
+export async function writeListFile(dir: string, lines: string[]): Promise<string> {
+  const p = join(dir, `l${Math.random().toString(36).slice(2)}.list`);
+  await writeFile(p, `${lines.join('\n')}\n`);
+  return p;
 }
 
 /** Copy a tree (data copied, not linked), for tests that damage a source. `cp -a` is ten times faster than fs.cp here. */
