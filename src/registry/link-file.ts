@@ -5,7 +5,7 @@
  * other content is LINK_INVALID naming the file. Writing is always a new file by temp and
  * rename, never a hard link, so two trees never share a link inode.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
 import { writeFileAtomicSync } from '../fs/atomic.js';
@@ -110,11 +110,19 @@ export function parseLinkContent(buf: Uint8Array | undefined, path: string): Dig
   if (buf.length === 0) why = 'it is empty';
   else if (buf.length > LINK_MAX_BYTES) why = `it holds more than ${LINK_MAX_BYTES} bytes`;
   else if (isDigest(text.trim())) why = 'it has white space around the digest (the registry answers 500 for it)';
-  // Content is quoted only when it looks like a damaged digest: a link may be a symbolic link
-  // to any file, whose content is nobody's business in a message.
-  else if (/^[a-z0-9:+.\s-]{1,80}$/.test(text)) why = `want "sha256:<64 hex>" with no newline, found ${JSON.stringify(text)}`;
-  else why = `want "sha256:<64 hex>" with no newline, found ${buf.length} bytes that are not one`;
+  // A link read through a symbolic link may be any file, whose content is nobody's business
+  // in a message: it is not quoted (checked on this error path only).
+  else if (isSymbolicLink(path)) why = `want "sha256:<64 hex>" with no newline, found ${buf.length} bytes that are not one (through a symbolic link; not shown)`;
+  else why = `want "sha256:<64 hex>" with no newline, found ${JSON.stringify(text.slice(0, 80) || `${buf.length} bytes`)}`;
   throw new RegfsError('LINK_INVALID', `malformed link "${path}": ${why}`, { path });
+}
+
+function isSymbolicLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** Write a link file anew, atomically; the parent directory is created unless `parentExists`. */
