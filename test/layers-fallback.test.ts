@@ -50,18 +50,25 @@ async function status(host: string, ref: string): Promise<number> {
   return r.status;
 }
 
-async function withFallbackStorage(fn: (root: string, v2: string, scratch: string) => Promise<void>): Promise<void> {
+/** A copy of the fixture to damage: its root, its storage root and a scratch directory. */
+async function withFixtureCopy(fn: (root: string, v2: string, scratch: string) => Promise<void>): Promise<void> {
   const t = await tempDir();
   try {
     const root = join(t.dir, 'src');
     await copyTree(FIXTURE_ROOT, root);
-    const v2 = join(root, 'docker', 'registry', 'v2');
-    await linkOnlyUnderLayers(v2, TAGGED);
-    await linkOnlyUnderLayers(v2, UNTAGGED);
-    await fn(root, v2, join(t.dir, 'scratch'));
+    await fn(root, join(root, 'docker', 'registry', 'v2'), join(t.dir, 'scratch'));
   } finally {
     await t.cleanup();
   }
+}
+
+/** The fixture with team/app:v1 and an untagged manifest linked only under `_layers`. */
+async function withFallbackStorage(fn: (root: string, v2: string, scratch: string) => Promise<void>): Promise<void> {
+  await withFixtureCopy(async (root, v2, scratch) => {
+    await linkOnlyUnderLayers(v2, TAGGED);
+    await linkOnlyUnderLayers(v2, UNTAGGED);
+    await fn(root, v2, scratch);
+  });
 }
 
 test('gc keeps a manifest the registry serves through a _layers link, tagged or by digest', async () => {
@@ -139,11 +146,7 @@ test('gc --apply collects a damaged, unreferenced _layers blob that cannot be a 
 });
 
 test('rm of an index child refuses while an index served only through a _layers link names it', async () => {
-  const t = await tempDir();
-  try {
-    const root = join(t.dir, 'src');
-    await copyTree(FIXTURE_ROOT, root);
-    const v2 = join(root, 'docker', 'registry', 'v2');
+  await withFixtureCopy(async (root, v2) => {
     const tool = parseRepoName('multiarch/tool');
     const list = currentPush('multiarch/tool', '1.0').image as Index;
     // The list is linked only under _layers (2.x serves it so); its children keep their revision links.
@@ -153,17 +156,11 @@ test('rm of an index child refuses while an index served only through a _layers 
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /child of index .*\[UNSAFE\]/);
     assert.ok(list.children.every((c) => existsSync(layout.revisionLinkPath(v2, tool, c.digest as Digest))), 'no child was deleted');
-  } finally {
-    await t.cleanup();
-  }
+  });
 });
 
 test('verify follows a tag served through _layers links down through children served the same way', async () => {
-  const t = await tempDir();
-  try {
-    const root = join(t.dir, 'src');
-    await copyTree(FIXTURE_ROOT, root);
-    const v2 = join(root, 'docker', 'registry', 'v2');
+  await withFixtureCopy(async (root, v2) => {
     const tool = parseRepoName('multiarch/tool');
     const list = currentPush('multiarch/tool', '1.0').image as Index;
     const child = list.children[0]! as Image;
@@ -181,7 +178,5 @@ test('verify follows a tag served through _layers links down through children se
     assert.equal(r.code, 4, r.stdout + r.stderr);
     const findings = (JSON.parse(r.stdout) as { findings: Array<{ code: string; digest?: string }> }).findings;
     assert.ok(findings.some((f) => f.code === 'LAYER_UNLINKED' && f.digest === child.config.digest), JSON.stringify(findings, null, 1));
-  } finally {
-    await t.cleanup();
-  }
+  });
 });
