@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -16,7 +16,7 @@ import type { Digest } from '../src/digest.js';
 import { parseRepoName, parseTag } from '../src/reference.js';
 import * as layout from '../src/registry/layout.js';
 import type { Image } from '../scripts/lib/images.js';
-import { REGFS_BIN } from './helpers/cli.js';
+import { runCli, type CliResult } from './helpers/cli.js';
 import { assertServed, type Served } from './helpers/judge.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { copyTree, tempDir } from './helpers/tree.js';
@@ -27,25 +27,8 @@ const v1 = currentPush('team/app', 'v1').image as Image;
 const V2 = join('docker', 'registry', 'v2');
 
 /** A run of the CLI that is killed after `ms`: a hang fails the test instead of stopping it. */
-function runBounded(args: string[], stdin = '', ms = 20_000): Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
-    let stdout = '';
-    let stderr = '';
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill('SIGKILL');
-    }, ms);
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, killed });
-    });
-    child.stdin.end(stdin);
-  });
+function runBounded(args: string[], stdin = '', ms = 20_000): Promise<CliResult> {
+  return runCli(args, { stdin, timeoutMs: ms });
 }
 
 /** A fresh copy of the fixture; returns the registry root and its storage root. */

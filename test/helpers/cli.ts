@@ -8,6 +8,8 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** True if `timeoutMs` ran out and the child was killed. */
+  killed: boolean;
 }
 
 /**
@@ -22,10 +24,17 @@ export function runCli(args: string[], opts: { stdin?: string; env?: Record<stri
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.on('error', reject);
-    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    let killed = false;
+    const timer =
+      opts.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            killed = true;
+            child.kill('SIGKILL');
+          }, opts.timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout, stderr, killed });
     });
     child.stdin.end(opts.stdin ?? '');
   });
