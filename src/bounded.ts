@@ -8,13 +8,31 @@ export const CHUNK = 512;
 /**
  * Run a synchronous `fn` for every item, CHUNK at a time, letting the event loop run between
  * chunks (for timers, signals, a progress bar); `onChunk` is told how many are done. For
- * metadata work, where each call is a syscall cheaper than a threadpool round trip.
+ * metadata work, where each call is a syscall cheaper than a threadpool round trip. The items
+ * may be made as they are taken (a generator: a list parsed line by line, never held whole).
  */
-export async function forEachChunked<T>(items: readonly T[], fn: (item: T) => void, onChunk?: (done: number) => void): Promise<void> {
-  for (let i = 0; i < items.length; ) {
-    const end = Math.min(items.length, i + CHUNK);
-    for (; i < end; i++) fn(items[i]!);
-    onChunk?.(i);
-    if (i < items.length) await new Promise((resolve) => setImmediate(resolve));
+export async function forEachChunked<T>(items: Iterable<T>, fn: (item: T) => void, onChunk?: (done: number) => void): Promise<void> {
+  if (Array.isArray(items)) {
+    const all = items as readonly T[];
+    for (let i = 0; i < all.length; ) {
+      const end = Math.min(all.length, i + CHUNK);
+      for (; i < end; i++) fn(all[i]!);
+      onChunk?.(i);
+      if (i < all.length) await new Promise((resolve) => setImmediate(resolve));
+    }
+    return;
+  }
+  const it = items[Symbol.iterator]();
+  let done = 0;
+  for (;;) {
+    const end = done + CHUNK;
+    let next = it.next();
+    for (; next.done !== true; next = it.next()) {
+      fn(next.value);
+      if (++done === end) break;
+    }
+    onChunk?.(done);
+    if (next.done === true) return;
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }

@@ -99,6 +99,32 @@ export class RegfsError extends Error {
 
 const NO_PROBLEMS: readonly RegfsError[] = Object.freeze([]);
 
+/** Where a command sends each problem as it finds it (the CLI streams them to its output). */
+export type ProblemSink = (problem: RegfsError) => void;
+
+/**
+ * The problems of one run: counted, and kept, or handed to a sink as they are found and not
+ * kept, so that a run with a million problems holds none of them (the CLI streams them).
+ */
+export class Problems {
+  /** How many were found, kept or not. */
+  count = 0;
+  private readonly kept: RegfsError[] = [];
+
+  constructor(private readonly sink?: ProblemSink) {}
+
+  add(problem: RegfsError): void {
+    this.count++;
+    if (this.sink === undefined) this.kept.push(problem);
+    else this.sink(problem);
+  }
+
+  /** The problems kept: all of them without a sink, none with one. */
+  get list(): RegfsError[] {
+    return this.kept;
+  }
+}
+
 /** The longest prefix of a user- or tree-supplied string that `quote` puts in a message. */
 export const QUOTE_MAX = 200;
 

@@ -12,7 +12,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errnoCode, quote, RegfsError, type ListPosition } from './errors.js';
+import { errnoCode, Problems, quote, RegfsError, type ListPosition } from './errors.js';
 import { statData } from './registry/follow.js';
 import { formatImageRef, parseImageRef, type ImageRef, type ParseRefOptions } from './reference.js';
 
@@ -33,8 +33,16 @@ export const STDIN_NAME = '<stdin>';
 
 /** Parse list text; `file` names it in messages. Never throws for a bad line: see `problems`. */
 export function parseImageList(text: string, file: string, opts: ParseRefOptions = {}): ParsedList {
-  const entries: ListEntry[] = [];
-  const problems: RegfsError[] = [];
+  const problems = new Problems();
+  const entries = [...parseLines(text, file, opts, problems)];
+  return { entries, problems: problems.list };
+}
+
+/**
+ * The references of list text, one at a time as they are taken: a list of a million lines is
+ * never held as a million entries. A line that does not parse goes to `problems`.
+ */
+function* parseLines(text: string, file: string, opts: ParseRefOptions, problems: Problems): Generator<ListEntry> {
   // Line by line through the text, without an array of every line.
   for (let start = 0, i = 0; start <= text.length; i++) {
     let end = text.indexOf('\n', start);
@@ -46,29 +54,61 @@ export function parseImageList(text: string, file: string, opts: ParseRefOptions
     if (content === '') continue;
     const at = { file, line: i + 1 };
     if (/\s/.test(content)) {
-      problems.push(
-        new RegfsError('LIST_SYNTAX', `${file}:${at.line}: one image a line, found ${quote(content)}`, { at }),
-      );
+      problems.add(new RegfsError('LIST_SYNTAX', `${file}:${at.line}: one image a line, found ${quote(content)}`, { at }));
       continue;
     }
+    let ref: ImageRef;
     try {
-      entries.push({ ref: parseImageRef(content, opts), at });
+      ref = parseImageRef(content, opts);
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
-      problems.push(new RegfsError(err.code, `${file}:${at.line}: ${err.message}`, { at }));
+      problems.add(new RegfsError(err.code, `${file}:${at.line}: ${err.message}`, { at }));
+      continue;
     }
+    yield { ref, at };
   }
-  return { entries, problems };
 }
 
 /** Drop repeated references, keeping the first position of each. */
-export function mergeDuplicates(entries: ListEntry[]): ListEntry[] {
-  const seen = new Map<string, ListEntry>();
+export function mergeDuplicates(entries: Iterable<ListEntry>): ListEntry[] {
+  return [...uniqueEntries(entries)];
+}
+
+function* uniqueEntries(entries: Iterable<ListEntry>): Generator<ListEntry> {
+  const seen = new Set<string>();
   for (const e of entries) {
     const key = formatImageRef(e.ref);
-    if (!seen.has(key)) seen.set(key, e);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    yield e;
   }
-  return [...seen.values()];
+}
+
+/** The text of an image list, and the name messages give it. */
+export interface ListText {
+  file: string;
+  text: string;
+}
+
+/**
+ * An image list read but not yet parsed: its text (every `*.list` file of a directory, in
+ * name order). `entries` parses it as it is iterated, each reference once.
+ */
+export class ImageList {
+  constructor(
+    readonly texts: readonly ListText[],
+    private readonly opts: ParseRefOptions,
+  ) {}
+
+  /** Every reference, each once (the first position kept); a line that does not parse goes to `problems`. */
+  entries(problems: Problems): Iterable<ListEntry> {
+    const { texts, opts } = this;
+    return uniqueEntries(
+      (function* () {
+        for (const t of texts) yield* parseLines(t.text, t.file, opts, problems);
+      })(),
+    );
+  }
 }
 
 /**
@@ -76,21 +116,31 @@ export function mergeDuplicates(entries: ListEntry[]): ListEntry[] {
  * directory (in name order). Lines that do not parse are returned as problems; a list that
  * cannot be read at all throws LIST_UNREADABLE.
  */
-export async function readImageList(
-  source: string,
-  opts: ParseRefOptions & { stdin?: () => Promise<string> } = {},
-): Promise<ParsedList> {
-  if (source === '-') {
-    const text = await (opts.stdin ?? readStdin)();
-    return finish([parseImageList(text, STDIN_NAME, opts)]);
-  }
+export async function readImageList(source: string, opts: ListReadOptions = {}): Promise<ParsedList> {
+  const problems = new Problems();
+  const entries = [...(await openImageList(source, opts)).entries(problems)];
+  return { entries, problems: problems.list };
+}
+
+export interface ListReadOptions extends ParseRefOptions {
+  /** Standard input, for `-` (tests). */
+  stdin?: () => Promise<string>;
+}
+
+/**
+ * Read the text of a list (a file, `-` for standard input, or a directory of `*.list` files)
+ * without parsing it; a list that cannot be read throws LIST_UNREADABLE.
+ */
+export async function openImageList(source: string, opts: ListReadOptions = {}): Promise<ImageList> {
+  const list = (texts: ListText[]): ImageList => new ImageList(texts, { stripRegistry: opts.stripRegistry });
+  if (source === '-') return list([{ file: STDIN_NAME, text: await (opts.stdin ?? readStdin)() }]);
   let isDir: boolean;
   try {
     isDir = (await stat(source)).isDirectory();
   } catch (err) {
     throw unreadable(source, err);
   }
-  if (!isDir) return finish([parseImageList(await readText(source), source, opts)]);
+  if (!isDir) return list([{ file: source, text: await readText(source) }]);
   let names: string[];
   try {
     names = (await readdir(source)).filter((n) => n.endsWith('.list')).sort();
@@ -100,23 +150,16 @@ export async function readImageList(
   if (names.length === 0) {
     throw new RegfsError('LIST_UNREADABLE', `list directory "${source}" holds no *.list files`, { path: source });
   }
-  const parsed: ParsedList[] = [];
+  const texts: ListText[] = [];
   for (const n of names) {
     const path = join(source, n);
     // A list named on the command line may be a pipe (`<(…)`); one found in a directory must be
     // a file (symbolic links followed), checked before it is opened: a FIFO there would block.
     const what = statData(path)?.notRegular;
     if (what !== undefined) throw new RegfsError('LIST_UNREADABLE', `cannot read image list "${path}": it is ${what}, not a regular file`, { path });
-    parsed.push(parseImageList(await readText(path), path, opts));
+    texts.push({ file: path, text: await readText(path) });
   }
-  return finish(parsed);
-}
-
-function finish(parts: ParsedList[]): ParsedList {
-  return {
-    entries: mergeDuplicates(parts.length === 1 ? parts[0]!.entries : parts.flatMap((p) => p.entries)),
-    problems: parts.length === 1 ? parts[0]!.problems : parts.flatMap((p) => p.problems),
-  };
+  return list(texts);
 }
 
 async function readText(path: string): Promise<string> {

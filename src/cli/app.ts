@@ -13,13 +13,13 @@ import * as inspectCmd from './commands/inspect.js';
 import * as verifyCmd from './commands/verify.js';
 import * as gcCmd from './commands/gc.js';
 import * as rmCmd from './commands/rm.js';
-import { ExitCode, printError, processIo, writeErrorJson, type Io } from './output.js';
+import { ExitCode, processIo, RunOutput, type Io } from './output.js';
 
 interface CommandModule<A> {
   command: string;
   describe: string;
   builder: (y: Argv) => Argv<A>;
-  handler: (args: A, io: Io) => Promise<number>;
+  handler: (args: A, io: Io, run: RunOutput) => Promise<number>;
 }
 
 const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 4 verify found damage; 70 internal error.
@@ -31,15 +31,14 @@ class UsageError extends Error {}
 /** Run the CLI with the given arguments; resolves to the exit code. */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   let exitCode: number = ExitCode.ok;
+  // The command's output channel: made when its handler starts, or when the command line fails.
+  let run: RunOutput | undefined;
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, mod.builder, async (args) => {
-      try {
-        exitCode = await mod.handler(restoreDash(args, stdinMarker) as A, io);
-      } catch (err) {
-        // --json: the error and every problem it carries on stdout too; stderr has the short form.
-        if (err instanceof RegfsError && args['json'] === true) writeErrorJson(io, err);
-        throw err;
-      }
+      run = new RunOutput(io, commandName(mod.command), args['json'] === true);
+      exitCode = await mod.handler(restoreDash(args, stdinMarker) as A, io, run);
+      run.endProblems();
+      if (run.json !== undefined && !run.json.done) throw new Error(`regfs ${commandName(mod.command)} --json printed no result`);
     });
 
   // yargs hands a lone `-` (standard input) to a positional as an empty string; keep it `-`.
@@ -68,21 +67,33 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   y = register(y, gcCmd as CommandModule<unknown>);
   y = register(y, rmCmd as CommandModule<unknown>);
 
+  // Every failure ends the run's output: stderr in regfs's form, and with --json the one
+  // document on stdout (a command line yargs rejects too, if it asked for --json).
+  const out = (): RunOutput => run ?? new RunOutput(io, argv.find((a) => !a.startsWith('-')) ?? '', argv.includes('--json'));
   try {
     await y.parseAsync();
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr.write(`regfs: ${err.message}\nRun "regfs --help" for usage.\n`);
+      out().json?.fail(ExitCode.usage, { code: 'USAGE', message: err.message });
       return ExitCode.usage;
     }
     if (err instanceof RegfsError) {
-      printError(io, err);
-      return err.code === 'USAGE' ? ExitCode.usage : ExitCode.error;
+      const code = err.code === 'USAGE' ? ExitCode.usage : ExitCode.error;
+      out().fail(code, err);
+      return code;
     }
-    io.stderr.write(`regfs: internal error (a bug; please report it with this text):\n${(err as Error).stack ?? String(err)}\n`);
+    const text = (err as Error).stack ?? String(err);
+    io.stderr.write(`regfs: internal error (a bug; please report it with this text):\n${text}\n`);
+    out().json?.fail(ExitCode.internal, { code: 'INTERNAL', message: String((err as Error).message ?? err) });
     return ExitCode.internal;
   }
   return exitCode;
+}
+
+/** `extract <list> <src> <out>` → `extract` */
+function commandName(spec: string): string {
+  return spec.split(' ')[0]!;
 }
 
 function restoreDash(args: Record<string, unknown>, hadDash: boolean): Record<string, unknown> {

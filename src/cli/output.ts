@@ -8,6 +8,7 @@ import { escapeControl, type RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
 import type { ExtractResult } from '../ops/extract.js';
 import type { RepairedLink } from '../ops/resolve.js';
+import type { Finding } from '../ops/verify.js';
 
 /** Exit codes; documented in README.md and docs/errors.md. */
 export const ExitCode = {
@@ -49,12 +50,6 @@ export function printWarning(io: Io, message: string): void {
   io.stderr.write(`${chalk.yellow('warning:')} ${escapeControl(message)}\n`);
 }
 
-/** Print a RegfsError (and the problems it carries, as printProblems does) to stderr. */
-export function printError(io: Io, err: RegfsError): void {
-  printProblems(io, err.problems);
-  io.stderr.write(errorLine(err));
-}
-
 /**
  * The most problems printed to the terminal; the rest are counted by code in one line.
  * `--json` lists every one.
@@ -62,84 +57,105 @@ export function printError(io: Io, err: RegfsError): void {
 export const PROBLEMS_SHOWN = 100;
 
 /**
- * Problems to stderr, one line each: the first PROBLEMS_SHOWN of them, then how many more
- * there are of each code. A list of a million missing images gives a screenful, not a
- * million lines; `--json` has them all.
+ * Problems to stderr as they are found, one line each: the first PROBLEMS_SHOWN of them, then
+ * (at `end`) how many more there were of each code. A list of a million missing images gives
+ * a screenful, not a million lines, and holds none of them; `--json` has them all.
  */
-export function printProblems(io: Io, problems: readonly RegfsError[]): void {
-  const shown = Math.min(problems.length, PROBLEMS_SHOWN);
-  let text = '';
-  for (let i = 0; i < shown; i++) text += errorLine(problems[i]!);
-  if (problems.length > shown) {
-    const byCode = new Map<string, number>();
-    for (let i = shown; i < problems.length; i++) byCode.set(problems[i]!.code, (byCode.get(problems[i]!.code) ?? 0) + 1);
-    const codes = [...byCode].map(([code, n]) => `${n.toLocaleString('en-US')} ${code}`).join(', ');
-    const more = problems.length - shown;
-    text += `${chalk.red('error:')} and ${more.toLocaleString('en-US')} more problem${more === 1 ? '' : 's'} (${codes}); --json lists every one\n`;
+export class ProblemPrinter {
+  private shown = 0;
+  private readonly more = new Map<string, number>();
+
+  constructor(private readonly io: Io) {}
+
+  print(p: RegfsError | Finding): void {
+    if (this.shown < PROBLEMS_SHOWN) {
+      this.shown++;
+      this.io.stderr.write(errorLine(p));
+    } else this.more.set(p.code, (this.more.get(p.code) ?? 0) + 1);
   }
-  if (text !== '') io.stderr.write(text);
+
+  /** The line that counts the problems not shown, if any; once. */
+  end(): void {
+    if (this.more.size === 0) return;
+    let n = 0;
+    for (const k of this.more.values()) n += k;
+    const codes = [...this.more].map(([code, k]) => `${k.toLocaleString('en-US')} ${code}`).join(', ');
+    this.more.clear();
+    this.io.stderr.write(`${chalk.red('error:')} and ${n.toLocaleString('en-US')} more problem${n === 1 ? '' : 's'} (${codes}); --json lists every one\n`);
+  }
+}
+
+/** Print a RegfsError to stderr: the problems it carries (as ProblemPrinter does), then its own line. */
+export function printError(io: Io, err: RegfsError, printer = new ProblemPrinter(io)): void {
+  for (const p of err.problems) printer.print(p);
+  printer.end();
+  io.stderr.write(errorLine(err));
 }
 
 /** One problem as a line; a newline or escape sequence in its message cannot make it two. */
-function errorLine(p: RegfsError): string {
+function errorLine(p: RegfsError | Finding): string {
   return `${chalk.red('error:')} ${escapeControl(p.message)} ${chalk.dim(`[${p.code}]`)}\n`;
 }
 
 /**
- * Write `value` as `JSON.stringify(value, null, 2)` would, followed by a newline, but arrays
- * element by element in writes of about 64 KiB: a result with a million problems is larger
- * than the longest string V8 can make.
+ * JSON text in writes of about 64 KiB, value by value: a result with a million problems is
+ * larger than the longest string V8 can make. `value` writes what `JSON.stringify(v, null, 2)`
+ * would, indented as if it began at `indent`.
  */
-export function writeJson(out: NodeJS.WritableStream, value: unknown): void {
-  let buf = '';
-  const put = (s: string): void => {
-    buf += s;
-    if (buf.length >= 1 << 16) {
-      out.write(buf);
-      buf = '';
-    }
-  };
-  const emitArray = (n: number, at: (i: number) => unknown, indent: string): void => {
-    if (n === 0) {
-      put('[]');
-      return;
-    }
-    put('[');
-    for (let i = 0; i < n; i++) {
-      put(`${i === 0 ? '' : ','}\n${indent}  `);
-      const el = at(i);
-      if (isJsonValue(el)) emit(el, `${indent}  `);
-      else put('null');
-    }
-    put(`\n${indent}]`);
-  };
-  const emit = (v: unknown, indent: string): void => {
-    if (v instanceof LazyArray) {
-      const lazy = v as LazyArray<unknown>;
-      emitArray(lazy.items.length, (i) => lazy.map(lazy.items[i]), indent);
-      return;
-    }
+class JsonWriter {
+  private buf = '';
+
+  constructor(private readonly out: NodeJS.WritableStream) {}
+
+  put(s: string): void {
+    this.buf += s;
+    if (this.buf.length >= 1 << 16) this.flush();
+  }
+
+  flush(): void {
+    if (this.buf === '') return;
+    this.out.write(this.buf);
+    this.buf = '';
+  }
+
+  value(v: unknown, indent: string): void {
     const x = isObjectLike(v) && typeof (v as { toJSON?: unknown }).toJSON === 'function' ? (v as { toJSON: () => unknown }).toJSON() : v;
     if (Array.isArray(x)) {
-      emitArray(x.length, (i) => x[i] as unknown, indent);
+      this.array(x.length, (i) => x[i] as unknown, indent);
     } else if (isObjectLike(x)) {
       const entries = Object.entries(x).filter(([, e]) => isJsonValue(e));
       if (entries.length === 0) {
-        put('{}');
+        this.put('{}');
         return;
       }
-      put('{');
-      entries.forEach(([k, e], i) => {
-        put(`${i === 0 ? '' : ','}\n${indent}  ${JSON.stringify(k)}: `);
-        emit(e, `${indent}  `);
-      });
-      put(`\n${indent}}`);
+      this.put('{');
+      entries.forEach(([k, e], i) => this.member(k, e, i === 0, indent));
+      this.put(`\n${indent}}`);
     } else {
-      put(JSON.stringify(x) ?? 'null');
+      this.put(JSON.stringify(x) ?? 'null');
     }
-  };
-  emit(value, '');
-  out.write(`${buf}\n`);
+  }
+
+  /** `"key": value` inside an object indented at `indent`, after a comma unless it is the first. */
+  member(key: string, v: unknown, first: boolean, indent: string): void {
+    this.put(`${first ? '' : ','}\n${indent}  ${JSON.stringify(key)}: `);
+    this.value(v, `${indent}  `);
+  }
+
+  private array(n: number, at: (i: number) => unknown, indent: string): void {
+    if (n === 0) {
+      this.put('[]');
+      return;
+    }
+    this.put('[');
+    for (let i = 0; i < n; i++) {
+      this.put(`${i === 0 ? '' : ','}\n${indent}  `);
+      const el = at(i);
+      if (isJsonValue(el)) this.value(el, `${indent}  `);
+      else this.put('null');
+    }
+    this.put(`\n${indent}]`);
+  }
 }
 
 function isObjectLike(v: unknown): v is object {
@@ -149,6 +165,132 @@ function isObjectLike(v: unknown): v is object {
 /** What JSON.stringify keeps as an object member (undefined, functions and symbols are left out). */
 function isJsonValue(v: unknown): boolean {
   return v !== undefined && typeof v !== 'function' && typeof v !== 'symbol';
+}
+
+/** The version of the shape of every `--json` document: docs/json.md, schemas/. */
+export const JSON_SCHEMA_VERSION = 1;
+
+/** A problem as `--json` lists it. */
+export interface ProblemJson {
+  code: string;
+  message: string;
+  /** The list file and line it was found on, if it came from an image list. */
+  file?: string | undefined;
+  line?: number | undefined;
+  path?: string | undefined;
+  digest?: string | undefined;
+}
+
+function problemJson(p: RegfsError | Finding): ProblemJson {
+  const at = 'at' in p ? p.at : undefined;
+  return { code: p.code, message: p.message, file: at?.file, line: at?.line, path: p.path, digest: p.digest };
+}
+
+/**
+ * The one JSON document a `--json` run prints on stdout, on success and on failure alike:
+ *
+ *   { "schemaVersion": 1, "command": "extract", "problems": [...], "ok": true, "exitCode": 0, ...the result }
+ *   { "schemaVersion": 1, "command": "extract", "problems": [...], "ok": false, "exitCode": 1, "error": {...} }
+ *
+ * `problems` comes first because it is written as problems are found: a run with a million
+ * of them holds none. Shapes: docs/json.md and the JSON Schema files in schemas/.
+ */
+export class JsonReport {
+  private readonly w: JsonWriter;
+  private problems = 0;
+  private state: 'new' | 'problems' | 'done' = 'new';
+
+  constructor(
+    out: NodeJS.WritableStream,
+    readonly command: string,
+  ) {
+    this.w = new JsonWriter(out);
+  }
+
+  /** Whether the document is complete. */
+  get done(): boolean {
+    return this.state === 'done';
+  }
+
+  /** A problem, written into the document at once. */
+  problem(p: RegfsError | Finding): void {
+    this.open();
+    this.w.put(`${this.problems === 0 ? '' : ','}\n    `);
+    this.w.value(problemJson(p), '    ');
+    this.problems++;
+  }
+
+  /** The end of a run that did its job (perhaps with problems: exit 3, 4): its result's fields. */
+  finish(exitCode: number, fields: object): void {
+    if (this.state === 'done') return;
+    this.open();
+    const w = this.w;
+    w.put(this.problems === 0 ? ']' : '\n  ]');
+    w.member('ok', exitCode === 0, false, '');
+    w.member('exitCode', exitCode, false, '');
+    for (const [k, v] of Object.entries(fields)) if (isJsonValue(v)) w.member(k, v, false, '');
+    w.put('\n}\n');
+    w.flush();
+    this.state = 'done';
+  }
+
+  /** The end of a run that failed: the problems the error carries, then the error. */
+  fail(exitCode: number, err: { code: string; message: string; path?: string | undefined; digest?: string | undefined; problems?: readonly RegfsError[] }): void {
+    if (this.state === 'done') return;
+    for (const p of err.problems ?? []) this.problem(p);
+    this.finish(exitCode, { error: { code: err.code, message: err.message, path: err.path, digest: err.digest } });
+  }
+
+  private open(): void {
+    if (this.state !== 'new') return;
+    this.w.put(`{\n  "schemaVersion": ${JSON_SCHEMA_VERSION},\n  "command": ${JSON.stringify(this.command)},\n  "problems": [`);
+    this.state = 'problems';
+  }
+}
+
+/**
+ * What one command run prints besides its result: problems to stderr as they are found
+ * (ProblemPrinter) and, with `--json`, into the run's one JSON document.
+ */
+export class RunOutput {
+  readonly json: JsonReport | undefined;
+  private readonly printer: ProblemPrinter;
+
+  constructor(
+    readonly io: Io,
+    command: string,
+    json: boolean,
+  ) {
+    this.json = json ? new JsonReport(io.stdout, command) : undefined;
+    this.printer = new ProblemPrinter(io);
+  }
+
+  /** A problem found: a line on stderr (the first PROBLEMS_SHOWN) and an entry in the JSON document. */
+  readonly problem = (p: RegfsError | Finding): void => {
+    this.printer.print(p);
+    this.json?.problem(p);
+  };
+
+  /**
+   * A command's result with `--json`: the problems it kept (those not streamed) into the
+   * document, then every other field. `seconds` is rounded to milliseconds.
+   */
+  finishJson(exitCode: number, result: object): void {
+    const { problems, seconds, ...rest } = result as { problems?: ReadonlyArray<RegfsError | Finding>; seconds?: number };
+    for (const p of problems ?? []) this.json?.problem(p);
+    this.json?.finish(exitCode, seconds === undefined ? rest : { ...rest, seconds: Number(seconds.toFixed(3)) });
+  }
+
+  /** The line counting the problems not shown; after the last problem. */
+  endProblems(): void {
+    this.printer.end();
+  }
+
+  /** A run that failed: its problems and message on stderr, and the JSON document's end. */
+  fail(exitCode: number, err: RegfsError): void {
+    printError(this.io, err, this.printer);
+    this.json?.fail(exitCode, err);
+  }
 }
 
 /**
@@ -174,37 +316,6 @@ export function createProgressBar(io: Io): { update: (p: WriteProgress) => void;
       if (drawn) io.stderr.write('\r\x1b[K');
     },
   };
-}
-
-/**
- * An array whose elements are made one at a time as writeJson writes them, not all at once
- * (a million problems); JSON.stringify sees the whole array.
- */
-export class LazyArray<T> {
-  constructor(
-    readonly items: readonly T[],
-    readonly map: (item: T) => unknown,
-  ) {}
-
-  toJSON(): unknown[] {
-    return this.items.map(this.map);
-  }
-}
-
-/** Problems as --json output lists them. */
-export function problemsJson(problems: readonly RegfsError[]): LazyArray<RegfsError> {
-  return new LazyArray(problems, (p) => ({ code: p.code, message: p.message, file: p.at?.file, line: p.at?.line, path: p.path }));
-}
-
-/** The result of a command that writes registry storage (extract, from-dir), as JSON on stdout. */
-export function writeResultJson(io: Io, r: ExtractResult & { bytesVerified?: number }): void {
-  const { problems, seconds, ...rest } = r;
-  writeJson(io.stdout, { ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) });
-}
-
-/** A RegfsError as `--json` gives it on stdout, every problem it carries included. */
-export function writeErrorJson(io: Io, err: RegfsError): void {
-  writeJson(io.stdout, { ok: false, error: { code: err.code, message: err.message, path: err.path }, problems: problemsJson(err.problems) });
 }
 
 /** The result of a command that writes registry storage, as lines: the plan (dry run) or a summary. */

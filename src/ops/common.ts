@@ -1,6 +1,6 @@
 /** What every command that reads a list and writes a tree shares. */
 import { join } from 'node:path';
-import { RegfsError } from '../errors.js';
+import { RegfsError, type ProblemSink, type Problems } from '../errors.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { mkdirpSync, type OutputDirs } from '../fs/atomic.js';
 import type { Digest } from '../digest.js';
@@ -21,6 +21,12 @@ export interface WriteCommandOptions {
   onProgress?: (p: WriteProgress) => void;
   /** Things worth telling that do not stop the run (a copy fallback, an absent foreign layer). */
   onWarning?: (message: string) => void;
+  /**
+   * Each problem as it is found (a list line that does not parse, a missing image). With it,
+   * problems are not kept: the result's (or INCOMPLETE's) `problems` is empty and
+   * `problemCount` counts them, so a list of a million missing images holds none of them.
+   */
+  onProblem?: ProblemSink;
   /** For tests: the file operations the linker uses. */
   linkFs?: LinkFs;
 }
@@ -43,10 +49,10 @@ export function checkJobs(jobs: number | undefined): number {
   return jobs;
 }
 
-/** The INCOMPLETE error that carries every problem found; nothing was written. */
-export function incomplete(problems: RegfsError[]): RegfsError {
-  const n = problems.length;
-  return new RegfsError('INCOMPLETE', `${n} problem${n === 1 ? '' : 's'} found; nothing was written`, { problems });
+/** The INCOMPLETE error that carries every problem kept (none if they went to a sink); nothing was written. */
+export function incomplete(problems: Problems): RegfsError {
+  const n = problems.count;
+  return new RegfsError('INCOMPLETE', `${n} problem${n === 1 ? '' : 's'} found; nothing was written`, { problems: problems.list });
 }
 
 /** An image's content, wherever it was read from. */

@@ -8,9 +8,9 @@
 import { performance } from 'node:perf_hooks';
 import { existsSync } from 'node:fs';
 import { forEachChunked } from '../bounded.js';
-import { RegfsError } from '../errors.js';
+import { Problems, type RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { readImageList, type ListEntry } from '../image-list.js';
+import { openImageList } from '../image-list.js';
 import type { ManifestKind } from '../manifest.js';
 import { blobDataPath } from '../registry/layout.js';
 import { RegistryReader } from '../registry/read.js';
@@ -55,8 +55,10 @@ export interface ExtractResult {
   /** The storage root written (or that would be). */
   output: string;
   images: ImageSummary[];
-  /** Problems of images left out (only with keepGoing; otherwise they are thrown). */
+  /** Problems of images left out (only with keepGoing; otherwise they are thrown); none kept with `onProblem`. */
   problems: RegfsError[];
+  /** How many problems were found, kept or not. */
+  problemCount: number;
   warnings: string[];
   /** Links the output gets (or would get) that the source lacks, each once. */
   repaired: RepairedLink[];
@@ -74,21 +76,11 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const out = await outputStorageRoot(opts.output);
   await assertOutsideSource(opts.source, reader.v2, opts.output, out.v2);
 
-  const list = await readImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
-  return extractEntries(reader, out, list.entries, list.problems, opts, started);
-}
-
-async function extractEntries(
-  reader: RegistryReader,
-  out: Awaited<ReturnType<typeof outputStorageRoot>>,
-  entries: ListEntry[],
-  listProblems: RegfsError[],
-  opts: ExtractOptions,
-  started: number,
-): Promise<ExtractResult> {
-  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true });
-  const problems = [...listProblems, ...resolution.problems];
-  if (problems.length > 0 && opts.keepGoing !== true) {
+  const list = await openImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
+  const problems = new Problems(opts.onProblem);
+  // The list is parsed as it is resolved: only the images that resolve are held.
+  const resolution = await resolveImages(reader, list.entries(problems), { repair: opts.repair === true, problems });
+  if (problems.count > 0 && opts.keepGoing !== true) {
     throw incomplete(problems);
   }
   const warnings: string[] = [];
@@ -117,7 +109,8 @@ async function extractEntries(
       dryRun: true,
       output: out.v2,
       images,
-      problems,
+      problems: problems.list,
+      problemCount: problems.count,
       warnings,
       repaired,
       plan: { ...counts, blobsAlreadyThere },
@@ -132,7 +125,8 @@ async function extractEntries(
     dryRun: false,
     output: out.v2,
     images,
-    problems,
+    problems: problems.list,
+    problemCount: problems.count,
     warnings,
     repaired,
     plan: { ...counts, blobsAlreadyThere: stats.blobsExisting },

@@ -13,7 +13,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
-import { errnoCode, ioError, RegfsError } from '../errors.js';
+import { errnoCode, ioError, Problems, RegfsError } from '../errors.js';
 import { digestAlgorithm, digestFile, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
@@ -62,7 +62,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   const found = await findImageDirs(input, opts.name);
 
   const limit = pLimit(jobs);
-  const problems: RegfsError[] = [];
+  const problems = new Problems(opts.onProblem);
   const warnings: string[] = [];
   const warn = (m: string): void => {
     warnings.push(m);
@@ -90,21 +90,23 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
       };
       try {
         const img = await readImageDir(dir, opts, { fail, warn, hashOnce });
-        return errs.length === 0 ? img : (problems.push(...errs), undefined);
+        if (errs.length === 0) return img;
+        for (const e of errs) problems.add(e);
+        return undefined;
       } catch (err) {
         fail(err);
-        problems.push(...errs);
+        for (const e of errs) problems.add(e);
         return undefined;
       }
     }),
   );
   const images = withoutConflicts(found, read, problems);
-  if (problems.length > 0 && opts.keepGoing !== true) throw incomplete(problems);
+  if (problems.count > 0 && opts.keepGoing !== true) throw incomplete(problems);
 
   const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
   const counts = countPlanFiles(plan);
   const summaries = images.map(summarizeImage);
-  const base = { output: out.v2, images: summaries, problems, warnings, repaired: [], bytesVerified };
+  const base = { output: out.v2, images: summaries, problems: problems.list, problemCount: problems.count, warnings, repaired: [], bytesVerified };
   if (opts.dryRun === true) {
     return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere: 0 }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }
@@ -118,7 +120,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
  * different manifests (two portable spellings of one name, or a host `--strip-registry`
  * dropped): neither wins, each such pair is a problem naming both.
  */
-function withoutConflicts(found: DirImage[], read: Array<ImageContent | undefined>, problems: RegfsError[]): ImageContent[] {
+function withoutConflicts(found: DirImage[], read: Array<ImageContent | undefined>, problems: Problems): ImageContent[] {
   const byTag = new Map<string, number>();
   const conflicting = new Set<number>();
   read.forEach((img, i) => {
@@ -132,7 +134,7 @@ function withoutConflicts(found: DirImage[], read: Array<ImageContent | undefine
     const other = read[first]!;
     if (other.digest === img.digest) return;
     conflicting.add(first).add(i);
-    problems.push(
+    problems.add(
       new RegfsError(
         'TAG_CONFLICT',
         `${found[first]!.label} and ${found[i]!.label} both name ${key}, with different manifests (${other.digest} and ${img.digest}); remove or rename one`,

@@ -12,7 +12,7 @@
  * is broken. `repair` takes configs and layers whose data is there but whose link is not,
  * and says so: the output then gets the link (and serves what the source's blob store holds).
  */
-import { RegfsError } from '../errors.js';
+import { Problems, RegfsError } from '../errors.js';
 import { forEachChunked } from '../bounded.js';
 import type { Digest } from '../digest.js';
 import type { ListEntry } from '../image-list.js';
@@ -60,30 +60,36 @@ export interface RepairedLink {
 export interface ResolveOptions {
   /** Take configs and layers whose data is present but unlinked in the repository (see RepairedLink). */
   repair?: boolean;
+  /** Where problems go as they are found; without it they are returned in `problems`. */
+  problems?: Problems;
 }
 
 /** What a list resolved to. */
 export interface Resolution {
   images: ResolvedImage[];
-  /** One per problem found, each naming its list line; an image with a problem is not in `images`. */
+  /**
+   * One per problem found, each naming its list line, unless `problems` was given (then they
+   * went there); an image with a problem is not in `images`.
+   */
   problems: RegfsError[];
 }
 
 /**
- * Resolve every entry; problems are collected, not thrown. The reads are synchronous
- * (RegistryReader), in chunks between which the event loop runs.
+ * Resolve every entry; problems are collected, not thrown. The entries may be made as they
+ * are taken (a list parsed line by line): only the images that resolve are kept. The reads
+ * are synchronous (RegistryReader), in chunks between which the event loop runs.
  */
-export async function resolveImages(reader: RegistryReader, entries: ListEntry[], opts: ResolveOptions = {}): Promise<Resolution> {
-  const problems: RegfsError[] = [];
+export async function resolveImages(reader: RegistryReader, entries: Iterable<ListEntry>, opts: ResolveOptions = {}): Promise<Resolution> {
+  const problems = opts.problems ?? new Problems();
   const targets: Target[] = [];
   await forEachChunked(entries, (entry) => {
     try {
       const x = expandEntry(reader, entry);
       // A loop, not push(...x): a repository of 150,000 tags would overflow the stack.
       for (const t of x.targets) targets.push(t);
-      for (const p of x.problems) problems.push(p);
+      for (const p of x.problems) problems.add(p);
     } catch (err) {
-      problems.push(located(err, entry));
+      problems.add(located(err, entry));
     }
   });
   const images: ResolvedImage[] = [];
@@ -91,7 +97,7 @@ export async function resolveImages(reader: RegistryReader, entries: ListEntry[]
   await forEachChunked(targets, (t) => {
     const r = resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true);
     if ('problems' in r) {
-      for (const p of r.problems) problems.push(p);
+      for (const p of r.problems) problems.add(p);
       return;
     }
     // `repo` and `repo:tag` lines may select the same image twice; keep one.
@@ -100,7 +106,7 @@ export async function resolveImages(reader: RegistryReader, entries: ListEntry[]
     seen.add(key);
     images.push(r);
   });
-  return { images, problems };
+  return { images, problems: opts.problems === undefined ? problems.list : [] };
 }
 
 interface Target {

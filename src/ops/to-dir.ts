@@ -24,9 +24,9 @@ import { readRegularFile } from '../registry/link-file.js';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
-import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
+import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { readImageList, type ListEntry } from '../image-list.js';
+import { openImageList, type ListEntry } from '../image-list.js';
 import { formatPlatform, isIndexKind, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parseImageRef } from '../reference.js';
 import { isTempName, mkdirpSync, OutputDirs, writeFileAtomicSync } from '../fs/atomic.js';
@@ -95,6 +95,8 @@ export interface ToDirResult {
   output: string;
   images: ExportedImage[];
   problems: RegfsError[];
+  /** How many problems were found, kept or not (see WriteCommandOptions.onProblem). */
+  problemCount: number;
   warnings: string[];
   /** With `repair`: the configs and layers exported that the source repository does not link. */
   repaired: RepairedLink[];
@@ -125,8 +127,8 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   const out = resolve(opts.output);
   await assertOutsideSource(opts.source, reader.v2, out, out);
 
-  let entries: ListEntry[];
-  let listProblems: RegfsError[] = [];
+  const problems = new Problems(opts.onProblem);
+  let entries: Iterable<ListEntry>;
   if (opts.image !== undefined) {
     const at = { file: '--image', line: 0 };
     try {
@@ -135,19 +137,17 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
       throw err instanceof RegfsError ? new RegfsError(err.code, `--image: ${err.message}`, { at }) : err;
     }
   } else {
-    const list = await readImageList(opts.list!, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
-    entries = list.entries;
-    listProblems = list.problems;
+    // The list is parsed as it is resolved: only the images that resolve are held.
+    entries = (await openImageList(opts.list!, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin })).entries(problems);
   }
-  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true });
-  const problems = [...listProblems, ...resolution.problems];
+  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true, problems });
   const plans: DirPlan[] = [];
   for (const img of resolution.images) {
     try {
       plans.push(planImageDir(img, out, platform, opts));
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
-      problems.push(new RegfsError(err.code, `${where(img.entry)}: ${err.message}`, { at: img.entry.at, digest: err.digest }));
+      problems.add(new RegfsError(err.code, `${where(img.entry)}: ${err.message}`, { at: img.entry.at, digest: err.digest }));
     }
   }
   if (opts.image !== undefined && plans.length > 1) {
@@ -158,10 +158,10 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
       await checkImageDir(p.path);
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
-      problems.push(err);
+      problems.add(err);
     }
   }
-  if (problems.length > 0 && opts.keepGoing !== true) throw incomplete(problems);
+  if (problems.count > 0 && opts.keepGoing !== true) throw incomplete(problems);
 
   const warnings: string[] = [];
   const warn = (m: string): void => {
@@ -173,12 +173,12 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   }
   // The stale image directories: only in a tree export, and only when every image resolved.
   const findStale = async (record: Map<string, string>): Promise<string[]> =>
-    opts.image === undefined && problems.length === 0 ? findStaleImageDirs(out, new Set(plans.map((p) => p.path)), record) : [];
+    opts.image === undefined && problems.count === 0 ? findStaleImageDirs(out, new Set(plans.map((p) => p.path)), record) : [];
   const staleImages = await findStale(readRecord(out));
   const images = plans.map((p) => p.image);
   // A manifest served through its _layers link needs no mending in a dir: export.
   const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
-  const result = { output: out, images, problems, warnings, repaired, staleImages: staleImages.map((s) => relative(out, s)) };
+  const result = { output: out, images, problems: problems.list, problemCount: problems.count, warnings, repaired, staleImages: staleImages.map((s) => relative(out, s)) };
   if (opts.dryRun === true) return { ...result, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
 
   const linker = createOutputLinker(out, opts, warn);
@@ -188,7 +188,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     // Under the lock, from the record as it is now.
     const record = opts.image === undefined ? readRecord(out) : undefined;
     const stale = record === undefined ? [] : await findStale(record);
-    return writeExport(out, plans, stale, record, problems.length > 0, { linker, dirs: new OutputDirs(out), onProgress: opts.onProgress });
+    return writeExport(out, plans, stale, record, problems.count > 0, { linker, dirs: new OutputDirs(out), onProgress: opts.onProgress });
   };
   if (lockName !== undefined) mkdirpSync(lockRoot);
   const stats = lockName === undefined ? await withTreeLock(lockRoot, 'to-dir', run) : await withLock(join(lockRoot, `.${lockName}${LOCK_FILE}`), 'to-dir', run);

@@ -15,10 +15,10 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
-import { PATH_QUOTE_MAX, quote, RegfsError, type RegfsErrorCode } from '../errors.js';
+import { PATH_QUOTE_MAX, Problems, quote, RegfsError, type RegfsErrorCode } from '../errors.js';
 import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
 import { forEachChunked } from '../bounded.js';
-import { readImageList } from '../image-list.js';
+import { openImageList } from '../image-list.js';
 import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
 import type { RepoName } from '../reference.js';
 import { LOCK_FILE, isLiveOwner, lockLeftovers, readLockOwner, type LockOwner } from '../fs/lock.js';
@@ -314,13 +314,12 @@ function v3LayersMessage(what: string, d: Digest): string {
 async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: Sink): Promise<void> {
   const { add, addError, toHash, counts } = sink;
   const v3 = opts.target === 'v3';
-  const list = await readImageList(opts.list!, { stdin: opts.stdin });
-  for (const p of list.problems) addError(p, p.at?.file ?? opts.list!);
+  const list = await openImageList(opts.list!, { stdin: opts.stdin });
+  const problems = new Problems((p) => addError(p, p.at?.file ?? opts.list!));
   // With `repair`, an image whose configs or layers lack their _layers link still resolves,
   // so its blobs are hashed too; each such link is a LAYER_UNLINKED finding. Children are
   // checked by the resolver as the registry serves them (CHILD_MISSING).
-  const resolution = await resolveImages(reader, list.entries, { repair: true });
-  for (const p of resolution.problems) addError(p, p.at?.file ?? opts.list!);
+  const resolution = await resolveImages(reader, list.entries(problems), { repair: true, problems });
   for (const img of resolution.images) {
     counts.tags++;
     counts.manifests += img.manifests.length;

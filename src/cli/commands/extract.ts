@@ -1,7 +1,7 @@
 /** `regfs extract LIST SRC OUT` */
 import type { Argv } from 'yargs';
 import { extract, type ExtractResult } from '../../ops/extract.js';
-import { ExitCode, printProblems, renderWriteResult, writeResultJson, type Io } from '../output.js';
+import { ExitCode, renderWriteResult, type Io, type RunOutput } from '../output.js';
 import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ExtractArgs extends WriteArgs, RepairArgs {
@@ -24,12 +24,12 @@ export function builder(y: Argv): Argv<ExtractArgs> {
     .example('grep app images.list | $0 extract - /var/lib/registry /srv/subset --dry-run', 'show what would be written') as unknown as Argv<ExtractArgs>;
 }
 
-export async function handler(args: ExtractArgs, io: Io): Promise<number> {
-  const result: ExtractResult = await runWithProgress(io, args, (opts) =>
+export async function handler(args: ExtractArgs, io: Io, run: RunOutput): Promise<number> {
+  const result: ExtractResult = await runWithProgress(run, args, (opts) =>
     extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair }),
   );
-  printProblems(io, result.problems);
-  if (args.json) writeResultJson(io, result);
+  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
+  if (args.json) run.finishJson(code, result);
   else io.stdout.write(renderWriteResult(result, 'extracted'));
-  return result.problems.length > 0 ? ExitCode.partial : ExitCode.ok;
+  return code;
 }

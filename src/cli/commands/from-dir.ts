@@ -1,7 +1,7 @@
 /** `regfs from-dir IN DEST` */
 import type { Argv } from 'yargs';
 import { fromDir, type FromDirResult } from '../../ops/from-dir.js';
-import { ExitCode, formatBytes, printProblems, renderWriteResult, writeResultJson, type Io } from '../output.js';
+import { ExitCode, formatBytes, renderWriteResult, type Io, type RunOutput } from '../output.js';
 import { runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
 
 interface FromDirArgs extends WriteArgs {
@@ -26,15 +26,15 @@ export function builder(y: Argv): Argv<FromDirArgs> {
     .example('$0 from-dir /tmp/app /var/lib/registry --name team/app:v1', 'import one image directory') as unknown as Argv<FromDirArgs>;
 }
 
-export async function handler(args: FromDirArgs, io: Io): Promise<number> {
-  const result: FromDirResult = await runWithProgress(io, args, (opts) =>
+export async function handler(args: FromDirArgs, io: Io, run: RunOutput): Promise<number> {
+  const result: FromDirResult = await runWithProgress(run, args, (opts) =>
     fromDir({ ...opts, input: args.in, output: args.dest, name: args.name, noVerify: !args.verify, stripRegistry: args['strip-registry'] }),
   );
-  printProblems(io, result.problems);
-  if (args.json) writeResultJson(io, result);
+  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
+  if (args.json) run.finishJson(code, result);
   else {
     const verified = args.verify ? `verified ${formatBytes(result.bytesVerified)} of blobs; ` : 'blobs not hashed (--no-verify); ';
     io.stdout.write(verified + renderWriteResult(result, 'imported'));
   }
-  return result.problems.length > 0 ? ExitCode.partial : ExitCode.ok;
+  return code;
 }

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { gc, type GcResult } from '../../ops/gc.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { escapeControl } from '../../errors.js';
-import { ExitCode, formatBytes, printWarning, writeJson, type Io } from '../output.js';
+import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
 
 interface GcArgs {
   root: string;
@@ -29,10 +29,10 @@ export function builder(y: Argv): Argv<GcArgs> {
     .example('$0 gc /var/lib/registry --delete-untagged --apply', 'delete, sparing children of tagged indexes') as unknown as Argv<GcArgs>;
 }
 
-export async function handler(args: GcArgs, io: Io): Promise<number> {
+export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<number> {
   const r: GcResult = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], apply: args.apply, jobs: args.jobs });
   if (args.json) {
-    writeJson(io.stdout, { ...r, seconds: Number(r.seconds.toFixed(3)) });
+    run.finishJson(ExitCode.ok, r);
   } else {
     if (args.verbose) {
       for (const m of r.manifests) io.stdout.write(`manifest  ${m.repo}@${m.digest}\n`);

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import { inspectImage, summaryPlatform, type InspectedBlob, type InspectResult, type InspectedManifest } from '../../ops/inspect.js';
-import { ExitCode, formatBytes, type Io } from '../output.js';
+import { ExitCode, formatBytes, type Io, type RunOutput } from '../output.js';
 
 interface InspectArgs {
   root: string;
@@ -25,22 +25,23 @@ export function builder(y: Argv): Argv<InspectArgs> {
     .example('$0 inspect /var/lib/registry team/app:v1 --raw | sha256sum', 'the stored manifest bytes') as unknown as Argv<InspectArgs>;
 }
 
-export async function handler(args: InspectArgs, io: Io): Promise<number> {
+export async function handler(args: InspectArgs, io: Io, run: RunOutput): Promise<number> {
   if (args.raw && args.json) throw new RegfsError('USAGE', '--raw and --json exclude each other');
   const r = await inspectImage({ root: args.root, ref: args.ref });
   if (args.raw) io.stdout.write(r.raw);
-  else io.stdout.write(args.json ? inspectJson(r) : renderInspect(r));
+  else if (args.json) run.finishJson(ExitCode.ok, inspectJson(r));
+  else io.stdout.write(renderInspect(r));
   return ExitCode.ok;
 }
 
 /**
- * The result as JSON text: everything but the raw bytes, plus the parsed manifest as
+ * The result as --json gives it: everything but the raw bytes, plus the parsed manifest as
  * `manifest`. Every key is always there: what does not apply is `null`.
  */
-export function inspectJson(r: InspectResult): string {
+function inspectJson(r: InspectResult): object {
   const { raw, ...rest } = r;
   const doc = { ...rest, manifest: JSON.parse(raw.toString('utf8')) as unknown };
-  return `${JSON.stringify(doc, (_k, v: unknown) => (v === undefined ? null : v), 2)}\n`;
+  return JSON.parse(JSON.stringify(doc, (_k, v: unknown) => (v === undefined ? null : v))) as object;
 }
 
 const W = 14;

@@ -4,7 +4,7 @@ import { escapeControl } from '../../errors.js';
 import { listImages, type ListResult, type TagListing } from '../../ops/ls.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { MAX_INDEX_DEPTH } from '../../manifest.js';
-import { ExitCode, formatBytes, printWarning, writeJson, type Io } from '../output.js';
+import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
 
 interface LsArgs {
   root: string;
@@ -30,9 +30,9 @@ export function builder(y: Argv): Argv<LsArgs> {
     .example("$0 ls /var/lib/registry '**/busybox' --json", 'busybox at any depth, as JSON') as unknown as Argv<LsArgs>;
 }
 
-export async function handler(args: LsArgs, io: Io): Promise<number> {
+export async function handler(args: LsArgs, io: Io, run: RunOutput): Promise<number> {
   const result = await listImages({ root: args.root, pattern: args.pattern, jobs: args.jobs });
-  if (args.json) writeJson(io.stdout, listJson(result));
+  if (args.json) run.finishJson(ExitCode.ok, listJson(result));
   else io.stdout.write(renderList(result));
   if (result.repositories.length === 0 && args.pattern !== undefined) {
     printWarning(io, `no repository matches ${JSON.stringify(args.pattern)}`);
@@ -54,7 +54,7 @@ export async function handler(args: LsArgs, io: Io): Promise<number> {
 }
 
 /** The listing as --json gives it; a tag's error as `{code, message, path, digest}`. */
-export function listJson(r: ListResult): object {
+function listJson(r: ListResult): object {
   const repositories = r.repositories.map((repo) => ({
     name: repo.name,
     tags: repo.tags.map(({ error, ...t }) => ({

@@ -1,7 +1,7 @@
 /** `regfs rm ROOT REF` */
 import type { Argv } from 'yargs';
 import { rm } from '../../ops/rm.js';
-import { ExitCode, printWarning, type Io } from '../output.js';
+import { ExitCode, printWarning, type Io, type RunOutput } from '../output.js';
 
 interface RmArgs {
   root: string;
@@ -25,9 +25,9 @@ export function builder(y: Argv): Argv<RmArgs> {
     .example('$0 rm /var/lib/registry team/app', 'delete the repository; team/app/worker stays') as unknown as Argv<RmArgs>;
 }
 
-export async function handler(args: RmArgs, io: Io): Promise<number> {
+export async function handler(args: RmArgs, io: Io, run: RunOutput): Promise<number> {
   const r = await rm({ root: args.root, ref: args.ref, force: args.force, dryRun: args['dry-run'] });
-  if (args.json) io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  if (args.json) run.finishJson(ExitCode.ok, r);
   else {
     const tags = r.tags.length > 0 ? ` (tags: ${r.tags.join(', ')})` : '';
     io.stdout.write(`${r.dryRun ? 'would remove' : 'removed'} ${r.what} ${r.ref}${tags}\n`);

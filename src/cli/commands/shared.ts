@@ -3,7 +3,8 @@ import type { Argv } from 'yargs';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { LINK_MODES, type LinkMode } from '../../fs/link.js';
 import type { WriteProgress } from '../../registry/write.js';
-import { createProgressBar, printWarning, type Io } from '../output.js';
+import type { RegfsError } from '../../errors.js';
+import { createProgressBar, printWarning, type RunOutput } from '../output.js';
 
 export interface WriteArgs {
   'keep-going': boolean;
@@ -23,12 +24,24 @@ export function withWriteOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' }) as unknown as Argv<T & WriteArgs>;
 }
 
-/** The library options WriteArgs map to, with a progress bar and warnings on stderr. */
+/**
+ * The library options WriteArgs map to, with a progress bar and warnings on stderr, and each
+ * problem to stderr and the JSON document as it is found (RunOutput).
+ */
 export async function runWithProgress<R>(
-  io: Io,
+  out: RunOutput,
   args: WriteArgs,
-  run: (opts: { keepGoing: boolean; link: LinkMode; jobs: number; dryRun: boolean; onProgress: (p: WriteProgress) => void; onWarning: (m: string) => void }) => Promise<R>,
+  run: (opts: {
+    keepGoing: boolean;
+    link: LinkMode;
+    jobs: number;
+    dryRun: boolean;
+    onProgress: (p: WriteProgress) => void;
+    onWarning: (m: string) => void;
+    onProblem: (p: RegfsError) => void;
+  }) => Promise<R>,
 ): Promise<R> {
+  const { io } = out;
   const bar = createProgressBar(io);
   try {
     return await run({
@@ -40,6 +53,10 @@ export async function runWithProgress<R>(
       onWarning: (m) => {
         bar.done();
         printWarning(io, m);
+      },
+      onProblem: (p) => {
+        bar.done();
+        out.problem(p);
       },
     });
   } finally {

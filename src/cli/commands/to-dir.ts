@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
-import { clonedPart, ExitCode, formatBytes, printProblems, problemsJson, writeJson, type Io } from '../output.js';
+import { clonedPart, ExitCode, formatBytes, type Io, type RunOutput } from '../output.js';
 import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs {
@@ -29,13 +29,13 @@ export function builder(y: Argv): Argv<ToDirArgs> {
     .example('$0 to-dir release.list /var/lib/registry /mnt/exfat --portable-names', 'for FAT/exFAT media') as unknown as Argv<ToDirArgs>;
 }
 
-export async function handler(args: ToDirArgs, io: Io): Promise<number> {
+export async function handler(args: ToDirArgs, io: Io, run: RunOutput): Promise<number> {
   const want = args.image === undefined ? 3 : 2;
   if (args.paths.length !== want) {
     throw new RegfsError('USAGE', args.image === undefined ? 'to-dir takes LIST SRC OUT (or --image REF SRC DIR)' : 'to-dir --image REF takes SRC DIR');
   }
   const [list, src, out] = args.image === undefined ? args.paths : [undefined, ...args.paths];
-  const result: ToDirResult = await runWithProgress(io, args, (opts) =>
+  const result: ToDirResult = await runWithProgress(run, args, (opts) =>
     toDir({
       ...opts,
       list,
@@ -48,14 +48,10 @@ export async function handler(args: ToDirArgs, io: Io): Promise<number> {
       repair: args.repair,
     }),
   );
-  printProblems(io, result.problems);
-  if (args.json) {
-    const { problems, seconds, ...rest } = result;
-    writeJson(io.stdout, { ...rest, problems: problemsJson(problems), seconds: Number(seconds.toFixed(3)) });
-  } else {
-    io.stdout.write(render(result));
-  }
-  return result.problems.length > 0 ? ExitCode.partial : ExitCode.ok;
+  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
+  if (args.json) run.finishJson(code, result);
+  else io.stdout.write(render(result));
+  return code;
 }
 
 function render(r: ToDirResult): string {

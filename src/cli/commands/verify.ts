@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { VERIFY_TARGETS, verify, type VerifyResult, type VerifyTarget } from '../../ops/verify.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
-import { ExitCode, createProgressBar, formatBytes, printWarning, writeJson, type Io } from '../output.js';
+import { ExitCode, createProgressBar, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
 import { escapeControl } from '../../errors.js';
 
 interface VerifyArgs {
@@ -32,7 +32,7 @@ export function builder(y: Argv): Argv<VerifyArgs> {
     .example('$0 verify /var/lib/registry --target v3 --fast', 'before serving this storage with a v3 registry') as unknown as Argv<VerifyArgs>;
 }
 
-export async function handler(args: VerifyArgs, io: Io): Promise<number> {
+export async function handler(args: VerifyArgs, io: Io, run: RunOutput): Promise<number> {
   const bar = createProgressBar(io);
   let r: VerifyResult;
   try {
@@ -44,7 +44,7 @@ export async function handler(args: VerifyArgs, io: Io): Promise<number> {
     printWarning(io, `regfs ${r.liveLock.command} (pid ${r.liveLock.pid} on ${r.liveLock.host}) is writing this storage now; what it has not finished may show as problems`);
   }
   if (args.json) {
-    writeJson(io.stdout, { ok: r.findings.length === 0, findings: r.findings, counts: r.counts, seconds: Number(r.seconds.toFixed(3)) });
+    run.finishJson(r.findings.length === 0 ? ExitCode.ok : ExitCode.damage, { findings: r.findings, counts: r.counts, seconds: r.seconds });
   } else {
     // One line per finding, whatever a name in the tree holds; written in batches.
     let text = '';
