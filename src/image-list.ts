@@ -34,23 +34,21 @@ export const STDIN_NAME = '<stdin>';
 /** Parse list text; `file` names it in messages. Never throws for a bad line: see `problems`. */
 export function parseImageList(text: string, file: string, opts: ParseRefOptions = {}): ParsedList {
   const problems = new Problems();
-  const entries = [...parseLines(text, file, opts, problems)];
+  const entries = [...parseLines(text, file, opts, problems)].map(([e]) => e);
   return { entries, problems: problems.list };
 }
 
 /**
- * The references of list text, one at a time as they are taken: a list of a million lines is
- * never held as a million entries. A line that does not parse goes to `problems`.
+ * The references of list text, one at a time as they are taken, each with the offset its line
+ * starts at: a list of a million lines is never held as a million entries. A line that does
+ * not parse goes to `problems`.
  */
-function* parseLines(text: string, file: string, opts: ParseRefOptions, problems: Problems): Generator<ListEntry> {
+function* parseLines(text: string, file: string, opts: ParseRefOptions, problems: Problems): Generator<[ListEntry, number]> {
   // Line by line through the text, without an array of every line.
   for (let start = 0, i = 0; start <= text.length; i++) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    const line = text.slice(start, end);
-    const hash = line.indexOf('#');
-    const content = (hash >= 0 ? line.slice(0, hash) : line).trim();
-    start = end + 1;
+    const { content, next } = lineAt(text, start);
+    const lineStart = start;
+    start = next;
     if (content === '') continue;
     const at = { file, line: i + 1 };
     if (/\s/.test(content)) {
@@ -65,23 +63,27 @@ function* parseLines(text: string, file: string, opts: ParseRefOptions, problems
       problems.add(new RegfsError(err.code, `${file}:${at.line}: ${err.message}`, { at }));
       continue;
     }
-    yield { ref, at };
+    yield [{ ref, at }, lineStart];
   }
+}
+
+/** The line starting at `start`, less its comment and surrounding white space, and where the next one starts. */
+function lineAt(text: string, start: number): { content: string; next: number } {
+  let end = text.indexOf('\n', start);
+  if (end < 0) end = text.length;
+  const line = text.slice(start, end);
+  const hash = line.indexOf('#');
+  return { content: (hash >= 0 ? line.slice(0, hash) : line).trim(), next: end + 1 };
 }
 
 /** Drop repeated references, keeping the first position of each. */
-export function mergeDuplicates(entries: Iterable<ListEntry>): ListEntry[] {
-  return [...uniqueEntries(entries)];
-}
-
-function* uniqueEntries(entries: Iterable<ListEntry>): Generator<ListEntry> {
-  const seen = new Set<string>();
+export function mergeDuplicates(entries: readonly ListEntry[]): ListEntry[] {
+  const seen = new Map<string, ListEntry>();
   for (const e of entries) {
     const key = formatImageRef(e.ref);
-    if (seen.has(key)) continue;
-    seen.add(key);
-    yield e;
+    if (!seen.has(key)) seen.set(key, e);
   }
+  return [...seen.values()];
 }
 
 /** The text of an image list, and the name messages give it. */
@@ -100,15 +102,82 @@ export class ImageList {
     private readonly opts: ParseRefOptions,
   ) {}
 
-  /** Every reference, each once (the first position kept); a line that does not parse goes to `problems`. */
-  entries(problems: Problems): Iterable<ListEntry> {
+  /**
+   * Every reference, each once (the first position kept); a line that does not parse goes to
+   * `problems`. What is held is the text and about 16 to 32 bytes a distinct reference
+   * (SeenRefs), not the entries: a million missing images hold no entry and no problem.
+   */
+  *entries(problems: Problems): Generator<ListEntry> {
     const { texts, opts } = this;
-    return uniqueEntries(
-      (function* () {
-        for (const t of texts) yield* parseLines(t.text, t.file, opts, problems);
-      })(),
-    );
+    const seen = new SeenRefs((pos) => {
+      const t = texts[pos.text]!;
+      return formatImageRef(parseImageRef(lineAt(t.text, pos.start).content, opts));
+    });
+    for (let i = 0; i < texts.length; i++) {
+      for (const [entry, start] of parseLines(texts[i]!.text, texts[i]!.file, opts, problems)) {
+        if (seen.add(formatImageRef(entry.ref), i, start)) yield entry;
+      }
+    }
   }
+}
+
+/** Where a line is: which text, and the offset it starts at. */
+interface LinePosition {
+  text: number;
+  start: number;
+}
+
+/**
+ * The references seen so far, exactly, in typed arrays: an open-addressing table of each
+ * distinct reference's hash and the position of the first line that named it. Two references
+ * that hash alike are told apart by remaking the earlier one from its line (`keyAt`), so
+ * nothing is dropped by a collision; a Set of the reference strings cost about 100 bytes a
+ * line.
+ */
+class SeenRefs {
+  private hashes = new Uint32Array(1024);
+  /** Text index and line start of each slot, packed as text * 2^32 + start; -1 when empty. */
+  private where = new Float64Array(1024).fill(-1);
+  private size = 0;
+
+  constructor(private readonly keyAt: (pos: LinePosition) => string) {}
+
+  /** Record `key`, first named at (text, start); false if it was seen before. */
+  add(key: string, text: number, start: number): boolean {
+    const h = fnv1a(key);
+    const mask = this.hashes.length - 1;
+    let i = h & mask;
+    for (; this.where[i] !== -1; i = (i + 1) & mask) {
+      if (this.hashes[i] !== h) continue;
+      const w = this.where[i]!;
+      if (this.keyAt({ text: Math.floor(w / 2 ** 32), start: w % 2 ** 32 }) === key) return false;
+    }
+    this.hashes[i] = h;
+    this.where[i] = text * 2 ** 32 + start;
+    if (++this.size * 4 > this.hashes.length * 3) this.grow();
+    return true;
+  }
+
+  private grow(): void {
+    const { hashes, where } = this;
+    this.hashes = new Uint32Array(hashes.length * 2);
+    this.where = new Float64Array(hashes.length * 2).fill(-1);
+    const mask = this.hashes.length - 1;
+    for (let j = 0; j < hashes.length; j++) {
+      if (where[j] === -1) continue;
+      let i = hashes[j]! & mask;
+      while (this.where[i] !== -1) i = (i + 1) & mask;
+      this.hashes[i] = hashes[j]!;
+      this.where[i] = where[j]!;
+    }
+  }
+}
+
+/** 32-bit FNV-1a over UTF-16 code units (exported for tests, which make references that collide). */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 /**

@@ -3,12 +3,15 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseImageList, readImageList } from '../src/image-list.js';
+import { existsSync } from 'node:fs';
+import { fnv1a, openImageList, parseImageList, readImageList } from '../src/image-list.js';
+import { extract } from '../src/ops/extract.js';
+import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { formatImageRef, type Tag } from '../src/reference.js';
 import type { Digest } from '../src/digest.js';
 import type { RegistryReader } from '../src/registry/read.js';
 import { resolveImages } from '../src/ops/resolve.js';
-import { isRegfsError } from '../src/errors.js';
+import { isRegfsError, Problems, type RegfsError } from '../src/errors.js';
 
 const d = `sha256:${'b'.repeat(64)}`;
 
@@ -88,4 +91,68 @@ test('resolve: a repository line of 200,000 tags expands without overflowing the
   assert.equal(r.problems.length, n);
   assert.ok(r.problems.every((p) => p.code === 'MANIFEST_UNKNOWN'));
   assert.match(r.problems[n - 1]!.message, /^l\.list:1: many\/tags:t199999@sha256:c{64}: manifest/);
+});
+
+test('list: references whose hashes collide are told apart, each kept once', async () => {
+  // Find two different references with the same 32-bit hash: the table must compare them exactly.
+  const byHash = new Map<number, string>();
+  let pair: [string, string] | undefined;
+  for (let i = 0; pair === undefined; i++) {
+    const ref = `team/app${i}:v1`;
+    const other = byHash.get(fnv1a(ref));
+    if (other !== undefined) pair = [other, ref];
+    else byHash.set(fnv1a(ref), ref);
+  }
+  const [a, b] = pair;
+  assert.notEqual(a, b);
+  assert.equal(fnv1a(a), fnv1a(b));
+  const list = await openImageList('-', { stdin: async () => `${a}\n${b}\n${a}\n  ${b} # again\nother:1\n${b}\n` });
+  const problems = new Problems();
+  const entries = [...list.entries(problems)];
+  assert.deepEqual(entries.map((e) => [formatImageRef(e.ref), e.at.line]), [[a, 1], [b, 2], ['other:1', 5]]);
+  assert.equal(problems.count, 0);
+});
+
+test('list: parsed as it is taken, bad lines reported in order as they are reached', async () => {
+  const lines = Array.from({ length: 3000 }, (_, i) => (i % 3 === 2 ? `bad name ${i}` : `ok/app${i}:1`));
+  const list = await openImageList('-', { stdin: async () => `${lines.join('\n')}\n` });
+  const seen: number[] = [];
+  const problems = new Problems((p) => seen.push(p.at!.line));
+  const it = list.entries(problems)[Symbol.iterator]();
+  assert.equal(formatImageRef(it.next().value!.ref), 'ok/app0:1');
+  assert.deepEqual(seen, [], 'nothing beyond the first line read yet');
+  let n = 1;
+  for (let r = it.next(); r.done !== true; r = it.next()) n++;
+  assert.equal(n, 2000);
+  assert.equal(problems.count, 1000);
+  assert.deepEqual(problems.list, [], 'a sink keeps nothing');
+  assert.deepEqual(seen.slice(0, 3), [3, 6, 9]);
+});
+
+test('extract: with onProblem every problem is handed over as found and none is kept', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'regfs-list-'));
+  try {
+    const list = join(dir, 'l.list');
+    await writeFile(list, Array.from({ length: 5000 }, (_, i) => `nosuch/app${i}:v1`).join('\n'));
+    const codes = new Map<string, number>();
+    const lines: number[] = [];
+    const onProblem = (p: RegfsError): void => {
+      codes.set(p.code, (codes.get(p.code) ?? 0) + 1);
+      lines.push(p.at!.line);
+    };
+    await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: join(dir, 'out'), onProblem }), (e: unknown) => {
+      assert.ok(isRegfsError(e, 'INCOMPLETE'));
+      assert.equal(e.problems.length, 0);
+      assert.match(e.message, /^5000 problems found/);
+      return true;
+    });
+    assert.deepEqual([...codes], [['NAME_UNKNOWN', 5000]]);
+    assert.deepEqual(lines, Array.from({ length: 5000 }, (_, i) => i + 1));
+    assert.equal(existsSync(join(dir, 'out')), false, 'nothing written');
+    const kept = await extract({ list, source: FIXTURE_ROOT, output: join(dir, 'out'), keepGoing: true, dryRun: true });
+    assert.equal(kept.problemCount, 5000);
+    assert.equal(kept.problems.length, 5000, 'without a sink they are returned');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

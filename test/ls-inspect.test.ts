@@ -11,13 +11,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import yargs, { type Argv } from 'yargs';
 import { listImages, globToRegExp, parseListPattern, type ListResult, type TagListing } from '../src/ops/ls.js';
 import { compareRepoNames } from '../src/registry/read.js';
 import { inspectImage } from '../src/ops/inspect.js';
-import * as lsCmd from '../src/cli/commands/ls.js';
-import * as inspectCmd from '../src/cli/commands/inspect.js';
-import { printError, type Io } from '../src/cli/output.js';
+import { main } from '../src/cli/app.js';
+import type { Io } from '../src/cli/output.js';
 import { isRegfsError, RegfsError, type RegfsErrorCode } from '../src/errors.js';
 import { digestOf } from '../src/digest.js';
 import { MediaTypes } from '../src/manifest.js';
@@ -119,42 +117,12 @@ function fakeIo(): { io: Io; stdout: () => Buffer; stderr: () => string } {
   return { io: { stdout: sink(out), stderr: sink(err) }, stdout: () => Buffer.concat(out), stderr: () => Buffer.concat(err).toString('utf8') };
 }
 
-interface CommandModule {
-  command: string;
-  describe: string;
-  builder: (y: Argv) => Argv<unknown>;
-  handler: (args: never, io: Io) => Promise<number>;
-}
-
-class UsageError extends Error {}
-
-/** Run one command module through yargs as src/cli/app.ts does: exit codes 0/1/2, errors printed with their code. */
-async function runCommand(mod: CommandModule, argv: string[]): Promise<{ code: number; stdout: Buffer; out: string; stderr: string }> {
+/** Run the CLI in-process (src/cli/app.ts main) with fake streams. */
+async function runCommand(argv: string[]): Promise<{ code: number; stdout: Buffer; out: string; stderr: string }> {
   const f = fakeIo();
-  let code = 0;
-  const y = yargs(argv)
-    .strict()
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
-    })
-    .command(mod.command, mod.describe, mod.builder, async (args) => {
-      code = await mod.handler(args as never, f.io);
-    });
-  try {
-    await y.parseAsync();
-  } catch (err) {
-    if (err instanceof UsageError) code = 2;
-    else if (err instanceof RegfsError) {
-      printError(f.io, err);
-      code = err.code === 'USAGE' ? 2 : 1;
-    } else throw err;
-  }
+  const code = await main(argv, f.io);
   return { code, stdout: f.stdout(), out: f.stdout().toString('utf8'), stderr: f.stderr() };
 }
-
-const ls = lsCmd as unknown as CommandModule;
-const inspect = inspectCmd as unknown as CommandModule;
 
 // ---- ls ---------------------------------------------------------------------------------------
 
@@ -308,12 +276,12 @@ test('ls: a repository without tags is listed with none; plain output says "(no 
     const r = await listImages({ root });
     assert.deepEqual(r.repositories.find((x) => x.name === 'team/app')?.tags, []);
     assert.equal(r.repositories.find((x) => x.name === 'team/app/worker')?.tags.length, 2, 'the nested repository is still there');
-    const plain = await runCommand(ls, ['ls', root]);
+    const plain = await runCommand(['ls', root]);
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.out, /^team\/app +\(no tags\)$/m);
     assert.match(plain.out, /^team\/app\/worker:1\.0 +sha256:[0-9a-f]{64} +oci +linux\/amd64 +\d/m);
     assert.equal(plain.stderr, '');
-    const json = await runCommand(ls, ['ls', root, 'team/**', '--json']);
+    const json = await runCommand(['ls', root, 'team/**', '--json']);
     const parsed = JSON.parse(json.out) as { repositories: Array<{ name: string; tags: unknown[] }> };
     assert.deepEqual(parsed.repositories.map((x) => [x.name, x.tags.length]), [
       ['team/app', 0],
@@ -360,14 +328,14 @@ test('ls: a broken tag is listed with its error and the rest is listed as usual'
       assert.equal(t.size, (await statSize(FIXTURE_ROOT + '/docker/registry/v2', x)) - (usesLayer ? busyboxLayer.size : 0), x.ref);
     }
 
-    const plain = await runCommand(ls, ['ls', root]);
+    const plain = await runCommand(['ls', root]);
     assert.equal(plain.code, 0, 'the listing itself succeeded');
     assert.match(plain.out, /^team\/app:v1 +- +error +malformed link ".*\/tags\/v1\/current\/link": .* \[LINK_INVALID\]$/m);
     assert.match(plain.out, /^team\/app:v2 +sha256:[0-9a-f]{64} +error +.*\[MANIFEST_UNKNOWN\]$/m);
     assert.match(plain.out, /^library\/busybox:1\.36 +sha256:[0-9a-f]{64} +oci +linux\/amd64 +\d+ B \(1 missing\)$/m);
     assert.match(plain.out, /^team\/app\/worker:1\.1 +sha256:[0-9a-f]{64} +oci +linux\/amd64 +[\d.]+ KiB$/m);
     assert.match(plain.stderr, /warning: 4 tags could not be read/);
-    const json = await runCommand(ls, ['ls', root, 'team/app', '--json']);
+    const json = await runCommand(['ls', root, 'team/app', '--json']);
     const tags = (JSON.parse(json.out) as { repositories: Array<{ tags: Array<Record<string, unknown>> }> }).repositories[0]!.tags;
     const v1 = tags.find((t) => t['tag'] === 'v1')!;
     assert.equal((v1['error'] as { code: string }).code, 'LINK_INVALID');
@@ -380,7 +348,7 @@ test('ls: a broken tag is listed with its error and the rest is listed as usual'
 });
 
 test('ls: plain output is one aligned line per tag; artifacts show their type; --jobs 1 lists the same', async () => {
-  const plain = await runCommand(ls, ['ls', FIXTURE_ROOT]);
+  const plain = await runCommand(['ls', FIXTURE_ROOT]);
   assert.equal(plain.code, 0);
   const lines = plain.out.trimEnd().split('\n');
   assert.equal(lines.length, (await currentRefs()).length);
@@ -390,15 +358,15 @@ test('ls: plain output is one aligned line per tag; artifacts show their type; -
   assert.deepEqual(tool.split(/ {2,}/).slice(1, 4), ['sha256:c8ca6737ec979458ebe682b3dcf8ec6da62be17472a128fdd1f6efe3255a241a', 'docker-list', 'linux/amd64,linux/arm64,linux/arm/v7']);
   assert.match(lines.find((l) => l.includes('.sig '))!, / oci +application\/vnd\.dev\.cosign\.artifact\.sig\.v1\+json +\d+ B$/);
   assert.match(lines.find((l) => l.startsWith('legacy/app:1.0 '))!, / schema1 +linux\/amd64 +[\d.]+ KiB$/);
-  const serial = await runCommand(ls, ['ls', FIXTURE_ROOT, '--jobs', '1']);
+  const serial = await runCommand(['ls', FIXTURE_ROOT, '--jobs', '1']);
   assert.equal(serial.out, plain.out);
-  const none = await runCommand(ls, ['ls', FIXTURE_ROOT, 'nothing/*']);
+  const none = await runCommand(['ls', FIXTURE_ROOT, 'nothing/*']);
   assert.equal(none.code, 0);
   assert.equal(none.out, '');
   assert.match(none.stderr, /no repository matches "nothing\/\*"/);
-  assert.equal((await runCommand(ls, ['ls'])).code, 2);
-  assert.equal((await runCommand(ls, ['ls', FIXTURE_ROOT, '--jobs', '0'])).code, 2);
-  const bad = await runCommand(ls, ['ls', '/nonexistent-root']);
+  assert.equal((await runCommand(['ls'])).code, 2);
+  assert.equal((await runCommand(['ls', FIXTURE_ROOT, '--jobs', '0'])).code, 2);
+  const bad = await runCommand(['ls', '/nonexistent-root']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /\[NOT_REGISTRY\]/);
 });
@@ -434,13 +402,13 @@ test('ls: 1500 tags in one repository, each with the digest and size of what it 
 
 test('inspect --raw: exactly the stored manifest bytes, for every kind', async () => {
   for (const ref of await currentRefs()) {
-    const r = await runCommand(inspect, ['inspect', FIXTURE_ROOT, ref.ref, '--raw']);
+    const r = await runCommand(['inspect', FIXTURE_ROOT, ref.ref, '--raw']);
     assert.equal(r.code, 0, `${ref.ref}: ${r.stderr}`);
     const stored = await readFile(blobFile(V2, ref.digest));
     assert.ok(r.stdout.equals(stored), `${ref.ref}: stdout is the blob, no newline added`);
     assert.equal(digestOf(r.stdout), ref.digest);
   }
-  const both = await runCommand(inspect, ['inspect', FIXTURE_ROOT, 'team/app:v1', '--raw', '--json']);
+  const both = await runCommand(['inspect', FIXTURE_ROOT, 'team/app:v1', '--raw', '--json']);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /\[USAGE\]/);
 });
@@ -475,14 +443,14 @@ test('inspect: an image manifest: config summary, layers with sizes, all present
   assert.equal(r.subject, undefined);
   assert.equal(r.missing, 0);
 
-  const plain = await runCommand(inspect, ['inspect', FIXTURE_ROOT, 'team/platform/base/alpine:3.19']);
+  const plain = await runCommand(['inspect', FIXTURE_ROOT, 'team/platform/base/alpine:3.19']);
   assert.equal(plain.code, 0);
   assert.match(plain.out, new RegExp(`^config +${img.config.digest} +${MediaTypes.dockerConfig.replaceAll('.', '\\.').replaceAll('+', '\\+')} +\\d+ B$`, 'm'));
   assert.match(plain.out, /^ {2}platform +linux\/amd64$/m);
   assert.match(plain.out, /^ {4}version=3\.19$/m);
   assert.match(plain.out, /^layers +1$/m);
   assert.match(plain.out, new RegExp(`^ {2}${img.layers[0]!.digest} +application/vnd\\.docker\\.image\\.rootfs\\.diff\\.tar\\.gzip +[\\d.]+ KiB$`, 'm'));
-  const json = await runCommand(inspect, ['inspect', FIXTURE_ROOT, 'team/platform/base/alpine:3.19', '--json']);
+  const json = await runCommand(['inspect', FIXTURE_ROOT, 'team/platform/base/alpine:3.19', '--json']);
   const parsed = JSON.parse(json.out) as Record<string, unknown>;
   assert.deepEqual(parsed['manifest'], JSON.parse((await readFile(blobFile(V2, img.digest))).toString('utf8')));
   assert.equal(parsed['raw'], undefined);
@@ -511,7 +479,7 @@ test('inspect: an index lists each child with media type, platform and size; nes
     assert.deepEqual(r.layers, []);
     assert.equal(r.config, undefined);
   }
-  const plain = await runCommand(inspect, ['inspect', FIXTURE_ROOT, 'multiarch/tool:1.0']);
+  const plain = await runCommand(['inspect', FIXTURE_ROOT, 'multiarch/tool:1.0']);
   assert.match(plain.out, /^platforms +linux\/amd64, linux\/arm64, linux\/arm\/v7$/m);
   assert.match(plain.out, /^manifests +3$/m);
   assert.match(plain.out, /^ {2}sha256:[0-9a-f]{64} +application\/vnd\.docker\.distribution\.manifest\.v2\+json +linux\/arm\/v7 +\d+ B$/m);
@@ -535,7 +503,7 @@ test('inspect: schema1: layers from fsLayers, architecture from the manifest, su
   assert.equal(r.image?.diffIds, undefined);
   assert.deepEqual(r.platforms, ['linux/amd64']);
   assert.equal(r.totalSize, await statSize(V2, ref));
-  const plain = await runCommand(inspect, ['inspect', FIXTURE_ROOT, 'legacy/app:1.0']);
+  const plain = await runCommand(['inspect', FIXTURE_ROOT, 'legacy/app:1.0']);
   assert.match(plain.out, /^layers +2 \(fsLayers, top layer first\)$/m);
   assert.match(plain.out, /^config +none \(schema1/m);
 });
@@ -564,7 +532,7 @@ test('inspect: an OCI artifact: artifactType, subject, its non-image config not 
   assert.deepEqual(r.layers.map((l) => [l.digest, l.mediaType, l.size, l.present]), [[art.layers[0]!.digest, 'application/vnd.dev.cosign.simplesigning.v1+json', art.layers[0]!.size, true]]);
   assert.deepEqual(r.platforms, []);
   assert.deepEqual(r.annotations, { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' });
-  const plain = await runCommand(inspect, ['inspect', FIXTURE_ROOT, `${push.repo}:${push.tag}`]);
+  const plain = await runCommand(['inspect', FIXTURE_ROOT, `${push.repo}:${push.tag}`]);
   assert.match(plain.out, /^artifact type +application\/vnd\.dev\.cosign\.artifact\.sig\.v1\+json$/m);
   assert.match(plain.out, new RegExp(`^subject +${subject.digest} `, 'm'));
 });
@@ -610,13 +578,13 @@ test('inspect: errors carry the registry\'s codes and name the path', async () =
     await writeFile(blobFile(v2, currentPush('team/app', 'edge').image.digest), 'not json');
     await rejectsWith(inspectImage({ root, ref: 'team/app:edge' }), 'DIGEST_MISMATCH');
   });
-  const cli = await runCommand(inspect, ['inspect', FIXTURE_ROOT, 'team/app:nope']);
+  const cli = await runCommand(['inspect', FIXTURE_ROOT, 'team/app:nope']);
   assert.equal(cli.code, 1);
   assert.match(cli.stderr, /error: tag team\/app:nope does not exist .*\[TAG_UNKNOWN\]/);
   assert.equal(cli.out, '');
   assert.doesNotMatch(cli.stderr, /^\s+at /m, 'no stack trace');
-  assert.equal((await runCommand(inspect, ['inspect', FIXTURE_ROOT, 'team/app'])).code, 2);
-  assert.equal((await runCommand(inspect, ['inspect', FIXTURE_ROOT])).code, 2);
+  assert.equal((await runCommand(['inspect', FIXTURE_ROOT, 'team/app'])).code, 2);
+  assert.equal((await runCommand(['inspect', FIXTURE_ROOT])).code, 2);
 });
 
 test('inspect: foreign layers are noted, missing layers shown, neither counted as present', async () => {
@@ -649,7 +617,7 @@ test('inspect: foreign layers are noted, missing layers shown, neither counted a
     ]);
     assert.equal(r.missing, 1, 'the absent foreign layer is not missing; the other absent one is');
     assert.equal(r.totalSize, raw.length + base.config.size + base.layers[0]!.size);
-    const plain = await runCommand(inspect, ['inspect', root, 'team/app:win']);
+    const plain = await runCommand(['inspect', root, 'team/app:win']);
     assert.match(plain.out, /foreign \(https:\/\/example\.com\/layer\.tar\.gz\) +not in storage$/m);
     assert.match(plain.out, new RegExp(`${lost.digest} .* MISSING from storage$`, 'm'));
     const listed = findTag(await listImages({ root, pattern: 'team/app:win' }), 'team/app', 'win');
