@@ -12,6 +12,7 @@
  *   answer after; gc --delete-untagged --apply on another: the same for every tag;
  * - the source tree and the files its symlinks lead to are unchanged at the end.
  */
+import { checkJsonDocument } from '../lib/json-schemas.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
@@ -81,6 +82,8 @@ interface Line {
 }
 
 interface RegfsRun {
+  /** The command run (`extract`, `gc`, ...). */
+  command: string;
   code: number | null;
   stdout: string;
   stderr: string;
@@ -221,6 +224,7 @@ async function judgeWrite(
     } catch {
       return found(check, `${runName(name)} exits ${r.code} without a result`, `${name}: exit ${r.code}, no JSON result; stderr: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
     }
+    schemaCheck(check, name, r, report, found);
     const problems = res.problems ?? [];
     const wantCode = problems.length === 0 ? 0 : 3;
     if (r.code !== wantCode && !(r.code === 1 && (res.images ?? []).length === 0 && problems.length > 0)) {
@@ -302,6 +306,7 @@ async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[]
   if (r.timedOut) return found(check, 'gc hangs', `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
   if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
   if (r.code !== 0 && r.code !== 1) found(check, 'exit code', `${name}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  schemaCheck(check, name, r, report, found);
   try {
     for (const p of (JSON.parse(r.stdout) as WriteResult).problems ?? []) {
       report.checks++;
@@ -412,6 +417,16 @@ function randomList(cands: Ref[], tagLists: Map<string, string[]>, probes: Map<s
   return lines;
 }
 
+/** The run's --json output is one document of its command's schema (schemas/), with its exit code. */
+function schemaCheck(check: string, name: string, r: RegfsRun, report: SeedReport, found: Found): void {
+  report.checks++;
+  try {
+    checkJsonDocument(r.command, r.stdout, r.code ?? -1);
+  } catch (err) {
+    found(check, 'JSON output not as its schema says', `${name}: ${(err as Error).message.slice(0, 600)}`);
+  }
+}
+
 function exportedNothing(r: RegfsRun): boolean {
   try {
     return ((JSON.parse(r.stdout) as WriteResult).images ?? []).length === 0;
@@ -463,7 +478,7 @@ function regfs(args: string[]): Promise<RegfsRun> {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
+      resolve({ command: args[0]!, code, stdout, stderr, timedOut });
     });
   });
 }

@@ -44,7 +44,7 @@ export async function handler(args: VerifyArgs, io: Io, run: RunOutput): Promise
     printWarning(io, `regfs ${r.liveLock.command} (pid ${r.liveLock.pid} on ${r.liveLock.host}) is writing this storage now; what it has not finished may show as problems`);
   }
   if (args.json) {
-    run.finishJson(r.findings.length === 0 ? ExitCode.ok : ExitCode.damage, { findings: r.findings, counts: r.counts, seconds: r.seconds });
+    run.finishJson(r.findings.length === 0 ? ExitCode.ok : ExitCode.damage, { findings: r.findings, counts: r.counts, liveLock: r.liveLock, seconds: r.seconds });
   } else {
     // One line per finding, whatever a name in the tree holds; written in batches.
     let text = '';
