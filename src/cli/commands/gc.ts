@@ -24,7 +24,7 @@ export function builder(y: Argv): Argv<GcArgs> {
     .option('apply', { type: 'boolean', default: false, describe: 'delete; without it, only report what would go' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'list every blob, manifest and link' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or deleted at once' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout, also on failure (docs/json.md)' })
     .example('$0 gc /var/lib/registry', 'what would be deleted, and how many bytes')
     .example('$0 gc /var/lib/registry --delete-untagged --apply', 'delete, sparing children of tagged indexes') as unknown as Argv<GcArgs>;
 }

@@ -19,7 +19,7 @@ export function builder(y: Argv): Argv<InspectArgs> {
     .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), or that v2 directory' })
     .positional('ref', { type: 'string', demandOption: true, describe: 'repo:tag, repo@sha256:<hex>, or repo:tag@sha256:<hex> (the tag must point there)' })
     .option('raw', { type: 'boolean', default: false, describe: 'write the manifest exactly as stored (the bytes its digest is over) to stdout' })
-    .option('json', { type: 'boolean', default: false, describe: 'print everything as JSON on stdout, the manifest document included' })
+    .option('json', { type: 'boolean', default: false, describe: 'print everything as one JSON document on stdout, the manifest included (docs/json.md)' })
     .example('$0 inspect /var/lib/registry team/app:v1', 'config, layers and sizes')
     .example('$0 inspect /var/lib/registry multiarch/tool:1.0', 'an index: each child with its platform')
     .example('$0 inspect /var/lib/registry team/app:v1 --raw | sha256sum', 'the stored manifest bytes') as unknown as Argv<InspectArgs>;

@@ -24,7 +24,7 @@ export function builder(y: Argv): Argv<LsArgs> {
       describe: 'glob over repository names (* and ? within a component, ** across), optionally :TAGGLOB',
     })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'tags read at once' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the listing as JSON on stdout' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the listing as one JSON document on stdout (docs/json.md)' })
     .example('$0 ls /var/lib/registry', 'every repository and tag')
     .example("$0 ls /var/lib/registry 'team/**:v1*'", 'tags starting with v1 of every repository under team/')
     .example("$0 ls /var/lib/registry '**/busybox' --json", 'busybox at any depth, as JSON') as unknown as Argv<LsArgs>;

@@ -20,7 +20,7 @@ export function builder(y: Argv): Argv<RmArgs> {
     .positional('ref', { type: 'string', demandOption: true, describe: 'repo:tag, repo@sha256:<hex>, repo:tag@sha256:<hex>, or repo' })
     .option('force', { type: 'boolean', default: false, describe: 'delete a manifest even if an index in the repository names it' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'print what would be removed; remove nothing' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout, also on failure (docs/json.md)' })
     .example('$0 rm /var/lib/registry team/app:old', 'delete one tag')
     .example('$0 rm /var/lib/registry team/app', 'delete the repository; team/app/worker stays') as unknown as Argv<RmArgs>;
 }

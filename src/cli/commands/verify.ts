@@ -26,7 +26,7 @@ export function builder(y: Argv): Argv<VerifyArgs> {
     .option('fast', { type: 'boolean', default: false, describe: 'check sizes, do not hash blob data' })
     .option('upload-age', { type: 'number', default: 24, describe: 'report uploads older than this many hours as stale' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or hashed at once' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the findings as JSON on stdout' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the findings as one JSON document on stdout (docs/json.md)' })
     .example('$0 verify /var/lib/registry', 'everything, every blob hashed')
     .example('$0 verify /srv/subset --list release.list --fast', 'what the release needs, sizes only')
     .example('$0 verify /var/lib/registry --target v3 --fast', 'before serving this storage with a v3 registry') as unknown as Argv<VerifyArgs>;
