@@ -44,7 +44,8 @@ export { createLinker, LINK_MODES, type LinkMode, type Linker, type LinkFs, type
 export { resolveImages, type ResolvedImage, type Resolution } from './ops/resolve.js';
 export { planWrites, type ImageContent } from './ops/common.js';
 export { extract, type ExtractOptions, type ExtractResult, type ImageSummary } from './ops/extract.js';
-export { toDir, parsePlatform, DIGEST_FILE, type ToDirOptions, type ToDirResult, type ExportedImage, type ToDirStats } from './ops/to-dir.js';
+export { parsePlatform } from './ops/platform.js';
+export { toDir, DIGEST_FILE, type ToDirOptions, type ToDirResult, type ExportedImage, type ToDirStats } from './ops/to-dir.js';
 export { fromDir, type FromDirOptions, type FromDirResult } from './ops/from-dir.js';
 export { schema1Payload } from './schema1.js';
 export * as dirLayout from './dir/layout.js';
