@@ -42,6 +42,7 @@ export type RegfsErrorCode =
   | 'UNSAFE'
   | 'LOCKED'
   | 'NOT_DIR_TRANSPORT'
+  | 'NOT_OCI_LAYOUT'
   | 'PLATFORM_UNKNOWN'
   | 'IO_ERROR'
   | 'INCOMPLETE'
