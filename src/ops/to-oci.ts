@@ -14,13 +14,13 @@
  * new `index.json` by temp file and rename, so a run killed at any point leaves the old index
  * or the new one whole, each naming only blobs that are there, and a re-run completes it.
  */
-import { existsSync, lstatSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { isTempName, OutputDirs, writeFileAtomicSync } from '../fs/atomic.js';
+import { isTempName, OutputDirs, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
 import { LOCK_FILE } from '../fs/lock.js';
 import { openImageList } from '../image-list.js';
 import { MediaTypes, referencedBlobs, type Manifest } from '../manifest.js';
@@ -56,6 +56,8 @@ export interface ToOciStats extends BlobStats {
   entriesAdded: number;
   entriesReplaced: number;
   entriesUnchanged: number;
+  /** Temp files of a killed regfs run, removed. */
+  tempFilesRemoved: number;
 }
 
 export interface ToOciResult {
@@ -159,7 +161,9 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
     async (): Promise<ToOciStats> => {
       // Under the lock, merged into the index as it is now.
       const now = mergeIndex(readLayout(layout).index, entries);
-      const s: ToOciStats = { blobsCloned: 0, blobsLinked: 0, blobsCopied: 0, blobsExisting: 0, blobsWritten: 0, bytes: 0, bytesCopied: 0, ...now.counts };
+      const s: ToOciStats = { blobsCloned: 0, blobsLinked: 0, blobsCopied: 0, blobsExisting: 0, blobsWritten: 0, bytes: 0, bytesCopied: 0, ...now.counts, tempFilesRemoved: 0 };
+      // What a killed run left: its temp files, which no other regfs run can be writing (the lock is ours).
+      s.tempFilesRemoved = removeTempFiles([layout, ...(existsSync(join(layout, 'blobs')) ? readNames(join(layout, 'blobs')).map((a) => join(layout, 'blobs', a)) : [])]);
       // 1. Every blob, manifests included; 2. the layout marker; 3. index.json, last and whole.
       if (blobs.size > 0) dirs.ensure(ociBlobDir(layout, blobs.keys().next().value!));
       await writeBlobs([...blobs], (d) => ociBlobPath(layout, d), { linker, dirs, onProgress: opts.onProgress }, s);
@@ -224,6 +228,24 @@ function readLayout(dir: string): { index: IndexDocument | undefined } {
   return { index: doc as IndexDocument };
 }
 
+/** Remove regfs's own temp files (`.<name>.<pid>-<hex>-<n>.regfs-tmp`) from the directories; how many. */
+function removeTempFiles(dirs: string[]): number {
+  let n = 0;
+  for (const dir of dirs) {
+    if (!lstatSync(dir).isDirectory()) continue;
+    for (const name of readNames(dir)) {
+      if (!name.startsWith('.') || !name.endsWith(TEMP_SUFFIX)) continue;
+      try {
+        unlinkSync(join(dir, name));
+        n++;
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw ioError('removing', join(dir, name), err);
+      }
+    }
+  }
+  return n;
+}
+
 function readNames(dir: string): string[] {
   try {
     return readdirSync(dir);
@@ -252,10 +274,21 @@ function mergeIndex(
       return undefined;
     }
   };
+  // Each existing entry's name (or, unnamed, its digest) once: a merge of n entries into m is n + m, not n * m.
+  const byName = new Map<string, number>();
+  const unnamed = new Map<unknown, number>();
+  doc.manifests.forEach((x, i) => {
+    const n = nameOf(x);
+    if (n === undefined) {
+      if (!unnamed.has(x.digest)) unnamed.set(x.digest, i);
+    } else if (!byName.has(n)) byName.set(n, i);
+  });
   for (const e of entries) {
     const name = (e.annotations as Record<string, string> | undefined)?.[REF_NAME];
-    const at = doc.manifests.findIndex((x) => (name === undefined ? nameOf(x) === undefined && x.digest === e.digest : nameOf(x) === name));
-    if (at < 0) {
+    const at = name === undefined ? unnamed.get(e.digest) : byName.get(name);
+    if (at === undefined) {
+      if (name === undefined) unnamed.set(e.digest, doc.manifests.length);
+      else byName.set(name, doc.manifests.length);
       doc.manifests.push(e);
       counts.entriesAdded++;
     } else if (doc.manifests[at]!.digest === e.digest && doc.manifests[at]!.mediaType === e.mediaType) {
