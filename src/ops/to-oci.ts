@@ -206,7 +206,12 @@ function readLayout(dir: string): { index: IndexDocument | undefined } {
     const names = readNames(dir);
     const others = names.filter((n) => n !== 'blobs' && n !== OCI_LAYOUT_FILE && n !== LOCK_FILE && !isTempName(n));
     if (others.length > 0) {
-      throw new RegfsError('NOT_OCI_LAYOUT', `"${dir}" holds ${quote(others[0]!)} and is not an OCI image layout (no ${INDEX_FILE}); name a new or empty directory, or a layout`, { path: dir });
+      const storage = existsSync(join(dir, 'docker', 'registry', 'v2')) ? ': it is registry storage, which regfs extract writes' : '';
+      throw new RegfsError(
+        'NOT_OCI_LAYOUT',
+        `"${dir}" holds ${quote(others[0]!)} and is not an OCI image layout (no ${INDEX_FILE})${storage}; name a new or empty directory, or a layout`,
+        { path: dir },
+      );
     }
     return { index: undefined };
   }
