@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +60,13 @@ test('npm pack, npm install -g of the tarball: the installed regfs runs, imports
     const help = run(bin, ['--help'], dir).stdout;
     assert.match(help, /^ +regfs extract </m);
     assert.match(help, /Docs: README\.md and docs\//);
+
+    // Installed as a dependency: the version is regfs's own, not the depending project's.
+    const project = join(dir, 'project');
+    await mkdir(project);
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'uses-regfs', version: '9.9.9', private: true }));
+    run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], project);
+    assert.equal(run(join(project, 'node_modules', '.bin', 'regfs'), ['--version'], project).stdout, `${pkg.version}\n`);
 
     // A module next to the prefix's node_modules finds the package by its name.
     const script = join(prefix, 'lib', 'use-regfs.mjs');
