@@ -11,7 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { basename, delimiter, dirname, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REGISTRY_BIN } from './lib/registry-server.js';
 
@@ -28,11 +28,18 @@ export const TOOLS: readonly Tool[] = [
   { program: 'mkfs.xfs', package: 'xfsprogs' },
 ];
 
-/** What this machine offers: its PATH (as in the environment) and whether we run as root. */
+/**
+ * What this machine offers: its PATH (as in the environment), whether we run as root, and
+ * where a program may be installed although not on PATH (the sbin directories, which a
+ * root shell without a login environment may lack).
+ */
 export interface Machine {
   path: string;
   root: boolean;
+  offPath: readonly string[];
 }
+
+export const OFF_PATH_DIRS: readonly string[] = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
 /** What to do about the missing tools. */
 export type Plan =
@@ -75,6 +82,19 @@ function packagesOf(missing: readonly Tool[]): string[] {
 export function planTools(tools: readonly Tool[], machine: Machine): Plan {
   const missing = missingTools(tools, machine);
   if (missing.length === 0) return { action: 'none' };
+  // Installed, but the tests would not find it by name: installing again would not help.
+  const elsewhere = missing.flatMap((t) => {
+    const at = isAbsolute(t.program) ? undefined : findProgram(t.program, machine.offPath.join(delimiter));
+    return at === undefined ? [] : [at];
+  });
+  if (elsewhere.length > 0) {
+    const dirs = [...new Set(elsewhere.map((p) => dirname(p)))].join(delimiter);
+    return {
+      action: 'stop',
+      missing,
+      message: `The tests run ${elsewhere.map((p) => basename(p)).join(', ')} by name, but PATH does not hold ${elsewhere.join(', ')}.\n` + `Add it: PATH="$PATH${delimiter}${dirs}" npm test`,
+    };
+  }
   const packages = packagesOf(missing);
   const apt = findProgram('apt-get', machine.path) !== undefined;
   if (machine.root && apt) {
@@ -90,7 +110,7 @@ export function planTools(tools: readonly Tool[], machine: Machine): Plan {
 }
 
 function main(): number {
-  const machine: Machine = { path: process.env.PATH ?? '', root: process.getuid?.() === 0 };
+  const machine: Machine = { path: process.env.PATH ?? '', root: process.getuid?.() === 0, offPath: OFF_PATH_DIRS };
   const plan = planTools(TOOLS, machine);
   if (plan.action === 'none') return 0;
   if (plan.action === 'stop') {

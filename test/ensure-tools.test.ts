@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { findProgram, planTools, TOOLS, type Tool } from '../scripts/ensure-tools.js';
+import { findProgram, OFF_PATH_DIRS, planTools, TOOLS, type Tool } from '../scripts/ensure-tools.js';
 import { REGISTRY_BIN } from '../scripts/lib/registry-server.js';
 import { withTempDir } from './helpers/tree.js';
 
@@ -64,21 +64,21 @@ test('ensure-tools: nothing missing, nothing to do; missing as root with apt-get
     const registry = join(dir, 'docker-registry');
     const tools: Tool[] = [{ program: registry, package: 'docker-registry' }, ...TOOLS.slice(1)];
     await fakeApt(dir, join(dir, 'log'), false);
-    assert.deepEqual(planTools(tools, { path: dir, root: true }), {
+    assert.deepEqual(planTools(tools, { path: dir, root: true, offPath: [] }), {
       action: 'install',
       missing: tools,
       commands: [['apt-get', 'update'], ['apt-get', 'install', '-y', '--no-install-recommends', 'docker-registry', 'skopeo', 'xfsprogs']],
     });
     await executable(registry);
     await executable(join(dir, 'mkfs.xfs'));
-    assert.deepEqual(planTools(tools, { path: dir, root: true }), {
+    assert.deepEqual(planTools(tools, { path: dir, root: true, offPath: [] }), {
       action: 'install',
       missing: [tools[1]],
       commands: [['apt-get', 'update'], ['apt-get', 'install', '-y', '--no-install-recommends', 'skopeo']],
     });
     await executable(join(dir, 'skopeo'));
-    assert.deepEqual(planTools(tools, { path: dir, root: true }), { action: 'none' });
-    assert.deepEqual(planTools(tools, { path: dir, root: false }), { action: 'none' });
+    assert.deepEqual(planTools(tools, { path: dir, root: true, offPath: [] }), { action: 'none' });
+    assert.deepEqual(planTools(tools, { path: dir, root: false, offPath: [] }), { action: 'none' });
   });
 });
 
@@ -86,30 +86,56 @@ test('ensure-tools: missing and not root, or no apt-get: stops with the command 
   await withTempDir(async (dir) => {
     const tools: Tool[] = [{ program: join(dir, 'docker-registry'), package: 'docker-registry' }, ...TOOLS.slice(1)];
     await executable(join(dir, 'docker-registry'));
-    const noApt = planTools(tools, { path: dir, root: true });
+    const noApt = planTools(tools, { path: dir, root: true, offPath: [] });
     assert.equal(noApt.action, 'stop');
     assert.deepEqual(noApt.action === 'stop' && noApt.missing, tools.slice(1));
     assert.match(noApt.action === 'stop' ? noApt.message : '', /^The tests need skopeo \(package skopeo\), mkfs\.xfs \(package xfsprogs\): not found\.\nInstall them with this system's package manager \(Debian packages: skopeo xfsprogs\)/);
     await fakeApt(dir, join(dir, 'log'), false);
-    const user = planTools(tools, { path: dir, root: false });
+    const user = planTools(tools, { path: dir, root: false, offPath: [] });
     assert.equal(user.action, 'stop');
     assert.match(user.action === 'stop' ? user.message : '', /\n {2}sudo apt-get install -y --no-install-recommends skopeo xfsprogs$/);
   });
 });
 
-/** What the script asks apt-get to install here: the packages of the tools the fake PATH lacks, docker-registry's only if this machine lacks it. */
-const expectedInstall = `install -y --no-install-recommends ${existsSync(REGISTRY_BIN) ? '' : 'docker-registry '}skopeo xfsprogs`;
+test('ensure-tools: a program installed off PATH (an sbin directory) stops with the PATH to use, installs nothing', async () => {
+  await withTempDir(async (dir) => {
+    const sbin = join(dir, 'sbin');
+    await mkdir(sbin);
+    await executable(join(sbin, 'mkfs.xfs'));
+    await fakeApt(dir, join(dir, 'log'), false);
+    const tools: Tool[] = [{ program: 'mkfs.xfs', package: 'xfsprogs' }];
+    const plan = planTools(tools, { path: dir, root: true, offPath: [sbin] });
+    assert.deepEqual(plan, {
+      action: 'stop',
+      missing: tools,
+      message: `The tests run mkfs.xfs by name, but PATH does not hold ${join(sbin, 'mkfs.xfs')}.\nAdd it: PATH="$PATH:${sbin}" npm test`,
+    });
+    assert.deepEqual(planTools(tools, { path: `${dir}:${sbin}`, root: true, offPath: [sbin] }), { action: 'none' });
+  });
+});
+
+/** This machine's mkfs.xfs (npm test's pretest installs xfsprogs): the script finds it off PATH. */
+const MKFS = findProgram('mkfs.xfs', OFF_PATH_DIRS.join(':'));
+
+/** What the script asks apt-get to install with the fake PATH below: skopeo, and docker-registry only if this machine lacks it. */
+const expectedInstall = `install -y --no-install-recommends ${existsSync(REGISTRY_BIN) ? '' : 'docker-registry '}skopeo`;
+
+/** A fake PATH: `dir` (the fake apt-get, no skopeo) and the real mkfs.xfs's directory. */
+function fakePath(dir: string): string {
+  assert.ok(MKFS !== undefined, `no mkfs.xfs in ${OFF_PATH_DIRS.join(', ')}: install xfsprogs`);
+  return `${dir}:${dirname(MKFS)}`;
+}
 
 test('ensure-tools script as root: runs apt-get update and install (non-interactive), then finds the tools', async () => {
   await withTempDir(async (dir) => {
     const log = join(dir, 'log');
     await fakeApt(dir, log, true);
-    const r = runScript(dir);
+    const r = runScript(fakePath(dir));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(await readFile(log, 'utf8'), `noninteractive update\nnoninteractive ${expectedInstall}\n`);
-    assert.match(r.stderr, /^The tests need skopeo, mkfs\.xfs: installing skopeo xfsprogs\.\n\$ apt-get update\n\$ apt-get install/);
+    assert.match(r.stderr, /^The tests need skopeo: installing skopeo\.\n\$ apt-get update\n\$ apt-get install/);
     // Everything there now: a second run does nothing and says nothing.
-    const again = runScript(dir);
+    const again = runScript(fakePath(dir));
     assert.deepEqual(again, { status: 0, stderr: '' });
     assert.equal((await readFile(log, 'utf8')).split('\n').length, 3);
   });
@@ -119,10 +145,22 @@ test('ensure-tools script as root: an install that leaves a tool missing fails, 
   await withTempDir(async (dir) => {
     const log = join(dir, 'log');
     await fakeApt(dir, log, false);
+    const r = runScript(fakePath(dir));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /Still not found after installing: skopeo\.\n$/);
+    assert.equal(await readFile(log, 'utf8'), `noninteractive update\nnoninteractive ${expectedInstall}\n`);
+  });
+});
+
+test('ensure-tools script as root, mkfs.xfs installed but its directory not on PATH: says so, runs no apt-get', async () => {
+  await withTempDir(async (dir) => {
+    const log = join(dir, 'log');
+    await fakeApt(dir, log, true);
+    await executable(join(dir, 'skopeo'));
     const r = runScript(dir);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /Still not found after installing: skopeo, mkfs\.xfs\.\n$/);
-    assert.equal(await readFile(log, 'utf8'), `noninteractive update\nnoninteractive ${expectedInstall}\n`);
+    assert.equal(r.stderr, `The tests run mkfs.xfs by name, but PATH does not hold ${MKFS}.\nAdd it: PATH="$PATH:${dirname(MKFS!)}" npm test\n`);
+    assert.equal(existsSync(log), false);
   });
 });
 
@@ -132,9 +170,9 @@ test('ensure-tools script as another user: runs no apt-get, says what to run', a
     const log = join(dir, 'log');
     await chmod(dir, 0o755);
     await fakeApt(dir, log, true);
-    const r = runScript(dir, 65534);
+    const r = runScript(fakePath(dir), 65534);
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /not found\.\nRun as root, npm test installs them itself \(as \.ci\/run does\); or install them first:\n {2}sudo apt-get install -y --no-install-recommends (docker-registry )?skopeo xfsprogs\n$/);
+    assert.match(r.stderr, /not found\.\nRun as root, npm test installs them itself \(as \.ci\/run does\); or install them first:\n {2}sudo apt-get install -y --no-install-recommends (docker-registry )?skopeo\n$/);
     assert.equal(existsSync(log), false);
   });
 });
