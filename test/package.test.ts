@@ -1,6 +1,6 @@
 /**
- * The npm package as a user gets it: `npm pack` in a copy of the project without dist/ (as a
- * fresh clone is), then `npm install -g` of the tarball into a temporary prefix. The installed
+ * The npm package as a user gets it: `npm pack` in a copy of the project whose dist/ holds only
+ * a leftover of an older build, then `npm install -g` of the tarball into a temporary prefix. The installed
  * `regfs` runs, the library imports as `regfs` and extracts, and the tarball holds what the
  * help promises and no more.
  *
@@ -90,6 +90,10 @@ test('npm pack, npm install -g of the tarball: the installed regfs runs, imports
     await symlink(join(ROOT, 'node_modules'), join(clone, 'node_modules'));
     const pkg = JSON.parse(await readFile(join(clone, 'package.json'), 'utf8')) as { name: string; version: string };
 
+    // A dist/ left by an older build, with a module since removed: not shipped.
+    await mkdir(join(clone, 'dist'));
+    await writeFile(join(clone, 'dist', 'removed-module.js'), 'export {};\n');
+
     // prepack builds dist/ in the clone; --json keeps the build's output off stdout.
     await run('npm', ['pack', '--json', '--pack-destination', dir], clone);
     const tarball = join(dir, `${pkg.name}-${pkg.version}.tgz`);
@@ -100,6 +104,7 @@ test('npm pack, npm install -g of the tarball: the installed regfs runs, imports
     for (const f of ['package.json', 'LICENSE', 'README.md', 'CHANGELOG.md', 'dist/cli/main.js', 'dist/index.js', 'dist/index.d.ts', ...docs]) {
       assert.ok(files.includes(f), `the tarball lacks ${f}`);
     }
+    assert.ok(!files.includes('dist/removed-module.js'), 'the tarball holds a stale file of dist/');
     const tops = new Set(files.map((f) => f.split('/')[0]));
     assert.deepEqual([...tops].sort(), ['CHANGELOG.md', 'LICENSE', 'README.md', 'dist', 'docs', 'package.json']);
 
