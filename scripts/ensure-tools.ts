@@ -1,7 +1,8 @@
 /**
  * `npm test`'s pretest: make sure the tools the tests drive are installed, so that the one
  * command passes on a fresh machine. The tests start the real docker-registry 2.8 (at
- * REGISTRY_BIN), drive `skopeo` and, for the reflink test, `mkfs.xfs` (both looked up on PATH).
+ * REGISTRY_BIN), drive `skopeo` and, for the reflink test, `mkfs.xfs` (both looked up on
+ * PATH); the bench's smoke run needs GNU time (/usr/bin/time), which minimal images lack.
  *
  * All present: prints nothing. Some missing, running as root where `apt-get` is on PATH (Debian,
  * Ubuntu): `apt-get update`, then `apt-get install -y --no-install-recommends` of the missing
@@ -26,6 +27,8 @@ export const TOOLS: readonly Tool[] = [
   { program: REGISTRY_BIN, package: 'docker-registry' },
   { program: 'skopeo', package: 'skopeo' },
   { program: 'mkfs.xfs', package: 'xfsprogs' },
+  // GNU time: the bench (test/bench.test.ts runs it) measures each run's peak RSS with it.
+  { program: '/usr/bin/time', package: 'time' },
 ];
 
 /**

@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { findProgram, OFF_PATH_DIRS, planTools, TOOLS, type Tool } from '../scripts/ensure-tools.js';
-import { REGISTRY_BIN } from '../scripts/lib/registry-server.js';
 import { withTempDir } from './helpers/tree.js';
 
 const SCRIPT = fileURLToPath(new URL('../scripts/ensure-tools.ts', import.meta.url));
@@ -42,6 +41,12 @@ function runScript(path: string, uid?: number): { status: number | null; stderr:
   return { status: r.status, stderr: r.stderr };
 }
 
+/** Tools looked up on PATH, as in TOOLS. */
+const BY_NAME: Tool[] = [
+  { program: 'skopeo', package: 'skopeo' },
+  { program: 'mkfs.xfs', package: 'xfsprogs' },
+];
+
 test('ensure-tools: finds a program on PATH or at its absolute path, only as an executable file', async () => {
   await withTempDir(async (dir) => {
     const a = join(dir, 'a');
@@ -62,7 +67,7 @@ test('ensure-tools: finds a program on PATH or at its absolute path, only as an 
 test('ensure-tools: nothing missing, nothing to do; missing as root with apt-get: update, then install just those packages', async () => {
   await withTempDir(async (dir) => {
     const registry = join(dir, 'docker-registry');
-    const tools: Tool[] = [{ program: registry, package: 'docker-registry' }, ...TOOLS.slice(1)];
+    const tools: Tool[] = [{ program: registry, package: 'docker-registry' }, ...BY_NAME];
     await fakeApt(dir, join(dir, 'log'), false);
     assert.deepEqual(planTools(tools, { path: dir, root: true, offPath: [] }), {
       action: 'install',
@@ -84,7 +89,7 @@ test('ensure-tools: nothing missing, nothing to do; missing as root with apt-get
 
 test('ensure-tools: missing and not root, or no apt-get: stops with the command to run', async () => {
   await withTempDir(async (dir) => {
-    const tools: Tool[] = [{ program: join(dir, 'docker-registry'), package: 'docker-registry' }, ...TOOLS.slice(1)];
+    const tools: Tool[] = [{ program: join(dir, 'docker-registry'), package: 'docker-registry' }, ...BY_NAME];
     await executable(join(dir, 'docker-registry'));
     const noApt = planTools(tools, { path: dir, root: true, offPath: [] });
     assert.equal(noApt.action, 'stop');
@@ -117,8 +122,10 @@ test('ensure-tools: a program installed off PATH (an sbin directory) stops with 
 /** This machine's mkfs.xfs (npm test's pretest installs xfsprogs): the script finds it off PATH. */
 const MKFS = findProgram('mkfs.xfs', OFF_PATH_DIRS.join(':'));
 
-/** What the script asks apt-get to install with the fake PATH below: skopeo, and docker-registry only if this machine lacks it. */
-const expectedInstall = `install -y --no-install-recommends ${existsSync(REGISTRY_BIN) ? '' : 'docker-registry '}skopeo`;
+/** What the script asks apt-get to install with the fake PATH below: skopeo, and a tool at an absolute path only if this machine lacks it. */
+const expectedInstall = `install -y --no-install-recommends ${TOOLS.filter((t) => t.program === 'skopeo' || (isAbsolute(t.program) && !existsSync(t.program)))
+  .map((t) => t.package)
+  .join(' ')}`;
 
 /** A fake PATH: `dir` (the fake apt-get, no skopeo) and the real mkfs.xfs's directory. */
 function fakePath(dir: string): string {
