@@ -1,5 +1,5 @@
 /**
- * The differential harness's command line (regfs must be built first: `npm run build`):
+ * The differential harness's command line (regfs must be built first: `npm run fuzz` builds it, or `npm run build`):
  *
  *   npm run fuzz -- [--seeds N] [--seed S] [--damage KINDS] [--lists N] [--keep]
  *

@@ -3,6 +3,7 @@
  * turns errors into exit codes. A RegfsError prints its message and code (no stack trace);
  * anything else is a bug and says so.
  */
+import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { RegfsError } from '../errors.js';
 import * as extractCmd from './commands/extract.js';
@@ -25,6 +26,15 @@ interface CommandModule<A> {
 
 const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 4 verify found damage; 70 internal error.
 Docs: README.md and docs/ in the regfs package.`;
+
+/**
+ * regfs's own version, from its package.json. yargs's own lookup starts at the path the bin
+ * was started by, so installed as a dependency (`node_modules/.bin/regfs`) or run by npx it
+ * found the depending project's package.json and printed that version.
+ */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 /** A command line yargs could not make sense of. */
 class UsageError extends Error {}
@@ -53,7 +63,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .epilogue(EPILOGUE)
     .help()
     .alias('h', 'help')
-    .version()
+    .version(packageVersion())
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       // Without a throw here yargs would go on and call the handler.
