@@ -25,7 +25,7 @@ async function executable(path: string, body = '#!/bin/sh\n'): Promise<void> {
 async function fakeApt(dir: string, log: string, installs: boolean): Promise<void> {
   const install = installs
     ? `if [ "$1" = install ]; then for p in "$@"; do case "$p" in
-  skopeo) f=skopeo ;; xfsprogs) f=mkfs.xfs ;; *) continue ;; esac
+  skopeo) f=skopeo ;; umoci) f=umoci ;; xfsprogs) f=mkfs.xfs ;; *) continue ;; esac
   printf '#!/bin/sh\\n' > "${dir}/$f"; /bin/chmod 755 "${dir}/$f"; done; fi\n`
     : '';
   await executable(join(dir, 'apt-get'), `#!/bin/sh\necho "$DEBIAN_FRONTEND $*" >> "${log}"\n${install}`);
@@ -122,12 +122,12 @@ test('ensure-tools: a program installed off PATH (an sbin directory) stops with 
 /** This machine's mkfs.xfs (npm test's pretest installs xfsprogs): the script finds it off PATH. */
 const MKFS = findProgram('mkfs.xfs', OFF_PATH_DIRS.join(':'));
 
-/** What the script asks apt-get to install with the fake PATH below: skopeo, and a tool at an absolute path only if this machine lacks it. */
-const expectedInstall = `install -y --no-install-recommends ${TOOLS.filter((t) => t.program === 'skopeo' || (isAbsolute(t.program) && !existsSync(t.program)))
+/** What the script asks apt-get to install with the fake PATH below: skopeo and umoci, and a tool at an absolute path only if this machine lacks it. */
+const expectedInstall = `install -y --no-install-recommends ${TOOLS.filter((t) => t.program === 'skopeo' || t.program === 'umoci' || (isAbsolute(t.program) && !existsSync(t.program)))
   .map((t) => t.package)
   .join(' ')}`;
 
-/** A fake PATH: `dir` (the fake apt-get, no skopeo) and the real mkfs.xfs's directory. */
+/** A fake PATH: `dir` (the fake apt-get, no skopeo, no umoci) and the real mkfs.xfs's directory. */
 function fakePath(dir: string): string {
   assert.ok(MKFS !== undefined, `no mkfs.xfs in ${OFF_PATH_DIRS.join(', ')}: install xfsprogs`);
   return `${dir}:${dirname(MKFS)}`;
@@ -140,7 +140,7 @@ test('ensure-tools script as root: runs apt-get update and install (non-interact
     const r = runScript(fakePath(dir));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(await readFile(log, 'utf8'), `noninteractive update\nnoninteractive ${expectedInstall}\n`);
-    assert.match(r.stderr, /^The tests need skopeo: installing skopeo\.\n\$ apt-get update\n\$ apt-get install/);
+    assert.match(r.stderr, /^The tests need skopeo, umoci: installing skopeo umoci\.\n\$ apt-get update\n\$ apt-get install/);
     // Everything there now: a second run does nothing and says nothing.
     const again = runScript(fakePath(dir));
     assert.deepEqual(again, { status: 0, stderr: '' });
@@ -154,7 +154,7 @@ test('ensure-tools script as root: an install that leaves a tool missing fails, 
     await fakeApt(dir, log, false);
     const r = runScript(fakePath(dir));
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /Still not found after installing: skopeo\.\n$/);
+    assert.match(r.stderr, /Still not found after installing: skopeo, umoci\.\n$/);
     assert.equal(await readFile(log, 'utf8'), `noninteractive update\nnoninteractive ${expectedInstall}\n`);
   });
 });
@@ -164,6 +164,7 @@ test('ensure-tools script as root, mkfs.xfs installed but its directory not on P
     const log = join(dir, 'log');
     await fakeApt(dir, log, true);
     await executable(join(dir, 'skopeo'));
+    await executable(join(dir, 'umoci'));
     const r = runScript(dir);
     assert.equal(r.status, 1);
     assert.equal(r.stderr, `The tests run mkfs.xfs by name, but PATH does not hold ${MKFS}.\nAdd it: PATH="$PATH:${dirname(MKFS!)}" npm test\n`);
@@ -179,7 +180,7 @@ test('ensure-tools script as another user: runs no apt-get, says what to run', a
     await fakeApt(dir, log, true);
     const r = runScript(fakePath(dir), 65534);
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /not found\.\nRun as root, npm test installs them itself \(as \.ci\/run does\); or install them first:\n {2}sudo apt-get install -y --no-install-recommends (docker-registry )?skopeo\n$/);
+    assert.match(r.stderr, /not found\.\nRun as root, npm test installs them itself \(as \.ci\/run does\); or install them first:\n {2}sudo apt-get install -y --no-install-recommends (docker-registry )?skopeo umoci\n$/);
     assert.equal(existsSync(log), false);
   });
 });

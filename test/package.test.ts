@@ -101,12 +101,15 @@ test('npm pack, npm install -g of the tarball: the installed regfs runs, imports
     const files = (await run('tar', ['-tzf', tarball], dir)).stdout.split('\n').filter((l) => l !== '').map((l) => l.replace(/^package\//, ''));
     const docs = (await readdir(join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
     assert.ok(docs.length > 0);
-    for (const f of ['package.json', 'LICENSE', 'README.md', 'CHANGELOG.md', 'dist/cli/main.js', 'dist/index.js', 'dist/index.d.ts', ...docs]) {
+    // The JSON Schema files of --json output (docs/json.md names them).
+    const schemas = (await readdir(join(ROOT, 'schemas'))).map((f) => `schemas/${f}`);
+    assert.ok(schemas.length > 0);
+    for (const f of ['package.json', 'LICENSE', 'README.md', 'CHANGELOG.md', 'dist/cli/main.js', 'dist/index.js', 'dist/index.d.ts', ...docs, ...schemas]) {
       assert.ok(files.includes(f), `the tarball lacks ${f}`);
     }
     assert.ok(!files.includes('dist/removed-module.js'), 'the tarball holds a stale file of dist/');
     const tops = new Set(files.map((f) => f.split('/')[0]));
-    assert.deepEqual([...tops].sort(), ['CHANGELOG.md', 'LICENSE', 'README.md', 'dist', 'docs', 'package.json']);
+    assert.deepEqual([...tops].sort(), ['CHANGELOG.md', 'LICENSE', 'README.md', 'dist', 'docs', 'package.json', 'schemas']);
 
     const prefix = join(dir, 'prefix');
     const project = join(dir, 'project');
