@@ -4,7 +4,7 @@
  */
 // Messages go to stderr, so their colours follow stderr's terminal, not stdout's.
 import { chalkStderr as chalk } from 'chalk';
-import { escapeControl, type RegfsError } from '../errors.js';
+import { errnoCode, escapeControl, RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
 import type { ExtractResult } from '../ops/extract.js';
 import type { RepairedLink } from '../ops/resolve.js';
@@ -31,6 +31,25 @@ export interface Io {
 }
 
 export const processIo: Io = { stdout: process.stdout, stderr: process.stderr };
+
+/**
+ * Keep a failed write to stdout or stderr from ending the run with a stack trace. EPIPE (the
+ * reader has gone, as `head` goes once it has its lines) is no failure of regfs: the rest of
+ * that stream's output is dropped, quietly, and the run goes on to its end (a writing command
+ * finishes its write) and exits with the status it would have had. Any other error (ENOSPC
+ * on a file, EIO) is reported on stderr as IO_ERROR, and `onFailure` is called.
+ */
+export function guardOutput(io: Io, onFailure: () => void): void {
+  const guard = (stream: NodeJS.WritableStream, name: string): void => {
+    stream.on('error', (err: unknown) => {
+      if (errnoCode(err) === 'EPIPE') return;
+      onFailure();
+      if (stream !== io.stderr) printError(io, new RegfsError('IO_ERROR', `cannot write to ${name}: ${errnoCode(err) ?? String(err)}`, { cause: err }));
+    });
+  };
+  guard(io.stdout, 'standard output');
+  guard(io.stderr, 'standard error');
+}
 
 /** `1.5 MiB` */
 export function formatBytes(n: number): string {

@@ -1,0 +1,185 @@
+/**
+ * regfs in pipelines: output into a pipe whose reader has gone, standard input as `-` for
+ * every list argument, usage errors in regfs's own form, and help that fits 80 columns.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { digestOf } from '../src/digest.js';
+import { blobDataPath, storageRoot } from '../src/registry/layout.js';
+import { blobOf, makeImage, makeLayer, type Image } from '../scripts/lib/images.js';
+import { writeStorage } from '../scripts/lib/write-storage.js';
+import { REGFS_BIN, runCli } from './helpers/cli.js';
+import { tempDir } from './helpers/tree.js';
+
+const noStack = (s: string): void => {
+  assert.doesNotMatch(s, /^\s+at /m, 'no stack trace');
+  assert.doesNotMatch(s, /internal error|EPIPE/, 'no internal error');
+};
+
+/** More than a pipe holds (64 KiB), so the writer is still writing when the reader goes. */
+const PIPE_BUFFER = 1 << 16;
+const TAGS = 1500;
+
+let dir: string;
+let cleanup: () => Promise<void>;
+/** One image under TAGS tags, a wide image, an image with an absent foreign layer, stray blobs. */
+let root: string;
+/** Storage whose repository has TAGS tags without `current/link`: as many verify findings. */
+let damaged: string;
+/** `big/repo:t0` … every tag of `big/repo`, one a line. */
+let list: string;
+
+before(async () => {
+  ({ dir, cleanup } = await tempDir());
+  root = join(dir, 'root');
+  const img = makeImage({ format: 'docker', layers: [makeLayer('pipes')] });
+  const wide = makeImage({ format: 'docker', layers: Array.from({ length: 1500 }, (_, i) => makeLayer(`wide-${i}`, 16)) });
+  await writeStorage(root, [...Array.from({ length: TAGS }, (_, i) => ({ repo: 'big/repo', tag: `t${i}`, image: img })), { repo: 'wide/image', tag: 'v1', image: wide }, { repo: 'win/app', tag: '1', image: withForeignLayer() }]);
+  const v2 = storageRoot(root);
+  for (let i = 0; i < 2000; i++) {
+    const b = blobOf(`stray ${i}\n`);
+    await mkdir(join(blobDataPath(v2, b.digest), '..'), { recursive: true });
+    await writeFile(blobDataPath(v2, b.digest), b.bytes);
+  }
+  damaged = join(dir, 'damaged');
+  await writeStorage(damaged, [{ repo: 'dangling/repo', tag: 'kept', image: img }]);
+  for (let i = 0; i < TAGS; i++) await mkdir(join(storageRoot(damaged), 'repositories/dangling/repo/_manifests/tags', `gone${i}`, 'current'), { recursive: true });
+  list = join(dir, 'big.list');
+  await writeFile(list, Array.from({ length: TAGS }, (_, i) => `big/repo:t${i}\n`).join(''));
+});
+
+after(async () => {
+  await cleanup();
+});
+
+/** An image whose first layer is foreign and absent: extract warns about it on stderr. */
+function withForeignLayer(): Image {
+  const img = makeImage({ format: 'docker', layers: [makeLayer('windows-app')] });
+  const base = makeLayer('foreign-base');
+  const manifest = JSON.parse(img.bytes.toString()) as { layers: object[] };
+  manifest.layers.unshift({ mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', digest: base.digest, size: base.size, urls: ['https://example.com/layer'] });
+  const bytes = Buffer.from(JSON.stringify(manifest));
+  return { ...img, bytes, digest: digestOf(bytes), size: bytes.length };
+}
+
+interface ClosedRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `regfs ARGS | head -c 100` in bash: head reads once and exits, closing the pipe while regfs
+ * still has most of its output to write. The status is regfs's own (PIPESTATUS), its stderr
+ * comes back on a pipe of its own.
+ */
+function runIntoHead(args: string[]): Promise<ClosedRun> {
+  return new Promise((resolve, reject) => {
+    const script = '"$@" 2>&3 | head -c 100; exit "${PIPESTATUS[0]}"';
+    const child = spawn('bash', ['-c', script, 'bash', process.execPath, REGFS_BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, FORCE_COLOR: '0' },
+    });
+    const out = { stdout: '', stderr: '' };
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => (out.stdout += s));
+    (child.stdio[3] as NodeJS.ReadableStream).setEncoding('utf8').on('data', (s: string) => (out.stderr += s));
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (out.stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, ...out }));
+  });
+}
+
+/** Run regfs with stdout and stderr on pipes, the read end of `close` closed at once. */
+function runClosing(args: string[], close: 'stdout' | 'stderr'): Promise<ClosedRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    const out = { stdout: '', stderr: '' };
+    for (const name of ['stdout', 'stderr'] as const) {
+      if (name === close) child[name].destroy();
+      else child[name].setEncoding('utf8').on('data', (s: string) => (out[name] += s));
+    }
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, ...out }));
+  });
+}
+
+for (const [what, args, code] of [
+  ['ls', () => ['ls', root], 0],
+  ['ls --json', () => ['ls', root, '--json'], 0],
+  ['gc --verbose', () => ['gc', root, '--verbose'], 0],
+  ['inspect', () => ['inspect', root, 'wide/image:v1'], 0],
+  ['inspect --json', () => ['inspect', root, 'wide/image:v1', '--json'], 0],
+  ['verify (findings)', () => ['verify', damaged, '--fast'], 4],
+  ['extract --dry-run', () => ['extract', list, root, join(dir, 'never'), '--dry-run'], 0],
+  ['to-dir --dry-run', () => ['to-dir', list, root, join(dir, 'never-dir'), '--dry-run'], 0],
+] as const) {
+  test(`pipes: ${what} | head -c 100 ends quietly with the run's own status (${code})`, async () => {
+    const full = await runCli(args());
+    assert.equal(full.code, code, full.stderr);
+    assert.ok(Buffer.byteLength(full.stdout) > 2 * PIPE_BUFFER, `${what}: the output (${full.stdout.length} bytes) must outgrow the pipe`);
+    const r = await runIntoHead(args());
+    assert.equal(r.code, code, r.stderr);
+    assert.equal(r.stdout, full.stdout.slice(0, 100));
+    noStack(r.stderr);
+    assert.equal(r.stderr, full.stderr, 'stderr says what it says without the pipe, nothing more');
+  });
+}
+
+test('pipes: `set -o pipefail; regfs ls ROOT | head -1` succeeds: the reader leaving is no failure of regfs', async () => {
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const sh = spawn('bash', ['-c', 'set -o pipefail; "$0" "$1" ls "$2" | head -1; echo "status ${PIPESTATUS[*]}"', process.execPath, REGFS_BIN, root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    sh.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    sh.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    sh.on('error', reject);
+    sh.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  assert.match(r.stdout, /^big\/repo:t0 +sha256:[0-9a-f]{64}  docker/);
+  assert.match(r.stdout, /^status 0 0$/m);
+  assert.equal(r.stderr, '');
+});
+
+test('pipes: a warning into a closed stderr neither stops nor fails the run', async () => {
+  // ls warns on stderr when nothing matches, and exits 0.
+  const r = await runClosing(['ls', root, 'no/such/**'], 'stderr');
+  assert.equal(r.code, 0);
+});
+
+test('pipes: extract whose stdout and stderr readers are gone finishes its write and exits as it would have', async () => {
+  const extractList = join(dir, 'with-foreign.list');
+  await writeFile(extractList, `win/app:1\n${Array.from({ length: TAGS }, (_, i) => `big/repo:t${i}\n`).join('')}`);
+  for (const close of ['stdout', 'stderr'] as const) {
+    const out = join(dir, `extract-closed-${close}`);
+    // The warning on the absent foreign layer goes to stderr before the first write; the summary to stdout after the last.
+    const r = await runClosing(['extract', extractList, root, out], close);
+    assert.equal(r.code, 0, r.stderr);
+    if (close === 'stdout') assert.match(r.stderr, /warning: .*foreign layer/);
+    const v = await runCli(['verify', out, '--list', extractList, '--fast']);
+    assert.equal(v.code, 0, v.stdout);
+    const ls = await runCli(['ls', out]);
+    assert.equal(ls.stdout.trimEnd().split('\n').length, TAGS + 1, 'every image extracted');
+  }
+});
+
+test('pipes: stdout on a full disk is an error (IO_ERROR, exit 1), not a crash', async () => {
+  const fd = openSync('/dev/full', 'w');
+  try {
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [REGFS_BIN, 'ls', root], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error: cannot write to standard output: .*ENOSPC.* \[IO_ERROR\]$/m);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  } finally {
+    closeSync(fd);
+  }
+});
