@@ -183,3 +183,38 @@ test('pipes: stdout on a full disk is an error (IO_ERROR, exit 1), not a crash',
     closeSync(fd);
   }
 });
+
+test('stdin: `-` is standard input for every list argument: extract LIST, to-dir LIST, verify --list', async () => {
+  const stdin = '# from a pipe\nbig/repo:t1\nbig/repo:t2\n';
+  const ex = await runCli(['extract', '-', root, join(dir, 'stdin-extract'), '--dry-run'], { stdin });
+  assert.equal(ex.code, 0, ex.stderr);
+  assert.match(ex.stdout, /^plan: 2 images,/m);
+  for (const args of [['to-dir', '-', root, join(dir, 'stdin-dir'), '--dry-run'], ['to-dir', '--dry-run', '-', root, join(dir, 'stdin-dir')]]) {
+    const td = await runCli(args, { stdin });
+    assert.equal(td.code, 0, `${args.join(' ')}: ${td.stderr}`);
+    assert.match(td.stdout, /^big\/repo:t1  sha256:/m);
+    assert.match(td.stdout, /^plan: 2 image directories,/m);
+  }
+  const written = await runCli(['to-dir', '-', root, join(dir, 'stdin-dir')], { stdin });
+  assert.equal(written.code, 0, written.stderr);
+  assert.match(written.stdout, /^exported 2 images /);
+  for (const args of [['verify', root, '--list', '-', '--fast'], ['verify', root, '--list=-', '--fast'], ['verify', '--list', '-', root, '--fast']]) {
+    const v = await runCli(args, { stdin });
+    assert.equal(v.code, 0, `${args.join(' ')}: ${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /^checked \d+ repositories, 2 tags, .*: no problems;/m);
+  }
+  // The list really comes from standard input: a name there that the storage lacks is reported as a line of <stdin>.
+  const missing = await runCli(['verify', root, '--list', '-', '--fast'], { stdin: 'big/repo:nope\n' });
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stdout + missing.stderr, /<stdin>:1: /);
+});
+
+test('stdin: an empty argument is not standard input, and a stray `-` is named as typed', async () => {
+  const r = await runCli(['extract', '', root, join(dir, 'never')], { stdin: 'big/repo:t1\n' });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /\[LIST_UNREADABLE\]/);
+  const u = await runCli(['ls', root, 'big/**', '-']);
+  assert.equal(u.code, 2);
+  assert.match(u.stderr, /Unknown argument: -( |$)/m);
+  assert.doesNotMatch(u.stderr, /\0/);
+});

@@ -34,7 +34,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, mod.builder, async (args) => {
       try {
-        exitCode = await mod.handler(restoreDash(args, stdinMarker) as A, io);
+        exitCode = await mod.handler(fromStdinToken(args) as A, io);
       } catch (err) {
         // --json: the error and every problem it carries on stdout too; stderr has the short form.
         if (err instanceof RegfsError && args['json'] === true) writeErrorJson(io, err);
@@ -42,9 +42,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       }
     });
 
-  // yargs hands a lone `-` (standard input) to a positional as an empty string; keep it `-`.
-  const stdinMarker = argv.includes('-');
-  let y = yargs(argv)
+  let y = yargs(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)))
     .scriptName('regfs')
     .usage('regfs: offline surgery on Docker registry storage (docker/registry/v2)\n\nUsage: $0 <command> [options]')
     .strict()
@@ -57,7 +55,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       // Without a throw here yargs would go on and call the handler.
-      throw err ?? new UsageError(msg);
+      throw err ?? new UsageError(msg.replaceAll(STDIN_TOKEN, '-'));
     });
   y = register(y, extractCmd as CommandModule<unknown>);
   y = register(y, toDirCmd as CommandModule<unknown>);
@@ -85,7 +83,18 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   return exitCode;
 }
 
-function restoreDash(args: Record<string, unknown>, hadDash: boolean): Record<string, unknown> {
-  if (!hadDash) return args;
-  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, v === '' ? '-' : v]));
+/**
+ * A lone `-` (standard input) as yargs sees it. yargs-parser takes a word starting with `-`
+ * for an option, never for a value: `--list -` came out as `--list ''` and an unknown
+ * argument `-`, and a `-` among a command's variadic positionals (to-dir's LIST) was lost.
+ * So every lone `-` goes to yargs as this word, which it passes through like any other, and
+ * comes back as `-` in every argument and message. An argument cannot hold a NUL byte, so no
+ * argument a user types is mistaken for it.
+ */
+const STDIN_TOKEN = '\0-';
+
+/** The parsed arguments with every STDIN_TOKEN back as `-`. */
+function fromStdinToken(args: Record<string, unknown>): Record<string, unknown> {
+  const back = (v: unknown): unknown => (v === STDIN_TOKEN ? '-' : Array.isArray(v) ? v.map(back) : v);
+  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, back(v)]));
 }
