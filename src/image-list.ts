@@ -13,7 +13,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, quote, RegfsError, type ListPosition } from './errors.js';
-import { statData } from './registry/follow.js';
+import { isDirectoryFollowing, statData } from './registry/follow.js';
+import { storageRoot } from './registry/layout.js';
 import { formatImageRef, parseImageRef, type ImageRef, type ParseRefOptions } from './reference.js';
 
 /** A reference and the list line it came from. */
@@ -98,7 +99,9 @@ export async function readImageList(
     throw unreadable(source, err);
   }
   if (names.length === 0) {
-    throw new RegfsError('LIST_UNREADABLE', `list directory "${source}" holds no *.list files`, { path: source });
+    const storage = isDirectoryFollowing(storageRoot(source)) || isDirectoryFollowing(join(source, 'repositories'));
+    const hint = storage ? ': it is registry storage, not an image list; are the arguments in the wrong order? (regfs extract LIST SRC OUT, regfs to-dir LIST SRC OUT)' : '';
+    throw new RegfsError('LIST_UNREADABLE', `list directory "${source}" holds no *.list files${hint}`, { path: source });
   }
   const parsed: ParsedList[] = [];
   for (const n of names) {

@@ -12,6 +12,11 @@ import { digestOf } from '../src/digest.js';
 import { blobDataPath, storageRoot } from '../src/registry/layout.js';
 import { blobOf, makeImage, makeLayer, type Image } from '../scripts/lib/images.js';
 import { writeStorage } from '../scripts/lib/write-storage.js';
+import { writeDirImage } from '../scripts/lib/write-dir.js';
+import { skopeoCopy } from '../scripts/lib/skopeo.js';
+import { isRegfsError } from '../src/errors.js';
+import { extract } from '../src/ops/extract.js';
+import { listImages } from '../src/ops/ls.js';
 import { REGFS_BIN, runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/tree.js';
 
@@ -217,4 +222,74 @@ test('stdin: an empty argument is not standard input, and a stray `-` is named a
   assert.equal(u.code, 2);
   assert.match(u.stderr, /Unknown argument: -( |$)/m);
   assert.doesNotMatch(u.stderr, /\0/);
+});
+
+/** stderr of a usage error: the error line, then where to read more; nothing else. */
+function assertUsageError(r: { code: number | null; stderr: string; stdout: string }, help: string, message: RegExp): void {
+  assert.equal(r.code, 2, r.stderr);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 2, r.stderr);
+  assert.match(lines[0]!, /^error: .+ \[USAGE\]$/);
+  assert.match(lines[0]!, message);
+  assert.equal(lines[1], `Run "${help} --help" for usage.`);
+}
+
+test('usage: yargs\'s errors print in regfs\'s own form, with where to read the usage', async () => {
+  const cases: Array<[string[], string, RegExp]> = [
+    [[], 'regfs', /name a command/],
+    [['nosuchcommand'], 'regfs', /Unknown argument: nosuchcommand/],
+    [['lss', root], 'regfs', /Did you mean ls\?/],
+    [['extract', 'a', 'b'], 'regfs extract', /Not enough non-option arguments: got 2, need at least 3/],
+    [['extract', 'a', 'b', 'c', '--link', 'symlink'], 'regfs extract', /Invalid values: Argument: link, Given: "symlink", Choices: "auto", "hardlink", "copy"/],
+    [['ls', root, '--frobnicate'], 'regfs ls', /Unknown argument: frobnicate/],
+    [['verify', root, '--target', 'v4'], 'regfs verify', /Given: "v4"/],
+    // regfs's own usage errors read the same.
+    [['to-dir', 'a', 'b'], 'regfs to-dir', /to-dir takes LIST SRC OUT/],
+    [['inspect', root, 'wide/image:v1', '--raw', '--json'], 'regfs inspect', /--raw and --json exclude each other/],
+  ];
+  for (const [args, help, message] of cases) {
+    const r = await runCli(args);
+    assertUsageError(r, help, message);
+  }
+});
+
+test('hints: an image list, an OCI image layout or dir: images where registry storage is expected say what they are and what reads them', async () => {
+  const out = join(dir, 'hint-out');
+  const swapped = await runCli(['extract', root, list, out]);
+  assert.equal(swapped.code, 1, swapped.stderr);
+  assert.match(swapped.stderr, /^error: ".*big\.list" is not registry storage: it is a file that reads as an image list; are the arguments in the wrong order\? .*LIST SRC OUT.* \[NOT_REGISTRY\]$/m);
+  await assert.rejects(extract({ list: root, source: list, output: out }), (e) => isRegfsError(e, 'NOT_REGISTRY') && /reads as an image list/.test(e.message));
+
+  const tarball = join(dir, 'registry.tar');
+  await writeFile(tarball, Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]));
+  const notList = await runCli(['ls', tarball]);
+  assert.match(notList.stderr, /is not registry storage: it is a file, not a directory \[NOT_REGISTRY\]$/m);
+
+  for (const args of [['extract', root, root, out], ['to-dir', root, root, out], ['verify', root, '--list', root]]) {
+    const r = await runCli(args);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /holds no \*\.list files: it is registry storage, not an image list; are the arguments in the wrong order\? .*LIST SRC OUT.* \[LIST_UNREADABLE\]$/m, args.join(' '));
+  }
+
+  // A dir: image, a tree of them as to-dir writes it, an OCI image layout as skopeo writes it.
+  const image = join(dir, 'dir-image');
+  await writeDirImage(image, makeImage({ format: 'oci', layers: [makeLayer('hint')] }));
+  const tree = join(dir, 'dir-tree');
+  assert.equal((await runCli(['to-dir', '-', root, tree], { stdin: 'big/repo:t1\n' })).code, 0);
+  const layout = join(dir, 'oci-layout');
+  await skopeoCopy(`dir:${image}`, `oci:${layout}:v1`);
+  const cases: Array<[string, RegExp]> = [
+    [image, /it is a skopeo dir: image directory: regfs from-dir imports it into registry storage \(regfs from-dir DIR DEST --name REPO:TAG\)/],
+    [tree, /it is a tree of dir: images \(regfs to-dir writes such\): regfs from-dir imports it into registry storage/],
+    [layout, /it is an OCI image layout \(oci-layout, index\.json\), which regfs does not read yet: skopeo copy --all --preserve-digests oci:DIR:TAG dir:D makes a dir: image of one of its images, which regfs from-dir D DEST --name REPO:TAG imports/],
+  ];
+  for (const [path, hint] of cases) {
+    for (const args of [['ls', path], ['extract', list, path, out], ['verify', path]]) {
+      const r = await runCli(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.ok(r.stderr.includes(`error: "${path}" is not registry storage: `), r.stderr);
+      assert.match(r.stderr, hint, args.join(' '));
+    }
+    await assert.rejects(listImages({ root: path }), (e) => isRegfsError(e, 'NOT_REGISTRY') && hint.test(e.message));
+  }
 });

@@ -25,6 +25,8 @@ interface CommandModule<A> {
 const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 4 verify found damage; 70 internal error.
 Docs: README.md and docs/ in the regfs package.`;
 
+const COMMANDS = [extractCmd, toDirCmd, fromDirCmd, lsCmd, inspectCmd, verifyCmd, gcCmd, rmCmd] as CommandModule<unknown>[];
+
 /** A command line yargs could not make sense of. */
 class UsageError extends Error {}
 
@@ -57,25 +59,22 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       // Without a throw here yargs would go on and call the handler.
       throw err ?? new UsageError(msg.replaceAll(STDIN_TOKEN, '-'));
     });
-  y = register(y, extractCmd as CommandModule<unknown>);
-  y = register(y, toDirCmd as CommandModule<unknown>);
-  y = register(y, fromDirCmd as CommandModule<unknown>);
-  y = register(y, lsCmd as CommandModule<unknown>);
-  y = register(y, inspectCmd as CommandModule<unknown>);
-  y = register(y, verifyCmd as CommandModule<unknown>);
-  y = register(y, gcCmd as CommandModule<unknown>);
-  y = register(y, rmCmd as CommandModule<unknown>);
+  for (const mod of COMMANDS) y = register(y, mod);
 
   try {
     await y.parseAsync();
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`regfs: ${err.message}\nRun "regfs --help" for usage.\n`);
+    if (err instanceof UsageError || (err instanceof RegfsError && err.code === 'USAGE')) {
+      // One line however yargs breaks its message (`Invalid values:\n  Argument: …`).
+      printError(io, err instanceof RegfsError ? err : new RegfsError('USAGE', err.message.split('\n').map((l) => l.trim()).join(' ')));
+      const name = argv.find((a) => !a.startsWith('-'));
+      const command = COMMANDS.some((m) => m.command.split(' ')[0] === name) ? ` ${name}` : '';
+      io.stderr.write(`Run "regfs${command} --help" for usage.\n`);
       return ExitCode.usage;
     }
     if (err instanceof RegfsError) {
       printError(io, err);
-      return err.code === 'USAGE' ? ExitCode.usage : ExitCode.error;
+      return ExitCode.error;
     }
     io.stderr.write(`regfs: internal error (a bug; please report it with this text):\n${(err as Error).stack ?? String(err)}\n`);
     return ExitCode.internal;

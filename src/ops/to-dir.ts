@@ -34,15 +34,14 @@ import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
 import type { WriteProgress } from '../registry/write.js';
-import { DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
+import { DIGEST_FILE, DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
 import { decodePortable, imageDirName } from '../dir/names.js';
 import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
 import { uniqueRepairs } from './extract.js';
 
-/** The digest file written beside the images: `<digest> <ref>` a line. */
-export const DIGEST_FILE = 'digests.txt';
+export { DIGEST_FILE };
 
 export interface ToDirOptions extends WriteCommandOptions {
   /** An image list (file, `-`, or directory of `*.list`); or set `image` instead. */
