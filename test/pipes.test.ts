@@ -6,11 +6,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf } from '../src/digest.js';
-import { blobDataPath, storageRoot } from '../src/registry/layout.js';
-import { blobOf, makeImage, makeLayer, type Image } from '../scripts/lib/images.js';
+import { blobDataPath, revisionLinkPath, storageRoot, tagsDir } from '../src/registry/layout.js';
+import { parseRepoName } from '../src/reference.js';
+import { blobOf, makeImage, makeIndex, makeLayer, type Image } from '../scripts/lib/images.js';
 import { writeStorage } from '../scripts/lib/write-storage.js';
 import { writeDirImage } from '../scripts/lib/write-dir.js';
 import { skopeoCopy } from '../scripts/lib/skopeo.js';
@@ -292,4 +293,76 @@ test('hints: an image list, an OCI image layout or dir: images where registry st
     }
     await assert.rejects(listImages({ root: path }), (e) => isRegfsError(e, 'NOT_REGISTRY') && hint.test(e.message));
   }
+});
+
+/**
+ * A source whose list selects 1 good image and leaves out 6 images in 8 problems: a missing
+ * tag, a missing repository, a line that does not parse, an index missing both children (one
+ * image, two problems), a repository line of whose 3 tags 2 are broken, and one of those 2
+ * named again by a line of its own (a problem more, no image more).
+ */
+async function keepGoingSource(): Promise<{ src: string; list: string }> {
+  const src = join(dir, 'kg-src');
+  const base = makeLayer('kg');
+  const image = (seed: string, arch = 'amd64'): Image => makeImage({ format: 'oci', layers: [base, makeLayer(seed)], platform: { os: 'linux', architecture: arch } });
+  const index = makeIndex({ format: 'oci', children: [image('child-a', 'amd64'), image('child-b', 'arm64')] });
+  await writeStorage(src, [
+    { repo: 'kg/good', tag: 'v1', image: image('good') },
+    { repo: 'kg/multi', tag: 'v1', image: index },
+    { repo: 'kg/part', tag: 'ok', image: image('part-ok') },
+  ]);
+  const v2 = storageRoot(src);
+  for (const c of index.children) await rm(revisionLinkPath(v2, parseRepoName('kg/multi'), c.digest));
+  for (const t of ['broken1', 'broken2']) await mkdir(join(tagsDir(v2, parseRepoName('kg/part')), t, 'current'), { recursive: true });
+  const list = join(dir, 'kg.list');
+  await writeFile(list, ['kg/good:v1', 'kg/good:nope', 'kg/nosuch', 'two words', 'kg/multi:v1', 'kg/part', 'kg/part:broken1', ''].join('\n'));
+  return { src, list };
+}
+
+test('keep-going: extract and to-dir say how many images they left out, counting images, not problems', async () => {
+  const { src, list: kgList } = await keepGoingSource();
+  for (const [command, verb] of [['extract', 'extracted'], ['to-dir', 'exported']] as const) {
+    const out = join(dir, `kg-${command}`);
+    const dry = await runCli([command, kgList, src, out, '--keep-going', '--dry-run']);
+    assert.equal(dry.code, 3, dry.stderr);
+    assert.match(dry.stdout, /^plan: .*; would leave out 6 images \(8 problems\)$/m, dry.stdout);
+    const r = await runCli([command, kgList, src, out, '--keep-going']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stderr.match(/^error: /gm)?.length, 8, r.stderr);
+    // kg/good:v1 and kg/part:ok
+    assert.match(r.stdout, new RegExp(`^${verb} 2 images into .*; left out 6 images \\(8 problems\\)$`, 'm'), r.stdout);
+    const j = await runCli([command, kgList, src, out, '--keep-going', '--json']);
+    const doc = JSON.parse(j.stdout) as { leftOut: number; problems: unknown[] };
+    assert.equal(doc.leftOut, 6);
+    assert.equal(doc.problems.length, 8);
+  }
+  const clean = await runCli(['extract', '-', src, join(dir, 'kg-clean'), '--keep-going'], { stdin: 'kg/good:v1\n' });
+  assert.equal(clean.code, 0);
+  assert.doesNotMatch(clean.stdout, /left out/);
+});
+
+test('keep-going: to-dir leaves out an image whose directory holds someone else\'s data, and does not touch that data', async () => {
+  const out = join(dir, 'kg-foreign');
+  const theirs = join(out, 'big/repo:t2');
+  await mkdir(theirs, { recursive: true });
+  await writeFile(join(theirs, 'notes.txt'), 'not an image');
+  const r = await runCli(['to-dir', '-', root, out, '--keep-going'], { stdin: 'big/repo:t1\nbig/repo:t2\n' });
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /big\/repo:t2" is not empty and has no version file.*\[NOT_DIR_TRANSPORT\]/);
+  assert.match(r.stdout, /^exported 1 image into .*; left out 1 image \(1 problem\)$/m);
+  assert.deepEqual(await readdir(theirs), ['notes.txt']);
+  assert.equal(await readFile(join(theirs, 'notes.txt'), 'utf8'), 'not an image');
+  assert.ok((await readdir(join(out, 'big/repo:t1'))).includes('manifest.json'));
+});
+
+test('keep-going: from-dir says how many image directories it left out', async () => {
+  const tree = join(dir, 'kg-tree');
+  assert.equal((await runCli(['to-dir', '-', root, tree], { stdin: 'big/repo:t1\nwide/image:v1\n' })).code, 0);
+  // wide/image:v1 loses three layers: one image, three problems.
+  const manifest = JSON.parse(await readFile(join(tree, 'wide/image:v1/manifest.json'), 'utf8')) as { layers: Array<{ digest: string }> };
+  for (const l of manifest.layers.slice(0, 3)) await rm(join(tree, 'wide/image:v1', l.digest.slice('sha256:'.length)));
+  const r = await runCli(['from-dir', tree, join(dir, 'kg-from'), '--keep-going']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.equal(r.stderr.match(/^error: /gm)?.length, 3, r.stderr);
+  assert.match(r.stdout, /imported 1 image into .*; left out 1 image \(3 problems\)$/m, r.stdout);
 });

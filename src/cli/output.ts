@@ -237,14 +237,16 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
     }
     lines.push(
       `plan: ${n} image${n === 1 ? '' : 's'}, ${r.plan.blobs} blobs (${r.plan.blobsAlreadyThere} already in the output), ` +
-        `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)`,
+        `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)` +
+        leftOutPart(r),
     );
   } else if (r.stats !== undefined) {
     const s = r.stats;
     lines.push(
       `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied + s.blobsWritten} copied, ` +
         `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ` +
-        `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
+        `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s` +
+        leftOutPart(r),
     );
   }
   const repaired = renderRepaired(r.repaired, r.dryRun);
@@ -262,6 +264,17 @@ export function renderRepaired(repaired: RepairedLink[], dryRun: boolean): strin
     revisions > 0 ? `${revisions} revision link${revisions === 1 ? '' : 's'} of manifests the source serves through _layers links` : '',
   ].filter((x) => x !== '');
   return `${dryRun ? 'would write' : 'wrote'} links the source lacks: ${what.join('; ')}`;
+}
+
+/**
+ * `; left out 3 images (5 problems)` at the end of a --keep-going summary (`would leave out`
+ * in a dry run), or nothing when no image was left out.
+ */
+export function leftOutPart(r: { leftOut: number; problems: readonly RegfsError[]; dryRun: boolean }): string {
+  if (r.problems.length === 0) return '';
+  const n = r.leftOut;
+  const p = r.problems.length;
+  return `; ${r.dryRun ? 'would leave' : 'left'} out ${n} image${n === 1 ? '' : 's'} (${p} problem${p === 1 ? '' : 's'})`;
 }
 
 /** `N cloned, ` when reflinks were made (a filesystem that can), else nothing. */

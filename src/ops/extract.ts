@@ -57,6 +57,12 @@ export interface ExtractResult {
   images: ImageSummary[];
   /** Problems of images left out (only with keepGoing; otherwise they are thrown). */
   problems: RegfsError[];
+  /**
+   * How many images the problems left out (keepGoing): each image once, however many
+   * problems it has; a list line that selects none (a missing repository, a line that does
+   * not parse) counts as one.
+   */
+  leftOut: number;
   warnings: string[];
   /** Links the output gets (or would get) that the source lacks, each once. */
   repaired: RepairedLink[];
@@ -88,6 +94,8 @@ async function extractEntries(
 ): Promise<ExtractResult> {
   const resolution = await resolveImages(reader, entries, { repair: opts.repair === true });
   const problems = [...listProblems, ...resolution.problems];
+  // A list problem is a line that does not parse: one a line.
+  const leftOut = listProblems.length + resolution.leftOut;
   if (problems.length > 0 && opts.keepGoing !== true) {
     throw incomplete(problems);
   }
@@ -118,6 +126,7 @@ async function extractEntries(
       output: out.v2,
       images,
       problems,
+      leftOut,
       warnings,
       repaired,
       plan: { ...counts, blobsAlreadyThere },
@@ -133,6 +142,7 @@ async function extractEntries(
     output: out.v2,
     images,
     problems,
+    leftOut,
     warnings,
     repaired,
     plan: { ...counts, blobsAlreadyThere: stats.blobsExisting },

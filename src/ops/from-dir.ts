@@ -104,7 +104,8 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
   const counts = countPlanFiles(plan);
   const summaries = images.map(summarizeImage);
-  const base = { output: out.v2, images: summaries, problems, warnings, repaired: [], bytesVerified };
+  // Each image directory is one image: those read with problems, and both of a conflicting pair.
+  const base = { output: out.v2, images: summaries, problems, leftOut: found.length - images.length, warnings, repaired: [], bytesVerified };
   if (opts.dryRun === true) {
     return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere: 0 }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }

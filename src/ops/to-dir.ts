@@ -94,6 +94,8 @@ export interface ToDirResult {
   output: string;
   images: ExportedImage[];
   problems: RegfsError[];
+  /** How many images the problems left out (keepGoing), each once: see ExtractResult.leftOut. */
+  leftOut: number;
   warnings: string[];
   /** With `repair`: the configs and layers exported that the source repository does not link. */
   repaired: RepairedLink[];
@@ -140,24 +142,30 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   }
   const resolution = await resolveImages(reader, entries, { repair: opts.repair === true });
   const problems = [...listProblems, ...resolution.problems];
-  const plans: DirPlan[] = [];
+  let leftOut = listProblems.length + resolution.leftOut;
+  const planned: DirPlan[] = [];
   for (const img of resolution.images) {
     try {
-      plans.push(planImageDir(img, out, platform, opts));
+      planned.push(planImageDir(img, out, platform, opts));
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
       problems.push(new RegfsError(err.code, `${where(img.entry)}: ${err.message}`, { at: img.entry.at, digest: err.digest }));
+      leftOut++;
     }
   }
-  if (opts.image !== undefined && plans.length > 1) {
-    throw new RegfsError('USAGE', `--image ${opts.image} names ${plans.length} images (every tag of the repository); name one tag or digest`);
+  if (opts.image !== undefined && planned.length > 1) {
+    throw new RegfsError('USAGE', `--image ${opts.image} names ${planned.length} images (every tag of the repository); name one tag or digest`);
   }
-  for (const p of plans) {
+  // An image whose directory holds what is not a dir: image is left out: never written into.
+  const plans: DirPlan[] = [];
+  for (const p of planned) {
     try {
       await checkImageDir(p.path);
+      plans.push(p);
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
       problems.push(err);
+      leftOut++;
     }
   }
   if (problems.length > 0 && opts.keepGoing !== true) throw incomplete(problems);
@@ -177,7 +185,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   const images = plans.map((p) => p.image);
   // A manifest served through its _layers link needs no mending in a dir: export.
   const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
-  const result = { output: out, images, problems, warnings, repaired, staleImages: staleImages.map((s) => relative(out, s)) };
+  const result = { output: out, images, problems, leftOut, warnings, repaired, staleImages: staleImages.map((s) => relative(out, s)) };
   if (opts.dryRun === true) return { ...result, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
 
   const linker = createOutputLinker(out, opts, warn);

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
-import { clonedPart, ExitCode, formatBytes, printProblems, problemsJson, writeJson, type Io } from '../output.js';
+import { clonedPart, ExitCode, formatBytes, leftOutPart, printProblems, problemsJson, writeJson, type Io } from '../output.js';
 import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs {
@@ -65,13 +65,13 @@ function render(r: ToDirResult): string {
     for (const img of r.images) lines.push(`${img.dir}  ${img.digest}  ${img.kind}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
     for (const s of r.staleImages) lines.push(`${s}  (stale: would be removed)`);
     const bytes = r.images.reduce((a, i) => a + i.bytes, 0);
-    lines.push(`plan: ${n} image director${n === 1 ? 'y' : 'ies'}, ${formatBytes(bytes)}, ${r.staleImages.length} stale to remove, in ${r.output}; nothing written (dry run)`);
+    lines.push(`plan: ${n} image director${n === 1 ? 'y' : 'ies'}, ${formatBytes(bytes)}, ${r.staleImages.length} stale to remove, in ${r.output}; nothing written (dry run)${leftOutPart(r)}`);
   } else if (r.stats !== undefined) {
     const s = r.stats;
     lines.push(
       `exported ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied} copied, ${s.blobsExisting} already there; ` +
         `manifests ${s.manifestsWritten} written, ${s.manifestsUnchanged} unchanged; removed ${s.staleFilesRemoved} stale files, ${s.staleImagesRemoved} stale images; ` +
-        `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s`,
+        `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s${leftOutPart(r)}`,
     );
   }
   const k = r.repaired.length;
