@@ -366,3 +366,23 @@ test('keep-going: from-dir says how many image directories it left out', async (
   assert.equal(r.stderr.match(/^error: /gm)?.length, 3, r.stderr);
   assert.match(r.stdout, /imported 1 image into .*; left out 1 image \(3 problems\)$/m, r.stdout);
 });
+
+test('help: every command\'s --help fits 80 columns, each example whole on its own line', async () => {
+  const commands = ['extract', 'to-dir', 'from-dir', 'ls', 'inspect', 'verify', 'gc', 'rm'];
+  for (const args of [['--help'], ...commands.map((c) => [c, '--help'])]) {
+    // stdout is a pipe here, as in `regfs extract --help | less`; COLUMNS does not widen it.
+    const r = await runCli(args, { env: { COLUMNS: '200' } });
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    for (const line of lines) assert.ok(line.length <= 80, `${args.join(' ')}: a line of ${line.length} columns:\n${line}`);
+    if (args.length === 1) continue;
+    const start = lines.indexOf('Examples:');
+    assert.ok(start > 0, `${args[0]} --help has examples`);
+    const examples = lines.slice(start + 1).filter((l) => l.trim() !== '');
+    assert.ok(examples.length >= 2);
+    for (const line of examples) {
+      // A description as a comment, or a whole command line; never a command cut in two.
+      assert.match(line, new RegExp(`^  (# .+|(\\S.* \\| )?regfs ${args[0]} \\S.*)$`), `${args[0]} --help: ${JSON.stringify(line)}`);
+    }
+  }
+});

@@ -54,7 +54,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .help()
     .alias('h', 'help')
     .version()
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    // 80 columns unless stdout is a wider terminal (`regfs --help | less` gets 80).
+    .wrap(Math.min(110, process.stdout.columns ?? 80))
     .fail((msg, err) => {
       // Without a throw here yargs would go on and call the handler.
       throw err ?? new UsageError(msg.replaceAll(STDIN_TOKEN, '-'));

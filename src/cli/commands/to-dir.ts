@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
 import { clonedPart, ExitCode, formatBytes, leftOutPart, printProblems, problemsJson, writeJson, type Io } from '../output.js';
-import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
+import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs {
   paths: string[];
@@ -24,9 +24,13 @@ export function builder(y: Argv): Argv<ToDirArgs> {
     .option('platform', { type: 'string', describe: 'export only this child of an index (os/arch[/variant]), as skopeo without --all does' })
     .option('portable-names', { type: 'boolean', default: false, describe: 'escape ":", "%" and upper case in directory names (%3A, %25, %41…) for FAT/exFAT media; from-dir decodes them' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from list names' })
-    .example('$0 to-dir release.list /var/lib/registry /mnt/usb/images', `one image directory per line, and ${DIGEST_FILE}`)
-    .example('$0 to-dir --image team/app:v1 /var/lib/registry /tmp/app', 'one image, as skopeo copy would write it')
-    .example('$0 to-dir release.list /var/lib/registry /mnt/exfat --portable-names', 'for FAT/exFAT media') as unknown as Argv<ToDirArgs>;
+    .example(
+      examples([
+        ['$0 to-dir release.list /var/lib/registry /mnt/usb/images', `one image directory per line, and ${DIGEST_FILE}`],
+        ['$0 to-dir --image team/app:v1 /var/lib/registry /tmp/app', 'one image, as skopeo copy would write it'],
+        ['$0 to-dir release.list /var/lib/registry /mnt/exfat --portable-names', 'for FAT/exFAT media'],
+      ]),
+    ) as unknown as Argv<ToDirArgs>;
 }
 
 export async function handler(args: ToDirArgs, io: Io): Promise<number> {
