@@ -1,6 +1,8 @@
 /**
- * regfs in pipelines: output into a pipe whose reader has gone, standard input as `-` for
- * every list argument, usage errors in regfs's own form, and help that fits 80 columns.
+ * regfs in pipelines and scripts: output into a pipe whose reader has gone, standard input as
+ * `-` for every list argument, usage errors in regfs's own form, hints for a source that is
+ * not registry storage, the count of images --keep-going left out, and help that fits 80
+ * columns.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
