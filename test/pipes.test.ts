@@ -241,7 +241,7 @@ test('usage: yargs\'s errors print in regfs\'s own form, with where to read the 
   const cases: Array<[string[], string, RegExp]> = [
     [[], 'regfs', /name a command/],
     [['nosuchcommand'], 'regfs', /Unknown argument: nosuchcommand/],
-    [['lss', root], 'regfs', /Did you mean ls\?/],
+    [['lss', root], 'regfs', /unknown command "lss"; did you mean ls\?/],
     [['extract', 'a', 'b'], 'regfs extract', /Not enough non-option arguments: got 2, need at least 3/],
     [['extract', 'a', 'b', 'c', '--link', 'symlink'], 'regfs extract', /Invalid values: Argument: link, Given: "symlink", Choices: "auto", "hardlink", "copy"/],
     [['ls', root, '--frobnicate'], 'regfs ls', /Unknown argument: frobnicate/],
@@ -295,6 +295,11 @@ test('hints: an image list, an OCI image layout or dir: images where registry st
     }
     await assert.rejects(listImages({ root: path }), (e) => isRegfsError(e, 'NOT_REGISTRY') && hint.test(e.message));
   }
+
+  // from-dir the other way round: registry storage where the dir: images go.
+  const fromStorage = await runCli(['from-dir', root, join(dir, 'from-storage')]);
+  assert.equal(fromStorage.code, 1, fromStorage.stderr);
+  assert.match(fromStorage.stderr, /holds no image directories \(none has a manifest\.json\): it is registry storage; are the arguments in the wrong order\? \(regfs from-dir IN DEST; regfs to-dir exports registry storage as dir: images\) \[NOT_DIR_TRANSPORT\]$/m);
 });
 
 /**

@@ -4,7 +4,7 @@
  * anything else is a bug and says so.
  */
 import yargs, { type Argv } from 'yargs';
-import { RegfsError } from '../errors.js';
+import { quote, RegfsError } from '../errors.js';
 import * as extractCmd from './commands/extract.js';
 import * as toDirCmd from './commands/to-dir.js';
 import * as fromDirCmd from './commands/from-dir.js';
@@ -66,9 +66,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     await y.parseAsync();
   } catch (err) {
     if (err instanceof UsageError || (err instanceof RegfsError && err.code === 'USAGE')) {
-      // One line however yargs breaks its message (`Invalid values:\n  Argument: …`).
-      printError(io, err instanceof RegfsError ? err : new RegfsError('USAGE', err.message.split('\n').map((l) => l.trim()).join(' ')));
       const name = argv.find((a) => !a.startsWith('-'));
+      // One line however yargs breaks its message (`Invalid values:\n  Argument: …`), and the
+      // word it took for a command named where it only says `Did you mean ls?`.
+      let message = err.message.split('\n').map((l) => l.trim()).join(' ');
+      if (err instanceof UsageError && name !== undefined && message.startsWith('Did you mean ')) message = `unknown command ${quote(name)}; d${message.slice(1)}`;
+      printError(io, err instanceof RegfsError ? err : new RegfsError('USAGE', message));
       const command = COMMANDS.some((m) => m.command.split(' ')[0] === name) ? ` ${name}` : '';
       io.stderr.write(`Run "regfs${command} --help" for usage.\n`);
       return ExitCode.usage;

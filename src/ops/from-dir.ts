@@ -17,7 +17,7 @@ import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { digestAlgorithm, digestFile, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
-import type { BlobInfo } from '../registry/read.js';
+import { findStorageRoot, type BlobInfo } from '../registry/read.js';
 import { countPlanFiles, writePlan } from '../registry/write.js';
 import { MANIFEST_FILE, VERSION_FILE, manifestPath } from '../dir/layout.js';
 import { parseImageDirName } from '../dir/names.js';
@@ -267,6 +267,10 @@ async function findImageDirs(input: string, name: string | undefined): Promise<D
     }
   };
   await walk(input, entries);
-  if (out.length === 0) throw new RegfsError('NOT_DIR_TRANSPORT', `input "${input}" holds no image directories (none has a ${MANIFEST_FILE})`, { path: input });
+  if (out.length === 0) {
+    const storage = (await findStorageRoot(input)) !== undefined;
+    const hint = storage ? ': it is registry storage; are the arguments in the wrong order? (regfs from-dir IN DEST; regfs to-dir exports registry storage as dir: images)' : '';
+    throw new RegfsError('NOT_DIR_TRANSPORT', `input "${input}" holds no image directories (none has a ${MANIFEST_FILE})${hint}`, { path: input });
+  }
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
