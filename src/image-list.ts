@@ -13,7 +13,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, Problems, quote, RegfsError, type ListPosition } from './errors.js';
-import { statData } from './registry/follow.js';
+import { isDirectoryFollowing, statData } from './registry/follow.js';
+import { storageRoot } from './registry/layout.js';
 import { formatImageRef, parseImageRef, type ImageRef, type ParseRefOptions } from './reference.js';
 
 /** A reference and the list line it came from. */
@@ -34,7 +35,7 @@ export const STDIN_NAME = '<stdin>';
 /** Parse list text; `file` names it in messages. Never throws for a bad line: see `problems`. */
 export function parseImageList(text: string, file: string, opts: ParseRefOptions = {}): ParsedList {
   const problems = new Problems();
-  const entries = [...parseLines(text, file, opts, problems)].map(([e]) => e);
+  const entries = [...parseLines(text, file, opts, (p) => problems.add(p))].map(([e]) => e);
   return { entries, problems: problems.list };
 }
 
@@ -43,7 +44,7 @@ export function parseImageList(text: string, file: string, opts: ParseRefOptions
  * starts at: a list of a million lines is never held as a million entries. A line that does
  * not parse goes to `problems`.
  */
-function* parseLines(text: string, file: string, opts: ParseRefOptions, problems: Problems): Generator<[ListEntry, number]> {
+function* parseLines(text: string, file: string, opts: ParseRefOptions, bad: (p: RegfsError) => void): Generator<[ListEntry, number]> {
   // Line by line through the text, without an array of every line.
   for (let start = 0, i = 0; start <= text.length; i++) {
     const { content, next } = lineAt(text, start);
@@ -52,7 +53,7 @@ function* parseLines(text: string, file: string, opts: ParseRefOptions, problems
     if (content === '') continue;
     const at = { file, line: i + 1 };
     if (/\s/.test(content)) {
-      problems.add(new RegfsError('LIST_SYNTAX', `${file}:${at.line}: one image a line, found ${quote(content)}`, { at }));
+      bad(new RegfsError('LIST_SYNTAX', `${file}:${at.line}: one image a line, found ${quote(content)}`, { at }));
       continue;
     }
     let ref: ImageRef;
@@ -60,7 +61,7 @@ function* parseLines(text: string, file: string, opts: ParseRefOptions, problems
       ref = parseImageRef(content, opts);
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
-      problems.add(new RegfsError(err.code, `${file}:${at.line}: ${err.message}`, { at }));
+      bad(new RegfsError(err.code, `${file}:${at.line}: ${err.message}`, { at }));
       continue;
     }
     yield [{ ref, at }, lineStart];
@@ -97,6 +98,9 @@ export interface ListText {
  * name order). `entries` parses it as it is iterated, each reference once.
  */
 export class ImageList {
+  /** Lines that did not parse, so far (each one problem). */
+  badLines = 0;
+
   constructor(
     readonly texts: readonly ListText[],
     private readonly opts: ParseRefOptions,
@@ -113,8 +117,12 @@ export class ImageList {
       const t = texts[pos.text]!;
       return formatImageRef(parseImageRef(lineAt(t.text, pos.start).content, opts));
     });
+    const bad = (p: RegfsError): void => {
+      this.badLines++;
+      problems.add(p);
+    };
     for (let i = 0; i < texts.length; i++) {
-      for (const [entry, start] of parseLines(texts[i]!.text, texts[i]!.file, opts, problems)) {
+      for (const [entry, start] of parseLines(texts[i]!.text, texts[i]!.file, opts, bad)) {
         if (seen.add(formatImageRef(entry.ref), i, start)) yield entry;
       }
     }
@@ -217,7 +225,9 @@ export async function openImageList(source: string, opts: ListReadOptions = {}):
     throw unreadable(source, err);
   }
   if (names.length === 0) {
-    throw new RegfsError('LIST_UNREADABLE', `list directory "${source}" holds no *.list files`, { path: source });
+    const storage = isDirectoryFollowing(storageRoot(source)) || isDirectoryFollowing(join(source, 'repositories'));
+    const hint = storage ? ': it is registry storage, not an image list; are the arguments in the wrong order? (regfs extract LIST SRC OUT, regfs to-dir LIST SRC OUT)' : '';
+    throw new RegfsError('LIST_UNREADABLE', `list directory "${source}" holds no *.list files${hint}`, { path: source });
   }
   const texts: ListText[] = [];
   for (const n of names) {

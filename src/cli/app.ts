@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
-import { RegfsError } from '../errors.js';
+import { quote, RegfsError } from '../errors.js';
 import * as extractCmd from './commands/extract.js';
 import * as toDirCmd from './commands/to-dir.js';
 import * as toOciCmd from './commands/to-oci.js';
@@ -27,6 +27,8 @@ interface CommandModule<A> {
 const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 4 verify found damage; 70 internal error.
 Docs: README.md and docs/ in the regfs package.`;
 
+const COMMANDS = [extractCmd, toDirCmd, fromDirCmd, toOciCmd, lsCmd, inspectCmd, verifyCmd, gcCmd, rmCmd] as CommandModule<unknown>[];
+
 /**
  * regfs's own version, from its package.json. yargs's own lookup starts at the path the bin
  * was started by, so installed as a dependency (`node_modules/.bin/regfs`) or run by npx it
@@ -47,14 +49,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, mod.builder, async (args) => {
       run = new RunOutput(io, commandName(mod.command), args['json'] === true);
-      exitCode = await mod.handler(restoreDash(args, stdinMarker) as A, io, run);
+      exitCode = await mod.handler(fromStdinToken(args) as A, io, run);
       run.endProblems();
       if (run.json !== undefined && !run.json.done) throw new Error(`regfs ${commandName(mod.command)} --json printed no result`);
     });
 
-  // yargs hands a lone `-` (standard input) to a positional as an empty string; keep it `-`.
-  const stdinMarker = argv.includes('-');
-  let y = yargs(argv)
+  let y = yargs(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)))
     .scriptName('regfs')
     .usage('regfs: offline surgery on Docker registry storage (docker/registry/v2)\n\nUsage: $0 <command> [options]')
     .strict()
@@ -64,36 +64,34 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .help()
     .alias('h', 'help')
     .version(packageVersion())
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    // 80 columns unless stdout is a wider terminal (`regfs --help | less` gets 80).
+    .wrap(Math.min(110, process.stdout.columns ?? 80))
     .fail((msg, err) => {
       // Without a throw here yargs would go on and call the handler.
-      throw err ?? new UsageError(msg);
+      throw err ?? new UsageError(msg.replaceAll(STDIN_TOKEN, '-'));
     });
-  y = register(y, extractCmd as CommandModule<unknown>);
-  y = register(y, toDirCmd as CommandModule<unknown>);
-  y = register(y, fromDirCmd as CommandModule<unknown>);
-  y = register(y, toOciCmd as CommandModule<unknown>);
-  y = register(y, lsCmd as CommandModule<unknown>);
-  y = register(y, inspectCmd as CommandModule<unknown>);
-  y = register(y, verifyCmd as CommandModule<unknown>);
-  y = register(y, gcCmd as CommandModule<unknown>);
-  y = register(y, rmCmd as CommandModule<unknown>);
+  for (const mod of COMMANDS) y = register(y, mod);
 
   // Every failure ends the run's output: stderr in regfs's form, and with --json the one
   // document on stdout (a command line yargs rejects too, if it asked for --json).
-  const out = (): RunOutput => run ?? new RunOutput(io, argv.find((a) => !a.startsWith('-')) ?? '', argv.includes('--json'));
+  const name = argv.find((a) => !a.startsWith('-'));
+  const out = (): RunOutput => run ?? new RunOutput(io, name ?? '', argv.includes('--json'));
   try {
     await y.parseAsync();
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`regfs: ${err.message}\nRun "regfs --help" for usage.\n`);
-      out().json?.fail(ExitCode.usage, { code: 'USAGE', message: err.message });
+    if (err instanceof UsageError || (err instanceof RegfsError && err.code === 'USAGE')) {
+      // One line however yargs breaks its message (`Invalid values:\n  Argument: …`), and the
+      // word it took for a command named where it only says `Did you mean ls?`.
+      let message = err.message.split('\n').map((l) => l.trim()).join(' ');
+      if (err instanceof UsageError && name !== undefined && message.startsWith('Did you mean ')) message = `unknown command ${quote(name)}; d${message.slice(1)}`;
+      out().fail(ExitCode.usage, err instanceof RegfsError ? err : new RegfsError('USAGE', message));
+      const command = COMMANDS.some((m) => commandName(m.command) === name) ? ` ${name}` : '';
+      io.stderr.write(`Run "regfs${command} --help" for usage.\n`);
       return ExitCode.usage;
     }
     if (err instanceof RegfsError) {
-      const code = err.code === 'USAGE' ? ExitCode.usage : ExitCode.error;
-      out().fail(code, err);
-      return code;
+      out().fail(ExitCode.error, err);
+      return ExitCode.error;
     }
     const text = (err as Error).stack ?? String(err);
     io.stderr.write(`regfs: internal error (a bug; please report it with this text):\n${text}\n`);
@@ -103,12 +101,23 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   return exitCode;
 }
 
+/**
+ * A lone `-` (standard input) as yargs sees it. yargs-parser takes a word starting with `-`
+ * for an option, never for a value: `--list -` came out as `--list ''` and an unknown
+ * argument `-`, and a `-` among a command's variadic positionals (to-dir's LIST) was lost.
+ * So every lone `-` goes to yargs as this word, which it passes through like any other, and
+ * comes back as `-` in every argument and message. An argument cannot hold a NUL byte, so no
+ * argument a user types is mistaken for it.
+ */
+const STDIN_TOKEN = '\0-';
+
 /** `extract <list> <src> <out>` → `extract` */
 function commandName(spec: string): string {
   return spec.split(' ')[0]!;
 }
 
-function restoreDash(args: Record<string, unknown>, hadDash: boolean): Record<string, unknown> {
-  if (!hadDash) return args;
-  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, v === '' ? '-' : v]));
+/** The parsed arguments with every STDIN_TOKEN back as `-`. */
+function fromStdinToken(args: Record<string, unknown>): Record<string, unknown> {
+  const back = (v: unknown): unknown => (v === STDIN_TOKEN ? '-' : Array.isArray(v) ? v.map(back) : v);
+  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, back(v)]));
 }

@@ -4,7 +4,7 @@
  */
 // Messages go to stderr, so their colours follow stderr's terminal, not stdout's.
 import { chalkStderr as chalk } from 'chalk';
-import { escapeControl, type RegfsError } from '../errors.js';
+import { errnoCode, escapeControl, RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
 import type { ExtractResult } from '../ops/extract.js';
 import type { RepairedLink } from '../ops/resolve.js';
@@ -32,6 +32,25 @@ export interface Io {
 }
 
 export const processIo: Io = { stdout: process.stdout, stderr: process.stderr };
+
+/**
+ * Keep a failed write to stdout or stderr from ending the run with a stack trace. EPIPE (the
+ * reader has gone, as `head` goes once it has its lines) is no failure of regfs: the rest of
+ * that stream's output is dropped, quietly, and the run goes on to its end (a writing command
+ * finishes its write) and exits with the status it would have had. Any other error (ENOSPC
+ * on a file, EIO) is reported on stderr as IO_ERROR, and `onFailure` is called.
+ */
+export function guardOutput(io: Io, onFailure: () => void): void {
+  const guard = (stream: NodeJS.WritableStream, name: string): void => {
+    stream.on('error', (err: unknown) => {
+      if (errnoCode(err) === 'EPIPE') return;
+      onFailure();
+      if (stream !== io.stderr) printError(io, new RegfsError('IO_ERROR', `cannot write to ${name}: ${errnoCode(err) ?? String(err)}`, { cause: err }));
+    });
+  };
+  guard(io.stdout, 'standard output');
+  guard(io.stderr, 'standard error');
+}
 
 /** `1.5 MiB` */
 export function formatBytes(n: number): string {
@@ -329,14 +348,16 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
     }
     lines.push(
       `plan: ${n} image${n === 1 ? '' : 's'}, ${r.plan.blobs} blobs (${r.plan.blobsAlreadyThere} already in the output), ` +
-        `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)`,
+        `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)` +
+        leftOutPart(r),
     );
   } else if (r.stats !== undefined) {
     const s = r.stats;
     lines.push(
       `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied + s.blobsWritten} copied, ` +
         `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ` +
-        `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
+        `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s` +
+        leftOutPart(r),
     );
   }
   const repaired = renderRepaired(r.repaired, r.dryRun);
@@ -354,6 +375,17 @@ export function renderRepaired(repaired: RepairedLink[], dryRun: boolean): strin
     revisions > 0 ? `${revisions} revision link${revisions === 1 ? '' : 's'} of manifests the source serves through _layers links` : '',
   ].filter((x) => x !== '');
   return `${dryRun ? 'would write' : 'wrote'} links the source lacks: ${what.join('; ')}`;
+}
+
+/**
+ * `; left out 3 images (5 problems)` at the end of a --keep-going summary (`would leave out`
+ * in a dry run), or nothing when no image was left out.
+ */
+export function leftOutPart(r: { leftOut: number; problems: readonly RegfsError[]; dryRun: boolean }): string {
+  if (r.problems.length === 0) return '';
+  const n = r.leftOut;
+  const p = r.problems.length;
+  return `; ${r.dryRun ? 'would leave' : 'left'} out ${n} image${n === 1 ? '' : 's'} (${p} problem${p === 1 ? '' : 's'})`;
 }
 
 /** `N cloned, ` when reflinks were made (a filesystem that can), else nothing. */

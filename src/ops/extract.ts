@@ -59,6 +59,12 @@ export interface ExtractResult {
   problems: RegfsError[];
   /** How many problems were found, kept or not. */
   problemCount: number;
+  /**
+   * How many images the problems left out (keepGoing): each image once, however many
+   * problems it has; a list line that selects none (a missing repository, a line that does
+   * not parse) counts as one.
+   */
+  leftOut: number;
   warnings: string[];
   /** Links the output gets (or would get) that the source lacks, each once. */
   repaired: RepairedLink[];
@@ -80,6 +86,8 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const problems = new Problems(opts.onProblem);
   // The list is parsed as it is resolved: only the images that resolve are held.
   const resolution = await resolveImages(reader, list.entries(problems), { repair: opts.repair === true, problems });
+  // A list problem is a line that does not parse: one a line.
+  const leftOut = list.badLines + resolution.leftOut;
   if (problems.count > 0 && opts.keepGoing !== true) {
     throw incomplete(problems);
   }
@@ -111,6 +119,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
       images,
       problems: problems.list,
       problemCount: problems.count,
+      leftOut,
       warnings,
       repaired,
       plan: { ...counts, blobsAlreadyThere },
@@ -127,6 +136,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
     images,
     problems: problems.list,
     problemCount: problems.count,
+    leftOut,
     warnings,
     repaired,
     plan: { ...counts, blobsAlreadyThere: stats.blobsExisting },

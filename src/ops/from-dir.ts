@@ -17,7 +17,7 @@ import { errnoCode, ioError, Problems, RegfsError } from '../errors.js';
 import { digestAlgorithm, digestFile, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
-import type { BlobInfo } from '../registry/read.js';
+import { findStorageRoot, type BlobInfo } from '../registry/read.js';
 import { countPlanFiles, writePlan } from '../registry/write.js';
 import { MANIFEST_FILE, VERSION_FILE, manifestPath } from '../dir/layout.js';
 import { parseImageDirName } from '../dir/names.js';
@@ -106,7 +106,8 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
   const counts = countPlanFiles(plan);
   const summaries = images.map(summarizeImage);
-  const base = { output: out.v2, images: summaries, problems: problems.list, problemCount: problems.count, warnings, repaired: [], bytesVerified };
+  // Each image directory is one image: those read with problems, and both of a conflicting pair.
+  const base = { output: out.v2, images: summaries, problems: problems.list, problemCount: problems.count, leftOut: found.length - images.length, warnings, repaired: [], bytesVerified };
   if (opts.dryRun === true) {
     return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere: 0 }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }
@@ -268,6 +269,10 @@ async function findImageDirs(input: string, name: string | undefined): Promise<D
     }
   };
   await walk(input, entries);
-  if (out.length === 0) throw new RegfsError('NOT_DIR_TRANSPORT', `input "${input}" holds no image directories (none has a ${MANIFEST_FILE})`, { path: input });
+  if (out.length === 0) {
+    const storage = (await findStorageRoot(input)) !== undefined;
+    const hint = storage ? ': it is registry storage; are the arguments in the wrong order? (regfs from-dir IN DEST; regfs to-dir exports registry storage as dir: images)' : '';
+    throw new RegfsError('NOT_DIR_TRANSPORT', `input "${input}" holds no image directories (none has a ${MANIFEST_FILE})${hint}`, { path: input });
+  }
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -72,6 +72,12 @@ export interface Resolution {
    * went there); an image with a problem is not in `images`.
    */
   problems: RegfsError[];
+  /**
+   * How many images the problems leave out, each once however many problems it has and
+   * however many lines select it: a tag a repository line finds, or a line that selects none
+   * (a repository that does not exist).
+   */
+  leftOut: number;
 }
 
 /**
@@ -82,14 +88,21 @@ export interface Resolution {
 export async function resolveImages(reader: RegistryReader, entries: Iterable<ListEntry>, opts: ResolveOptions = {}): Promise<Resolution> {
   const problems = opts.problems ?? new Problems();
   const targets: Target[] = [];
+  // Lines that select no image (merged, so each once), and the images left out by name: a
+  // repository line and a line of its own may select the same one. No set of a million
+  // names for a list of a million missing repositories.
+  let linesLeftOut = 0;
+  const imagesLeftOut = new Set<string>();
   await forEachChunked(entries, (entry) => {
     try {
       const x = expandEntry(reader, entry);
       // A loop, not push(...x): a repository of 150,000 tags would overflow the stack.
       for (const t of x.targets) targets.push(t);
       for (const p of x.problems) problems.add(p);
+      for (const t of x.failedTags) imagesLeftOut.add(`${entry.ref.repo}:${t}`);
     } catch (err) {
       problems.add(located(err, entry));
+      linesLeftOut++;
     }
   });
   const images: ResolvedImage[] = [];
@@ -98,6 +111,7 @@ export async function resolveImages(reader: RegistryReader, entries: Iterable<Li
     const r = resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true);
     if ('problems' in r) {
       for (const p of r.problems) problems.add(p);
+      imagesLeftOut.add(t.tag === undefined ? `${t.entry.ref.repo}@${t.digest}` : `${t.entry.ref.repo}:${t.tag}`);
       return;
     }
     // `repo` and `repo:tag` lines may select the same image twice; keep one.
@@ -106,7 +120,7 @@ export async function resolveImages(reader: RegistryReader, entries: Iterable<Li
     seen.add(key);
     images.push(r);
   });
-  return { images, problems: opts.problems === undefined ? problems.list : [] };
+  return { images, problems: opts.problems === undefined ? problems.list : [], leftOut: linesLeftOut + imagesLeftOut.size };
 }
 
 interface Target {
@@ -119,7 +133,7 @@ interface Target {
  * A list line to (tag, digest) pairs. A repository line reads its tags in parallel and
  * reports each broken tag as a problem of its own, keeping the others.
  */
-function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Target[]; problems: RegfsError[] } {
+function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Target[]; problems: RegfsError[]; failedTags: Tag[] } {
   const { repo, tag, digest } = entry.ref;
   if (!reader.hasRepository(repo)) {
     const first = repo.split('/')[0]!;
@@ -128,11 +142,12 @@ function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Targe
       path: reader.repoPath(repo),
     });
   }
-  if (tag === undefined && digest !== undefined) return { targets: [{ entry, tag: undefined, digest }], problems: [] };
+  if (tag === undefined && digest !== undefined) return { targets: [{ entry, tag: undefined, digest }], problems: [], failedTags: [] };
   const tags = tag === undefined ? reader.listTags(repo) : [tag];
   if (tags.length === 0) throw new RegfsError('TAG_UNKNOWN', `repository ${repo} has no tags`, { path: reader.repoPath(repo) });
   const targets: Target[] = [];
   const problems: RegfsError[] = [];
+  const failedTags: Tag[] = [];
   for (const t of tags) {
     const path = tagCurrentLinkPath(reader.v2, repo, t);
     try {
@@ -144,9 +159,10 @@ function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Targe
       targets.push({ entry, tag: t, digest: current });
     } catch (err) {
       problems.push(located(err, entry, `${repo}:${t}`));
+      failedTags.push(t);
     }
   }
-  return { targets, problems };
+  return { targets, problems, failedTags };
 }
 
 function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | undefined, digest: Digest, repair: boolean): ResolvedImage | { problems: RegfsError[] } {

@@ -26,7 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { openImageList, type ListEntry } from '../image-list.js';
+import { openImageList, type ImageList, type ListEntry } from '../image-list.js';
 import { formatPlatform, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parsePlatform, selectPlatform } from './platform.js';
 import { parseImageRef } from '../reference.js';
@@ -35,15 +35,14 @@ import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
 import type { WriteProgress } from '../registry/write.js';
-import { DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
+import { DIGEST_FILE, DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
 import { decodePortable, imageDirName } from '../dir/names.js';
 import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
 import { uniqueRepairs } from './extract.js';
 
-/** The digest file written beside the images: `<digest> <ref>` a line. */
-export const DIGEST_FILE = 'digests.txt';
+export { DIGEST_FILE };
 
 export interface ToDirOptions extends WriteCommandOptions {
   /** An image list (file, `-`, or directory of `*.list`); or set `image` instead. */
@@ -98,6 +97,8 @@ export interface ToDirResult {
   problems: RegfsError[];
   /** How many problems were found, kept or not (see WriteCommandOptions.onProblem). */
   problemCount: number;
+  /** How many images the problems left out (keepGoing), each once: see ExtractResult.leftOut. */
+  leftOut: number;
   warnings: string[];
   /** With `repair`: the configs and layers exported that the source repository does not link. */
   repaired: RepairedLink[];
@@ -130,6 +131,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
 
   const problems = new Problems(opts.onProblem);
   let entries: Iterable<ListEntry>;
+  let list: ImageList | undefined;
   if (opts.image !== undefined) {
     const at = { file: '--image', line: 0 };
     try {
@@ -139,27 +141,34 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     }
   } else {
     // The list is parsed as it is resolved: only the images that resolve are held.
-    entries = (await openImageList(opts.list!, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin })).entries(problems);
+    list = await openImageList(opts.list!, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
+    entries = list.entries(problems);
   }
   const resolution = await resolveImages(reader, entries, { repair: opts.repair === true, problems });
-  const plans: DirPlan[] = [];
+  let leftOut = (list?.badLines ?? 0) + resolution.leftOut;
+  const planned: DirPlan[] = [];
   for (const img of resolution.images) {
     try {
-      plans.push(planImageDir(img, out, platform, opts));
+      planned.push(planImageDir(img, out, platform, opts));
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
       problems.add(new RegfsError(err.code, `${where(img.entry)}: ${err.message}`, { at: img.entry.at, digest: err.digest }));
+      leftOut++;
     }
   }
-  if (opts.image !== undefined && plans.length > 1) {
-    throw new RegfsError('USAGE', `--image ${opts.image} names ${plans.length} images (every tag of the repository); name one tag or digest`);
+  if (opts.image !== undefined && planned.length > 1) {
+    throw new RegfsError('USAGE', `--image ${opts.image} names ${planned.length} images (every tag of the repository); name one tag or digest`);
   }
-  for (const p of plans) {
+  // An image whose directory holds what is not a dir: image is left out: never written into.
+  const plans: DirPlan[] = [];
+  for (const p of planned) {
     try {
       await checkImageDir(p.path);
+      plans.push(p);
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
       problems.add(err);
+      leftOut++;
     }
   }
   if (problems.count > 0 && opts.keepGoing !== true) throw incomplete(problems);
@@ -179,7 +188,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   const images = plans.map((p) => p.image);
   // A manifest served through its _layers link needs no mending in a dir: export.
   const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
-  const result = { output: out, images, problems: problems.list, problemCount: problems.count, warnings, repaired, staleImages: staleImages.map((s) => relative(out, s)) };
+  const result = { output: out, images, problems: problems.list, problemCount: problems.count, leftOut, warnings, repaired, staleImages: staleImages.map((s) => relative(out, s)) };
   if (opts.dryRun === true) return { ...result, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
 
   const linker = createOutputLinker(out, opts, warn);

@@ -5,7 +5,7 @@
  * and to directories are followed, as the registry follows them (./follow.ts). Manifests
  * and blob stats are cached by digest, since images share them.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
@@ -14,6 +14,8 @@ import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, layerLinkPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
 import { directoryId, isDirectoryFollowing, listEntries, statData, type Entry } from './follow.js';
 import { parseLinkContent, readLinkBytes } from './link-file.js';
+import { parseImageList } from '../image-list.js';
+import { DIGEST_FILE, MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 
 /** The largest manifest the registry accepts (distribution's maxManifestBodySize, 4 MiB); regfs reads no larger one. */
 export const MANIFEST_MAX_BYTES = 4 << 20;
@@ -26,13 +28,85 @@ export interface BlobInfo {
 
 /**
  * The `docker/registry/v2` directory of a registry root, or the directory itself when it is
- * already one (it holds `blobs/` or `repositories/`); undefined if neither.
+ * already one (it holds `blobs/` or `repositories/`); undefined if neither. An OCI image
+ * layout holds `blobs/` too, beside its `oci-layout` file, which registry storage never
+ * holds: it is no registry storage.
  */
 export async function findStorageRoot(dir: string): Promise<string | undefined> {
   const abs = resolve(dir);
   if (isDirectoryFollowing(storageRoot(abs))) return storageRoot(abs);
+  if (isOciLayout(abs)) return undefined;
   if (isDirectoryFollowing(join(abs, 'repositories')) || isDirectoryFollowing(join(abs, 'blobs'))) return abs;
   return undefined;
+}
+
+function isOciLayout(dir: string): boolean {
+  return isFileFollowing(join(dir, OCI_LAYOUT_FILE));
+}
+
+/** True if `path` is a regular file once symbolic links are followed. */
+function isFileFollowing(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.isFile() === true;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw ioError('reading', path, err);
+  }
+}
+
+const OCI_LAYOUT_FILE = 'oci-layout';
+
+/**
+ * What a path that is not registry storage is instead, when regfs can tell, and what reads
+ * that: the common mistakes are an image list where the source goes (the arguments out of
+ * order), an OCI image layout, and skopeo dir: images. Reads at most the first 64 KiB of a
+ * regular file, nothing of any other.
+ */
+function whyNotRegistry(dir: string): string {
+  try {
+    return describeNotRegistry(dir);
+  } catch (err) {
+    return `it cannot be read (${errnoCode(err) ?? String(err)})`;
+  }
+}
+
+function describeNotRegistry(dir: string): string {
+  const st = statSync(dir, { throwIfNoEntry: false });
+  if (st === undefined) return 'no such directory';
+  if (st.isFile()) {
+    return readsAsImageList(dir)
+      ? 'it is a file that reads as an image list; are the arguments in the wrong order? (regfs extract LIST SRC OUT, regfs to-dir LIST SRC OUT)'
+      : 'it is a file, not a directory';
+  }
+  if (!st.isDirectory()) return 'it is not a directory';
+  const has = (name: string): boolean => isFileFollowing(join(dir, name));
+  if (isOciLayout(dir)) {
+    return (
+      'it is an OCI image layout (oci-layout, index.json), which regfs does not read yet: ' +
+      'skopeo copy --all --preserve-digests oci:DIR:TAG dir:D makes a dir: image of one of its images, which regfs from-dir D DEST --name REPO:TAG imports'
+    );
+  }
+  if (has(VERSION_FILE) && has(MANIFEST_FILE)) return 'it is a skopeo dir: image directory: regfs from-dir imports it into registry storage (regfs from-dir DIR DEST --name REPO:TAG)';
+  if (has(DIGEST_FILE)) return 'it is a tree of dir: images (regfs to-dir writes such): regfs from-dir imports it into registry storage';
+  return 'it holds no docker/registry/v2 (nor blobs/ or repositories/)';
+}
+
+/** True if the start of a regular file parses as an image list: at least one image, no bad line. */
+function readsAsImageList(path: string): boolean {
+  const buf = Buffer.alloc(1 << 16);
+  const fd = openSync(path, 'r');
+  let n: number;
+  try {
+    n = readSync(fd, buf, 0, buf.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  let text = buf.subarray(0, n).toString('utf8');
+  // A full buffer may end inside a line: judge the whole lines only.
+  if (n === buf.length) text = text.slice(0, text.lastIndexOf('\n') + 1);
+  const parsed = parseImageList(text, path);
+  return parsed.entries.length > 0 && parsed.problems.length === 0;
 }
 
 /**
@@ -55,10 +129,7 @@ export class RegistryReader {
   /** Open a registry root (or its `docker/registry/v2`); NOT_REGISTRY if it is neither. */
   static async open(dir: string): Promise<RegistryReader> {
     const v2 = await findStorageRoot(dir);
-    if (v2 === undefined) {
-      const why = isDirectoryFollowing(dir) ? 'it holds no docker/registry/v2 (nor blobs/ or repositories/)' : 'no such directory';
-      throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${why}`, { path: dir });
-    }
+    if (v2 === undefined) throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${whyNotRegistry(dir)}`, { path: dir });
     return new RegistryReader(v2);
   }
 

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { extract, type ExtractResult } from '../../ops/extract.js';
 import { ExitCode, renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
+import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ExtractArgs extends WriteArgs, RepairArgs {
   list: string;
@@ -20,8 +20,12 @@ export function builder(y: Argv): Argv<ExtractArgs> {
     .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
     .positional('out', { type: 'string', demandOption: true, describe: 'output registry root; created if missing, merged into if it holds a registry' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host (host.example.com/, host:5000/, localhost/) from list names' })
-    .example('$0 extract images.list /var/lib/registry /srv/subset', 'a registry tree with only the listed images')
-    .example('grep app images.list | $0 extract - /var/lib/registry /srv/subset --dry-run', 'show what would be written') as unknown as Argv<ExtractArgs>;
+    .example(
+      examples([
+        ['$0 extract images.list /var/lib/registry /srv/subset', 'a registry tree with only the listed images'],
+        ['grep app all.list | $0 extract - /var/lib/registry /srv/app --dry-run', 'what would be written for the images of app, from standard input'],
+      ]),
+    ) as unknown as Argv<ExtractArgs>;
 }
 
 export async function handler(args: ExtractArgs, io: Io, run: RunOutput): Promise<number> {

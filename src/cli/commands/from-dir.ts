@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { fromDir, type FromDirResult } from '../../ops/from-dir.js';
 import { ExitCode, formatBytes, renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
+import { examples, runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
 
 interface FromDirArgs extends WriteArgs {
   in: string;
@@ -22,8 +22,12 @@ export function builder(y: Argv): Argv<FromDirArgs> {
     .option('name', { type: 'string', describe: 'repo:tag (or repo@sha256:…) for a single image directory' })
     .option('verify', { type: 'boolean', default: true, describe: 'hash every blob against its digest (--no-verify checks presence and size only)' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from directory names (skopeo sync --scoped keeps it)' })
-    .example('$0 from-dir /mnt/usb/images /var/lib/registry', 'import every image directory of the tree')
-    .example('$0 from-dir /tmp/app /var/lib/registry --name team/app:v1', 'import one image directory') as unknown as Argv<FromDirArgs>;
+    .example(
+      examples([
+        ['$0 from-dir /mnt/usb/images /var/lib/registry', 'import every image directory of the tree'],
+        ['$0 from-dir /tmp/app /var/lib/registry --name team/app:v1', 'import one image directory'],
+      ]),
+    ) as unknown as Argv<FromDirArgs>;
 }
 
 export async function handler(args: FromDirArgs, io: Io, run: RunOutput): Promise<number> {

@@ -4,6 +4,7 @@ import { gc, type GcResult } from '../../ops/gc.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { escapeControl } from '../../errors.js';
 import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
+import { examples } from './shared.js';
 
 interface GcArgs {
   root: string;
@@ -25,8 +26,12 @@ export function builder(y: Argv): Argv<GcArgs> {
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'list every blob, manifest and link' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or deleted at once' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout, also on failure (docs/json.md)' })
-    .example('$0 gc /var/lib/registry', 'what would be deleted, and how many bytes')
-    .example('$0 gc /var/lib/registry --delete-untagged --apply', 'delete, sparing children of tagged indexes') as unknown as Argv<GcArgs>;
+    .example(
+      examples([
+        ['$0 gc /var/lib/registry', 'what would be deleted, and how many bytes'],
+        ['$0 gc /var/lib/registry --delete-untagged --apply', 'delete, sparing children of tagged indexes'],
+      ]),
+    ) as unknown as Argv<GcArgs>;
 }
 
 export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<number> {

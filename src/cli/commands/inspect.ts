@@ -3,6 +3,7 @@ import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import { inspectImage, summaryPlatform, type InspectedBlob, type InspectResult, type InspectedManifest } from '../../ops/inspect.js';
 import { ExitCode, formatBytes, type Io, type RunOutput } from '../output.js';
+import { examples } from './shared.js';
 
 interface InspectArgs {
   root: string;
@@ -20,9 +21,13 @@ export function builder(y: Argv): Argv<InspectArgs> {
     .positional('ref', { type: 'string', demandOption: true, describe: 'repo:tag, repo@sha256:<hex>, or repo:tag@sha256:<hex> (the tag must point there)' })
     .option('raw', { type: 'boolean', default: false, describe: 'write the manifest exactly as stored (the bytes its digest is over) to stdout' })
     .option('json', { type: 'boolean', default: false, describe: 'print everything as one JSON document on stdout, the manifest included (docs/json.md)' })
-    .example('$0 inspect /var/lib/registry team/app:v1', 'config, layers and sizes')
-    .example('$0 inspect /var/lib/registry multiarch/tool:1.0', 'an index: each child with its platform')
-    .example('$0 inspect /var/lib/registry team/app:v1 --raw | sha256sum', 'the stored manifest bytes') as unknown as Argv<InspectArgs>;
+    .example(
+      examples([
+        ['$0 inspect /var/lib/registry team/app:v1', 'config, layers and sizes'],
+        ['$0 inspect /var/lib/registry multiarch/tool:1.0', 'an index: each child with its platform'],
+        ['$0 inspect /var/lib/registry team/app:v1 --raw | sha256sum', 'the stored manifest bytes'],
+      ]),
+    ) as unknown as Argv<InspectArgs>;
 }
 
 export async function handler(args: InspectArgs, io: Io, run: RunOutput): Promise<number> {

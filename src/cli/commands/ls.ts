@@ -5,6 +5,7 @@ import { listImages, type ListResult, type TagListing } from '../../ops/ls.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { MAX_INDEX_DEPTH } from '../../manifest.js';
 import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
+import { examples } from './shared.js';
 
 interface LsArgs {
   root: string;
@@ -25,9 +26,13 @@ export function builder(y: Argv): Argv<LsArgs> {
     })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'tags read at once' })
     .option('json', { type: 'boolean', default: false, describe: 'print the listing as one JSON document on stdout (docs/json.md)' })
-    .example('$0 ls /var/lib/registry', 'every repository and tag')
-    .example("$0 ls /var/lib/registry 'team/**:v1*'", 'tags starting with v1 of every repository under team/')
-    .example("$0 ls /var/lib/registry '**/busybox' --json", 'busybox at any depth, as JSON') as unknown as Argv<LsArgs>;
+    .example(
+      examples([
+        ['$0 ls /var/lib/registry', 'every repository and tag'],
+        ["$0 ls /var/lib/registry 'team/**:v1*'", 'tags starting with v1 of every repository under team/'],
+        ["$0 ls /var/lib/registry '**/busybox' --json", 'busybox at any depth, as JSON'],
+      ]),
+    ) as unknown as Argv<LsArgs>;
 }
 
 export async function handler(args: LsArgs, io: Io, run: RunOutput): Promise<number> {

@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import { rm } from '../../ops/rm.js';
 import { ExitCode, printWarning, type Io, type RunOutput } from '../output.js';
+import { examples } from './shared.js';
 
 interface RmArgs {
   root: string;
@@ -21,8 +22,12 @@ export function builder(y: Argv): Argv<RmArgs> {
     .option('force', { type: 'boolean', default: false, describe: 'delete a manifest even if an index in the repository names it' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'print what would be removed; remove nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout, also on failure (docs/json.md)' })
-    .example('$0 rm /var/lib/registry team/app:old', 'delete one tag')
-    .example('$0 rm /var/lib/registry team/app', 'delete the repository; team/app/worker stays') as unknown as Argv<RmArgs>;
+    .example(
+      examples([
+        ['$0 rm /var/lib/registry team/app:old', 'delete one tag'],
+        ['$0 rm /var/lib/registry team/app', 'delete the repository; team/app/worker stays'],
+      ]),
+    ) as unknown as Argv<RmArgs>;
 }
 
 export async function handler(args: RmArgs, io: Io, run: RunOutput): Promise<number> {

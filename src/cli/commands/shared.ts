@@ -14,6 +14,19 @@ export interface WriteArgs {
   json: boolean;
 }
 
+/**
+ * Examples for --help, each as `# what it does` above the whole command: yargs sets an
+ * example's two columns side by side and, at 80 columns, cuts the command in two. Keep each
+ * command within 76 columns (the help's indent and margin make 80), so that it can be copied
+ * as it stands.
+ */
+export function examples(list: ReadonlyArray<readonly [command: string, what: string]>): Array<[string, string]> {
+  return list.flatMap(([command, what]): Array<[string, string]> => [
+    [`# ${what}`, ''],
+    [command, ''],
+  ]);
+}
+
 /** --keep-going, --link, --jobs, --dry-run, --json. */
 export function withWriteOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
   return y

@@ -2,8 +2,8 @@
 import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
-import { clonedPart, ExitCode, formatBytes, type Io, type RunOutput } from '../output.js';
-import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
+import { clonedPart, ExitCode, formatBytes, leftOutPart, type Io, type RunOutput } from '../output.js';
+import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs {
   paths: string[];
@@ -19,14 +19,18 @@ export const describe = "Export images to skopeo's dir: format: LIST SRC OUT, or
 export function builder(y: Argv): Argv<ToDirArgs> {
   return withRepairOption(withWriteOptions(y), 'export them')
     .usage('regfs to-dir LIST SRC OUT\nregfs to-dir --image REF SRC DIR\n\n' + describe)
-    .positional('paths', { type: 'string', array: true, describe: 'LIST SRC OUT (an image list, the source registry root, the export tree); with --image: SRC DIR' })
+    .positional('paths', { type: 'string', array: true, describe: 'LIST SRC OUT (an image list: a file, - for standard input, or a directory of *.list files; the source registry root; the export tree); with --image: SRC DIR' })
     .option('image', { type: 'string', describe: 'export one image (repo:tag or repo@sha256:…) into DIR itself, as skopeo copy docker://… dir:DIR does' })
     .option('platform', { type: 'string', describe: 'export only this child of an index (os/arch[/variant]), as skopeo without --all does' })
     .option('portable-names', { type: 'boolean', default: false, describe: 'escape ":", "%" and upper case in directory names (%3A, %25, %41…) for FAT/exFAT media; from-dir decodes them' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from list names' })
-    .example('$0 to-dir release.list /var/lib/registry /mnt/usb/images', `one image directory per line, and ${DIGEST_FILE}`)
-    .example('$0 to-dir --image team/app:v1 /var/lib/registry /tmp/app', 'one image, as skopeo copy would write it')
-    .example('$0 to-dir release.list /var/lib/registry /mnt/exfat --portable-names', 'for FAT/exFAT media') as unknown as Argv<ToDirArgs>;
+    .example(
+      examples([
+        ['$0 to-dir release.list /var/lib/registry /mnt/usb/images', `one image directory per line, and ${DIGEST_FILE}`],
+        ['$0 to-dir --image team/app:v1 /var/lib/registry /tmp/app', 'one image, as skopeo copy would write it'],
+        ['$0 to-dir release.list /var/lib/registry /mnt/exfat --portable-names', 'for FAT/exFAT media'],
+      ]),
+    ) as unknown as Argv<ToDirArgs>;
 }
 
 export async function handler(args: ToDirArgs, io: Io, run: RunOutput): Promise<number> {
@@ -61,13 +65,13 @@ function render(r: ToDirResult): string {
     for (const img of r.images) lines.push(`${img.dir}  ${img.digest}  ${img.kind}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
     for (const s of r.staleImages) lines.push(`${s}  (stale: would be removed)`);
     const bytes = r.images.reduce((a, i) => a + i.bytes, 0);
-    lines.push(`plan: ${n} image director${n === 1 ? 'y' : 'ies'}, ${formatBytes(bytes)}, ${r.staleImages.length} stale to remove, in ${r.output}; nothing written (dry run)`);
+    lines.push(`plan: ${n} image director${n === 1 ? 'y' : 'ies'}, ${formatBytes(bytes)}, ${r.staleImages.length} stale to remove, in ${r.output}; nothing written (dry run)${leftOutPart(r)}`);
   } else if (r.stats !== undefined) {
     const s = r.stats;
     lines.push(
       `exported ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied} copied, ${s.blobsExisting} already there; ` +
         `manifests ${s.manifestsWritten} written, ${s.manifestsUnchanged} unchanged; removed ${s.staleFilesRemoved} stale files, ${s.staleImagesRemoved} stale images; ` +
-        `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s`,
+        `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s${leftOutPart(r)}`,
     );
   }
   const k = r.repaired.length;

@@ -2,7 +2,8 @@
 import type { Argv } from 'yargs';
 import { VERIFY_TARGETS, verify, type VerifyResult, type VerifyTarget } from '../../ops/verify.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
-import { ExitCode, createProgressBar, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
+import { createProgressBar, ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
+import { examples } from './shared.js';
 import { escapeControl } from '../../errors.js';
 
 interface VerifyArgs {
@@ -27,9 +28,13 @@ export function builder(y: Argv): Argv<VerifyArgs> {
     .option('upload-age', { type: 'number', default: 24, describe: 'report uploads older than this many hours as stale' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or hashed at once' })
     .option('json', { type: 'boolean', default: false, describe: 'print the findings as one JSON document on stdout (docs/json.md)' })
-    .example('$0 verify /var/lib/registry', 'everything, every blob hashed')
-    .example('$0 verify /srv/subset --list release.list --fast', 'what the release needs, sizes only')
-    .example('$0 verify /var/lib/registry --target v3 --fast', 'before serving this storage with a v3 registry') as unknown as Argv<VerifyArgs>;
+    .example(
+      examples([
+        ['$0 verify /var/lib/registry', 'everything, every blob hashed'],
+        ['$0 verify /srv/subset --list release.list --fast', 'what the release needs, sizes only'],
+        ['$0 verify /var/lib/registry --target v3 --fast', 'before serving this storage with a v3 registry'],
+      ]),
+    ) as unknown as Argv<VerifyArgs>;
 }
 
 export async function handler(args: VerifyArgs, io: Io, run: RunOutput): Promise<number> {
