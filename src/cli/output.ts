@@ -381,10 +381,10 @@ export function renderRepaired(repaired: RepairedLink[], dryRun: boolean): strin
  * `; left out 3 images (5 problems)` at the end of a --keep-going summary (`would leave out`
  * in a dry run), or nothing when no image was left out.
  */
-export function leftOutPart(r: { leftOut: number; problems: readonly RegfsError[]; dryRun: boolean }): string {
-  if (r.problems.length === 0) return '';
+export function leftOutPart(r: { leftOut: number; problemCount: number; dryRun: boolean }): string {
+  if (r.problemCount === 0) return '';
   const n = r.leftOut;
-  const p = r.problems.length;
+  const p = r.problemCount;
   return `; ${r.dryRun ? 'would leave' : 'left'} out ${n} image${n === 1 ? '' : 's'} (${p} problem${p === 1 ? '' : 's'})`;
 }
 

@@ -68,6 +68,8 @@ export interface ToOciResult {
   /** Problems of images left out (only with keepGoing); none kept with `onProblem`. */
   problems: RegfsError[];
   problemCount: number;
+  /** How many images the problems left out (keepGoing), each once: see ExtractResult.leftOut. */
+  leftOut: number;
   warnings: string[];
   /** Configs and layers taken with `repair` that the source repository does not link. */
   repaired: RepairedLink[];
@@ -98,6 +100,8 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
   const list = await openImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
   const problems = new Problems(opts.onProblem);
   const resolution = await resolveImages(reader, list.entries(problems), { repair: opts.repair === true, problems });
+  // Each image left out once; a list line that selects none counts as one.
+  let leftOut = list.badLines + resolution.leftOut;
 
   const blobs = new Map<Digest, BlobSource>();
   const entries: IndexEntry[] = [];
@@ -116,6 +120,7 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
       problems.add(new RegfsError(err.code, `${where}: ${err.message}`, { at: img.entry.at, digest: err.digest }));
+      leftOut++;
       continue;
     }
     const own = new Map<Digest, BlobSource>();
@@ -144,7 +149,7 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
   const merged = mergeIndex(existing.index, entries);
   let bytes = 0;
   for (const b of blobs.values()) bytes += b.size;
-  const base = { output: layout, images, problems: problems.list, problemCount: problems.count, warnings, repaired };
+  const base = { output: layout, images, problems: problems.list, problemCount: problems.count, leftOut, warnings, repaired };
   if (opts.dryRun === true) {
     let there = 0;
     await forEachChunked([...blobs.keys()], (d) => {

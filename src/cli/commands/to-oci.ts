@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { escapeControl } from '../../errors.js';
 import { toOci, type ToOciResult } from '../../ops/to-oci.js';
-import { clonedPart, ExitCode, formatBytes, type Io, type RunOutput } from '../output.js';
+import { clonedPart, ExitCode, formatBytes, leftOutPart, type Io, type RunOutput } from '../output.js';
 import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToOciArgs extends WriteArgs, RepairArgs {
@@ -44,12 +44,12 @@ function render(r: ToOciResult): string {
   const lines: string[] = [];
   if (r.dryRun) {
     for (const img of r.images) lines.push(`${img.ref}  ${img.digest}  ${img.kind}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
-    lines.push(`plan: ${n} image${n === 1 ? '' : 's'}, ${p.blobs} blobs (${p.blobsAlreadyThere} already in the layout), ${formatBytes(p.bytes)}; ${entries}; into ${r.output}; nothing written (dry run)`);
+    lines.push(`plan: ${n} image${n === 1 ? '' : 's'}, ${p.blobs} blobs (${p.blobsAlreadyThere} already in the layout), ${formatBytes(p.bytes)}; ${entries}; into ${r.output}; nothing written (dry run)${leftOutPart(r)}`);
   } else if (r.stats !== undefined) {
     const s = r.stats;
     lines.push(
       `exported ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied + s.blobsWritten} copied, ` +
-        `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${entries}; ${r.seconds.toFixed(2)} s`,
+        `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${entries}; ${r.seconds.toFixed(2)} s${leftOutPart(r)}`,
     );
   }
   const k = r.repaired.length;
