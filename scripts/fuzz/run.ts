@@ -13,6 +13,8 @@
  * - the source tree and the files its symlinks lead to are unchanged at the end.
  */
 import { checkJsonDocument } from '../lib/json-schemas.js';
+import { digestOf, type Digest } from '../../src/digest.js';
+import { parseManifestContent, referencedBlobs } from '../../src/manifest.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
@@ -152,7 +154,11 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
           const mine: Discrepancy[] = [];
           const out = join(runDir, 'extract');
           const ex = await regfs(['extract', listFile, src, out, '--keep-going', '--json']);
-          await judgeWrite(`extract list ${li}`, ex, ex, lines, out, cands, srcProbe, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
+          const note: Found = (check, kind, detail) => void mine.push({ check, kind, detail });
+          await judgeWrite(`extract list ${li}`, ex, ex, lines, out, cands, srcProbe, report, note);
+          // to-oci resolves as extract does: the same images, with the same digests, each complete in the layout.
+          const layout = join(runDir, 'oci');
+          await judgeOci(`to-oci list ${li}`, ex, await regfs(['to-oci', listFile, src, layout, '--keep-going', '--json']), layout, report, note);
           return mine;
         })(),
         (async (): Promise<Discrepancy[]> => {
@@ -415,6 +421,65 @@ function randomList(cands: Ref[], tagLists: Map<string, string[]>, probes: Map<s
     lines.push({ text: c.key, refs: [c] });
   }
   return lines;
+}
+
+/**
+ * to-oci against extract on the same list (extract is judged by the registry): the same
+ * images (references and digests), exit code and problem codes; then the layout itself: every
+ * index.json entry's manifests, children, configs and layers present in blobs/, each file
+ * hashing to its name, and one named entry per tagged image.
+ */
+async function judgeOci(check: string, ex: RegfsRun, oci: RegfsRun, layout: string, report: SeedReport, found: Found): Promise<void> {
+  report.checks++;
+  if (oci.timedOut) return found(check, 'to-oci hangs', `${check}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+  if (/^\s+at /m.test(oci.stderr) || /internal error/.test(oci.stderr)) found(check, 'a stack trace', `${check}: ${oci.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
+  schemaCheck(check, 'to-oci', oci, report, found);
+  let a: { images?: Array<{ ref: string; digest: string }>; problems?: Array<{ code: string }> };
+  let b: typeof a;
+  try {
+    a = JSON.parse(ex.stdout) as typeof a;
+    b = JSON.parse(oci.stdout) as typeof a;
+  } catch {
+    return found(check, 'to-oci exits without a result', `${check}: exit ${oci.code}; stderr: ${oci.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  }
+  report.checks++;
+  const imgs = (r: typeof a): string[] => (r.images ?? []).map((i) => `${i.ref} ${i.digest}`).sort();
+  const codes = (r: typeof a): string[] => (r.problems ?? []).map((p) => p.code).sort();
+  if (oci.code !== ex.code || JSON.stringify(imgs(a)) !== JSON.stringify(imgs(b)) || JSON.stringify(codes(a)) !== JSON.stringify(codes(b))) {
+    found(check, 'to-oci disagrees with extract', `${check}: exit ${oci.code} (extract ${ex.code}); images ${imgs(b).length} (extract ${imgs(a).length}); problems ${codes(b).join(',')} (extract ${codes(a).join(',')})`);
+  }
+  if ((b.images ?? []).length === 0) return;
+  report.checks++;
+  const blob = (d: string): string => join(layout, 'blobs', d.replace(':', '/'));
+  const missing: string[] = [];
+  try {
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: Digest; size: number; annotations?: Record<string, string> }> };
+    const named = new Set(index.manifests.flatMap((e) => (e.annotations?.['org.opencontainers.image.ref.name'] === undefined ? [] : [`${e.annotations['org.opencontainers.image.ref.name']} ${e.digest}`])));
+    for (const i of b.images ?? []) if (!i.ref.includes('@') && !named.has(`${i.ref} ${i.digest}`)) missing.push(`no entry ${i.ref}`);
+    const work: Array<{ digest: Digest; size: number }> = index.manifests.map((e) => ({ digest: e.digest, size: e.size }));
+    const seen = new Set<string>();
+    while (work.length > 0) {
+      const d = work.pop()!;
+      if (seen.has(d.digest)) continue;
+      seen.add(d.digest);
+      const raw = await readFile(blob(d.digest)).catch(() => undefined);
+      if (raw === undefined || digestOf(raw) !== d.digest || raw.length !== d.size) {
+        missing.push(`manifest ${d.digest}`);
+        continue;
+      }
+      const m = parseManifestContent(raw, d.digest, blob(d.digest));
+      for (const c of m.manifests) work.push({ digest: c.digest, size: c.size });
+      for (const r of referencedBlobs(m)) {
+        if (r.urls !== undefined || seen.has(r.digest)) continue;
+        seen.add(r.digest);
+        const data = await readFile(blob(r.digest)).catch(() => undefined);
+        if (data === undefined || digestOf(data) !== r.digest) missing.push(`blob ${r.digest}`);
+      }
+    }
+  } catch (err) {
+    missing.push(`unreadable layout: ${(err as Error).message}`);
+  }
+  if (missing.length > 0) found(check, 'to-oci layout incomplete', `${check}: ${missing.length} missing or wrong: ${missing.slice(0, 4).join('; ')}`);
 }
 
 /** The run's --json output is one document of its command's schema (schemas/), with its exit code. */
