@@ -261,3 +261,24 @@ test('verify --target v3: each thing a v3 registry would not serve, on a tree bu
     await t.cleanup();
   }
 });
+
+test('verify --list: counts what the listed images hold, each repository, manifest, link and blob once', async () => {
+  const t = await tempDir();
+  try {
+    // Two tags of one image, and an image of another repository sharing nothing with it.
+    const list = join(t.dir, 'l.list');
+    await writeFile(list, 'library/busybox:1.36\nlibrary/busybox:latest\nteam/app:v1\n');
+    const r = await verify({ root: FIXTURE_ROOT, list, fast: true });
+    assert.deepEqual(r.findings, []);
+    const busybox = JSON.parse(await readFile(join(FIXTURE_ROOT, 'docker/registry/v2/blobs/sha256/32/3271c4fec4a89f06c12edeadbb942bb5aba4b9d57b3671bb5a1f6d149778b82c/data'), 'utf8')) as { layers: unknown[] };
+    const app = await RegistryReader.open(FIXTURE_ROOT);
+    const appManifest = app.manifest((await app.tagDigest(parseRepoName('team/app'), parseTag('v1')))!);
+    const appBlobs = 1 + appManifest.layers.length;
+    assert.deepEqual(
+      { repositories: r.counts.repositories, tags: r.counts.tags, manifests: r.counts.manifests, links: r.counts.links, blobs: r.counts.blobs },
+      { repositories: 2, tags: 3, manifests: 2, links: 1 + busybox.layers.length + appBlobs, blobs: 1 + busybox.layers.length + appBlobs },
+    );
+  } finally {
+    await t.cleanup();
+  }
+});

@@ -320,12 +320,17 @@ async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: S
   // so its blobs are hashed too; each such link is a LAYER_UNLINKED finding. Children are
   // checked by the resolver as the registry serves them (CHILD_MISSING).
   const resolution = await resolveImages(reader, list.entries(problems), { repair: true, problems });
+  // Each repository, manifest (in its repository) and _layers link once, however many listed tags share them.
+  const repos = new Set<string>();
+  const manifests = new Set<string>();
+  const links = new Set<string>();
   for (const img of resolution.images) {
     counts.tags++;
-    counts.manifests += img.manifests.length;
+    repos.add(img.repo);
+    for (const m of img.manifests) manifests.add(`${img.repo}@${m.digest}`);
     for (const [d, info] of img.blobs) {
       toHash.set(d, info);
-      counts.links++;
+      links.add(`${img.repo}@${d}`);
     }
     for (const m of img.manifests) {
       if (v3 && (m.kind === 'schema1' || m.kind === 'schema1-signed')) {
@@ -337,6 +342,9 @@ async function verifyListed(reader: RegistryReader, opts: VerifyOptions, sink: S
       else if (v3) add('V3_LAYERS_FALLBACK', r.missing, v3LayersMessage(`${img.repo}: manifest`, r.digest), r.digest);
     }
   }
+  counts.repositories = repos.size;
+  counts.manifests = manifests.size;
+  counts.links = links.size;
   counts.blobs = toHash.size;
 }
 
