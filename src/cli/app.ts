@@ -13,7 +13,8 @@ import * as inspectCmd from './commands/inspect.js';
 import * as verifyCmd from './commands/verify.js';
 import * as gcCmd from './commands/gc.js';
 import * as rmCmd from './commands/rm.js';
-import { ExitCode, printError, processIo, writeErrorJson, type Io } from './output.js';
+import { ExitCode, printError, processIo, withColor, writeErrorJson, type Io } from './output.js';
+import { colorFlag } from './color.js';
 
 interface CommandModule<A> {
   command: string;
@@ -29,7 +30,8 @@ Docs: README.md and docs/ in the regfs package.`;
 class UsageError extends Error {}
 
 /** Run the CLI with the given arguments; resolves to the exit code. */
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
+export async function main(argv: string[], ioIn: Io = processIo): Promise<number> {
+  const io = withColor(ioIn, colorFlag(argv));
   let exitCode: number = ExitCode.ok;
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, mod.builder, async (args) => {
@@ -44,12 +46,17 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
   // yargs hands a lone `-` (standard input) to a positional as an empty string; keep it `-`.
   const stdinMarker = argv.includes('-');
-  let y = yargs(argv)
+  let y: Argv = yargs(argv)
     .scriptName('regfs')
     .usage('regfs: offline surgery on Docker registry storage (docker/registry/v2)\n\nUsage: $0 <command> [options]')
     .strict()
     .demandCommand(1, 'name a command')
     .recommendCommands()
+    .option('color', {
+      type: 'boolean',
+      global: true,
+      describe: 'colour messages on stderr even when it is no terminal (--no-color: never); beats NO_COLOR and FORCE_COLOR',
+    })
     .epilogue(EPILOGUE)
     .help()
     .alias('h', 'help')

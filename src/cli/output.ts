@@ -2,12 +2,12 @@
  * Rendering for the CLI: data to stdout, messages and progress to stderr. The only place
  * (with the command modules) that prints; the library never does.
  */
-// Messages go to stderr, so their colours follow stderr's terminal, not stdout's.
-import { chalkStderr as chalk } from 'chalk';
+import { Chalk, type ChalkInstance } from 'chalk';
 import { escapeControl, type RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
 import type { ExtractResult } from '../ops/extract.js';
 import type { RepairedLink } from '../ops/resolve.js';
+import { colorLevel } from './color.js';
 
 /** Exit codes; documented in README.md and docs/errors.md. */
 export const ExitCode = {
@@ -27,10 +27,25 @@ export const ExitCode = {
 /** Where the CLI writes; injectable for tests. */
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; getColorDepth?: (env?: NodeJS.ProcessEnv) => number };
+  /**
+   * The colours of messages on stderr (chalk at the level colorLevel decides for stderr);
+   * when unset, decided from the environment alone on first use.
+   */
+  color?: ChalkInstance;
 }
 
 export const processIo: Io = { stdout: process.stdout, stderr: process.stderr };
+
+/** `io` with its stderr colours decided: by `--color` / `--no-color` (`flag`), the environment and stderr's terminal. */
+export function withColor(io: Io, flag: boolean | undefined, env: NodeJS.ProcessEnv = process.env): Io {
+  return { ...io, color: new Chalk({ level: colorLevel(io.stderr, env, flag) }) };
+}
+
+/** The colours for stderr: every message printer takes them from here. */
+function paint(io: Io): ChalkInstance {
+  return (io.color ??= new Chalk({ level: colorLevel(io.stderr, process.env, undefined) }));
+}
 
 /** `1.5 MiB` */
 export function formatBytes(n: number): string {
@@ -46,13 +61,13 @@ export function formatBytes(n: number): string {
 
 /** Print a warning line to stderr. */
 export function printWarning(io: Io, message: string): void {
-  io.stderr.write(`${chalk.yellow('warning:')} ${escapeControl(message)}\n`);
+  io.stderr.write(`${paint(io).yellow('warning:')} ${escapeControl(message)}\n`);
 }
 
 /** Print a RegfsError (and the problems it carries, as printProblems does) to stderr. */
 export function printError(io: Io, err: RegfsError): void {
   printProblems(io, err.problems);
-  io.stderr.write(errorLine(err));
+  io.stderr.write(errorLine(paint(io), err));
 }
 
 /**
@@ -67,9 +82,10 @@ export const PROBLEMS_SHOWN = 100;
  * million lines; `--json` has them all.
  */
 export function printProblems(io: Io, problems: readonly RegfsError[]): void {
+  const chalk = paint(io);
   const shown = Math.min(problems.length, PROBLEMS_SHOWN);
   let text = '';
-  for (let i = 0; i < shown; i++) text += errorLine(problems[i]!);
+  for (let i = 0; i < shown; i++) text += errorLine(chalk, problems[i]!);
   if (problems.length > shown) {
     const byCode = new Map<string, number>();
     for (let i = shown; i < problems.length; i++) byCode.set(problems[i]!.code, (byCode.get(problems[i]!.code) ?? 0) + 1);
@@ -81,7 +97,7 @@ export function printProblems(io: Io, problems: readonly RegfsError[]): void {
 }
 
 /** One problem as a line; a newline or escape sequence in its message cannot make it two. */
-function errorLine(p: RegfsError): string {
+function errorLine(chalk: ChalkInstance, p: RegfsError): string {
   return `${chalk.red('error:')} ${escapeControl(p.message)} ${chalk.dim(`[${p.code}]`)}\n`;
 }
 
