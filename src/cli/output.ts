@@ -223,30 +223,54 @@ export function writeErrorJson(io: Io, err: RegfsError): void {
   writeJson(io.stdout, { ok: false, error: { code: err.code, message: err.message, path: err.path }, problems: problemsJson(err.problems) });
 }
 
-/** The result of a command that writes registry storage, as lines: the plan (dry run) or a summary. */
+/**
+ * The result of a command that writes registry storage, as lines: the plan (dry run: one row
+ * per image, `ref  digest  kind  platforms  blobs  size`, in columns as `ls` prints them) or a
+ * summary.
+ */
 export function renderWriteResult(r: ExtractResult, verb: string): string {
   const lines: string[] = [];
   const n = r.images.length;
   if (r.dryRun) {
-    for (const img of r.images) {
-      const platforms = img.platforms.length > 0 ? ` [${img.platforms.join(', ')}]` : '';
-      lines.push(`${img.ref}  ${img.digest}  ${img.kind}${platforms}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
-    }
+    lines.push(...alignColumns(r.images.map((img) => [img.ref, img.digest, img.kind, platformsCell(img.platforms), `${img.blobs} blobs`, formatBytes(img.bytes)]), [4, 5]));
     lines.push(
-      `plan: ${n} image${n === 1 ? '' : 's'}, ${r.plan.blobs} blobs (${r.plan.blobsAlreadyThere} already in the output), ` +
-        `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)`,
+      escapeControl(
+        `plan: ${n} image${n === 1 ? '' : 's'}, ${r.plan.blobs} blobs (${r.plan.blobsAlreadyThere} already in the output), ` +
+          `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)`,
+      ),
     );
   } else if (r.stats !== undefined) {
     const s = r.stats;
+    // Manifests written from their bytes (from-dir) are neither linked nor copied.
+    const written = s.blobsWritten > 0 ? `, ${s.blobsWritten} manifest${s.blobsWritten === 1 ? '' : 's'} written` : '';
     lines.push(
-      `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied + s.blobsWritten} copied, ` +
-        `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ` +
-        `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
+      escapeControl(
+        `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied} copied, ` +
+          `${s.blobsExisting} already there${written}; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} ${s.blobsWritten > 0 ? 'copied or written' : 'copied'}); ` +
+          `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s`,
+      ),
     );
   }
   const repaired = renderRepaired(r.repaired, r.dryRun);
-  if (repaired !== undefined) lines.push(repaired);
-  return `${lines.map(escapeControl).join('\n')}\n`;
+  if (repaired !== undefined) lines.push(escapeControl(repaired));
+  return `${lines.join('\n')}\n`;
+}
+
+/** An image's platforms as `ls` shows them: `linux/amd64,linux/arm64`, or `-` for none. */
+export function platformsCell(platforms: readonly string[]): string {
+  return platforms.length > 0 ? platforms.join(',') : '-';
+}
+
+/**
+ * Rows of cells as lines in columns two spaces apart, as `ls` prints them: each cell
+ * escaped (a name cannot break the table), padded to its column's width, the columns in
+ * `right` aligned right; no trailing blanks.
+ */
+export function alignColumns(rows: readonly string[][], right: readonly number[] = []): string[] {
+  const cells = rows.map((row) => row.map(escapeControl));
+  const widths: number[] = [];
+  for (const row of cells) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return cells.map((row) => row.map((c, i) => (right.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
 /** One line on links written that the source lacks (the list is in --json), or undefined if none. */

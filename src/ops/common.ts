@@ -4,7 +4,7 @@ import { RegfsError } from '../errors.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { mkdirpSync, type OutputDirs } from '../fs/atomic.js';
 import type { Digest } from '../digest.js';
-import { formatPlatform, type Manifest } from '../manifest.js';
+import type { Manifest } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
 import { emptyPlan, repoWrites, type BlobSource, type WritePlan, type WriteProgress } from '../registry/write.js';
 import { createLinker, type LinkFs, type Linker, type LinkMode } from '../fs/link.js';
@@ -126,8 +126,8 @@ export function manifestLevels(manifests: Manifest[]): Map<Digest, number> {
   return levels;
 }
 
-/** What the summary says of one image. */
-export function summarizeImage(img: ImageContent): ImageSummary {
+/** What the summary says of one image; `platforms` as manifestPlatforms (ops/inspect.ts) gives them, as ls shows them. */
+export function summarizeImage(img: ImageContent, platforms: string[]): ImageSummary {
   const top = img.manifests[0]!;
   let bytes = 0;
   for (const m of img.manifests) bytes += m.raw.length;
@@ -138,7 +138,7 @@ export function summarizeImage(img: ImageContent): ImageSummary {
     tag: img.tag,
     digest: img.digest,
     kind: top.kind,
-    platforms: top.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])),
+    platforms,
     manifests: img.manifests.length,
     blobs: img.blobs.size,
     bytes,

@@ -22,8 +22,8 @@ import { countPlanFiles, writePlan } from '../registry/write.js';
 import { MANIFEST_FILE, VERSION_FILE, manifestPath } from '../dir/layout.js';
 import { parseImageDirName } from '../dir/names.js';
 import { findDirBlob, readDirManifest } from '../dir/read.js';
-import { checkJobs, incomplete, manifestLevels, planWrites, summarizeImage, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
-import type { ExtractResult } from './extract.js';
+import { checkJobs, incomplete, manifestLevels, planWrites, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
+import { countExisting, summarizeImages, type ExtractResult } from './extract.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
 
 export interface FromDirOptions extends WriteCommandOptions {
@@ -103,10 +103,11 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
 
   const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
   const counts = countPlanFiles(plan);
-  const summaries = images.map(summarizeImage);
+  const summaries = await summarizeImages(images, plan);
   const base = { output: out.v2, images: summaries, problems, warnings, repaired: [], bytesVerified };
   if (opts.dryRun === true) {
-    return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere: 0 }, stats: undefined, seconds: (performance.now() - started) / 1000 };
+    const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan) : 0;
+    return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }
   const linker = createOutputLinker(out.v2, opts, warn);
   const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);

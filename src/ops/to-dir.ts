@@ -40,6 +40,7 @@ import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteComm
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
 import { uniqueRepairs } from './extract.js';
+import { createConfigSummarizer, manifestPlatforms, type ConfigSummarizer } from './inspect.js';
 
 /** The digest file written beside the images: `<digest> <ref>` a line. */
 export const DIGEST_FILE = 'digests.txt';
@@ -86,7 +87,9 @@ export interface ToDirStats {
   manifestsUnchanged: number;
   staleFilesRemoved: number;
   staleImagesRemoved: number;
+  /** Bytes of every blob and manifest file the image directories hold (the sum of the images' `bytes`). */
   bytes: number;
+  /** Bytes of blob data copied rather than linked or kept. */
   bytesCopied: number;
 }
 
@@ -142,9 +145,10 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   const resolution = await resolveImages(reader, entries, { repair: opts.repair === true });
   const problems = [...listProblems, ...resolution.problems];
   const plans: DirPlan[] = [];
+  const summarize = createConfigSummarizer(reader);
   for (const img of resolution.images) {
     try {
-      plans.push(planImageDir(img, out, platform, opts));
+      plans.push(await planImageDir(img, out, platform, opts, summarize));
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
       problems.push(new RegfsError(err.code, `${where(img.entry)}: ${err.message}`, { at: img.entry.at, digest: err.digest }));
@@ -228,6 +232,7 @@ async function writeExport(
     }
   };
   const putManifest = (path: string, raw: Buffer): void => {
+    stats.bytes += raw.length;
     if (readIfThere(path, raw.length + 1)?.equals(raw) === true) {
       stats.manifestsUnchanged++;
       return;
@@ -306,7 +311,7 @@ function where(entry: ListEntry): string {
   return entry.at.line > 0 ? `${entry.at.file}:${entry.at.line}` : entry.at.file;
 }
 
-function planImageDir(img: ResolvedImage, out: string, platform: Platform | undefined, opts: ToDirOptions): DirPlan {
+async function planImageDir(img: ResolvedImage, out: string, platform: Platform | undefined, opts: ToDirOptions, summarize: ConfigSummarizer): Promise<DirPlan> {
   let top = img.manifest;
   let manifests = img.manifests;
   if (platform !== undefined && isIndexKind(top.kind)) {
@@ -338,7 +343,7 @@ function planImageDir(img: ResolvedImage, out: string, platform: Platform | unde
       dir,
       digest: top.digest,
       kind: top.kind,
-      platforms: top.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])),
+      platforms: await manifestPlatforms(manifests, summarize),
       blobs: blobs.size,
       bytes,
     },

@@ -33,8 +33,9 @@ export async function handler(args: FromDirArgs, io: Io): Promise<number> {
   printProblems(io, result.problems);
   if (args.json) writeResultJson(io, result);
   else {
-    const verified = args.verify ? `verified ${formatBytes(result.bytesVerified)} of blobs; ` : 'blobs not hashed (--no-verify); ';
-    io.stdout.write(verified + renderWriteResult(result, 'imported'));
+    // A line of its own, after the plan or summary.
+    const verified = args.verify ? `verified: ${formatBytes(result.bytesVerified)} of blob data hashed; every blob matches its digest` : 'not verified (--no-verify): blob sizes checked, not hashed';
+    io.stdout.write(`${renderWriteResult(result, 'imported')}${verified}\n`);
   }
   return result.problems.length > 0 ? ExitCode.partial : ExitCode.ok;
 }
