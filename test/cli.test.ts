@@ -108,8 +108,8 @@ test('cli: a progress bar on stderr when it is a terminal, cleared at the end', 
     stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
     const code = await main(['extract', list, FIXTURE_ROOT, join(t.dir, 'out')], { stdout, stderr });
     assert.equal(code, 0);
-    assert.match(err, /\rblobs  \[#+\] 10\/10/);
-    assert.match(err, /\rtags   \[#+\] 1\/1/);
+    assert.match(err, /\rresolving \[-+\]  0\/1  /);
+    assert.match(err, /\rwriting   \[-+\]  0\/\d+  /);
     assert.ok(err.endsWith('\r\x1b[K'), 'the bar is cleared');
   } finally {
     await t.cleanup();

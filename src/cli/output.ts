@@ -4,7 +4,6 @@
  */
 import { Chalk, type ChalkInstance } from 'chalk';
 import { escapeControl, type RegfsError } from '../errors.js';
-import type { WriteProgress } from '../registry/write.js';
 import type { ExtractResult } from '../ops/extract.js';
 import type { RepairedLink } from '../ops/resolve.js';
 import { colorLevel } from './color.js';
@@ -165,31 +164,6 @@ function isObjectLike(v: unknown): v is object {
 /** What JSON.stringify keeps as an object member (undefined, functions and symbols are left out). */
 function isJsonValue(v: unknown): boolean {
   return v !== undefined && typeof v !== 'function' && typeof v !== 'symbol';
-}
-
-/**
- * A progress bar on stderr, drawn only when stderr is a terminal, at most ten times a
- * second. `done()` clears it.
- */
-export function createProgressBar(io: Io): { update: (p: WriteProgress) => void; done: () => void } {
-  if (io.stderr.isTTY !== true) return { update: () => undefined, done: () => undefined };
-  let last = 0;
-  let drawn = false;
-  const width = 30;
-  return {
-    update(p) {
-      const now = Date.now();
-      if (now - last < 100 && p.done !== p.total) return;
-      last = now;
-      const frac = p.total === 0 ? 1 : p.done / p.total;
-      const fill = Math.round(frac * width);
-      io.stderr.write(`\r${p.phase.padEnd(6)} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${p.done}/${p.total}\x1b[K`);
-      drawn = true;
-    },
-    done() {
-      if (drawn) io.stderr.write('\r\x1b[K');
-    },
-  };
 }
 
 /**

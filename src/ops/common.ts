@@ -6,7 +6,8 @@ import { mkdirpSync, type OutputDirs } from '../fs/atomic.js';
 import type { Digest } from '../digest.js';
 import type { Manifest } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
-import { emptyPlan, repoWrites, type BlobSource, type WritePlan, type WriteProgress } from '../registry/write.js';
+import { emptyPlan, repoWrites, type BlobSource, type WritePlan } from '../registry/write.js';
+import type { OnProgress } from '../progress.js';
 import { createLinker, type LinkFs, type Linker, type LinkMode } from '../fs/link.js';
 import type { ImageSummary } from './extract.js';
 
@@ -18,7 +19,8 @@ export interface WriteCommandOptions {
   jobs?: number;
   /** Resolve and plan; write nothing. */
   dryRun?: boolean;
-  onProgress?: (p: WriteProgress) => void;
+  /** Progress through the run's phases (src/progress.ts): each once, in order. */
+  onProgress?: OnProgress;
   /** Things worth telling that do not stop the run (a copy fallback, an absent foreign layer). */
   onWarning?: (message: string) => void;
   /** For tests: the file operations the linker uses. */

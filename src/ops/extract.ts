@@ -87,7 +87,7 @@ async function extractEntries(
   opts: ExtractOptions,
   started: number,
 ): Promise<ExtractResult> {
-  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true });
+  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true, onProgress: opts.onProgress });
   const problems = [...listProblems, ...resolution.problems];
   if (problems.length > 0 && opts.keepGoing !== true) {
     throw incomplete(problems);

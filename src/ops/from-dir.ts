@@ -25,6 +25,7 @@ import { findDirBlob, readDirManifest } from '../dir/read.js';
 import { checkJobs, incomplete, manifestLevels, planWrites, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { countExisting, summarizeImages, type ExtractResult } from './extract.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
+import { PhaseProgress } from '../progress.js';
 
 export interface FromDirOptions extends WriteCommandOptions {
   /** A tree of image directories, or one image directory. */
@@ -81,23 +82,45 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
     return p;
   };
 
-  const read = await Promise.all(
+  // First every directory's manifests, then (their number known) every blob they reference.
+  const dirs = await Promise.all(
     found.map(async (dir) => {
       const errs: RegfsError[] = [];
-      const fail = (err: unknown): void => {
-        if (!(err instanceof RegfsError)) throw err;
-        errs.push(new RegfsError(err.code, `${dir.label}: ${err.message}`, { path: err.path ?? dir.path, digest: err.digest }));
+      const ctx: ReadContext = {
+        fail: (err: unknown): void => {
+          if (!(err instanceof RegfsError)) throw err;
+          errs.push(new RegfsError(err.code, `${dir.label}: ${err.message}`, { path: err.path ?? dir.path, digest: err.digest }));
+        },
+        warn,
+        hashOnce,
       };
       try {
-        const img = await readImageDir(dir, opts, { fail, warn, hashOnce });
-        return errs.length === 0 ? img : (problems.push(...errs), undefined);
+        return { dir, errs, ctx, read: await readImageDir(dir, opts, ctx) };
       } catch (err) {
-        fail(err);
-        problems.push(...errs);
-        return undefined;
+        ctx.fail(err);
+        return { dir, errs, ctx, read: undefined };
       }
     }),
   );
+  const checks = dirs.flatMap((x) => (x.read === undefined ? [] : x.read.refs.map((d) => ({ x, read: x.read!, d }))));
+  const progress = new PhaseProgress(
+    opts.onProgress,
+    'hash',
+    checks.length,
+    opts.noVerify === true ? undefined : checks.reduce((a, c) => a + Math.max(0, c.d.size), 0),
+  );
+  await Promise.all(
+    checks.map(async ({ x, read, d }) => {
+      await checkBlob(x.dir, d, read.blobs, opts, x.ctx).catch(x.ctx.fail);
+      progress.add(1, Math.max(0, d.size));
+      progress.report();
+    }),
+  );
+  const read = dirs.map((x) => {
+    if (x.read !== undefined && x.errs.length === 0) return x.read.content;
+    problems.push(...x.errs);
+    return undefined;
+  });
   const images = withoutConflicts(found, read, problems);
   if (problems.length > 0 && opts.keepGoing !== true) throw incomplete(problems);
 
@@ -150,8 +173,11 @@ interface ReadContext {
   hashOnce: (path: string, key: string, size: number, d: Digest) => Promise<Digest>;
 }
 
-/** Read and verify one image directory; problems go to `ctx.fail`. */
-async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContext): Promise<ImageContent | undefined> {
+/**
+ * Read one image directory's manifests, and the configs and layers they reference (to be
+ * checked with checkBlob, which fills `content.blobs`); problems go to `ctx.fail`.
+ */
+async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContext): Promise<{ content: ImageContent; blobs: Map<Digest, BlobInfo>; refs: Descriptor[] }> {
   const ref = parseImageDirName(dir.name);
   const repo = stripHost(ref.repo, opts.stripRegistry === true);
   const host = repo.split('/')[0]!;
@@ -170,8 +196,7 @@ async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContex
     throw new RegfsError('DIGEST_MISMATCH', `the directory is named for ${ref.digest}, but its manifest's digest is ${top.digest}`, { digest: ref.digest });
   }
   const manifests: Manifest[] = [];
-  const blobs = new Map<Digest, BlobInfo>();
-  const checks: Array<Promise<void>> = [];
+  const refs: Descriptor[] = [];
 
   // Breadth first, with a worklist (as the resolver walks storage): each manifest once, at
   // the depth it is first reached; an index deeper than MAX_INDEX_DEPTH is refused.
@@ -182,7 +207,7 @@ async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContex
     const { m, depth } = work[i]!;
     manifests.push(m);
     if (!isIndexKind(m.kind)) {
-      for (const d of referencedBlobs(m)) checks.push(checkBlob(dir, d, blobs, opts, ctx).catch(ctx.fail));
+      for (const d of referencedBlobs(m)) refs.push(d);
       continue;
     }
     if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
@@ -205,8 +230,8 @@ async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContex
   }
   // The worklist bounds the depth it reached first; a longer path through shared children counts too.
   if (!tooDeep && (manifestLevels(manifests).get(top.digest) ?? 0) > MAX_INDEX_DEPTH) ctx.fail(indexTooDeep(top.digest, manifestPath(dir.path)));
-  await Promise.all(checks);
-  return { repo, tag: ref.tag, digest: top.digest, manifests, blobs };
+  const blobs = new Map<Digest, BlobInfo>();
+  return { content: { repo, tag: ref.tag, digest: top.digest, manifests, blobs }, blobs, refs };
 }
 
 async function checkBlob(dir: DirImage, d: Descriptor, blobs: Map<Digest, BlobInfo>, opts: FromDirOptions, ctx: ReadContext): Promise<void> {

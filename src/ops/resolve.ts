@@ -21,6 +21,7 @@ import { formatImageRef, looksLikeDomain, type RepoName, type Tag } from '../ref
 import type { BlobInfo, RegistryReader } from '../registry/read.js';
 import { blobDataPath, layerLinkPath, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 import { manifestLevels } from './common.js';
+import { PhaseProgress, type OnProgress } from '../progress.js';
 
 
 /** One image, resolved to content. */
@@ -60,6 +61,8 @@ export interface RepairedLink {
 export interface ResolveOptions {
   /** Take configs and layers whose data is present but unlinked in the repository (see RepairedLink). */
   repair?: boolean;
+  /** The `resolve` phase: the images the list's lines name (a repository line names one per tag). */
+  onProgress?: OnProgress;
 }
 
 /** What a list resolved to. */
@@ -88,18 +91,24 @@ export async function resolveImages(reader: RegistryReader, entries: ListEntry[]
   });
   const images: ResolvedImage[] = [];
   const seen = new Set<string>();
-  await forEachChunked(targets, (t) => {
-    const r = resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true);
-    if ('problems' in r) {
-      for (const p of r.problems) problems.push(p);
-      return;
-    }
-    // `repo` and `repo:tag` lines may select the same image twice; keep one.
-    const key = `${r.repo}\0${r.tag ?? ''}\0${r.digest}`;
-    if (seen.has(key)) return;
-    seen.add(key);
-    images.push(r);
-  });
+  const progress = new PhaseProgress(opts.onProgress, 'resolve', targets.length);
+  await forEachChunked(
+    targets,
+    (t) => {
+      progress.add(1);
+      const r = resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true);
+      if ('problems' in r) {
+        for (const p of r.problems) problems.push(p);
+        return;
+      }
+      // `repo` and `repo:tag` lines may select the same image twice; keep one.
+      const key = `${r.repo}\0${r.tag ?? ''}\0${r.digest}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      images.push(r);
+    },
+    () => progress.report(),
+  );
   return { images, problems };
 }
 

@@ -33,7 +33,7 @@ import { isTempName, mkdirpSync, OutputDirs, writeFileAtomicSync } from '../fs/a
 import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
-import type { WriteProgress } from '../registry/write.js';
+import { PhaseProgress, type OnProgress } from '../progress.js';
 import { DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
 import { decodePortable, imageDirName } from '../dir/names.js';
 import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
@@ -142,7 +142,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     entries = list.entries;
     listProblems = list.problems;
   }
-  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true });
+  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true, onProgress: opts.onProgress });
   const problems = [...listProblems, ...resolution.problems];
   const plans: DirPlan[] = [];
   const summarize = createConfigSummarizer(reader);
@@ -209,7 +209,7 @@ async function writeExport(
   staleImages: string[],
   record: Map<string, string> | undefined,
   partial: boolean,
-  opts: { linker: Linker; dirs: OutputDirs; onProgress: ((p: WriteProgress) => void) | undefined },
+  opts: { linker: Linker; dirs: OutputDirs; onProgress: OnProgress | undefined },
 ): Promise<ToDirStats> {
   const { linker } = opts;
   const stats: ToDirStats = {
@@ -233,6 +233,7 @@ async function writeExport(
   };
   const putManifest = (path: string, raw: Buffer): void => {
     stats.bytes += raw.length;
+    progress.add(1, raw.length);
     if (readIfThere(path, raw.length + 1)?.equals(raw) === true) {
       stats.manifestsUnchanged++;
       return;
@@ -248,23 +249,31 @@ async function writeExport(
     if (readIfThere(versionPath(p.path), DIR_VERSION.length + 1)?.toString('utf8') !== DIR_VERSION) write('version file', versionPath(p.path), DIR_VERSION);
   });
   const blobWork = plans.flatMap((p) => [...p.blobs].map(([d, info]) => ({ p, d, info })));
-  await forEachChunked(
-    blobWork,
-    ({ p, d, info }) => {
-      stats.bytes += info.size;
-      const outcome = linker.place(info.path, blobPath(p.path, d), info.size);
-      if (outcome === 'cloned') stats.blobsCloned++;
-      else if (outcome === 'linked') stats.blobsLinked++;
-      else if (outcome === 'copied') {
-        stats.blobsCopied++;
-        stats.bytesCopied += info.size;
-      } else stats.blobsExisting++;
-    },
-    (done) => opts.onProgress?.({ phase: 'blobs', done, total: blobWork.length }),
+  const instances = plans.flatMap((p) => p.instances.map((m) => ({ p, m })));
+  // One `write` phase: every blob file and manifest file, and their bytes (the images' sizes).
+  const progress = new PhaseProgress(
+    opts.onProgress,
+    'write',
+    blobWork.length + instances.length + plans.length,
+    plans.reduce((a, p) => a + p.image.bytes, 0),
   );
-  await forEachChunked(plans.flatMap((p) => p.instances.map((m) => ({ p, m }))), ({ p, m }) => putManifest(manifestPath(p.path, m.digest), m.raw));
+  const report = (): void => progress.report();
+  // Reported blob by blob: a copy of a large one takes a while.
+  await forEachChunked(blobWork, ({ p, d, info }) => {
+    stats.bytes += info.size;
+    const outcome = linker.place(info.path, blobPath(p.path, d), info.size);
+    if (outcome === 'cloned') stats.blobsCloned++;
+    else if (outcome === 'linked') stats.blobsLinked++;
+    else if (outcome === 'copied') {
+      stats.blobsCopied++;
+      stats.bytesCopied += info.size;
+    } else stats.blobsExisting++;
+    progress.add(1, info.size);
+    report();
+  });
+  await forEachChunked(instances, ({ p, m }) => putManifest(manifestPath(p.path, m.digest), m.raw), report);
   // 2. manifest.json, last in each directory: the image is complete when it changes.
-  await forEachChunked(plans, (p) => putManifest(manifestPath(p.path), p.top.raw));
+  await forEachChunked(plans, (p) => putManifest(manifestPath(p.path), p.top.raw), report);
   // 3. Stale files inside image directories, then stale image directories.
   await forEachChunked(plans, (p) => {
     stats.staleFilesRemoved += removeStaleFiles(p);

@@ -38,6 +38,7 @@ import {
   TRASH_PREFIX,
 } from './layout.js';
 import { parseLinkContent, readLinkBytes } from './link-file.js';
+import { PhaseProgress, type OnProgress } from '../progress.js';
 
 /** Where a blob's bytes come from: a file to link or copy, or bytes to write. */
 export type BlobSource = { path: string; size: number } | { data: Buffer; size: number };
@@ -56,13 +57,6 @@ export interface WritePlan {
   repos: Map<RepoName, RepoWrites>;
 }
 
-/** Progress through the phases. */
-export interface WriteProgress {
-  phase: 'blobs' | 'links' | 'tags' | 'hash';
-  done: number;
-  total: number;
-}
-
 export interface WriteOptions {
   linker: Linker;
   /** The output was empty before: skip looking for existing files. */
@@ -72,7 +66,8 @@ export interface WriteOptions {
    * root above `v2`, so the `docker/registry/v2` chain is checked too); by default `v2`.
    */
   dirs?: OutputDirs;
-  onProgress?: (p: WriteProgress) => void;
+  /** One `write` phase: every file (blob data, then links, then tag files) counted, blob data's bytes too. */
+  onProgress?: OnProgress;
 }
 
 /** What a write did. */
@@ -142,11 +137,9 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     linksUnchanged: 0,
   };
 
-  const runPhase = async <T>(phase: WriteProgress['phase'], items: T[], work: (item: T) => void): Promise<void> => {
-    const total = items.length;
-    opts.onProgress?.({ phase, done: 0, total });
-    await forEachChunked(items, work, (done) => opts.onProgress?.({ phase, done, total }));
-  };
+  const counts = countPlanFiles(plan);
+  const progress = new PhaseProgress(opts.onProgress, 'write', counts.blobs + counts.links, counts.bytes);
+  const report = (): void => progress.report();
 
   const putLink = (path: string, d: Digest): void => {
     if (!fresh) {
@@ -174,7 +167,8 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   };
 
   // 1. Blob data.
-  await runPhase('blobs', [...plan.blobs], ([d, src]) => {
+  // Reported blob by blob: a copy of a large one takes a while.
+  await forEachChunked([...plan.blobs], ([d, src]) => {
     stats.bytes += src.size;
     const outcome = placeBlob(v2, dirs, d, src, opts.linker);
     if (outcome === 'cloned') stats.blobsCloned++;
@@ -183,6 +177,8 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     else if (outcome === 'written') stats.blobsWritten++;
     else stats.blobsExisting++;
     if (outcome === 'copied' || outcome === 'written') stats.bytesCopied += src.size;
+    progress.add(1, src.size);
+    report();
   });
 
   // 2. _layers links and image manifests' revision links; 3. indexes' revision links, level by level.
@@ -201,7 +197,14 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     for (const [d, level] of r.revisions) atLevel(level + 1).push([repo, d, revisionLinkPath]);
   }
   for (const n of [...levels.keys()].sort((a, b) => a - b)) {
-    await runPhase('links', levels.get(n)!, ([repo, d, pathOf]) => putLink(pathOf(v2, repo, d), d));
+    await forEachChunked(
+      levels.get(n)!,
+      ([repo, d, pathOf]) => {
+        putLink(pathOf(v2, repo, d), d);
+        progress.add(1);
+      },
+      report,
+    );
     levels.delete(n);
   }
 
@@ -210,7 +213,8 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   for (const [repo, r] of plan.repos) for (const [tag, d] of r.tags) tags.push([repo, tag, d]);
   const stages = new Map<RepoName, string>();
   try {
-    await runPhase('tags', tags, ([repo, tag, d]) => {
+    await forEachChunked(tags, ([repo, tag, d]) => {
+      progress.add(2);
       dirs.ensure(tagsDir(v2, repo));
       if (!fresh && exists(tagDir(v2, repo, tag))) {
         putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
@@ -233,7 +237,7 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
         putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
         putLink(tagCurrentLinkPath(v2, repo, tag), d);
       }
-    });
+    }, report);
   } finally {
     for (const stage of stages.values()) rmSync(stage, { recursive: true, force: true });
   }

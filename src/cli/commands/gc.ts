@@ -4,6 +4,7 @@ import { gc, type GcResult } from '../../ops/gc.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { escapeControl } from '../../errors.js';
 import { ExitCode, formatBytes, printWarning, writeJson, type Io } from '../output.js';
+import { createProgressBar } from '../progress-bar.js';
 
 interface GcArgs {
   root: string;
@@ -30,7 +31,13 @@ export function builder(y: Argv): Argv<GcArgs> {
 }
 
 export async function handler(args: GcArgs, io: Io): Promise<number> {
-  const r: GcResult = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], apply: args.apply, jobs: args.jobs });
+  const bar = createProgressBar(io);
+  let r: GcResult;
+  try {
+    r = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], apply: args.apply, jobs: args.jobs, onProgress: bar.update });
+  } finally {
+    bar.clear();
+  }
   if (args.json) {
     writeJson(io.stdout, { ...r, seconds: Number(r.seconds.toFixed(3)) });
   } else {

@@ -2,8 +2,9 @@
 import type { Argv } from 'yargs';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { LINK_MODES, type LinkMode } from '../../fs/link.js';
-import type { WriteProgress } from '../../registry/write.js';
-import { createProgressBar, printWarning, type Io } from '../output.js';
+import type { OnProgress } from '../../progress.js';
+import { printWarning, type Io } from '../output.js';
+import { createProgressBar } from '../progress-bar.js';
 
 export interface WriteArgs {
   'keep-going': boolean;
@@ -23,11 +24,11 @@ export function withWriteOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' }) as unknown as Argv<T & WriteArgs>;
 }
 
-/** The library options WriteArgs map to, with a progress bar and warnings on stderr. */
+/** The library options WriteArgs map to, with a progress bar (every phase of the run) and warnings on stderr. */
 export async function runWithProgress<R>(
   io: Io,
   args: WriteArgs,
-  run: (opts: { keepGoing: boolean; link: LinkMode; jobs: number; dryRun: boolean; onProgress: (p: WriteProgress) => void; onWarning: (m: string) => void }) => Promise<R>,
+  run: (opts: { keepGoing: boolean; link: LinkMode; jobs: number; dryRun: boolean; onProgress: OnProgress; onWarning: (m: string) => void }) => Promise<R>,
 ): Promise<R> {
   const bar = createProgressBar(io);
   try {
@@ -38,12 +39,12 @@ export async function runWithProgress<R>(
       dryRun: args['dry-run'],
       onProgress: bar.update,
       onWarning: (m) => {
-        bar.done();
+        bar.clear();
         printWarning(io, m);
       },
     });
   } finally {
-    bar.done();
+    bar.clear();
   }
 }
 
