@@ -74,6 +74,15 @@ test('progress bar: nothing when stderr is not a terminal', async () => {
   assert.equal(err, '');
 });
 
+test('progress bar: a terminal of unknown width (0 columns, as under script(1)) is taken as 80 wide', async () => {
+  const stderr = Object.assign(new PassThrough(), { isTTY: true, columns: 0 });
+  let err = '';
+  stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+  createProgressBar({ stdout: new PassThrough(), stderr }).update({ phase: 'resolve', done: 0, total: 17 });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(err, '\rresolving [--------------------]  0/17  ETA -:--\x1b[K');
+});
+
 test('progress bar: cleared before a warning, drawn again after it', async () => {
   const t = terminal();
   const args = { 'keep-going': false, link: 'auto' as const, jobs: 1, 'dry-run': false, json: false };

@@ -79,7 +79,8 @@ export function createProgressBar(io: Io, now: () => number = Date.now): Progres
         started = t;
       } else if (t - last < REDRAW_MS) return;
       last = t;
-      stderr.write(`\r${renderProgress(p, (t - started) / 1000, stderr.columns ?? 80)}\x1b[K`);
+      // A terminal of unknown width (0 columns, as under script(1)) is taken as 80 wide.
+      stderr.write(`\r${renderProgress(p, (t - started) / 1000, stderr.columns || 80)}\x1b[K`);
       drawn = true;
     },
     clear() {
