@@ -12,7 +12,7 @@
  * a layer's bytes (sizes come from `lstat` through the reader's cache); only configs, which
  * are small JSON, are read, once per digest.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { formatPlatform, indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
@@ -384,7 +384,7 @@ async function readConfig(lookup: BlobLookup, config: Descriptor): Promise<Confi
   if (info.size > CONFIG_MAX_BYTES) return none(`the config blob is ${info.size} bytes, too large to summarise`);
   let raw: Buffer;
   try {
-    raw = await readFile(info.path);
+    raw = readFileSync(info.path);
   } catch (err) {
     return none(`the config blob "${info.path}" cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
