@@ -14,7 +14,10 @@ export type ProgressPhase = 'resolve' | 'hash' | 'write' | 'mark' | 'sweep';
 /** One report of progress. */
 export interface Progress {
   phase: ProgressPhase;
-  /** Items done: images resolved, blobs hashed, files written, repositories marked, paths deleted. */
+  /**
+   * Items done: images resolved, blobs hashed (from-dir's `noVerify`: checked for presence and
+   * size, with no bytes), files written, repositories marked, paths deleted.
+   */
   done: number;
   total: number;
   /** Bytes of the items done, and of all of them, where items have a size (hashing, writing blob data). */
