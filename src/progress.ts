@@ -3,9 +3,10 @@
  * the library never draws it (the CLI's progress bar does).
  *
  * A run goes through its phases in order, each once: extract and to-dir `resolve` then
- * `write`, from-dir `hash` then `write`, verify `hash`, gc `mark` then (applied) `sweep`. A
- * phase's first report has `done` 0 and its totals, which stay the same to its last report,
- * where `done` equals `total`; `done` (and `bytes`) never go back and never pass their totals.
+ * `write`, from-dir `hash` (not with noVerify) then `write`, verify `hash` (not with fast),
+ * gc `mark` then (applied) `sweep`; a dry run does not write. A phase's first report has
+ * `done` 0 and its totals, which stay the same to its last report, where `done` equals
+ * `total`; `done` (and `bytes`) never go back and never pass their totals.
  */
 
 /** What a run is doing. */
@@ -14,10 +15,7 @@ export type ProgressPhase = 'resolve' | 'hash' | 'write' | 'mark' | 'sweep';
 /** One report of progress. */
 export interface Progress {
   phase: ProgressPhase;
-  /**
-   * Items done: images resolved, blobs hashed (from-dir's `noVerify`: checked for presence and
-   * size, with no bytes), files written, repositories marked, paths deleted.
-   */
+  /** Items done: images resolved, blob files hashed, files written, repositories marked, paths deleted. */
   done: number;
   total: number;
   /** Bytes of the items done, and of all of them, where items have a size (hashing, writing blob data). */

@@ -156,6 +156,10 @@ test('progress events: extract and to-dir resolve then write; from-dir hashes th
     const fr = await fromDir({ input: exp, output: join(t.dir, 'dest'), onProgress: on(fd) });
     assertPhases(fd, ['hash', 'write']);
     assert.equal(fd.at(-1)!.totalBytes, fr.stats!.bytes);
+    // Blobs shared by image directories (hard links of one inode) are hashed once, and counted once.
+    const hashing = fd.filter((e) => e.phase === 'hash').at(-1)!;
+    assert.equal(hashing.totalBytes, fr.bytesVerified, 'the bar hashes what the summary says was verified');
+    assert.ok(hashing.total < fr.images.reduce((a, i) => a + i.blobs, 0), 'shared blobs hashed once');
 
     const v: Progress[] = [];
     await verify({ root: out, onProgress: on(v) });
