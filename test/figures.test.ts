@@ -10,6 +10,7 @@ import { tempDir, writeListFile } from './helpers/tree.js';
 interface Listed {
   ref: string;
   platforms: string[];
+  artifactType?: string;
   size: number;
 }
 
@@ -17,8 +18,10 @@ interface Listed {
 async function lsTags(): Promise<Listed[]> {
   const r = await runCli(['ls', FIXTURE_ROOT, '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as { repositories: Array<{ name: string; tags: Array<{ tag: string; platforms: string[]; size: number; error?: unknown }> }> };
-  return j.repositories.flatMap((repo) => repo.tags.filter((t) => t.error === undefined).map((t) => ({ ref: `${repo.name}:${t.tag}`, platforms: t.platforms, size: t.size })));
+  const j = JSON.parse(r.stdout) as { repositories: Array<{ name: string; tags: Array<{ tag: string; platforms: string[]; artifactType?: string; size: number; error?: unknown }> }> };
+  return j.repositories.flatMap((repo) =>
+    repo.tags.filter((t) => t.error === undefined).map((t) => ({ ref: `${repo.name}:${t.tag}`, platforms: t.platforms, artifactType: t.artifactType, size: t.size })),
+  );
 }
 
 async function json<T>(args: string[]): Promise<T> {
@@ -30,17 +33,19 @@ async function json<T>(args: string[]): Promise<T> {
 interface Summary {
   ref: string;
   platforms: string[];
+  artifactType?: string;
   bytes: number;
 }
 
-test('figures: extract and to-dir give every image the platforms and size ls gives it', async () => {
+test('figures: extract and to-dir give every image the platforms, artifact type and size ls gives it', async () => {
   const t = await tempDir();
   try {
     const listed = await lsTags();
     assert.ok(listed.length > 10);
     const list = await writeListFile(t.dir, listed.map((l) => l.ref));
-    const want = listed.map((l) => ({ ref: l.ref, platforms: l.platforms, bytes: l.size }));
-    const pick = (images: Summary[]): Summary[] => images.map((i) => ({ ref: i.ref, platforms: i.platforms, bytes: i.bytes }));
+    assert.ok(listed.some((l) => l.artifactType !== undefined), 'an artifact among them');
+    const want = listed.map((l) => ({ ref: l.ref, platforms: l.platforms, artifactType: l.artifactType, bytes: l.size }));
+    const pick = (images: Summary[]): Summary[] => images.map((i) => ({ ref: i.ref, platforms: i.platforms, artifactType: i.artifactType, bytes: i.bytes }));
     const dry = await json<{ images: Summary[] }>(['extract', list, FIXTURE_ROOT, join(t.dir, 'out'), '--dry-run']);
     assert.deepEqual(pick(dry.images), want);
     const real = await json<{ images: Summary[] }>(['extract', list, FIXTURE_ROOT, join(t.dir, 'out')]);

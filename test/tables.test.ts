@@ -38,6 +38,7 @@ function assertAligned(lines: string[], fields: number): void {
 }
 
 const LIST = ['library/busybox:1.36', 'multiarch/tool:1.0', 'team/app:v1', 'team/platform/base/alpine:3.20'];
+const SIGNATURE = 'team/app:sha256-6d1ddbb23e53cfd97b606fd78932a91c65f116c02fa690a4db6750d4793e35ac.sig';
 
 test('tables: extract, to-dir and from-dir dry runs print aligned columns', async () => {
   const t = await tempDir();
@@ -49,6 +50,9 @@ test('tables: extract, to-dir and from-dir dry runs print aligned columns', asyn
     assert.match(exLines.at(-1)!, /^plan: 4 images/);
     assertAligned(exLines.slice(0, -1), 6);
     assert.match(exLines[1]!, /^multiarch\/tool:1\.0 +sha256:\S+  docker-list  linux\/amd64,linux\/arm64,linux\/arm\/v7 +6 blobs +14\.3 KiB$/);
+    // An artifact shows its type where an image shows platforms, as in ls.
+    const sig = await runCli(['extract', '-', FIXTURE_ROOT, join(t.dir, 'out'), '--dry-run'], { stdin: `${SIGNATURE}\n` });
+    assert.match(sig.stdout, /^team\/app:sha256-\S+\.sig  sha256:\S+  oci  application\/vnd\.dev\.cosign\.artifact\.sig\.v1\+json  2 blobs  935 B$/m);
 
     const exp = join(t.dir, 'export');
     const td = await runCli(['to-dir', list, FIXTURE_ROOT, exp, '--dry-run']);

@@ -199,14 +199,14 @@ export function writeErrorJson(io: Io, err: RegfsError): void {
 
 /**
  * The result of a command that writes registry storage, as lines: the plan (dry run: one row
- * per image, `ref  digest  kind  platforms  blobs  size`, in columns as `ls` prints them) or a
- * summary.
+ * per image, `ref  digest  kind  platforms  blobs  size`, an artifact's type where an image
+ * has platforms, in columns as `ls` prints them) or a summary.
  */
 export function renderWriteResult(r: ExtractResult, verb: string): string {
   const lines: string[] = [];
   const n = r.images.length;
   if (r.dryRun) {
-    lines.push(...alignColumns(r.images.map((img) => [img.ref, img.digest, img.kind, platformsCell(img.platforms), `${img.blobs} blobs`, formatBytes(img.bytes)]), [4, 5]));
+    lines.push(...alignColumns(r.images.map((img) => [img.ref, img.digest, img.kind, contentCell(img), `${img.blobs} blobs`, formatBytes(img.bytes)]), [4, 5]));
     lines.push(
       escapeControl(
         `plan: ${n} image${n === 1 ? '' : 's'}, ${r.plan.blobs} blobs (${r.plan.blobsAlreadyThere} already in the output), ` +
@@ -230,9 +230,9 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** An image's platforms as `ls` shows them: `linux/amd64,linux/arm64`, or `-` for none. */
-export function platformsCell(platforms: readonly string[]): string {
-  return platforms.length > 0 ? platforms.join(',') : '-';
+/** What an image holds as `ls` shows it: its platforms (`linux/amd64,linux/arm64`), else an artifact's type, else `-`. */
+export function contentCell(img: { platforms: readonly string[]; artifactType?: string | undefined }): string {
+  return img.platforms.length > 0 ? img.platforms.join(',') : (img.artifactType ?? '-');
 }
 
 /**

@@ -128,8 +128,11 @@ export function manifestLevels(manifests: Manifest[]): Map<Digest, number> {
   return levels;
 }
 
-/** What the summary says of one image; `platforms` as manifestPlatforms (ops/inspect.ts) gives them, as ls shows them. */
-export function summarizeImage(img: ImageContent, platforms: string[]): ImageSummary {
+/**
+ * What the summary says of one image; `platforms` and `artifactType` as manifestPlatforms and
+ * effectiveArtifactType (ops/inspect.ts) give them, as ls shows them.
+ */
+export function summarizeImage(img: ImageContent, platforms: string[], artifactType: string | undefined): ImageSummary {
   const top = img.manifests[0]!;
   let bytes = 0;
   for (const m of img.manifests) bytes += m.raw.length;
@@ -141,6 +144,7 @@ export function summarizeImage(img: ImageContent, platforms: string[]): ImageSum
     digest: img.digest,
     kind: top.kind,
     platforms,
+    ...(artifactType === undefined ? {} : { artifactType }),
     manifests: img.manifests.length,
     blobs: img.blobs.size,
     bytes,

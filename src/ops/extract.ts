@@ -18,7 +18,7 @@ import { countPlanFiles, writePlan, type WritePlan, type WriteStats } from '../r
 import { resolveImages, type RepairedLink } from './resolve.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
 import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type ImageContent, type WriteCommandOptions } from './common.js';
-import { createConfigSummarizer, manifestPlatforms } from './inspect.js';
+import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms } from './inspect.js';
 
 export interface ExtractOptions extends WriteCommandOptions {
   /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
@@ -46,6 +46,8 @@ export interface ImageSummary {
   digest: Digest;
   kind: ManifestKind;
   platforms: string[];
+  /** OCI artifacts: `artifactType`, or the config media type when it is not an image config's (as ls gives it). */
+  artifactType?: string;
   manifests: number;
   blobs: number;
   bytes: number;
@@ -148,7 +150,7 @@ export async function summarizeImages(images: ImageContent[], plan: WritePlan): 
     const b = plan.blobs.get(d);
     return b !== undefined && 'path' in b ? b : undefined;
   });
-  return Promise.all(images.map(async (img) => summarizeImage(img, await manifestPlatforms(img.manifests, summarize))));
+  return Promise.all(images.map(async (img) => summarizeImage(img, await manifestPlatforms(img.manifests, summarize), effectiveArtifactType(img.manifests[0]!))));
 }
 
 /** How many of the plan's blobs the output holds already. */

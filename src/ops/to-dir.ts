@@ -40,7 +40,7 @@ import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteComm
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
 import { uniqueRepairs } from './extract.js';
-import { createConfigSummarizer, manifestPlatforms, type ConfigSummarizer } from './inspect.js';
+import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms, type ConfigSummarizer } from './inspect.js';
 
 /** The digest file written beside the images: `<digest> <ref>` a line. */
 export const DIGEST_FILE = 'digests.txt';
@@ -73,6 +73,8 @@ export interface ExportedImage {
   digest: Digest;
   kind: Manifest['kind'];
   platforms: string[];
+  /** OCI artifacts: `artifactType`, or the config media type when it is not an image config's (as ls gives it). */
+  artifactType?: string;
   blobs: number;
   bytes: number;
 }
@@ -346,6 +348,7 @@ async function planImageDir(img: ResolvedImage, out: string, platform: Platform 
   let bytes = 0;
   for (const m of manifests) bytes += m.raw.length;
   for (const b of blobs.values()) bytes += b.size;
+  const artifactType = effectiveArtifactType(top);
   return {
     image: {
       ref: 'tag' in ref ? `${img.repo}:${ref.tag}` : `${img.repo}@${ref.digest}`,
@@ -353,6 +356,7 @@ async function planImageDir(img: ResolvedImage, out: string, platform: Platform 
       digest: top.digest,
       kind: top.kind,
       platforms: await manifestPlatforms(manifests, summarize),
+      ...(artifactType === undefined ? {} : { artifactType }),
       blobs: blobs.size,
       bytes,
     },

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
-import { alignColumns, clonedPart, ExitCode, formatBytes, platformsCell, printProblems, problemsJson, writeJson, type Io } from '../output.js';
+import { alignColumns, clonedPart, contentCell, ExitCode, formatBytes, printProblems, problemsJson, writeJson, type Io } from '../output.js';
 import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs {
@@ -62,7 +62,7 @@ function render(r: ToDirResult): string {
   const n = r.images.length;
   const lines: string[] = [];
   if (r.dryRun) {
-    const rows = r.images.map((img) => [img.dir, img.digest, img.kind, platformsCell(img.platforms), `${img.blobs} blobs`, formatBytes(img.bytes)]);
+    const rows = r.images.map((img) => [img.dir, img.digest, img.kind, contentCell(img), `${img.blobs} blobs`, formatBytes(img.bytes)]);
     lines.push(...alignColumns([...rows, ...r.staleImages.map((s) => [s, '(stale: would be removed)'])], [4, 5]));
     const bytes = r.images.reduce((a, i) => a + i.bytes, 0);
     lines.push(escapeControl(`plan: ${n} image director${n === 1 ? 'y' : 'ies'}, ${formatBytes(bytes)}, ${r.staleImages.length} stale to remove, in ${r.output}; nothing written (dry run)`));
