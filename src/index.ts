@@ -38,8 +38,8 @@ export {
   type RepoWrites,
   type BlobSource,
   type WriteStats,
-  type WriteProgress,
 } from './registry/write.js';
+export type { Progress, ProgressPhase, OnProgress } from './progress.js';
 export { createLinker, LINK_MODES, type LinkMode, type Linker, type LinkFs, type PlaceOutcome } from './fs/link.js';
 export { resolveImages, type ResolvedImage, type Resolution } from './ops/resolve.js';
 export { planWrites, type ImageContent } from './ops/common.js';

@@ -15,7 +15,8 @@ import * as inspectCmd from './commands/inspect.js';
 import * as verifyCmd from './commands/verify.js';
 import * as gcCmd from './commands/gc.js';
 import * as rmCmd from './commands/rm.js';
-import { ExitCode, processIo, RunOutput, type Io } from './output.js';
+import { ExitCode, processIo, RunOutput, withColor, type Io } from './output.js';
+import { colorFlag } from './color.js';
 
 interface CommandModule<A> {
   command: string;
@@ -42,7 +43,8 @@ function packageVersion(): string {
 class UsageError extends Error {}
 
 /** Run the CLI with the given arguments; resolves to the exit code. */
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
+export async function main(argv: string[], ioIn: Io = processIo): Promise<number> {
+  const io = withColor(ioIn, colorFlag(argv));
   let exitCode: number = ExitCode.ok;
   // The command's output channel: made when its handler starts, or when the command line fails.
   let run: RunOutput | undefined;
@@ -54,12 +56,17 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       if (run.json !== undefined && !run.json.done) throw new Error(`regfs ${commandName(mod.command)} --json printed no result`);
     });
 
-  let y = yargs(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)))
+  let y: Argv = yargs(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)))
     .scriptName('regfs')
     .usage('regfs: offline surgery on Docker registry storage (docker/registry/v2)\n\nUsage: $0 <command> [options]')
     .strict()
     .demandCommand(1, 'name a command')
     .recommendCommands()
+    .option('color', {
+      type: 'boolean',
+      global: true,
+      describe: 'colour messages on stderr even when it is no terminal (--no-color: never); beats NO_COLOR and FORCE_COLOR',
+    })
     .epilogue(EPILOGUE)
     .help()
     .alias('h', 'help')

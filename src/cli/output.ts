@@ -2,13 +2,12 @@
  * Rendering for the CLI: data to stdout, messages and progress to stderr. The only place
  * (with the command modules) that prints; the library never does.
  */
-// Messages go to stderr, so their colours follow stderr's terminal, not stdout's.
-import { chalkStderr as chalk } from 'chalk';
+import { Chalk, type ChalkInstance } from 'chalk';
 import { errnoCode, escapeControl, RegfsError } from '../errors.js';
-import type { WriteProgress } from '../registry/write.js';
 import type { ExtractResult } from '../ops/extract.js';
 import type { RepairedLink } from '../ops/resolve.js';
 import type { Finding } from '../ops/verify.js';
+import { colorLevel } from './color.js';
 
 /** Exit codes; documented in README.md and docs/errors.md. */
 export const ExitCode = {
@@ -28,10 +27,25 @@ export const ExitCode = {
 /** Where the CLI writes; injectable for tests. */
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; getColorDepth?: (env?: NodeJS.ProcessEnv) => number };
+  /**
+   * The colours of messages on stderr (chalk at the level colorLevel decides for stderr);
+   * when unset, decided from the environment alone on first use.
+   */
+  color?: ChalkInstance;
 }
 
 export const processIo: Io = { stdout: process.stdout, stderr: process.stderr };
+
+/** `io` with its stderr colours decided: by `--color` / `--no-color` (`flag`), the environment and stderr's terminal. */
+export function withColor(io: Io, flag: boolean | undefined, env: NodeJS.ProcessEnv = process.env): Io {
+  return { ...io, color: new Chalk({ level: colorLevel(io.stderr, env, flag) }) };
+}
+
+/** The colours for stderr: every message printer takes them from here. */
+function paint(io: Io): ChalkInstance {
+  return (io.color ??= new Chalk({ level: colorLevel(io.stderr, process.env, undefined) }));
+}
 
 /**
  * Keep a failed write to stdout or stderr from ending the run with a stack trace. EPIPE (the
@@ -66,7 +80,7 @@ export function formatBytes(n: number): string {
 
 /** Print a warning line to stderr. */
 export function printWarning(io: Io, message: string): void {
-  io.stderr.write(`${chalk.yellow('warning:')} ${escapeControl(message)}\n`);
+  io.stderr.write(`${paint(io).yellow('warning:')} ${escapeControl(message)}\n`);
 }
 
 /**
@@ -89,7 +103,7 @@ export class ProblemPrinter {
   print(p: RegfsError | Finding): void {
     if (this.shown < PROBLEMS_SHOWN) {
       this.shown++;
-      this.io.stderr.write(errorLine(p));
+      this.io.stderr.write(errorLine(paint(this.io), p));
     } else this.more.set(p.code, (this.more.get(p.code) ?? 0) + 1);
   }
 
@@ -100,7 +114,7 @@ export class ProblemPrinter {
     for (const k of this.more.values()) n += k;
     const codes = [...this.more].map(([code, k]) => `${k.toLocaleString('en-US')} ${code}`).join(', ');
     this.more.clear();
-    this.io.stderr.write(`${chalk.red('error:')} and ${n.toLocaleString('en-US')} more problem${n === 1 ? '' : 's'} (${codes}); --json lists every one\n`);
+    this.io.stderr.write(`${paint(this.io).red('error:')} and ${n.toLocaleString('en-US')} more problem${n === 1 ? '' : 's'} (${codes}); --json lists every one\n`);
   }
 }
 
@@ -108,11 +122,11 @@ export class ProblemPrinter {
 export function printError(io: Io, err: RegfsError, printer = new ProblemPrinter(io)): void {
   for (const p of err.problems) printer.print(p);
   printer.end();
-  io.stderr.write(errorLine(err));
+  io.stderr.write(errorLine(paint(io), err));
 }
 
 /** One problem as a line; a newline or escape sequence in its message cannot make it two. */
-function errorLine(p: RegfsError | Finding): string {
+function errorLine(chalk: ChalkInstance, p: RegfsError | Finding): string {
   return `${chalk.red('error:')} ${escapeControl(p.message)} ${chalk.dim(`[${p.code}]`)}\n`;
 }
 
@@ -313,56 +327,54 @@ export class RunOutput {
 }
 
 /**
- * A progress bar on stderr, drawn only when stderr is a terminal, at most ten times a
- * second. `done()` clears it.
+ * The result of a command that writes registry storage, as lines: the plan (dry run: one row
+ * per image, `ref  digest  kind  platforms  blobs  size`, an artifact's type where an image
+ * has platforms, in columns as `ls` prints them) or a summary.
  */
-export function createProgressBar(io: Io): { update: (p: WriteProgress) => void; done: () => void } {
-  if (io.stderr.isTTY !== true) return { update: () => undefined, done: () => undefined };
-  let last = 0;
-  let drawn = false;
-  const width = 30;
-  return {
-    update(p) {
-      const now = Date.now();
-      if (now - last < 100 && p.done !== p.total) return;
-      last = now;
-      const frac = p.total === 0 ? 1 : p.done / p.total;
-      const fill = Math.round(frac * width);
-      io.stderr.write(`\r${p.phase.padEnd(6)} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${p.done}/${p.total}\x1b[K`);
-      drawn = true;
-    },
-    done() {
-      if (drawn) io.stderr.write('\r\x1b[K');
-    },
-  };
-}
-
-/** The result of a command that writes registry storage, as lines: the plan (dry run) or a summary. */
 export function renderWriteResult(r: ExtractResult, verb: string): string {
   const lines: string[] = [];
   const n = r.images.length;
   if (r.dryRun) {
-    for (const img of r.images) {
-      const platforms = img.platforms.length > 0 ? ` [${img.platforms.join(', ')}]` : '';
-      lines.push(`${img.ref}  ${img.digest}  ${img.kind}${platforms}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
-    }
+    lines.push(...alignColumns(r.images.map((img) => [img.ref, img.digest, img.kind, contentCell(img), `${img.blobs} blobs`, formatBytes(img.bytes)]), [4, 5]));
     lines.push(
-      `plan: ${n} image${n === 1 ? '' : 's'}, ${r.plan.blobs} blobs (${r.plan.blobsAlreadyThere} already in the output), ` +
-        `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)` +
-        leftOutPart(r),
+      escapeControl(
+        `plan: ${n} image${n === 1 ? '' : 's'}, ${r.plan.blobs} blobs (${r.plan.blobsAlreadyThere} already in the output), ` +
+          `${formatBytes(r.plan.bytes)}, ${r.plan.blobs + r.plan.links} files (${r.plan.blobs} blob data, ${r.plan.links} links) into ${r.output}; nothing written (dry run)` + leftOutPart(r),
+      ),
     );
   } else if (r.stats !== undefined) {
     const s = r.stats;
+    // Manifests written from their bytes (from-dir) are neither linked nor copied.
+    const written = s.blobsWritten > 0 ? `, ${s.blobsWritten} manifest${s.blobsWritten === 1 ? '' : 's'} written` : '';
     lines.push(
-      `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied + s.blobsWritten} copied, ` +
-        `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ` +
-        `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s` +
-        leftOutPart(r),
+      escapeControl(
+        `${verb} ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied} copied, ` +
+          `${s.blobsExisting} already there${written}; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} ${s.blobsWritten > 0 ? 'copied or written' : 'copied'}); ` +
+          `links ${s.linksWritten} written, ${s.linksUnchanged} unchanged; ${r.seconds.toFixed(2)} s` +
+          leftOutPart(r),
+      ),
     );
   }
   const repaired = renderRepaired(r.repaired, r.dryRun);
-  if (repaired !== undefined) lines.push(repaired);
-  return `${lines.map(escapeControl).join('\n')}\n`;
+  if (repaired !== undefined) lines.push(escapeControl(repaired));
+  return `${lines.join('\n')}\n`;
+}
+
+/** What an image holds as `ls` shows it: its platforms (`linux/amd64,linux/arm64`), else an artifact's type, else `-`. */
+export function contentCell(img: { platforms: readonly string[]; artifactType?: string | undefined }): string {
+  return img.platforms.length > 0 ? img.platforms.join(',') : (img.artifactType ?? '-');
+}
+
+/**
+ * Rows of cells as lines in columns two spaces apart, as `ls` prints them: each cell
+ * escaped (a name cannot break the table), padded to its column's width, the columns in
+ * `right` aligned right; no trailing blanks.
+ */
+export function alignColumns(rows: readonly string[][], right: readonly number[] = []): string[] {
+  const cells = rows.map((row) => row.map(escapeControl));
+  const widths: number[] = [];
+  for (const row of cells) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return cells.map((row) => row.map((c, i) => (right.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
 /** One line on links written that the source lacks (the list is in --json), or undefined if none. */

@@ -4,9 +4,10 @@ import { RegfsError, type ProblemSink, type Problems } from '../errors.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { mkdirpSync, type OutputDirs } from '../fs/atomic.js';
 import type { Digest } from '../digest.js';
-import { formatPlatform, type Manifest } from '../manifest.js';
+import type { Manifest } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
-import { emptyPlan, repoWrites, type BlobSource, type WritePlan, type WriteProgress } from '../registry/write.js';
+import { emptyPlan, repoWrites, type BlobSource, type WritePlan } from '../registry/write.js';
+import type { OnProgress } from '../progress.js';
 import { createLinker, type LinkFs, type Linker, type LinkMode } from '../fs/link.js';
 import type { ImageSummary } from './extract.js';
 
@@ -18,7 +19,8 @@ export interface WriteCommandOptions {
   jobs?: number;
   /** Resolve and plan; write nothing. */
   dryRun?: boolean;
-  onProgress?: (p: WriteProgress) => void;
+  /** Progress through the run's phases (src/progress.ts): each once, in order. */
+  onProgress?: OnProgress;
   /** Things worth telling that do not stop the run (a copy fallback, an absent foreign layer). */
   onWarning?: (message: string) => void;
   /**
@@ -132,8 +134,11 @@ export function manifestLevels(manifests: Manifest[]): Map<Digest, number> {
   return levels;
 }
 
-/** What the summary says of one image. */
-export function summarizeImage(img: ImageContent): ImageSummary {
+/**
+ * What the summary says of one image; `platforms` and `artifactType` as manifestPlatforms and
+ * effectiveArtifactType (ops/inspect.ts) give them, as ls shows them.
+ */
+export function summarizeImage(img: ImageContent, platforms: string[], artifactType: string | undefined): ImageSummary {
   const top = img.manifests[0]!;
   let bytes = 0;
   for (const m of img.manifests) bytes += m.raw.length;
@@ -144,7 +149,8 @@ export function summarizeImage(img: ImageContent): ImageSummary {
     tag: img.tag,
     digest: img.digest,
     kind: top.kind,
-    platforms: top.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])),
+    platforms,
+    ...(artifactType === undefined ? {} : { artifactType }),
     manifests: img.manifests.length,
     blobs: img.blobs.size,
     bytes,

@@ -17,7 +17,8 @@ import { RegistryReader } from '../registry/read.js';
 import { countPlanFiles, writePlan, type WritePlan, type WriteStats } from '../registry/write.js';
 import { resolveImages, type RepairedLink } from './resolve.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
-import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
+import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type ImageContent, type WriteCommandOptions } from './common.js';
+import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms } from './inspect.js';
 
 export interface ExtractOptions extends WriteCommandOptions {
   /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
@@ -45,6 +46,8 @@ export interface ImageSummary {
   digest: Digest;
   kind: ManifestKind;
   platforms: string[];
+  /** OCI artifacts: `artifactType`, or the config media type when it is not an image config's (as ls gives it). */
+  artifactType?: string;
   manifests: number;
   blobs: number;
   bytes: number;
@@ -85,7 +88,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const list = await openImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
   const problems = new Problems(opts.onProblem);
   // The list is parsed as it is resolved: only the images that resolve are held.
-  const resolution = await resolveImages(reader, list.entries(problems), { repair: opts.repair === true, problems });
+  const resolution = await resolveImages(reader, list.entries(problems), { repair: opts.repair === true, problems, onProgress: opts.onProgress });
   // A list problem is a line that does not parse: one a line.
   const leftOut = list.badLines + resolution.leftOut;
   if (problems.count > 0 && opts.keepGoing !== true) {
@@ -106,7 +109,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   // followed (blobInfo gives the real file), so the output gets content, never the link.
   const plan = planWrites(resolution.images, (m) => ({ path: reader.blobInfo(m.digest)?.path ?? blobDataPath(reader.v2, m.digest), size: m.raw.length }));
   const counts = countPlanFiles(plan);
-  const images = resolution.images.map(summarizeImage);
+  const images = await summarizeImages(resolution.images, plan);
   // From here on only the plan is needed: let the manifests go before the write allocates.
   resolution.images.length = 0;
   reader.dropCaches();
@@ -145,7 +148,17 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   };
 }
 
-async function countExisting(v2: string, plan: WritePlan): Promise<number> {
+/** Each image's summary, its platforms read from the configs the plan takes (as ls reads them from storage). */
+export async function summarizeImages(images: ImageContent[], plan: WritePlan): Promise<ImageSummary[]> {
+  const summarize = createConfigSummarizer((d) => {
+    const b = plan.blobs.get(d);
+    return b !== undefined && 'path' in b ? b : undefined;
+  });
+  return Promise.all(images.map(async (img) => summarizeImage(img, await manifestPlatforms(img.manifests, summarize), effectiveArtifactType(img.manifests[0]!))));
+}
+
+/** How many of the plan's blobs the output holds already. */
+export async function countExisting(v2: string, plan: WritePlan): Promise<number> {
   let n = 0;
   await forEachChunked([...plan.blobs.keys()], (d) => {
     if (existsSync(blobDataPath(v2, d))) n++;

@@ -14,7 +14,7 @@ import { basename, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { errnoCode, ioError, Problems, RegfsError } from '../errors.js';
-import { digestAlgorithm, digestFile, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
+import { digestAlgorithm, digestFile, digestSmallFileSync, SMALL_FILE_BYTES, type Digest, type DigestAlgorithm } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
 import { findStorageRoot, type BlobInfo } from '../registry/read.js';
@@ -22,9 +22,11 @@ import { countPlanFiles, writePlan } from '../registry/write.js';
 import { MANIFEST_FILE, VERSION_FILE, manifestPath } from '../dir/layout.js';
 import { parseImageDirName } from '../dir/names.js';
 import { findDirBlob, readDirManifest } from '../dir/read.js';
-import { checkJobs, incomplete, manifestLevels, planWrites, summarizeImage, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
-import type { ExtractResult } from './extract.js';
+import { checkJobs, incomplete, manifestLevels, planWrites, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
+import { countExisting, summarizeImages, type ExtractResult } from './extract.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
+import { PhaseProgress } from '../progress.js';
+import { forEachChunked } from '../bounded.js';
 
 export interface FromDirOptions extends WriteCommandOptions {
   /** A tree of image directories, or one image directory. */
@@ -61,55 +63,85 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   await assertOutsideSource(input, input, opts.output, out.v2);
   const found = await findImageDirs(input, opts.name);
 
-  const limit = pLimit(jobs);
   const problems = new Problems(opts.onProblem);
   const warnings: string[] = [];
   const warn = (m: string): void => {
     warnings.push(m);
     opts.onWarning?.(m);
   };
-  const hashed = new Map<string, Promise<Digest>>();
-  let bytesVerified = 0;
-  const hashOnce = (path: string, key: string, size: number, d: Digest): Promise<Digest> => {
-    let p = hashed.get(key);
-    if (p === undefined) {
-      // A small file by one read (a stream costs more than its hash); a large one streamed, in parallel.
-      p = size <= SMALL_FILE_BYTES ? Promise.resolve(digestSmallFileSync(path, digestAlgorithm(d))) : limit(() => digestFile(path, digestAlgorithm(d)));
-      bytesVerified += size;
-      hashed.set(key, p);
-    }
-    return p;
-  };
-
-  const read = await Promise.all(
+  // First every directory's manifests, then (their number known) every blob they reference.
+  const dirs = await Promise.all(
     found.map(async (dir) => {
       const errs: RegfsError[] = [];
-      const fail = (err: unknown): void => {
-        if (!(err instanceof RegfsError)) throw err;
-        errs.push(new RegfsError(err.code, `${dir.label}: ${err.message}`, { path: err.path ?? dir.path, digest: err.digest }));
+      const ctx: ReadContext = {
+        fail: (err: unknown): void => {
+          if (!(err instanceof RegfsError)) throw err;
+          errs.push(new RegfsError(err.code, `${dir.label}: ${err.message}`, { path: err.path ?? dir.path, digest: err.digest }));
+        },
+        warn,
       };
       try {
-        const img = await readImageDir(dir, opts, { fail, warn, hashOnce });
-        if (errs.length === 0) return img;
-        for (const e of errs) problems.add(e);
-        return undefined;
+        return { dir, errs, ctx, read: await readImageDir(dir, opts, ctx) };
       } catch (err) {
-        fail(err);
-        for (const e of errs) problems.add(e);
-        return undefined;
+        ctx.fail(err);
+        return { dir, errs, ctx, read: undefined };
       }
     }),
   );
+  // Every blob's presence and size; then each file (an inode: to-dir hard-links a blob shared
+  // by images) hashed once, so the hash phase's totals are what is verified.
+  const located = (
+    await Promise.all(
+      dirs.flatMap((x) =>
+        x.read === undefined
+          ? []
+          : x.read.refs.map(async (d) => {
+              try {
+                const found = await locateBlob(x.dir, d, x.ctx, opts.noVerify !== true);
+                return found === undefined ? [] : [{ x, blobs: x.read!.blobs, d, ...found }];
+              } catch (err) {
+                x.ctx.fail(err);
+                return [];
+              }
+            }),
+      ),
+    )
+  ).flat();
+  const files = new Map<string, { path: string; size: number; algorithm: DigestAlgorithm; actual?: Digest; error?: unknown }>();
+  for (const l of located) {
+    if (l.key !== undefined && !files.has(l.key)) files.set(l.key, { path: l.blob.path, size: l.blob.size, algorithm: digestAlgorithm(l.d.digest) });
+  }
+  let bytesVerified = 0;
+  for (const f of files.values()) bytesVerified += f.size;
+  if (files.size > 0) await hashFiles([...files.values()], jobs, new PhaseProgress(opts.onProgress, 'hash', files.size, bytesVerified));
+  for (const { x, blobs, d, blob, key } of located) {
+    const f = key === undefined ? undefined : files.get(key);
+    try {
+      if (f?.error !== undefined) throw ioError('reading', blob.path, f.error);
+      if (f !== undefined && f.actual !== d.digest) {
+        throw new RegfsError('DIGEST_MISMATCH', `blob "${blob.path}" does not match its digest: its bytes hash to ${f.actual}`, { path: blob.path, digest: d.digest });
+      }
+      blobs.set(d.digest, blob);
+    } catch (err) {
+      x.ctx.fail(err);
+    }
+  }
+  const read = dirs.map((x) => {
+    if (x.read !== undefined && x.errs.length === 0) return x.read.content;
+    for (const e of x.errs) problems.add(e);
+    return undefined;
+  });
   const images = withoutConflicts(found, read, problems);
   if (problems.count > 0 && opts.keepGoing !== true) throw incomplete(problems);
 
   const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
   const counts = countPlanFiles(plan);
-  const summaries = images.map(summarizeImage);
+  const summaries = await summarizeImages(images, plan);
   // Each image directory is one image: those read with problems, and both of a conflicting pair.
   const base = { output: out.v2, images: summaries, problems: problems.list, problemCount: problems.count, leftOut: found.length - images.length, warnings, repaired: [], bytesVerified };
   if (opts.dryRun === true) {
-    return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere: 0 }, stats: undefined, seconds: (performance.now() - started) / 1000 };
+    const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan) : 0;
+    return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }
   const linker = createOutputLinker(out.v2, opts, warn);
   const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
@@ -149,11 +181,13 @@ function withoutConflicts(found: DirImage[], read: Array<ImageContent | undefine
 interface ReadContext {
   fail: (err: unknown) => void;
   warn: (m: string) => void;
-  hashOnce: (path: string, key: string, size: number, d: Digest) => Promise<Digest>;
 }
 
-/** Read and verify one image directory; problems go to `ctx.fail`. */
-async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContext): Promise<ImageContent | undefined> {
+/**
+ * Read one image directory's manifests, and the configs and layers they reference (to be
+ * checked with checkBlob, which fills `content.blobs`); problems go to `ctx.fail`.
+ */
+async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContext): Promise<{ content: ImageContent; blobs: Map<Digest, BlobInfo>; refs: Descriptor[] }> {
   const ref = parseImageDirName(dir.name);
   const repo = stripHost(ref.repo, opts.stripRegistry === true);
   const host = repo.split('/')[0]!;
@@ -172,8 +206,7 @@ async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContex
     throw new RegfsError('DIGEST_MISMATCH', `the directory is named for ${ref.digest}, but its manifest's digest is ${top.digest}`, { digest: ref.digest });
   }
   const manifests: Manifest[] = [];
-  const blobs = new Map<Digest, BlobInfo>();
-  const checks: Array<Promise<void>> = [];
+  const refs: Descriptor[] = [];
 
   // Breadth first, with a worklist (as the resolver walks storage): each manifest once, at
   // the depth it is first reached; an index deeper than MAX_INDEX_DEPTH is refused.
@@ -184,7 +217,7 @@ async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContex
     const { m, depth } = work[i]!;
     manifests.push(m);
     if (!isIndexKind(m.kind)) {
-      for (const d of referencedBlobs(m)) checks.push(checkBlob(dir, d, blobs, opts, ctx).catch(ctx.fail));
+      for (const d of referencedBlobs(m)) refs.push(d);
       continue;
     }
     if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
@@ -207,30 +240,66 @@ async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContex
   }
   // The worklist bounds the depth it reached first; a longer path through shared children counts too.
   if (!tooDeep && (manifestLevels(manifests).get(top.digest) ?? 0) > MAX_INDEX_DEPTH) ctx.fail(indexTooDeep(top.digest, manifestPath(dir.path)));
-  await Promise.all(checks);
-  return { repo, tag: ref.tag, digest: top.digest, manifests, blobs };
+  const blobs = new Map<Digest, BlobInfo>();
+  return { content: { repo, tag: ref.tag, digest: top.digest, manifests, blobs }, blobs, refs };
 }
 
-async function checkBlob(dir: DirImage, d: Descriptor, blobs: Map<Digest, BlobInfo>, opts: FromDirOptions, ctx: ReadContext): Promise<void> {
+/**
+ * A blob of the directory, present with the size its descriptor gives, and (`hashed`) the
+ * file it is, as the key of its hash: device, inode and the digest's algorithm (one hash
+ * serves every image directory that hard-links it). Undefined for an absent foreign layer (a
+ * warning).
+ */
+async function locateBlob(dir: DirImage, d: Descriptor, ctx: ReadContext, hashed: boolean): Promise<{ blob: BlobInfo; key: string | undefined } | undefined> {
   const blob = await findDirBlob(dir.path, d.digest);
   if (blob === undefined) {
     if (d.urls !== undefined) {
       ctx.warn(`${dir.label}: foreign layer ${d.digest} is not in the directory; the image is imported without it`);
-      return;
+      return undefined;
     }
     throw new RegfsError('BLOB_UNKNOWN', `blob ${d.digest} is missing from the directory`, { digest: d.digest });
   }
   if (d.size >= 0 && blob.size !== d.size) {
     throw new RegfsError('SIZE_INVALID', `blob "${blob.path}" has ${blob.size} bytes, the manifest says ${d.size}`, { path: blob.path, digest: d.digest });
   }
-  if (opts.noVerify !== true) {
-    const st = await stat(blob.path);
-    const actual = await ctx.hashOnce(blob.path, `${st.dev}:${st.ino}`, blob.size, d.digest);
-    if (actual !== d.digest) {
-      throw new RegfsError('DIGEST_MISMATCH', `blob "${blob.path}" does not match its digest: its bytes hash to ${actual}`, { path: blob.path, digest: d.digest });
-    }
-  }
-  blobs.set(d.digest, blob);
+  if (!hashed) return { blob, key: undefined };
+  const st = await stat(blob.path);
+  return { blob, key: `${st.dev}:${st.ino}:${digestAlgorithm(d.digest)}` };
+}
+
+/**
+ * Hash files, recording each one's digest (or why it could not be read): small ones by one
+ * read each (a stream costs more than its hash), in chunks; large ones streamed, `jobs` at once.
+ */
+async function hashFiles(files: Array<{ path: string; size: number; algorithm: DigestAlgorithm; actual?: Digest; error?: unknown }>, jobs: number, progress: PhaseProgress): Promise<void> {
+  await forEachChunked(
+    files.filter((f) => f.size <= SMALL_FILE_BYTES),
+    (f) => {
+      try {
+        f.actual = digestSmallFileSync(f.path, f.algorithm);
+      } catch (err) {
+        f.error = err;
+      }
+      progress.add(1, f.size);
+    },
+    () => progress.report(),
+  );
+  const limit = pLimit(jobs);
+  await Promise.all(
+    files
+      .filter((f) => f.size > SMALL_FILE_BYTES)
+      .map((f) =>
+        limit(async () => {
+          try {
+            f.actual = await digestFile(f.path, f.algorithm);
+          } catch (err) {
+            f.error = err;
+          }
+          progress.add(1, f.size);
+          progress.report();
+        }),
+      ),
+  );
 }
 
 function stripHost(repo: RepoName, strip: boolean): RepoName {

@@ -37,6 +37,7 @@ import { blobsDir } from '../registry/layout.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
 import { checkJobs, withTreeLock } from './common.js';
+import { PhaseProgress, type OnProgress } from '../progress.js';
 import type { Finding } from './verify.js';
 
 export interface GcOptions {
@@ -46,6 +47,8 @@ export interface GcOptions {
   /** Delete; without it, only report (the default). */
   apply?: boolean;
   jobs?: number;
+  /** The `mark` phase (repositories), then with `apply` the `sweep` phase (paths deleted). */
+  onProgress?: OnProgress;
 }
 
 export interface GcResult {
@@ -72,14 +75,14 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
   const reader = await RegistryReader.open(opts.root);
   const run = async (): Promise<GcResult> => {
     const scan = await scanStorage(reader.v2);
-    const plan = await markAndPlan(reader, scan, opts.deleteUntagged === true);
+    const plan = markAndPlan(reader, scan, opts.deleteUntagged === true, opts.onProgress);
     if (opts.apply === true && plan.problems.length > 0) {
       const n = plan.problems.length;
       throw new RegfsError('UNSAFE', `${n} thing${n === 1 ? '' : 's'} gc relies on could not be read, so what is in use is not certain; nothing was deleted. Run regfs verify`, {
         problems: plan.problems.map((p) => new RegfsError(p.code, p.message, { path: p.path, digest: p.digest })),
       });
     }
-    if (opts.apply === true) await sweep(reader.v2, plan, jobs);
+    if (opts.apply === true) await sweep(reader.v2, plan, jobs, opts.onProgress);
     return { ...plan, applied: opts.apply === true, seconds: (performance.now() - started) / 1000 };
   };
   return opts.apply === true ? withTreeLock(reader.v2, 'gc', run) : run();
@@ -87,7 +90,7 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
 
 type Plan = Omit<GcResult, 'applied' | 'seconds'>;
 
-async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: boolean): Promise<Plan> {
+function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: boolean, onProgress: OnProgress | undefined): Plan {
   // Data that exists is present even if it is not a regular file: the registry follows
   // symbolic links, and reading a manifest that is not a regular file is a problem (UNSAFE).
   const present = (d: Digest): boolean => scan.blobs.get(d)?.data !== undefined;
@@ -153,7 +156,11 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
 
   const manifests: Plan['manifests'] = [];
   const links: string[] = [];
+  // Each repository once from its roots, and (without deleteUntagged) once more for its _layers-served manifests.
+  const progress = new PhaseProgress(onProgress, 'mark', scan.repos.length * (deleteUntagged ? 1 : 2));
   for (const repo of scan.repos) {
+    progress.add(1);
+    progress.report();
     if (deleteUntagged) {
       for (const t of repo.tags) {
         if (t.current?.error !== undefined) problems.push({ code: t.current.error.code, path: t.current.path, message: `${t.current.error.message}: what tag ${repo.name}:${t.tag} holds is unknown` });
@@ -169,7 +176,13 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
     }
     for (const t of repo.tags) for (const e of t.index) if (doomed.has(e.named)) links.push(dirname(e.path));
   }
-  if (!deleteUntagged) for (const repo of scan.repos) mark(servedThroughLayers(repo));
+  if (!deleteUntagged) {
+    for (const repo of scan.repos) {
+      mark(servedThroughLayers(repo));
+      progress.add(1);
+      progress.report();
+    }
+  }
   const blobs: Plan['blobs'] = [];
   let bytes = 0;
   for (const b of scan.blobs.values()) {
@@ -199,9 +212,19 @@ function roots(repo: RepoScan, taggedOnly: boolean): Digest[] {
   return [...tagged, ...revisions.map((r) => r.named)];
 }
 
-async function sweep(v2: string, plan: Plan, jobs: number): Promise<void> {
+async function sweep(v2: string, plan: Plan, jobs: number, onProgress: OnProgress | undefined): Promise<void> {
   const limit = pLimit(jobs);
-  const removeAll = (dirs: string[]): Promise<unknown> => Promise.all(dirs.map((d) => limit(() => rm(d, { recursive: true, force: true }))));
+  const progress = new PhaseProgress(onProgress, 'sweep', plan.links.length + plan.manifests.length + plan.blobs.length + plan.temps.length);
+  const removeAll = (dirs: string[]): Promise<unknown> =>
+    Promise.all(
+      dirs.map((d) =>
+        limit(async () => {
+          await rm(d, { recursive: true, force: true });
+          progress.add(1);
+          progress.report();
+        }),
+      ),
+    );
   // Links first (tag history, revisions, _layers), then the blobs they pointed at.
   await removeAll(plan.links.filter((l) => l.includes(`${join('_manifests', 'tags')}`)));
   await removeAll(plan.manifests.map((m) => m.dir));

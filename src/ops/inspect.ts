@@ -12,7 +12,7 @@
  * a layer's bytes (sizes come from `lstat` through the reader's cache); only configs, which
  * are small JSON, are read, once per digest.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { formatPlatform, indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
@@ -209,13 +209,20 @@ export function isImageConfigType(mediaType: string | undefined): boolean {
   return mediaType === undefined || mediaType === MediaTypes.dockerConfig || mediaType === MediaTypes.ociConfig;
 }
 
-/** A memoising config summariser over a reader. Never throws for a bad config: it says why in `note`. */
-export function createConfigSummarizer(reader: RegistryReader): ConfigSummarizer {
+/** Where a blob's data is, or undefined if absent (may throw a RegfsError). */
+export type BlobLookup = (d: Digest) => { path: string; size: number } | undefined;
+
+/**
+ * A memoising config summariser over a reader (or any lookup of blob data: the blobs an
+ * extract or import plan takes). Never throws for a bad config: it says why in `note`.
+ */
+export function createConfigSummarizer(source: RegistryReader | BlobLookup): ConfigSummarizer {
+  const lookup: BlobLookup = source instanceof RegistryReader ? (d) => source.blobInfo(d) : source;
   const cache = new Map<Digest, Promise<ConfigRead>>();
   return (config) => {
     let p = cache.get(config.digest);
     if (p === undefined) {
-      p = readConfig(reader, config);
+      p = readConfig(lookup, config);
       cache.set(config.digest, p);
     }
     return p;
@@ -288,9 +295,28 @@ export async function measureImage(reader: RegistryReader, repo: RepoName, top: 
     throw indexTooDeep(top.digest);
   }
 
-  // Platforms: an image's from its config; an index's from its children's descriptors, or
-  // (a child without one, such as a nested index) from the child itself. Children first, by
-  // an explicit stack.
+  out.platforms = await platformsOf(top, reached, images, summarize);
+  return out;
+}
+
+/**
+ * The platforms of `top`, as ls shows them: an image's from its config (schema1: from its
+ * manifest); an index's from its children's descriptors, or (a child without one, such as a
+ * nested index) from the child itself; buildx's unknown/unknown attestations left out.
+ * `manifests` holds `top` and every descendant found (top first); the same for every command.
+ */
+export async function manifestPlatforms(manifests: readonly Manifest[], summarize: ConfigSummarizer): Promise<string[]> {
+  const top = manifests[0]!;
+  return platformsOf(
+    top,
+    new Map(manifests.map((m) => [m.digest, m])),
+    manifests.filter((m) => !isIndexKind(m.kind)),
+    summarize,
+  );
+}
+
+/** manifestPlatforms over what measureImage reached: images first, then indexes, children before parents, by an explicit stack. */
+async function platformsOf(top: Manifest, reached: ReadonlyMap<Digest, Manifest>, images: readonly Manifest[], summarize: ConfigSummarizer): Promise<string[]> {
   const platforms = new Map<Digest, string[]>();
   await Promise.all(images.map(async (m) => platforms.set(m.digest, await imagePlatforms(m, summarize))));
   const stack: Manifest[] = [top];
@@ -316,8 +342,7 @@ export async function measureImage(reader: RegistryReader, repo: RepoName, top: 
     platforms.set(m.digest, unique(own));
     stack.pop();
   }
-  out.platforms = platforms.get(top.digest)!;
-  return out;
+  return platforms.get(top.digest)!;
 }
 
 /** The platform of an image manifest: from its config, or (schema1) from the manifest. */
@@ -345,12 +370,12 @@ export function effectiveArtifactType(m: Manifest): string | undefined {
 
 // ---------------------------------------------------------------------------------------------
 
-async function readConfig(reader: RegistryReader, config: Descriptor): Promise<ConfigRead> {
+async function readConfig(lookup: BlobLookup, config: Descriptor): Promise<ConfigRead> {
   const none = (note: string): ConfigRead => ({ summary: undefined, note });
   if (!isImageConfigType(config.mediaType)) return none(`the config is not an image config (${config.mediaType})`);
   let info;
   try {
-    info = await reader.blobInfo(config.digest);
+    info = lookup(config.digest);
   } catch (err) {
     if (!(err instanceof RegfsError)) throw err;
     return none(err.message);
@@ -359,7 +384,7 @@ async function readConfig(reader: RegistryReader, config: Descriptor): Promise<C
   if (info.size > CONFIG_MAX_BYTES) return none(`the config blob is ${info.size} bytes, too large to summarise`);
   let raw: Buffer;
   try {
-    raw = await readFile(info.path);
+    raw = readFileSync(info.path);
   } catch (err) {
     return none(`the config blob "${info.path}" cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }

@@ -21,6 +21,7 @@ import { formatImageRef, looksLikeDomain, type RepoName, type Tag } from '../ref
 import type { BlobInfo, RegistryReader } from '../registry/read.js';
 import { blobDataPath, layerLinkPath, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 import { manifestLevels } from './common.js';
+import { PhaseProgress, type OnProgress } from '../progress.js';
 
 
 /** One image, resolved to content. */
@@ -62,6 +63,8 @@ export interface ResolveOptions {
   repair?: boolean;
   /** Where problems go as they are found; without it they are returned in `problems`. */
   problems?: Problems;
+  /** The `resolve` phase: the images the list's lines name (a repository line names one per tag). */
+  onProgress?: OnProgress;
 }
 
 /** What a list resolved to. */
@@ -107,19 +110,25 @@ export async function resolveImages(reader: RegistryReader, entries: Iterable<Li
   });
   const images: ResolvedImage[] = [];
   const seen = new Set<string>();
-  await forEachChunked(targets, (t) => {
-    const r = resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true);
-    if ('problems' in r) {
-      for (const p of r.problems) problems.add(p);
-      imagesLeftOut.add(t.tag === undefined ? `${t.entry.ref.repo}@${t.digest}` : `${t.entry.ref.repo}:${t.tag}`);
-      return;
-    }
-    // `repo` and `repo:tag` lines may select the same image twice; keep one.
-    const key = `${r.repo}\0${r.tag ?? ''}\0${r.digest}`;
-    if (seen.has(key)) return;
-    seen.add(key);
-    images.push(r);
-  });
+  const progress = new PhaseProgress(opts.onProgress, 'resolve', targets.length);
+  await forEachChunked(
+    targets,
+    (t) => {
+      progress.add(1);
+      const r = resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true);
+      if ('problems' in r) {
+        for (const p of r.problems) problems.add(p);
+        imagesLeftOut.add(t.tag === undefined ? `${t.entry.ref.repo}@${t.digest}` : `${t.entry.ref.repo}:${t.tag}`);
+        return;
+      }
+      // `repo` and `repo:tag` lines may select the same image twice; keep one.
+      const key = `${r.repo}\0${r.tag ?? ''}\0${r.digest}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      images.push(r);
+    },
+    () => progress.report(),
+  );
   return { images, problems: opts.problems === undefined ? problems.list : [], leftOut: linesLeftOut + imagesLeftOut.size };
 }
 

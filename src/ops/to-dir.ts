@@ -27,20 +27,21 @@ import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { openImageList, type ImageList, type ListEntry } from '../image-list.js';
-import { formatPlatform, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
+import { referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parsePlatform, selectPlatform } from './platform.js';
 import { parseImageRef } from '../reference.js';
 import { isTempName, mkdirpSync, OutputDirs, writeFileAtomicSync } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
-import type { WriteProgress } from '../registry/write.js';
+import { PhaseProgress, type OnProgress } from '../progress.js';
 import { DIGEST_FILE, DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
 import { decodePortable, imageDirName } from '../dir/names.js';
 import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
 import { uniqueRepairs } from './extract.js';
+import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms, type ConfigSummarizer } from './inspect.js';
 
 export { DIGEST_FILE };
 
@@ -72,6 +73,8 @@ export interface ExportedImage {
   digest: Digest;
   kind: Manifest['kind'];
   platforms: string[];
+  /** OCI artifacts: `artifactType`, or the config media type when it is not an image config's (as ls gives it). */
+  artifactType?: string;
   blobs: number;
   bytes: number;
 }
@@ -86,7 +89,9 @@ export interface ToDirStats {
   manifestsUnchanged: number;
   staleFilesRemoved: number;
   staleImagesRemoved: number;
+  /** Bytes of every blob and manifest file the image directories hold (the sum of the images' `bytes`). */
   bytes: number;
+  /** Bytes of blob data copied rather than linked or kept. */
   bytesCopied: number;
 }
 
@@ -144,12 +149,13 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     list = await openImageList(opts.list!, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
     entries = list.entries(problems);
   }
-  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true, problems });
+  const resolution = await resolveImages(reader, entries, { repair: opts.repair === true, problems, onProgress: opts.onProgress });
   let leftOut = (list?.badLines ?? 0) + resolution.leftOut;
   const planned: DirPlan[] = [];
+  const summarize = createConfigSummarizer(reader);
   for (const img of resolution.images) {
     try {
-      planned.push(planImageDir(img, out, platform, opts));
+      planned.push(await planImageDir(img, out, platform, opts, summarize));
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
       problems.add(new RegfsError(err.code, `${where(img.entry)}: ${err.message}`, { at: img.entry.at, digest: err.digest }));
@@ -215,7 +221,7 @@ async function writeExport(
   staleImages: string[],
   record: Map<string, string> | undefined,
   partial: boolean,
-  opts: { linker: Linker; dirs: OutputDirs; onProgress: ((p: WriteProgress) => void) | undefined },
+  opts: { linker: Linker; dirs: OutputDirs; onProgress: OnProgress | undefined },
 ): Promise<ToDirStats> {
   const { linker } = opts;
   const stats: ToDirStats = {
@@ -238,6 +244,8 @@ async function writeExport(
     }
   };
   const putManifest = (path: string, raw: Buffer): void => {
+    stats.bytes += raw.length;
+    progress.add(1, raw.length);
     if (readIfThere(path, raw.length + 1)?.equals(raw) === true) {
       stats.manifestsUnchanged++;
       return;
@@ -253,23 +261,31 @@ async function writeExport(
     if (readIfThere(versionPath(p.path), DIR_VERSION.length + 1)?.toString('utf8') !== DIR_VERSION) write('version file', versionPath(p.path), DIR_VERSION);
   });
   const blobWork = plans.flatMap((p) => [...p.blobs].map(([d, info]) => ({ p, d, info })));
-  await forEachChunked(
-    blobWork,
-    ({ p, d, info }) => {
-      stats.bytes += info.size;
-      const outcome = linker.place(info.path, blobPath(p.path, d), info.size);
-      if (outcome === 'cloned') stats.blobsCloned++;
-      else if (outcome === 'linked') stats.blobsLinked++;
-      else if (outcome === 'copied') {
-        stats.blobsCopied++;
-        stats.bytesCopied += info.size;
-      } else stats.blobsExisting++;
-    },
-    (done) => opts.onProgress?.({ phase: 'blobs', done, total: blobWork.length }),
+  const instances = plans.flatMap((p) => p.instances.map((m) => ({ p, m })));
+  // One `write` phase: every blob file and manifest file, and their bytes (the images' sizes).
+  const progress = new PhaseProgress(
+    opts.onProgress,
+    'write',
+    blobWork.length + instances.length + plans.length,
+    plans.reduce((a, p) => a + p.image.bytes, 0),
   );
-  await forEachChunked(plans.flatMap((p) => p.instances.map((m) => ({ p, m }))), ({ p, m }) => putManifest(manifestPath(p.path, m.digest), m.raw));
+  const report = (): void => progress.report();
+  // Reported blob by blob: a copy of a large one takes a while.
+  await forEachChunked(blobWork, ({ p, d, info }) => {
+    stats.bytes += info.size;
+    const outcome = linker.place(info.path, blobPath(p.path, d), info.size);
+    if (outcome === 'cloned') stats.blobsCloned++;
+    else if (outcome === 'linked') stats.blobsLinked++;
+    else if (outcome === 'copied') {
+      stats.blobsCopied++;
+      stats.bytesCopied += info.size;
+    } else stats.blobsExisting++;
+    progress.add(1, info.size);
+    report();
+  });
+  await forEachChunked(instances, ({ p, m }) => putManifest(manifestPath(p.path, m.digest), m.raw), report);
   // 2. manifest.json, last in each directory: the image is complete when it changes.
-  await forEachChunked(plans, (p) => putManifest(manifestPath(p.path), p.top.raw));
+  await forEachChunked(plans, (p) => putManifest(manifestPath(p.path), p.top.raw), report);
   // 3. Stale files inside image directories, then stale image directories.
   await forEachChunked(plans, (p) => {
     stats.staleFilesRemoved += removeStaleFiles(p);
@@ -307,7 +323,7 @@ function where(entry: ListEntry): string {
   return entry.at.line > 0 ? `${entry.at.file}:${entry.at.line}` : entry.at.file;
 }
 
-function planImageDir(img: ResolvedImage, out: string, platform: Platform | undefined, opts: ToDirOptions): DirPlan {
+async function planImageDir(img: ResolvedImage, out: string, platform: Platform | undefined, opts: ToDirOptions, summarize: ConfigSummarizer): Promise<DirPlan> {
   const { top, manifests } = selectPlatform(img, platform);
   const blobs = new Map<Digest, BlobInfo>();
   for (const m of manifests) {
@@ -321,13 +337,15 @@ function planImageDir(img: ResolvedImage, out: string, platform: Platform | unde
   let bytes = 0;
   for (const m of manifests) bytes += m.raw.length;
   for (const b of blobs.values()) bytes += b.size;
+  const artifactType = effectiveArtifactType(top);
   return {
     image: {
       ref: 'tag' in ref ? `${img.repo}:${ref.tag}` : `${img.repo}@${ref.digest}`,
       dir,
       digest: top.digest,
       kind: top.kind,
-      platforms: top.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])),
+      platforms: await manifestPlatforms(manifests, summarize),
+      ...(artifactType === undefined ? {} : { artifactType }),
       blobs: blobs.size,
       bytes,
     },

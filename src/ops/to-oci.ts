@@ -28,10 +28,12 @@ import { entryName, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, ociBlobDir,
 import { readRegularFile } from '../registry/link-file.js';
 import { RegistryReader } from '../registry/read.js';
 import { writeBlobs, type BlobSource, type BlobStats } from '../registry/write.js';
+import { PhaseProgress } from '../progress.js';
 import { checkJobs, createOutputLinker, incomplete, summarizeImage, withTreeLock, type WriteCommandOptions } from './common.js';
 import type { ImageSummary } from './extract.js';
 import { uniqueRepairs } from './extract.js';
 import { assertOutsideSource } from './output-root.js';
+import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms } from './inspect.js';
 import { parsePlatform, selectPlatform } from './platform.js';
 import { resolveImages, type RepairedLink } from './resolve.js';
 
@@ -99,7 +101,7 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
 
   const list = await openImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
   const problems = new Problems(opts.onProblem);
-  const resolution = await resolveImages(reader, list.entries(problems), { repair: opts.repair === true, problems });
+  const resolution = await resolveImages(reader, list.entries(problems), { repair: opts.repair === true, problems, onProgress: opts.onProgress });
   // Each image left out once; a list line that selects none counts as one.
   let leftOut = list.badLines + resolution.leftOut;
 
@@ -111,6 +113,7 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
     warnings.push(m);
     opts.onWarning?.(m);
   };
+  const summarize = createConfigSummarizer(reader);
   for (const img of resolution.images) {
     const where = `${img.entry.at.file}:${img.entry.at.line}`;
     let top: Manifest;
@@ -136,7 +139,7 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
     for (const d of img.absentForeign) warn(`${where}: ${img.repo}: foreign layer ${d.digest} is not in the source; the layout holds the manifest without it`);
     for (const [d, src] of own) blobs.set(d, src);
     const content = { repo: img.repo, tag: img.tag, digest: top.digest, manifests, blobs: new Map([...own].filter(([d]) => !manifests.some((m) => m.digest === d))) };
-    images.push(summarizeImage(content));
+    images.push(summarizeImage(content, await manifestPlatforms(manifests, summarize), effectiveArtifactType(top)));
     const entry: IndexEntry = { mediaType: top.mediaType, digest: top.digest, size: top.raw.length };
     if (img.tag !== undefined) entry.annotations = { [REF_NAME]: refName(img.repo, img.tag) };
     entries.push(entry);
@@ -171,10 +174,14 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
       s.tempFilesRemoved = removeTempFiles([layout, ...(existsSync(join(layout, 'blobs')) ? readNames(join(layout, 'blobs')).map((a) => join(layout, 'blobs', a)) : [])]);
       // 1. Every blob, manifests included; 2. the layout marker; 3. index.json, last and whole.
       if (blobs.size > 0) dirs.ensure(ociBlobDir(layout, blobs.keys().next().value!));
-      await writeBlobs([...blobs], (d) => ociBlobPath(layout, d), { linker, dirs, onProgress: opts.onProgress }, s);
+      // One write phase: every blob, then index.json.
+      const progress = new PhaseProgress(opts.onProgress, 'write', blobs.size + 1, bytes);
+      await writeBlobs([...blobs], (d) => ociBlobPath(layout, d), { linker, dirs, progress }, s);
       const marker = join(layout, OCI_LAYOUT_FILE);
       if (readRegularFile(marker, 4096, 'reading')?.toString() !== OCI_LAYOUT_CONTENT) write(marker, OCI_LAYOUT_CONTENT);
       if (now.changed || !existsSync(join(layout, INDEX_FILE))) write(join(layout, INDEX_FILE), `${JSON.stringify(now.index)}\n`);
+      progress.add(1);
+      progress.report();
       return s;
     },
     dirs,

@@ -25,7 +25,7 @@ import { LOCK_FILE, isLiveOwner, lockLeftovers, readLockOwner, type LockOwner } 
 import { revisionLinkPath } from '../registry/layout.js';
 import { RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
-import type { WriteProgress } from '../registry/write.js';
+import { PhaseProgress, type OnProgress } from '../progress.js';
 import { checkJobs } from './common.js';
 import { resolveImages } from './resolve.js';
 
@@ -52,7 +52,8 @@ export interface VerifyOptions {
   jobs?: number;
   /** An upload older than this many hours is stale (default 24). */
   uploadAgeHours?: number;
-  onProgress?: (p: WriteProgress) => void;
+  /** The `hash` phase (not with `fast`): blobs and their bytes. */
+  onProgress?: OnProgress;
   stdin?: () => Promise<string>;
 }
 
@@ -94,8 +95,10 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
 
   // Hash every blob in question: small ones by one read each, in chunks; large ones streamed, in parallel.
   if (opts.fast !== true) {
-    let done = 0;
-    const total = toHash.size;
+    const all = [...toHash];
+    let totalBytes = 0;
+    for (const [, b] of all) totalBytes += b.size;
+    const progress = new PhaseProgress(opts.onProgress, 'hash', all.length, totalBytes);
     const hashed = (d: Digest, blob: { path: string; size: number }, actual: Digest): void => {
       counts.bytesHashed += blob.size;
       if (actual !== d) add('DIGEST_MISMATCH', blob.path, `blob data "${blob.path}" does not match its digest ${d}: its bytes hash to ${actual}`, d);
@@ -103,7 +106,6 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     const unreadable = (d: Digest, blob: { path: string }, err: unknown): void => {
       add('IO_ERROR', blob.path, `reading blob data "${blob.path}": ${(err as Error).message}`, d);
     };
-    const all = [...toHash];
     await forEachChunked(
       all.filter(([, b]) => b.size <= SMALL_FILE_BYTES),
       ([d, blob]) => {
@@ -112,9 +114,9 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
         } catch (err) {
           unreadable(d, blob, err);
         }
-        done++;
+        progress.add(1, blob.size);
       },
-      () => opts.onProgress?.({ phase: 'hash', done, total }),
+      () => progress.report(),
     );
     const limit = pLimit(jobs);
     await Promise.all(
@@ -127,7 +129,8 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
             } catch (err) {
               unreadable(d, blob, err);
             }
-            opts.onProgress?.({ phase: 'hash', done: ++done, total });
+            progress.add(1, blob.size);
+            progress.report();
           }),
         ),
     );

@@ -37,6 +37,7 @@ import {
   TRASH_PREFIX,
 } from './layout.js';
 import { parseLinkContent, readLinkBytes } from './link-file.js';
+import { PhaseProgress, type OnProgress } from '../progress.js';
 
 /** Where a blob's bytes come from: a file to link or copy, or bytes to write. */
 export type BlobSource = { path: string; size: number } | { data: Buffer; size: number };
@@ -55,13 +56,6 @@ export interface WritePlan {
   repos: Map<RepoName, RepoWrites>;
 }
 
-/** Progress through the phases. */
-export interface WriteProgress {
-  phase: 'blobs' | 'links' | 'tags' | 'hash';
-  done: number;
-  total: number;
-}
-
 export interface WriteOptions {
   linker: Linker;
   /** The output was empty before: skip looking for existing files. */
@@ -71,7 +65,8 @@ export interface WriteOptions {
    * root above `v2`, so the `docker/registry/v2` chain is checked too); by default `v2`.
    */
   dirs?: OutputDirs;
-  onProgress?: (p: WriteProgress) => void;
+  /** One `write` phase: every file (blob data, then links, then tag files) counted, blob data's bytes too. */
+  onProgress?: OnProgress;
 }
 
 /** What a write did. */
@@ -141,11 +136,9 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     linksUnchanged: 0,
   };
 
-  const runPhase = async <T>(phase: WriteProgress['phase'], items: T[], work: (item: T) => void): Promise<void> => {
-    const total = items.length;
-    opts.onProgress?.({ phase, done: 0, total });
-    await forEachChunked(items, work, (done) => opts.onProgress?.({ phase, done, total }));
-  };
+  const counts = countPlanFiles(plan);
+  const progress = new PhaseProgress(opts.onProgress, 'write', counts.blobs + counts.links, counts.bytes);
+  const report = (): void => progress.report();
 
   const putLink = (path: string, d: Digest): void => {
     if (!fresh) {
@@ -173,7 +166,8 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   };
 
   // 1. Blob data.
-  await writeBlobs([...plan.blobs], (d) => blobDataPath(v2, d), { ...opts, dirs }, stats);
+  // Reported blob by blob: a copy of a large one takes a while.
+  await writeBlobs([...plan.blobs], (d) => blobDataPath(v2, d), { linker: opts.linker, dirs, progress }, stats);
 
   // 2. _layers links and image manifests' revision links; 3. indexes' revision links, level by level.
   // Paths are made as each link is written, not held for all of them at once.
@@ -191,7 +185,14 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     for (const [d, level] of r.revisions) atLevel(level + 1).push([repo, d, revisionLinkPath]);
   }
   for (const n of [...levels.keys()].sort((a, b) => a - b)) {
-    await runPhase('links', levels.get(n)!, ([repo, d, pathOf]) => putLink(pathOf(v2, repo, d), d));
+    await forEachChunked(
+      levels.get(n)!,
+      ([repo, d, pathOf]) => {
+        putLink(pathOf(v2, repo, d), d);
+        progress.add(1);
+      },
+      report,
+    );
     levels.delete(n);
   }
 
@@ -200,7 +201,8 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   for (const [repo, r] of plan.repos) for (const [tag, d] of r.tags) tags.push([repo, tag, d]);
   const stages = new Map<RepoName, string>();
   try {
-    await runPhase('tags', tags, ([repo, tag, d]) => {
+    await forEachChunked(tags, ([repo, tag, d]) => {
+      progress.add(2);
       dirs.ensure(tagsDir(v2, repo));
       if (!fresh && exists(tagDir(v2, repo, tag))) {
         putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
@@ -223,7 +225,7 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
         putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
         putLink(tagCurrentLinkPath(v2, repo, tag), d);
       }
-    });
+    }, report);
   } finally {
     for (const stage of stages.values()) rmSync(stage, { recursive: true, force: true });
   }
@@ -273,30 +275,27 @@ export type BlobStats = Pick<WriteStats, 'blobsCloned' | 'blobsLinked' | 'blobsC
 /**
  * Phase 1 of every writer (registry storage, an OCI layout): each blob's data placed at
  * `pathOf(digest)` (reflinked, hard-linked, copied or written; existing data kept unless
- * damaged), its directory a checked real directory of the output, counted into `stats`.
+ * damaged), its directory a checked real directory of the output, counted into `stats` and,
+ * blob by blob, into the write phase's `progress`.
  */
 export async function writeBlobs(
   blobs: Array<[Digest, BlobSource]>,
   pathOf: (d: Digest) => string,
-  opts: { linker: Linker; dirs: OutputDirs; onProgress?: ((p: WriteProgress) => void) | undefined },
+  opts: { linker: Linker; dirs: OutputDirs; progress: PhaseProgress },
   stats: BlobStats,
 ): Promise<void> {
-  const total = blobs.length;
-  opts.onProgress?.({ phase: 'blobs', done: 0, total });
-  await forEachChunked(
-    blobs,
-    ([d, src]) => {
-      stats.bytes += src.size;
-      const outcome = placeBlob(pathOf(d), opts.dirs, src, opts.linker);
-      if (outcome === 'cloned') stats.blobsCloned++;
-      else if (outcome === 'linked') stats.blobsLinked++;
-      else if (outcome === 'copied') stats.blobsCopied++;
-      else if (outcome === 'written') stats.blobsWritten++;
-      else stats.blobsExisting++;
-      if (outcome === 'copied' || outcome === 'written') stats.bytesCopied += src.size;
-    },
-    (done) => opts.onProgress?.({ phase: 'blobs', done, total }),
-  );
+  await forEachChunked(blobs, ([d, src]) => {
+    stats.bytes += src.size;
+    const outcome = placeBlob(pathOf(d), opts.dirs, src, opts.linker);
+    if (outcome === 'cloned') stats.blobsCloned++;
+    else if (outcome === 'linked') stats.blobsLinked++;
+    else if (outcome === 'copied') stats.blobsCopied++;
+    else if (outcome === 'written') stats.blobsWritten++;
+    else stats.blobsExisting++;
+    if (outcome === 'copied' || outcome === 'written') stats.bytesCopied += src.size;
+    opts.progress.add(1, src.size);
+    opts.progress.report();
+  });
 }
 
 function placeBlob(dest: string, dirs: OutputDirs, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {

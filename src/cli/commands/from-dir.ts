@@ -37,8 +37,9 @@ export async function handler(args: FromDirArgs, io: Io, run: RunOutput): Promis
   const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
   if (args.json) run.finishJson(code, result);
   else {
-    const verified = args.verify ? `verified ${formatBytes(result.bytesVerified)} of blobs; ` : 'blobs not hashed (--no-verify); ';
-    io.stdout.write(verified + renderWriteResult(result, 'imported'));
+    // A line of its own, after the plan or summary.
+    const verified = args.verify ? `verified: ${formatBytes(result.bytesVerified)} of blob data hashed; every blob matches its digest` : 'not verified (--no-verify): blob sizes checked, not hashed';
+    io.stdout.write(`${renderWriteResult(result, 'imported')}${verified}\n`);
   }
   return code;
 }

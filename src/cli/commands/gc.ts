@@ -4,6 +4,7 @@ import { gc, type GcResult } from '../../ops/gc.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { escapeControl } from '../../errors.js';
 import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
+import { createProgressBar } from '../progress-bar.js';
 import { examples } from './shared.js';
 
 interface GcArgs {
@@ -35,7 +36,13 @@ export function builder(y: Argv): Argv<GcArgs> {
 }
 
 export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<number> {
-  const r: GcResult = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], apply: args.apply, jobs: args.jobs });
+  const bar = createProgressBar(io);
+  let r: GcResult;
+  try {
+    r = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], apply: args.apply, jobs: args.jobs, onProgress: bar.update });
+  } finally {
+    bar.clear();
+  }
   if (args.json) {
     run.finishJson(ExitCode.ok, r);
   } else {

@@ -2,9 +2,10 @@
 import type { Argv } from 'yargs';
 import { DEFAULT_JOBS } from '../../ops/common.js';
 import { LINK_MODES, type LinkMode } from '../../fs/link.js';
-import type { WriteProgress } from '../../registry/write.js';
+import type { OnProgress } from '../../progress.js';
 import type { RegfsError } from '../../errors.js';
-import { createProgressBar, printWarning, type RunOutput } from '../output.js';
+import { printWarning, type RunOutput } from '../output.js';
+import { createProgressBar } from '../progress-bar.js';
 
 export interface WriteArgs {
   'keep-going': boolean;
@@ -38,8 +39,8 @@ export function withWriteOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
 }
 
 /**
- * The library options WriteArgs map to, with a progress bar and warnings on stderr, and each
- * problem to stderr and the JSON document as it is found (RunOutput).
+ * The library options WriteArgs map to, with a progress bar (every phase of the run) and
+ * warnings on stderr, and each problem to stderr and the JSON document as it is found (RunOutput).
  */
 export async function runWithProgress<R>(
   out: RunOutput,
@@ -49,7 +50,7 @@ export async function runWithProgress<R>(
     link: LinkMode;
     jobs: number;
     dryRun: boolean;
-    onProgress: (p: WriteProgress) => void;
+    onProgress: OnProgress;
     onWarning: (m: string) => void;
     onProblem: (p: RegfsError) => void;
   }) => Promise<R>,
@@ -64,16 +65,16 @@ export async function runWithProgress<R>(
       dryRun: args['dry-run'],
       onProgress: bar.update,
       onWarning: (m) => {
-        bar.done();
+        bar.clear();
         printWarning(io, m);
       },
       onProblem: (p) => {
-        bar.done();
+        bar.clear();
         out.problem(p);
       },
     });
   } finally {
-    bar.done();
+    bar.clear();
   }
 }
 

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
-import { clonedPart, ExitCode, formatBytes, leftOutPart, type Io, type RunOutput } from '../output.js';
+import { alignColumns, clonedPart, contentCell, ExitCode, formatBytes, leftOutPart, type Io, type RunOutput } from '../output.js';
 import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs {
@@ -62,19 +62,21 @@ function render(r: ToDirResult): string {
   const n = r.images.length;
   const lines: string[] = [];
   if (r.dryRun) {
-    for (const img of r.images) lines.push(`${img.dir}  ${img.digest}  ${img.kind}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
-    for (const s of r.staleImages) lines.push(`${s}  (stale: would be removed)`);
+    const rows = r.images.map((img) => [img.dir, img.digest, img.kind, contentCell(img), `${img.blobs} blobs`, formatBytes(img.bytes)]);
+    lines.push(...alignColumns([...rows, ...r.staleImages.map((s) => [s, '(stale: would be removed)'])], [4, 5]));
     const bytes = r.images.reduce((a, i) => a + i.bytes, 0);
-    lines.push(`plan: ${n} image director${n === 1 ? 'y' : 'ies'}, ${formatBytes(bytes)}, ${r.staleImages.length} stale to remove, in ${r.output}; nothing written (dry run)${leftOutPart(r)}`);
+    lines.push(escapeControl(`plan: ${n} image director${n === 1 ? 'y' : 'ies'}, ${formatBytes(bytes)}, ${r.staleImages.length} stale to remove, in ${r.output}; nothing written (dry run)${leftOutPart(r)}`));
   } else if (r.stats !== undefined) {
     const s = r.stats;
     lines.push(
-      `exported ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied} copied, ${s.blobsExisting} already there; ` +
-        `manifests ${s.manifestsWritten} written, ${s.manifestsUnchanged} unchanged; removed ${s.staleFilesRemoved} stale files, ${s.staleImagesRemoved} stale images; ` +
-        `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s${leftOutPart(r)}`,
+      escapeControl(
+        `exported ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied} copied, ${s.blobsExisting} already there; ` +
+          `manifests ${s.manifestsWritten} written, ${s.manifestsUnchanged} unchanged; removed ${s.staleFilesRemoved} stale files, ${s.staleImagesRemoved} stale images; ` +
+          `${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${r.seconds.toFixed(2)} s${leftOutPart(r)}`,
+      ),
     );
   }
   const k = r.repaired.length;
-  if (k > 0) lines.push(`${r.dryRun ? 'would export' : 'exported'} ${k} config or layer blob${k === 1 ? '' : 's'} the source repository does not link (--repair; --json lists them)`);
-  return `${lines.map(escapeControl).join('\n')}\n`;
+  if (k > 0) lines.push(escapeControl(`${r.dryRun ? 'would export' : 'exported'} ${k} config or layer blob${k === 1 ? '' : 's'} the source repository does not link (--repair; --json lists them)`));
+  return `${lines.join('\n')}\n`;
 }

@@ -2,7 +2,8 @@
 import type { Argv } from 'yargs';
 import { VERIFY_TARGETS, verify, type VerifyResult, type VerifyTarget } from '../../ops/verify.js';
 import { DEFAULT_JOBS } from '../../ops/common.js';
-import { createProgressBar, ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
+import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
+import { createProgressBar } from '../progress-bar.js';
 import { examples } from './shared.js';
 import { escapeControl } from '../../errors.js';
 
@@ -43,7 +44,7 @@ export async function handler(args: VerifyArgs, io: Io, run: RunOutput): Promise
   try {
     r = await verify({ root: args.root, list: args.list, target: args.target, fast: args.fast, uploadAgeHours: args['upload-age'], jobs: args.jobs, onProgress: bar.update });
   } finally {
-    bar.done();
+    bar.clear();
   }
   if (r.liveLock !== undefined) {
     printWarning(io, `regfs ${r.liveLock.command} (pid ${r.liveLock.pid} on ${r.liveLock.host}) is writing this storage now; what it has not finished may show as problems`);
