@@ -13,7 +13,8 @@ import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { copyTree, withTempDir, writeListFile } from './helpers/tree.js';
 
 const V2 = 'docker/registry/v2';
-const REFS = ['team/app:v1', 'multiarch/tool:1.0', 'library/busybox:1.36'];
+// An image, an index and an OCI image, and an artifact (a cosign signature).
+const REFS = ['team/app:v1', 'multiarch/tool:1.0', 'library/busybox:1.36', 'team/app:sha256-6d1ddbb23e53cfd97b606fd78932a91c65f116c02fa690a4db6750d4793e35ac.sig'];
 
 /** Run regfs with --json; its stdout must be one document of the command's schema with the process's exit code. */
 async function json(args: string[], want: number): Promise<Record<string, unknown>> {
@@ -46,7 +47,7 @@ test('json: the writing commands, as a dry run, for real, with --keep-going, and
     assert.equal(dry['dryRun'], true);
     assert.equal(dry['stats'], undefined);
     const real = await json(['extract', list, FIXTURE_ROOT, out], 0);
-    assert.equal((real['images'] as unknown[]).length, 3);
+    assert.equal((real['images'] as unknown[]).length, 4);
     assert.deepEqual(real['problems'], []);
 
     const mixed = await writeListFile(dir, [...REFS, 'nosuch/app:1', 'team/app:nosuch', 'Bad Line']);
@@ -54,10 +55,10 @@ test('json: the writing commands, as a dry run, for real, with --keep-going, and
     assert.deepEqual(
       (partial['problems'] as Array<{ code: string; line: number }>).map((p) => [p.code, p.line]),
       [
-        ['NAME_UNKNOWN', 4],
-        ['TAG_UNKNOWN', 5],
-        ['LIST_SYNTAX', 6],
-      ].sort((a, b) => (a[1] as number) - (b[1] as number)),
+        ['NAME_UNKNOWN', REFS.length + 1],
+        ['TAG_UNKNOWN', REFS.length + 2],
+        ['LIST_SYNTAX', REFS.length + 3],
+      ],
     );
     assert.equal(partial['problemCount'], 3);
 
