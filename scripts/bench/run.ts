@@ -30,6 +30,8 @@ const CLI = here('../../dist/cli/main.js');
 const FLOOR = here('./floor.mjs');
 const FLOOR_LIST = here('./floor-list.mjs');
 const V2 = 'docker/registry/v2';
+/** Start-up is short and noisy: at least this many runs of each case. */
+const STARTUP_RUNS = 21;
 
 const { values: args } = parseArgs({
   options: {
@@ -51,7 +53,8 @@ const work = join(base, 'work');
 interface Measure {
   name: string;
   seconds: number;
-  rssMB: number;
+  /** Peak RSS; not taken for start-up. */
+  rssMB?: number;
   floor?: number;
   floorName?: string;
   note?: string;
@@ -252,6 +255,38 @@ function measure(name: string, args: string[], before: () => void = () => undefi
   return { name, seconds: median(secs), rssMB: Math.max(...rss) };
 }
 
+/**
+ * Start-up: the wall time of `regfs --version`, `regfs --help` and `regfs ls` of a store with
+ * one image, beside `node -e 0`, taken in turns in the same run (the machine's load changes
+ * both alike), STARTUP_RUNS times, medians.
+ */
+function startup(s1: { root: string; refs: string[] }): void {
+  const tiny = join(work, 'startup-store');
+  rmSync(tiny, { recursive: true, force: true });
+  execFileSync(process.execPath, [CLI, 'extract', '-', s1.root, tiny], { input: `${s1.refs[0]!}\n`, stdio: ['pipe', 'ignore', 'inherit'] });
+  const cases: Array<[string, string[]]> = [
+    ['node -e 0', ['-e', '0']],
+    ['start-up: regfs --version', [CLI, '--version']],
+    ['start-up: regfs --help', [CLI, '--help']],
+    ['start-up: regfs ls (one image)', [CLI, 'ls', tiny]],
+  ];
+  const secs = cases.map(() => [] as number[]);
+  const n = args.smoke ? runs : Math.max(STARTUP_RUNS, runs);
+  for (let i = 0; i < n; i++) {
+    cases.forEach(([, argv], j) => {
+      const t = performance.now();
+      const r = spawnSync(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+      secs[j]!.push((performance.now() - t) / 1000);
+      if (r.status !== 0) throw new Error(`node ${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
+    });
+  }
+  const floor = median(secs[0]!);
+  cases.slice(1).forEach(([name], j) => {
+    results.push({ name, seconds: median(secs[j + 1]!), floor, floorName: 'node -e 0', note: `wall, median of ${n}` });
+  });
+  rmSync(tiny, { recursive: true, force: true });
+}
+
 /** The floor of an extract: replay the files of a finished output, in the tightest loop. */
 function floorOf(sourceV2: string, out: string): number {
   const ops = { dirs: [] as string[], links: [] as Array<[string, string]>, files: [] as Array<[string, string]> };
@@ -334,6 +369,7 @@ async function main(): Promise<void> {
 
   // The standard rows; --only-large leaves them out (the large rows use the same 1x store).
   if (!args['only-large']) {
+    startup(s1);
     for (const n of [200, 2000, base1]) {
       if (n > base1) continue;
       const refs = n === base1 ? s1.refs : sample(s1.refs, n, base1);
@@ -390,7 +426,7 @@ async function main(): Promise<void> {
     r.seconds.toFixed(3),
     r.floor === undefined ? '' : `${r.floor.toFixed(3)} (${r.floorName})`,
     r.floor === undefined ? '' : `${(r.seconds / r.floor).toFixed(2)}x`,
-    r.rssMB.toFixed(0),
+    r.rssMB === undefined ? '' : r.rssMB.toFixed(0),
     r.note ?? '',
   ]);
   const header = ['measurement', 'regfs s (median)', 'floor s', 'ratio', 'peak RSS MB', 'note'];

@@ -40,9 +40,9 @@ import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteComm
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
 import { uniqueRepairs } from './extract.js';
+import { DIGEST_FILE } from '../defaults.js';
 
-/** The digest file written beside the images: `<digest> <ref>` a line. */
-export const DIGEST_FILE = 'digests.txt';
+export { DIGEST_FILE };
 
 export interface ToDirOptions extends WriteCommandOptions {
   /** An image list (file, `-`, or directory of `*.list`); or set `image` instead. */

@@ -1,6 +1,6 @@
 /** `regfs extract LIST SRC OUT` */
 import type { Argv } from 'yargs';
-import { extract, type ExtractResult } from '../../ops/extract.js';
+import type { ExtractResult } from '../../ops/extract.js';
 import { ExitCode, printProblems, renderWriteResult, writeResultJson, type Io } from '../output.js';
 import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
@@ -25,6 +25,7 @@ export function builder(y: Argv): Argv<ExtractArgs> {
 }
 
 export async function handler(args: ExtractArgs, io: Io): Promise<number> {
+  const { extract } = await import('../../ops/extract.js');
   const result: ExtractResult = await runWithProgress(io, args, (opts) =>
     extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair }),
   );

@@ -1,6 +1,6 @@
 /** `regfs from-dir IN DEST` */
 import type { Argv } from 'yargs';
-import { fromDir, type FromDirResult } from '../../ops/from-dir.js';
+import type { FromDirResult } from '../../ops/from-dir.js';
 import { ExitCode, formatBytes, printProblems, renderWriteResult, writeResultJson, type Io } from '../output.js';
 import { runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
 
@@ -27,6 +27,7 @@ export function builder(y: Argv): Argv<FromDirArgs> {
 }
 
 export async function handler(args: FromDirArgs, io: Io): Promise<number> {
+  const { fromDir } = await import('../../ops/from-dir.js');
   const result: FromDirResult = await runWithProgress(io, args, (opts) =>
     fromDir({ ...opts, input: args.in, output: args.dest, name: args.name, noVerify: !args.verify, stripRegistry: args['strip-registry'] }),
   );

@@ -1,7 +1,7 @@
 /** `regfs gc ROOT [--delete-untagged] [--apply]` */
 import type { Argv } from 'yargs';
-import { gc, type GcResult } from '../../ops/gc.js';
-import { DEFAULT_JOBS } from '../../ops/common.js';
+import type { GcResult } from '../../ops/gc.js';
+import { DEFAULT_JOBS } from '../../defaults.js';
 import { escapeControl } from '../../errors.js';
 import { ExitCode, formatBytes, printWarning, writeJson, type Io } from '../output.js';
 
@@ -30,6 +30,7 @@ export function builder(y: Argv): Argv<GcArgs> {
 }
 
 export async function handler(args: GcArgs, io: Io): Promise<number> {
+  const { gc } = await import('../../ops/gc.js');
   const r: GcResult = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], apply: args.apply, jobs: args.jobs });
   if (args.json) {
     writeJson(io.stdout, { ...r, seconds: Number(r.seconds.toFixed(3)) });

@@ -1,6 +1,5 @@
 /** `regfs rm ROOT REF` */
 import type { Argv } from 'yargs';
-import { rm } from '../../ops/rm.js';
 import { ExitCode, printWarning, type Io } from '../output.js';
 
 interface RmArgs {
@@ -26,6 +25,7 @@ export function builder(y: Argv): Argv<RmArgs> {
 }
 
 export async function handler(args: RmArgs, io: Io): Promise<number> {
+  const { rm } = await import('../../ops/rm.js');
   const r = await rm({ root: args.root, ref: args.ref, force: args.force, dryRun: args['dry-run'] });
   if (args.json) io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   else {

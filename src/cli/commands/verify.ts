@@ -1,7 +1,8 @@
 /** `regfs verify ROOT [--list LIST]` */
 import type { Argv } from 'yargs';
-import { VERIFY_TARGETS, verify, type VerifyResult, type VerifyTarget } from '../../ops/verify.js';
-import { DEFAULT_JOBS } from '../../ops/common.js';
+import type { VerifyResult } from '../../ops/verify.js';
+import { VERIFY_TARGETS, type VerifyTarget } from '../../defaults.js';
+import { DEFAULT_JOBS } from '../../defaults.js';
 import { ExitCode, createProgressBar, formatBytes, printWarning, writeJson, type Io } from '../output.js';
 import { escapeControl } from '../../errors.js';
 
@@ -33,6 +34,7 @@ export function builder(y: Argv): Argv<VerifyArgs> {
 }
 
 export async function handler(args: VerifyArgs, io: Io): Promise<number> {
+  const { verify } = await import('../../ops/verify.js');
   const bar = createProgressBar(io);
   let r: VerifyResult;
   try {
