@@ -35,6 +35,7 @@ const CLI = here('../../dist/cli/main.js');
 const FLOOR = here('./floor.mjs');
 const FLOOR_LIST = here('./floor-list.mjs');
 const FLOOR_C = here('./floor.c');
+const RUSAGE_C = here('./rusage.c');
 const V2 = 'docker/registry/v2';
 /** Start-up is short and noisy: at least this many runs of each case. */
 const STARTUP_RUNS = 21;
@@ -262,6 +263,39 @@ function measure(name: string, args: string[], before: () => void = () => undefi
   return { name, seconds: median(secs), rssMB: Math.max(...rss) };
 }
 
+/** Compile one of the bench's C programs with cc into the work directory; undefined without cc. */
+function compileC(source: string): string | undefined {
+  const bin = join(work, `${source.replace(/^.*\//, '').replace(/\.c$/, '')}-bin`);
+  try {
+    execFileSync('cc', ['-O2', '-o', bin, source], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return bin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Run a command to its end; its wall seconds and, through rusage.c when cc built it, the CPU
+ * seconds (user + system) it used, which a loaded machine changes far less than the wall time.
+ */
+function spawnTimed(argv: string[], rusage: string | undefined): { wall: number; cpu: number | undefined; stdout: string } {
+  const t = performance.now();
+  const r = rusage === undefined ? spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }) : spawnSync(rusage, argv, { encoding: 'utf8' });
+  const elapsed = (performance.now() - t) / 1000;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
+  if (rusage === undefined) return { wall: elapsed, cpu: undefined, stdout: r.stdout };
+  const [wall, cpu] = r.stderr.trim().split('\n').at(-1)!.split(' ').map((x) => Number(x) / 1000);
+  return { wall: wall!, cpu: cpu!, stdout: r.stdout };
+}
+
+/** `cpu a s = Nx node -e 0's b s` for a note, when CPU times were taken. */
+function cpuNote(cpu: number[], nodeCpu: number[]): string {
+  if (cpu.length === 0) return '';
+  const a = median(cpu);
+  const b = median(nodeCpu);
+  return `; cpu ${a.toFixed(3)} s = ${(a / b).toFixed(2)}x node's ${b.toFixed(3)} s`;
+}
+
 /**
  * Start-up: the wall time of `regfs --version`, `regfs --help` and `regfs ls` of a store with
  * one image, beside `node -e 0`, taken in turns in the same run (the machine's load changes
@@ -277,19 +311,20 @@ function startup(s1: { root: string; refs: string[] }): void {
     ['start-up: regfs --help', [CLI, '--help']],
     ['start-up: regfs ls (one image)', [CLI, 'ls', tiny]],
   ];
-  const secs = cases.map(() => [] as number[]);
+  const rusage = compileC(RUSAGE_C);
+  const wall = cases.map(() => [] as number[]);
+  const cpu = cases.map(() => [] as number[]);
   const n = args.smoke ? runs : Math.max(STARTUP_RUNS, runs);
   for (let i = 0; i < n; i++) {
     cases.forEach(([, argv], j) => {
-      const t = performance.now();
-      const r = spawnSync(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-      secs[j]!.push((performance.now() - t) / 1000);
-      if (r.status !== 0) throw new Error(`node ${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
+      const r = spawnTimed([process.execPath, ...argv], rusage);
+      wall[j]!.push(r.wall);
+      if (r.cpu !== undefined) cpu[j]!.push(r.cpu);
     });
   }
-  const floor = median(secs[0]!);
+  const floor = median(wall[0]!);
   cases.slice(1).forEach(([name], j) => {
-    results.push({ name, seconds: median(secs[j + 1]!), floor, floorName: 'node -e 0', note: `wall, median of ${n}` });
+    results.push({ name, seconds: median(wall[j + 1]!), floor, floorName: 'node -e 0', note: `wall, median of ${n}${cpuNote(cpu[j + 1]!, cpu[0]!)}` });
   });
   rmSync(tiny, { recursive: true, force: true });
 }
@@ -348,53 +383,53 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
   const opsJson = join(tmp, 'floor-ops.json');
   writeFileSync(opsText, `${lines.join('\n')}\n`);
   writeFileSync(opsJson, JSON.stringify(ops));
-  const floorBin = join(tmp, 'floor-c');
-  let haveCc = true;
-  try {
-    execFileSync('cc', ['-O2', '-o', floorBin, FLOOR_C], { stdio: ['ignore', 'ignore', 'inherit'] });
-  } catch {
-    haveCc = false;
-  }
+  const floorBin = compileC(FLOOR_C);
+  const rusage = compileC(RUSAGE_C);
 
   const n = args.smoke ? runs : Math.max(11, runs);
   const wall = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[] };
+  const cpu = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[] };
   const cSyscalls: number[] = [];
-  const run = (argv: string[]): { seconds: number; stdout: string } => {
-    const t = performance.now();
-    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    const seconds = (performance.now() - t) / 1000;
-    if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
-    return { seconds, stdout: r.stdout };
+  const run = (key: keyof typeof wall, argv: string[]): string => {
+    const r = spawnTimed(argv, rusage);
+    wall[key].push(r.wall);
+    if (r.cpu !== undefined) cpu[key].push(r.cpu);
+    return r.stdout;
   };
   const fresh = (dir: string): void => {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir);
   };
   for (let i = 0; i < n; i++) {
-    wall.node.push(run([process.execPath, '-e', '0']).seconds);
+    run('node', [process.execPath, '-e', '0']);
     rmSync(out, { recursive: true, force: true });
-    wall.regfs.push(run([process.execPath, CLI, 'extract', list, src.root, out]).seconds);
-    if (haveCc) {
+    run('regfs', [process.execPath, CLI, 'extract', list, src.root, out]);
+    if (floorBin !== undefined) {
       fresh(target);
-      const c = run([floorBin, opsText]);
-      wall.c.push(c.seconds);
-      cSyscalls.push((JSON.parse(c.stdout) as { seconds: number }).seconds);
+      cSyscalls.push((JSON.parse(run('c', [floorBin, opsText])) as { seconds: number }).seconds);
     }
     fresh(target);
-    wall.replay.push(run([process.execPath, FLOOR, opsJson]).seconds);
+    run('replay', [process.execPath, FLOOR, opsJson]);
   }
   rmSync(tmp, { recursive: true, force: true });
   const node = median(wall.node);
   const regfs = median(wall.regfs);
   const counts = `${ops.dirs.length} mkdir, ${ops.links.length} link, ${ops.files.length} write+rename`;
-  results.push({ name: `${name} (wall)`, seconds: regfs, floor: median(wall.replay), floorName: 'node replay, wall', note: `node -e 0 ${node.toFixed(3)} s; ${counts}` });
-  if (haveCc) {
+  const cpuWork = cpu.regfs.length === 0 ? '' : `; cpu work ${(median(cpu.regfs) - median(cpu.node)).toFixed(3)} s, C program cpu ${median(cpu.c).toFixed(3)} s`;
+  results.push({
+    name: `${name} (wall)`,
+    seconds: regfs,
+    floor: median(wall.replay),
+    floorName: 'node replay, wall',
+    note: `node -e 0 ${node.toFixed(3)} s; ${counts}${cpuNote(cpu.regfs, cpu.node)}`,
+  });
+  if (floorBin !== undefined) {
     results.push({
       name: `${name}: work (wall - node -e 0)`,
       seconds: regfs - node,
       floor: median(cSyscalls),
       floorName: 'C syscalls',
-      note: `C program wall ${median(wall.c).toFixed(3)} s`,
+      note: `C program wall ${median(wall.c).toFixed(3)} s${cpuWork}`,
     });
   } else {
     results.push({ name: `${name}: work (wall - node -e 0)`, seconds: regfs - node, note: 'no C floor: cc not found' });
