@@ -52,3 +52,14 @@ test('a command loads its operation when it runs', () => {
   assert.match(r.stdout, /library\/busybox:1\.36/);
   assert.ok(r.builtins.includes('crypto'), 'ls hashes manifests: node:crypto is loaded');
 });
+
+test("yargs's words are English whatever LANG says, like the rest of regfs", () => {
+  const env = { ...process.env, LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8' };
+  const help = spawnSync(process.execPath, [REGFS_BIN, '--help'], { encoding: 'utf8', env });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Commands:$/m);
+  assert.match(help.stdout, /^Options:$/m);
+  const usage = spawnSync(process.execPath, [REGFS_BIN, 'ls'], { encoding: 'utf8', env });
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /Not enough non-option arguments/);
+});
