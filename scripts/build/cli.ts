@@ -47,7 +47,8 @@ const lazyStringWidth: Plugin = {
  * yargs finds the package root (for its default version) from its own path up to
  * `node_modules`; in the bundle there is none, so it would search up from the working
  * directory, failing (an AssertionError built and caught) or finding another package.json.
- * Give it regfs's package root: two levels above dist/cli/main.js.
+ * Give it regfs's package root: two levels above dist/cli/main.js. (This names two files inside
+ * yargs; a yargs that moves them fails this build, it does not build something else.)
  */
 const yargsRoot: Plugin = {
   name: 'yargs-root',

@@ -1,8 +1,7 @@
 /** `regfs verify ROOT [--list LIST]` */
 import type { Argv } from 'yargs';
 import type { VerifyResult } from '../../ops/verify.js';
-import { VERIFY_TARGETS, type VerifyTarget } from '../../defaults.js';
-import { DEFAULT_JOBS } from '../../defaults.js';
+import { DEFAULT_JOBS, VERIFY_TARGETS, type VerifyTarget } from '../../defaults.js';
 import { ExitCode, createProgressBar, formatBytes, printWarning, writeJson, type Io } from '../output.js';
 import { escapeControl } from '../../errors.js';
 
