@@ -245,10 +245,7 @@ export function referencedBlobs(m: Manifest): Descriptor[] {
   return out;
 }
 
-/** `os/architecture[/variant]` */
-export function formatPlatform(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant === undefined ? '' : `/${p.variant}`}`;
-}
+export { formatPlatform } from './platform.js';
 
 type Invalid = (why: string) => RegfsError;
 

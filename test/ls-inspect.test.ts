@@ -245,6 +245,9 @@ test('ls: PATTERN globs over repository names, and after ":" over tags', async (
   assert.deepEqual(await repos('**/busybox'), ['library/busybox', 'mirror.example.com/library/busybox']);
   assert.deepEqual(await repos('mirror.example.com/**'), ['mirror.example.com/library/busybox']);
   assert.deepEqual(await repos('team/**/worker'), ['team/app/worker']);
+  assert.deepEqual(await repos('team/app/**'), ['team/app/worker'], "'team/app/**' is below team/app, not team/app itself");
+  assert.deepEqual(await repos('team**'), ['team/app', 'team/app/worker', 'team/platform/base/alpine'], "'**' crosses '/' inside a component too");
+  assert.deepEqual(await repos('mirror?example.com/*/busybox'), ['mirror.example.com/library/busybox']);
   assert.deepEqual(await repos('**'), (await listImages({ root: FIXTURE_ROOT })).repositories.map((r) => r.name));
   assert.deepEqual(await repos('nothing/**'), []);
   assert.deepEqual(await names('team/**:v1*'), ['team/app:v1'], 'repositories with no matching tag are left out');
@@ -264,6 +267,12 @@ test('ls: PATTERN globs over repository names, and after ":" over tags', async (
   assert.ok(g('a?c', 'abc') && !g('a?c', 'a/c'));
   assert.ok(g('a.b', 'a.b') && !g('a.b', 'axb'), 'regex metacharacters are literal');
   assert.ok(g('x+y(z)', 'x+y(z)'));
+  // What the characters of valid names mean: '.', '-', '_' and a host's ':' are literal.
+  assert.ok(g('mirror.example.com:5000/a_b-c', 'mirror.example.com:5000/a_b-c') && !g('mirror.example.com/x', 'mirrorXexample.com/x'));
+  // '**' crosses '/' wherever it stands, not only as a whole component; 'a/**' is below 'a', never 'a' itself.
+  assert.ok(g('a**', 'a/b/c') && g('**c', 'a/b/c') && g('a/**c', 'a/b/c') && !g('a/**/', 'a/b'));
+  // Brackets, braces and a leading '!' are not glob syntax here: themselves (no valid name holds them).
+  assert.ok(g('{a,b}', '{a,b}') && !g('{a,b}', 'a') && g('[ab]', '[ab]') && !g('[ab]', 'a') && g('!a', '!a') && !g('!a', 'b'));
   // A ':' followed by '/' belongs to a registry host, not to a tag glob.
   assert.equal(parseListPattern('localhost:5000/app').tag, undefined);
   assert.ok(parseListPattern('localhost:5000/app:v*').repo.test('localhost:5000/app'));

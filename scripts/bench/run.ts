@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: regfs against the floor, at scale. See docs/performance.md.
  *
- *   npm run bench [-- --runs 5] [--dir DIR] [--scale 1] [--no-10x] [--no-large | --only-large] [--smoke] [--out FILE]
+ *   npm run bench [-- --runs 5] [--dir DIR] [--scale 1] [--no-10x] [--no-large | --only-large | --only-startup] [--smoke] [--out FILE]
  *
  * Builds (once, then reused) a synthetic store of 3,000 repositories and 15,000 tags, and one
  * ten times larger, under DIR (default /dev/shm if it has the inodes, else the temp directory),
@@ -16,6 +16,11 @@
  * 100,000 tags (ls, and extract of the whole repository); indexes of 2,000 and 20,000
  * children (the widest the registry's 4 MiB manifest limit allows is about 20,000), and one
  * of 50,000, which is refused. `--no-large` leaves them out; `--only-large` runs them alone.
+ *
+ * First, and alone with `--only-startup`: start-up (`regfs --version`, `--help`, `ls` of one
+ * image) beside `node -e 0`, and a small extract (200 tags) on tmpfs beside `node -e 0`, a C
+ * program making the same syscalls (scripts/bench/floor.c, compiled with cc) and the node
+ * replay: wall times, taken in turns in the same run, medians.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -29,7 +34,11 @@ const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../../dist/cli/main.js');
 const FLOOR = here('./floor.mjs');
 const FLOOR_LIST = here('./floor-list.mjs');
+const FLOOR_C = here('./floor.c');
+const RUSAGE_C = here('./rusage.c');
 const V2 = 'docker/registry/v2';
+/** Start-up is short and noisy: at least this many runs of each case. */
+const STARTUP_RUNS = 21;
 
 const { values: args } = parseArgs({
   options: {
@@ -39,6 +48,7 @@ const { values: args } = parseArgs({
     'no-10x': { type: 'boolean', default: false },
     'no-large': { type: 'boolean', default: false },
     'only-large': { type: 'boolean', default: false },
+    'only-startup': { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: here('../../.bench/result.json') },
   },
@@ -51,7 +61,8 @@ const work = join(base, 'work');
 interface Measure {
   name: string;
   seconds: number;
-  rssMB: number;
+  /** Peak RSS; not taken for start-up. */
+  rssMB?: number;
   floor?: number;
   floorName?: string;
   note?: string;
@@ -64,7 +75,7 @@ const results: Measure[] = [];
  * inodes (half the memory's pages by default), often fewer than the 10x store needs.
  */
 function defaultDir(): string {
-  const repos = scaled(scale).repositories * (args['no-10x'] ? 1 : 11);
+  const repos = scaled(scale).repositories * (args['no-10x'] || args['only-startup'] ? 1 : 11);
   const need = 130 * repos + 500_000;
   if (isTmpfs('/dev/shm') && freeInodes('/dev/shm') > need) return '/dev/shm/regfs-bench';
   return join(tmpdir(), 'regfs-bench');
@@ -92,8 +103,8 @@ function median(xs: number[]): number {
 }
 
 /** Build a store once; reuse it while the shape is the same. */
-async function store(name: string, shape: StoreShape): Promise<{ root: string; refs: string[]; buildSeconds: number | undefined }> {
-  const root = join(base, name);
+async function store(name: string, shape: StoreShape, dir = base): Promise<{ root: string; refs: string[]; buildSeconds: number | undefined }> {
+  const root = join(dir, name);
   const marker = join(root, 'shape.json');
   const key = JSON.stringify(shape);
   if (existsSync(marker) && readFileSync(marker, 'utf8') === key) {
@@ -252,6 +263,179 @@ function measure(name: string, args: string[], before: () => void = () => undefi
   return { name, seconds: median(secs), rssMB: Math.max(...rss) };
 }
 
+/** Compile one of the bench's C programs with cc into the work directory; undefined without cc. */
+function compileC(source: string): string | undefined {
+  const bin = join(work, `${source.replace(/^.*\//, '').replace(/\.c$/, '')}-bin`);
+  try {
+    execFileSync('cc', ['-O2', '-o', bin, source], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return bin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Run a command to its end; its wall seconds and, through rusage.c when cc built it, the CPU
+ * seconds (user + system) it used, which a loaded machine changes far less than the wall time.
+ */
+function spawnTimed(argv: string[], rusage: string | undefined): { wall: number; cpu: number | undefined; stdout: string } {
+  const t = performance.now();
+  const r = rusage === undefined ? spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }) : spawnSync(rusage, argv, { encoding: 'utf8' });
+  const elapsed = (performance.now() - t) / 1000;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
+  if (rusage === undefined) return { wall: elapsed, cpu: undefined, stdout: r.stdout };
+  const [wall, cpu] = r.stderr.trim().split('\n').at(-1)!.split(' ').map((x) => Number(x) / 1000);
+  return { wall: wall!, cpu: cpu!, stdout: r.stdout };
+}
+
+/** `cpu a s = Nx node -e 0's b s` for a note, when CPU times were taken. */
+function cpuNote(cpu: number[], nodeCpu: number[]): string {
+  if (cpu.length === 0) return '';
+  const a = median(cpu);
+  const b = median(nodeCpu);
+  return `; cpu ${a.toFixed(3)} s = ${(a / b).toFixed(2)}x node's ${b.toFixed(3)} s`;
+}
+
+/**
+ * Start-up: the wall time of `regfs --version`, `regfs --help` and `regfs ls` of a store with
+ * one image, beside `node -e 0`, taken in turns in the same run (the machine's load changes
+ * both alike), STARTUP_RUNS times, medians.
+ */
+function startup(s1: { root: string; refs: string[] }): void {
+  const tiny = join(work, 'startup-store');
+  rmSync(tiny, { recursive: true, force: true });
+  execFileSync(process.execPath, [CLI, 'extract', '-', s1.root, tiny], { input: `${s1.refs[0]!}\n`, stdio: ['pipe', 'ignore', 'inherit'] });
+  const cases: Array<[string, string[]]> = [
+    ['node -e 0', ['-e', '0']],
+    ['start-up: regfs --version', [CLI, '--version']],
+    ['start-up: regfs --help', [CLI, '--help']],
+    ['start-up: regfs ls (one image)', [CLI, 'ls', tiny]],
+  ];
+  const rusage = compileC(RUSAGE_C);
+  const wall = cases.map(() => [] as number[]);
+  const cpu = cases.map(() => [] as number[]);
+  const n = args.smoke ? runs : Math.max(STARTUP_RUNS, runs);
+  for (let i = 0; i < n; i++) {
+    cases.forEach(([, argv], j) => {
+      const r = spawnTimed([process.execPath, ...argv], rusage);
+      wall[j]!.push(r.wall);
+      if (r.cpu !== undefined) cpu[j]!.push(r.cpu);
+    });
+  }
+  const floor = median(wall[0]!);
+  cases.slice(1).forEach(([name], j) => {
+    results.push({ name, seconds: median(wall[j + 1]!), floor, floorName: 'node -e 0', note: `wall, median of ${n}${cpuNote(cpu[j + 1]!, cpu[0]!)}` });
+  });
+  rmSync(tiny, { recursive: true, force: true });
+}
+
+/**
+ * The small extract on tmpfs, where no disk hides the CPU cost: regfs's wall time beside
+ * `node -e 0`, the C syscall floor (scripts/bench/floor.c, compiled here with cc: the same
+ * mkdir, link and write-then-rename calls as the output needs) and the node replay of the same
+ * (floor.mjs), taken in turns in the same run, medians. The store must be on the tmpfs too
+ * (blob data is hard-linked): the main one if it is there, else one built in /dev/shm.
+ */
+async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]): Promise<void> {
+  const name = `extract ${refs.length} tags on tmpfs`;
+  let src = s1;
+  if (!isTmpfs(base)) {
+    if (!isTmpfs('/dev/shm') || freeInodes('/dev/shm') < 130 * scaled(scale).repositories + 200_000) {
+      results.push({ name, seconds: NaN, note: 'skipped: no tmpfs with the inodes for a store (--dir on a tmpfs)' });
+      return;
+    }
+    src = await store(`store-x${scale}`, scaled(scale), '/dev/shm/regfs-bench');
+  }
+  const tmp = join(dirname(src.root), 'work-tmpfs');
+  mkdirSync(tmp, { recursive: true });
+  const out = join(tmp, 'out');
+  const list = join(tmp, 'tags.list');
+  writeFileSync(list, `${refs.join('\n')}\n`);
+  rmSync(out, { recursive: true, force: true });
+  execFileSync(process.execPath, [CLI, 'extract', list, src.root, out], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+  // The operations of the finished output, replayed into `target`.
+  const v2 = join(src.root, V2);
+  const target = join(tmp, 'floor');
+  const lines: string[] = [];
+  const ops = { dirs: [] as string[], links: [] as Array<[string, string]>, files: [] as Array<[string, string]> };
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      const to = join(target, relative(out, p));
+      if (e.isDirectory()) {
+        lines.push(`d\t${to}`);
+        ops.dirs.push(to);
+        walk(p);
+      } else if (e.name === 'data') {
+        const from = join(v2, relative(join(out, V2), p));
+        lines.push(`l\t${from}\t${to}`);
+        ops.links.push([from, to]);
+      } else {
+        const content = readFileSync(p, 'utf8');
+        lines.push(`f\t${to}\t${content}`);
+        ops.files.push([to, content]);
+      }
+    }
+  };
+  walk(out);
+  const opsText = join(tmp, 'floor-ops.txt');
+  const opsJson = join(tmp, 'floor-ops.json');
+  writeFileSync(opsText, `${lines.join('\n')}\n`);
+  writeFileSync(opsJson, JSON.stringify(ops));
+  const floorBin = compileC(FLOOR_C);
+  const rusage = compileC(RUSAGE_C);
+
+  const n = args.smoke ? runs : Math.max(11, runs);
+  const wall = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[] };
+  const cpu = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[] };
+  const cSyscalls: number[] = [];
+  const run = (key: keyof typeof wall, argv: string[]): string => {
+    const r = spawnTimed(argv, rusage);
+    wall[key].push(r.wall);
+    if (r.cpu !== undefined) cpu[key].push(r.cpu);
+    return r.stdout;
+  };
+  const fresh = (dir: string): void => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+  };
+  for (let i = 0; i < n; i++) {
+    run('node', [process.execPath, '-e', '0']);
+    rmSync(out, { recursive: true, force: true });
+    run('regfs', [process.execPath, CLI, 'extract', list, src.root, out]);
+    if (floorBin !== undefined) {
+      fresh(target);
+      cSyscalls.push((JSON.parse(run('c', [floorBin, opsText])) as { seconds: number }).seconds);
+    }
+    fresh(target);
+    run('replay', [process.execPath, FLOOR, opsJson]);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  const node = median(wall.node);
+  const regfs = median(wall.regfs);
+  const counts = `${ops.dirs.length} mkdir, ${ops.links.length} link, ${ops.files.length} write+rename`;
+  const cpuWork = cpu.regfs.length === 0 ? '' : `; cpu work ${(median(cpu.regfs) - median(cpu.node)).toFixed(3)} s, C program cpu ${median(cpu.c).toFixed(3)} s`;
+  results.push({
+    name: `${name} (wall)`,
+    seconds: regfs,
+    floor: median(wall.replay),
+    floorName: 'node replay, wall',
+    note: `node -e 0 ${node.toFixed(3)} s; ${counts}${cpuNote(cpu.regfs, cpu.node)}`,
+  });
+  if (floorBin !== undefined) {
+    results.push({
+      name: `${name}: work (wall - node -e 0)`,
+      seconds: regfs - node,
+      floor: median(cSyscalls),
+      floorName: 'C syscalls',
+      note: `C program wall ${median(wall.c).toFixed(3)} s${cpuWork}`,
+    });
+  } else {
+    results.push({ name: `${name}: work (wall - node -e 0)`, seconds: regfs - node, note: 'no C floor: cc not found' });
+  }
+}
+
 /** The floor of an extract: replay the files of a finished output, in the tightest loop. */
 function floorOf(sourceV2: string, out: string): number {
   const ops = { dirs: [] as string[], links: [] as Array<[string, string]>, files: [] as Array<[string, string]> };
@@ -332,8 +516,13 @@ async function main(): Promise<void> {
   const fresh = (): void => rmSync(out, { recursive: true, force: true });
   const base1 = s1.refs.length;
 
-  // The standard rows; --only-large leaves them out (the large rows use the same 1x store).
+  // Start-up and the small extract on tmpfs, against node -e 0 and the C floor.
   if (!args['only-large']) {
+    startup(s1);
+    await tmpfsExtract(s1, sample(s1.refs, 200, base1));
+  }
+  // The standard rows; --only-large leaves them out (the large rows use the same 1x store).
+  if (!args['only-large'] && !args['only-startup']) {
     for (const n of [200, 2000, base1]) {
       if (n > base1) continue;
       const refs = n === base1 ? s1.refs : sample(s1.refs, n, base1);
@@ -383,14 +572,14 @@ async function main(): Promise<void> {
     }
   }
   rmSync(out, { recursive: true, force: true });
-  if (!args['no-large']) await largeInputs(s1, out, fresh);
+  if (!args['no-large'] && !args['only-startup']) await largeInputs(s1, out, fresh);
 
   const rows = results.map((r) => [
     r.name,
-    r.seconds.toFixed(3),
+    Number.isNaN(r.seconds) ? '' : r.seconds.toFixed(3),
     r.floor === undefined ? '' : `${r.floor.toFixed(3)} (${r.floorName})`,
     r.floor === undefined ? '' : `${(r.seconds / r.floor).toFixed(2)}x`,
-    r.rssMB.toFixed(0),
+    r.rssMB === undefined ? '' : r.rssMB.toFixed(0),
     r.note ?? '',
   ]);
   const header = ['measurement', 'regfs s (median)', 'floor s', 'ratio', 'peak RSS MB', 'note'];

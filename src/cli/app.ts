@@ -58,6 +58,8 @@ export async function main(argv: string[], ioIn: Io = processIo): Promise<number
 
   let y: Argv = yargs(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)))
     .scriptName('regfs')
+    // regfs speaks English; yargs's headings and errors too, whatever LANG says (the bundle carries no yargs locales).
+    .locale('en')
     .usage('regfs: offline surgery on Docker registry storage (docker/registry/v2)\n\nUsage: $0 <command> [options]')
     .strict()
     .demandCommand(1, 'name a command')

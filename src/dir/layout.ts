@@ -17,8 +17,7 @@ export const DIR_VERSION_1_0 = 'Directory Transport Version: 1.0\n';
 
 export const VERSION_FILE = 'version';
 export const MANIFEST_FILE = 'manifest.json';
-/** The record to-dir writes beside the image directories of an export: `<digest> <ref>` a line. */
-export const DIGEST_FILE = 'digests.txt';
+export { DIGEST_FILE } from '../defaults.js';
 
 /** `<dir>/version` */
 export function versionPath(dir: string): string {

@@ -28,10 +28,9 @@
 import * as nodeFs from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { tempPathFor } from './atomic.js';
+import { LINK_MODES, type LinkMode } from '../defaults.js';
 
-/** How blob data is placed. */
-export type LinkMode = 'auto' | 'hardlink' | 'copy';
-export const LINK_MODES: readonly LinkMode[] = ['auto', 'hardlink', 'copy'];
+export { LINK_MODES, type LinkMode };
 
 /** What placing one blob did. */
 export type PlaceOutcome = 'cloned' | 'linked' | 'copied' | 'exists';

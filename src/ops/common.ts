@@ -1,6 +1,7 @@
 /** What every command that reads a list and writes a tree shares. */
 import { join } from 'node:path';
 import { RegfsError, type ProblemSink, type Problems } from '../errors.js';
+import { DEFAULT_JOBS } from '../defaults.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { mkdirpSync, type OutputDirs } from '../fs/atomic.js';
 import type { Digest } from '../digest.js';
@@ -41,8 +42,7 @@ export function createOutputLinker(out: string, opts: WriteCommandOptions, warn:
   });
 }
 
-/** Operations in flight at once unless `jobs` says otherwise. */
-export const DEFAULT_JOBS = 16;
+export { DEFAULT_JOBS };
 
 /** `jobs` must be a whole number from 1 up. */
 export function checkJobs(jobs: number | undefined): number {

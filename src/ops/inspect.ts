@@ -15,10 +15,11 @@
 import { readFileSync } from 'node:fs';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { formatPlatform, indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
+import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
 import { RegistryReader } from '../registry/read.js';
 import { manifestLevels } from './common.js';
+import { formatPlatform, summaryPlatform } from '../platform.js';
 import { repoDir, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 
 /** A config larger than this is not read (real configs are kilobytes). */
@@ -352,11 +353,7 @@ async function imagePlatforms(m: Manifest, summarize: ConfigSummarizer): Promise
   return p === undefined ? [] : [p];
 }
 
-/** `os/arch[/variant]` of a summary, or undefined without both os and architecture. */
-export function summaryPlatform(s: ImageConfigSummary): string | undefined {
-  if (s.os === undefined || s.architecture === undefined) return undefined;
-  return formatPlatform({ os: s.os, architecture: s.architecture, variant: s.variant });
-}
+export { summaryPlatform };
 
 /**
  * An OCI artifact's type: `artifactType`, or (as the image-spec says) the config media type

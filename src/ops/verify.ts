@@ -27,6 +27,7 @@ import { RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
 import { checkJobs } from './common.js';
+import { VERIFY_TARGETS, type VerifyTarget } from '../defaults.js';
 import { resolveImages } from './resolve.js';
 
 /** One problem found. */
@@ -37,9 +38,7 @@ export interface Finding {
   digest?: string | undefined;
 }
 
-/** The registry the storage is checked for: distribution 2.x (2.8.2), or v3. */
-export type VerifyTarget = 'v2' | 'v3';
-export const VERIFY_TARGETS: readonly VerifyTarget[] = ['v2', 'v3'];
+export { VERIFY_TARGETS, type VerifyTarget };
 
 export interface VerifyOptions {
   root: string;

@@ -1,6 +1,6 @@
 /** `regfs extract LIST SRC OUT` */
 import type { Argv } from 'yargs';
-import { extract, type ExtractResult } from '../../ops/extract.js';
+import type { ExtractResult } from '../../ops/extract.js';
 import { ExitCode, renderWriteResult, type Io, type RunOutput } from '../output.js';
 import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
@@ -29,6 +29,7 @@ export function builder(y: Argv): Argv<ExtractArgs> {
 }
 
 export async function handler(args: ExtractArgs, io: Io, run: RunOutput): Promise<number> {
+  const { extract } = await import('../../ops/extract.js');
   const result: ExtractResult = await runWithProgress(run, args, (opts) =>
     extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair }),
   );

@@ -1,6 +1,6 @@
 /** `regfs from-dir IN DEST` */
 import type { Argv } from 'yargs';
-import { fromDir, type FromDirResult } from '../../ops/from-dir.js';
+import type { FromDirResult } from '../../ops/from-dir.js';
 import { ExitCode, formatBytes, renderWriteResult, type Io, type RunOutput } from '../output.js';
 import { examples, runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
 
@@ -31,6 +31,7 @@ export function builder(y: Argv): Argv<FromDirArgs> {
 }
 
 export async function handler(args: FromDirArgs, io: Io, run: RunOutput): Promise<number> {
+  const { fromDir } = await import('../../ops/from-dir.js');
   const result: FromDirResult = await runWithProgress(run, args, (opts) =>
     fromDir({ ...opts, input: args.in, output: args.dest, name: args.name, noVerify: !args.verify, stripRegistry: args['strip-registry'] }),
   );

@@ -1,7 +1,7 @@
 /** `regfs gc ROOT [--delete-untagged] [--apply]` */
 import type { Argv } from 'yargs';
-import { gc, type GcResult } from '../../ops/gc.js';
-import { DEFAULT_JOBS } from '../../ops/common.js';
+import type { GcResult } from '../../ops/gc.js';
+import { DEFAULT_JOBS } from '../../defaults.js';
 import { escapeControl } from '../../errors.js';
 import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
 import { createProgressBar } from '../progress-bar.js';
@@ -36,6 +36,7 @@ export function builder(y: Argv): Argv<GcArgs> {
 }
 
 export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<number> {
+  const { gc } = await import('../../ops/gc.js');
   const bar = createProgressBar(io);
   let r: GcResult;
   try {

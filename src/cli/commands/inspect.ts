@@ -1,7 +1,8 @@
 /** `regfs inspect ROOT REF` */
 import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
-import { inspectImage, summaryPlatform, type InspectedBlob, type InspectResult, type InspectedManifest } from '../../ops/inspect.js';
+import type { InspectedBlob, InspectResult, InspectedManifest } from '../../ops/inspect.js';
+import { summaryPlatform } from '../../platform.js';
 import { ExitCode, formatBytes, type Io, type RunOutput } from '../output.js';
 import { examples } from './shared.js';
 
@@ -31,6 +32,7 @@ export function builder(y: Argv): Argv<InspectArgs> {
 }
 
 export async function handler(args: InspectArgs, io: Io, run: RunOutput): Promise<number> {
+  const { inspectImage } = await import('../../ops/inspect.js');
   if (args.raw && args.json) throw new RegfsError('USAGE', '--raw and --json exclude each other');
   const r = await inspectImage({ root: args.root, ref: args.ref });
   if (args.raw) io.stdout.write(r.raw);

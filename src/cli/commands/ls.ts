@@ -1,9 +1,8 @@
 /** `regfs ls ROOT [PATTERN]` */
 import type { Argv } from 'yargs';
 import { escapeControl } from '../../errors.js';
-import { listImages, type ListResult, type TagListing } from '../../ops/ls.js';
-import { DEFAULT_JOBS } from '../../ops/common.js';
-import { MAX_INDEX_DEPTH } from '../../manifest.js';
+import type { ListResult, TagListing } from '../../ops/ls.js';
+import { DEFAULT_JOBS } from '../../defaults.js';
 import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
 import { examples } from './shared.js';
 
@@ -36,6 +35,7 @@ export function builder(y: Argv): Argv<LsArgs> {
 }
 
 export async function handler(args: LsArgs, io: Io, run: RunOutput): Promise<number> {
+  const { listImages } = await import('../../ops/ls.js');
   const result = await listImages({ root: args.root, pattern: args.pattern, jobs: args.jobs });
   if (args.json) run.finishJson(ExitCode.ok, listJson(result));
   else io.stdout.write(renderList(result));
@@ -50,6 +50,7 @@ export async function handler(args: LsArgs, io: Io, run: RunOutput): Promise<num
     printWarning(io, `${broken} tag${broken === 1 ? '' : 's'} could not be read (listed with the error); the registry cannot serve ${broken === 1 ? 'it' : 'them'} either`);
   }
   if (deep > 0) {
+    const { MAX_INDEX_DEPTH } = await import('../../manifest.js');
     printWarning(
       io,
       `${deep} tag${deep === 1 ? '' : 's'} nest${deep === 1 ? 's' : ''} indexes deeper than regfs's limit of ${MAX_INDEX_DEPTH} (listed with the error); the registry serves ${deep === 1 ? 'it' : 'them'}, but regfs does not walk ${deep === 1 ? 'it' : 'them'}`,

@@ -1,6 +1,5 @@
 /** `regfs rm ROOT REF` */
 import type { Argv } from 'yargs';
-import { rm } from '../../ops/rm.js';
 import { ExitCode, printWarning, type Io, type RunOutput } from '../output.js';
 import { examples } from './shared.js';
 
@@ -31,6 +30,7 @@ export function builder(y: Argv): Argv<RmArgs> {
 }
 
 export async function handler(args: RmArgs, io: Io, run: RunOutput): Promise<number> {
+  const { rm } = await import('../../ops/rm.js');
   const r = await rm({ root: args.root, ref: args.ref, force: args.force, dryRun: args['dry-run'] });
   if (args.json) run.finishJson(ExitCode.ok, r);
   else {

@@ -1,7 +1,6 @@
 /** What the commands that write a tree (extract, to-dir, from-dir) share on the command line. */
 import type { Argv } from 'yargs';
-import { DEFAULT_JOBS } from '../../ops/common.js';
-import { LINK_MODES, type LinkMode } from '../../fs/link.js';
+import { DEFAULT_JOBS, LINK_MODES, type LinkMode } from '../../defaults.js';
 import type { OnProgress } from '../../progress.js';
 import type { RegfsError } from '../../errors.js';
 import { printWarning, type RunOutput } from '../output.js';

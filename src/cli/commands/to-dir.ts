@@ -1,7 +1,8 @@
 /** `regfs to-dir LIST SRC OUT` and `regfs to-dir --image REF SRC DIR` */
 import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
-import { DIGEST_FILE, toDir, type ToDirResult } from '../../ops/to-dir.js';
+import type { ToDirResult } from '../../ops/to-dir.js';
+import { DIGEST_FILE } from '../../defaults.js';
 import { alignColumns, clonedPart, contentCell, ExitCode, formatBytes, leftOutPart, type Io, type RunOutput } from '../output.js';
 import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
@@ -34,6 +35,7 @@ export function builder(y: Argv): Argv<ToDirArgs> {
 }
 
 export async function handler(args: ToDirArgs, io: Io, run: RunOutput): Promise<number> {
+  const { toDir } = await import('../../ops/to-dir.js');
   const want = args.image === undefined ? 3 : 2;
   if (args.paths.length !== want) {
     throw new RegfsError('USAGE', args.image === undefined ? 'to-dir takes LIST SRC OUT (or --image REF SRC DIR)' : 'to-dir --image REF takes SRC DIR');

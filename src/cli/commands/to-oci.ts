@@ -1,9 +1,9 @@
 /** `regfs to-oci LIST SRC LAYOUT` */
 import type { Argv } from 'yargs';
 import { escapeControl } from '../../errors.js';
-import { toOci, type ToOciResult } from '../../ops/to-oci.js';
+import type { ToOciResult } from '../../ops/to-oci.js';
 import { clonedPart, ExitCode, formatBytes, leftOutPart, type Io, type RunOutput } from '../output.js';
-import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
+import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToOciArgs extends WriteArgs, RepairArgs {
   list: string;
@@ -23,11 +23,16 @@ export function builder(y: Argv): Argv<ToOciArgs> {
     .positional('layout', { type: 'string', demandOption: true, describe: 'OCI image layout directory; created if missing, merged into if it is a layout' })
     .option('platform', { type: 'string', describe: 'export only this image of each index (os/arch[/variant])' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from list names' })
-    .example('$0 to-oci release.list /var/lib/registry /mnt/oci', 'index.json names each image repo:tag')
-    .example('skopeo copy oci:/mnt/oci:team/app:v1 docker://host/team/app:v1', 'then any OCI tool reads it') as unknown as Argv<ToOciArgs>;
+    .example(
+      examples([
+        ['$0 to-oci release.list /var/lib/registry /mnt/oci', 'one layout; index.json names each image repo:tag'],
+        ['skopeo copy oci:/mnt/oci:team/app:v1 docker://host/team/app:v1', 'then OCI tools read it'],
+      ]),
+    ) as unknown as Argv<ToOciArgs>;
 }
 
 export async function handler(args: ToOciArgs, io: Io, run: RunOutput): Promise<number> {
+  const { toOci } = await import('../../ops/to-oci.js');
   const result: ToOciResult = await runWithProgress(run, args, (opts) =>
     toOci({ ...opts, list: args.list, source: args.src, output: args.layout, platform: args.platform, stripRegistry: args['strip-registry'], repair: args.repair }),
   );

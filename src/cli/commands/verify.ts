@@ -1,7 +1,7 @@
 /** `regfs verify ROOT [--list LIST]` */
 import type { Argv } from 'yargs';
-import { VERIFY_TARGETS, verify, type VerifyResult, type VerifyTarget } from '../../ops/verify.js';
-import { DEFAULT_JOBS } from '../../ops/common.js';
+import type { VerifyResult } from '../../ops/verify.js';
+import { DEFAULT_JOBS, VERIFY_TARGETS, type VerifyTarget } from '../../defaults.js';
 import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
 import { createProgressBar } from '../progress-bar.js';
 import { examples } from './shared.js';
@@ -39,6 +39,7 @@ export function builder(y: Argv): Argv<VerifyArgs> {
 }
 
 export async function handler(args: VerifyArgs, io: Io, run: RunOutput): Promise<number> {
+  const { verify } = await import('../../ops/verify.js');
   const bar = createProgressBar(io);
   let r: VerifyResult;
   try {

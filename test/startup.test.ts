@@ -1,0 +1,73 @@
+/**
+ * Start-up of the built CLI (dist/cli/main.js, bundled by `npm run build`): what it loads before
+ * a command runs, and that the bundle still knows its version wherever it is run from. The time
+ * itself is measured by `npm run bench` (docs/performance.md), not here.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { REGFS_BIN } from './helpers/cli.js';
+import { withTempDir } from './helpers/tree.js';
+import { FIXTURE_ROOT } from './helpers/fixture.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/**
+ * Run the CLI with a preloaded module that prints, on exit, the Node built-in modules the
+ * process loaded; returns them with the exit status and standard output.
+ */
+function loaded(args: string[], script = REGFS_BIN): { status: number | null; stdout: string; builtins: string[] } {
+  const hook = `
+    process.on('exit', () => {
+      const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
+      process.stderr.write('\\n' + JSON.stringify({ builtins }) + '\\n');
+    });`;
+  const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(hook)}`, script, ...args], { encoding: 'utf8' });
+  const report = JSON.parse(r.stderr.trim().split('\n').at(-1)!) as { builtins: string[] };
+  return { status: r.status, stdout: r.stdout, builtins: report.builtins };
+}
+
+test('--version prints the package version, run from a directory outside the package', async () => {
+  await withTempDir(async (dir) => {
+    const r = spawnSync(process.execPath, [REGFS_BIN, '--version'], { encoding: 'utf8', cwd: dir });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${VERSION}\n`);
+  });
+});
+
+test('--version and --help load no operation: no hashing, no crypto, no fs/promises', async () => {
+  await withTempDir(async (dir) => {
+    // What Node itself loads to run an ES module (it may load some of these on its own).
+    const empty = join(dir, 'empty.mjs');
+    await writeFile(empty, '');
+    const node = loaded([], empty).builtins;
+    const heavy = ['crypto', 'fs/promises', 'perf_hooks'].filter((m) => !node.includes(m));
+    assert.ok(heavy.length > 0);
+    for (const args of [['--version'], ['--help'], ['extract', '--help']]) {
+      const r = loaded(args);
+      assert.equal(r.status, 0, args.join(' '));
+      for (const m of heavy) assert.ok(!r.builtins.includes(m), `regfs ${args.join(' ')} loaded node:${m}`);
+    }
+  });
+});
+
+test('a command loads its operation when it runs', () => {
+  const r = loaded(['ls', FIXTURE_ROOT]);
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /library\/busybox:1\.36/);
+  assert.ok(r.builtins.includes('crypto'), 'ls hashes manifests: node:crypto is loaded');
+});
+
+test("yargs's words are English whatever LANG says, like the rest of regfs", () => {
+  const env = { ...process.env, LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8' };
+  const help = spawnSync(process.execPath, [REGFS_BIN, '--help'], { encoding: 'utf8', env });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Commands:$/m);
+  assert.match(help.stdout, /^Options:$/m);
+  const usage = spawnSync(process.execPath, [REGFS_BIN, 'ls'], { encoding: 'utf8', env });
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /Not enough non-option arguments/);
+});
