@@ -42,6 +42,8 @@ export type RegfsErrorCode =
   | 'UNSAFE'
   | 'LOCKED'
   | 'NOT_DIR_TRANSPORT'
+  | 'NOT_OCI_LAYOUT'
+  | 'ARCHIVE_INVALID'
   | 'PLATFORM_UNKNOWN'
   | 'IO_ERROR'
   | 'INCOMPLETE'

@@ -46,6 +46,7 @@ export { planWrites, type ImageContent } from './ops/common.js';
 export { extract, type ExtractOptions, type ExtractResult, type ImageSummary } from './ops/extract.js';
 export { toDir, parsePlatform, DIGEST_FILE, type ToDirOptions, type ToDirResult, type ExportedImage, type ToDirStats } from './ops/to-dir.js';
 export { fromDir, type FromDirOptions, type FromDirResult } from './ops/from-dir.js';
+export { fromOci, type FromOciOptions, type FromOciResult } from './ops/from-oci.js';
 export { schema1Payload } from './schema1.js';
 export * as dirLayout from './dir/layout.js';
 export { imageDirName, parseImageDirName, encodePortable, decodePortable } from './dir/names.js';

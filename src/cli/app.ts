@@ -8,6 +8,7 @@ import { RegfsError } from '../errors.js';
 import * as extractCmd from './commands/extract.js';
 import * as toDirCmd from './commands/to-dir.js';
 import * as fromDirCmd from './commands/from-dir.js';
+import * as fromOciCmd from './commands/from-oci.js';
 import * as lsCmd from './commands/ls.js';
 import * as inspectCmd from './commands/inspect.js';
 import * as verifyCmd from './commands/verify.js';
@@ -61,6 +62,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   y = register(y, extractCmd as CommandModule<unknown>);
   y = register(y, toDirCmd as CommandModule<unknown>);
   y = register(y, fromDirCmd as CommandModule<unknown>);
+  y = register(y, fromOciCmd as CommandModule<unknown>);
   y = register(y, lsCmd as CommandModule<unknown>);
   y = register(y, inspectCmd as CommandModule<unknown>);
   y = register(y, verifyCmd as CommandModule<unknown>);

@@ -31,8 +31,19 @@ export interface BlobInfo {
 export async function findStorageRoot(dir: string): Promise<string | undefined> {
   const abs = resolve(dir);
   if (isDirectoryFollowing(storageRoot(abs))) return storageRoot(abs);
+  if (isLayout(abs)) return undefined;
   if (isDirectoryFollowing(join(abs, 'repositories')) || isDirectoryFollowing(join(abs, 'blobs'))) return abs;
   return undefined;
+}
+
+/** True if `dir` holds an OCI image layout's `oci-layout` file (a layout has `blobs/` too, not storage's). */
+function isLayout(dir: string): boolean {
+  return statData(join(dir, 'oci-layout')) !== undefined;
+}
+
+/** What NOT_REGISTRY says of an OCI image layout: the command that reads one. */
+function ociLayoutHint(dir: string): string | undefined {
+  return isLayout(dir) ? `it is an OCI image layout: import it into registry storage with "regfs from-oci ${dir} DEST"` : undefined;
 }
 
 /**
@@ -57,7 +68,7 @@ export class RegistryReader {
     const v2 = await findStorageRoot(dir);
     if (v2 === undefined) {
       const why = isDirectoryFollowing(dir) ? 'it holds no docker/registry/v2 (nor blobs/ or repositories/)' : 'no such directory';
-      throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${why}`, { path: dir });
+      throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${ociLayoutHint(dir) ?? why}`, { path: dir });
     }
     return new RegistryReader(v2);
   }
