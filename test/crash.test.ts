@@ -1,7 +1,8 @@
 /**
- * Crashes: each writing command of the built CLI (extract, to-dir, from-dir, gc --apply
- * --delete-untagged, rm of a repository and rm of a manifest) is SIGKILLed at 50 points
- * spread over its whole run, on a large synthetic store. After each kill:
+ * Crashes: each writing command of the built CLI (extract, to-dir, from-dir, from-oci of a
+ * layout tar, gc --apply --delete-untagged, rm of a repository and rm of a manifest) is
+ * SIGKILLed at 50 points (from-oci, whose writer extract and from-dir share: 12) spread over
+ * its whole run, on a large synthetic store. After each kill:
  *
  *   1. the source is unchanged (a find(1) listing of type, mode, size and mtime after every
  *      kill; the sha256 of every file too, after the series); the output passes
@@ -40,12 +41,14 @@
 import { LOCK_FILE } from '../src/fs/lock.js';
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { join, relative } from 'node:path';
 import { verify } from '../src/ops/verify.js';
 import { gc } from '../src/ops/gc.js';
-import { isRegfsError } from '../src/errors.js';
-import { digestOf } from '../src/digest.js';
+import { errnoCode, isRegfsError } from '../src/errors.js';
+import { digestHex, digestOf } from '../src/digest.js';
+import { MediaTypes } from '../src/manifest.js';
 import { blobDataPath } from '../src/registry/layout.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { skopeoCopy, skopeoManifestDigestOf, withRetry } from '../scripts/lib/skopeo.js';
@@ -81,7 +84,7 @@ import {
   type TreeWalk,
 } from './helpers/crash.js';
 
-const POINTS = Number(process.env.CRASH_POINTS ?? 50);
+const ALL_POINTS = Number(process.env.CRASH_POINTS ?? 50);
 const SCALE = Number(process.env.CRASH_SCALE ?? 1);
 const LANES = Number(process.env.CRASH_LANES ?? 2);
 /** Killed outputs per command that the real registry judges, and re-run results. */
@@ -102,6 +105,9 @@ let rmStore: CrashStore;
 let listFile: string;
 /** An uninterrupted to-dir export of the list: from-dir's input. */
 let exportDir: string;
+/** The export's tagged images as an OCI layout, and a tar of it (from-oci's input), in their own directory. */
+let ociDir: string;
+let ociTar: string;
 /** Content snapshots and find(1) listings of the trees no command may change. */
 const snapshots = new Map<string, Map<string, string>>();
 const listings = new Map<string, string>();
@@ -119,7 +125,9 @@ before(async () => {
   exportDir = join(scratch.dir, 'export');
   const r = await runKilled(['to-dir', listFile, store.root, exportDir]);
   assert.equal(r.code, 0, r.stderr);
-  for (const dir of [store.root, rmStore.root, exportDir]) {
+  ociDir = join(scratch.dir, 'oci');
+  ociTar = await ociArchiveOf(exportDir, ociDir);
+  for (const dir of [store.root, rmStore.root, exportDir, ociDir]) {
     snapshots.set(dir, await contentSnapshot(dir));
     listings.set(dir, await metaFingerprint(dir));
   }
@@ -128,6 +136,48 @@ before(async () => {
 after(async () => {
   await scratch?.cleanup();
 });
+
+/**
+ * An OCI layout of the export's tagged image directories (each `repo:tag` an index.json entry
+ * named by its full reference, its blobs and instances hard-linked into `blobs/sha256`), and a
+ * tar of it, as skopeo's oci-archive: is one; the tar's path.
+ */
+async function ociArchiveOf(exported: string, dir: string): Promise<string> {
+  const layout = join(dir, 'layout');
+  const blobs = join(layout, 'blobs', 'sha256');
+  await mkdir(blobs, { recursive: true });
+  const entries: Array<{ mediaType: string; digest: string; size: number; annotations: Record<string, string> }> = [];
+  const walk = async (d: string): Promise<void> => {
+    const names = await readdir(d, { withFileTypes: true });
+    if (!names.some((n) => n.name === 'manifest.json')) {
+      for (const n of names) if (n.isDirectory()) await walk(join(d, n.name));
+      return;
+    }
+    const ref = relative(exported, d);
+    if (ref.includes('@')) return;
+    const raw = await readFile(join(d, 'manifest.json'));
+    const digest = digestOf(raw);
+    await writeFile(join(blobs, digestHex(digest)), raw).catch(() => undefined);
+    for (const n of names) {
+      const m = /^([0-9a-f]{64})(\.manifest\.json)?$/.exec(n.name);
+      if (m !== null) {
+        await link(join(d, n.name), join(blobs, m[1]!)).catch((err: unknown) => {
+          if (errnoCode(err) !== 'EEXIST') throw err;
+        });
+      }
+    }
+    const doc = JSON.parse(raw.toString('utf8')) as { mediaType?: string; manifests?: unknown };
+    const mediaType = doc.mediaType ?? (doc.manifests === undefined ? MediaTypes.ociManifest : MediaTypes.ociIndex);
+    entries.push({ mediaType, digest, size: raw.length, annotations: { 'org.opencontainers.image.ref.name': ref } });
+  };
+  await walk(exported);
+  entries.sort((a, b) => a.annotations['org.opencontainers.image.ref.name']!.localeCompare(b.annotations['org.opencontainers.image.ref.name']!));
+  await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: entries }));
+  const tar = join(dir, 'layout.tar');
+  execFileSync('tar', ['-cf', tar, '-C', layout, '.']);
+  return tar;
+}
 
 /** One command under test. */
 interface Subject {
@@ -160,6 +210,8 @@ interface Subject {
   /** The result is minimal, so the registry's garbage collector finds nothing (not after rm, which leaves blobs to gc). */
   minimal: boolean;
   tags: Map<string, string>;
+  /** Kill points, if fewer than CRASH_POINTS (a command whose writer the others already cover). */
+  points?: number;
 }
 
 interface PointResult {
@@ -276,6 +328,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
   const work = join(scratch.dir, `work-${s.name.replace(/\W+/g, '-')}`);
   await mkdir(work, { recursive: true });
   const anchors = s.anchors ?? [{ path: s.lock, event: 'appear' as const }];
+  const points = Math.min(s.points ?? ALL_POINTS, ALL_POINTS);
 
   // Three uninterrupted runs: the result (the same every time), and when each phase begins.
   let want = new Map<string, string>();
@@ -313,7 +366,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
     spans: anchors.map((_, j) => median(timings.map((x) => x.spans[j]!))),
   };
   const seed = [...s.name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 0x01000193), 0x811c9dc5);
-  const killsFor = (out: string): KillAt[] => killPlan(POINTS, timing, anchors.map((a) => ({ path: join(out, a.path), event: a.event })), seed);
+  const killsFor = (out: string): KillAt[] => killPlan(points, timing, anchors.map((a) => ({ path: join(out, a.path), event: a.event })), seed);
 
   let registryKilled = 0;
   let registryRerun = 0;
@@ -349,7 +402,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
     const w = await walkTree(out);
     let phase: string;
     let leftovers: number;
-    const judgeKilled = run.killed && registryKilled < REGISTRY_KILLED && i >= ((registryKilled + 1) * POINTS) / (REGISTRY_KILLED + 1);
+    const judgeKilled = run.killed && registryKilled < REGISTRY_KILLED && i >= ((registryKilled + 1) * points) / (REGISTRY_KILLED + 1);
     if (s.kind === 'storage') {
       const census = storageCensus(w, V2);
       leftovers = census.leftovers;
@@ -400,7 +453,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
     }
 
     // 3. At a few points: full verify, and the registry on the re-run's result.
-    if (rerun.code === 0 && registryRerun < REGISTRY_RERUN && i >= ((registryRerun + 1) * POINTS) / (REGISTRY_RERUN + 1)) {
+    if (rerun.code === 0 && registryRerun < REGISTRY_RERUN && i >= ((registryRerun + 1) * points) / (REGISTRY_RERUN + 1)) {
       registryRerun++;
       const judge = join(work, `judge-rerun-${i}`);
       try {
@@ -427,7 +480,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: LANES }, async () => {
-      while (next < POINTS) results.push(await point(next++));
+      while (next < points) results.push(await point(next++));
     }),
   );
   await Promise.all(cleanups);
@@ -446,7 +499,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
   for (const r of results) bump(phases, r.phase);
   t.diagnostic(
     `${s.name}: uninterrupted ${Math.round(timing.total)} ms, the change from ${Math.round(timing.changeFrom)} ms, its phases ${timing.spans.map((x) => `${Math.round(x)} ms`).join(' + ')}; ` +
-      `kills: ${byPhase.join('; ')}; ${killed} of ${POINTS} landed mid-run (${retries} run${retries === 1 ? '' : 's'} that finished first run again with half the delay); ` +
+      `kills: ${byPhase.join('; ')}; ${killed} of ${points} landed mid-run (${retries} run${retries === 1 ? '' : 's'} that finished first run again with half the delay); ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s (${LANES} lanes)`,
   );
   t.diagnostic(`${s.name}: states after the kill: ${formatCounts(phases)}`);
@@ -463,11 +516,11 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
   for (const dir of s.unchanged) {
     assert.deepEqual(treeDiff(await contentSnapshot(dir), snapshots.get(dir)!), [], `${dir} (a source, or sharing its inodes with the copies) is unchanged in content, mode and mtime`);
   }
-  assert.ok(killed >= POINTS * 0.8, `most kills must land while the command runs (${killed} of ${POINTS})`);
+  assert.ok(killed >= points * 0.8, `most kills must land while the command runs (${killed} of ${points})`);
   assert.deepEqual(
     [...kinds].map(([kind, list]) => `×${list.length} ${kind}`),
     [],
-    `${new Set(failures.map((f) => /\(point (\d+)\)/.exec(f)![1])).size} of ${POINTS} kill points failed`,
+    `${new Set(failures.map((f) => /\(point (\d+)\)/.exec(f)![1])).size} of ${points} kill points failed`,
   );
 }
 
@@ -573,6 +626,27 @@ test('crash: from-dir, SIGKILLed at 50 points, leaves only complete tags; a re-r
     served: () => ({ expected: sampleTags(store), absent: [`${store.untagged[0]!.repo}@${store.untagged[0]!.digest}`] }),
     minimal: true,
     tags: store.tags,
+  });
+});
+
+test('crash: from-oci of a layout tar, SIGKILLed at 12 points, leaves only complete tags; a re-run finishes the job', { timeout: TIMEOUT }, async (t) => {
+  await crashSeries(t, {
+    name: 'from-oci',
+    args: (out) => ['from-oci', ociTar, out],
+    lock: join(V2, LOCK),
+    anchors: storageAnchors(),
+    source: ociDir,
+    unchanged: [ociDir, store.root],
+    kind: 'storage',
+    phase: (c, f) => writePhase(c as StorageCensus, f as StorageCensus),
+    // A killed run's staging directory in the blob tree, as extract's and from-dir's temp files.
+    leftoversForGc: true,
+    served: () => ({ expected: sampleTags(store), absent: [`${store.untagged[0]!.repo}@${store.untagged[0]!.digest}`] }),
+    minimal: true,
+    tags: store.tags,
+    // The writer is the one extract and from-dir are killed in at 50 points; these kills are
+    // spread over from-oci's own part too, the tar read into its staging directory.
+    points: 12,
   });
 });
 

@@ -204,8 +204,13 @@ test('from-oci: a tar from standard input, with index.json before or after the b
     assert.equal(d.code, 0, d.stderr);
     assert.match(d.stdout, /team\/app\/worker:1\.1/);
     await assert.rejects(access(dry), 'a dry run creates nothing');
+    // A staging directory a killed run left (the lock is taken over) is removed, with what it holds.
+    const stale = join(dest, V2, 'blobs', `.from-oci.99999-0a1b2c3d-0.regfs-tmp`);
+    await mkdir(stale, { recursive: true });
+    await writeFile(join(stale, `sha256-${'0'.repeat(64)}`), 'staged');
     const r = await runCli(['from-oci', tar, dest]);
     assert.equal(r.code, 0, r.stderr);
+    await assert.rejects(access(stale), 'the stale staging directory is gone');
   }
   await assertServed(
     dest,

@@ -13,7 +13,7 @@
  * (hard-linked from a directory by the `--link` modes; from a tar, the blobs staged in the
  * output's own blob tree are linked into place), then links, then tags.
  */
-import { readFileSync, rmSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +27,7 @@ import { statData } from '../registry/follow.js';
 import { blobDataPath, blobsDir } from '../registry/layout.js';
 import { findStorageRoot, MANIFEST_MAX_BYTES } from '../registry/read.js';
 import { countPlanFiles, writePlan, type BlobSource, type WritePlan } from '../registry/write.js';
-import { tempPathFor } from '../fs/atomic.js';
+import { tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
 import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } from '../oci/layout.js';
 import { readArchive, type ArchiveContent } from '../oci/archive.js';
@@ -207,7 +207,8 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
       // A directory of its own in the blob tree, named as regfs temp files are: the registry
       // reads only `data` files there, and verify and gc know it for a leftover if a run dies.
       out.dirs.ensure(blobsDir(out.v2));
-      const stage = tempPathFor(join(blobsDir(out.v2), 'from-oci'));
+      removeDeadStages(blobsDir(out.v2));
+      const stage = tempPathFor(join(blobsDir(out.v2), STAGE_NAME));
       try {
         mkdirSync(stage);
       } catch (err) {
@@ -231,6 +232,23 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
     },
     out.dirs,
   );
+}
+
+/** The staging directory of a tar's blobs: `<v2>/blobs/.from-oci.<pid>-<random>-<n>.regfs-tmp`. */
+const STAGE_NAME = 'from-oci';
+
+/**
+ * Remove the staging directories killed runs left (with the lock held, no live run has one):
+ * they may hold as many bytes as the archive, and a re-run would stage them all again.
+ */
+function removeDeadStages(blobs: string): void {
+  try {
+    for (const name of readdirSync(blobs)) {
+      if (name.startsWith(`.${STAGE_NAME}.`) && name.endsWith(TEMP_SUFFIX)) rmSync(join(blobs, name), { recursive: true, force: true });
+    }
+  } catch (err) {
+    throw ioError('removing staging directories of killed runs in', blobs, err);
+  }
 }
 
 /** How entries get their names. */
