@@ -407,6 +407,8 @@ test('from-oci: a tar with entries outside the layout, a link entry, a wrong has
     const r = await refused([tar, dest], code, dest);
     if (code === 'BLOB_UNKNOWN' || code === 'DIGEST_MISMATCH') assert.ok(r.stderr.includes(`${tar}:${layerEntry}`), r.stderr);
   }
+  // A tar ends at its end-of-archive blocks: an endless input (here /dev/zero, all end blocks) is not read on.
+  await refused(['/dev/zero', dest], 'ARCHIVE_INVALID', dest);
   // The truncated archive, read by a dry run too.
   await refused([join(t.dir, 'bad-truncated.tar'), join(t.dir, 'dry-badtar'), '--dry-run'], 'ARCHIVE_INVALID', join(t.dir, 'dry-badtar'));
   // Entries that are not the layout's (docker save's manifest.json, a link elsewhere) are skipped.

@@ -110,6 +110,15 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
       opts.onProgress?.(consumed, opts.totalBytes);
     });
     parser.on('error', fail);
+    // The end-of-archive blocks: whatever follows is padding. A named input is not read on (a
+    // device such as /dev/zero never ends); standard input is drained, so the writer of the
+    // pipe (tar, docker save) is not cut off while it writes its padding.
+    parser.on('eof', () => {
+      if (typeof input !== 'string') return;
+      source.unpipe(parser);
+      source.destroy();
+      parser.end();
+    });
     parser.on('end', () => {
       if (failed === undefined) resolve(content);
     });
@@ -263,7 +272,6 @@ function memorySink(keep: boolean): Sink {
 /** The tar library's errors (a truncated or damaged archive, not a tar at all) as ARCHIVE_INVALID. */
 function toArchiveError(err: unknown, label: string): RegfsError {
   if (err instanceof RegfsError) return err;
-  const e = err as { tarCode?: string; message?: string };
-  const what = e.tarCode === 'TAR_BAD_ARCHIVE' ? 'is not a whole tar archive' : 'is a damaged tar archive';
-  return new RegfsError('ARCHIVE_INVALID', `archive "${label}" ${what}: ${String(e.message ?? err)}`, { path: label, cause: err });
+  const message = err instanceof Error ? err.message : String(err);
+  return new RegfsError('ARCHIVE_INVALID', `archive "${label}" is not a whole, readable tar (truncated, damaged, or no tar): ${message}`, { path: label, cause: err });
 }
