@@ -41,16 +41,15 @@
 import { LOCK_FILE } from '../src/fs/lock.js';
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { link, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { verify } from '../src/ops/verify.js';
 import { gc } from '../src/ops/gc.js';
-import { errnoCode, isRegfsError } from '../src/errors.js';
-import { digestHex, digestOf } from '../src/digest.js';
-import { MediaTypes } from '../src/manifest.js';
+import { isRegfsError } from '../src/errors.js';
+import { digestOf } from '../src/digest.js';
 import { blobDataPath } from '../src/registry/layout.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
+import { ociLayoutFromExport, tarLayout } from '../scripts/lib/oci-from-export.js';
 import { skopeoCopy, skopeoManifestDigestOf, withRetry } from '../scripts/lib/skopeo.js';
 import { assertServed, assertServing, type Served } from './helpers/judge.js';
 import {
@@ -126,7 +125,9 @@ before(async () => {
   const r = await runKilled(['to-dir', listFile, store.root, exportDir]);
   assert.equal(r.code, 0, r.stderr);
   ociDir = join(scratch.dir, 'oci');
-  ociTar = await ociArchiveOf(exportDir, ociDir);
+  await ociLayoutFromExport(exportDir, join(ociDir, 'layout'));
+  ociTar = join(ociDir, 'layout.tar');
+  tarLayout(join(ociDir, 'layout'), ociTar);
   for (const dir of [store.root, rmStore.root, exportDir, ociDir]) {
     snapshots.set(dir, await contentSnapshot(dir));
     listings.set(dir, await metaFingerprint(dir));
@@ -136,48 +137,6 @@ before(async () => {
 after(async () => {
   await scratch?.cleanup();
 });
-
-/**
- * An OCI layout of the export's tagged image directories (each `repo:tag` an index.json entry
- * named by its full reference, its blobs and instances hard-linked into `blobs/sha256`), and a
- * tar of it, as skopeo's oci-archive: is one; the tar's path.
- */
-async function ociArchiveOf(exported: string, dir: string): Promise<string> {
-  const layout = join(dir, 'layout');
-  const blobs = join(layout, 'blobs', 'sha256');
-  await mkdir(blobs, { recursive: true });
-  const entries: Array<{ mediaType: string; digest: string; size: number; annotations: Record<string, string> }> = [];
-  const walk = async (d: string): Promise<void> => {
-    const names = await readdir(d, { withFileTypes: true });
-    if (!names.some((n) => n.name === 'manifest.json')) {
-      for (const n of names) if (n.isDirectory()) await walk(join(d, n.name));
-      return;
-    }
-    const ref = relative(exported, d);
-    if (ref.includes('@')) return;
-    const raw = await readFile(join(d, 'manifest.json'));
-    const digest = digestOf(raw);
-    await writeFile(join(blobs, digestHex(digest)), raw).catch(() => undefined);
-    for (const n of names) {
-      const m = /^([0-9a-f]{64})(\.manifest\.json)?$/.exec(n.name);
-      if (m !== null) {
-        await link(join(d, n.name), join(blobs, m[1]!)).catch((err: unknown) => {
-          if (errnoCode(err) !== 'EEXIST') throw err;
-        });
-      }
-    }
-    const doc = JSON.parse(raw.toString('utf8')) as { mediaType?: string; manifests?: unknown };
-    const mediaType = doc.mediaType ?? (doc.manifests === undefined ? MediaTypes.ociManifest : MediaTypes.ociIndex);
-    entries.push({ mediaType, digest, size: raw.length, annotations: { 'org.opencontainers.image.ref.name': ref } });
-  };
-  await walk(exported);
-  entries.sort((a, b) => a.annotations['org.opencontainers.image.ref.name']!.localeCompare(b.annotations['org.opencontainers.image.ref.name']!));
-  await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: entries }));
-  const tar = join(dir, 'layout.tar');
-  execFileSync('tar', ['-cf', tar, '-C', layout, '.']);
-  return tar;
-}
 
 /** One command under test. */
 interface Subject {

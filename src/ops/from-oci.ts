@@ -67,6 +67,8 @@ interface LayoutBlob {
   path: string | undefined;
   data: Buffer | undefined;
   size: number;
+  /** What its bytes hash to, when they were hashed as they were read (a tar's). */
+  hashed?: Digest | undefined;
 }
 
 /** Reading one layout, a directory or an archive already read. */
@@ -77,7 +79,7 @@ interface LayoutReader {
   find(d: Digest): LayoutBlob | undefined;
   /** A manifest's bytes. */
   bytes(b: LayoutBlob, d: Digest): Buffer;
-  /** Check a blob's bytes hash to `d` (DIGEST_MISMATCH otherwise); the bytes hashed. */
+  /** Check that a blob's bytes hash to `d` (DIGEST_MISMATCH otherwise). */
   check(d: Digest, b: LayoutBlob): Promise<void>;
 }
 
@@ -135,8 +137,13 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
       bytes: (b) => readBytes(b.path!),
       async check(d, b) {
         const path = b.path!;
-        const st = statSync(path);
-        const key = `${st.dev}:${st.ino}`;
+        let key: string;
+        try {
+          const st = statSync(path);
+          key = `${st.dev}:${st.ino}`;
+        } catch (err) {
+          throw ioError('reading blob', path, err);
+        }
         let p = hashed.get(key);
         if (p === undefined) {
           p = b.size <= SMALL_FILE_BYTES ? Promise.resolve().then(() => digestSmallFileSync(path, digestAlgorithm(d))) : limit(() => digestFile(path, digestAlgorithm(d)));
@@ -184,8 +191,7 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
       find: (d) => content.blobs.get(d),
       bytes: (b, d) => b.data ?? readBytes(b.path ?? where(d)),
       async check(d, b) {
-        const h = (b as { hashed?: Digest }).hashed;
-        if (h !== undefined && h !== d) throw mismatch(where(d), d, h);
+        if (b.hashed !== undefined && b.hashed !== d) throw mismatch(where(d), d, b.hashed);
       },
     };
     const images = await readImages(index, reader, naming, opts, problems, warn);
