@@ -8,6 +8,7 @@ import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'nod
 import { RegfsError } from '../errors.js';
 import { OutputDirs } from '../fs/atomic.js';
 import { STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
+import { OCI_LAYOUT_FILE } from '../oci/layout.js';
 
 /**
  * The storage root to write for an output directory, and whether it exists yet: the output
@@ -21,7 +22,7 @@ export async function outputStorageRoot(out: string): Promise<{ v2: string; exis
   const abs = resolve(out);
   const v2 = abs.endsWith(sep + STORAGE_PREFIX) ? abs : storageRoot(abs);
   const there = await exists(v2);
-  if (!there && (await exists(join(abs, 'oci-layout')))) {
+  if (!there && (await exists(join(abs, OCI_LAYOUT_FILE)))) {
     throw new RegfsError('NOT_REGISTRY', `output "${out}" is an OCI image layout, not registry storage; regfs writes registry storage, and writes a layout with "regfs to-oci"`, { path: out });
   }
   return { v2, exists: there, dirs: new OutputDirs(abs) };

@@ -14,6 +14,7 @@ import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, layerLinkPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
 import { directoryId, isDirectoryFollowing, listEntries, statData, type Entry } from './follow.js';
 import { parseLinkContent, readLinkBytes } from './link-file.js';
+import { OCI_LAYOUT_FILE } from '../oci/layout.js';
 
 /** The largest manifest the registry accepts (distribution's maxManifestBodySize, 4 MiB); regfs reads no larger one. */
 export const MANIFEST_MAX_BYTES = 4 << 20;
@@ -38,7 +39,7 @@ export async function findStorageRoot(dir: string): Promise<string | undefined> 
 
 /** True if `dir` holds an OCI image layout's `oci-layout` file (a layout has `blobs/` too, not storage's). */
 function isLayout(dir: string): boolean {
-  return statData(join(dir, 'oci-layout')) !== undefined;
+  return statData(join(dir, OCI_LAYOUT_FILE)) !== undefined;
 }
 
 /** What NOT_REGISTRY says of an OCI image layout: the command that reads one. */
@@ -67,8 +68,10 @@ export class RegistryReader {
   static async open(dir: string): Promise<RegistryReader> {
     const v2 = await findStorageRoot(dir);
     if (v2 === undefined) {
+      const layout = ociLayoutHint(dir);
+      if (layout !== undefined) throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${layout}`, { path: dir });
       const why = isDirectoryFollowing(dir) ? 'it holds no docker/registry/v2 (nor blobs/ or repositories/)' : 'no such directory';
-      throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${ociLayoutHint(dir) ?? why}`, { path: dir });
+      throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${why}`, { path: dir });
     }
     return new RegistryReader(v2);
   }
