@@ -203,6 +203,10 @@ test('from-oci: a tar from standard input, with index.json before or after the b
     const d = await runCli(['from-oci', tar, dry, '--dry-run']);
     assert.equal(d.code, 0, d.stderr);
     assert.match(d.stdout, /team\/app\/worker:1\.1/);
+    const planned = checkJsonDocument('from-oci', (await runCli(['from-oci', tar, dry, '--dry-run', '--json'])).stdout, 0);
+    assert.equal(planned['dryRun'], true);
+    assert.equal(planned['format'], 'archive');
+    assert.equal((planned['plan'] as { blobs: number }).blobs, files.filter((f) => f.path.startsWith('blobs/')).length);
     await assert.rejects(access(dry), 'a dry run creates nothing');
     // A staging directory a killed run left (the lock is taken over) is removed, with what it holds.
     const stale = join(dest, V2, 'blobs', `.from-oci.99999-0a1b2c3d-0.regfs-tmp`);
@@ -350,6 +354,10 @@ test('from-oci: a damaged layout directory is refused with its code, nothing wri
   await rm(layerPath(dir));
   let r = await refused([dir, dest], 'BLOB_UNKNOWN', dest);
   assert.ok(r.stderr.includes(layerPath(dir)), r.stderr);
+  // With --json: one document of the schema, the problem in it.
+  const failed = checkJsonDocument('from-oci', (await runCli(['from-oci', dir, dest, '--json'])).stdout, 1);
+  assert.equal((failed['error'] as { code: string }).code, 'INCOMPLETE');
+  assert.deepEqual((failed['problems'] as Array<{ code: string }>).map((p) => p.code), ['BLOB_UNKNOWN']);
 
   dir = await copyLayout(single, 'wronghash');
   const bytes = await readFile(layerPath(dir));
