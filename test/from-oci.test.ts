@@ -19,6 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { access, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { Header } from 'tar/header';
 import { fromOci } from '../src/ops/from-oci.js';
 import { digestHex, digestOf, type Digest } from '../src/digest.js';
@@ -216,6 +217,12 @@ test('from-oci: a tar from standard input, with index.json before or after the b
     assert.equal(r.code, 0, r.stderr);
     await assert.rejects(access(stale), 'the stale staging directory is gone');
   }
+  // A gzip-compressed tar of a layout is read the same way.
+  const gz = join(t.dir, 'single.tar.gz');
+  await writeFile(gz, gzipSync(await readFile(join(t.dir, 'single-last.tar'))));
+  const z = await runCli(['from-oci', gz, join(t.dir, 'dest-gz'), '--json']);
+  assert.equal(z.code, 0, z.stderr);
+  assert.deepEqual((checkJsonDocument('from-oci', z.stdout, 0)['images'] as Array<{ digest: string }>).map((i) => i.digest), [fixture('team/app/worker:1.1').digest]);
   await assertServed(
     dest,
     [
@@ -406,6 +413,8 @@ test('from-oci: a tar with entries outside the layout, a link entry, a wrong has
     ['missing', tarOf(files.filter((f) => f.path !== layerEntry)), 'BLOB_UNKNOWN'],
     ['noindex', tarOf(files.filter((f) => f.path !== 'index.json')), 'NOT_OCI_LAYOUT'],
     ['notatar', Buffer.alloc(4096, 'not a tar '), 'ARCHIVE_INVALID'],
+    // zstd's magic number: a compression this Node cannot undo is refused, not a crash.
+    ['zstd', Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(4092, 1)]), 'ARCHIVE_INVALID'],
   ];
   const whole = await readFile(archive);
   cases.push(['truncated', whole.subarray(0, Math.floor(whole.length / 2) + 100), 'ARCHIVE_INVALID']);

@@ -90,33 +90,57 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
   // Loaded here, not at start-up: only this command reads tars.
   const { Parser } = await import('tar/parse');
   const content: ArchiveContent = { ociLayout: undefined, index: undefined, blobs: new Map(), bytesRead: 0 };
-  const parser = new Parser({ strict: true });
+  // gzip is undone (a .tar.gz of a layout); brotli and zstd are not: Node 20 has no zstd, and
+  // brotli has no magic number, so a damaged tar would be taken for it.
+  const parser = new Parser({ strict: true, brotli: false, zstd: false });
   const source = typeof input === 'string' ? createReadStream(input, { highWaterMark: 1 << 20 }) : input;
   let failed: unknown;
   let consumed = 0;
 
   return new Promise<ArchiveContent>((resolve, reject) => {
+    let reading = true;
+    const stop = (): void => {
+      reading = false;
+      // A named input is not read on; standard input is drained, so that its writer is not cut off.
+      if (typeof input === 'string') source.destroy();
+      else source.resume();
+    };
     const fail = (err: unknown): void => {
       if (failed !== undefined) return;
       failed = err;
-      source.unpipe?.(parser);
-      if (typeof input === 'string') source.destroy();
-      else source.resume();
+      stop();
       reject(toArchiveError(err, opts.label));
     };
     source.on('error', (err: Error) => fail(typeof input === 'string' ? ioError('reading', input, err) : ioError('reading', opts.label, err)));
+    // The parser is fed here, not piped, so that anything it throws is this run's failure,
+    // never an uncaught exception; its backpressure pauses the input.
     source.on('data', (c: Buffer) => {
+      if (!reading) return;
       consumed += c.length;
       opts.onProgress?.(consumed, opts.totalBytes);
+      try {
+        if (!parser.write(c)) source.pause();
+      } catch (err) {
+        fail(err);
+      }
+    });
+    parser.on('drain', () => {
+      if (reading) source.resume();
+    });
+    source.on('end', () => {
+      if (!reading) return;
+      try {
+        parser.end();
+      } catch (err) {
+        fail(err);
+      }
     });
     parser.on('error', fail);
-    // The end-of-archive blocks: whatever follows is padding. A named input is not read on (a
-    // device such as /dev/zero never ends); standard input is drained, so the writer of the
-    // pipe (tar, docker save) is not cut off while it writes its padding.
+    // The end-of-archive blocks: whatever follows is padding, and is not parsed (a device such
+    // as /dev/zero never ends; the writer of a pipe, tar or docker save, may still be writing).
     parser.on('eof', () => {
-      if (typeof input !== 'string') return;
-      source.unpipe(parser);
-      source.destroy();
+      if (!reading) return;
+      stop();
       parser.end();
     });
     parser.on('end', () => {
@@ -134,7 +158,6 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
         fail(err);
       }
     });
-    source.pipe(parser);
   });
 }
 
