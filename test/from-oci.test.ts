@@ -428,6 +428,13 @@ test('from-oci: a tar with entries outside the layout, a link entry, a wrong has
   await refused(['/dev/zero', dest], 'ARCHIVE_INVALID', dest);
   // The truncated archive, read by a dry run too.
   await refused([join(t.dir, 'bad-truncated.tar'), join(t.dir, 'dry-badtar'), '--dry-run'], 'ARCHIVE_INVALID', join(t.dir, 'dry-badtar'));
+  // An entry that names a layer as its manifest: not JSON, for a run and for a dry run (which keeps only JSON blobs in memory).
+  const layerFile = files.find((f) => f.path === layerEntry)!;
+  const asManifest = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifest.layers.at(-1)!.digest, size: layerFile.data.length, annotations: { 'org.opencontainers.image.ref.name': 'team/layer:1' } }] };
+  const layerTar = join(t.dir, 'bad-layer-as-manifest.tar');
+  await writeFile(layerTar, tarOf([...files.filter((f) => f.path !== 'index.json'), { path: 'index.json', data: Buffer.from(JSON.stringify(asManifest)) }]));
+  await refused([layerTar, dest], 'MANIFEST_INVALID', dest);
+  await refused([layerTar, join(t.dir, 'dry-badtar'), '--dry-run'], 'MANIFEST_INVALID', join(t.dir, 'dry-badtar'));
   // Entries that are not the layout's (docker save's manifest.json, a link elsewhere) are skipped.
   const extra = join(t.dir, 'extra.tar');
   await writeFile(extra, tarOf([...files, { path: 'manifest.json', data: Buffer.from('[]') }, { path: 'legacy/layer.tar', type: 'SymbolicLink', linkpath: `../${layerEntry}` }]));

@@ -28,7 +28,7 @@ import { INDEX_FILE, OCI_LAYOUT_FILE } from './layout.js';
 export interface ArchiveBlob {
   /** A staged file, a file the output already holds, or undefined when `data` holds the bytes. */
   path: string | undefined;
-  /** The bytes, for a blob kept in memory (a dry run keeps small blobs so; larger ones are dropped). */
+  /** The bytes, for a blob kept in memory (a dry run keeps small JSON blobs so: possible manifests; the others are dropped). */
   data: Buffer | undefined;
   size: number;
   /** The digest of the bytes read; undefined if not hashed (noVerify, or taken from the output). */
@@ -55,7 +55,7 @@ export interface ReadArchiveOptions {
   hash: boolean;
   /** The output's data file for a digest, if it holds one: such blobs are not staged. */
   existing: (d: Digest) => { path: string; size: number } | undefined;
-  /** Bytes up to which a dry run keeps a blob in memory (a manifest must be read). */
+  /** Bytes up to which a dry run keeps a JSON blob in memory (a manifest must be read). */
   keepBytes: number;
   /** The largest index.json read. */
   indexMaxBytes: number;
@@ -275,16 +275,24 @@ function fileSink(path: string): Sink {
   };
 }
 
-/** A dry run's blob: kept in memory if small enough to be a manifest, else only hashed. */
-function memorySink(keep: boolean): Sink {
+/**
+ * A dry run's blob: kept in memory if it may be a manifest (small enough, and JSON: its first
+ * byte other than JSON whitespace is `{`), else only hashed. Layers (gzip, tar) are never kept.
+ */
+function memorySink(small: boolean): Sink {
   const chunks: Buffer[] = [];
+  let keep: boolean | undefined = small ? undefined : false;
   return {
     failed: false,
     write(c) {
-      if (keep) chunks.push(c);
+      if (keep === undefined) {
+        const first = c.findIndex((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+        if (first >= 0) keep = c[first] === 0x7b;
+      }
+      if (keep !== false) chunks.push(c);
     },
     close() {
-      return { path: undefined, data: keep ? Buffer.concat(chunks) : undefined };
+      return { path: undefined, data: keep === true ? Buffer.concat(chunks) : undefined };
     },
     abandon() {
       chunks.length = 0;

@@ -189,7 +189,12 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
     const reader: LayoutReader = {
       where,
       find: (d) => content.blobs.get(d),
-      bytes: (b, d) => b.data ?? readBytes(b.path ?? where(d)),
+      bytes(b, d) {
+        if (b.data !== undefined) return b.data;
+        // A dry run keeps only blobs that may be manifests (JSON); this one cannot be.
+        if (b.path === undefined) throw new RegfsError('MANIFEST_INVALID', `manifest "${where(d)}" (${d}) is not JSON`, { path: where(d), digest: d });
+        return readBytes(b.path);
+      },
       async check(d, b) {
         if (b.hashed !== undefined && b.hashed !== d) throw mismatch(where(d), d, b.hashed);
       },
