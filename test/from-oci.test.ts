@@ -305,6 +305,32 @@ test('from-oci: a layer with urls absent from the layout is foreign: imported wi
   }
 });
 
+test('from-oci: indexes nested deeper than 16 are INDEX_TOO_DEEP; 16 deep is imported', async () => {
+  const worker = fixture('team/app/worker:1.1');
+  for (const [depth, ok] of [
+    [16, true],
+    [17, false],
+  ] as const) {
+    const dir = join(t.dir, `deep-${depth}`);
+    await fixtureBlobs(dir, [worker.digest, ...worker.blobs]);
+    let child = await entryOf('team/app/worker:1.1', undefined);
+    for (let i = 0; i < depth; i++) {
+      const raw = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [child] }));
+      await writeFile(join(dir, 'blobs/sha256', digestHex(digestOf(raw))), raw);
+      child = { mediaType: 'application/vnd.oci.image.index.v1+json', digest: digestOf(raw), size: raw.length };
+    }
+    await writeLayout(dir, [{ ...child, annotations: { 'org.opencontainers.image.ref.name': 'deep/tool:1' } }]);
+    const dest = join(t.dir, `dest-deep-${depth}`);
+    if (ok) {
+      const r = await runCli(['from-oci', dir, dest]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /imported 1 image/);
+    } else {
+      await refused([dir, dest], 'INDEX_TOO_DEEP', dest);
+    }
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // 3. Names
 
