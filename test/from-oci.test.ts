@@ -29,7 +29,7 @@ import { skopeoCopy, skopeoManifestDigestOf } from '../scripts/lib/skopeo.js';
 import { checkJsonDocument } from '../scripts/lib/json-schemas.js';
 import { FIXTURE_ROOT, readFixtureManifest } from './helpers/fixture.js';
 import { runCli, type CliResult } from './helpers/cli.js';
-import { assertServed, type Served } from './helpers/judge.js';
+import { assertServed, assertServing, type Served } from './helpers/judge.js';
 import { copyTree, listFiles, tempDir } from './helpers/tree.js';
 
 const V2 = 'docker/registry/v2';
@@ -303,6 +303,34 @@ test('from-oci: a layer with urls absent from the layout is foreign: imported wi
   } finally {
     await reg.stop();
   }
+});
+
+test('from-oci: merges into storage the registry wrote: a new tag, and an existing tag moved', async () => {
+  const dest = join(t.dir, 'dest-merge');
+  await copyTree(FIXTURE_ROOT, dest);
+  const worker = fixture('team/app/worker:1.1').digest;
+  for (const name of ['team/app:imported', 'team/app:v2']) {
+    const r = await runCli(['from-oci', single, dest, '--name', name]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const reg = await startRegistry({ root: dest, readOnly: true });
+  try {
+    await assertServing(
+      reg.host,
+      [
+        { name: 'team/app:imported', digest: worker },
+        { name: 'team/app:v2', digest: worker },
+        { name: 'team/app:v1', digest: fixture('team/app:v1').digest },
+        { name: 'multiarch/tool:1.0', digest: fixture('multiarch/tool:1.0').digest },
+      ],
+      [],
+      join(t.dir, 'judge-merge'),
+    );
+  } finally {
+    await reg.stop();
+  }
+  const verified = await runCli(['verify', dest]);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
 });
 
 test('from-oci: indexes nested deeper than 16 are INDEX_TOO_DEEP; 16 deep is imported', async () => {
