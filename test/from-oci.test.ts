@@ -22,6 +22,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar/header';
 import { fromOci } from '../src/ops/from-oci.js';
+import { extract } from '../src/ops/extract.js';
+import { toDir } from '../src/ops/to-dir.js';
+import { ociLayoutFromExport, tarLayout } from '../scripts/lib/oci-from-export.js';
 import { digestHex, digestOf, type Digest } from '../src/digest.js';
 import { blobDataPath } from '../src/registry/layout.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
@@ -90,6 +93,13 @@ async function readIndex(dir: string): Promise<{ schemaVersion: 2; manifests: In
 }
 
 const refName = (e: IndexEntry): string => e.annotations!['org.opencontainers.image.ref.name']!;
+
+/** Every file under `root` and the digest of its bytes. */
+async function treeContents(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const f of await listFiles(root)) out.set(f, digestOf(await readFile(join(root, f))));
+  return out;
+}
 
 /** A copy of a layout to damage. */
 async function copyLayout(from: string, name: string): Promise<string> {
@@ -232,6 +242,25 @@ test('from-oci: a tar from standard input, with index.json before or after the b
     [],
     join(t.dir, 'judge-stdin'),
   );
+});
+
+test('from-oci(layout(to-dir(list))) writes exactly what extract(list) writes, from a directory and from a tar', async () => {
+  const dir = join(t.dir, 'exact');
+  await mkdir(dir);
+  const list = join(dir, 'images.list');
+  await writeFile(list, `${['team/app', 'multiarch/tool', 'library/busybox:1.36', 'tools/nomediatype:1.0', 'team/app/worker:1.1'].join('\n')}\n`);
+  await extract({ list, source: FIXTURE_ROOT, output: join(dir, 'extracted') });
+  const want = await treeContents(join(dir, 'extracted'));
+  await toDir({ list, source: FIXTURE_ROOT, output: join(dir, 'export') });
+  const lay = join(dir, 'layout');
+  assert.equal(await ociLayoutFromExport(join(dir, 'export'), lay), 10, 'every tag of the list');
+  tarLayout(lay, join(dir, 'layout.tar'));
+  for (const input of [lay, join(dir, 'layout.tar')]) {
+    const dest = join(dir, `imported-${input === lay ? 'dir' : 'tar'}`);
+    const r = await fromOci({ input, output: dest });
+    assert.equal(r.images.length, 10);
+    assert.deepEqual(await treeContents(dest), want, input);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
