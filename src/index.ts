@@ -44,7 +44,9 @@ export { createLinker, LINK_MODES, type LinkMode, type Linker, type LinkFs, type
 export { resolveImages, type ResolvedImage, type Resolution } from './ops/resolve.js';
 export { planWrites, type ImageContent } from './ops/common.js';
 export { extract, type ExtractOptions, type ExtractResult, type ImageSummary } from './ops/extract.js';
-export { toDir, parsePlatform, DIGEST_FILE, type ToDirOptions, type ToDirResult, type ExportedImage, type ToDirStats } from './ops/to-dir.js';
+export { parsePlatform } from './ops/platform.js';
+export { toOci, type ToOciOptions, type ToOciResult, type ToOciStats } from './ops/to-oci.js';
+export { toDir, DIGEST_FILE, type ToDirOptions, type ToDirResult, type ExportedImage, type ToDirStats } from './ops/to-dir.js';
 export { fromDir, type FromDirOptions, type FromDirResult } from './ops/from-dir.js';
 export { fromOci, type FromOciOptions, type FromOciResult } from './ops/from-oci.js';
 export { schema1Payload } from './schema1.js';

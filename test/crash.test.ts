@@ -1,6 +1,6 @@
 /**
- * Crashes: each writing command of the built CLI (extract, to-dir, from-dir, from-oci of a
- * layout tar, gc --apply --delete-untagged, rm of a repository and rm of a manifest) is
+ * Crashes: each writing command of the built CLI (extract, to-dir, from-dir, to-oci, from-oci
+ * of a layout tar, gc --apply --delete-untagged, rm of a repository and rm of a manifest) is
  * SIGKILLed at 50 points (from-oci, whose writer extract and from-dir share: 12) spread over
  * its whole run, on a large synthetic store. After each kill:
  *
@@ -56,6 +56,8 @@ import {
   CRASH_SHAPE,
   bump,
   checkExport,
+  checkOciLayout,
+  ociPhase,
   contentSnapshot,
   contentTree,
   describeKill,
@@ -76,6 +78,7 @@ import {
   writePhase,
   type CrashStore,
   type ExportCensus,
+  type OciCensus,
   type Anchor,
   type KillAt,
   type StorageCensus,
@@ -157,9 +160,9 @@ interface Subject {
   source?: string;
   /** Trees whose content, mode and mtime must be as before, checked after the series: the source, or the store the copies share inodes with. */
   unchanged: string[];
-  kind: 'storage' | 'export';
+  kind: 'storage' | 'export' | 'oci';
   /** The state a killed run left, from the census of its output and of the uninterrupted result. */
-  phase: (c: StorageCensus | ExportCensus, full: StorageCensus | ExportCensus) => string;
+  phase: (c: StorageCensus | ExportCensus | OciCensus, full: StorageCensus | ExportCensus | OciCensus) => string;
   /** Temp files and staging directories a re-run leaves are gc's to remove (extract, from-dir). */
   leftoversForGc?: boolean;
   /** After a kill: the tags the registry must serve (default: a sample of those visible in the output). */
@@ -291,7 +294,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
 
   // Three uninterrupted runs: the result (the same every time), and when each phase begins.
   let want = new Map<string, string>();
-  let full: StorageCensus | ExportCensus | undefined;
+  let full: StorageCensus | ExportCensus | OciCensus | undefined;
   const timings: Array<{ total: number; changeFrom: number; spans: number[] }> = [];
   for (const k of [0, 1, 2]) {
     const base = join(work, `base${k}`);
@@ -309,9 +312,9 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
     if (k === 0) {
       want = tree;
       const w = await walkTree(base);
-      full = s.kind === 'storage' ? storageCensus(w, V2) : await checkExport(base, w);
+      full = s.kind === 'storage' ? storageCensus(w, V2) : s.kind === 'oci' ? await checkOciLayout(base, w) : await checkExport(base, w);
       if (s.kind === 'storage') assert.deepEqual(await verifyFindings(base, false), [], `${s.name}: the uninterrupted result verifies clean`);
-      else assert.deepEqual((full as ExportCensus).problems, [], `${s.name}: the uninterrupted export is complete`);
+      else assert.deepEqual((full as ExportCensus | OciCensus).problems, [], `${s.name}: the uninterrupted export is complete`);
     } else {
       assert.deepEqual(treeDiff(tree, want), [], `${s.name}: uninterrupted runs leave the same tree`);
     }
@@ -374,6 +377,11 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
         const sample = s.servedWhileKilled?.(visible) ?? spread(visible, 3).map((name) => ({ name, digest: s.tags.get(name)! }));
         await serve(out, sample, [], join(work, `judge-${i}`)).catch((err: Error) => fail(`the registry on the killed output: ${err.message}`));
       }
+    } else if (s.kind === 'oci') {
+      const census = await checkOciLayout(out, w);
+      leftovers = census.leftovers;
+      phase = run.killed ? s.phase(census, full!) : 'finished before the kill';
+      if (census.problems.length > 0) fail(`layout: ${census.problems.length} problems: ${census.problems.slice(0, 3).join('; ')}`);
     } else {
       const census = await checkExport(out, w);
       leftovers = census.leftovers;
@@ -423,6 +431,9 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
           const { expected, absent } = s.served();
           if (s.minimal) await assertServed(out, expected, absent, judge);
           else await serve(out, expected, absent, judge);
+        } else if (s.kind === 'oci') {
+          const census = await checkOciLayout(out, await walkTree(out));
+          if (census.problems.length > 0 || census.entries !== (full as OciCensus).entries) fail(`the re-run's layout: ${census.entries} entries, ${census.problems.slice(0, 3).join('; ')}`);
         } else {
           await serveExport(out, spread(await exportedImages(out, await walkTree(out)), 3), judge);
         }
@@ -512,7 +523,7 @@ function storageAnchors(): Anchor[] {
   ];
 }
 
-type Census = StorageCensus | ExportCensus;
+type Census = StorageCensus | ExportCensus | OciCensus;
 type Counted = 'blobs' | 'layerLinks' | 'revisionLinks' | 'tags';
 
 /**
@@ -565,6 +576,26 @@ test('crash: to-dir, SIGKILLed at 50 points, leaves only complete image director
     unchanged: [store.root],
     kind: 'export',
     phase: (c, f) => exportPhase(c as ExportCensus, f as ExportCensus),
+    served: () => ({ expected: [], absent: [] }),
+    minimal: true,
+    tags: store.tags,
+  });
+});
+
+test('crash: to-oci, SIGKILLed at 50 points, leaves a layout whose index.json names only complete images; a re-run finishes the job', { timeout: TIMEOUT }, async (t) => {
+  await crashSeries(t, {
+    name: 'to-oci',
+    args: (out) => ['to-oci', listFile, store.root, out],
+    lock: LOCK,
+    // Blobs, then oci-layout, then index.json: the new index appears whole, last.
+    anchors: [
+      { path: LOCK, event: 'appear' },
+      { path: 'oci-layout', event: 'appear' },
+    ],
+    source: store.root,
+    unchanged: [store.root],
+    kind: 'oci',
+    phase: (c, f) => ociPhase(c as OciCensus, f as OciCensus),
     served: () => ({ expected: [], absent: [] }),
     minimal: true,
     tags: store.tags,

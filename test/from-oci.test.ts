@@ -24,6 +24,7 @@ import { Header } from 'tar/header';
 import { fromOci } from '../src/ops/from-oci.js';
 import { extract } from '../src/ops/extract.js';
 import { toDir } from '../src/ops/to-dir.js';
+import { toOci } from '../src/ops/to-oci.js';
 import { ociLayoutFromExport, tarLayout } from '../scripts/lib/oci-from-export.js';
 import { digestHex, digestOf, type Digest } from '../src/digest.js';
 import { blobDataPath } from '../src/registry/layout.js';
@@ -244,7 +245,7 @@ test('from-oci: a tar from standard input, with index.json before or after the b
   );
 });
 
-test('from-oci(layout(to-dir(list))) writes exactly what extract(list) writes, from a directory and from a tar', async () => {
+test('from-oci(layout(to-dir(list))) and from-oci(to-oci(list)) write exactly what extract(list) writes, from a directory and from a tar', async () => {
   const dir = join(t.dir, 'exact');
   await mkdir(dir);
   const list = join(dir, 'images.list');
@@ -255,8 +256,11 @@ test('from-oci(layout(to-dir(list))) writes exactly what extract(list) writes, f
   const lay = join(dir, 'layout');
   assert.equal(await ociLayoutFromExport(join(dir, 'export'), lay), 10, 'every tag of the list');
   tarLayout(lay, join(dir, 'layout.tar'));
-  for (const input of [lay, join(dir, 'layout.tar')]) {
-    const dest = join(dir, `imported-${input === lay ? 'dir' : 'tar'}`);
+  // And to-oci's own layout: Docker images keep their bytes and digests through to-oci then from-oci.
+  const exported = join(dir, 'to-oci');
+  await toOci({ list, source: FIXTURE_ROOT, output: exported });
+  for (const input of [lay, join(dir, 'layout.tar'), exported]) {
+    const dest = join(dir, `imported-${input.replace(/\W+/g, '-')}`);
     const r = await fromOci({ input, output: dest });
     assert.equal(r.images.length, 10);
     assert.deepEqual(await treeContents(dest), want, input);

@@ -7,6 +7,7 @@ import yargs, { type Argv } from 'yargs';
 import { RegfsError } from '../errors.js';
 import * as extractCmd from './commands/extract.js';
 import * as toDirCmd from './commands/to-dir.js';
+import * as toOciCmd from './commands/to-oci.js';
 import * as fromDirCmd from './commands/from-dir.js';
 import * as fromOciCmd from './commands/from-oci.js';
 import * as lsCmd from './commands/ls.js';
@@ -62,6 +63,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   y = register(y, extractCmd as CommandModule<unknown>);
   y = register(y, toDirCmd as CommandModule<unknown>);
   y = register(y, fromDirCmd as CommandModule<unknown>);
+  y = register(y, toOciCmd as CommandModule<unknown>);
   y = register(y, fromOciCmd as CommandModule<unknown>);
   y = register(y, lsCmd as CommandModule<unknown>);
   y = register(y, inspectCmd as CommandModule<unknown>);

@@ -27,7 +27,8 @@ import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { openImageList, type ListEntry } from '../image-list.js';
-import { formatPlatform, isIndexKind, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
+import { formatPlatform, referencedBlobs, type Manifest, type Platform } from '../manifest.js';
+import { parsePlatform, selectPlatform } from './platform.js';
 import { parseImageRef } from '../reference.js';
 import { isTempName, mkdirpSync, OutputDirs, writeFileAtomicSync } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
@@ -293,33 +294,12 @@ function readIfThere(path: string, maxBytes: number): Buffer | undefined {
   }
 }
 
-/** `os/arch[/variant]` */
-export function parsePlatform(s: string): Platform {
-  const parts = s.split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/i.test(p))) {
-    throw new RegfsError('USAGE', `--platform ${quote(s)}: want os/architecture[/variant], such as linux/arm64 or linux/arm/v7`);
-  }
-  return { os: parts[0]!, architecture: parts[1]!, variant: parts[2] };
-}
-
 function where(entry: ListEntry): string {
   return entry.at.line > 0 ? `${entry.at.file}:${entry.at.line}` : entry.at.file;
 }
 
 function planImageDir(img: ResolvedImage, out: string, platform: Platform | undefined, opts: ToDirOptions): DirPlan {
-  let top = img.manifest;
-  let manifests = img.manifests;
-  if (platform !== undefined && isIndexKind(top.kind)) {
-    const child = findPlatform(img, top, platform);
-    if (child === undefined) {
-      const have = img.manifests.flatMap((m) => m.manifests.flatMap((c) => (c.platform === undefined ? [] : [formatPlatform(c.platform)])));
-      throw new RegfsError('PLATFORM_UNKNOWN', `${img.repo}: index ${top.digest} has no ${formatPlatform(platform)} image; it has ${have.join(', ') || 'no platforms'}`, {
-        digest: top.digest,
-      });
-    }
-    top = child;
-    manifests = [child];
-  }
+  const { top, manifests } = selectPlatform(img, platform);
   const blobs = new Map<Digest, BlobInfo>();
   for (const m of manifests) {
     for (const d of referencedBlobs(m)) {
@@ -347,35 +327,6 @@ function planImageDir(img: ResolvedImage, out: string, platform: Platform | unde
     instances: manifests.filter((m) => m !== top),
     blobs,
   };
-}
-
-/**
- * The first image manifest for the platform, depth first through nested indexes, in index
- * order. An explicit stack of child lists, not recursion: nesting is bounded by the resolver
- * (MAX_INDEX_DEPTH), and the walk needs no JS stack for it.
- */
-function findPlatform(img: ResolvedImage, index: Manifest, want: Platform): Manifest | undefined {
-  const byDigest = new Map(img.manifests.map((m) => [m.digest, m]));
-  const seen = new Set<Digest>([index.digest]);
-  const stack: Array<{ children: Manifest['manifests']; next: number }> = [{ children: index.manifests, next: 0 }];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    if (top.next >= top.children.length) {
-      stack.pop();
-      continue;
-    }
-    const c = top.children[top.next++]!;
-    const m = byDigest.get(c.digest);
-    if (m === undefined) continue;
-    if (isIndexKind(m.kind)) {
-      // A shared nested index was searched the first time it was met.
-      if (!seen.has(m.digest)) stack.push({ children: m.manifests, next: 0 });
-      seen.add(m.digest);
-    } else if (c.platform !== undefined && c.platform.os === want.os && c.platform.architecture === want.architecture && (want.variant === undefined || c.platform.variant === want.variant)) {
-      return m;
-    }
-  }
-  return undefined;
 }
 
 /** An existing, non-empty directory must carry the dir: version file; anything else is someone's data. */

@@ -27,7 +27,6 @@ import type { Linker, PlaceOutcome } from '../fs/link.js';
 import type { RepoName, Tag } from '../reference.js';
 import {
   blobDataPath,
-  blobDir,
   layerLinkPath,
   repoDir,
   revisionLinkPath,
@@ -174,16 +173,7 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
   };
 
   // 1. Blob data.
-  await runPhase('blobs', [...plan.blobs], ([d, src]) => {
-    stats.bytes += src.size;
-    const outcome = placeBlob(v2, dirs, d, src, opts.linker);
-    if (outcome === 'cloned') stats.blobsCloned++;
-    else if (outcome === 'linked') stats.blobsLinked++;
-    else if (outcome === 'copied') stats.blobsCopied++;
-    else if (outcome === 'written') stats.blobsWritten++;
-    else stats.blobsExisting++;
-    if (outcome === 'copied' || outcome === 'written') stats.bytesCopied += src.size;
-  });
+  await writeBlobs([...plan.blobs], (d) => blobDataPath(v2, d), { ...opts, dirs }, stats);
 
   // 2. _layers links and image manifests' revision links; 3. indexes' revision links, level by level.
   // Paths are made as each link is written, not held for all of them at once.
@@ -277,11 +267,43 @@ function exists(path: string): boolean {
   }
 }
 
-function placeBlob(v2: string, dirs: OutputDirs, d: Digest, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
-  const dir = blobDir(v2, d);
+/** What placing blob data did, for every writer. */
+export type BlobStats = Pick<WriteStats, 'blobsCloned' | 'blobsLinked' | 'blobsCopied' | 'blobsExisting' | 'blobsWritten' | 'bytes' | 'bytesCopied'>;
+
+/**
+ * Phase 1 of every writer (registry storage, an OCI layout): each blob's data placed at
+ * `pathOf(digest)` (reflinked, hard-linked, copied or written; existing data kept unless
+ * damaged), its directory a checked real directory of the output, counted into `stats`.
+ */
+export async function writeBlobs(
+  blobs: Array<[Digest, BlobSource]>,
+  pathOf: (d: Digest) => string,
+  opts: { linker: Linker; dirs: OutputDirs; onProgress?: ((p: WriteProgress) => void) | undefined },
+  stats: BlobStats,
+): Promise<void> {
+  const total = blobs.length;
+  opts.onProgress?.({ phase: 'blobs', done: 0, total });
+  await forEachChunked(
+    blobs,
+    ([d, src]) => {
+      stats.bytes += src.size;
+      const outcome = placeBlob(pathOf(d), opts.dirs, src, opts.linker);
+      if (outcome === 'cloned') stats.blobsCloned++;
+      else if (outcome === 'linked') stats.blobsLinked++;
+      else if (outcome === 'copied') stats.blobsCopied++;
+      else if (outcome === 'written') stats.blobsWritten++;
+      else stats.blobsExisting++;
+      if (outcome === 'copied' || outcome === 'written') stats.bytesCopied += src.size;
+    },
+    (done) => opts.onProgress?.({ phase: 'blobs', done, total }),
+  );
+}
+
+function placeBlob(dest: string, dirs: OutputDirs, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
+  const dir = dirname(dest);
   dirs.ensure(dir, false);
   try {
-    return placeBlobData(blobDataPath(v2, d), src, linker);
+    return placeBlobData(dest, src, linker);
   } catch (err) {
     // Leave no blob directory without data behind (verify would report it, and a registry's
     // stat of the blob would find a directory and no data).

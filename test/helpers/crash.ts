@@ -675,3 +675,74 @@ export function exportPhase(c: ExportCensus, full: ExportCensus): string {
   if (c.manifests < full.manifests) return 'some manifest.json';
   return c.digestFile ? 'digests.txt written' : 'all manifest.json, no digests.txt';
 }
+
+/** What a (killed) to-oci left in a layout. */
+export interface OciCensus {
+  /** Blob files, manifests included. */
+  blobs: number;
+  layoutFile: boolean;
+  /** Entries of index.json; -1 when there is none. */
+  entries: number;
+  leftovers: number;
+  lock: boolean;
+  /** index.json entries whose manifests, children, configs or layers are missing or wrong. */
+  problems: string[];
+}
+
+/**
+ * Check a layout: every image index.json names has every manifest (hashing to its digest, of
+ * the size its descriptor gives) and every config and layer (of its size) in blobs/.
+ */
+export async function checkOciLayout(out: string, w: TreeWalk): Promise<OciCensus> {
+  const c: OciCensus = { blobs: 0, layoutFile: false, entries: -1, leftovers: 0, lock: false, problems: [] };
+  for (const p of w.files.keys()) {
+    if (isLeftover(p)) c.leftovers++;
+    else if (p === '.regfs.lock') c.lock = true;
+    else if (p === 'oci-layout') c.layoutFile = true;
+    else if (p.startsWith('blobs/')) c.blobs++;
+  }
+  if (!w.files.has('index.json')) return c;
+  const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: Digest; size: number; annotations?: Record<string, string> }> };
+  c.entries = index.manifests.length;
+  if (!c.layoutFile) c.problems.push('index.json without oci-layout');
+  const blobPath = (d: Digest): string => `blobs/${d.replace(':', '/')}`;
+  for (const e of index.manifests) {
+    const missing: string[] = [];
+    const readManifest = async (want: { digest: Digest; size: number }): Promise<void> => {
+      if (!w.files.has(blobPath(want.digest))) {
+        missing.push(`manifest ${want.digest}`);
+        return;
+      }
+      const raw = await readFile(join(out, blobPath(want.digest)));
+      if (digestOf(raw) !== want.digest || raw.length !== want.size) {
+        missing.push(`${want.digest} is not ${want.size} bytes of that digest`);
+        return;
+      }
+      const m = parseManifestContent(raw, want.digest, blobPath(want.digest));
+      if (isIndexKind(m.kind)) {
+        for (const ch of m.manifests) await readManifest({ digest: ch.digest, size: ch.size });
+        return;
+      }
+      for (const b of referencedBlobs(m)) {
+        if (b.urls !== undefined) continue;
+        const f = w.files.get(blobPath(b.digest));
+        if (f === undefined) missing.push(`blob ${b.digest}`);
+        else if (b.size >= 0 && f.size !== b.size) missing.push(`blob ${b.digest} has ${f.size} bytes, not ${b.size}`);
+      }
+    };
+    try {
+      await readManifest(e);
+    } catch (err) {
+      missing.push(`unreadable: ${(err as Error).message}`);
+    }
+    if (missing.length > 0) c.problems.push(`index.json entry ${e.annotations?.['org.opencontainers.image.ref.name'] ?? e.digest}: ${missing.slice(0, 3).join(', ')} missing or wrong`);
+  }
+  return c;
+}
+
+/** The phase a killed to-oci had reached, judged against the complete layout `full`. */
+export function ociPhase(c: OciCensus, full: OciCensus): string {
+  if (c.blobs === 0) return c.lock ? 'locked, nothing written' : 'nothing written';
+  if (c.entries < 0) return c.blobs < full.blobs ? 'some blobs, no index.json' : c.layoutFile ? 'all blobs and oci-layout, no index.json' : 'all blobs, no index.json';
+  return 'index.json written';
+}

@@ -1,0 +1,58 @@
+/** `regfs to-oci LIST SRC LAYOUT` */
+import type { Argv } from 'yargs';
+import { escapeControl } from '../../errors.js';
+import { toOci, type ToOciResult } from '../../ops/to-oci.js';
+import { clonedPart, ExitCode, formatBytes, type Io, type RunOutput } from '../output.js';
+import { runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
+
+interface ToOciArgs extends WriteArgs, RepairArgs {
+  list: string;
+  src: string;
+  layout: string;
+  platform: string | undefined;
+  'strip-registry': boolean;
+}
+
+export const command = 'to-oci <list> <src> <layout>';
+export const describe = 'Export the listed images into one OCI image layout, blob data hard-linked';
+
+export function builder(y: Argv): Argv<ToOciArgs> {
+  return withRepairOption(withWriteOptions(y), 'export them')
+    .positional('list', { type: 'string', demandOption: true, describe: 'image list: a file, - for standard input, or a directory of *.list files' })
+    .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
+    .positional('layout', { type: 'string', demandOption: true, describe: 'OCI image layout directory; created if missing, merged into if it is a layout' })
+    .option('platform', { type: 'string', describe: 'export only this image of each index (os/arch[/variant])' })
+    .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from list names' })
+    .example('$0 to-oci release.list /var/lib/registry /mnt/oci', 'index.json names each image repo:tag')
+    .example('skopeo copy oci:/mnt/oci:team/app:v1 docker://host/team/app:v1', 'then any OCI tool reads it') as unknown as Argv<ToOciArgs>;
+}
+
+export async function handler(args: ToOciArgs, io: Io, run: RunOutput): Promise<number> {
+  const result: ToOciResult = await runWithProgress(run, args, (opts) =>
+    toOci({ ...opts, list: args.list, source: args.src, output: args.layout, platform: args.platform, stripRegistry: args['strip-registry'], repair: args.repair }),
+  );
+  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
+  if (args.json) run.finishJson(code, result);
+  else io.stdout.write(render(result));
+  return code;
+}
+
+function render(r: ToOciResult): string {
+  const n = r.images.length;
+  const p = r.plan;
+  const entries = `index.json: ${p.entriesAdded} added, ${p.entriesReplaced} replaced, ${p.entriesUnchanged} unchanged`;
+  const lines: string[] = [];
+  if (r.dryRun) {
+    for (const img of r.images) lines.push(`${img.ref}  ${img.digest}  ${img.kind}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
+    lines.push(`plan: ${n} image${n === 1 ? '' : 's'}, ${p.blobs} blobs (${p.blobsAlreadyThere} already in the layout), ${formatBytes(p.bytes)}; ${entries}; into ${r.output}; nothing written (dry run)`);
+  } else if (r.stats !== undefined) {
+    const s = r.stats;
+    lines.push(
+      `exported ${n} image${n === 1 ? '' : 's'} into ${r.output}: blobs ${s.blobsLinked} linked, ${clonedPart(s.blobsCloned)}${s.blobsCopied + s.blobsWritten} copied, ` +
+        `${s.blobsExisting} already there; ${formatBytes(s.bytes)} (${formatBytes(s.bytesCopied)} copied); ${entries}; ${r.seconds.toFixed(2)} s`,
+    );
+  }
+  const k = r.repaired.length;
+  if (k > 0) lines.push(`${r.dryRun ? 'would export' : 'exported'} ${k} config or layer blob${k === 1 ? '' : 's'} the source repository does not link (--repair; --json lists them)`);
+  return `${lines.map(escapeControl).join('\n')}\n`;
+}

@@ -1,0 +1,307 @@
+/**
+ * `to-oci`: one OCI image layout holding every listed image, read from registry storage.
+ *
+ * The list is resolved as for extract (the shared resolver: what the source repository
+ * serves, all or nothing unless `keepGoing`); each image's manifests (an index with every
+ * child, or one `platform`), configs and layers go to `blobs/<alg>/<hex>`, each once however
+ * many images share it, placed by the shared linker (reflink, hard link or copy) and the
+ * shared blob phase of the writer. Each listed reference becomes an `index.json` entry: a
+ * tagged image is named by its full `repo:tag` in `org.opencontainers.image.ref.name` (see
+ * src/oci/layout.ts), a digest-only image gets an entry without a name.
+ *
+ * Incremental and crash-safe: into an existing layout, an entry of the same name is replaced
+ * in place, every other entry is kept as it is; blobs come first, then `oci-layout`, then the
+ * new `index.json` by temp file and rename, so a run killed at any point leaves the old index
+ * or the new one whole, each naming only blobs that are there, and a re-run completes it.
+ */
+import { existsSync, lstatSync, readdirSync, unlinkSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { forEachChunked } from '../bounded.js';
+import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
+import type { Digest } from '../digest.js';
+import { isTempName, OutputDirs, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
+import { LOCK_FILE } from '../fs/lock.js';
+import { openImageList } from '../image-list.js';
+import { MediaTypes, referencedBlobs, type Manifest } from '../manifest.js';
+import { entryName, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, ociBlobDir, ociBlobPath, REF_NAME, refName } from '../oci/layout.js';
+import { readRegularFile } from '../registry/link-file.js';
+import { RegistryReader } from '../registry/read.js';
+import { writeBlobs, type BlobSource, type BlobStats } from '../registry/write.js';
+import { checkJobs, createOutputLinker, incomplete, summarizeImage, withTreeLock, type WriteCommandOptions } from './common.js';
+import type { ImageSummary } from './extract.js';
+import { uniqueRepairs } from './extract.js';
+import { assertOutsideSource } from './output-root.js';
+import { parsePlatform, selectPlatform } from './platform.js';
+import { resolveImages, type RepairedLink } from './resolve.js';
+
+export interface ToOciOptions extends WriteCommandOptions {
+  /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
+  list: string;
+  /** The source registry root (or its `docker/registry/v2`). */
+  source: string;
+  /** The layout directory; created if missing, merged into if it holds a layout. */
+  output: string;
+  /** `os/arch[/variant]`: export that image of each index, alone. */
+  platform?: string;
+  stripRegistry?: boolean;
+  /** As for extract: take configs and layers the source repository does not link. */
+  repair?: boolean;
+  /** For tests: standard input. */
+  stdin?: () => Promise<string>;
+}
+
+/** What a to-oci write did. */
+export interface ToOciStats extends BlobStats {
+  entriesAdded: number;
+  entriesReplaced: number;
+  entriesUnchanged: number;
+  /** Temp files of a killed regfs run, removed. */
+  tempFilesRemoved: number;
+}
+
+export interface ToOciResult {
+  dryRun: boolean;
+  /** The layout written (or that would be). */
+  output: string;
+  images: ImageSummary[];
+  /** Problems of images left out (only with keepGoing); none kept with `onProblem`. */
+  problems: RegfsError[];
+  problemCount: number;
+  warnings: string[];
+  /** Configs and layers taken with `repair` that the source repository does not link. */
+  repaired: RepairedLink[];
+  plan: { blobs: number; bytes: number; blobsAlreadyThere: number; entriesAdded: number; entriesReplaced: number; entriesUnchanged: number };
+  stats: ToOciStats | undefined;
+  seconds: number;
+}
+
+/** The most `index.json` may hold: an entry is a few hundred bytes, so about 200,000 images. */
+const INDEX_MAX_BYTES = 64 << 20;
+
+/** An `index.json` descriptor, kept as read: unknown fields travel unchanged. */
+type IndexEntry = Record<string, unknown> & { mediaType?: unknown; digest?: unknown; size?: unknown; annotations?: unknown };
+
+/** `index.json` as read, every field kept. */
+type IndexDocument = Record<string, unknown> & { manifests: IndexEntry[] };
+
+/** Export the listed images from `source` into the OCI layout `output`. */
+export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
+  const started = performance.now();
+  checkJobs(opts.jobs);
+  const platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
+  const reader = await RegistryReader.open(opts.source);
+  const layout = resolve(opts.output);
+  await assertOutsideSource(opts.source, reader.v2, layout, layout);
+  const existing = readLayout(layout);
+
+  const list = await openImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
+  const problems = new Problems(opts.onProblem);
+  const resolution = await resolveImages(reader, list.entries(problems), { repair: opts.repair === true, problems });
+
+  const blobs = new Map<Digest, BlobSource>();
+  const entries: IndexEntry[] = [];
+  const images: ImageSummary[] = [];
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+    opts.onWarning?.(m);
+  };
+  for (const img of resolution.images) {
+    const where = `${img.entry.at.file}:${img.entry.at.line}`;
+    let top: Manifest;
+    let manifests: Manifest[];
+    try {
+      ({ top, manifests } = selectPlatform(img, platform));
+    } catch (err) {
+      if (!(err instanceof RegfsError)) throw err;
+      problems.add(new RegfsError(err.code, `${where}: ${err.message}`, { at: img.entry.at, digest: err.digest }));
+      continue;
+    }
+    const own = new Map<Digest, BlobSource>();
+    for (const m of manifests) {
+      // The manifest's stored bytes, from the file its data path leads to (a symbolic link is followed).
+      const info = reader.blobInfo(m.digest)!;
+      own.set(m.digest, { path: info.path, size: m.raw.length });
+      for (const d of referencedBlobs(m)) {
+        const b = img.blobs.get(d.digest);
+        if (b !== undefined) own.set(d.digest, { path: b.path, size: b.size });
+      }
+    }
+    for (const d of img.absentForeign) warn(`${where}: ${img.repo}: foreign layer ${d.digest} is not in the source; the layout holds the manifest without it`);
+    for (const [d, src] of own) blobs.set(d, src);
+    const content = { repo: img.repo, tag: img.tag, digest: top.digest, manifests, blobs: new Map([...own].filter(([d]) => !manifests.some((m) => m.digest === d))) };
+    images.push(summarizeImage(content));
+    const entry: IndexEntry = { mediaType: top.mediaType, digest: top.digest, size: top.raw.length };
+    if (img.tag !== undefined) entry.annotations = { [REF_NAME]: refName(img.repo, img.tag) };
+    entries.push(entry);
+  }
+  if (problems.count > 0 && opts.keepGoing !== true) throw incomplete(problems);
+  const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
+  resolution.images.length = 0;
+  reader.dropCaches();
+
+  const merged = mergeIndex(existing.index, entries);
+  let bytes = 0;
+  for (const b of blobs.values()) bytes += b.size;
+  const base = { output: layout, images, problems: problems.list, problemCount: problems.count, warnings, repaired };
+  if (opts.dryRun === true) {
+    let there = 0;
+    await forEachChunked([...blobs.keys()], (d) => {
+      if (existsSync(ociBlobPath(layout, d))) there++;
+    });
+    return { ...base, dryRun: true, plan: { blobs: blobs.size, bytes, blobsAlreadyThere: there, ...merged.counts }, stats: undefined, seconds: (performance.now() - started) / 1000 };
+  }
+
+  const dirs = new OutputDirs(layout);
+  const linker = createOutputLinker(layout, opts, warn);
+  const stats = await withTreeLock(
+    layout,
+    'to-oci',
+    async (): Promise<ToOciStats> => {
+      // Under the lock, merged into the index as it is now.
+      const now = mergeIndex(readLayout(layout).index, entries);
+      const s: ToOciStats = { blobsCloned: 0, blobsLinked: 0, blobsCopied: 0, blobsExisting: 0, blobsWritten: 0, bytes: 0, bytesCopied: 0, ...now.counts, tempFilesRemoved: 0 };
+      // What a killed run left: its temp files, which no other regfs run can be writing (the lock is ours).
+      s.tempFilesRemoved = removeTempFiles([layout, ...(existsSync(join(layout, 'blobs')) ? readNames(join(layout, 'blobs')).map((a) => join(layout, 'blobs', a)) : [])]);
+      // 1. Every blob, manifests included; 2. the layout marker; 3. index.json, last and whole.
+      if (blobs.size > 0) dirs.ensure(ociBlobDir(layout, blobs.keys().next().value!));
+      await writeBlobs([...blobs], (d) => ociBlobPath(layout, d), { linker, dirs, onProgress: opts.onProgress }, s);
+      const marker = join(layout, OCI_LAYOUT_FILE);
+      if (readRegularFile(marker, 4096, 'reading')?.toString() !== OCI_LAYOUT_CONTENT) write(marker, OCI_LAYOUT_CONTENT);
+      if (now.changed || !existsSync(join(layout, INDEX_FILE))) write(join(layout, INDEX_FILE), `${JSON.stringify(now.index)}\n`);
+      return s;
+    },
+    dirs,
+  );
+  return { ...base, dryRun: false, plan: { blobs: blobs.size, bytes, blobsAlreadyThere: stats.blobsExisting, ...merged.counts }, stats, seconds: (performance.now() - started) / 1000 };
+}
+
+function write(path: string, data: string): void {
+  try {
+    writeFileAtomicSync(path, data, { parentExists: true });
+  } catch (err) {
+    throw ioError('writing', path, err);
+  }
+}
+
+/**
+ * The layout at `dir` as it is: none yet (a missing or empty directory), or its `index.json`.
+ * A directory that holds other things, or a layout whose `index.json` is not an image index,
+ * is NOT_OCI_LAYOUT: regfs does not write into what it cannot read.
+ */
+function readLayout(dir: string): { index: IndexDocument | undefined } {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return { index: undefined };
+    throw ioError('reading', dir, err);
+  }
+  if (!st.isDirectory()) throw new RegfsError('NOT_OCI_LAYOUT', `"${dir}" exists and is not a directory`, { path: dir });
+  const indexPath = join(dir, INDEX_FILE);
+  const raw = readRegularFile(indexPath, INDEX_MAX_BYTES + 1, 'reading');
+  if (raw === undefined) {
+    // No index yet: a new directory, or what a first run killed before its index left.
+    const names = readNames(dir);
+    const others = names.filter((n) => n !== 'blobs' && n !== OCI_LAYOUT_FILE && n !== LOCK_FILE && !isTempName(n));
+    if (others.length > 0) {
+      const storage = existsSync(join(dir, 'docker', 'registry', 'v2')) ? ': it is registry storage, which regfs extract writes' : '';
+      throw new RegfsError(
+        'NOT_OCI_LAYOUT',
+        `"${dir}" holds ${quote(others[0]!)} and is not an OCI image layout (no ${INDEX_FILE})${storage}; name a new or empty directory, or a layout`,
+        { path: dir },
+      );
+    }
+    return { index: undefined };
+  }
+  if (!Buffer.isBuffer(raw)) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is ${raw}, not a regular file`, { path: indexPath });
+  if (raw.length > INDEX_MAX_BYTES) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is larger than ${INDEX_MAX_BYTES >> 20} MiB`, { path: indexPath });
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is not JSON: ${(err as Error).message}`, { path: indexPath });
+  }
+  const manifests = (doc as { manifests?: unknown } | null)?.manifests;
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || (doc as { schemaVersion?: unknown }).schemaVersion !== 2 || !Array.isArray(manifests)) {
+    throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is not an OCI image index (schemaVersion 2 and a manifests list)`, { path: indexPath });
+  }
+  for (const [i, e] of manifests.entries()) {
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}": manifests[${i}] is not a descriptor`, { path: indexPath });
+  }
+  return { index: doc as IndexDocument };
+}
+
+/** Remove regfs's own temp files (`.<name>.<pid>-<hex>-<n>.regfs-tmp`) from the directories; how many. */
+function removeTempFiles(dirs: string[]): number {
+  let n = 0;
+  for (const dir of dirs) {
+    if (!lstatSync(dir).isDirectory()) continue;
+    for (const name of readNames(dir)) {
+      if (!name.startsWith('.') || !name.endsWith(TEMP_SUFFIX)) continue;
+      try {
+        unlinkSync(join(dir, name));
+        n++;
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw ioError('removing', join(dir, name), err);
+      }
+    }
+  }
+  return n;
+}
+
+function readNames(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    throw ioError('reading', dir, err);
+  }
+}
+
+/**
+ * `index.json` with the new entries: an entry that names the same image (by any naming
+ * convention) is replaced where it stands, an unnamed entry of the same digest is kept, and
+ * the rest are appended in list order; every other entry is left as it was.
+ */
+function mergeIndex(
+  index: IndexDocument | undefined,
+  entries: IndexEntry[],
+): { index: IndexDocument; changed: boolean; counts: { entriesAdded: number; entriesReplaced: number; entriesUnchanged: number } } {
+  const doc: IndexDocument = index === undefined ? { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] } : { ...index, manifests: [...index.manifests] };
+  const counts = { entriesAdded: 0, entriesReplaced: 0, entriesUnchanged: 0 };
+  const nameOf = (e: IndexEntry): string | undefined => {
+    try {
+      const n = entryName(e.annotations as Record<string, string> | undefined, undefined);
+      return n?.tag === undefined ? undefined : refName(n.repo, n.tag);
+    } catch {
+      // A bare tag or a name regfs cannot read: never the full name regfs writes.
+      return undefined;
+    }
+  };
+  // Each existing entry's name (or, unnamed, its digest) once: a merge of n entries into m is n + m, not n * m.
+  const byName = new Map<string, number>();
+  const unnamed = new Map<unknown, number>();
+  doc.manifests.forEach((x, i) => {
+    const n = nameOf(x);
+    if (n === undefined) {
+      if (!unnamed.has(x.digest)) unnamed.set(x.digest, i);
+    } else if (!byName.has(n)) byName.set(n, i);
+  });
+  for (const e of entries) {
+    const name = (e.annotations as Record<string, string> | undefined)?.[REF_NAME];
+    const at = name === undefined ? unnamed.get(e.digest) : byName.get(name);
+    if (at === undefined) {
+      if (name === undefined) unnamed.set(e.digest, doc.manifests.length);
+      else byName.set(name, doc.manifests.length);
+      doc.manifests.push(e);
+      counts.entriesAdded++;
+    } else if (doc.manifests[at]!.digest === e.digest && doc.manifests[at]!.mediaType === e.mediaType) {
+      counts.entriesUnchanged++;
+    } else {
+      doc.manifests[at] = e;
+      counts.entriesReplaced++;
+    }
+  }
+  return { index: doc, changed: counts.entriesAdded + counts.entriesReplaced > 0 || index === undefined, counts };
+}
