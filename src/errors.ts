@@ -43,6 +43,7 @@ export type RegfsErrorCode =
   | 'LOCKED'
   | 'NOT_DIR_TRANSPORT'
   | 'NOT_OCI_LAYOUT'
+  | 'ARCHIVE_INVALID'
   | 'PLATFORM_UNKNOWN'
   | 'IO_ERROR'
   | 'INCOMPLETE'

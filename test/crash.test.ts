@@ -1,7 +1,8 @@
 /**
- * Crashes: each writing command of the built CLI (extract, to-dir, from-dir, gc --apply
- * --delete-untagged, rm of a repository and rm of a manifest) is SIGKILLed at 50 points
- * spread over its whole run, on a large synthetic store. After each kill:
+ * Crashes: each writing command of the built CLI (extract, to-dir, from-dir, to-oci, from-oci
+ * of a layout tar, gc --apply --delete-untagged, rm of a repository and rm of a manifest) is
+ * SIGKILLed at 50 points (from-oci, whose writer extract and from-dir share: 12) spread over
+ * its whole run, on a large synthetic store. After each kill:
  *
  *   1. the source is unchanged (a find(1) listing of type, mode, size and mtime after every
  *      kill; the sha256 of every file too, after the series); the output passes
@@ -48,6 +49,7 @@ import { isRegfsError } from '../src/errors.js';
 import { digestOf } from '../src/digest.js';
 import { blobDataPath } from '../src/registry/layout.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
+import { ociLayoutFromExport, tarLayout } from '../scripts/lib/oci-from-export.js';
 import { skopeoCopy, skopeoManifestDigestOf, withRetry } from '../scripts/lib/skopeo.js';
 import { assertServed, assertServing, type Served } from './helpers/judge.js';
 import {
@@ -84,7 +86,7 @@ import {
   type TreeWalk,
 } from './helpers/crash.js';
 
-const POINTS = Number(process.env.CRASH_POINTS ?? 50);
+const ALL_POINTS = Number(process.env.CRASH_POINTS ?? 50);
 const SCALE = Number(process.env.CRASH_SCALE ?? 1);
 const LANES = Number(process.env.CRASH_LANES ?? 2);
 /** Killed outputs per command that the real registry judges, and re-run results. */
@@ -105,6 +107,9 @@ let rmStore: CrashStore;
 let listFile: string;
 /** An uninterrupted to-dir export of the list: from-dir's input. */
 let exportDir: string;
+/** The export's tagged images as an OCI layout, and a tar of it (from-oci's input), in their own directory. */
+let ociDir: string;
+let ociTar: string;
 /** Content snapshots and find(1) listings of the trees no command may change. */
 const snapshots = new Map<string, Map<string, string>>();
 const listings = new Map<string, string>();
@@ -122,7 +127,11 @@ before(async () => {
   exportDir = join(scratch.dir, 'export');
   const r = await runKilled(['to-dir', listFile, store.root, exportDir]);
   assert.equal(r.code, 0, r.stderr);
-  for (const dir of [store.root, rmStore.root, exportDir]) {
+  ociDir = join(scratch.dir, 'oci');
+  await ociLayoutFromExport(exportDir, join(ociDir, 'layout'));
+  ociTar = join(ociDir, 'layout.tar');
+  tarLayout(join(ociDir, 'layout'), ociTar);
+  for (const dir of [store.root, rmStore.root, exportDir, ociDir]) {
     snapshots.set(dir, await contentSnapshot(dir));
     listings.set(dir, await metaFingerprint(dir));
   }
@@ -163,6 +172,8 @@ interface Subject {
   /** The result is minimal, so the registry's garbage collector finds nothing (not after rm, which leaves blobs to gc). */
   minimal: boolean;
   tags: Map<string, string>;
+  /** Kill points, if fewer than CRASH_POINTS (a command whose writer the others already cover). */
+  points?: number;
 }
 
 interface PointResult {
@@ -279,6 +290,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
   const work = join(scratch.dir, `work-${s.name.replace(/\W+/g, '-')}`);
   await mkdir(work, { recursive: true });
   const anchors = s.anchors ?? [{ path: s.lock, event: 'appear' as const }];
+  const points = Math.min(s.points ?? ALL_POINTS, ALL_POINTS);
 
   // Three uninterrupted runs: the result (the same every time), and when each phase begins.
   let want = new Map<string, string>();
@@ -316,7 +328,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
     spans: anchors.map((_, j) => median(timings.map((x) => x.spans[j]!))),
   };
   const seed = [...s.name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 0x01000193), 0x811c9dc5);
-  const killsFor = (out: string): KillAt[] => killPlan(POINTS, timing, anchors.map((a) => ({ path: join(out, a.path), event: a.event })), seed);
+  const killsFor = (out: string): KillAt[] => killPlan(points, timing, anchors.map((a) => ({ path: join(out, a.path), event: a.event })), seed);
 
   let registryKilled = 0;
   let registryRerun = 0;
@@ -352,7 +364,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
     const w = await walkTree(out);
     let phase: string;
     let leftovers: number;
-    const judgeKilled = run.killed && registryKilled < REGISTRY_KILLED && i >= ((registryKilled + 1) * POINTS) / (REGISTRY_KILLED + 1);
+    const judgeKilled = run.killed && registryKilled < REGISTRY_KILLED && i >= ((registryKilled + 1) * points) / (REGISTRY_KILLED + 1);
     if (s.kind === 'storage') {
       const census = storageCensus(w, V2);
       leftovers = census.leftovers;
@@ -408,7 +420,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
     }
 
     // 3. At a few points: full verify, and the registry on the re-run's result.
-    if (rerun.code === 0 && registryRerun < REGISTRY_RERUN && i >= ((registryRerun + 1) * POINTS) / (REGISTRY_RERUN + 1)) {
+    if (rerun.code === 0 && registryRerun < REGISTRY_RERUN && i >= ((registryRerun + 1) * points) / (REGISTRY_RERUN + 1)) {
       registryRerun++;
       const judge = join(work, `judge-rerun-${i}`);
       try {
@@ -438,7 +450,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: LANES }, async () => {
-      while (next < POINTS) results.push(await point(next++));
+      while (next < points) results.push(await point(next++));
     }),
   );
   await Promise.all(cleanups);
@@ -457,7 +469,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
   for (const r of results) bump(phases, r.phase);
   t.diagnostic(
     `${s.name}: uninterrupted ${Math.round(timing.total)} ms, the change from ${Math.round(timing.changeFrom)} ms, its phases ${timing.spans.map((x) => `${Math.round(x)} ms`).join(' + ')}; ` +
-      `kills: ${byPhase.join('; ')}; ${killed} of ${POINTS} landed mid-run (${retries} run${retries === 1 ? '' : 's'} that finished first run again with half the delay); ` +
+      `kills: ${byPhase.join('; ')}; ${killed} of ${points} landed mid-run (${retries} run${retries === 1 ? '' : 's'} that finished first run again with half the delay); ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s (${LANES} lanes)`,
   );
   t.diagnostic(`${s.name}: states after the kill: ${formatCounts(phases)}`);
@@ -474,11 +486,11 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
   for (const dir of s.unchanged) {
     assert.deepEqual(treeDiff(await contentSnapshot(dir), snapshots.get(dir)!), [], `${dir} (a source, or sharing its inodes with the copies) is unchanged in content, mode and mtime`);
   }
-  assert.ok(killed >= POINTS * 0.8, `most kills must land while the command runs (${killed} of ${POINTS})`);
+  assert.ok(killed >= points * 0.8, `most kills must land while the command runs (${killed} of ${points})`);
   assert.deepEqual(
     [...kinds].map(([kind, list]) => `×${list.length} ${kind}`),
     [],
-    `${new Set(failures.map((f) => /\(point (\d+)\)/.exec(f)![1])).size} of ${POINTS} kill points failed`,
+    `${new Set(failures.map((f) => /\(point (\d+)\)/.exec(f)![1])).size} of ${points} kill points failed`,
   );
 }
 
@@ -604,6 +616,27 @@ test('crash: from-dir, SIGKILLed at 50 points, leaves only complete tags; a re-r
     served: () => ({ expected: sampleTags(store), absent: [`${store.untagged[0]!.repo}@${store.untagged[0]!.digest}`] }),
     minimal: true,
     tags: store.tags,
+  });
+});
+
+test('crash: from-oci of a layout tar, SIGKILLed at 12 points, leaves only complete tags; a re-run finishes the job', { timeout: TIMEOUT }, async (t) => {
+  await crashSeries(t, {
+    name: 'from-oci',
+    args: (out) => ['from-oci', ociTar, out],
+    lock: join(V2, LOCK),
+    anchors: storageAnchors(),
+    source: ociDir,
+    unchanged: [ociDir, store.root],
+    kind: 'storage',
+    phase: (c, f) => writePhase(c as StorageCensus, f as StorageCensus),
+    // A killed run's staging directory in the blob tree, as extract's and from-dir's temp files.
+    leftoversForGc: true,
+    served: () => ({ expected: sampleTags(store), absent: [`${store.untagged[0]!.repo}@${store.untagged[0]!.digest}`] }),
+    minimal: true,
+    tags: store.tags,
+    // The writer is the one extract and from-dir are killed in at 50 points; these kills are
+    // spread over from-oci's own part too, the tar read into its staging directory.
+    points: 12,
   });
 });
 

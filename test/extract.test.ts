@@ -246,14 +246,20 @@ test('extract: an output reaching into the source through a bind mount is refuse
   });
 });
 
-test('extract: an output holding blobs/ (an OCI layout, say) is a registry root, not a v2 directory', async () => {
+test('extract: an output holding blobs/ is a registry root, not a v2 directory; an OCI layout is refused', async () => {
   await withTempDir(async (dir) => {
+    const out = join(dir, 'out');
+    await mkdir(join(out, 'blobs', 'sha256'), { recursive: true });
+    const list = await writeListFile(dir, ['team/app:v1']);
+    const r = await extract({ list, source: FIXTURE_ROOT, output: out });
+    assert.equal(r.output, join(out, V2));
+    assert.deepEqual(await readdir(join(out, 'blobs', 'sha256')), [], 'blobs/ is left alone');
+    // An OCI layout: regfs writes no registry storage into it (to-oci writes layouts).
     const oci = join(dir, 'oci');
     await mkdir(join(oci, 'blobs', 'sha256'), { recursive: true });
     await writeFile(join(oci, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-    const r = await extract({ list: await writeListFile(dir, ['team/app:v1']), source: FIXTURE_ROOT, output: oci });
-    assert.equal(r.output, join(oci, V2));
-    assert.deepEqual((await readdir(join(oci, 'blobs', 'sha256'))), [], 'the layout is untouched');
+    await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: oci }), (e) => isRegfsError(e, 'NOT_REGISTRY') && e.message.includes('to-oci'));
+    assert.deepEqual((await readdir(oci)).sort(), ['blobs', 'oci-layout'], 'the layout is untouched');
   });
 });
 

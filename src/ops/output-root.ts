@@ -8,6 +8,7 @@ import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'nod
 import { RegfsError } from '../errors.js';
 import { OutputDirs } from '../fs/atomic.js';
 import { STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
+import { OCI_LAYOUT_FILE } from '../oci/layout.js';
 
 /**
  * The storage root to write for an output directory, and whether it exists yet: the output
@@ -20,7 +21,11 @@ import { STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
 export async function outputStorageRoot(out: string): Promise<{ v2: string; exists: boolean; dirs: OutputDirs }> {
   const abs = resolve(out);
   const v2 = abs.endsWith(sep + STORAGE_PREFIX) ? abs : storageRoot(abs);
-  return { v2, exists: await exists(v2), dirs: new OutputDirs(abs) };
+  const there = await exists(v2);
+  if (!there && (await exists(join(abs, OCI_LAYOUT_FILE)))) {
+    throw new RegfsError('NOT_REGISTRY', `output "${out}" is an OCI image layout, not registry storage; regfs writes registry storage, and writes a layout with "regfs to-oci"`, { path: out });
+  }
+  return { v2, exists: there, dirs: new OutputDirs(abs) };
 }
 
 /**

@@ -16,6 +16,7 @@ import { directoryId, isDirectoryFollowing, listEntries, statData, type Entry } 
 import { parseLinkContent, readLinkBytes } from './link-file.js';
 import { parseImageList } from '../image-list.js';
 import { DIGEST_FILE, MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
+import { OCI_LAYOUT_FILE } from '../oci/layout.js';
 
 /** The largest manifest the registry accepts (distribution's maxManifestBodySize, 4 MiB); regfs reads no larger one. */
 export const MANIFEST_MAX_BYTES = 4 << 20;
@@ -55,7 +56,6 @@ function isFileFollowing(path: string): boolean {
   }
 }
 
-const OCI_LAYOUT_FILE = 'oci-layout';
 
 /**
  * What a path that is not registry storage is instead, when regfs can tell, and what reads
@@ -108,6 +108,7 @@ function readsAsImageList(path: string): boolean {
   const parsed = parseImageList(text, path);
   return parsed.entries.length > 0 && parsed.problems.length === 0;
 }
+
 
 /**
  * Read access to one registry's storage. The reads are synchronous: each is a small file or

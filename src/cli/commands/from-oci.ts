@@ -1,0 +1,48 @@
+/** `regfs from-oci LAYOUT DEST` */
+import type { Argv } from 'yargs';
+import type { FromOciResult } from '../../ops/from-oci.js';
+import { ExitCode, formatBytes, renderWriteResult, type Io, type RunOutput } from '../output.js';
+import { examples, runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
+
+interface FromOciArgs extends WriteArgs {
+  layout: string;
+  dest: string;
+  name: string | undefined;
+  repo: string | undefined;
+  verify: boolean;
+  'strip-registry': boolean;
+}
+
+export const command = 'from-oci <layout> <dest>';
+export const describe = 'Seed registry storage from an OCI image layout (a directory, or a tar of one)';
+
+export function builder(y: Argv): Argv<FromOciArgs> {
+  return withWriteOptions(y)
+    .positional('layout', { type: 'string', demandOption: true, describe: 'OCI layout directory (skopeo oci:, crane, regctl), or a tar of one (skopeo oci-archive:, docker save), - for stdin' })
+    .positional('dest', { type: 'string', demandOption: true, describe: 'registry root to write; created if missing, merged into if it holds a registry' })
+    .option('name', { type: 'string', describe: 'repo:tag (or repo@sha256:…) for a layout of one image' })
+    .option('repo', { type: 'string', describe: 'repository of entries named by a bare tag (docker save, regctl); unnamed entries are imported into it by digest' })
+    .option('verify', { type: 'boolean', default: true, describe: 'hash every blob against its digest (--no-verify checks sizes only; manifests are always hashed)' })
+    .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from names' })
+    .example(
+      examples([
+        ['$0 from-oci layout /srv/reg', 'a layout directory'],
+        ['$0 from-oci app.tar /srv/reg --repo team/app', 'a docker save tar'],
+        ['docker save app | $0 from-oci - /srv/reg', 'from a pipe'],
+      ]),
+    ) as unknown as Argv<FromOciArgs>;
+}
+
+export async function handler(args: FromOciArgs, io: Io, run: RunOutput): Promise<number> {
+  const { fromOci } = await import('../../ops/from-oci.js');
+  const result: FromOciResult = await runWithProgress(run, args, (opts) =>
+    fromOci({ ...opts, input: args.layout, output: args.dest, name: args.name, repo: args.repo, noVerify: !args.verify, stripRegistry: args['strip-registry'] }),
+  );
+  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
+  if (args.json) run.finishJson(code, result);
+  else {
+    const verified = args.verify ? `verified: ${formatBytes(result.bytesVerified)} of blob data hashed; every blob matches its digest` : 'not verified (--no-verify): blob sizes checked, not hashed';
+    io.stdout.write(`${renderWriteResult(result, 'imported')}${verified}\n`);
+  }
+  return code;
+}

@@ -1,0 +1,308 @@
+/**
+ * Reading an OCI image layout from a tar stream (skopeo `oci-archive:`, `docker save` 25+,
+ * `tar -cf` of a layout directory), in one pass and without unpacking it anywhere: the tar
+ * library (isaacs `tar`, the one npm itself uses) parses the stream, and regfs decides what
+ * each entry is. A tar's entries come in any order (index.json often after the blobs), so
+ * every blob entry is streamed into a file of a staging directory the caller gives (inside
+ * the output's own blob tree, on its filesystem), hashed as it goes; `oci-layout` and
+ * `index.json` are kept in memory. Blobs the output already holds (same size) are skipped,
+ * so the extra disk is the new blobs only.
+ *
+ * Nothing of the archive is ever written where its names say: an entry's name is only
+ * compared with the layout's own names (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`).
+ * Still, an archive with an entry outside the layout (an absolute name, a `..` component)
+ * or a link or special file where a layout file belongs is refused as ARCHIVE_INVALID, and
+ * so is a truncated or damaged tar. Links and other entries elsewhere (docker save's
+ * `manifest.json`, `repositories`, legacy layer directories) are skipped.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, createReadStream, openSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { ReadEntry } from 'tar/read-entry';
+import { ioError, PATH_QUOTE_MAX, quote, RegfsError } from '../errors.js';
+import { digestAlgorithm, isDigest, type Digest } from '../digest.js';
+import { INDEX_FILE, OCI_LAYOUT_FILE } from './layout.js';
+
+/** A blob of the archive: where its bytes are now, and what they hash to (when hashed). */
+export interface ArchiveBlob {
+  /** A staged file, a file the output already holds, or undefined when `data` holds the bytes. */
+  path: string | undefined;
+  /** The bytes, for a blob kept in memory (a dry run keeps small JSON blobs so: possible manifests; the others are dropped). */
+  data: Buffer | undefined;
+  size: number;
+  /** The digest of the bytes read; undefined if not hashed (noVerify, or taken from the output). */
+  hashed: Digest | undefined;
+  /** True if the output already held it, with this size: its bytes in the archive were skipped. */
+  existing: boolean;
+}
+
+/** What an archive holds of a layout. */
+export interface ArchiveContent {
+  ociLayout: Buffer | undefined;
+  index: Buffer | undefined;
+  blobs: Map<Digest, ArchiveBlob>;
+  /** Bytes of blob entries read (hashed or not). */
+  bytesRead: number;
+}
+
+export interface ReadArchiveOptions {
+  /** For messages: the archive as the user named it. */
+  label: string;
+  /** Where blob entries are staged; undefined for a dry run (nothing is written). */
+  stageDir: string | undefined;
+  /** Hash every blob entry (off with noVerify). */
+  hash: boolean;
+  /** The output's data file for a digest, if it holds one: such blobs are not staged. */
+  existing: (d: Digest) => { path: string; size: number } | undefined;
+  /** Bytes up to which a dry run keeps a JSON blob in memory (a manifest must be read). */
+  keepBytes: number;
+  /** The largest index.json read. */
+  indexMaxBytes: number;
+  onProgress?: (bytes: number, total: number | undefined) => void;
+  /** The total size of the input, when known, for progress. */
+  totalBytes?: number | undefined;
+}
+
+/** The largest `oci-layout` file read (it holds `{"imageLayoutVersion":"1.0.0"}`). */
+const OCI_LAYOUT_MAX_BYTES = 64 << 10;
+
+/** An archive's entry name, relative to the layout: leading `./` and empty components dropped. */
+export function archiveEntryName(name: string, label: string): string {
+  const bad = (why: string): RegfsError =>
+    new RegfsError('ARCHIVE_INVALID', `archive "${label}": entry ${quote(name, PATH_QUOTE_MAX)} ${why}; an OCI layout archive holds the layout's own files only`, { path: label });
+  if (name.startsWith('/')) throw bad('is an absolute path');
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw bad('leads outside the layout (a ".." component)');
+  return parts.join('/');
+}
+
+/** `blobs/<alg>/<encoded>` as a digest; undefined for any other name. */
+function blobName(rel: string): Digest | undefined {
+  const parts = rel.split('/');
+  if (parts.length !== 3 || parts[0] !== 'blobs') return undefined;
+  const d = `${parts[1]}:${parts[2]}`;
+  return isDigest(d) ? d : undefined;
+}
+
+/** Read a layout archive from a file (or a stream), staging its blobs. */
+export async function readArchive(input: string | Readable, opts: ReadArchiveOptions): Promise<ArchiveContent> {
+  // Loaded here, not at start-up: only this command reads tars.
+  const { Parser } = await import('tar/parse');
+  const content: ArchiveContent = { ociLayout: undefined, index: undefined, blobs: new Map(), bytesRead: 0 };
+  // gzip is undone (a .tar.gz of a layout); brotli and zstd are not: Node 20 has no zstd, and
+  // brotli has no magic number, so a damaged tar would be taken for it.
+  const parser = new Parser({ strict: true, brotli: false, zstd: false });
+  const source = typeof input === 'string' ? createReadStream(input, { highWaterMark: 1 << 20 }) : input;
+  let failed: unknown;
+  let consumed = 0;
+
+  return new Promise<ArchiveContent>((resolve, reject) => {
+    let reading = true;
+    const stop = (): void => {
+      reading = false;
+      // A named input is not read on; standard input is drained, so that its writer is not cut off.
+      if (typeof input === 'string') source.destroy();
+      else source.resume();
+    };
+    const fail = (err: unknown): void => {
+      if (failed !== undefined) return;
+      failed = err;
+      stop();
+      reject(toArchiveError(err, opts.label));
+    };
+    source.on('error', (err: Error) => fail(typeof input === 'string' ? ioError('reading', input, err) : ioError('reading', opts.label, err)));
+    // The parser is fed here, not piped, so that anything it throws is this run's failure,
+    // never an uncaught exception; its backpressure pauses the input.
+    source.on('data', (c: Buffer) => {
+      if (!reading) return;
+      consumed += c.length;
+      opts.onProgress?.(consumed, opts.totalBytes);
+      try {
+        if (!parser.write(c)) source.pause();
+      } catch (err) {
+        fail(err);
+      }
+    });
+    parser.on('drain', () => {
+      if (reading) source.resume();
+    });
+    source.on('end', () => {
+      if (!reading) return;
+      try {
+        parser.end();
+      } catch (err) {
+        fail(err);
+      }
+    });
+    parser.on('error', fail);
+    // The end-of-archive blocks: whatever follows is padding, and is not parsed (a device such
+    // as /dev/zero never ends; the writer of a pipe, tar or docker save, may still be writing).
+    parser.on('eof', () => {
+      if (!reading) return;
+      stop();
+      parser.end();
+    });
+    parser.on('end', () => {
+      if (failed === undefined) resolve(content);
+    });
+    parser.on('entry', (entry: ReadEntry) => {
+      if (failed !== undefined) {
+        entry.resume();
+        return;
+      }
+      try {
+        onEntry(entry, content, opts, fail);
+      } catch (err) {
+        entry.resume();
+        fail(err);
+      }
+    });
+  });
+}
+
+function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOptions, fail: (err: unknown) => void): void {
+  const rel = archiveEntryName(entry.path, opts.label);
+  const d = blobName(rel);
+  const isLayoutFile = rel === INDEX_FILE || rel === OCI_LAYOUT_FILE || d !== undefined;
+  const isFile = entry.type === 'File' || entry.type === 'OldFile' || entry.type === 'ContiguousFile';
+  if (!isFile) {
+    if (isLayoutFile) {
+      throw new RegfsError('ARCHIVE_INVALID', `archive "${opts.label}": ${quote(rel, PATH_QUOTE_MAX)} is a ${entry.type} entry; a layout's files must be regular files`, { path: opts.label });
+    }
+    entry.resume();
+    return;
+  }
+  if (rel === INDEX_FILE || rel === OCI_LAYOUT_FILE) {
+    const max = rel === INDEX_FILE ? opts.indexMaxBytes : OCI_LAYOUT_MAX_BYTES;
+    if ((entry.size ?? 0) > max) throw new RegfsError('MANIFEST_INVALID', `archive "${opts.label}": ${rel} is ${entry.size} bytes, more than regfs reads (${max})`, { path: opts.label });
+    const chunks: Buffer[] = [];
+    entry.on('data', (c: Buffer) => chunks.push(c));
+    entry.on('end', () => {
+      if (rel === INDEX_FILE) content.index = Buffer.concat(chunks);
+      else content.ociLayout = Buffer.concat(chunks);
+    });
+    return;
+  }
+  if (d === undefined || content.blobs.has(d)) {
+    // Not a layout file (manifest.json, repositories, a name that is no digest), or a blob seen
+    // before under the same name (content addressed: the first copy is checked like any other).
+    entry.resume();
+    return;
+  }
+  const size = entry.size ?? 0;
+  const there = opts.existing(d);
+  if (there !== undefined && there.size === size) {
+    content.blobs.set(d, { path: there.path, data: undefined, size, hashed: undefined, existing: true });
+    content.bytesRead += size;
+    entry.resume();
+    return;
+  }
+  const hash: Hash | undefined = opts.hash ? createHash(digestAlgorithm(d)) : undefined;
+  const sink = opts.stageDir === undefined ? memorySink(size <= opts.keepBytes) : fileSink(join(opts.stageDir, `${digestAlgorithm(d)}-${d.slice(d.indexOf(':') + 1)}`));
+  let written = 0;
+  entry.on('data', (c: Buffer) => {
+    if (sink.failed) return;
+    try {
+      hash?.update(c);
+      sink.write(c);
+      written += c.length;
+    } catch (err) {
+      sink.failed = true;
+      sink.abandon();
+      fail(err);
+    }
+  });
+  entry.on('end', () => {
+    if (sink.failed) return;
+    try {
+      const out = sink.close();
+      content.bytesRead += written;
+      // A truncated archive ends its last entry early; the parser reports that too.
+      if (written !== size) throw new RegfsError('ARCHIVE_INVALID', `archive "${opts.label}": ${rel} ends after ${written} of its ${size} bytes (truncated)`, { path: opts.label });
+      content.blobs.set(d, { path: out.path, data: out.data, size, hashed: hash === undefined ? undefined : (`${digestAlgorithm(d)}:${hash.digest('hex')}` as Digest), existing: false });
+    } catch (err) {
+      fail(err);
+    }
+  });
+}
+
+interface Sink {
+  failed: boolean;
+  write(c: Buffer): void;
+  close(): { path: string | undefined; data: Buffer | undefined };
+  abandon(): void;
+}
+
+/** A staged file, written synchronously chunk by chunk (the parser waits meanwhile). */
+function fileSink(path: string): Sink {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o644);
+  } catch (err) {
+    throw ioError('creating', path, err);
+  }
+  let open = true;
+  const closeFd = (): void => {
+    if (open) closeSync(fd);
+    open = false;
+  };
+  return {
+    failed: false,
+    write(c) {
+      try {
+        for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
+      } catch (err) {
+        throw ioError('writing', path, err);
+      }
+    },
+    close() {
+      try {
+        closeFd();
+      } catch (err) {
+        throw ioError('writing', path, err);
+      }
+      return { path, data: undefined };
+    },
+    abandon() {
+      try {
+        closeFd();
+        unlinkSync(path);
+      } catch {
+        // the staging directory is removed whole in the end
+      }
+    },
+  };
+}
+
+/**
+ * A dry run's blob: kept in memory if it may be a manifest (small enough, and JSON: its first
+ * byte other than JSON whitespace is `{`), else only hashed. Layers (gzip, tar) are never kept.
+ */
+function memorySink(small: boolean): Sink {
+  const chunks: Buffer[] = [];
+  let keep: boolean | undefined = small ? undefined : false;
+  return {
+    failed: false,
+    write(c) {
+      if (keep === undefined) {
+        const first = c.findIndex((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+        if (first >= 0) keep = c[first] === 0x7b;
+      }
+      if (keep !== false) chunks.push(c);
+    },
+    close() {
+      return { path: undefined, data: keep === true ? Buffer.concat(chunks) : undefined };
+    },
+    abandon() {
+      chunks.length = 0;
+    },
+  };
+}
+
+/** The tar library's errors (a truncated or damaged archive, not a tar at all) as ARCHIVE_INVALID. */
+function toArchiveError(err: unknown, label: string): RegfsError {
+  if (err instanceof RegfsError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new RegfsError('ARCHIVE_INVALID', `archive "${label}" is not a whole, readable tar (truncated, damaged, or no tar): ${message}`, { path: label, cause: err });
+}

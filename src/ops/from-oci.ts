@@ -1,0 +1,534 @@
+/**
+ * `from-oci`: seed registry storage from an OCI image layout, a directory (skopeo `oci:`,
+ * crane, regctl, oras, to-oci) or a tar of one (skopeo `oci-archive:`, `docker save` 25+),
+ * the tar read as a stream (src/oci/archive.ts).
+ *
+ * The input came from outside, so everything is verified before anything becomes visible:
+ * `index.json` must be an image index; each entry's name must be usable (src/oci/layout.ts
+ * `entryName`); every manifest and index, every child, config and layer is present (a layer
+ * with `urls` may be absent: it is foreign), has its descriptor's size and (unless `noVerify`;
+ * manifests always) hashes to its digest. Blobs the layout holds but no selected image
+ * references are ignored. Then the shared writer (planWrites, writePlan) writes exactly what
+ * pushes would have left, in the crash-safe order, under the output's lock: blob data first
+ * (hard-linked from a directory by the `--link` modes; from a tar, the blobs staged in the
+ * output's own blob tree are linked into place), then links, then tags.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import pLimit from 'p-limit';
+import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
+import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
+import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, parseManifest, parseManifestContent, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
+import { parseImageRef, parseRepoName, type RepoName, type Tag } from '../reference.js';
+import { statData } from '../registry/follow.js';
+import { blobDataPath, blobsDir } from '../registry/layout.js';
+import { findStorageRoot, MANIFEST_MAX_BYTES } from '../registry/read.js';
+import { countPlanFiles, writePlan, type BlobSource, type WritePlan } from '../registry/write.js';
+import { tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
+import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
+import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } from '../oci/layout.js';
+import { readArchive, type ArchiveContent } from '../oci/archive.js';
+import { checkJobs, createOutputLinker, incomplete, manifestLevels, planWrites, withTreeLock, type ImageContent, type WriteCommandOptions } from './common.js';
+import { summarizeImages, type ExtractResult } from './extract.js';
+import { assertOutsideSource, outputStorageRoot } from './output-root.js';
+
+export interface FromOciOptions extends WriteCommandOptions {
+  /** An OCI layout directory, a tar of one, or `-` for a tar on standard input. */
+  input: string;
+  /** The registry root to write (or its `docker/registry/v2`); created if missing. */
+  output: string;
+  /** `repo:tag` (or `repo@digest`) for the one image of a layout whose index.json has one entry. */
+  name?: string;
+  /** The repository of entries named by a bare tag (docker save, regctl), and of unnamed entries (imported by digest). */
+  repo?: string;
+  /** Skip hashing configs and layers (sizes are still checked; manifests are always hashed). */
+  noVerify?: boolean;
+  /** Drop a leading registry host from names. */
+  stripRegistry?: boolean;
+  /** For `-`: the stream to read (standard input by default). */
+  stdin?: Readable;
+}
+
+export interface FromOciResult extends ExtractResult {
+  /** Bytes hashed to verify blobs (0 with noVerify). */
+  bytesVerified: number;
+  /** What the input was: a layout directory or a tar of one. */
+  format: 'directory' | 'archive';
+}
+
+/** The largest index.json regfs reads (a layout of tens of thousands of images fits). */
+export const INDEX_MAX_BYTES = 64 << 20;
+
+/** A blob of the layout: its file (or its bytes), its size. */
+interface LayoutBlob {
+  path: string | undefined;
+  data: Buffer | undefined;
+  size: number;
+  /** What its bytes hash to, when they were hashed as they were read (a tar's). */
+  hashed?: Digest | undefined;
+}
+
+/** Reading one layout, a directory or an archive already read. */
+interface LayoutReader {
+  /** The blob's path, for messages: `<layout>/blobs/<alg>/<hex>` (an archive: `<tar>:blobs/...`). */
+  where(d: Digest): string;
+  /** The blob, or undefined if the layout lacks it; BLOB_INVALID if it is no regular file. */
+  find(d: Digest): LayoutBlob | undefined;
+  /** A manifest's bytes. */
+  bytes(b: LayoutBlob, d: Digest): Buffer;
+  /** Check that a blob's bytes hash to `d` (DIGEST_MISMATCH otherwise). */
+  check(d: Digest, b: LayoutBlob): Promise<void>;
+}
+
+/** Import the images of an OCI layout into registry storage. */
+export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
+  const started = performance.now();
+  const jobs = checkJobs(opts.jobs);
+  const out = await outputStorageRoot(opts.output);
+  const repo = opts.repo === undefined ? undefined : parseRepoName(opts.repo);
+  const rename = opts.name === undefined ? undefined : parseRename(opts.name, opts.stripRegistry === true);
+  const format = await inputFormat(opts.input);
+  const problems = new Problems(opts.onProblem);
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+    opts.onWarning?.(m);
+  };
+  const naming: Naming = { repo, rename, stripRegistry: opts.stripRegistry === true };
+  const result = async (images: ImageContent[], plan: WritePlan, bytesVerified: number, leftOut: number) => ({
+    output: out.v2,
+    images: await summarizeImages(images, plan),
+    problems: problems.list,
+    problemCount: problems.count,
+    leftOut,
+    warnings,
+    repaired: [],
+    bytesVerified,
+    format,
+  });
+  const dryResult = async (images: ImageContent[], plan: WritePlan, bytesVerified: number, leftOut: number): Promise<FromOciResult> => ({
+    ...(await result(images, plan, bytesVerified, leftOut)),
+    dryRun: true,
+    plan: { ...countPlanFiles(plan), blobsAlreadyThere: 0 },
+    stats: undefined,
+    seconds: (performance.now() - started) / 1000,
+  });
+
+  if (format === 'directory') {
+    const input = resolve(opts.input);
+    await assertOutsideSource(input, input, opts.output, out.v2);
+    const index = readLayoutFiles(input);
+    const limit = pLimit(jobs);
+    const hashed = new Map<string, Promise<Digest>>();
+    let bytesVerified = 0;
+    const reader: LayoutReader = {
+      where: (d) => ociBlobPath(input, d),
+      find(d) {
+        const path = ociBlobPath(input, d);
+        const st = statData(path);
+        if (st === undefined) return undefined;
+        if (st.notRegular !== undefined) {
+          throw new RegfsError('BLOB_INVALID', `blob "${path}" is ${st.notRegular}; a blob must be a regular file (or a symbolic link to one)`, { path, digest: d });
+        }
+        return { path: st.path, data: undefined, size: st.size };
+      },
+      bytes: (b) => readBytes(b.path!),
+      async check(d, b) {
+        const path = b.path!;
+        let key: string;
+        try {
+          const st = statSync(path);
+          key = `${st.dev}:${st.ino}`;
+        } catch (err) {
+          throw ioError('reading blob', path, err);
+        }
+        let p = hashed.get(key);
+        if (p === undefined) {
+          p = b.size <= SMALL_FILE_BYTES ? Promise.resolve().then(() => digestSmallFileSync(path, digestAlgorithm(d))) : limit(() => digestFile(path, digestAlgorithm(d)));
+          bytesVerified += b.size;
+          hashed.set(key, p);
+        }
+        const actual = await p.catch((err: unknown) => {
+          throw ioError('reading blob', path, err);
+        });
+        if (actual !== d) throw mismatch(ociBlobPath(input, d), d, actual);
+      },
+    };
+    const { images, leftOut } = await readImages(index, reader, naming, opts, problems, warn);
+    const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
+    if (opts.dryRun === true) return dryResult(images, plan, bytesVerified, leftOut);
+    const linker = createOutputLinker(out.v2, opts, warn);
+    const stats = await withTreeLock(out.v2, 'from-oci', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
+    return { ...(await result(images, plan, bytesVerified, leftOut)), dryRun: false, plan: { ...countPlanFiles(plan), blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
+  }
+
+  // An archive: read as a stream, once; its blobs staged inside the output's blob tree (a dry
+  // run stages nothing: it keeps what may be a manifest in memory and hashes the rest).
+  const label = opts.input;
+  const stdinStream = opts.input === '-' ? (opts.stdin ?? process.stdin) : undefined;
+  const totalBytes = stdinStream === undefined ? (await stat(opts.input)).size : undefined;
+  const readOpts = (stageDir: string | undefined) => ({
+    label,
+    stageDir,
+    hash: opts.noVerify !== true,
+    existing: (d: Digest) => {
+      if (!out.exists) return undefined;
+      const st = statData(blobDataPath(out.v2, d));
+      return st === undefined || st.notRegular !== undefined ? undefined : { path: blobDataPath(out.v2, d), size: st.size };
+    },
+    keepBytes: MANIFEST_MAX_BYTES,
+    indexMaxBytes: INDEX_MAX_BYTES,
+    totalBytes,
+    onProgress: (done: number, total: number | undefined) => opts.onProgress?.({ phase: 'hash', done, total: total ?? done }),
+  });
+  const importArchive = async (content: ArchiveContent): Promise<{ images: ImageContent[]; plan: WritePlan; bytesVerified: number; leftOut: number }> => {
+    const index = archiveLayoutFiles(content, label);
+    const where = (d: Digest): string => `${label}:${ociBlobPath('', d).replace(/^\//, '')}`;
+    const reader: LayoutReader = {
+      where,
+      find: (d) => content.blobs.get(d),
+      bytes(b, d) {
+        if (b.data !== undefined) return b.data;
+        // A dry run keeps only blobs that may be manifests (JSON); this one cannot be.
+        if (b.path === undefined) throw new RegfsError('MANIFEST_INVALID', `manifest "${where(d)}" (${d}) is not JSON`, { path: where(d), digest: d });
+        return readBytes(b.path);
+      },
+      async check(d, b) {
+        if (b.hashed !== undefined && b.hashed !== d) throw mismatch(where(d), d, b.hashed);
+      },
+    };
+    const { images, leftOut } = await readImages(index, reader, naming, opts, problems, warn);
+    const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
+    let bytesVerified = 0;
+    if (opts.noVerify !== true) for (const b of content.blobs.values()) if (!b.existing) bytesVerified += b.size;
+    return { images, plan, bytesVerified, leftOut };
+  };
+  const source = (): string | Readable => stdinStream ?? opts.input;
+
+  if (opts.dryRun === true) {
+    const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(undefined)));
+    return dryResult(images, plan, bytesVerified, leftOut);
+  }
+  return withTreeLock(
+    out.v2,
+    'from-oci',
+    async () => {
+      // A directory of its own in the blob tree, named as regfs temp files are: the registry
+      // reads only `data` files there, and verify and gc know it for a leftover if a run dies.
+      out.dirs.ensure(blobsDir(out.v2));
+      removeDeadStages(blobsDir(out.v2));
+      const stage = tempPathFor(join(blobsDir(out.v2), STAGE_NAME));
+      try {
+        mkdirSync(stage);
+      } catch (err) {
+        throw ioError('creating', stage, err);
+      }
+      try {
+        const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(stage)));
+        // Staged blobs are in the output's filesystem: linked into place whatever --link says.
+        const linker = createOutputLinker(out.v2, { ...opts, link: 'auto' }, warn);
+        const stats = await writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: false, onProgress: opts.onProgress });
+        return {
+          ...(await result(images, plan, bytesVerified, leftOut)),
+          dryRun: false,
+          plan: { ...countPlanFiles(plan), blobsAlreadyThere: stats.blobsExisting },
+          stats,
+          seconds: (performance.now() - started) / 1000,
+        };
+      } finally {
+        rmSync(stage, { recursive: true, force: true });
+      }
+    },
+    out.dirs,
+  );
+}
+
+/** The staging directory of a tar's blobs: `<v2>/blobs/.from-oci.<pid>-<random>-<n>.regfs-tmp`. */
+const STAGE_NAME = 'from-oci';
+
+/**
+ * Remove the staging directories killed runs left (with the lock held, no live run has one):
+ * they may hold as many bytes as the archive, and a re-run would stage them all again.
+ */
+function removeDeadStages(blobs: string): void {
+  try {
+    for (const name of readdirSync(blobs)) {
+      if (name.startsWith(`.${STAGE_NAME}.`) && name.endsWith(TEMP_SUFFIX)) rmSync(join(blobs, name), { recursive: true, force: true });
+    }
+  } catch (err) {
+    throw ioError('removing staging directories of killed runs in', blobs, err);
+  }
+}
+
+/** How entries get their names. */
+interface Naming {
+  repo: RepoName | undefined;
+  rename: EntryName & { digest: Digest | undefined } | undefined;
+  stripRegistry: boolean;
+}
+
+/** `--name`: `repo:tag` or `repo@digest`. */
+function parseRename(name: string, stripRegistry: boolean): EntryName & { digest: Digest | undefined } {
+  const ref = parseImageRef(name, { stripRegistry });
+  if (ref.tag === undefined && ref.digest === undefined) throw new RegfsError('USAGE', `--name ${quote(name)} names no tag or digest: want <repo>:<tag> or <repo>@sha256:<hex>`);
+  return { repo: ref.repo, tag: ref.tag, digest: ref.digest };
+}
+
+/** Whether the input is a layout directory or an archive; NOT_OCI_LAYOUT, with the command to use, for what is neither. */
+async function inputFormat(input: string): Promise<'directory' | 'archive'> {
+  if (input === '-') return 'archive';
+  let st;
+  try {
+    st = await stat(input);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') throw new RegfsError('NOT_OCI_LAYOUT', `"${input}": no such file or directory`, { path: input });
+    throw ioError('reading', input, err);
+  }
+  if (!st.isDirectory()) return 'archive';
+  const has = (name: string): boolean => statData(join(input, name)) !== undefined;
+  if (has(OCI_LAYOUT_FILE) || has(INDEX_FILE)) return 'directory';
+  if ((await findStorageRoot(input)) !== undefined) {
+    throw new RegfsError(
+      'NOT_OCI_LAYOUT',
+      `"${input}" is registry storage, not an OCI image layout: to copy its images into other registry storage use "regfs extract LIST ${input} DEST"`,
+      { path: input },
+    );
+  }
+  if (has(MANIFEST_FILE) || has(VERSION_FILE)) {
+    throw new RegfsError('NOT_OCI_LAYOUT', `"${input}" is a dir: image directory, not an OCI image layout: import it with "regfs from-dir ${input} DEST --name REPO:TAG"`, { path: input });
+  }
+  throw new RegfsError('NOT_OCI_LAYOUT', `"${input}" is not an OCI image layout: it holds no ${OCI_LAYOUT_FILE} and no ${INDEX_FILE}`, { path: input });
+}
+
+/** A layout directory's `oci-layout` (checked) and `index.json` (returned), without opening anything that is not a regular file. */
+function readLayoutFiles(layout: string): { raw: Buffer; where: string } {
+  const read = (name: string, max: number): { raw: Buffer; where: string } | undefined => {
+    const path = join(layout, name);
+    const st = statData(path);
+    if (st === undefined) return undefined;
+    if (st.notRegular !== undefined) throw new RegfsError('NOT_OCI_LAYOUT', `"${path}" is ${st.notRegular}, not a regular file`, { path });
+    if (st.size > max) throw new RegfsError('MANIFEST_INVALID', `"${path}" is ${st.size} bytes, more than regfs reads (${max})`, { path });
+    return { raw: readBytes(st.path), where: path };
+  };
+  checkOciLayout(read(OCI_LAYOUT_FILE, 64 << 10), join(layout, OCI_LAYOUT_FILE));
+  const index = read(INDEX_FILE, INDEX_MAX_BYTES);
+  if (index === undefined) throw new RegfsError('NOT_OCI_LAYOUT', `OCI layout "${layout}" has no ${INDEX_FILE}`, { path: layout });
+  return index;
+}
+
+function archiveLayoutFiles(content: ArchiveContent, label: string): { raw: Buffer; where: string } {
+  checkOciLayout(content.ociLayout === undefined ? undefined : { raw: content.ociLayout, where: `${label}:${OCI_LAYOUT_FILE}` }, `${label}:${OCI_LAYOUT_FILE}`);
+  if (content.index === undefined) {
+    throw new RegfsError('NOT_OCI_LAYOUT', `archive "${label}" holds no ${INDEX_FILE}: it is no OCI layout (a docker save before Docker 25, or skopeo docker-archive:, is not one)`, { path: label });
+  }
+  return { raw: content.index, where: `${label}:${INDEX_FILE}` };
+}
+
+/** The `oci-layout` file must be there, and say a 1.x layout. */
+function checkOciLayout(file: { raw: Buffer; where: string } | undefined, where: string): void {
+  if (file === undefined) throw new RegfsError('NOT_OCI_LAYOUT', `"${where}" is missing: not an OCI image layout`, { path: where });
+  let version: unknown;
+  try {
+    version = (JSON.parse(file.raw.toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+  } catch {
+    version = undefined;
+  }
+  if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
+    throw new RegfsError('NOT_OCI_LAYOUT', `"${file.where}" does not give an imageLayoutVersion 1.x.y; regfs reads image layout version 1`, { path: file.where });
+  }
+}
+
+function readBytes(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw ioError('reading', path, err);
+  }
+}
+
+function mismatch(where: string, d: Digest, actual: Digest): RegfsError {
+  return new RegfsError('DIGEST_MISMATCH', `blob "${where}" does not match its digest: its bytes hash to ${actual}`, { path: where, digest: d });
+}
+
+const MANIFEST_TYPES = new Set<string>([MediaTypes.dockerManifest, MediaTypes.dockerManifestList, MediaTypes.ociManifest, MediaTypes.ociIndex]);
+
+/**
+ * Every importable entry of index.json, read and verified; the problems of the others go to
+ * `problems` (each prefixed with the entry it concerns), and INCOMPLETE is thrown if there
+ * are any and `keepGoing` is off.
+ */
+async function readImages(
+  index: { raw: Buffer; where: string },
+  reader: LayoutReader,
+  naming: Naming,
+  opts: FromOciOptions,
+  problems: Problems,
+  warn: (m: string) => void,
+): Promise<{ images: ImageContent[]; leftOut: number }> {
+  const entries = parseIndex(index);
+  let skipped = 0;
+  if (naming.rename !== undefined && entries.length !== 1) {
+    throw new RegfsError('USAGE', `--name is for a layout of one image, and "${index.where}" has ${entries.length} entries`, { path: index.where });
+  }
+  const found = await Promise.all(
+    entries.map(async ({ desc, annotations }, i): Promise<{ label: string; img: ImageContent } | undefined> => {
+      const label = `${index.where} entry ${i} (${desc.digest})`;
+      const errs: RegfsError[] = [];
+      const fail = (err: unknown): void => {
+        if (!(err instanceof RegfsError)) throw err;
+        errs.push(new RegfsError(err.code, `${label}: ${err.message}`, { path: err.path ?? index.where, digest: err.digest }));
+      };
+      try {
+        if (desc.mediaType !== undefined && !MANIFEST_TYPES.has(desc.mediaType)) {
+          warn(`${label} is ${quote(desc.mediaType)}, not an image manifest or index; skipped`);
+          skipped++;
+          return undefined;
+        }
+        const name = nameOf(desc, annotations, naming);
+        const img = await readImage(reader, desc, name, opts, fail, warn);
+        if (errs.length === 0) return { label, img };
+      } catch (err) {
+        fail(err);
+      }
+      for (const e of errs) problems.add(e);
+      return undefined;
+    }),
+  );
+  const images = withoutConflicts(found, problems, index.where);
+  if (problems.count > 0 && opts.keepGoing !== true) throw incomplete(problems);
+  // Each entry is one image: those read with problems, and both of a conflicting pair.
+  return { images, leftOut: entries.length - skipped - images.length };
+}
+
+/** index.json's entries: each a descriptor and its annotations. MANIFEST_INVALID if it is not an image index. */
+function parseIndex(index: { raw: Buffer; where: string }): Array<{ desc: Descriptor; annotations: Record<string, string> | undefined }> {
+  let m: Manifest;
+  try {
+    m = parseManifestContent(index.raw, digestOf(index.raw), index.where);
+  } catch (err) {
+    if (!(err instanceof RegfsError)) throw err;
+    throw new RegfsError('MANIFEST_INVALID', `"${index.where}" is not an OCI image index: ${err.message.replace(/^manifest "[^"]*" \([^)]*\) /, '')}`, { path: index.where });
+  }
+  if (!isIndexKind(m.kind)) throw new RegfsError('MANIFEST_INVALID', `"${index.where}" is not an OCI image index: it reads as an image manifest (it has no manifests array)`, { path: index.where });
+  // Annotations are not in the parsed descriptors; the Go decode above has checked they are strings.
+  const doc = JSON.parse(index.raw.toString('utf8')) as { manifests?: Array<{ annotations?: Record<string, string> | null }> };
+  return m.manifests.map((desc, i) => ({ desc, annotations: doc.manifests?.[i]?.annotations ?? undefined }));
+}
+
+/** The name an entry is imported under: --name, else its annotations, else by digest into --repo. */
+function nameOf(desc: Descriptor, annotations: Record<string, string> | undefined, naming: Naming): EntryName {
+  let name: EntryName | undefined;
+  if (naming.rename !== undefined) {
+    if (naming.rename.digest !== undefined && naming.rename.digest !== desc.digest) {
+      throw new RegfsError('DIGEST_MISMATCH', `--name names ${naming.rename.digest}, but the layout's image is ${desc.digest}`, { digest: naming.rename.digest });
+    }
+    name = { repo: naming.rename.repo, tag: naming.rename.tag };
+  } else {
+    name = entryName(annotations, naming.repo, { stripRegistry: naming.stripRegistry });
+    if (name === undefined) {
+      if (naming.repo === undefined) {
+        throw new RegfsError('NAME_INVALID', `has no name (no org.opencontainers.image.ref.name nor io.containerd.image.name): give --repo to import it by digest, or --name`, { digest: desc.digest });
+      }
+      name = { repo: naming.repo, tag: undefined };
+    }
+  }
+  const host = name.repo.split('/')[0]!;
+  if (name.repo.includes('/') && host.includes(':')) {
+    throw new RegfsError(
+      'NAME_INVALID',
+      `repository ${name.repo} starts with the registry host ${host}; docker-registry 2.8 cannot store or serve a name with a :port (it answers 500); --strip-registry drops the host`,
+    );
+  }
+  return name;
+}
+
+/** The images, less every pair of entries that name the same `repo:tag` with different manifests (a problem naming both); exact repeats once. */
+function withoutConflicts(found: Array<{ label: string; img: ImageContent } | undefined>, problems: Problems, where: string): ImageContent[] {
+  const byName = new Map<string, number>();
+  const dropped = new Set<number>();
+  found.forEach((f, i) => {
+    if (f === undefined) return;
+    const key = f.img.tag === undefined ? `${f.img.repo}@${f.img.digest}` : `${f.img.repo}:${f.img.tag}`;
+    const first = byName.get(key);
+    if (first === undefined) {
+      byName.set(key, i);
+      return;
+    }
+    const other = found[first]!;
+    if (other.img.digest === f.img.digest) {
+      dropped.add(i);
+      return;
+    }
+    dropped.add(first).add(i);
+    problems.add(new RegfsError('TAG_CONFLICT', `${other.label} and ${f.label} both name ${key}, with different manifests; rename one (--name, or fix index.json)`, { path: where }));
+  });
+  return found.flatMap((f, i) => (f === undefined || dropped.has(i) ? [] : [f.img]));
+}
+
+/** Read and verify one entry's image: every manifest, child, config and layer. */
+async function readImage(reader: LayoutReader, top: Descriptor, name: EntryName, opts: FromOciOptions, fail: (err: unknown) => void, warn: (m: string) => void): Promise<ImageContent> {
+  const topM = readLayoutManifest(reader, top);
+  const manifests: Manifest[] = [];
+  const blobs = new Map<Digest, BlobSource>();
+  const checks: Array<Promise<void>> = [];
+  // Breadth first, each manifest once (as from-dir walks): an index deeper than MAX_INDEX_DEPTH is refused.
+  const visited = new Set<Digest>([topM.digest]);
+  const work: Array<{ m: Manifest; depth: number }> = [{ m: topM, depth: 0 }];
+  let tooDeep = false;
+  for (let i = 0; i < work.length; i++) {
+    const { m, depth } = work[i]!;
+    manifests.push(m);
+    if (!isIndexKind(m.kind)) {
+      for (const d of referencedBlobs(m)) checks.push(checkBlob(reader, d, blobs, opts, warn).catch(fail));
+      continue;
+    }
+    if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
+      tooDeep = true;
+      fail(indexTooDeep(m.digest, reader.where(m.digest)));
+      continue;
+    }
+    for (const c of m.manifests) {
+      if (visited.has(c.digest)) continue;
+      visited.add(c.digest);
+      try {
+        work.push({ m: readLayoutManifest(reader, c), depth: depth + 1 });
+      } catch (err) {
+        fail(err);
+      }
+    }
+  }
+  if (!tooDeep && (manifestLevels(manifests).get(topM.digest) ?? 0) > MAX_INDEX_DEPTH) fail(indexTooDeep(topM.digest, reader.where(topM.digest)));
+  await Promise.all(checks);
+  return { repo: name.repo, tag: name.tag as Tag | undefined, digest: topM.digest, manifests, blobs };
+}
+
+/** A manifest or index the layout holds for a descriptor: present, of its size, hashing to its digest. */
+function readLayoutManifest(reader: LayoutReader, d: Descriptor): Manifest {
+  const where = reader.where(d.digest);
+  const b = reader.find(d.digest);
+  if (b === undefined) throw new RegfsError('BLOB_UNKNOWN', `manifest ${d.digest} is missing from the layout: no "${where}"`, { path: where, digest: d.digest });
+  if (b.size !== d.size) throw new RegfsError('SIZE_INVALID', `manifest "${where}" has ${b.size} bytes, its descriptor says ${d.size}`, { path: where, digest: d.digest });
+  if (b.size > MANIFEST_MAX_BYTES) {
+    throw new RegfsError('MANIFEST_INVALID', `manifest "${where}" is ${b.size} bytes, larger than the registry's ${MANIFEST_MAX_BYTES}-byte limit for a manifest`, { path: where, digest: d.digest });
+  }
+  return parseManifest(reader.bytes(b, d.digest), d.digest, where);
+}
+
+async function checkBlob(reader: LayoutReader, d: Descriptor, blobs: Map<Digest, BlobSource>, opts: FromOciOptions, warn: (m: string) => void): Promise<void> {
+  const where = reader.where(d.digest);
+  const b = reader.find(d.digest);
+  if (b === undefined) {
+    if (d.urls !== undefined) {
+      warn(`foreign layer ${d.digest} is not in the layout; the image is imported without it`);
+      return;
+    }
+    throw new RegfsError('BLOB_UNKNOWN', `blob ${d.digest} is missing from the layout: no "${where}"`, { path: where, digest: d.digest });
+  }
+  if (b.size !== d.size) throw new RegfsError('SIZE_INVALID', `blob "${where}" has ${b.size} bytes, the manifest says ${d.size}`, { path: where, digest: d.digest });
+  if (opts.noVerify !== true) await reader.check(d.digest, b);
+  // A dry run of an archive keeps no large blob: the plan names where it is, nothing is written.
+  blobs.set(d.digest, b.data !== undefined ? { data: b.data, size: b.size } : { path: b.path ?? where, size: b.size });
+}
