@@ -284,7 +284,7 @@ test('hints: an image list, an OCI image layout or dir: images where registry st
   const cases: Array<[string, RegExp]> = [
     [image, /it is a skopeo dir: image directory: regfs from-dir imports it into registry storage \(regfs from-dir DIR DEST --name REPO:TAG\)/],
     [tree, /it is a tree of dir: images \(regfs to-dir writes such\): regfs from-dir imports it into registry storage/],
-    [layout, /it is an OCI image layout \(oci-layout, index\.json\), which regfs does not read yet: skopeo copy --all --preserve-digests oci:DIR:TAG dir:D makes a dir: image of one of its images, which regfs from-dir D DEST --name REPO:TAG imports/],
+    [layout, /it is an OCI image layout: import it into registry storage with "regfs from-oci .*layout DEST"/],
   ];
   for (const [path, hint] of cases) {
     for (const args of [['ls', path], ['extract', list, path, out], ['verify', path]]) {

@@ -82,10 +82,7 @@ function describeNotRegistry(dir: string): string {
   if (!st.isDirectory()) return 'it is not a directory';
   const has = (name: string): boolean => isFileFollowing(join(dir, name));
   if (isOciLayout(dir)) {
-    return (
-      'it is an OCI image layout (oci-layout, index.json), which regfs does not read yet: ' +
-      'skopeo copy --all --preserve-digests oci:DIR:TAG dir:D makes a dir: image of one of its images, which regfs from-dir D DEST --name REPO:TAG imports'
-    );
+    return `it is an OCI image layout: import it into registry storage with "regfs from-oci ${dir} DEST"`;
   }
   if (has(VERSION_FILE) && has(MANIFEST_FILE)) return 'it is a skopeo dir: image directory: regfs from-dir imports it into registry storage (regfs from-dir DIR DEST --name REPO:TAG)';
   if (has(DIGEST_FILE)) return 'it is a tree of dir: images (regfs to-dir writes such): regfs from-dir imports it into registry storage';
