@@ -267,6 +267,22 @@ test('from-oci(layout(to-dir(list))) and from-oci(to-oci(list)) write exactly wh
   }
 });
 
+test('from-oci(to-oci(list)) writes what extract(list) writes for schema1 images and digest-only lines too', async () => {
+  // schema1 entries were skipped with a warning (exit 0), and their blobs, which schema1 gives
+  // no size, were refused as SIZE_INVALID; a digest-only line's entry had no name to import by.
+  const dir = join(t.dir, 'exact-schema1');
+  await mkdir(dir);
+  const list = join(dir, 'images.list');
+  await writeFile(list, 'legacy/app:1.0\nlibrary/busybox@sha256:3271c4fec4a89f06c12edeadbb942bb5aba4b9d57b3671bb5a1f6d149778b82c\nteam/app:v1\n');
+  await extract({ list, source: FIXTURE_ROOT, output: join(dir, 'extracted') });
+  const exported = join(dir, 'to-oci');
+  await toOci({ list, source: FIXTURE_ROOT, output: exported });
+  const r = await fromOci({ input: exported, output: join(dir, 'imported') });
+  assert.deepEqual(r.warnings, []);
+  assert.equal(r.images.length, 3);
+  assert.deepEqual(await treeContents(join(dir, 'imported')), await treeContents(join(dir, 'extracted')));
+});
+
 // ---------------------------------------------------------------------------------------------
 // 2. What other writers produce, assembled from the fixture's own blobs
 

@@ -93,7 +93,7 @@ interface RegfsRun {
 }
 
 interface WriteResult {
-  images?: Array<{ ref?: string; dir?: string }>;
+  images?: Array<{ ref?: string; dir?: string; digest?: string }>;
   problems?: Array<{ code?: string; file?: string; line?: number; path?: string; message?: string }>;
 }
 
@@ -158,7 +158,13 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
           await judgeWrite(`extract list ${li}`, ex, ex, lines, out, cands, srcProbe, report, note);
           // to-oci resolves as extract does: the same images, with the same digests, each complete in the layout.
           const layout = join(runDir, 'oci');
-          await judgeOci(`to-oci list ${li}`, ex, await regfs(['to-oci', listFile, src, layout, '--keep-going', '--json']), layout, report, note);
+          const to = await regfs(['to-oci', listFile, src, layout, '--keep-going', '--json']);
+          await judgeOci(`to-oci list ${li}`, ex, to, layout, report, note);
+          // And back: from-oci of that layout must serve what the source serves, as to-dir then from-dir must.
+          const back = join(runDir, 'from-oci');
+          const fo = exportedNothing(to) ? to : await regfs(['from-oci', layout, back, '--keep-going', '--json']);
+          await mkdir(back, { recursive: true });
+          await judgeWrite(`to-oci+from-oci list ${li}`, to, fo, lines, back, cands, srcProbe, report, note);
           return mine;
         })(),
         (async (): Promise<Discrepancy[]> => {
@@ -205,7 +211,7 @@ export function reproduction(seed: number, kinds: Kinds, lists: number): string 
   return `npm run fuzz -- --seed ${seed} --damage ${formatKinds(kinds)}${lists === 2 ? '' : ` --lists ${lists}`} --keep`;
 }
 
-/** Judge one writing run (extract, or to-dir then from-dir: `first` refuses, `last` writes). */
+/** Judge one writing run (extract, or to-dir then from-dir, to-oci then from-oci: `first` refuses, `last` writes). */
 async function judgeWrite(
   check: string,
   first: RegfsRun,
@@ -219,8 +225,8 @@ async function judgeWrite(
 ): Promise<void> {
   const runs = first === last ? [first] : [first, last];
   const results: WriteResult[] = [];
-  for (const [i, r] of runs.entries()) {
-    const name = runs.length === 1 ? check : `${check} (${i === 0 ? 'to-dir' : 'from-dir'})`;
+  for (const r of runs) {
+    const name = runs.length === 1 ? check : `${check} (${r.command})`;
     report.checks++;
     if (r.timedOut) return found(check, `${runName(name)} hangs`, `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
     if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
@@ -254,9 +260,14 @@ async function judgeWrite(
   if (results.length === 2) {
     for (const img of results[0]!.images ?? []) {
       if (img.ref === undefined || written.has(img.ref)) continue;
-      const named = (results[1]!.problems ?? []).some((p) => img.dir !== undefined && p.path !== undefined && (p.path.includes(`/${img.dir}/`) || p.path.endsWith(`/${img.dir}`)));
+      // A dir: image by its directory; a layout's entry by its digest.
+      const named = (results[1]!.problems ?? []).some(
+        (p) =>
+          (img.dir !== undefined && p.path !== undefined && (p.path.includes(`/${img.dir}/`) || p.path.endsWith(`/${img.dir}`))) ||
+          (img.dir === undefined && img.digest !== undefined && p.message?.includes(img.digest) === true),
+      );
       if (named) refusedByImport.add(img.ref);
-      else found(check, 'from-dir drops what to-dir exported, no problem names it', `${img.ref}: to-dir exported it, from-dir did not import it: ${problemText(results.slice(1))}`);
+      else found(check, `${last.command} drops what ${first.command} exported, no problem names it`, `${img.ref}: ${first.command} exported it, ${last.command} did not import it: ${problemText(results.slice(1))}`);
     }
   }
 
@@ -510,9 +521,9 @@ function diffKind(line: string): string {
   return m === null ? line.slice(0, 40) : `${m[1]} ${m[2]}${m[3] === undefined ? '' : ` [${m[3]}]`} ${m[4]} -> ${m[5]}`;
 }
 
-/** "extract", "to-dir", "from-dir" from a run's name. */
+/** "extract", "to-dir", "from-dir", "to-oci", "from-oci" from a run's name. */
 function runName(name: string): string {
-  return /\((to-dir|from-dir)\)$/.exec(name)?.[1] ?? name.split(' ')[0]!;
+  return /\(((?:to|from)-(?:dir|oci))\)$/.exec(name)?.[1] ?? name.split(' ')[0]!;
 }
 
 /** The codes of the problems naming list line `line`, or "no problem". */

@@ -34,10 +34,12 @@ export function ociBlobDir(layout: string, d: Digest): string {
   return join(layout, 'blobs', digestAlgorithm(d));
 }
 
-/** An image's name as an `index.json` entry gives it; `tag` undefined for an entry named by digest alone. */
+/** An image's name as an `index.json` entry gives it; `tag` undefined for an entry named by digest alone (`repo@sha256:…`). */
 export interface EntryName {
   repo: RepoName;
   tag: Tag | undefined;
+  /** The digest the name pins (`repo@sha256:…`, `repo:tag@sha256:…`): it must be the entry's own. */
+  digest?: Digest | undefined;
 }
 
 /**
@@ -65,15 +67,19 @@ export function entryName(annotations: Record<string, string> | undefined, repo:
 function named(value: string, annotation: string, opts: ParseRefOptions): EntryName {
   try {
     const r = parseImageRef(value, opts);
-    if (r.tag === undefined) throw new RegfsError('TAG_INVALID', `no tag`);
-    return { repo: parseRepoName(r.repo), tag: r.tag };
+    if (r.tag === undefined && r.digest === undefined) throw new RegfsError('TAG_INVALID', `no tag or digest`);
+    return { repo: parseRepoName(r.repo), tag: r.tag, digest: r.digest };
   } catch (err) {
     if (!(err instanceof RegfsError)) throw err;
-    throw new RegfsError(err.code, `${annotation} ${quote(value)} is not a repo:tag reference: ${err.message}`);
+    throw new RegfsError(err.code, `${annotation} ${quote(value)} is not a repo:tag or repo@digest reference: ${err.message}`);
   }
 }
 
-/** The `ref.name` regfs writes for an image: its full `repo:tag`. */
-export function refName(repo: RepoName, tag: Tag): string {
-  return `${repo}:${tag}`;
+/**
+ * The `ref.name` regfs writes for an image: its full `repo:tag`, or `repo@sha256:…` for an
+ * image listed by digest alone (the grammar allows `@`; it keeps the repository, so from-oci
+ * brings the image back where it was).
+ */
+export function refName(repo: RepoName, tag: Tag | undefined, digest: Digest): string {
+  return tag === undefined ? `${repo}@${digest}` : `${repo}:${tag}`;
 }

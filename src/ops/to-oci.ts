@@ -140,9 +140,7 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
     for (const [d, src] of own) blobs.set(d, src);
     const content = { repo: img.repo, tag: img.tag, digest: top.digest, manifests, blobs: new Map([...own].filter(([d]) => !manifests.some((m) => m.digest === d))) };
     images.push(summarizeImage(content, await manifestPlatforms(manifests, summarize), effectiveArtifactType(top)));
-    const entry: IndexEntry = { mediaType: top.mediaType, digest: top.digest, size: top.raw.length };
-    if (img.tag !== undefined) entry.annotations = { [REF_NAME]: refName(img.repo, img.tag) };
-    entries.push(entry);
+    entries.push({ mediaType: top.mediaType, digest: top.digest, size: top.raw.length, annotations: { [REF_NAME]: refName(img.repo, img.tag, top.digest) } });
   }
   if (problems.count > 0 && opts.keepGoing !== true) throw incomplete(problems);
   const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
@@ -285,27 +283,23 @@ function mergeIndex(
   const nameOf = (e: IndexEntry): string | undefined => {
     try {
       const n = entryName(e.annotations as Record<string, string> | undefined, undefined);
-      return n?.tag === undefined ? undefined : refName(n.repo, n.tag);
+      return n === undefined ? undefined : refName(n.repo, n.tag, (n.digest ?? e.digest) as Digest);
     } catch {
       // A bare tag or a name regfs cannot read: never the full name regfs writes.
       return undefined;
     }
   };
-  // Each existing entry's name (or, unnamed, its digest) once: a merge of n entries into m is n + m, not n * m.
+  // Each existing entry's name once: a merge of n entries into m is n + m, not n * m.
   const byName = new Map<string, number>();
-  const unnamed = new Map<unknown, number>();
   doc.manifests.forEach((x, i) => {
     const n = nameOf(x);
-    if (n === undefined) {
-      if (!unnamed.has(x.digest)) unnamed.set(x.digest, i);
-    } else if (!byName.has(n)) byName.set(n, i);
+    if (n !== undefined && !byName.has(n)) byName.set(n, i);
   });
   for (const e of entries) {
-    const name = (e.annotations as Record<string, string> | undefined)?.[REF_NAME];
-    const at = name === undefined ? unnamed.get(e.digest) : byName.get(name);
+    const name = (e.annotations as Record<string, string>)[REF_NAME]!;
+    const at = byName.get(name);
     if (at === undefined) {
-      if (name === undefined) unnamed.set(e.digest, doc.manifests.length);
-      else byName.set(name, doc.manifests.length);
+      byName.set(name, doc.manifests.length);
       doc.manifests.push(e);
       counts.entriesAdded++;
     } else if (doc.manifests[at]!.digest === e.digest && doc.manifests[at]!.mediaType === e.mediaType) {
