@@ -538,6 +538,16 @@ async function main(): Promise<void> {
     const list200 = listFile('tags-200', sample(s1.refs, 200, base1));
     const dir = join(work, 'dir');
     results.push(measure('to-dir 200 images', ['to-dir', list200, s1.root, dir], () => rmSync(dir, { recursive: true, force: true })));
+    // to-oci against extract of the same 200 images (measured above, in this run): the same resolver and linker.
+    const layout200 = join(work, 'oci-200');
+    const toOci = measure('to-oci 200 images', ['to-oci', list200, s1.root, layout200], () => rmSync(layout200, { recursive: true, force: true }));
+    const extract200 = results.find((r) => r.name === 'extract 200 tags');
+    if (extract200 !== undefined) {
+      toOci.floor = extract200.seconds;
+      toOci.floorName = 'extract of the same 200';
+    }
+    results.push(toOci);
+    rmSync(layout200, { recursive: true, force: true });
     const reg = join(work, 'reg');
     results.push(measure('from-dir 200 images (verify)', ['from-dir', dir, reg], () => rmSync(reg, { recursive: true, force: true })));
 
