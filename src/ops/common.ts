@@ -11,6 +11,7 @@ import { emptyPlan, repoWrites, type BlobSource, type WritePlan } from '../regis
 import type { OnProgress } from '../progress.js';
 import { createLinker, type LinkFs, type Linker, type LinkMode } from '../fs/link.js';
 import type { ImageSummary } from './extract.js';
+import type { RepairedLink } from './resolve.js';
 
 /** What every command that writes a tree (extract, to-dir, from-dir) takes besides its paths. */
 export interface WriteCommandOptions {
@@ -55,6 +56,28 @@ export function checkJobs(jobs: number | undefined): number {
 export function incomplete(problems: Problems): RegfsError {
   const n = problems.count;
   return new RegfsError('INCOMPLETE', `${n} problem${n === 1 ? '' : 's'} found; nothing was written`, { problems: problems.list });
+}
+
+/** What every command that writes a tree (extract, from-dir, from-oci, to-oci) returns besides its plan and stats. */
+export interface WriteResultBase {
+  dryRun: boolean;
+  /** What was written (or would be): a storage root, a layout. */
+  output: string;
+  images: ImageSummary[];
+  /** Problems of images left out (only with keepGoing; otherwise they are thrown); none kept with `onProblem`. */
+  problems: RegfsError[];
+  /** How many problems were found, kept or not. */
+  problemCount: number;
+  /**
+   * How many images the problems left out (keepGoing): each image once, however many
+   * problems it has; a list line that selects none (a missing repository, a line that does
+   * not parse) counts as one.
+   */
+  leftOut: number;
+  warnings: string[];
+  /** Links the output gets (or would get) that the source lacks, each once. */
+  repaired: RepairedLink[];
+  seconds: number;
 }
 
 /** An image's content, wherever it was read from. */

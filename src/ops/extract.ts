@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { existsSync } from 'node:fs';
 import { forEachChunked } from '../bounded.js';
-import { Problems, type RegfsError } from '../errors.js';
+import { Problems } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { openImageList } from '../image-list.js';
 import type { ManifestKind } from '../manifest.js';
@@ -17,7 +17,7 @@ import { RegistryReader } from '../registry/read.js';
 import { countPlanFiles, writePlan, type WritePlan, type WriteStats } from '../registry/write.js';
 import { resolveImages, type RepairedLink } from './resolve.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
-import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type ImageContent, type WriteCommandOptions } from './common.js';
+import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type ImageContent, type WriteCommandOptions, type WriteResultBase } from './common.js';
 import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms } from './inspect.js';
 
 export interface ExtractOptions extends WriteCommandOptions {
@@ -53,28 +53,10 @@ export interface ImageSummary {
   bytes: number;
 }
 
-export interface ExtractResult {
-  dryRun: boolean;
-  /** The storage root written (or that would be). */
-  output: string;
-  images: ImageSummary[];
-  /** Problems of images left out (only with keepGoing; otherwise they are thrown); none kept with `onProblem`. */
-  problems: RegfsError[];
-  /** How many problems were found, kept or not. */
-  problemCount: number;
-  /**
-   * How many images the problems left out (keepGoing): each image once, however many
-   * problems it has; a list line that selects none (a missing repository, a line that does
-   * not parse) counts as one.
-   */
-  leftOut: number;
-  warnings: string[];
-  /** Links the output gets (or would get) that the source lacks, each once. */
-  repaired: RepairedLink[];
+export interface ExtractResult extends WriteResultBase {
   plan: { blobs: number; links: number; bytes: number; blobsAlreadyThere: number };
   /** What the write did; undefined for a dry run. */
   stats: WriteStats | undefined;
-  seconds: number;
 }
 
 /** Extract the listed images from `source` into `output`. */

@@ -29,13 +29,13 @@ import { readRegularFile } from '../registry/link-file.js';
 import { RegistryReader } from '../registry/read.js';
 import { writeBlobs, type BlobSource, type BlobStats } from '../registry/write.js';
 import { PhaseProgress } from '../progress.js';
-import { checkJobs, createOutputLinker, incomplete, summarizeImage, withTreeLock, type WriteCommandOptions } from './common.js';
+import { checkJobs, createOutputLinker, incomplete, summarizeImage, withTreeLock, type WriteCommandOptions, type WriteResultBase } from './common.js';
 import type { ImageSummary } from './extract.js';
 import { uniqueRepairs } from './extract.js';
 import { assertOutsideSource } from './output-root.js';
 import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms } from './inspect.js';
 import { parsePlatform, selectPlatform } from './platform.js';
-import { resolveImages, type RepairedLink } from './resolve.js';
+import { resolveImages } from './resolve.js';
 
 export interface ToOciOptions extends WriteCommandOptions {
   /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
@@ -62,22 +62,10 @@ export interface ToOciStats extends BlobStats {
   tempFilesRemoved: number;
 }
 
-export interface ToOciResult {
-  dryRun: boolean;
-  /** The layout written (or that would be). */
-  output: string;
-  images: ImageSummary[];
-  /** Problems of images left out (only with keepGoing); none kept with `onProblem`. */
-  problems: RegfsError[];
-  problemCount: number;
-  /** How many images the problems left out (keepGoing), each once: see ExtractResult.leftOut. */
-  leftOut: number;
-  warnings: string[];
-  /** Configs and layers taken with `repair` that the source repository does not link. */
-  repaired: RepairedLink[];
+export interface ToOciResult extends WriteResultBase {
   plan: { blobs: number; bytes: number; blobsAlreadyThere: number; entriesAdded: number; entriesReplaced: number; entriesUnchanged: number };
+  /** What the write did; undefined for a dry run. */
   stats: ToOciStats | undefined;
-  seconds: number;
 }
 
 /** The most `index.json` may hold: an entry is a few hundred bytes, so about 200,000 images. */
