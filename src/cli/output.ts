@@ -6,7 +6,7 @@
 import { chalkStderr as chalk } from 'chalk';
 import { errnoCode, escapeControl, RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
-import type { ExtractResult } from '../ops/extract.js';
+import type { ExtractResult, ImageSummary, ReferrersResult } from '../ops/extract.js';
 import type { RepairedLink } from '../ops/resolve.js';
 import type { Finding } from '../ops/verify.js';
 
@@ -362,7 +362,23 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
   }
   const repaired = renderRepaired(r.repaired, r.dryRun);
   if (repaired !== undefined) lines.push(repaired);
+  if (r.referrers !== undefined) lines.push(...renderReferrers(r.images, r.referrers, r.dryRun));
   return `${lines.map(escapeControl).join('\n')}\n`;
+}
+
+/** What --with-referrers took: one line, and one per rewritten fallback index. */
+export function renderReferrers(images: ImageSummary[], r: ReferrersResult, dryRun: boolean): string[] {
+  let n = 0;
+  let withAny = 0;
+  for (const img of images) {
+    n += img.referrers?.length ?? 0;
+    if ((img.referrers?.length ?? 0) > 0) withAny++;
+  }
+  const lines = [`referrers: ${n} (${r.images} manifest${r.images === 1 ? '' : 's'} written) of ${withAny} of ${images.length} image${images.length === 1 ? '' : 's'}${dryRun ? ' (would be)' : ''}`];
+  for (const x of r.rewritten) {
+    lines.push(`rewrote referrers index ${x.repo}:${x.tag}: ${x.sourceDigest} -> ${x.digest}, without ${x.dropped.length} missing from the source`);
+  }
+  return lines;
 }
 
 /** One line on links written that the source lacks (the list is in --json), or undefined if none. */

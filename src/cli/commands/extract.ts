@@ -9,6 +9,7 @@ interface ExtractArgs extends WriteArgs, RepairArgs {
   src: string;
   out: string;
   'strip-registry': boolean;
+  'with-referrers': boolean;
 }
 
 export const command = 'extract <list> <src> <out>';
@@ -20,6 +21,7 @@ export function builder(y: Argv): Argv<ExtractArgs> {
     .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
     .positional('out', { type: 'string', demandOption: true, describe: 'output registry root; created if missing, merged into if it holds a registry' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host (host.example.com/, host:5000/, localhost/) from list names' })
+    .option('with-referrers', { type: 'boolean', default: false, describe: 'take the signatures, SBOMs and attestations of every image too, transitively (tags sha256-<hex>*, and every manifest whose subject is one taken)' })
     .example(
       examples([
         ['$0 extract images.list /var/lib/registry /srv/subset', 'a registry tree with only the listed images'],
@@ -30,7 +32,7 @@ export function builder(y: Argv): Argv<ExtractArgs> {
 
 export async function handler(args: ExtractArgs, io: Io, run: RunOutput): Promise<number> {
   const result: ExtractResult = await runWithProgress(run, args, (opts) =>
-    extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair }),
+    extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair, withReferrers: args['with-referrers'] }),
   );
   const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
   if (args.json) run.finishJson(code, result);

@@ -1,0 +1,253 @@
+/**
+ * --with-referrers: signatures, SBOMs and attestations travel with their images. The source
+ * is written through the real registry (docker-registry 2.8.2, over HTTP): cosign-style
+ * `.sig`, `.att` and `.sbom` tags, OCI 1.1 artifacts with `subject` and their fallback index
+ * tag, a referrer no tag lists, a referrer of an index child, a signature on an SBOM, and a
+ * fallback index one of whose referrers was deleted through the API. The judge is the real
+ * registry serving the output, and a signature check as `cosign verify --key` does it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { join } from 'node:path';
+import type { Digest } from '../src/digest.js';
+import { MediaTypes } from '../src/manifest.js';
+import { checkJsonDocument } from '../scripts/lib/json-schemas.js';
+import { registryGarbageCollectDryRun, startRegistry } from '../scripts/lib/registry-server.js';
+import { Pusher } from '../scripts/fuzz/pusher.js';
+import { blobOf, makeArtifact, makeImage, makeIndex, makeLayer, type Blob, type Image, type Manifest } from '../scripts/lib/images.js';
+import { runCli } from './helpers/cli.js';
+import { withTempDir, writeListFile } from './helpers/tree.js';
+
+const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
+const SIG_ANNOTATION = 'dev.cosignproject.cosign/signature';
+const noRand = (): number => 0.99;
+
+const hexOf = (d: string): string => d.slice('sha256:'.length);
+const fallback = (d: string): string => `sha256-${hexOf(d)}`;
+
+/** A cosign-style `.sig`/`.att`/`.sbom` manifest: an OCI manifest whose one layer is `payload`, with the annotations given. */
+function cosignManifest(payload: Blob, layerType: string, annotations: Record<string, string>): Image {
+  const config = blobOf(JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: [payload.digest] } }));
+  const doc = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.ociManifest,
+    config: { mediaType: MediaTypes.ociConfig, size: config.size, digest: config.digest },
+    layers: [{ mediaType: layerType, size: payload.size, digest: payload.digest, annotations }],
+  };
+  return { kind: 'image', mediaType: MediaTypes.ociManifest, config, layers: [payload], ...blobOf(JSON.stringify(doc)) };
+}
+
+/** A cosign signature of `image` as pushed under `repo`: the simple-signing payload, signed with `key` (ECDSA P-256, SHA-256). */
+function cosignSignature(repo: string, image: Manifest, key: KeyObject): Image {
+  const payload = blobOf(
+    JSON.stringify({
+      critical: { identity: { 'docker-reference': `registry.example/${repo}` }, image: { 'docker-manifest-digest': image.digest }, type: 'cosign container image signature' },
+      optional: null,
+    }),
+  );
+  return cosignManifest(payload, SIMPLE_SIGNING, { [SIG_ANNOTATION]: sign('sha256', payload.bytes, key).toString('base64') });
+}
+
+/** An OCI index of referrers (the fallback tag's content). */
+function referrersIndex(items: Image[]): Manifest {
+  const doc = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.ociIndex,
+    manifests: items.map((m) => ({ mediaType: m.mediaType, digest: m.digest, size: m.size, artifactType: m.artifactType })),
+  };
+  return { kind: 'index', mediaType: MediaTypes.ociIndex, children: items, ...blobOf(JSON.stringify(doc)) };
+}
+
+interface Source {
+  root: string;
+  publicKey: KeyObject;
+  signed: Image;
+  /** Every referrer each selected image must bring: by name (tag or digest) and digest. */
+  expected: Array<{ name: string; digest: Digest; blobs: Blob[] }>;
+  /** Referrers of an image not selected: never copied. */
+  unrelated: Array<{ name: string; digest: Digest }>;
+  broken: { tag: string; sourceDigest: Digest; kept: Image; deleted: Image };
+}
+
+/** Push the source through the real registry, then stop it. */
+async function buildSource(root: string): Promise<Source> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const reg = await startRegistry({ root });
+  const expected: Source['expected'] = [];
+  const unrelated: Source['unrelated'] = [];
+  try {
+    const p = new Pusher(reg.host);
+    const push = async (m: Manifest, ref: string): Promise<void> => p.pushManifest('app', m, ref, noRand);
+    const want = (m: Image | Manifest, name: string): void => {
+      expected.push({ name, digest: m.digest, blobs: m.kind === 'image' ? [m.config, ...m.layers] : [] });
+    };
+
+    // An image with a cosign signature, attestation and SBOM by tag, an SBOM artifact listed in
+    // its fallback index, a referrer no tag lists, and a signature on the SBOM.
+    const signed = makeImage({ format: 'oci', layers: [makeLayer('signed')] });
+    await push(signed, 'v1');
+    const sig = cosignSignature('app', signed, privateKey);
+    const att = cosignManifest(blobOf('{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}'), 'application/vnd.dsse.envelope.v1+json', {
+      predicateType: 'https://slsa.dev/provenance/v0.2',
+    });
+    const sbom = cosignManifest(blobOf('{"spdxVersion":"SPDX-2.3","name":"signed"}'), 'text/spdx+json', {});
+    await push(sig, `${fallback(signed.digest)}.sig`);
+    await push(att, `${fallback(signed.digest)}.att`);
+    await push(sbom, `${fallback(signed.digest)}.sbom`);
+    for (const [m, t] of [
+      [sig, '.sig'],
+      [att, '.att'],
+      [sbom, '.sbom'],
+    ] as const) want(m, `${fallback(signed.digest)}${t}`);
+    const spdx = makeArtifact({ subject: signed, artifactType: 'application/spdx+json', layerMediaType: 'application/spdx+json', payload: '{"spdxVersion":"SPDX-2.3"}' });
+    await push(spdx, spdx.digest);
+    const idx = referrersIndex([spdx]);
+    await push(idx, fallback(signed.digest));
+    want(spdx, `@${spdx.digest}`);
+    want(idx, fallback(signed.digest));
+    const untagged = makeArtifact({ subject: signed, artifactType: 'application/vnd.example.untagged', layerMediaType: 'text/plain', payload: 'no tag lists me' });
+    await push(untagged, untagged.digest);
+    want(untagged, `@${untagged.digest}`);
+    const sbomSig = makeArtifact({ subject: spdx, artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', layerMediaType: 'text/plain', payload: 'signature on the SBOM' });
+    await push(sbomSig, sbomSig.digest);
+    want(sbomSig, `@${sbomSig.digest}`);
+
+    // An index whose child has a referrer, listed in the child's fallback index.
+    const a = makeImage({ format: 'oci', layers: [makeLayer('multi-amd64')] });
+    const b = makeImage({ format: 'oci', layers: [makeLayer('multi-arm64')], platform: { os: 'linux', architecture: 'arm64' } });
+    const multi = makeIndex({ format: 'oci', children: [a, b] });
+    await push(multi, 'multi');
+    const childRef = makeArtifact({ subject: b, artifactType: 'application/vnd.example.child', layerMediaType: 'text/plain', payload: 'of the arm64 child' });
+    await push(childRef, childRef.digest);
+    const childIdx = referrersIndex([childRef]);
+    await push(childIdx, fallback(b.digest));
+    want(childRef, `@${childRef.digest}`);
+    want(childIdx, fallback(b.digest));
+
+    // A fallback index one of whose referrers was deleted through the API.
+    const lonely = makeImage({ format: 'oci', layers: [makeLayer('broken')] });
+    await push(lonely, 'broken');
+    const kept = makeArtifact({ subject: lonely, artifactType: 'application/vnd.example.kept', layerMediaType: 'text/plain', payload: 'kept' });
+    const deleted = makeArtifact({ subject: lonely, artifactType: 'application/vnd.example.deleted', layerMediaType: 'text/plain', payload: 'deleted' });
+    await push(kept, kept.digest);
+    await push(deleted, deleted.digest);
+    const brokenIdx = referrersIndex([kept, deleted]);
+    await push(brokenIdx, fallback(lonely.digest));
+    assert.equal(await p.deleteManifest('app', deleted.digest), 202);
+    want(kept, `@${kept.digest}`);
+
+    // An image not selected, signed: its signature must stay behind.
+    const other = makeImage({ format: 'oci', layers: [makeLayer('other')] });
+    await push(other, 'other');
+    const otherSig = cosignSignature('app', other, privateKey);
+    await push(otherSig, `${fallback(other.digest)}.sig`);
+    unrelated.push({ name: `${fallback(other.digest)}.sig`, digest: otherSig.digest });
+    return { root, publicKey, signed, expected, unrelated, broken: { tag: fallback(lonely.digest), sourceDigest: brokenIdx.digest, kept, deleted } };
+  } finally {
+    await reg.stop();
+  }
+}
+
+const ACCEPT = [MediaTypes.ociManifest, MediaTypes.ociIndex, MediaTypes.dockerManifest, MediaTypes.dockerManifestList].join(', ');
+
+async function getManifest(host: string, ref: string): Promise<{ status: number; body: Buffer; digest: string }> {
+  const res = await fetch(`http://${host}/v2/app/manifests/${ref}`, { headers: { accept: ACCEPT } });
+  const body = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, body, digest: `sha256:${createHash('sha256').update(body).digest('hex')}` };
+}
+
+async function getBlob(host: string, d: string): Promise<{ status: number; body: Buffer }> {
+  const res = await fetch(`http://${host}/v2/app/blobs/${d}`);
+  return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+}
+
+/** `cosign verify --key`, by hand: the `.sig` manifest and its payload from the registry, the payload naming the image, the signature valid. */
+async function cosignVerify(host: string, image: Manifest, key: KeyObject): Promise<void> {
+  const m = await getManifest(host, `${fallback(image.digest)}.sig`);
+  assert.equal(m.status, 200, `no signature served for ${image.digest}`);
+  const doc = JSON.parse(m.body.toString('utf8')) as { layers: Array<{ mediaType: string; digest: string; annotations: Record<string, string> }> };
+  const layer = doc.layers.find((l) => l.mediaType === SIMPLE_SIGNING);
+  assert.ok(layer !== undefined, 'a simple-signing layer');
+  const payload = await getBlob(host, layer.digest);
+  assert.equal(payload.status, 200);
+  const claim = JSON.parse(payload.body.toString('utf8')) as { critical: { image: { 'docker-manifest-digest': string } } };
+  assert.equal(claim.critical.image['docker-manifest-digest'], image.digest);
+  assert.ok(verify('sha256', payload.body, key, Buffer.from(layer.annotations[SIG_ANNOTATION]!, 'base64')), 'the signature verifies with the public key');
+}
+
+test('extract --with-referrers: every referrer is served from the output with its source digest, the signature verifies; without it none is', async () => {
+  await withTempDir(async (dir) => {
+    const src = await buildSource(join(dir, 'src'));
+    const list = await writeListFile(dir, ['app:v1', 'app:multi', 'app:broken']);
+
+    const withOut = join(dir, 'with');
+    const r = await runCli(['extract', list, src.root, withOut, '--with-referrers', '--json']);
+    const doc = JSON.parse(r.stdout) as {
+      images: Array<{ ref: string; referrers: Array<{ digest: string; tag?: string; artifactType: string }> }>;
+      referrers: { images: number; rewritten: Array<{ tag: string; sourceDigest: string; digest: string; dropped: string[] }> };
+      problems?: Array<{ code: string; digest?: string }>;
+    };
+    checkJsonDocument('extract', r.stdout, r.code ?? -1);
+    // The deleted referrer is reported, the image written all the same.
+    assert.equal(r.code, 3, r.stderr + r.stdout);
+    const problems = (doc.problems ?? []).map((p) => [p.code, p.digest]);
+    assert.deepEqual(problems, [['REFERRER_MISSING', src.broken.deleted.digest]]);
+
+    const byRef = new Map(doc.images.map((i) => [i.ref, i]));
+    const v1 = byRef.get('app:v1')!.referrers;
+    assert.deepEqual(
+      v1.map((x) => x.artifactType).sort(),
+      [SIMPLE_SIGNING, 'application/vnd.dsse.envelope.v1+json', 'text/spdx+json', 'application/spdx+json', MediaTypes.ociIndex, 'application/vnd.example.untagged', 'application/vnd.dev.cosign.artifact.sig.v1+json'].sort(),
+    );
+    assert.ok(v1.some((x) => x.tag === `${fallback(src.signed.digest)}.sig`));
+    assert.equal(byRef.get('app:multi')!.referrers.length, 2);
+    const [rw] = doc.referrers.rewritten;
+    assert.equal(doc.referrers.rewritten.length, 1);
+    assert.equal(rw!.tag, src.broken.tag);
+    assert.equal(rw!.sourceDigest, src.broken.sourceDigest);
+    assert.deepEqual(rw!.dropped, [src.broken.deleted.digest]);
+    assert.notEqual(rw!.digest, src.broken.sourceDigest);
+
+    const reg = await startRegistry({ root: withOut, readOnly: true });
+    try {
+      for (const e of src.expected) {
+        const ref = e.name.startsWith('@') ? e.name.slice(1) : e.name;
+        const got = await getManifest(reg.host, ref);
+        assert.equal(got.status, 200, `${e.name} served`);
+        assert.equal(got.digest, e.digest, `${e.name} has its source digest`);
+        for (const b of e.blobs) assert.equal((await getBlob(reg.host, b.digest)).status, 200, `${e.name}: blob ${b.digest}`);
+      }
+      for (const u of src.unrelated) assert.equal((await getManifest(reg.host, u.name)).status, 404, `${u.name} is not copied`);
+      await cosignVerify(reg.host, src.signed, src.publicKey);
+      // The rewritten index is served under the fallback tag and lists only what is served.
+      const idx = await getManifest(reg.host, src.broken.tag);
+      assert.equal(idx.status, 200);
+      assert.equal(idx.digest, rw!.digest);
+      const listed = (JSON.parse(idx.body.toString('utf8')) as { manifests: Array<{ digest: string }> }).manifests.map((c) => c.digest);
+      assert.deepEqual(listed, [src.broken.kept.digest]);
+      for (const c of listed) assert.equal((await getManifest(reg.host, c)).status, 200);
+      assert.equal((await getManifest(reg.host, src.broken.deleted.digest)).status, 404);
+    } finally {
+      await reg.stop();
+    }
+    const gc = await registryGarbageCollectDryRun(withOut);
+    assert.deepEqual(gc.blobsEligible, [], gc.output);
+
+    // Without the option: the images, and no referrer; the signature check fails.
+    const plainOut = join(dir, 'plain');
+    const plain = await runCli(['extract', list, src.root, plainOut]);
+    assert.equal(plain.code, 0, plain.stderr);
+    const reg2 = await startRegistry({ root: plainOut, readOnly: true });
+    try {
+      assert.equal((await getManifest(reg2.host, 'v1')).digest, src.signed.digest);
+      for (const e of src.expected) {
+        const ref = e.name.startsWith('@') ? e.name.slice(1) : e.name;
+        assert.equal((await getManifest(reg2.host, ref)).status, 404, `${e.name} not served without --with-referrers`);
+      }
+      await assert.rejects(cosignVerify(reg2.host, src.signed, src.publicKey), /no signature served/);
+    } finally {
+      await reg2.stop();
+    }
+  });
+});
