@@ -6,9 +6,10 @@
  * fallback index one of whose referrers was deleted through the API. The judge is the real
  * registry serving the output, and a signature check as `cosign verify --key` does it.
  */
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '../src/digest.js';
 import { MediaTypes } from '../src/manifest.js';
@@ -16,8 +17,9 @@ import { checkJsonDocument } from '../scripts/lib/json-schemas.js';
 import { registryGarbageCollectDryRun, startRegistry } from '../scripts/lib/registry-server.js';
 import { Pusher } from '../scripts/fuzz/pusher.js';
 import { blobOf, makeArtifact, makeImage, makeIndex, makeLayer, type Blob, type Image, type Manifest } from '../scripts/lib/images.js';
+import { skopeoCopy } from '../scripts/lib/skopeo.js';
 import { runCli } from './helpers/cli.js';
-import { withTempDir, writeListFile } from './helpers/tree.js';
+import { tempDir, withTempDir, writeListFile } from './helpers/tree.js';
 
 const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
 const SIG_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -176,10 +178,40 @@ async function cosignVerify(host: string, image: Manifest, key: KeyObject): Prom
   assert.ok(verify('sha256', payload.body, key, Buffer.from(layer.annotations[SIG_ANNOTATION]!, 'base64')), 'the signature verifies with the public key');
 }
 
+let src: Source;
+let list: string;
+let cleanup: () => Promise<void>;
+before(async () => {
+  const t = await tempDir('regfs-referrers-');
+  cleanup = t.cleanup;
+  src = await buildSource(join(t.dir, 'src'));
+  list = await writeListFile(t.dir, ['app:v1', 'app:multi', 'app:broken']);
+});
+after(async () => cleanup());
+
+/** Every expected referrer served with its source digest, its blobs too; the unrelated signature not; the rewritten index whole. */
+async function judgeReferrers(host: string, rewritten: string): Promise<void> {
+  for (const e of src.expected) {
+    const ref = e.name.startsWith('@') ? e.name.slice(1) : e.name;
+    const got = await getManifest(host, ref);
+    assert.equal(got.status, 200, `${e.name} served`);
+    assert.equal(got.digest, e.digest, `${e.name} has its source digest`);
+    for (const b of e.blobs) assert.equal((await getBlob(host, b.digest)).status, 200, `${e.name}: blob ${b.digest}`);
+  }
+  for (const u of src.unrelated) assert.equal((await getManifest(host, u.name)).status, 404, `${u.name} is not copied`);
+  await cosignVerify(host, src.signed, src.publicKey);
+  // The rewritten index is served under the fallback tag and lists only what is served.
+  const idx = await getManifest(host, src.broken.tag);
+  assert.equal(idx.status, 200);
+  assert.equal(idx.digest, rewritten);
+  const listed = (JSON.parse(idx.body.toString('utf8')) as { manifests: Array<{ digest: string }> }).manifests.map((c) => c.digest);
+  assert.deepEqual(listed, [src.broken.kept.digest]);
+  for (const c of listed) assert.equal((await getManifest(host, c)).status, 200);
+  assert.equal((await getManifest(host, src.broken.deleted.digest)).status, 404);
+}
+
 test('extract --with-referrers: every referrer is served from the output with its source digest, the signature verifies; without it none is', async () => {
   await withTempDir(async (dir) => {
-    const src = await buildSource(join(dir, 'src'));
-    const list = await writeListFile(dir, ['app:v1', 'app:multi', 'app:broken']);
 
     const withOut = join(dir, 'with');
     const r = await runCli(['extract', list, src.root, withOut, '--with-referrers', '--json']);
@@ -211,23 +243,7 @@ test('extract --with-referrers: every referrer is served from the output with it
 
     const reg = await startRegistry({ root: withOut, readOnly: true });
     try {
-      for (const e of src.expected) {
-        const ref = e.name.startsWith('@') ? e.name.slice(1) : e.name;
-        const got = await getManifest(reg.host, ref);
-        assert.equal(got.status, 200, `${e.name} served`);
-        assert.equal(got.digest, e.digest, `${e.name} has its source digest`);
-        for (const b of e.blobs) assert.equal((await getBlob(reg.host, b.digest)).status, 200, `${e.name}: blob ${b.digest}`);
-      }
-      for (const u of src.unrelated) assert.equal((await getManifest(reg.host, u.name)).status, 404, `${u.name} is not copied`);
-      await cosignVerify(reg.host, src.signed, src.publicKey);
-      // The rewritten index is served under the fallback tag and lists only what is served.
-      const idx = await getManifest(reg.host, src.broken.tag);
-      assert.equal(idx.status, 200);
-      assert.equal(idx.digest, rw!.digest);
-      const listed = (JSON.parse(idx.body.toString('utf8')) as { manifests: Array<{ digest: string }> }).manifests.map((c) => c.digest);
-      assert.deepEqual(listed, [src.broken.kept.digest]);
-      for (const c of listed) assert.equal((await getManifest(reg.host, c)).status, 200);
-      assert.equal((await getManifest(reg.host, src.broken.deleted.digest)).status, 404);
+      await judgeReferrers(reg.host, rw!.digest);
     } finally {
       await reg.stop();
     }
@@ -248,6 +264,63 @@ test('extract --with-referrers: every referrer is served from the output with it
       await assert.rejects(cosignVerify(reg2.host, src.signed, src.publicKey), /no signature served/);
     } finally {
       await reg2.stop();
+    }
+  });
+});
+
+test('to-dir --with-referrers: each referrer an image directory (repo:tag or repo@digest); from-dir brings them back, served exactly', async () => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, 'dirs');
+    const r = await runCli(['to-dir', list, src.root, out, '--with-referrers', '--json']);
+    checkJsonDocument('to-dir', r.stdout, r.code ?? -1);
+    assert.equal(r.code, 3, r.stderr);
+    const doc = JSON.parse(r.stdout) as { images: Array<{ ref: string; referrers: unknown[] }>; referrers: { rewritten: Array<{ digest: string }> } };
+    assert.deepEqual(
+      doc.images.map((i) => [i.ref, i.referrers.length]),
+      [
+        ['app:v1', 7],
+        ['app:multi', 2],
+        ['app:broken', 2],
+      ],
+    );
+    const sig = await readFile(join(out, `app:${fallback(src.signed.digest)}.sig`, 'manifest.json'));
+    assert.equal(`sha256:${createHash('sha256').update(sig).digest('hex')}`, src.expected.find((e) => e.name.endsWith('.sig'))!.digest);
+    const back = join(dir, 'back');
+    const imp = await runCli(['from-dir', out, back]);
+    assert.equal(imp.code, 0, imp.stderr + imp.stdout);
+    const reg = await startRegistry({ root: back, readOnly: true });
+    try {
+      await judgeReferrers(reg.host, doc.referrers.rewritten[0]!.digest);
+    } finally {
+      await reg.stop();
+    }
+  });
+});
+
+test('to-oci --with-referrers: referrers are entries of index.json (named if tagged) with their blobs; the signature survives a copy out of the layout', async () => {
+  await withTempDir(async (dir) => {
+    const layout = join(dir, 'oci');
+    const r = await runCli(['to-oci', list, src.root, layout, '--with-referrers', '--json']);
+    checkJsonDocument('to-oci', r.stdout, r.code ?? -1);
+    assert.equal(r.code, 3, r.stderr);
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+    const byDigest = new Map(index.manifests.map((e) => [e.digest, e.annotations?.['org.opencontainers.image.ref.name']]));
+    for (const e of src.expected) {
+      assert.ok(byDigest.has(e.digest), `${e.name} is in index.json`);
+      if (!e.name.startsWith('@')) assert.equal(byDigest.get(e.digest), `app:${e.name}`);
+      const bytes = await readFile(join(layout, 'blobs', 'sha256', hexOf(e.digest)));
+      assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, e.digest);
+      for (const b of e.blobs) assert.ok((await readFile(join(layout, 'blobs', 'sha256', hexOf(b.digest)))).equals(b.bytes));
+    }
+    for (const u of src.unrelated) assert.ok(!byDigest.has(u.digest));
+    const reg = await startRegistry({ root: join(dir, 'reg') });
+    try {
+      const sigName = `app:${fallback(src.signed.digest)}.sig`;
+      await skopeoCopy(`oci:${layout}:app:v1`, `docker://${reg.host}/app:v1`);
+      await skopeoCopy(`oci:${layout}:${sigName}`, `docker://${reg.host}/${sigName}`);
+      await cosignVerify(reg.host, src.signed, src.publicKey);
+    } finally {
+      await reg.stop();
     }
   });
 });

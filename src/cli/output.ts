@@ -6,7 +6,8 @@
 import { chalkStderr as chalk } from 'chalk';
 import { errnoCode, escapeControl, RegfsError } from '../errors.js';
 import type { WriteProgress } from '../registry/write.js';
-import type { ExtractResult, ImageSummary, ReferrersResult } from '../ops/extract.js';
+import type { ExtractResult, ReferrersResult } from '../ops/extract.js';
+import type { ReferrerInfo } from '../ops/referrers.js';
 import type { RepairedLink } from '../ops/resolve.js';
 import type { Finding } from '../ops/verify.js';
 
@@ -367,7 +368,7 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
 }
 
 /** What --with-referrers took: one line, and one per rewritten fallback index. */
-export function renderReferrers(images: ImageSummary[], r: ReferrersResult, dryRun: boolean): string[] {
+export function renderReferrers(images: Array<{ referrers?: ReferrerInfo[] | undefined }>, r: ReferrersResult, dryRun: boolean): string[] {
   let n = 0;
   let withAny = 0;
   for (const img of images) {

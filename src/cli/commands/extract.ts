@@ -2,26 +2,24 @@
 import type { Argv } from 'yargs';
 import { extract, type ExtractResult } from '../../ops/extract.js';
 import { ExitCode, renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
+import { examples, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
-interface ExtractArgs extends WriteArgs, RepairArgs {
+interface ExtractArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   list: string;
   src: string;
   out: string;
   'strip-registry': boolean;
-  'with-referrers': boolean;
 }
 
 export const command = 'extract <list> <src> <out>';
 export const describe = 'Extract the listed images into a new (or existing) registry tree, blob data hard-linked';
 
 export function builder(y: Argv): Argv<ExtractArgs> {
-  return withRepairOption(withWriteOptions(y), 'write the missing links in the output')
+  return withReferrersOption(withRepairOption(withWriteOptions(y), 'write the missing links in the output'))
     .positional('list', { type: 'string', demandOption: true, describe: 'image list: a file, - for standard input, or a directory of *.list files' })
     .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
     .positional('out', { type: 'string', demandOption: true, describe: 'output registry root; created if missing, merged into if it holds a registry' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host (host.example.com/, host:5000/, localhost/) from list names' })
-    .option('with-referrers', { type: 'boolean', default: false, describe: 'take the signatures, SBOMs and attestations of every image too, transitively (tags sha256-<hex>*, and every manifest whose subject is one taken)' })
     .example(
       examples([
         ['$0 extract images.list /var/lib/registry /srv/subset', 'a registry tree with only the listed images'],
