@@ -65,6 +65,8 @@ interface Source {
   root: string;
   publicKey: KeyObject;
   signed: Image;
+  /** The referrers of `signed`, transitively. */
+  ofSigned: Array<{ name: string; digest: Digest }>;
   /** Every referrer each selected image must bring: by name (tag or digest) and digest. */
   expected: Array<{ name: string; digest: Digest; blobs: Blob[] }>;
   /** Referrers of an image not selected: never copied. */
@@ -115,6 +117,8 @@ async function buildSource(root: string): Promise<Source> {
     await push(sbomSig, sbomSig.digest);
     want(sbomSig, `@${sbomSig.digest}`);
 
+    const ofSigned = [...expected];
+
     // An index whose child has a referrer, listed in the child's fallback index.
     const a = makeImage({ format: 'oci', layers: [makeLayer('multi-amd64')] });
     const b = makeImage({ format: 'oci', layers: [makeLayer('multi-arm64')], platform: { os: 'linux', architecture: 'arm64' } });
@@ -145,7 +149,7 @@ async function buildSource(root: string): Promise<Source> {
     const otherSig = cosignSignature('app', other, privateKey);
     await push(otherSig, `${fallback(other.digest)}.sig`);
     unrelated.push({ name: `${fallback(other.digest)}.sig`, digest: otherSig.digest });
-    return { root, publicKey, signed, expected, unrelated, broken: { tag: fallback(lonely.digest), sourceDigest: brokenIdx.digest, kept, deleted } };
+    return { root, publicKey, signed, ofSigned, expected, unrelated, broken: { tag: fallback(lonely.digest), sourceDigest: brokenIdx.digest, kept, deleted } };
   } finally {
     await reg.stop();
   }
@@ -323,4 +327,24 @@ test('to-oci --with-referrers: referrers are entries of index.json (named if tag
       await reg.stop();
     }
   });
+});
+
+test('inspect lists every referrer (artifact type, digest, tag if any); ls marks images with referrer tags', async () => {
+  const r = await runCli(['inspect', src.root, 'app:v1', '--json']);
+  checkJsonDocument('inspect', r.stdout, r.code ?? -1);
+  const doc = JSON.parse(r.stdout) as { referrers: Array<{ digest: string; tag: string | null; artifactType: string }>; referrersMissing: number };
+  assert.deepEqual(doc.referrers.map((x) => x.digest).sort(), src.ofSigned.map((e) => e.digest).sort());
+  assert.equal(doc.referrers.find((x) => x.tag === `${fallback(src.signed.digest)}.sig`)?.artifactType, SIMPLE_SIGNING);
+  assert.equal(doc.referrersMissing, 0);
+  const text = await runCli(['inspect', src.root, 'app:broken']);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^referrers +2 \(1 that the repository cannot serve whole\)$/m);
+  assert.match(text.stdout, new RegExp(`^  ${src.broken.kept.digest}  application/vnd\\.example\\.kept$`, 'm'));
+
+  const ls = await runCli(['ls', src.root, 'app:v1', '--json']);
+  checkJsonDocument('ls', ls.stdout, ls.code ?? -1);
+  const tags = (JSON.parse(ls.stdout) as { repositories: Array<{ tags: Array<{ tag: string; referrerTags?: number }> }> }).repositories[0]!.tags;
+  assert.deepEqual(tags.map((t) => [t.tag, t.referrerTags]), [['v1', 4]]);
+  const other = await runCli(['ls', src.root, 'app:multi', '--json']);
+  assert.equal((JSON.parse(other.stdout) as { repositories: Array<{ tags: Array<{ referrerTags?: number }> }> }).repositories[0]!.tags[0]!.referrerTags, undefined);
 });
