@@ -19,7 +19,7 @@ import { Pusher } from '../scripts/fuzz/pusher.js';
 import { blobOf, makeArtifact, makeImage, makeIndex, makeLayer, type Blob, type Image, type Manifest } from '../scripts/lib/images.js';
 import { skopeoCopy } from '../scripts/lib/skopeo.js';
 import { runCli } from './helpers/cli.js';
-import { tempDir, withTempDir, writeListFile } from './helpers/tree.js';
+import { copyTree, tempDir, withTempDir, writeListFile } from './helpers/tree.js';
 
 const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
 const SIG_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -116,6 +116,10 @@ async function buildSource(root: string): Promise<Source> {
     const sbomSig = makeArtifact({ subject: spdx, artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', layerMediaType: 'text/plain', payload: 'signature on the SBOM' });
     await push(sbomSig, sbomSig.digest);
     want(sbomSig, `@${sbomSig.digest}`);
+    // A signature on the untagged referrer: found only by the subject scan, twice over.
+    const onUntagged = makeArtifact({ subject: untagged, artifactType: 'application/vnd.example.sig-on-sig', layerMediaType: 'text/plain', payload: 'signature on a signature' });
+    await push(onUntagged, onUntagged.digest);
+    want(onUntagged, `@${onUntagged.digest}`);
 
     const ofSigned = [...expected];
 
@@ -234,7 +238,16 @@ test('extract --with-referrers: every referrer is served from the output with it
     const v1 = byRef.get('app:v1')!.referrers;
     assert.deepEqual(
       v1.map((x) => x.artifactType).sort(),
-      [SIMPLE_SIGNING, 'application/vnd.dsse.envelope.v1+json', 'text/spdx+json', 'application/spdx+json', MediaTypes.ociIndex, 'application/vnd.example.untagged', 'application/vnd.dev.cosign.artifact.sig.v1+json'].sort(),
+      [
+        SIMPLE_SIGNING,
+        'application/vnd.dsse.envelope.v1+json',
+        'text/spdx+json',
+        'application/spdx+json',
+        MediaTypes.ociIndex,
+        'application/vnd.example.untagged',
+        'application/vnd.dev.cosign.artifact.sig.v1+json',
+        'application/vnd.example.sig-on-sig',
+      ].sort(),
     );
     assert.ok(v1.some((x) => x.tag === `${fallback(src.signed.digest)}.sig`));
     assert.equal(byRef.get('app:multi')!.referrers.length, 2);
@@ -282,7 +295,7 @@ test('to-dir --with-referrers: each referrer an image directory (repo:tag or rep
     assert.deepEqual(
       doc.images.map((i) => [i.ref, i.referrers.length]),
       [
-        ['app:v1', 7],
+        ['app:v1', 8],
         ['app:multi', 2],
         ['app:broken', 2],
       ],
@@ -347,4 +360,45 @@ test('inspect lists every referrer (artifact type, digest, tag if any); ls marks
   assert.deepEqual(tags.map((t) => [t.tag, t.referrerTags]), [['v1', 4]]);
   const other = await runCli(['ls', src.root, 'app:multi', '--json']);
   assert.equal((JSON.parse(other.stdout) as { repositories: Array<{ tags: Array<{ referrerTags?: number }> }> }).repositories[0]!.tags[0]!.referrerTags, undefined);
+});
+
+test('gc --delete-untagged keeps referrers of kept manifests by default (transitively); --no-keep-referrers reports what it deletes', async () => {
+  await withTempDir(async (dir) => {
+    const root = join(dir, 'copy');
+    await copyTree(src.root, root);
+    type Gc = { manifests: Array<{ digest: string }>; referrers: Array<{ digest: string; subject: string; kept: boolean }> };
+    const untagged = src.expected.filter((e) => e.name.startsWith('@')).map((e) => e.digest);
+    const drop = await runCli(['gc', root, '--delete-untagged', '--no-keep-referrers', '--json']);
+    checkJsonDocument('gc', drop.stdout, drop.code ?? -1);
+    const dropped = JSON.parse(drop.stdout) as Gc;
+    // The untagged referrers no tag reaches: of the image, of its SBOM, and (transitively) of an untagged referrer.
+    const digestNamed = (name: string): string => src.expected.find((e) => e.name === name)!.digest;
+    const [untaggedRef, sbomSig, sigOnSig] = src.ofSigned.filter((e) => e.name.startsWith('@')).slice(1).map((e) => e.name);
+    assert.deepEqual(
+      dropped.referrers.map((x) => [x.digest, x.subject, x.kept]).sort(),
+      [
+        [digestNamed(untaggedRef!), src.signed.digest, false],
+        [digestNamed(sbomSig!), src.ofSigned.find((e) => e.name.startsWith('@'))!.digest, false],
+        [digestNamed(sigOnSig!), digestNamed(untaggedRef!), false],
+      ].sort(),
+    );
+    for (const x of dropped.referrers) assert.ok(dropped.manifests.some((m) => m.digest === x.digest), `${x.digest} would be deleted`);
+
+    const keep = await runCli(['gc', root, '--delete-untagged', '--apply', '--json']);
+    checkJsonDocument('gc', keep.stdout, keep.code ?? -1);
+    const kept = JSON.parse(keep.stdout) as Gc;
+    assert.deepEqual(kept.referrers.map((x) => [x.digest, x.kept]).sort(), dropped.referrers.map((x) => [x.digest, true]).sort());
+    for (const d of untagged) assert.ok(!kept.manifests.some((m) => m.digest === d), `${d} is kept`);
+    const reg = await startRegistry({ root, readOnly: true });
+    try {
+      for (const e of src.expected) {
+        const ref = e.name.startsWith('@') ? e.name.slice(1) : e.name;
+        assert.equal((await getManifest(reg.host, ref)).digest, e.digest, `${e.name} still served`);
+        for (const b of e.blobs) assert.equal((await getBlob(reg.host, b.digest)).status, 200);
+      }
+      await cosignVerify(reg.host, src.signed, src.publicKey);
+    } finally {
+      await reg.stop();
+    }
+  });
 });
