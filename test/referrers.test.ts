@@ -267,6 +267,11 @@ test('extract --with-referrers: every referrer is served from the output with it
     const gc = await registryGarbageCollectDryRun(withOut);
     assert.deepEqual(gc.blobsEligible, [], gc.output);
 
+    const text = await runCli(['extract', list, src.root, join(dir, 'planned'), '--with-referrers', '--dry-run']);
+    assert.equal(text.code, 3, text.stderr);
+    assert.match(text.stdout, new RegExp(`^referrers: 12 came along with 3 of 3 images; ${doc.referrers.images} would be written$`, 'm'));
+    assert.match(text.stdout, new RegExp(`^would rewrite referrers index app:${src.broken.tag}: ${src.broken.sourceDigest} -> ${rw!.digest}, without 1 missing from the source$`, 'm'));
+
     // Without the option: the images, and no referrer; the signature check fails.
     const plainOut = join(dir, 'plain');
     const plain = await runCli(['extract', list, src.root, plainOut]);

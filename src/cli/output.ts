@@ -375,9 +375,9 @@ export function renderReferrers(images: Array<{ referrers?: ReferrerInfo[] | und
     n += img.referrers?.length ?? 0;
     if ((img.referrers?.length ?? 0) > 0) withAny++;
   }
-  const lines = [`referrers: ${n} (${r.images} manifest${r.images === 1 ? '' : 's'} written) of ${withAny} of ${images.length} image${images.length === 1 ? '' : 's'}${dryRun ? ' (would be)' : ''}`];
+  const lines = [`referrers: ${n} came along with ${withAny} of ${images.length} image${images.length === 1 ? '' : 's'}; ${r.images} ${dryRun ? 'would be written' : 'written'}`];
   for (const x of r.rewritten) {
-    lines.push(`rewrote referrers index ${x.repo}:${x.tag}: ${x.sourceDigest} -> ${x.digest}, without ${x.dropped.length} missing from the source`);
+    lines.push(`${dryRun ? 'would rewrite' : 'rewrote'} referrers index ${x.repo}:${x.tag}: ${x.sourceDigest} -> ${x.digest}, without ${x.dropped.length} missing from the source`);
   }
   return lines;
 }
