@@ -20,9 +20,10 @@
 import { Problems, RegfsError } from '../errors.js';
 import { forEachChunked } from '../bounded.js';
 import { digestAlgorithm, digestHex, digestOf, isDigest, type Digest } from '../digest.js';
-import { MediaTypes, parseManifest, type Manifest } from '../manifest.js';
+import { readFileSync } from 'node:fs';
+import { MediaTypes, parseManifest, parseManifestContent, type Descriptor, type Manifest } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
-import type { BlobInfo, RegistryReader } from '../registry/read.js';
+import { MANIFEST_MAX_BYTES, type BlobInfo, type RegistryReader } from '../registry/read.js';
 import { listEntries } from '../registry/follow.js';
 import { revisionsDir } from '../registry/layout.js';
 import { resolveTarget, type ResolvedImage } from './resolve.js';
@@ -80,7 +81,7 @@ export function artifactTypeOf(m: Manifest): string {
 
 /** Per repository: its tags and its subject map, each read once, when first needed. */
 class RepoState {
-  private tagList: Tag[] | undefined;
+  private byPrefix: Map<string, Tag[]> | undefined;
   private subjects: Map<Digest, Digest[]> | undefined;
   /** Direct referrers of a digest, once computed (the images they need are already emitted). */
   readonly direct = new Map<Digest, ReferrerInfo[]>();
@@ -94,11 +95,31 @@ class RepoState {
     readonly repo: RepoName,
   ) {}
 
-  tags(): Tag[] {
-    return (this.tagList ??= this.reader.listTags(this.repo));
+  /**
+   * The repository's tags named after a digest, by that digest's fallback tag (the tag itself
+   * and those that start with it: `.sig`, `.att`, `.sbom`); read once, so a repository of
+   * many tags costs one pass however many images are searched.
+   */
+  tagsOf(d: Digest): Tag[] {
+    if (this.byPrefix === undefined) {
+      this.byPrefix = new Map();
+      for (const t of this.reader.listTags(this.repo)) {
+        const m = DIGEST_TAG.exec(t);
+        if (m === null) continue;
+        let l = this.byPrefix.get(m[1]!);
+        if (l === undefined) this.byPrefix.set(m[1]!, (l = []));
+        l.push(t);
+      }
+    }
+    return this.byPrefix.get(fallbackTag(d)) ?? [];
   }
 
-  /** Every revision of the repository with a `subject`, by subject; read once. Revisions that cannot be read are skipped (verify reports them). */
+  /**
+   * Every revision of the repository with a `subject`, by subject; read once. Each revision's
+   * bytes are read, and parsed only if they hold the word `subject`; the manifests are not kept
+   * (a referrer found is read again, and checked, as an image). Revisions that cannot be read
+   * are skipped (verify reports them).
+   */
   bySubject(): Map<Digest, Digest[]> {
     if (this.subjects !== undefined) return this.subjects;
     const map = new Map<Digest, Digest[]>();
@@ -110,7 +131,7 @@ class RepoState {
         if (!h.dir || !isDigest(d)) continue;
         try {
           if (!this.reader.hasRevision(this.repo, d)) continue;
-          const s = this.reader.manifest(d).subject;
+          const s = subjectOf(this.reader, d);
           if (s === undefined) continue;
           let l = map.get(s.digest);
           if (l === undefined) map.set(s.digest, (l = []));
@@ -123,6 +144,23 @@ class RepoState {
     for (const l of map.values()) l.sort();
     return (this.subjects = map);
   }
+}
+
+/** A digest's fallback tag at the start of a tag: the algorithms storage accepts, the hex cut to 64. */
+const DIGEST_TAG = /^((?:sha256|sha384|sha512)-[0-9a-f]{64})/;
+
+/** The `subject` of the manifest stored under `d`, if it has one; its bytes are not kept. */
+function subjectOf(reader: RegistryReader, d: Digest): Descriptor | undefined {
+  const info = reader.blobInfo(d);
+  if (info === undefined || info.size > MANIFEST_MAX_BYTES) return undefined;
+  let raw: Buffer;
+  try {
+    raw = readFileSync(info.path);
+  } catch {
+    return undefined;
+  }
+  if (!raw.includes('"subject"')) return undefined;
+  return parseManifestContent(raw, d, info.path).subject;
 }
 
 /**
@@ -208,12 +246,11 @@ function directReferrers(
 
   // 1. The fallback tag: an index listing referrers.
   const ft = fallbackTag(d);
-  const tags = state.tags();
+  const tags = state.tagsOf(d);
   if (tags.includes(ft)) fallbackIndex(ft);
   // 2. Every other tag with the digest's prefix (.sig, .att, .sbom, ...).
-  const prefix = ft;
   for (const t of tags) {
-    if (t === ft || !t.startsWith(prefix)) continue;
+    if (t === ft) continue;
     try {
       const target = reader.tagDigest(repo, t);
       if (target === undefined) continue;
