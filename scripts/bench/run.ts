@@ -23,7 +23,7 @@ import { cpus, totalmem, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { MANY_TAGS_REPO, scaled, WIDE_INDEX_REF, writeBigStore, writeManyTagsStore, writeStore, writeWideIndexStore, type StoreShape } from './store.js';
+import { MANY_TAGS_REPO, scaled, signedRef, WIDE_INDEX_REF, writeBigStore, writeManyTagsStore, writeSignedStore, writeStore, writeWideIndexStore, type StoreShape } from './store.js';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../../dist/cli/main.js');
@@ -344,6 +344,15 @@ async function main(): Promise<void> {
       m.note = `cp -al blobs ${cpAl(v2, out).toFixed(3)} s`;
       results.push(m);
     }
+
+    // Referrers: 200 signed images (a .sig tag and an untagged SBOM each), with and without them.
+    const signed = await cachedStore('store-signed-200', JSON.stringify({ images: 200 }), (r) => writeSignedStore(r, 200));
+    const signedList = listFile('signed-200', Array.from({ length: 200 }, (_, i) => signedRef(i)));
+    const plain = measure('extract 200 signed images', ['extract', signedList, signed, out], fresh);
+    results.push(plain);
+    const withReferrers = measure('extract 200 signed images --with-referrers', ['extract', signedList, signed, out, '--with-referrers'], fresh);
+    withReferrers.note = `${(withReferrers.seconds / plain.seconds).toFixed(2)}x without (bound: 1.5x)`;
+    results.push(withReferrers);
 
     const list200 = listFile('tags-200', sample(s1.refs, 200, base1));
     const dir = join(work, 'dir');
