@@ -43,7 +43,8 @@ export {
 export { createLinker, LINK_MODES, type LinkMode, type Linker, type LinkFs, type PlaceOutcome } from './fs/link.js';
 export { resolveImages, type ResolvedImage, type Resolution } from './ops/resolve.js';
 export { planWrites, type ImageContent } from './ops/common.js';
-export { extract, type ExtractOptions, type ExtractResult, type ImageSummary } from './ops/extract.js';
+export { extract, type ExtractOptions, type ExtractResult, type ImageSummary, type ReferrersResult } from './ops/extract.js';
+export { findReferrers, fallbackTag, artifactTypeOf, type ReferrerInfo, type ReferrerClosure, type RewrittenIndex } from './ops/referrers.js';
 export { parsePlatform } from './ops/platform.js';
 export { toOci, type ToOciOptions, type ToOciResult, type ToOciStats } from './ops/to-oci.js';
 export { toDir, DIGEST_FILE, type ToDirOptions, type ToDirResult, type ExportedImage, type ToDirStats } from './ops/to-dir.js';
