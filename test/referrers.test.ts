@@ -266,6 +266,15 @@ test('extract --with-referrers: every referrer is served from the output with it
     }
     const gc = await registryGarbageCollectDryRun(withOut);
     assert.deepEqual(gc.blobsEligible, [], gc.output);
+    const verified = await runCli(['verify', withOut]);
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    // A re-run finds everything in place: the rewritten index has the same bytes again.
+    const again = await runCli(['extract', list, src.root, withOut, '--with-referrers', '--json']);
+    assert.equal(again.code, 3, again.stderr);
+    const stats = JSON.parse(again.stdout) as { stats: { linksWritten: number; blobsWritten: number }; referrers: { rewritten: Array<{ digest: string }> } };
+    assert.equal(stats.stats.linksWritten, 0);
+    assert.equal(stats.stats.blobsWritten, 0);
+    assert.equal(stats.referrers.rewritten[0]!.digest, rw!.digest);
 
     const text = await runCli(['extract', list, src.root, join(dir, 'planned'), '--with-referrers', '--dry-run']);
     assert.equal(text.code, 3, text.stderr);
