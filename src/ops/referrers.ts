@@ -151,6 +151,9 @@ const DIGEST_TAG = /^((?:sha256|sha384|sha512)-[0-9a-f]{64})/;
 
 /** The `subject` of the manifest stored under `d`, if it has one; its bytes are not kept. */
 function subjectOf(reader: RegistryReader, d: Digest): Descriptor | undefined {
+  // The image's own manifests were read already: no second read of those.
+  const cached = reader.cachedManifest(d);
+  if (cached !== undefined) return cached.subject;
   const info = reader.blobInfo(d);
   if (info === undefined || info.size > MANIFEST_MAX_BYTES) return undefined;
   let raw: Buffer;
