@@ -65,6 +65,8 @@ interface Source {
   root: string;
   publicKey: KeyObject;
   signed: Image;
+  /** The fallback tag of the arm64 child of `app:multi`. */
+  childFallback: string;
   /** The referrers of `signed`, transitively. */
   ofSigned: Array<{ name: string; digest: Digest }>;
   /** Every referrer each selected image must bring: by name (tag or digest) and digest. */
@@ -153,7 +155,7 @@ async function buildSource(root: string): Promise<Source> {
     const otherSig = cosignSignature('app', other, privateKey);
     await push(otherSig, `${fallback(other.digest)}.sig`);
     unrelated.push({ name: `${fallback(other.digest)}.sig`, digest: otherSig.digest });
-    return { root, publicKey, signed, ofSigned, expected, unrelated, broken: { tag: fallback(lonely.digest), sourceDigest: brokenIdx.digest, kept, deleted } };
+    return { root, publicKey, signed, ofSigned, childFallback: fallback(b.digest), expected, unrelated, broken: { tag: fallback(lonely.digest), sourceDigest: brokenIdx.digest, kept, deleted } };
   } finally {
     await reg.stop();
   }
@@ -314,6 +316,9 @@ test('to-dir --with-referrers: each referrer an image directory (repo:tag or rep
         ['app:broken', 2],
       ],
     );
+    const one = await runCli(['to-dir', '--image', 'app:v1', src.root, join(dir, 'one'), '--with-referrers']);
+    assert.equal(one.code, 2, one.stderr);
+    assert.match(one.stderr, /--with-referrers exports each referrer as an image directory of its own.*\[USAGE\]/);
     const sig = await readFile(join(out, `app:${fallback(src.signed.digest)}.sig`, 'manifest.json'));
     assert.equal(`sha256:${createHash('sha256').update(sig).digest('hex')}`, src.expected.find((e) => e.name.endsWith('.sig'))!.digest);
     const back = join(dir, 'back');
@@ -344,6 +349,18 @@ test('to-oci --with-referrers: referrers are entries of index.json (named if tag
       for (const b of e.blobs) assert.ok((await readFile(join(layout, 'blobs', 'sha256', hexOf(b.digest)))).equals(b.bytes));
     }
     for (const u of src.unrelated) assert.ok(!byDigest.has(u.digest));
+    // With --platform, the referrers of the exported child come along, not those of the other child.
+    const childIndex = src.expected.find((e) => e.name === src.childFallback)!;
+    for (const [platform, has] of [
+      ['linux/arm64', true],
+      ['linux/amd64', false],
+    ] as const) {
+      const l = join(dir, `oci-${platform.replace('/', '-')}`);
+      const p = await runCli(['to-oci', await writeListFile(dir, ['app:multi']), src.root, l, '--platform', platform, '--with-referrers']);
+      assert.equal(p.code, 0, p.stderr);
+      const entries = (JSON.parse(await readFile(join(l, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> }).manifests.map((e) => e.digest);
+      assert.equal(entries.includes(childIndex.digest), has, platform);
+    }
     const reg = await startRegistry({ root: join(dir, 'reg') });
     try {
       const sigName = `app:${fallback(src.signed.digest)}.sig`;
