@@ -160,6 +160,7 @@ function subjectOf(reader: RegistryReader, d: Digest): Descriptor | undefined {
   try {
     raw = readFileSync(info.path);
   } catch {
+    // Unreadable: no referrer regfs could copy (verify reports the revision).
     return undefined;
   }
   if (!raw.includes('"subject"')) return undefined;
