@@ -30,6 +30,7 @@ export type RegfsErrorCode =
   | 'LINK_FAILED'
   | 'LINK_DANGLING'
   | 'TAG_DANGLING'
+  | 'REFERRER_MISSING'
   | 'CHILD_MISSING'
   | 'INDEX_TOO_DEEP'
   | 'LAYER_UNLINKED'

@@ -29,7 +29,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ociLayoutFromExport, tarLayout } from '../lib/oci-from-export.js';
-import { MANY_TAGS_REPO, scaled, WIDE_INDEX_REF, writeBigStore, writeManyTagsStore, writeStore, writeWideIndexStore, type StoreShape } from './store.js';
+import { MANY_TAGS_REPO, scaled, signedRef, WIDE_INDEX_REF, writeBigStore, writeManyTagsStore, writeSignedStore, writeStore, writeWideIndexStore, type StoreShape } from './store.js';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../../dist/cli/main.js');
@@ -534,6 +534,16 @@ async function main(): Promise<void> {
       m.note = `cp -al blobs ${cpAl(v2, out).toFixed(3)} s`;
       results.push(m);
     }
+
+    // Referrers: 200 signed images (a .sig tag each, on a signature with a subject), with and without them.
+    const nSigned = args.smoke ? 20 : 200;
+    const signed = await cachedStore(`store-signed-${nSigned}`, JSON.stringify({ images: nSigned }), (r) => writeSignedStore(r, nSigned));
+    const signedList = listFile(`signed-${nSigned}`, Array.from({ length: nSigned }, (_, i) => signedRef(i)));
+    const plain = measure(`extract ${nSigned} signed images`, ['extract', signedList, signed, out], fresh);
+    results.push(plain);
+    const withReferrers = measure(`extract ${nSigned} signed images --with-referrers`, ['extract', signedList, signed, out, '--with-referrers'], fresh);
+    withReferrers.note = `${(withReferrers.seconds / plain.seconds).toFixed(2)}x without (bound: 1.5x)`;
+    results.push(withReferrers);
 
     const list200 = listFile('tags-200', sample(s1.refs, 200, base1));
     const dir = join(work, 'dir');

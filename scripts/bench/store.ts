@@ -9,7 +9,7 @@
  * `multi` of two platform images. Deterministic: the same scale gives the same digests.
  * Written in batches, so the 10x store does not have to fit in memory at once.
  */
-import { makeImage, makeIndex, makeLayer, type Layer, type Manifest } from '../lib/images.js';
+import { makeArtifact, makeImage, makeIndex, makeLayer, type Layer, type Manifest } from '../lib/images.js';
 import { writeStorage, type StoragePush } from '../lib/write-storage.js';
 
 export interface StoreShape {
@@ -115,4 +115,27 @@ export async function writeWideIndexStore(root: string, children: number): Promi
     makeImage({ format: 'oci', layers: [base], platform: { os: 'linux', architecture: `arch${i}` }, labels: { child: String(i) } }),
   );
   await writeStorage(root, [{ repo: 'wide/index', tag: 'v1', image: makeIndex({ format: 'oci', children: images }) }]);
+}
+
+/** The signed store's `repo:tag` of image `i`: ten images a repository. */
+export function signedRef(i: number): string {
+  return `signed/app${Math.floor(i / 10)}:v${i % 10}`;
+}
+
+/**
+ * `images` images, ten a repository, every one signed: a `sha256-<hex>.sig` tag on a
+ * signature that names the image as its `subject`, so both the tag rule and the subject scan
+ * find it: for extract --with-referrers beside the same extract without.
+ */
+export async function writeSignedStore(root: string, images: number): Promise<void> {
+  const base = makeLayer('signed-base');
+  const pushes: StoragePush[] = [];
+  for (let i = 0; i < images; i++) {
+    const [repo, tag] = signedRef(i).split(':') as [string, string];
+    const image = makeImage({ format: 'oci', layers: [base, makeLayer(signedRef(i))] });
+    pushes.push({ repo, tag, image });
+    const sig = makeArtifact({ subject: image, artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json', layerMediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', payload: `{"critical":{"image":{"docker-manifest-digest":"${image.digest}"}}}` });
+    pushes.push({ repo, tag: `${image.digest.replace(':', '-')}.sig`, image: sig });
+  }
+  await writeStorage(root, pushes);
 }

@@ -8,6 +8,9 @@
  *   be written; a reference regfs refuses must be one the source does not serve in full, and
  *   a problem with a code and a path must name its list line; no reference outside what was
  *   written is served by the output; no stack trace, exit 0 without problems and 3 with;
+ * - extract --with-referrers of the same list: every referrer it reports is answered by a
+ *   fresh registry on its output exactly as the source registry answers it (a rewritten
+ *   fallback index excepted: its digest is new, and every child it lists is served);
  * - gc --apply on a copy: every request the registry answered 200 before gets the same
  *   answer after; gc --delete-untagged --apply on another: the same for every tag;
  * - the source tree and the files its symlinks lead to are unchanged at the end.
@@ -165,6 +168,8 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
           const fo = exportedNothing(to) ? to : await regfs(['from-oci', layout, back, '--keep-going', '--json']);
           await mkdir(back, { recursive: true });
           await judgeWrite(`to-oci+from-oci list ${li}`, to, fo, lines, back, cands, srcProbe, report, note);
+          const withReferrers = join(runDir, 'referrers');
+          await judgeReferrers(`extract --with-referrers list ${li}`, await regfs(['extract', listFile, src, withReferrers, '--keep-going', '--with-referrers', '--json']), withReferrers, host, report, note);
           return mine;
         })(),
         (async (): Promise<Discrepancy[]> => {
@@ -210,6 +215,45 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
 export function reproduction(seed: number, kinds: Kinds, lists: number): string {
   return `npm run fuzz -- --seed ${seed} --damage ${formatKinds(kinds)}${lists === 2 ? '' : ` --lists ${lists}`} --keep`;
 }
+
+/**
+ * extract --with-referrers: every referrer the result names is answered by a registry on the
+ * output exactly as the source answers it, by digest and by its tag; a rewritten fallback
+ * index is served under its tag with its new digest, and every child it lists is served.
+ */
+async function judgeReferrers(check: string, r: RegfsRun, out: string, srcHost: string, report: SeedReport, found: Found): Promise<void> {
+  report.checks++;
+  if (r.timedOut) return found(check, 'extract --with-referrers hangs', `${check}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+  schemaCheck(check, 'extract', r, report, found);
+  type Res = { images?: Array<{ repo: string; referrers?: Array<{ digest: string; tag?: string }> }>; referrers?: { rewritten: Array<{ repo: string; tag: string; digest: string }> } };
+  let res: Res;
+  try {
+    res = JSON.parse(r.stdout) as Res;
+  } catch {
+    return found(check, 'extract --with-referrers exits without a result', `${check}: exit ${r.code}; stderr: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  }
+  const rewritten = new Set((res.referrers?.rewritten ?? []).map((x) => x.digest));
+  const asked = (res.images ?? []).flatMap((img) => (img.referrers ?? []).map((x) => ({ repo: img.repo, ...x })));
+  if (asked.length === 0) return;
+  const reg = await startRegistry({ root: out, readOnly: true });
+  try {
+    for (const x of asked) {
+      report.checks++;
+      const outAnswer = await probe(reg.host, x.repo, x.digest, x.digest);
+      if (x.tag !== undefined && (await manifestStatus(reg.host, x.repo, x.tag)) !== '200') found(check, 'a referrer tag not served', `${x.repo}:${x.tag}`);
+      if (rewritten.has(x.digest)) {
+        if (!outAnswer.full) found(check, 'a rewritten referrers index not served in full', `${x.repo}@${x.digest}: ${outAnswer.why ?? ''}`);
+        continue;
+      }
+      const diff = diffProbes(await probe(srcHost, x.repo, x.digest, x.digest), outAnswer);
+      if (diff.length > 0) found(check, 'a referrer answered otherwise than the source', `${x.repo}@${x.digest}: ${diff.slice(0, 3).join('; ')}`);
+    }
+  } finally {
+    await reg.stop();
+  }
+}
+
+/** Judge one writing run (extract, or to-dir then from-dir: `first` refuses, `last` writes). */
 
 /** Judge one writing run (extract, or to-dir then from-dir, to-oci then from-oci: `first` refuses, `last` writes). */
 async function judgeWrite(

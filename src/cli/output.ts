@@ -4,7 +4,8 @@
  */
 import { Chalk, type ChalkInstance } from 'chalk';
 import { errnoCode, escapeControl, RegfsError } from '../errors.js';
-import type { ExtractResult } from '../ops/extract.js';
+import type { ExtractResult, ReferrersResult } from '../ops/extract.js';
+import type { ReferrerInfo } from '../ops/referrers.js';
 import type { RepairedLink } from '../ops/resolve.js';
 import type { Finding } from '../ops/verify.js';
 import { colorLevel } from './color.js';
@@ -357,6 +358,7 @@ export function renderWriteResult(r: ExtractResult, verb: string): string {
   }
   const repaired = renderRepaired(r.repaired, r.dryRun);
   if (repaired !== undefined) lines.push(escapeControl(repaired));
+  if (r.referrers !== undefined) lines.push(...renderReferrers(r.images, r.referrers, r.dryRun).map(escapeControl));
   return `${lines.join('\n')}\n`;
 }
 
@@ -375,6 +377,21 @@ export function alignColumns(rows: readonly string[][], right: readonly number[]
   const widths: number[] = [];
   for (const row of cells) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   return cells.map((row) => row.map((c, i) => (right.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+/** What --with-referrers took: one line, and one per rewritten fallback index. */
+export function renderReferrers(images: Array<{ referrers?: ReferrerInfo[] | undefined }>, r: ReferrersResult, dryRun: boolean): string[] {
+  let n = 0;
+  let withAny = 0;
+  for (const img of images) {
+    n += img.referrers?.length ?? 0;
+    if ((img.referrers?.length ?? 0) > 0) withAny++;
+  }
+  const lines = [`referrers: ${n} came along with ${withAny} of ${images.length} image${images.length === 1 ? '' : 's'}; ${r.images} ${dryRun ? 'would be written' : 'written'}`];
+  for (const x of r.rewritten) {
+    lines.push(`${dryRun ? 'would rewrite' : 'rewrote'} referrers index ${x.repo}:${x.tag}: ${x.sourceDigest} -> ${x.digest}, without ${x.dropped.length} missing from the source`);
+  }
+  return lines;
 }
 
 /** One line on links written that the source lacks (the list is in --json), or undefined if none. */

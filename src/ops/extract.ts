@@ -16,6 +16,7 @@ import { blobDataPath } from '../registry/layout.js';
 import { RegistryReader } from '../registry/read.js';
 import { countPlanFiles, writePlan, type WritePlan, type WriteStats } from '../registry/write.js';
 import { resolveImages, type RepairedLink } from './resolve.js';
+import { findReferrers, type ReferrerInfo, type RewrittenIndex } from './referrers.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
 import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type ImageContent, type WriteCommandOptions, type WriteResultBase } from './common.js';
 import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms } from './inspect.js';
@@ -34,6 +35,11 @@ export interface ExtractOptions extends WriteCommandOptions {
    * output; without it they are LAYER_UNLINKED. Each is listed in `repaired`.
    */
   repair?: boolean;
+  /**
+   * Take the referrers of every image too (signatures, SBOMs, attestations), transitively:
+   * docs/referrers.md.
+   */
+  withReferrers?: boolean;
   /** For tests: standard input. */
   stdin?: () => Promise<string>;
 }
@@ -51,9 +57,21 @@ export interface ImageSummary {
   manifests: number;
   blobs: number;
   bytes: number;
+  /** With referrers: every referrer that came along with the image, transitively. */
+  referrers?: ReferrerInfo[];
+}
+
+/** What `withReferrers` took besides the images. */
+export interface ReferrersResult {
+  /** Referrer images written (or planned), fallback indexes included, each once. */
+  images: number;
+  /** Fallback indexes rewritten because the source lacks something they list (REFERRER_MISSING). */
+  rewritten: RewrittenIndex[];
 }
 
 export interface ExtractResult extends WriteResultBase {
+  /** Set with `withReferrers`. */
+  referrers?: ReferrersResult;
   plan: { blobs: number; links: number; bytes: number; blobsAlreadyThere: number };
   /** What the write did; undefined for a dry run. */
   stats: WriteStats | undefined;
@@ -76,22 +94,31 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   if (problems.count > 0 && opts.keepGoing !== true) {
     throw incomplete(problems);
   }
+  // Referrers after the images: one that cannot be taken is reported, not a reason to write nothing.
+  const closure = opts.withReferrers === true ? await findReferrers(reader, resolution.images, { repair: opts.repair === true, problems }) : undefined;
   const warnings: string[] = [];
   const warn = (m: string): void => {
     warnings.push(m);
     opts.onWarning?.(m);
   };
-  for (const img of resolution.images) {
+  const all = closure === undefined ? resolution.images : [...resolution.images, ...closure.images];
+  for (const img of all) {
     for (const d of img.absentForeign) {
       warn(`${img.entry.at.file}:${img.entry.at.line}: ${img.repo}: foreign layer ${d.digest} is not served by the source (it is fetched from ${d.urls?.[0] ?? 'its URL'}); the image is extracted without it`);
     }
   }
-  const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired));
+  const repaired = uniqueRepairs(all.flatMap((img) => img.repaired));
   // A manifest's bytes come from the file its data path leads to: a symbolic link there is
-  // followed (blobInfo gives the real file), so the output gets content, never the link.
-  const plan = planWrites(resolution.images, (m) => ({ path: reader.blobInfo(m.digest)?.path ?? blobDataPath(reader.v2, m.digest), size: m.raw.length }));
+  // followed (blobInfo gives the real file), so the output gets content, never the link. A
+  // rewritten referrers index is written from its new bytes.
+  const plan = planWrites(all, (m) =>
+    closure?.derived.has(m.digest) === true ? { data: m.raw, size: m.raw.length } : { path: reader.blobInfo(m.digest)?.path ?? blobDataPath(reader.v2, m.digest), size: m.raw.length },
+  );
   const counts = countPlanFiles(plan);
   const images = await summarizeImages(resolution.images, plan);
+  if (closure !== undefined) images.forEach((img, i) => (img.referrers = closure.byImage[i]!));
+  const referrers = closure === undefined ? undefined : { images: closure.images.length, rewritten: closure.rewritten };
+  if (closure !== undefined) closure.images.length = 0;
   // From here on only the plan is needed: let the manifests go before the write allocates.
   resolution.images.length = 0;
   reader.dropCaches();
@@ -107,6 +134,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
       leftOut,
       warnings,
       repaired,
+      referrers,
       plan: { ...counts, blobsAlreadyThere },
       stats: undefined,
       seconds: (performance.now() - started) / 1000,
@@ -124,6 +152,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
     leftOut,
     warnings,
     repaired,
+    referrers,
     plan: { ...counts, blobsAlreadyThere: stats.blobsExisting },
     stats,
     seconds: (performance.now() - started) / 1000,

@@ -44,6 +44,12 @@ export interface GcOptions {
   root: string;
   /** Delete manifests that no tag reaches (children of tagged indexes are reached). */
   deleteUntagged?: boolean;
+  /**
+   * With `deleteUntagged`: keep every manifest whose `subject` is a kept manifest, transitively
+   * (signatures, SBOMs, attestations no tag reaches). The default; false deletes them, as
+   * distribution's `garbage-collect -m` does, and reports them in `referrers`.
+   */
+  keepReferrers?: boolean;
   /** Delete; without it, only report (the default). */
   apply?: boolean;
   jobs?: number;
@@ -60,6 +66,11 @@ export interface GcResult {
   manifests: Array<{ repo: string; digest: Digest; dir: string }>;
   /** `_layers` links to deleted blobs, and tag history entries of deleted manifests. */
   links: string[];
+  /**
+   * With `deleteUntagged`: the untagged manifests whose `subject` is a kept manifest
+   * (transitively), kept with `keepReferrers`, else deleted (and listed in `manifests` too).
+   */
+  referrers: Array<{ repo: string; digest: Digest; subject: Digest; kept: boolean }>;
   /** Leftovers of interrupted writes (temp files, regfs trash and staging directories) and empty link directories. */
   temps: string[];
   /** What could not be read while marking (manifests, tags with -m, repositories): apply is refused while there are any. */
@@ -75,7 +86,7 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
   const reader = await RegistryReader.open(opts.root);
   const run = async (): Promise<GcResult> => {
     const scan = await scanStorage(reader.v2);
-    const plan = markAndPlan(reader, scan, opts.deleteUntagged === true, opts.onProgress);
+    const plan = markAndPlan(reader, scan, opts.deleteUntagged === true, opts.keepReferrers !== false, opts.onProgress);
     if (opts.apply === true && plan.problems.length > 0) {
       const n = plan.problems.length;
       throw new RegfsError('UNSAFE', `${n} thing${n === 1 ? '' : 's'} gc relies on could not be read, so what is in use is not certain; nothing was deleted. Run regfs verify`, {
@@ -90,7 +101,7 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
 
 type Plan = Omit<GcResult, 'applied' | 'seconds'>;
 
-function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: boolean, onProgress: OnProgress | undefined): Plan {
+function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: boolean, keepReferrers: boolean, onProgress: OnProgress | undefined): Plan {
   // Data that exists is present even if it is not a regular file: the registry follows
   // symbolic links, and reading a manifest that is not a regular file is a problem (UNSAFE).
   const present = (d: Digest): boolean => scan.blobs.get(d)?.data !== undefined;
@@ -154,8 +165,53 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
     return served;
   };
 
+  /**
+   * The untagged revisions whose `subject` is a reached manifest, transitively (a signature on
+   * an SBOM); with `keep` they are marked, with all they reference. A revision that cannot be
+   * read is no referrer the registry can serve whole, and is left as it is.
+   */
+  const referrersOf = (repo: RepoScan, reached: Set<Digest>, keep: boolean): Plan['referrers'] => {
+    const bySubject = new Map<Digest, Digest[]>();
+    for (const r of repo.revisions) {
+      if (r.error !== undefined || reached.has(r.named) || !present(r.named)) continue;
+      let subject: Digest | undefined;
+      try {
+        subject = reader.manifest(r.named).subject?.digest;
+      } catch (err) {
+        if (!(err instanceof RegfsError)) throw err;
+      }
+      if (subject === undefined) continue;
+      let l = bySubject.get(subject);
+      if (l === undefined) bySubject.set(subject, (l = []));
+      l.push(r.named);
+    }
+    const found: Plan['referrers'] = [];
+    if (bySubject.size === 0) return found;
+    const taken = new Set<Digest>();
+    const work = [...reached];
+    for (let i = 0; i < work.length; i++) {
+      const subject = work[i]!;
+      for (const d of bySubject.get(subject) ?? []) {
+        if (taken.has(d) || reached.has(d)) continue;
+        taken.add(d);
+        found.push({ repo: repo.name, digest: d, subject, kept: keep });
+        if (!keep) {
+          work.push(d);
+          continue;
+        }
+        for (const x of mark([d])) {
+          if (reached.has(x)) continue;
+          reached.add(x);
+          work.push(x);
+        }
+      }
+    }
+    return found;
+  };
+
   const manifests: Plan['manifests'] = [];
   const links: string[] = [];
+  const referrers: Plan['referrers'] = [];
   // Each repository once from its roots, and (without deleteUntagged) once more for its _layers-served manifests.
   const progress = new PhaseProgress(onProgress, 'mark', scan.repos.length * (deleteUntagged ? 1 : 2));
   for (const repo of scan.repos) {
@@ -168,6 +224,7 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
     }
     const reached = mark(roots(repo, deleteUntagged));
     if (!deleteUntagged) continue;
+    for (const r of referrersOf(repo, reached, keepReferrers)) referrers.push(r);
     const doomed = new Set<Digest>();
     for (const r of repo.revisions) {
       if (r.error !== undefined || reached.has(r.named)) continue;
@@ -196,7 +253,7 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
   manifests.sort((a, b) => a.dir.localeCompare(b.dir));
   links.sort();
   const temps = scan.strays.filter((x) => x.kind === 'temp' || x.kind === 'empty').map((x) => x.path);
-  return { blobs, bytes, manifests, links, temps, problems, marked: marked.size };
+  return { blobs, bytes, manifests, links, temps, problems, referrers, marked: marked.size };
 }
 
 /**

@@ -13,13 +13,15 @@
  * are small JSON, are read, once per digest.
  */
 import { readFileSync } from 'node:fs';
-import { RegfsError } from '../errors.js';
+import { Problems, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
 import { RegistryReader } from '../registry/read.js';
 import { manifestLevels } from './common.js';
 import { formatPlatform, summaryPlatform } from '../platform.js';
+import { findReferrers, type ReferrerInfo } from './referrers.js';
+import type { ResolvedImage } from './resolve.js';
 import { repoDir, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 
 /** A config larger than this is not read (real configs are kilobytes). */
@@ -117,6 +119,13 @@ export interface InspectResult {
   manifests: InspectedManifest[];
   /** OCI 1.1: the manifest this one refers to. */
   subject: InspectedManifest | undefined;
+  /**
+   * What `--with-referrers` would take along: every referrer of the manifest and of its
+   * children, transitively (fallback index, `sha256-<hex>*` tags, the subject scan).
+   */
+  referrers: ReferrerInfo[];
+  /** Referrers the source lists or holds that could not be taken whole (REFERRER_MISSING). */
+  referrersMissing: number;
 }
 
 /** Inspect one image. Throws RegfsError when the reference does not resolve as the registry would resolve it. */
@@ -174,7 +183,12 @@ export async function inspectImage(opts: InspectOptions): Promise<InspectResult>
     layers: [],
     manifests: [],
     subject: m.subject === undefined ? undefined : await inspectManifest(reader, repo, m.subject),
+    referrers: [],
+    referrersMissing: 0,
   };
+  const found = await referrersOf(reader, { repo, tag, digest, raw: opts.ref }, m);
+  result.referrers = found.referrers;
+  result.referrersMissing = found.missing;
   if (isIndexKind(m.kind)) {
     result.manifests = await Promise.all(m.manifests.map((c) => inspectManifest(reader, repo, c)));
     return result;
@@ -191,6 +205,40 @@ export async function inspectImage(opts: InspectOptions): Promise<InspectResult>
     result.imageNote = s === undefined ? 'the schema1 manifest has no readable v1Compatibility' : undefined;
   }
   return result;
+}
+
+/**
+ * The referrers of `m` and of every child manifest that can be read (a broken image still
+ * lists its referrers), as --with-referrers finds them; how many could not be taken whole.
+ */
+async function referrersOf(reader: RegistryReader, ref: { repo: RepoName; tag: Tag | undefined; digest: Digest; raw: string }, m: Manifest): Promise<{ referrers: ReferrerInfo[]; missing: number }> {
+  const manifests: Manifest[] = [m];
+  const seen = new Set<Digest>([m.digest]);
+  for (let i = 0; i < manifests.length; i++) {
+    for (const c of manifests[i]!.manifests) {
+      if (seen.has(c.digest)) continue;
+      seen.add(c.digest);
+      try {
+        manifests.push(reader.manifest(c.digest));
+      } catch (err) {
+        if (!(err instanceof RegfsError)) throw err;
+      }
+    }
+  }
+  const image: ResolvedImage = {
+    repo: ref.repo,
+    tag: ref.tag,
+    digest: ref.digest,
+    entry: { ref: { repo: ref.repo, tag: ref.tag, digest: ref.digest }, at: { file: ref.raw, line: 0 } },
+    manifest: m,
+    manifests,
+    blobs: new Map(),
+    absentForeign: [],
+    repaired: [],
+  };
+  const problems = new Problems();
+  const closure = await findReferrers(reader, [image], { repair: false, problems });
+  return { referrers: closure.byImage[0]!, missing: problems.count };
 }
 
 // ---------------------------------------------------------------------------------------------

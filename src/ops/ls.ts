@@ -23,6 +23,7 @@ import type { RepoName, Tag } from '../reference.js';
 import { RegistryReader } from '../registry/read.js';
 import { revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 import { checkJobs } from './common.js';
+import { fallbackTag } from './referrers.js';
 import { createConfigSummarizer, effectiveArtifactType, measureImage, type ConfigSummarizer } from './inspect.js';
 
 export interface ListOptions {
@@ -57,6 +58,12 @@ export interface TagListing {
   blobs?: number;
   /** Referenced manifests and blobs the repository does not serve: unlinked there, absent or unreadable (foreign layers excepted). */
   missing?: number;
+  /**
+   * How many tags of the repository carry the manifest's referrers: its fallback tag
+   * `sha256-<hex>` and tags that start with it (`.sig`, `.att`, `.sbom`); absent if none. A
+   * cheap mark from the tag names alone: `inspect` lists every referrer, untagged ones too.
+   */
+  referrerTags?: number;
   /** Why the registry could not serve this tag: a missing or malformed link, a damaged manifest. */
   error?: RegfsError;
 }
@@ -84,7 +91,12 @@ export async function listImages(opts: ListOptions): Promise<ListResult> {
 
   const repos = (await reader.listRepositories()).filter((r) => pattern.repo.test(r));
   const tagged = await Promise.all(
-    repos.map((name) => limit(async () => ({ name, tags: (await reader.listTags(name)).filter((t) => pattern.tag === undefined || pattern.tag.test(t)) }))),
+    repos.map((name) =>
+      limit(async () => {
+        const all = await reader.listTags(name);
+        return { name, tags: all.filter((t) => pattern.tag === undefined || pattern.tag.test(t)), referrerTags: countReferrerTags(all) };
+      }),
+    ),
   );
   const repositories = await Promise.all(
     tagged
@@ -92,13 +104,34 @@ export async function listImages(opts: ListOptions): Promise<ListResult> {
       .filter((r) => pattern.tag === undefined || r.tags.length > 0)
       .map(async (r) => ({
         name: r.name,
-        tags: await Promise.all(r.tags.map((tag) => limit(() => describeTag(reader, r.name, tag, summarize)))),
+        tags: await Promise.all(
+          r.tags.map((tag) =>
+            limit(async () => {
+              const t = await describeTag(reader, r.name, tag, summarize);
+              const n = t.digest === undefined ? undefined : r.referrerTags.get(fallbackTag(t.digest));
+              return n === undefined ? t : { ...t, referrerTags: n };
+            }),
+          ),
+        ),
       })),
   );
   return { storage: reader.v2, repositories };
 }
 
 /** Compiled `ls` pattern: a repository glob and an optional tag glob, both anchored. */
+/**
+ * Tags named after a digest, counted by the digest's fallback tag (`<alg>-` and the first 64
+ * hex digits, as `fallbackTag` cuts it): the fallback tag itself and `.sig`, `.att`, `.sbom`.
+ */
+function countReferrerTags(tags: Tag[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const t of tags) {
+    const m = /^(sha(?:256|384|512)-[0-9a-f]{64})/.exec(t);
+    if (m !== null) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
+  }
+  return counts;
+}
+
 export interface ListPattern {
   repo: RegExp;
   tag: RegExp | undefined;

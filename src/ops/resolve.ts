@@ -174,7 +174,11 @@ function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Targe
   return { targets, problems, failedTags };
 }
 
-function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | undefined, digest: Digest, repair: boolean): ResolvedImage | { problems: RegfsError[] } {
+/**
+ * One image of `entry.ref.repo` (the tag, if any, already read as pointing at `digest`):
+ * everything it needs, or every problem that keeps it out, each located at `entry`.
+ */
+export function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | undefined, digest: Digest, repair: boolean): ResolvedImage | { problems: RegfsError[] } {
   const { repo } = entry.ref;
   const name = `${repo}${tag === undefined ? '' : `:${tag}`}@${digest}`;
   const problems: RegfsError[] = [];

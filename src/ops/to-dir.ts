@@ -40,6 +40,8 @@ import { decodePortable, imageDirName } from '../dir/names.js';
 import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
+import { findReferrers, type ReferrerInfo } from './referrers.js';
+import type { ReferrersResult } from './extract.js';
 import { uniqueRepairs } from './extract.js';
 import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms, type ConfigSummarizer } from './inspect.js';
 
@@ -62,6 +64,11 @@ export interface ToDirOptions extends WriteCommandOptions {
    * LAYER_UNLINKED. Each is listed in `repaired`.
    */
   repair?: boolean;
+  /**
+   * As for extract: take the referrers of every image too, each an image directory of its
+   * own (`repo:tag` if tagged, `repo@digest` if not). Not with `image` (one directory).
+   */
+  withReferrers?: boolean;
   stdin?: () => Promise<string>;
 }
 
@@ -77,6 +84,8 @@ export interface ExportedImage {
   artifactType?: string;
   blobs: number;
   bytes: number;
+  /** With referrers: every referrer that came along with the image, transitively. */
+  referrers?: ReferrerInfo[];
 }
 
 export interface ToDirStats {
@@ -109,6 +118,8 @@ export interface ToDirResult {
   repaired: RepairedLink[];
   /** Image directories a fresh export would not have (removed unless a dry run). */
   staleImages: string[];
+  /** Set with `withReferrers`. */
+  referrers?: ReferrersResult;
   stats: ToDirStats | undefined;
   seconds: number;
 }
@@ -120,6 +131,8 @@ interface DirPlan {
   top: Manifest;
   instances: Manifest[];
   blobs: Map<Digest, BlobInfo>;
+  /** The image it was planned from. */
+  source: ResolvedImage;
 }
 
 /** Export images to `dir:` directories. */
@@ -128,6 +141,9 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   checkJobs(opts.jobs);
   if ((opts.list === undefined) === (opts.image === undefined)) {
     throw new RegfsError('USAGE', 'to-dir takes an image list or --image REF, not both and not neither');
+  }
+  if (opts.withReferrers === true && opts.image !== undefined) {
+    throw new RegfsError('USAGE', '--with-referrers exports each referrer as an image directory of its own; with --image there is one directory: give a list');
   }
   const platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
   const reader = await RegistryReader.open(opts.source);
@@ -178,6 +194,27 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     }
   }
   if (problems.count > 0 && opts.keepGoing !== true) throw incomplete(problems);
+  const images = plans.map((p) => p.image);
+  let referrers: ReferrersResult | undefined;
+  const referrerRepairs: RepairedLink[] = [];
+  if (opts.withReferrers === true) {
+    // Referrers after the images, of each image as exported (its platform alone with --platform).
+    const exported = plans.map((p) => ({ ...p.source, digest: p.top.digest, manifest: p.top, manifests: [p.top, ...p.instances] }));
+    const closure = await findReferrers(reader, exported, { repair: opts.repair === true, problems });
+    closure.byImage.forEach((found, i) => (images[i]!.referrers = found));
+    for (const r of closure.images) {
+      const p = await planImageDir(r, out, undefined, opts, summarize);
+      try {
+        await checkImageDir(p.path);
+        plans.push(p);
+        referrerRepairs.push(...r.repaired);
+      } catch (err) {
+        if (!(err instanceof RegfsError)) throw err;
+        problems.add(err);
+      }
+    }
+    referrers = { images: closure.images.length, rewritten: closure.rewritten };
+  }
 
   const warnings: string[] = [];
   const warn = (m: string): void => {
@@ -191,10 +228,9 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   const findStale = async (record: Map<string, string>): Promise<string[]> =>
     opts.image === undefined && problems.count === 0 ? findStaleImageDirs(out, new Set(plans.map((p) => p.path)), record) : [];
   const staleImages = await findStale(readRecord(out));
-  const images = plans.map((p) => p.image);
   // A manifest served through its _layers link needs no mending in a dir: export.
-  const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
-  const result = { output: out, images, problems: problems.list, problemCount: problems.count, leftOut, warnings, repaired, staleImages: staleImages.map((s) => relative(out, s)) };
+  const repaired = uniqueRepairs([...resolution.images, { repaired: referrerRepairs }].flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
+  const result = { output: out, images, problems: problems.list, problemCount: problems.count, leftOut, warnings, repaired, staleImages: staleImages.map((s) => relative(out, s)), referrers };
   if (opts.dryRun === true) return { ...result, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
 
   const linker = createOutputLinker(out, opts, warn);
@@ -353,6 +389,7 @@ async function planImageDir(img: ResolvedImage, out: string, platform: Platform 
     top,
     instances: manifests.filter((m) => m !== top),
     blobs,
+    source: img,
   };
 }
 

@@ -30,12 +30,13 @@ import { RegistryReader } from '../registry/read.js';
 import { writeBlobs, type BlobSource, type BlobStats } from '../registry/write.js';
 import { PhaseProgress } from '../progress.js';
 import { checkJobs, createOutputLinker, incomplete, summarizeImage, withTreeLock, type WriteCommandOptions, type WriteResultBase } from './common.js';
-import type { ImageSummary } from './extract.js';
+import type { ImageSummary, ReferrersResult } from './extract.js';
 import { uniqueRepairs } from './extract.js';
 import { assertOutsideSource } from './output-root.js';
 import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms } from './inspect.js';
 import { parsePlatform, selectPlatform } from './platform.js';
-import { resolveImages } from './resolve.js';
+import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
+import { findReferrers } from './referrers.js';
 
 export interface ToOciOptions extends WriteCommandOptions {
   /** An image list: a file, `-` for standard input, or a directory of `*.list` files. */
@@ -49,6 +50,8 @@ export interface ToOciOptions extends WriteCommandOptions {
   stripRegistry?: boolean;
   /** As for extract: take configs and layers the source repository does not link. */
   repair?: boolean;
+  /** As for extract: take the referrers of every image too, each an entry of `index.json` (named if tagged). */
+  withReferrers?: boolean;
   /** For tests: standard input. */
   stdin?: () => Promise<string>;
 }
@@ -63,6 +66,8 @@ export interface ToOciStats extends BlobStats {
 }
 
 export interface ToOciResult extends WriteResultBase {
+  /** Set with `withReferrers`. */
+  referrers?: ReferrersResult;
   plan: { blobs: number; bytes: number; blobsAlreadyThere: number; entriesAdded: number; entriesReplaced: number; entriesUnchanged: number };
   /** What the write did; undefined for a dry run. */
   stats: ToOciStats | undefined;
@@ -102,6 +107,8 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
     opts.onWarning?.(m);
   };
   const summarize = createConfigSummarizer(reader);
+  // Each image as exported (its platform's manifests alone with --platform), for the referrer search.
+  const exported: ResolvedImage[] = [];
   for (const img of resolution.images) {
     const where = `${img.entry.at.file}:${img.entry.at.line}`;
     let top: Manifest;
@@ -128,17 +135,35 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
     for (const [d, src] of own) blobs.set(d, src);
     const content = { repo: img.repo, tag: img.tag, digest: top.digest, manifests, blobs: new Map([...own].filter(([d]) => !manifests.some((m) => m.digest === d))) };
     images.push(summarizeImage(content, await manifestPlatforms(manifests, summarize), effectiveArtifactType(top)));
+    exported.push({ ...img, digest: top.digest, manifest: top, manifests });
     entries.push({ mediaType: top.mediaType, digest: top.digest, size: top.raw.length, annotations: { [REF_NAME]: refName(img.repo, img.tag, top.digest) } });
   }
   if (problems.count > 0 && opts.keepGoing !== true) throw incomplete(problems);
-  const repaired = uniqueRepairs(resolution.images.flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
+  let referrers: ReferrersResult | undefined;
+  const referrerRepairs: RepairedLink[] = [];
+  if (opts.withReferrers === true) {
+    // Referrers after the images: one that cannot be taken is reported, not a reason to write nothing.
+    const closure = await findReferrers(reader, exported, { repair: opts.repair === true, problems });
+    closure.byImage.forEach((found, i) => (images[i]!.referrers = found));
+    for (const r of closure.images) {
+      for (const m of r.manifests) {
+        blobs.set(m.digest, closure.derived.has(m.digest) ? { data: m.raw, size: m.raw.length } : { path: reader.blobInfo(m.digest)!.path, size: m.raw.length });
+      }
+      for (const [d, b] of r.blobs) blobs.set(d, { path: b.path, size: b.size });
+      entries.push({ mediaType: r.manifest.mediaType, digest: r.digest, size: r.manifest.raw.length, annotations: { [REF_NAME]: refName(r.repo, r.tag, r.digest) } });
+      referrerRepairs.push(...r.repaired);
+    }
+    referrers = { images: closure.images.length, rewritten: closure.rewritten };
+  }
+  exported.length = 0;
+  const repaired = uniqueRepairs([...resolution.images, { repaired: referrerRepairs }].flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
   resolution.images.length = 0;
   reader.dropCaches();
 
   const merged = mergeIndex(existing.index, entries);
   let bytes = 0;
   for (const b of blobs.values()) bytes += b.size;
-  const base = { output: layout, images, problems: problems.list, problemCount: problems.count, leftOut, warnings, repaired };
+  const base = { output: layout, images, problems: problems.list, problemCount: problems.count, leftOut, warnings, repaired, referrers };
   if (opts.dryRun === true) {
     let there = 0;
     await forEachChunked([...blobs.keys()], (d) => {

@@ -216,6 +216,12 @@ export class RegistryReader {
     return r;
   }
 
+  /** A manifest already read and cached (undefined if not, or if reading it failed): no I/O. */
+  cachedManifest(d: Digest): Manifest | undefined {
+    const r = this.manifests.get(d);
+    return r instanceof RegfsError ? undefined : r;
+  }
+
   /**
    * Every repository as the registry's catalog finds it (catalog.go): a directory holding
    * `_layers` (2.x) or `_manifests` (v3) is one, the walk goes on into its other

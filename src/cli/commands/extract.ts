@@ -2,9 +2,9 @@
 import type { Argv } from 'yargs';
 import type { ExtractResult } from '../../ops/extract.js';
 import { ExitCode, renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
+import { examples, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
-interface ExtractArgs extends WriteArgs, RepairArgs {
+interface ExtractArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   list: string;
   src: string;
   out: string;
@@ -15,7 +15,7 @@ export const command = 'extract <list> <src> <out>';
 export const describe = 'Extract the listed images into a new (or existing) registry tree, blob data hard-linked';
 
 export function builder(y: Argv): Argv<ExtractArgs> {
-  return withRepairOption(withWriteOptions(y), 'write the missing links in the output')
+  return withReferrersOption(withRepairOption(withWriteOptions(y), 'write the missing links in the output'))
     .positional('list', { type: 'string', demandOption: true, describe: 'image list: a file, - for standard input, or a directory of *.list files' })
     .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
     .positional('out', { type: 'string', demandOption: true, describe: 'output registry root; created if missing, merged into if it holds a registry' })
@@ -31,7 +31,7 @@ export function builder(y: Argv): Argv<ExtractArgs> {
 export async function handler(args: ExtractArgs, io: Io, run: RunOutput): Promise<number> {
   const { extract } = await import('../../ops/extract.js');
   const result: ExtractResult = await runWithProgress(run, args, (opts) =>
-    extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair }),
+    extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair, withReferrers: args['with-referrers'] }),
   );
   const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
   if (args.json) run.finishJson(code, result);

@@ -10,6 +10,7 @@ import { examples } from './shared.js';
 interface GcArgs {
   root: string;
   'delete-untagged': boolean;
+  'keep-referrers': boolean;
   apply: boolean;
   verbose: boolean;
   jobs: number;
@@ -23,6 +24,11 @@ export function builder(y: Argv): Argv<GcArgs> {
   return y
     .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), or that v2 directory' })
     .option('delete-untagged', { alias: 'm', type: 'boolean', default: false, describe: 'also delete manifests no tag reaches (children of tagged indexes are reached)' })
+    .option('keep-referrers', {
+      type: 'boolean',
+      default: true,
+      describe: 'with --delete-untagged: keep every manifest whose subject is kept, transitively (signatures, SBOMs, attestations); --no-keep-referrers deletes them',
+    })
     .option('apply', { type: 'boolean', default: false, describe: 'delete; without it, only report what would go' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'list every blob, manifest and link' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or deleted at once' })
@@ -30,7 +36,7 @@ export function builder(y: Argv): Argv<GcArgs> {
     .example(
       examples([
         ['$0 gc /var/lib/registry', 'what would be deleted, and how many bytes'],
-        ['$0 gc /var/lib/registry --delete-untagged --apply', 'delete, sparing children of tagged indexes'],
+        ['$0 gc /var/lib/registry --delete-untagged --apply', 'delete, sparing children of tagged indexes and referrers of what is kept'],
       ]),
     ) as unknown as Argv<GcArgs>;
 }
@@ -40,7 +46,7 @@ export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<num
   const bar = createProgressBar(io);
   let r: GcResult;
   try {
-    r = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], apply: args.apply, jobs: args.jobs, onProgress: bar.update });
+    r = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], keepReferrers: args['keep-referrers'], apply: args.apply, jobs: args.jobs, onProgress: bar.update });
   } finally {
     bar.clear();
   }
@@ -53,7 +59,16 @@ export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<num
       for (const l of r.links) io.stdout.write(`link      ${escapeControl(l)}\n`);
       for (const l of r.temps) io.stdout.write(`leftover  ${escapeControl(l)}\n`);
     }
+    if (args.verbose) for (const x of r.referrers) io.stdout.write(`referrer  ${x.repo}@${x.digest}  of ${x.subject}  ${x.kept ? 'kept' : 'deleted'}\n`);
     for (const p of r.problems) io.stdout.write(`${p.code}  ${escapeControl(p.message)}\n`);
+    const n = r.referrers.length;
+    if (n > 0) {
+      io.stdout.write(
+        r.referrers[0]!.kept
+          ? `kept ${n} untagged referrer${n === 1 ? '' : 's'} (signatures, SBOMs, attestations) of kept manifests; --no-keep-referrers deletes them\n`
+          : `${r.applied ? 'deleted' : 'would delete'} ${n} untagged referrer${n === 1 ? '' : 's'} (signatures, SBOMs, attestations) of kept manifests (--no-keep-referrers)\n`,
+      );
+    }
     const what = `${r.blobs.length} blobs (${formatBytes(r.bytes)}), ${r.manifests.length} untagged manifests, ${r.links.length} links, ${r.temps.length} leftovers`;
     io.stdout.write(r.applied ? `deleted ${what}; ${r.marked} blobs in use; ${r.seconds.toFixed(2)} s\n` : `would delete ${what}; ${r.marked} blobs in use; nothing deleted (dry run: --apply deletes)\n`);
   }

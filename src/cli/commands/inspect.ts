@@ -67,6 +67,16 @@ export function renderInspect(r: InspectResult): string {
   if (r.platforms.length > 0) kv(r.platforms.length === 1 ? 'platform' : 'platforms', r.platforms.join(', '));
   if (r.subject !== undefined) kv('subject', manifestLine(r.subject));
   for (const [k, v] of Object.entries(r.annotations ?? {})) kv('annotation', `${k}=${v}`);
+  if (r.referrers.length > 0 || r.referrersMissing > 0) {
+    const missing = r.referrersMissing > 0 ? ` (${r.referrersMissing} that the repository cannot serve whole)` : '';
+    kv('referrers', `${r.referrers.length}${missing}`);
+    for (const x of r.referrers) {
+      const parts = [x.digest, x.artifactType];
+      if (x.tag !== undefined) parts.push(`tag ${x.tag}`);
+      if (x.subject !== r.digest) parts.push(`of ${x.subject}`);
+      out.push(`  ${parts.join('  ')}`);
+    }
+  }
 
   if (r.manifests.length > 0 || r.kind === 'docker-list' || r.kind === 'oci-index') {
     kv('manifests', String(r.manifests.length));

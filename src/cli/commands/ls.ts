@@ -113,5 +113,7 @@ function describeContent(t: TagListing): string {
 
 function describeSize(t: TagListing): string {
   const size = formatBytes(t.size ?? 0);
-  return t.missing !== undefined && t.missing > 0 ? `${size} (${t.missing} missing)` : size;
+  const missing = t.missing !== undefined && t.missing > 0 ? ` (${t.missing} missing)` : '';
+  const referrers = t.referrerTags === undefined ? '' : `  +${t.referrerTags} referrer tag${t.referrerTags === 1 ? '' : 's'}`;
+  return `${size}${missing}${referrers}`;
 }

@@ -89,3 +89,16 @@ export function withRepairOption<T>(y: Argv<T>, what: string): Argv<T & RepairAr
     describe: `take configs and layers whose data the source holds but whose repository lacks the _layers link (the source registry answers 404 for them: LAYER_UNLINKED) and ${what}`,
   }) as unknown as Argv<T & RepairArgs>;
 }
+
+export interface ReferrersArgs {
+  'with-referrers': boolean;
+}
+
+/** `--with-referrers`, the same for every export. */
+export function withReferrersOption<T>(y: Argv<T>): Argv<T & ReferrersArgs> {
+  return y.option('with-referrers', {
+    type: 'boolean',
+    default: false,
+    describe: 'take the signatures, SBOMs and attestations of every image too, transitively (tags sha256-<hex> and sha256-<hex>.*, and every manifest whose subject is one taken)',
+  }) as unknown as Argv<T & ReferrersArgs>;
+}

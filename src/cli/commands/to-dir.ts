@@ -3,10 +3,10 @@ import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import type { ToDirResult } from '../../ops/to-dir.js';
 import { DIGEST_FILE } from '../../defaults.js';
-import { alignColumns, clonedPart, contentCell, ExitCode, formatBytes, leftOutPart, type Io, type RunOutput } from '../output.js';
-import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
+import { alignColumns, clonedPart, contentCell, ExitCode, formatBytes, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
+import { examples, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
-interface ToDirArgs extends WriteArgs, RepairArgs {
+interface ToDirArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   paths: string[];
   image: string | undefined;
   platform: string | undefined;
@@ -18,7 +18,7 @@ export const command = 'to-dir <paths..>';
 export const describe = "Export images to skopeo's dir: format: LIST SRC OUT, or --image REF SRC DIR";
 
 export function builder(y: Argv): Argv<ToDirArgs> {
-  return withRepairOption(withWriteOptions(y), 'export them')
+  return withReferrersOption(withRepairOption(withWriteOptions(y), 'export them'))
     .usage('regfs to-dir LIST SRC OUT\nregfs to-dir --image REF SRC DIR\n\n' + describe)
     .positional('paths', { type: 'string', array: true, describe: 'LIST SRC OUT (an image list: a file, - for standard input, or a directory of *.list files; the source registry root; the export tree); with --image: SRC DIR' })
     .option('image', { type: 'string', describe: 'export one image (repo:tag or repo@sha256:…) into DIR itself, as skopeo copy docker://… dir:DIR does' })
@@ -52,6 +52,7 @@ export async function handler(args: ToDirArgs, io: Io, run: RunOutput): Promise<
       portableNames: args['portable-names'],
       stripRegistry: args['strip-registry'],
       repair: args.repair,
+      withReferrers: args['with-referrers'],
     }),
   );
   const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
@@ -80,5 +81,6 @@ function render(r: ToDirResult): string {
   }
   const k = r.repaired.length;
   if (k > 0) lines.push(escapeControl(`${r.dryRun ? 'would export' : 'exported'} ${k} config or layer blob${k === 1 ? '' : 's'} the source repository does not link (--repair; --json lists them)`));
+  if (r.referrers !== undefined) lines.push(...renderReferrers(r.images, r.referrers, r.dryRun).map(escapeControl));
   return `${lines.join('\n')}\n`;
 }

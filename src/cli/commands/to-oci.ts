@@ -2,10 +2,10 @@
 import type { Argv } from 'yargs';
 import { escapeControl } from '../../errors.js';
 import type { ToOciResult } from '../../ops/to-oci.js';
-import { clonedPart, ExitCode, formatBytes, leftOutPart, type Io, type RunOutput } from '../output.js';
-import { examples, runWithProgress, withRepairOption, withWriteOptions, type RepairArgs, type WriteArgs } from './shared.js';
+import { clonedPart, ExitCode, formatBytes, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
+import { examples, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
-interface ToOciArgs extends WriteArgs, RepairArgs {
+interface ToOciArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   list: string;
   src: string;
   layout: string;
@@ -17,7 +17,7 @@ export const command = 'to-oci <list> <src> <layout>';
 export const describe = 'Export the listed images into one OCI image layout, blob data hard-linked';
 
 export function builder(y: Argv): Argv<ToOciArgs> {
-  return withRepairOption(withWriteOptions(y), 'export them')
+  return withReferrersOption(withRepairOption(withWriteOptions(y), 'export them'))
     .positional('list', { type: 'string', demandOption: true, describe: 'image list: a file, - for standard input, or a directory of *.list files' })
     .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
     .positional('layout', { type: 'string', demandOption: true, describe: 'OCI image layout directory; created if missing, merged into if it is a layout' })
@@ -34,7 +34,7 @@ export function builder(y: Argv): Argv<ToOciArgs> {
 export async function handler(args: ToOciArgs, io: Io, run: RunOutput): Promise<number> {
   const { toOci } = await import('../../ops/to-oci.js');
   const result: ToOciResult = await runWithProgress(run, args, (opts) =>
-    toOci({ ...opts, list: args.list, source: args.src, output: args.layout, platform: args.platform, stripRegistry: args['strip-registry'], repair: args.repair }),
+    toOci({ ...opts, list: args.list, source: args.src, output: args.layout, platform: args.platform, stripRegistry: args['strip-registry'], repair: args.repair, withReferrers: args['with-referrers'] }),
   );
   const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
   if (args.json) run.finishJson(code, result);
@@ -59,5 +59,6 @@ function render(r: ToOciResult): string {
   }
   const k = r.repaired.length;
   if (k > 0) lines.push(`${r.dryRun ? 'would export' : 'exported'} ${k} config or layer blob${k === 1 ? '' : 's'} the source repository does not link (--repair; --json lists them)`);
+  if (r.referrers !== undefined) lines.push(...renderReferrers(r.images, r.referrers, r.dryRun));
   return `${lines.map(escapeControl).join('\n')}\n`;
 }
