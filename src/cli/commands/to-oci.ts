@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { escapeControl } from '../../errors.js';
 import type { ToOciResult } from '../../ops/to-oci.js';
-import { clonedPart, ExitCode, formatBytes, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
+import { alignColumns, clonedPart, contentCell, ExitCode, formatBytes, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
 import { examples, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToOciArgs extends WriteArgs, RepairArgs, ReferrersArgs {
@@ -48,7 +48,7 @@ function render(r: ToOciResult): string {
   const entries = `index.json: ${p.entriesAdded} added, ${p.entriesReplaced} replaced, ${p.entriesUnchanged} unchanged`;
   const lines: string[] = [];
   if (r.dryRun) {
-    for (const img of r.images) lines.push(`${img.ref}  ${img.digest}  ${img.kind}  ${img.blobs} blobs  ${formatBytes(img.bytes)}`);
+    lines.push(...alignColumns(r.images.map((img) => [img.ref, img.digest, img.kind, contentCell(img), `${img.blobs} blobs`, formatBytes(img.bytes)]), [4, 5]));
     lines.push(`plan: ${n} image${n === 1 ? '' : 's'}, ${p.blobs} blobs (${p.blobsAlreadyThere} already in the layout), ${formatBytes(p.bytes)}; ${entries}; into ${r.output}; nothing written (dry run)${leftOutPart(r)}`);
   } else if (r.stats !== undefined) {
     const s = r.stats;
