@@ -333,7 +333,7 @@ test('to-dir --with-referrers: each referrer an image directory (repo:tag or rep
   });
 });
 
-test('to-oci --with-referrers: referrers are entries of index.json (named if tagged) with their blobs; the signature survives a copy out of the layout', async () => {
+test('to-oci --with-referrers: referrers are entries of index.json (named by tag, or repo@digest) with their blobs; from-oci brings them back; the signature survives a copy out of the layout', async () => {
   await withTempDir(async (dir) => {
     const layout = join(dir, 'oci');
     const r = await runCli(['to-oci', list, src.root, layout, '--with-referrers', '--json']);
@@ -343,7 +343,8 @@ test('to-oci --with-referrers: referrers are entries of index.json (named if tag
     const byDigest = new Map(index.manifests.map((e) => [e.digest, e.annotations?.['org.opencontainers.image.ref.name']]));
     for (const e of src.expected) {
       assert.ok(byDigest.has(e.digest), `${e.name} is in index.json`);
-      if (!e.name.startsWith('@')) assert.equal(byDigest.get(e.digest), `app:${e.name}`);
+      // A tagged referrer by its tag; an untagged one by its digest, so from-oci brings it back into its repository.
+      assert.equal(byDigest.get(e.digest), e.name.startsWith('@') ? `app@${e.digest}` : `app:${e.name}`);
       const bytes = await readFile(join(layout, 'blobs', 'sha256', hexOf(e.digest)));
       assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, e.digest);
       for (const b of e.blobs) assert.ok((await readFile(join(layout, 'blobs', 'sha256', hexOf(b.digest)))).equals(b.bytes));
@@ -360,6 +361,17 @@ test('to-oci --with-referrers: referrers are entries of index.json (named if tag
       assert.equal(p.code, 0, p.stderr);
       const entries = (JSON.parse(await readFile(join(l, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> }).manifests.map((e) => e.digest);
       assert.equal(entries.includes(childIndex.digest), has, platform);
+    }
+    // from-oci brings every referrer back: served from its output as the source serves it.
+    const back = join(dir, 'back');
+    const imp = await runCli(['from-oci', layout, back]);
+    assert.equal(imp.code, 0, imp.stderr + imp.stdout);
+    const doc = JSON.parse(r.stdout) as { referrers: { rewritten: Array<{ digest: string }> } };
+    const served = await startRegistry({ root: back, readOnly: true });
+    try {
+      await judgeReferrers(served.host, doc.referrers.rewritten[0]!.digest);
+    } finally {
+      await served.stop();
     }
     const reg = await startRegistry({ root: join(dir, 'reg') });
     try {
