@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { checkJsonDocument } from '../scripts/lib/json-schemas.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
@@ -216,5 +217,31 @@ test('to-oci: a missing image, a bad output: clear errors, nothing written; --ke
     assert.equal(inSource.code, 1);
     assert.match(inSource.stderr, /\[OUTPUT_IN_SOURCE\]/);
     await rm(join(FIXTURE_ROOT, 'oci'), { recursive: true, force: true });
+  });
+});
+
+test('to-oci: a FIFO where index.json or oci-layout goes is refused at once, named as what it is; two runs at once leave one entry', async () => {
+  await withTempDir(async (dir) => {
+    const good = await writeListFile(dir, ['library/busybox:1.36']);
+    for (const name of ['index.json', 'oci-layout']) {
+      const out = join(dir, `fifo-${name}`);
+      await mkdir(out);
+      assert.equal(spawnSync('mkfifo', [join(out, name)]).status, 0);
+      const r = await runCli(['to-oci', good, FIXTURE_ROOT, out], { timeoutMs: 20_000 });
+      assert.equal(r.killed, false, `${name}: no hang`);
+      assert.equal(r.code, 1, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`"${join(out, name).replaceAll('/', '\\/')}" is a FIFO, not a regular file \\[NOT_OCI_LAYOUT\\]`));
+      assert.deepEqual((await readdir(out)).sort(), [name], 'nothing written');
+    }
+    // Two runs at once: one writes; the other is refused by the lock (LOCKED) or finds the entry
+    // there. One entry, and what a run reports is what it did under the lock.
+    const out = join(dir, 'twice');
+    const runs = await Promise.all([runCli(['to-oci', good, FIXTURE_ROOT, out, '--json']), runCli(['to-oci', good, FIXTURE_ROOT, out, '--json'])]);
+    const docs = runs.map((r) => JSON.parse(r.stdout) as { exitCode: number; error?: { code: string }; stats?: { entriesAdded: number }; plan?: { entriesAdded: number } });
+    assert.equal((await readIndex(out)).manifests.length, 1);
+    const done = docs.filter((d) => d.exitCode === 0);
+    for (const d of docs) if (d.exitCode !== 0) assert.equal(d.error?.code, 'LOCKED');
+    assert.equal(done.map((d) => d.stats!.entriesAdded).reduce((x, y) => x + y, 0), 1, 'added once');
+    for (const d of done) assert.equal(d.plan!.entriesAdded, d.stats!.entriesAdded, 'the plan reports what the run did');
   });
 });

@@ -197,7 +197,9 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
     },
     dirs,
   );
-  return { ...base, dryRun: false, plan: { blobs: blobs.size, bytes, blobsAlreadyThere: stats.blobsExisting, ...merged.counts }, stats, seconds: (performance.now() - started) / 1000 };
+  // The entries as merged under the lock: another run may have written some meanwhile.
+  const done = { entriesAdded: stats.entriesAdded, entriesReplaced: stats.entriesReplaced, entriesUnchanged: stats.entriesUnchanged };
+  return { ...base, dryRun: false, plan: { blobs: blobs.size, bytes, blobsAlreadyThere: stats.blobsExisting, ...done }, stats, seconds: (performance.now() - started) / 1000 };
 }
 
 function write(path: string, data: string): void {
@@ -222,6 +224,12 @@ function readLayout(dir: string): { index: IndexDocument | undefined } {
     throw ioError('reading', dir, err);
   }
   if (!st.isDirectory()) throw new RegfsError('NOT_OCI_LAYOUT', `"${dir}" exists and is not a directory`, { path: dir });
+  // An oci-layout that is not a regular file (a FIFO, a directory) is someone's, never replaced.
+  const marker = join(dir, OCI_LAYOUT_FILE);
+  const layoutFile = readRegularFile(marker, 4096, 'reading');
+  if (layoutFile !== undefined && !Buffer.isBuffer(layoutFile)) {
+    throw new RegfsError('NOT_OCI_LAYOUT', `"${marker}" is ${layoutFile.notRegular}, not a regular file`, { path: marker });
+  }
   const indexPath = join(dir, INDEX_FILE);
   const raw = readRegularFile(indexPath, INDEX_MAX_BYTES + 1, 'reading');
   if (raw === undefined) {
@@ -238,7 +246,7 @@ function readLayout(dir: string): { index: IndexDocument | undefined } {
     }
     return { index: undefined };
   }
-  if (!Buffer.isBuffer(raw)) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is ${raw}, not a regular file`, { path: indexPath });
+  if (!Buffer.isBuffer(raw)) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is ${raw.notRegular}, not a regular file`, { path: indexPath });
   if (raw.length > INDEX_MAX_BYTES) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is larger than ${INDEX_MAX_BYTES >> 20} MiB`, { path: indexPath });
   let doc: unknown;
   try {
