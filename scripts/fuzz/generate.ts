@@ -69,16 +69,21 @@ export async function generate(seed: number, root: string, kinds: Kinds, rand: (
     };
     const pushes = 4 + Math.floor(rand() * 4);
     for (let i = 0; i < pushes; i++) {
-      const repo = pick(repos);
+      let repo = pick(repos);
       const shape: Shape = pick(SHAPES);
       const again = pushed.length > 0 && rand() < 0.2 ? pick(pushed).m : undefined;
-      const m = again ?? build(shape, image, pushed, rand);
+      // A referrer as producers push one: into its subject's repository, tagged as cosign tags a
+      // signature (`sha256-<hex>.sig`), or by digest alone (found only by its subject).
+      const subject = again === undefined && shape === 'artifact' && pushed.length > 0 && rand() < 0.8 ? pick(pushed) : undefined;
+      if (subject !== undefined) repo = subject.repo;
+      const m = again ?? build(shape, image, subject === undefined ? pushed : [subject], rand);
       const tagged = rand() < 0.8;
       const lower = repo === repo.toLowerCase();
       const schema1 = again === undefined && shape === 'schema1';
       const bySkopeo = lower && (schema1 || (rand() < 0.25 && !(m.kind === 'index' && m.children.some((c) => c.kind === 'index'))));
       if (schema1 && !lower) continue;
-      const ref = tagged ? pick(TAGS) : m.digest;
+      const cosignTag = subject !== undefined && rand() < 0.5 ? `sha256-${subject.m.digest.slice('sha256:'.length)}.sig` : undefined;
+      const ref = cosignTag ?? (tagged ? pick(TAGS) : m.digest);
       if (schema1 && !tagged) continue; // the digest of a schema1 push is the registry's, not known before
       if (bySkopeo) {
         const dir = join(work, String(i));
