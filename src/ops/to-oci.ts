@@ -121,11 +121,11 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
       leftOut++;
       continue;
     }
+    // The image's configs and layers (its summary counts them); its manifests go to blobs/ too.
     const own = new Map<Digest, BlobSource>();
     for (const m of manifests) {
       // The manifest's stored bytes, from the file its data path leads to (a symbolic link is followed).
-      const info = reader.blobInfo(m.digest)!;
-      own.set(m.digest, { path: info.path, size: m.raw.length });
+      blobs.set(m.digest, { path: reader.blobInfo(m.digest)!.path, size: m.raw.length });
       for (const d of referencedBlobs(m)) {
         const b = img.blobs.get(d.digest);
         if (b !== undefined) own.set(d.digest, { path: b.path, size: b.size });
@@ -133,7 +133,7 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
     }
     for (const d of img.absentForeign) warn(`${where}: ${img.repo}: foreign layer ${d.digest} is not in the source; the layout holds the manifest without it`);
     for (const [d, src] of own) blobs.set(d, src);
-    const content = { repo: img.repo, tag: img.tag, digest: top.digest, manifests, blobs: new Map([...own].filter(([d]) => !manifests.some((m) => m.digest === d))) };
+    const content = { repo: img.repo, tag: img.tag, digest: top.digest, manifests, blobs: own };
     images.push(summarizeImage(content, await manifestPlatforms(manifests, summarize), effectiveArtifactType(top)));
     exported.push({ ...img, digest: top.digest, manifest: top, manifests });
     entries.push({ mediaType: top.mediaType, digest: top.digest, size: top.raw.length, annotations: { [REF_NAME]: refName(img.repo, img.tag, top.digest) } });
