@@ -91,3 +91,13 @@ export function createProgressBar(io: Io, now: () => number = Date.now): Progres
     },
   };
 }
+
+/** Run `fn` with a progress bar on stderr taking its reports; the bar is cleared when it ends, however it ends. */
+export async function withProgressBar<T>(io: Io, fn: (onProgress: ProgressBar['update']) => Promise<T>): Promise<T> {
+  const bar = createProgressBar(io);
+  try {
+    return await fn(bar.update);
+  } finally {
+    bar.clear();
+  }
+}

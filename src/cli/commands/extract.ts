@@ -1,8 +1,8 @@
 /** `regfs extract LIST SRC OUT` */
 import type { Argv } from 'yargs';
 import type { ExtractResult } from '../../ops/extract.js';
-import { ExitCode, renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { examples, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
+import { renderWriteResult, type Io, type RunOutput } from '../output.js';
+import { examples, finishWrite, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ExtractArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   list: string;
@@ -28,13 +28,10 @@ export function builder(y: Argv): Argv<ExtractArgs> {
     ) as unknown as Argv<ExtractArgs>;
 }
 
-export async function handler(args: ExtractArgs, io: Io, run: RunOutput): Promise<number> {
+export async function handler(args: ExtractArgs, _io: Io, run: RunOutput): Promise<number> {
   const { extract } = await import('../../ops/extract.js');
   const result: ExtractResult = await runWithProgress(run, args, (opts) =>
     extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair, withReferrers: args['with-referrers'] }),
   );
-  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
-  if (args.json) run.finishJson(code, result);
-  else io.stdout.write(renderWriteResult(result, 'extracted'));
-  return code;
+  return finishWrite(run, args.json, result, (r) => renderWriteResult(r, 'extracted'));
 }

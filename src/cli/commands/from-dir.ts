@@ -1,8 +1,8 @@
 /** `regfs from-dir IN DEST` */
 import type { Argv } from 'yargs';
 import type { FromDirResult } from '../../ops/from-dir.js';
-import { ExitCode, formatBytes, renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { examples, runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
+import { renderWriteResult, type Io, type RunOutput } from '../output.js';
+import { examples, finishWrite, runWithProgress, verifiedLine, withWriteOptions, type WriteArgs } from './shared.js';
 
 interface FromDirArgs extends WriteArgs {
   in: string;
@@ -30,17 +30,10 @@ export function builder(y: Argv): Argv<FromDirArgs> {
     ) as unknown as Argv<FromDirArgs>;
 }
 
-export async function handler(args: FromDirArgs, io: Io, run: RunOutput): Promise<number> {
+export async function handler(args: FromDirArgs, _io: Io, run: RunOutput): Promise<number> {
   const { fromDir } = await import('../../ops/from-dir.js');
   const result: FromDirResult = await runWithProgress(run, args, (opts) =>
     fromDir({ ...opts, input: args.in, output: args.dest, name: args.name, noVerify: !args.verify, stripRegistry: args['strip-registry'] }),
   );
-  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
-  if (args.json) run.finishJson(code, result);
-  else {
-    // A line of its own, after the plan or summary.
-    const verified = args.verify ? `verified: ${formatBytes(result.bytesVerified)} of blob data hashed; every blob matches its digest` : 'not verified (--no-verify): blob sizes checked, not hashed';
-    io.stdout.write(`${renderWriteResult(result, 'imported')}${verified}\n`);
-  }
-  return code;
+  return finishWrite(run, args.json, result, (r) => `${renderWriteResult(r, 'imported')}${verifiedLine(args.verify, r.bytesVerified)}`);
 }

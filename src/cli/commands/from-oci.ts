@@ -1,8 +1,8 @@
 /** `regfs from-oci LAYOUT DEST` */
 import type { Argv } from 'yargs';
 import type { FromOciResult } from '../../ops/from-oci.js';
-import { ExitCode, formatBytes, renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { examples, runWithProgress, withWriteOptions, type WriteArgs } from './shared.js';
+import { renderWriteResult, type Io, type RunOutput } from '../output.js';
+import { examples, finishWrite, runWithProgress, verifiedLine, withWriteOptions, type WriteArgs } from './shared.js';
 
 interface FromOciArgs extends WriteArgs {
   layout: string;
@@ -33,16 +33,10 @@ export function builder(y: Argv): Argv<FromOciArgs> {
     ) as unknown as Argv<FromOciArgs>;
 }
 
-export async function handler(args: FromOciArgs, io: Io, run: RunOutput): Promise<number> {
+export async function handler(args: FromOciArgs, _io: Io, run: RunOutput): Promise<number> {
   const { fromOci } = await import('../../ops/from-oci.js');
   const result: FromOciResult = await runWithProgress(run, args, (opts) =>
     fromOci({ ...opts, input: args.layout, output: args.dest, name: args.name, repo: args.repo, noVerify: !args.verify, stripRegistry: args['strip-registry'] }),
   );
-  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
-  if (args.json) run.finishJson(code, result);
-  else {
-    const verified = args.verify ? `verified: ${formatBytes(result.bytesVerified)} of blob data hashed; every blob matches its digest` : 'not verified (--no-verify): blob sizes checked, not hashed';
-    io.stdout.write(`${renderWriteResult(result, 'imported')}${verified}\n`);
-  }
-  return code;
+  return finishWrite(run, args.json, result, (r) => `${renderWriteResult(r, 'imported')}${verifiedLine(args.verify, r.bytesVerified)}`);
 }

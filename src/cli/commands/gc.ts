@@ -4,7 +4,7 @@ import type { GcResult } from '../../ops/gc.js';
 import { DEFAULT_JOBS } from '../../defaults.js';
 import { escapeControl } from '../../errors.js';
 import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
-import { createProgressBar } from '../progress-bar.js';
+import { withProgressBar } from '../progress-bar.js';
 import { examples } from './shared.js';
 
 interface GcArgs {
@@ -43,13 +43,7 @@ export function builder(y: Argv): Argv<GcArgs> {
 
 export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<number> {
   const { gc } = await import('../../ops/gc.js');
-  const bar = createProgressBar(io);
-  let r: GcResult;
-  try {
-    r = await gc({ root: args.root, deleteUntagged: args['delete-untagged'], keepReferrers: args['keep-referrers'], apply: args.apply, jobs: args.jobs, onProgress: bar.update });
-  } finally {
-    bar.clear();
-  }
+  const r: GcResult = await withProgressBar(io, (onProgress) => gc({ root: args.root, deleteUntagged: args['delete-untagged'], keepReferrers: args['keep-referrers'], apply: args.apply, jobs: args.jobs, onProgress }));
   if (args.json) {
     run.finishJson(ExitCode.ok, r);
   } else {

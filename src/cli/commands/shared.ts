@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { DEFAULT_JOBS, LINK_MODES, type LinkMode } from '../../defaults.js';
 import type { OnProgress } from '../../progress.js';
 import type { RegfsError } from '../../errors.js';
-import { printWarning, type RunOutput } from '../output.js';
+import { ExitCode, formatBytes, printWarning, type RunOutput } from '../output.js';
 import { createProgressBar } from '../progress-bar.js';
 
 export interface WriteArgs {
@@ -101,4 +101,17 @@ export function withReferrersOption<T>(y: Argv<T>): Argv<T & ReferrersArgs> {
     default: false,
     describe: 'take the signatures, SBOMs and attestations of every image too, transitively (tags sha256-<hex> and sha256-<hex>.*, and every manifest whose subject is one taken)',
   }) as unknown as Argv<T & ReferrersArgs>;
+}
+
+/** The end of a command that writes: its one JSON document, or the text `render` makes of it; exit 3 when it left images out. */
+export function finishWrite<R extends { problemCount: number }>(run: RunOutput, json: boolean, result: R, render: (r: R) => string): number {
+  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
+  if (json) run.finishJson(code, result);
+  else run.io.stdout.write(render(result));
+  return code;
+}
+
+/** The line from-dir and from-oci end with, after the plan or summary: what was verified. */
+export function verifiedLine(verify: boolean, bytes: number): string {
+  return verify ? `verified: ${formatBytes(bytes)} of blob data hashed; every blob matches its digest\n` : 'not verified (--no-verify): blob sizes checked, not hashed\n';
 }

@@ -3,8 +3,8 @@ import type { Argv } from 'yargs';
 import { escapeControl, RegfsError } from '../../errors.js';
 import type { ToDirResult } from '../../ops/to-dir.js';
 import { DIGEST_FILE } from '../../defaults.js';
-import { alignColumns, clonedPart, contentCell, ExitCode, formatBytes, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
-import { examples, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
+import { alignColumns, clonedPart, formatBytes, contentCell, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
+import { examples, finishWrite, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   paths: string[];
@@ -34,7 +34,7 @@ export function builder(y: Argv): Argv<ToDirArgs> {
     ) as unknown as Argv<ToDirArgs>;
 }
 
-export async function handler(args: ToDirArgs, io: Io, run: RunOutput): Promise<number> {
+export async function handler(args: ToDirArgs, _io: Io, run: RunOutput): Promise<number> {
   const { toDir } = await import('../../ops/to-dir.js');
   const want = args.image === undefined ? 3 : 2;
   if (args.paths.length !== want) {
@@ -55,10 +55,7 @@ export async function handler(args: ToDirArgs, io: Io, run: RunOutput): Promise<
       withReferrers: args['with-referrers'],
     }),
   );
-  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
-  if (args.json) run.finishJson(code, result);
-  else io.stdout.write(render(result));
-  return code;
+  return finishWrite(run, args.json, result, render);
 }
 
 function render(r: ToDirResult): string {

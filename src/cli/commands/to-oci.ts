@@ -2,8 +2,8 @@
 import type { Argv } from 'yargs';
 import { escapeControl } from '../../errors.js';
 import type { ToOciResult } from '../../ops/to-oci.js';
-import { alignColumns, clonedPart, contentCell, ExitCode, formatBytes, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
-import { examples, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
+import { alignColumns, clonedPart, formatBytes, contentCell, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
+import { examples, finishWrite, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToOciArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   list: string;
@@ -31,15 +31,12 @@ export function builder(y: Argv): Argv<ToOciArgs> {
     ) as unknown as Argv<ToOciArgs>;
 }
 
-export async function handler(args: ToOciArgs, io: Io, run: RunOutput): Promise<number> {
+export async function handler(args: ToOciArgs, _io: Io, run: RunOutput): Promise<number> {
   const { toOci } = await import('../../ops/to-oci.js');
   const result: ToOciResult = await runWithProgress(run, args, (opts) =>
     toOci({ ...opts, list: args.list, source: args.src, output: args.layout, platform: args.platform, stripRegistry: args['strip-registry'], repair: args.repair, withReferrers: args['with-referrers'] }),
   );
-  const code = result.problemCount > 0 ? ExitCode.partial : ExitCode.ok;
-  if (args.json) run.finishJson(code, result);
-  else io.stdout.write(render(result));
-  return code;
+  return finishWrite(run, args.json, result, render);
 }
 
 function render(r: ToOciResult): string {

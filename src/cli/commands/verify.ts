@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import type { VerifyResult } from '../../ops/verify.js';
 import { DEFAULT_JOBS, VERIFY_TARGETS, type VerifyTarget } from '../../defaults.js';
 import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '../output.js';
-import { createProgressBar } from '../progress-bar.js';
+import { withProgressBar } from '../progress-bar.js';
 import { examples } from './shared.js';
 import { escapeControl } from '../../errors.js';
 
@@ -40,13 +40,7 @@ export function builder(y: Argv): Argv<VerifyArgs> {
 
 export async function handler(args: VerifyArgs, io: Io, run: RunOutput): Promise<number> {
   const { verify } = await import('../../ops/verify.js');
-  const bar = createProgressBar(io);
-  let r: VerifyResult;
-  try {
-    r = await verify({ root: args.root, list: args.list, target: args.target, fast: args.fast, uploadAgeHours: args['upload-age'], jobs: args.jobs, onProgress: bar.update });
-  } finally {
-    bar.clear();
-  }
+  const r: VerifyResult = await withProgressBar(io, (onProgress) => verify({ root: args.root, list: args.list, target: args.target, fast: args.fast, uploadAgeHours: args['upload-age'], jobs: args.jobs, onProgress }));
   if (r.liveLock !== undefined) {
     printWarning(io, `regfs ${r.liveLock.command} (pid ${r.liveLock.pid} on ${r.liveLock.host}) is writing this storage now; what it has not finished may show as problems`);
   }
