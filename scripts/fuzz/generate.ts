@@ -84,11 +84,12 @@ export async function generate(seed: number, root: string, kinds: Kinds, rand: (
       if (schema1 && !lower) continue;
       const cosignTag = subject !== undefined && rand() < 0.5 ? `sha256-${subject.m.digest.slice('sha256:'.length)}.sig` : undefined;
       const ref = cosignTag ?? (tagged ? pick(TAGS) : m.digest);
-      if (schema1 && !tagged) continue; // the digest of a schema1 push is the registry's, not known before
+      const byTag = cosignTag !== undefined || tagged;
+      if (schema1 && !byTag) continue; // the digest of a schema1 push is the registry's, not known before
       if (bySkopeo) {
         const dir = join(work, String(i));
         await writeDirImage(dir, m);
-        const target = `docker://${registry.host}/${repo}${tagged ? `:${ref}` : `@${ref}`}`;
+        const target = `docker://${registry.host}/${repo}${byTag ? `:${ref}` : `@${ref}`}`;
         await withRetry(() => skopeoCopy(`dir:${dir}`, target, schema1 ? { format: 'v2s1' } : { all: m.kind === 'index' }));
         pusher.noteHeld(repo, m);
       } else {
