@@ -66,5 +66,7 @@ export {
 export { verify, type VerifyOptions, type VerifyResult, type Finding } from './ops/verify.js';
 export { gc, type GcOptions, type GcResult } from './ops/gc.js';
 export { rm, type RmOptions, type RmResult } from './ops/rm.js';
+export { inventory, type InventoryOptions, type InventoryResult } from './ops/inventory.js';
+export { InventoryWriter, INVENTORY_HEADER, type InventoryCounts, type InventorySink } from './inventory/write.js';
 export { scanStorage, type StorageScan, type RepoScan, type BlobEntry, type LinkEntry, type TagEntry } from './registry/scan.js';
 export { acquireLock, withLock, LOCK_FILE, type Lock, type LockOwner } from './fs/lock.js';

@@ -304,7 +304,7 @@ async function inputFormat(input: string): Promise<'directory' | 'archive'> {
 }
 
 /** A layout directory's `oci-layout` (checked) and `index.json` (returned), without opening anything that is not a regular file. */
-function readLayoutFiles(layout: string): { raw: Buffer; where: string } {
+export function readLayoutFiles(layout: string): { raw: Buffer; where: string } {
   const read = (name: string, max: number): { raw: Buffer; where: string } | undefined => {
     const path = join(layout, name);
     const st = statData(path);
@@ -404,7 +404,7 @@ async function readImages(
 }
 
 /** index.json's entries: each a descriptor and its annotations. MANIFEST_INVALID if it is not an image index. */
-function parseIndex(index: { raw: Buffer; where: string }): Array<{ desc: Descriptor; annotations: Record<string, string> | undefined }> {
+export function parseIndex(index: { raw: Buffer; where: string }): Array<{ desc: Descriptor; annotations: Record<string, string> | undefined }> {
   let m: Manifest;
   try {
     m = parseManifestContent(index.raw, digestOf(index.raw), index.where);

@@ -63,7 +63,7 @@ function isFileFollowing(path: string): boolean {
  * order), an OCI image layout, and skopeo dir: images. Reads at most the first 64 KiB of a
  * regular file, nothing of any other.
  */
-function whyNotRegistry(dir: string): string {
+export function whyNotRegistry(dir: string): string {
   try {
     return describeNotRegistry(dir);
   } catch (err) {
