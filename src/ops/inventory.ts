@@ -68,7 +68,10 @@ export async function inventory(opts: InventoryOptions): Promise<InventoryResult
   const layout = isOciLayoutDir(root);
   const v2 = layout ? undefined : await findStorageRoot(root);
   if (!layout && v2 === undefined) {
-    throw new RegfsError('NOT_REGISTRY', `"${opts.root}" is neither registry storage nor an OCI image layout: ${whyNotRegistry(opts.root)}`, { path: opts.root });
+    // A file here is no list given out of order (there is no list): say what it is, plainly.
+    const st = statData(root);
+    const why = st !== undefined && st.notRegular === undefined ? 'it is a file, not a directory' : whyNotRegistry(opts.root);
+    throw new RegfsError('NOT_REGISTRY', `"${opts.root}" is neither registry storage nor an OCI image layout: ${why}`, { path: opts.root });
   }
   const source = v2 ?? root;
   const file = typeof opts.output === 'string' ? resolve(opts.output) : undefined;
