@@ -264,6 +264,23 @@ function measure(name: string, args: string[], before: () => void = () => undefi
   return { name, seconds: median(secs), rssMB: Math.max(...rss) };
 }
 
+/**
+ * The inventory of the whole store, beside the floor of its blob half: find stats every
+ * blob's data file and prints its size and path (no node). The inventory also reads every
+ * tag's and revision's link, which that floor does not.
+ */
+function inventoryRow(root: string): Measure {
+  const file = join(work, 'store.inv');
+  const m = measure('inventory (whole store)', ['inventory', root, '-o', file]);
+  const secs: number[] = [];
+  for (let i = 0; i < runs; i++) secs.push(timed(['find', join(root, V2, 'blobs'), '-name', 'data', '-printf', '%s %p\\n'], () => undefined).seconds);
+  m.floor = median(secs);
+  m.floorName = 'find blobs -name data -printf, the blob half';
+  m.note = `inventory file ${(statSync(file).size / 2 ** 20).toFixed(1)} MiB`;
+  rmSync(file, { force: true });
+  return m;
+}
+
 /** Compile one of the bench's C programs with cc into the work directory; undefined without cc. */
 function compileC(source: string): string | undefined {
   const bin = join(work, `${source.replace(/^.*\//, '').replace(/\.c$/, '')}-bin`);
@@ -603,6 +620,7 @@ async function main(): Promise<void> {
     results.push(verifyM);
     results.push(measure('verify --fast (whole store)', ['verify', s1.root, '--fast']));
     results.push(measure('gc dry run (whole store)', ['gc', s1.root]));
+    results.push(inventoryRow(s1.root));
 
     if (!args['no-10x']) {
       const s10 = await store(`store-x${scale * 10}`, scaled(scale * 10));
