@@ -12,6 +12,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { skopeoCopy } from '../scripts/lib/skopeo.js';
@@ -158,6 +159,17 @@ test('inventory: a damaged tree, still exactly what the registry serves: symlink
   assert.match(r.stderr, /warning: malformed link ".*tags\/edge\/current\/link": it has white space around the digest.*; left out of the inventory/);
 });
 
+test('inventory: a regfs run writing the storage now is named in a warning; the inventory is made all the same', async () => {
+  const root = join(dir, 'locked');
+  await copyTree(FIXTURE_ROOT, root);
+  const clean = await runCli(['inventory', root]);
+  await writeFile(join(root, V2, '.regfs.lock'), JSON.stringify({ pid: process.pid, host: hostname(), command: 'extract', started: new Date().toISOString() }));
+  const r = await runCli(['inventory', root]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, clean.stdout);
+  assert.match(r.stderr, new RegExp(`^warning: regfs extract \\(pid ${process.pid}\\) is writing this storage now`, 'm'));
+});
+
 test('inventory: a FIFO where blob data goes is left out with a warning, never opened', async () => {
   const root = join(dir, 'fifo');
   await copyTree(FIXTURE_ROOT, root);
@@ -292,6 +304,13 @@ test('inventory: ROOT missing, a file or neither storage nor layout is NOT_REGIS
   const failed = checkJsonDocument('inventory', (await runCli(['inventory', plain, '-o', join(dir, 'never.inv'), '--json'])).stdout, 1);
   assert.equal((failed['error'] as { code: string }).code, 'NOT_REGISTRY');
   assert.equal(statSync(join(dir, 'never.inv'), { throwIfNoEntry: false }), undefined);
+  // -o naming a directory, or a file in a directory that does not exist: refused before the walk.
+  for (const out of [plain, join(dir, 'nosuch-dir', 'x.inv')]) {
+    const r = await runCli(['inventory', FIXTURE_ROOT, '-o', out]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /\[OUTPUT_UNWRITABLE\]/);
+  }
+  assert.deepEqual(readdirSync(plain), []);
 });
 
 test('inventory: `set -o pipefail; regfs inventory ROOT | head -1` succeeds quietly, and the run still ends with its line', async () => {

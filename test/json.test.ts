@@ -93,6 +93,8 @@ test('json: the reading commands, clean and damaged, and their failures', async 
     assert.deepEqual((await json(['verify', root, '--fast'], 0))['findings'], []);
     await json(['gc', root], 0);
     await json(['rm', root, 'team/app:v1', '--dry-run'], 0);
+    const inv = await json(['inventory', root, '-o', join(dir, 'have.inv')], 0);
+    assert.equal(inv['format'], 'registry');
 
     // Damage: a tag whose link names nothing; another's manifest no longer JSON.
     const tagLink = join(root, V2, 'repositories/team/app/_manifests/tags/v1/current/link');
@@ -114,7 +116,7 @@ test('json: the reading commands, clean and damaged, and their failures', async 
     // Failures: not registry storage, an unknown image, a usage error.
     const empty = join(dir, 'empty');
     await mkdir(empty);
-    for (const args of [['ls', empty], ['inspect', empty, 'a:1'], ['verify', empty], ['gc', empty], ['rm', empty, 'a:1']]) {
+    for (const args of [['ls', empty], ['inspect', empty, 'a:1'], ['verify', empty], ['gc', empty], ['rm', empty, 'a:1'], ['inventory', empty, '-o', join(dir, 'x.inv')]]) {
       const doc = await json(args, 1);
       assert.equal((doc['error'] as { code: string }).code, 'NOT_REGISTRY');
     }

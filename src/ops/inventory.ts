@@ -28,6 +28,7 @@ import { CHUNK } from '../bounded.js';
 import { DIGEST_ALGORITHMS, isDigest, type Digest } from '../digest.js';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
 import { tempPathFor } from '../fs/atomic.js';
+import { isLiveOwner, LOCK_FILE, readLockOwner } from '../fs/lock.js';
 import { InventoryWriter, type InventoryCounts, type InventorySink } from '../inventory/write.js';
 import { CONTAINERD_NAME, INDEX_FILE, OCI_LAYOUT_FILE, REF_NAME, entryName } from '../oci/layout.js';
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
@@ -85,6 +86,13 @@ export async function inventory(opts: InventoryOptions): Promise<InventoryResult
     opts.onWarning?.(m);
   };
 
+  if (v2 !== undefined) {
+    const held = readLockOwner(`${v2}/${LOCK_FILE}`);
+    if (held !== undefined && 'owner' in held && held.owner !== undefined && isLiveOwner(held.owner)) {
+      const o = held.owner;
+      warn(`regfs ${o.command} (pid ${o.pid}) is writing this storage now: the inventory lists what it has finished (it writes tags last), not what it is still writing`);
+    }
+  }
   const run = async (sink: InventorySink): Promise<InventoryCounts> => {
     const w = new InventoryWriter(sink);
     if (v2 !== undefined) await registryInventory(v2, w, warn);
