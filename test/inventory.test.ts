@@ -214,6 +214,59 @@ test('inventory: an OCI layout skopeo wrote gives its index.json names and its b
   assert.match(r.stderr, /: \d+ blobs .*, 2 repositories, 3 tags, 3 manifests;/);
 });
 
+test('inventory: a hostile OCI layout: unnamed, bare-tag, pinned-to-another-digest and blobless entries, a tag named twice, a symlinked and a FIFO blob', async () => {
+  const layout = join(dir, 'hostile-layout');
+  await mkdir(join(layout, 'blobs/sha256'), { recursive: true });
+  await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  const blob = async (text: string): Promise<string> => {
+    const d = sha256(text);
+    await writeFile(join(layout, 'blobs/sha256', d.slice(7)), text);
+    return d;
+  };
+  const [a, b, c, linked] = [await blob('manifest a'), await blob('manifest b'), await blob('manifest c'), 'sha256:' + createHash('sha256').update('linked').digest('hex')];
+  await writeFile(join(dir, 'linked-blob'), 'linked');
+  symlinkSync(join(dir, 'linked-blob'), join(layout, 'blobs/sha256', linked.slice(7)));
+  const fifo = sha256('fifo');
+  execFileSync('mkfifo', [join(layout, 'blobs/sha256', fifo.slice(7))]);
+  const absent = sha256('absent');
+  const entry = (digest: string, annotations?: Record<string, string>): object => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 10, ...(annotations === undefined ? {} : { annotations }) });
+  const ref = (name: string): Record<string, string> => ({ 'org.opencontainers.image.ref.name': name });
+  await writeFile(
+    join(layout, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        entry(a, ref('team/app:v1')),
+        entry(b, ref('team/app:v1')), // the same tag, another manifest: which one is meant?
+        entry(b, ref('team/app:v2')),
+        entry(c, ref(`team/app@${c}`)),
+        entry(c, ref(`team/other@${a}`)), // pinned to another digest
+        entry(a, ref('v3')), // a bare tag: no repository
+        entry(b), // no name
+        entry(absent, ref('team/gone:1')), // no blob
+        entry(linked, { 'io.containerd.image.name': 'docker.io/library/linked:1' }),
+      ],
+    }),
+  );
+  const r = await runCli(['inventory', layout], { timeoutMs: 30_000 });
+  assert.equal(r.killed, false, 'the FIFO is never opened');
+  assert.equal(r.code, 0, r.stderr);
+  const blobs = new Map([a, b, c, linked].map((d) => [d, d === linked ? 6 : 10] as const));
+  const want = inventoryText(
+    blobs,
+    new Map([
+      ['team/app', { tags: new Map([['v2', b]]), manifests: new Set([a, b, c]) }],
+      // The name as the layout gives it, its registry host kept (as from-oci keeps it without --strip-registry).
+      ['docker.io/library/linked', { tags: new Map([['1', linked]]), manifests: new Set([linked]) }],
+    ]),
+  );
+  assert.equal(r.stdout, want);
+  for (const why of [/team\/app:v1 names two manifests/, /is named "team\/other@sha256:[0-9a-f]+", another digest/, /bare tag "v3"/, /has no name/, /the layout has no blob/, /is a FIFO, not a regular file/]) {
+    assert.match(r.stderr, why);
+  }
+});
+
 test('inventory: deterministic bytes; the identity is the sha256 of the file; -o, stdout, --json and the library agree', async () => {
   const a = join(dir, 'a.inv');
   const b = join(dir, 'b.inv');
