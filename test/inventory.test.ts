@@ -116,7 +116,7 @@ test('inventory: the fixture, byte for byte what docker-registry 2.8.2 serves fr
   assert.match(r.stderr, /^inventory sha256:[0-9a-f]{64}: \d+ blobs \(.*\), 8 repositories, \d+ tags, \d+ manifests; .* to standard output; [\d.]+ s\n$/);
 });
 
-test('inventory: a damaged tree, still exactly what the registry serves: symlinked blob, temp files of a killed run, a deleted manifest tag, a malformed link, a bad name', async () => {
+test('inventory: a damaged tree, still exactly what the registry serves: symlinked blob, temp files of a killed run, a deleted manifest tag, a manifest linked in _layers, a malformed link, a bad name', async () => {
   const root = join(dir, 'damaged');
   await copyTree(FIXTURE_ROOT, root);
   const v2 = join(root, V2);
@@ -139,6 +139,10 @@ test('inventory: a damaged tree, still exactly what the registry serves: symlink
   // A manifest deleted under its tag: the revision link gone, the tag link left.
   const v2Digest = tagOf('team/app', 'v2');
   unlinkSync(join(v2, 'repositories/team/app/_manifests/revisions/sha256', v2Digest.slice(7), 'link'));
+  // A tagged manifest linked only in _layers (as 2.1.0 linked manifests): 2.x still serves it.
+  const worker = tagOf('team/app/worker', '1.0').slice(7);
+  mkdirSync(join(v2, 'repositories/team/app/worker/_layers/sha256', worker), { recursive: true });
+  renameSync(join(v2, 'repositories/team/app/worker/_manifests/revisions/sha256', worker, 'link'), join(v2, 'repositories/team/app/worker/_layers/sha256', worker, 'link'));
   // A tag link with a trailing newline: the registry answers 500.
   writeFileSync(join(v2, 'repositories/team/app/_manifests/tags/edge/current/link'), `${tagOf('team/app', 'edge')}\n`);
   // A repository name no registry serves.
@@ -155,6 +159,8 @@ test('inventory: a damaged tree, still exactly what the registry serves: symlink
   assert.doesNotMatch(r.stdout, new RegExp(fake), 'no temp file is a blob, a manifest or a tag');
   assert.doesNotMatch(r.stdout, /^tag team\/app (v2|edge) /m);
   assert.doesNotMatch(r.stdout, /Bad_Name/);
+  assert.match(r.stdout, new RegExp(`^tag team/app/worker 1\\.0 sha256:${worker}$`, 'm'), 'the tag of the manifest served through _layers');
+  assert.match(r.stdout, new RegExp(`^manifest team/app/worker sha256:${worker}$`, 'm'), 'the manifest served through _layers');
   assert.match(r.stderr, new RegExp(`warning: tag team/app:v2 names ${v2Digest}, which the repository does not hold`));
   assert.match(r.stderr, /warning: malformed link ".*tags\/edge\/current\/link": it has white space around the digest.*; left out of the inventory/);
 });

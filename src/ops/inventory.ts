@@ -10,7 +10,8 @@
  * - tags: every tag whose `current/link` names a manifest the repository serves (a revision
  *   link, or the `_layers` link 2.x falls back to, and its blob data): a tag left behind by a
  *   deleted manifest is served by no registry, so it is left out.
- * - manifests: every revision link whose manifest has its blob data.
+ * - manifests: every revision link whose manifest has its blob data, and every manifest a
+ *   listed tag names through the `_layers` fallback (the registry serves it by digest too).
  *
  * Anything that makes the registry answer 500 (a malformed link, a FIFO where data should
  * be) is left out too, with a warning naming it: leaving a thing out only makes a bundle
@@ -240,31 +241,39 @@ async function registryInventory(v2: string, w: InventoryWriter, warn: (m: strin
   const repos = reader.listRepositories().sort();
   for (const repo of repos) {
     w.repo(repo);
-    for (const tag of reader.listTags(repo)) {
-      const d = servedTag(reader, repo, tag, warn);
-      if (d !== undefined) w.tag(tag, d);
-      await pace();
-    }
+    // Its manifests first (held for this repository only): a tag naming one of them is
+    // served without reading that revision link a second time.
+    const manifests: Digest[] = [];
     const revisions = revisionsDir(v2, repo);
     for (const alg of sortedNames(revisions)) {
       if (!(alg in DIGEST_ALGORITHMS)) continue;
       for (const hex of sortedNames(`${revisions}/${alg}`)) {
         const d = `${alg}:${hex}`;
         if (!isDigest(d)) continue;
-        if (servedRevision(reader, repo, d, warn)) w.manifest(d);
+        if (servedRevision(reader, repo, d, warn)) manifests.push(d);
         await pace();
       }
     }
+    const served = new Set(manifests);
+    for (const tag of reader.listTags(repo)) {
+      const d = servedTag(reader, repo, tag, served, warn);
+      if (d !== undefined) w.tag(tag, d);
+      // Served through the `_layers` fallback: the repository serves it by digest too.
+      if (d !== undefined && !served.has(d)) served.add(d);
+      await pace();
+    }
+    for (const d of served.size === manifests.length ? manifests : [...served].sort()) w.manifest(d);
     // What one repository read is not needed for the next: memory stays flat.
     reader.dropCaches();
   }
 }
 
 /** The manifest a tag names if the registry serves it by that tag, else undefined (with a warning for damage). */
-function servedTag(reader: RegistryReader, repo: RepoName, tag: Tag, warn: (m: string) => void): Digest | undefined {
+function servedTag(reader: RegistryReader, repo: RepoName, tag: Tag, served: ReadonlySet<Digest>, warn: (m: string) => void): Digest | undefined {
   try {
     const d = reader.tagDigest(repo, tag);
-    if (d === undefined) return undefined;
+    if (d === undefined || served.has(d)) return d;
+    // Not among the revisions served: 2.x also serves a manifest linked only in `_layers`.
     if (reader.manifestLink(repo, d) === undefined) {
       warn(`tag ${repo}:${tag} names ${d}, which the repository does not hold (no revision link): the registry answers MANIFEST_UNKNOWN for it; left out of the inventory`);
       return undefined;
