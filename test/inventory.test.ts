@@ -173,7 +173,10 @@ test('inventory: a regfs run writing the storage now is named in a warning; the 
   const r = await runCli(['inventory', root]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, clean.stdout);
-  assert.match(r.stderr, new RegExp(`^warning: regfs extract \\(pid ${process.pid}\\) is writing this storage now`, 'm'));
+  assert.match(r.stderr, new RegExp(`^warning: regfs extract \\(pid ${process.pid} on ${hostname()}\\) is writing this storage now`, 'm'));
+  // A dead owner on this host (a killed run) writes nothing: no warning.
+  await writeFile(join(root, V2, '.regfs.lock'), JSON.stringify({ pid: 2 ** 22 + 1, host: hostname(), command: 'extract', started: new Date().toISOString() }));
+  assert.doesNotMatch((await runCli(['inventory', root])).stderr, /warning/);
 });
 
 test('inventory: a FIFO where blob data goes is left out with a warning, never opened', async () => {

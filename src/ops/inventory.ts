@@ -23,6 +23,7 @@
  * loop every CHUNK entries while the lines stream to the output.
  */
 import { closeSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CHUNK } from '../bounded.js';
@@ -89,9 +90,10 @@ export async function inventory(opts: InventoryOptions): Promise<InventoryResult
 
   if (v2 !== undefined) {
     const held = readLockOwner(`${v2}/${LOCK_FILE}`);
-    if (held !== undefined && 'owner' in held && held.owner !== undefined && isLiveOwner(held.owner)) {
+    // As verify tells it: a live owner here, or any owner on another host (it cannot be checked).
+    if (held !== undefined && 'owner' in held && held.owner !== undefined && (isLiveOwner(held.owner) || held.owner.host !== hostname())) {
       const o = held.owner;
-      warn(`regfs ${o.command} (pid ${o.pid}) is writing this storage now: the inventory lists what it has finished (it writes tags last), not what it is still writing`);
+      warn(`regfs ${o.command} (pid ${o.pid} on ${o.host}) is writing this storage now: the inventory lists what it has finished (it writes tags last), not what it is still writing`);
     }
   }
   const run = async (sink: InventorySink): Promise<InventoryCounts> => {
