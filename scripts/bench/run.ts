@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: regfs against the floor, at scale. See docs/performance.md.
  *
- *   npm run bench [-- --runs 5] [--dir DIR] [--scale 1] [--no-10x] [--no-large | --only-large | --only-startup] [--smoke] [--out FILE]
+ *   npm run bench [-- --runs 5] [--dir DIR] [--scale 1] [--no-10x] [--no-large | --only-large | --only-startup | --only-airgap] [--smoke] [--out FILE]
  *
  * Builds (once, then reused) a synthetic store of 3,000 repositories and 15,000 tags, and one
  * ten times larger, under DIR (default /dev/shm if it has the inodes, else the temp directory),
@@ -21,6 +21,11 @@
  * image) beside `node -e 0`, and a small extract (200 tags) on tmpfs beside `node -e 0`, a C
  * program making the same syscalls (scripts/bench/floor.c, compiled with cc) and the node
  * replay: wall times, taken in turns in the same run, medians.
+ *
+ * Air-gap bundles (alone with `--only-airgap`): bundle beside `tar -cf` of the same blob
+ * files, apply beside `sha256sum` of the bundle plus writing its bytes, a delta bundle's
+ * overhead over the new bytes it carries, and bundle and apply of a store of several GiB on
+ * disk for their peak RSS.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -29,7 +34,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ociLayoutFromExport, tarLayout } from '../lib/oci-from-export.js';
-import { MANY_TAGS_REPO, scaled, signedRef, WIDE_INDEX_REF, writeBigStore, writeManyTagsStore, writeSignedStore, writeStore, writeWideIndexStore, type StoreShape } from './store.js';
+import { MANY_TAGS_REPO, scaled, signedRef, WIDE_INDEX_REF, writeBigStore, writeHugeStore, writeManyTagsStore, writeSignedStore, writeStore, writeWideIndexStore, type StoreShape } from './store.js';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../../dist/cli/main.js');
@@ -50,6 +55,7 @@ const { values: args } = parseArgs({
     'no-large': { type: 'boolean', default: false },
     'only-large': { type: 'boolean', default: false },
     'only-startup': { type: 'boolean', default: false },
+    'only-airgap': { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: here('../../.bench/result.json') },
   },
@@ -137,8 +143,8 @@ async function bigStore(images: number, layerBytes: number): Promise<{ root: str
 }
 
 /** A store built by `build` once, and reused while `key` is unchanged. */
-async function cachedStore(name: string, key: string, build: (root: string) => Promise<void>): Promise<string> {
-  const root = join(base, name);
+async function cachedStore(name: string, key: string, build: (root: string) => Promise<void>, dir = base): Promise<string> {
+  const root = join(dir, name);
   const marker = join(root, 'built.json');
   if (existsSync(marker) && readFileSync(marker, 'utf8') === key) return root;
   rmSync(root, { recursive: true, force: true });
@@ -252,10 +258,10 @@ function timed(cmd: string[], reported: (stdout: string) => number | undefined, 
 const jsonSeconds = (stdout: string): number | undefined => (stdout === '' ? undefined : (JSON.parse(stdout) as { seconds?: number }).seconds);
 
 /** Median over `runs` of a regfs command; `before` prepares each run (not timed). */
-function measure(name: string, args: string[], before: () => void = () => undefined, status = 0): Measure {
+function measure(name: string, args: string[], before: () => void = () => undefined, status = 0, times = runs): Measure {
   const secs: number[] = [];
   const rss: number[] = [];
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < times; i++) {
     before();
     const r = timed([process.execPath, CLI, ...args, '--json'], jsonSeconds, status);
     secs.push(r.seconds);
@@ -534,6 +540,10 @@ async function main(): Promise<void> {
   const fresh = (): void => rmSync(out, { recursive: true, force: true });
   const base1 = s1.refs.length;
 
+  if (args['only-airgap']) {
+    await airgap();
+    return report(shape, s1, v2, base1);
+  }
   // Start-up and the small extract on tmpfs, against node -e 0 and the C floor.
   if (!args['only-large']) {
     startup(s1);
@@ -631,9 +641,120 @@ async function main(): Promise<void> {
       results.push(m);
     }
   }
+  if (!args['only-large'] && !args['only-startup']) await airgap();
   rmSync(out, { recursive: true, force: true });
   if (!args['no-large'] && !args['only-startup']) await largeInputs(s1, out, fresh);
+  report(shape, s1, v2, base1);
+}
 
+/** Median wall seconds of a shell command over `runs`; `before` prepares each run (not timed). */
+function shellFloor(script: string, before: () => void = () => undefined): number {
+  const secs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    before();
+    execFileSync('sync');
+    const t = performance.now();
+    execFileSync('sh', ['-c', script], { stdio: ['ignore', 'ignore', 'inherit'] });
+    secs.push((performance.now() - t) / 1000);
+  }
+  return median(secs);
+}
+
+/** The blob data files a bundle carries, in the source's blob tree: from the bundle's own entries. */
+function carriedDataFiles(bundle: string, sourceV2: string): string[] {
+  const names = execFileSync('tar', ['-tf', bundle], { encoding: 'utf8', maxBuffer: 1 << 28 }).trim().split('\n');
+  return names.flatMap((n) => {
+    const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(n);
+    return m === null ? [] : [join(sourceV2, 'blobs', 'sha256', m[1]!.slice(0, 2), m[1]!, 'data')];
+  });
+}
+
+/**
+ * Air-gap bundles (docs/bundle.md), each beside its floor in this run: bundle against `tar -cf`
+ * of the same blob files (the bound: at least 0.8x its throughput), apply against `sha256sum`
+ * of the bundle plus writing its bytes with `cat` (the bound: 1.5x), a delta bundle's bytes
+ * against the new blob bytes it carries (the bound: under 1% more), and a store of several
+ * GiB on disk, bundled and applied, for the peak RSS (the bound: under 200 MB, whatever the size).
+ */
+async function airgap(): Promise<void> {
+  const big = await bigStore(args.smoke ? 20 : 200, 2 << 20);
+  const bigV2 = join(big.root, V2);
+  const bundle = join(work, 'bundle.tar');
+  const reg = join(work, 'reg-apply');
+  const copy = join(work, 'floor-copy');
+  const n = big.refs.length;
+  const list = listFile('big', big.refs);
+
+  const b = measure(`bundle ${n} images, 2 MiB layers`, ['bundle', list, big.root, bundle], () => rmSync(bundle, { force: true }));
+  const files = carriedDataFiles(bundle, bigV2);
+  writeFileSync(join(work, 'bundle-files'), `${files.join('\n')}\n`);
+  const floorTar = join(work, 'floor.tar');
+  b.floor = shellFloor(`tar -cf "${floorTar}" -T "${join(work, 'bundle-files')}"`, () => rmSync(floorTar, { force: true }));
+  b.floorName = 'tar -cf, same blobs';
+  b.note = `throughput ${(b.floor / b.seconds).toFixed(2)}x tar's (bound: at least 0.8x); ${(statSync(bundle).size / 2 ** 20).toFixed(0)} MiB`;
+  results.push(b);
+  rmSync(floorTar, { force: true });
+
+  const a = measure(`apply a bundle of ${n} images (verify)`, ['apply', bundle, reg], () => rmSync(reg, { recursive: true, force: true }));
+  const sum = shellFloor(`sha256sum "${bundle}" > /dev/null`);
+  const write = shellFloor(`cat "${bundle}" > "${copy}"`, () => rmSync(copy, { force: true }));
+  a.floor = sum + write;
+  a.floorName = 'sha256sum + cat >';
+  a.note = `sha256sum ${sum.toFixed(3)} s + writing ${write.toFixed(3)} s (bound: 1.5x)`;
+  results.push(a);
+  rmSync(copy, { force: true });
+
+  // A delta: release N (every other image) applied, release N+1 (all of them) bundled against its inventory.
+  const half = big.refs.filter((_, i) => i % 2 === 0);
+  const listN = listFile('big-half', half);
+  rmSync(reg, { recursive: true, force: true });
+  execFileSync(process.execPath, [CLI, 'bundle', listN, big.root, bundle], { stdio: 'ignore' });
+  execFileSync(process.execPath, [CLI, 'apply', bundle, reg], { stdio: 'ignore' });
+  const inv = join(work, 'have.inv');
+  const invM = measure(`inventory of the far side (${half.length} images)`, ['inventory', reg, '-o', inv]);
+  invM.note = `${statSync(inv).size} bytes`;
+  results.push(invM);
+  const delta = join(work, 'delta.tar');
+  const d = measure(`bundle ${n} images --have (${n - half.length} new)`, ['bundle', list, big.root, delta, '--have', inv], () => rmSync(delta, { force: true }));
+  const newBytes = carriedDataFiles(delta, bigV2).reduce((sum, f) => sum + statSync(f).size, 0);
+  const deltaSize = statSync(delta).size;
+  d.note = `${deltaSize} bytes for ${newBytes} new blob bytes: overhead ${((100 * (deltaSize - newBytes)) / newBytes).toFixed(2)}% (bound: under 1%)`;
+  results.push(d);
+  const regN1 = join(work, 'reg-apply-n1');
+  const ad = measure(`apply the delta onto release N`, ['apply', delta, regN1], () => {
+    rmSync(regN1, { recursive: true, force: true });
+    execFileSync('cp', ['-al', reg, regN1]);
+  });
+  results.push(ad);
+  rmSync(regN1, { recursive: true, force: true });
+  rmSync(reg, { recursive: true, force: true });
+  rmSync(bundle, { force: true });
+  rmSync(delta, { force: true });
+
+  // Several GiB, on disk (a tmpfs would hold it in memory three times): the peak RSS must not grow with it.
+  if (args.smoke) return;
+  const hugeDir = join(tmpdir(), 'regfs-bench-huge');
+  mkdirSync(hugeDir, { recursive: true });
+  const images = 24;
+  const layer = 160 << 20;
+  const huge = await cachedStore(`store-huge-${images}x${layer}`, JSON.stringify({ images, layer }), async (r) => {
+    writeFileSync(join(r, 'refs.json'), JSON.stringify(await writeHugeStore(r, images, layer)));
+  }, hugeDir);
+  const hugeRefs = JSON.parse(readFileSync(join(huge, 'refs.json'), 'utf8')) as string[];
+  const hugeBundle = join(hugeDir, 'bundle.tar');
+  const hugeReg = join(hugeDir, 'reg');
+  const hb = measure(`bundle ${images} images of ${layer >> 20} MiB (on disk)`, ['bundle', listFile('huge', hugeRefs), huge, hugeBundle], () => rmSync(hugeBundle, { force: true }), 0, 1);
+  hb.note = `${(statSync(hugeBundle).size / 2 ** 30).toFixed(2)} GiB; peak RSS bound: 200 MB`;
+  results.push(hb);
+  const ha = measure(`apply a bundle of ${(statSync(hugeBundle).size / 2 ** 30).toFixed(2)} GiB (on disk)`, ['apply', hugeBundle, hugeReg], () => rmSync(hugeReg, { recursive: true, force: true }), 0, 1);
+  ha.note = 'peak RSS bound: 200 MB';
+  results.push(ha);
+  rmSync(hugeReg, { recursive: true, force: true });
+  rmSync(hugeBundle, { force: true });
+}
+
+/** The table on stdout and the JSON result in `--out`. */
+function report(shape: StoreShape, s1: { buildSeconds: number | undefined }, v2: string, base1: number): void {
   const rows = results.map((r) => [
     r.name,
     Number.isNaN(r.seconds) ? '' : r.seconds.toFixed(3),

@@ -83,6 +83,20 @@ export async function writeBigStore(root: string, images: number, layerBytes: nu
   return pushes.map((p) => `${p.repo}:${p.tag}`);
 }
 
+/**
+ * As writeBigStore, one image at a time, so that a store of several GiB never has more than
+ * one layer in memory; repositories `huge/app<i>`.
+ */
+export async function writeHugeStore(root: string, images: number, layerBytes: number): Promise<string[]> {
+  const refs: string[] = [];
+  for (let i = 0; i < images; i++) {
+    const repo = `huge/app${i}`;
+    await writeStorage(root, [{ repo, tag: 'v1', image: makeImage({ format: 'docker', layers: [makeLayer(`${repo}:v1`, layerBytes)] }) }]);
+    refs.push(`${repo}:v1`);
+  }
+  return refs;
+}
+
 /** The repository of the many-tags store. */
 export const MANY_TAGS_REPO = 'many/tags';
 
