@@ -46,7 +46,7 @@ import { join, relative } from 'node:path';
 import { verify } from '../src/ops/verify.js';
 import { gc } from '../src/ops/gc.js';
 import { isRegfsError } from '../src/errors.js';
-import { digestOf } from '../src/digest.js';
+import { digestFile, digestOf } from '../src/digest.js';
 import { blobDataPath } from '../src/registry/layout.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { ociLayoutFromExport, tarLayout } from '../scripts/lib/oci-from-export.js';
@@ -65,9 +65,11 @@ import {
   fingerprintEntries,
   formatCounts,
   isLeftover,
+  killDelays,
   killPlan,
   linkCopy,
   metaFingerprint,
+  prng,
   removeTree,
   runKilled,
   scratchDir,
@@ -600,6 +602,46 @@ test('crash: to-oci, SIGKILLed at 50 points, leaves a layout whose index.json na
     minimal: true,
     tags: store.tags,
   });
+});
+
+test('crash: bundle, SIGKILLed at 8 points, whole and split, leaves no bundle or volume half-written; a re-run writes the uninterrupted bytes and no temp file', { timeout: TIMEOUT }, async (t) => {
+  const work = join(scratch.dir, 'bundle-crash');
+  await mkdir(work, { recursive: true });
+  const want = join(work, 'want.tar');
+  const first = await runKilled(['bundle', listFile, store.root, want, '--with-referrers']);
+  assert.equal(first.code, 0, first.stderr);
+  const wantDigest = await digestFile(want);
+  const wantBytes = await readFile(want);
+  // Volumes of about a quarter of the bundle, at least the 1 MiB regfs allows.
+  const split = Math.max(1 << 20, Math.ceil(wantBytes.length / 4));
+  const points = Math.min(8, ALL_POINTS);
+  const delays = killDelays(points, 5, first.ms, prng(13));
+  let killed = 0;
+  for (const [i, ms] of delays.entries()) {
+    const dir = join(work, `p${i}`);
+    await mkdir(dir);
+    const out = join(dir, 'b.tar');
+    const args = ['bundle', listFile, store.root, out, '--with-referrers', ...(i % 2 === 1 ? ['--split', String(split)] : [])];
+    const run = await runKilled(args, { kill: { ms } });
+    if (run.killed) killed++;
+    else assert.equal(run.code, 0, run.stderr);
+    // What a kill leaves visible is whole: the bundle, or whole volumes of it (renamed the last first), never part of one.
+    for (const n of (await readdir(dir)).filter((x) => !x.endsWith('.regfs-tmp'))) {
+      const v = n === 'b.tar' ? wantBytes : wantBytes.subarray(Number(n.slice('b.tar.'.length)) * split, (Number(n.slice('b.tar.'.length)) + 1) * split);
+      assert.ok((await readFile(join(dir, n))).equals(v), `point ${i} (${ms} ms): ${n} is whole`);
+    }
+    const rerun = await runKilled(args);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const names = (await readdir(dir)).sort();
+    assert.deepEqual(names.filter((n) => n.endsWith('.regfs-tmp')), [], `point ${i}: the re-run leaves no temp file`);
+    const whole = join(dir, 'whole.tar');
+    if (i % 2 === 1) await writeFile(whole, Buffer.concat(await Promise.all(names.map((n) => readFile(join(dir, n))))));
+    assert.equal(await digestFile(i % 2 === 1 ? whole : out), wantDigest, `point ${i} (${ms} ms): the uninterrupted bytes`);
+    await removeTree(dir);
+  }
+  t.diagnostic(`bundle: uninterrupted ${Math.round(first.ms)} ms; ${killed} of ${points} kills landed mid-run`);
+  assert.ok(killed >= points / 2, `most kills land while bundle runs (${killed} of ${points})`);
+  await removeTree(work);
 });
 
 test('crash: from-dir, SIGKILLed at 50 points, leaves only complete tags; a re-run finishes the job', { timeout: TIMEOUT }, async (t) => {
