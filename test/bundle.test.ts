@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync } from 'node:fs';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { skopeoCopy, skopeoManifestDigestOf } from '../scripts/lib/skopeo.js';
@@ -281,6 +281,18 @@ test('bundle: BUNDLE a symbolic link is replaced, never followed; a directory or
   await symlink(join(src, 'docker'), join(h, 'into-src'));
   assert.match((await runCli(['bundle', list2, src, join(h, 'into-src', 'b.tar')])).stderr, /OUTPUT_IN_SOURCE/);
   assert.deepEqual(await snapshotTree(src), before, 'the source is unchanged');
+
+  // Temp files beside BUNDLE: a dead writer's are removed, a live one's (this process's pid) and another file's are left.
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+  const deadTemp = `.same.tar.${dead}-0123abcd-0.regfs-tmp`;
+  const liveTemp = `.same.tar.000.${process.pid}-0123abcd-0.regfs-tmp`;
+  const otherTemp = `.same.tarx000.${dead}-0123abcd-0.regfs-tmp`;
+  for (const n of [deadTemp, liveTemp, otherTemp]) await writeFile(join(h, n), 'partial');
+  const cleaned = await runCli(['bundle', list2, src, join(h, 'same.tar'), '--json']);
+  assert.equal((JSON.parse(cleaned.stdout) as { stats: { tempFilesRemoved: number } }).stats.tempFilesRemoved, 1);
+  assert.deepEqual((await readdir(h)).filter((n) => n.endsWith('.regfs-tmp')).sort(), [liveTemp, otherTemp].sort());
+  for (const n of [liveTemp, otherTemp]) await unlink(join(h, n));
+  assert.equal((await runCli(['bundle', list2, src, join(h, 'x.tar'), '--have', '-'])).code, 2, '--have - is a usage error');
 
   const both = await Promise.all([runCli(['bundle', list2, src, join(h, 'same.tar')]), runCli(['bundle', list2, src, join(h, 'same.tar')])]);
   for (const r of both) assert.equal(r.code, 0, r.stderr);

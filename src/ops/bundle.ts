@@ -411,7 +411,7 @@ function removeDeadTemps(out: string): number {
   for (const name of readNames(dir)) {
     if (!name.startsWith(`.${base}.`) || !name.endsWith(TEMP_SUFFIX)) continue;
     const m = /^\.(.+)\.([0-9]+)-[0-9a-f]{8}-[0-9a-z]+\.regfs-tmp$/.exec(name);
-    if (m === null || (m[1] !== base && !/^[0-9]{3,}$/.test(m[1]!.slice(base.length + 1))) || !m[1]!.startsWith(base)) continue;
+    if (m === null || (m[1] !== base && !(m[1]!.startsWith(`${base}.`) && /^[0-9]{3,}$/.test(m[1]!.slice(base.length + 1))))) continue;
     if (isAlive(Number(m[2]))) continue;
     try {
       unlinkSync(join(dir, name));

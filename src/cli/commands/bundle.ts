@@ -45,6 +45,8 @@ export function builder(y: Argv): Argv<BundleArgs> {
 export async function handler(args: BundleArgs, io: Io, run: RunOutput): Promise<number> {
   const toStream = args.bundle === '-';
   if (toStream && args.json) throw new RegfsError('USAGE', '--json prints its document on standard output, where BUNDLE "-" writes the tar: name a BUNDLE file');
+  if (toStream && io.stdout.isTTY === true && !args['dry-run']) throw new RegfsError('USAGE', 'BUNDLE "-" writes a tar to standard output, which is a terminal: redirect it, or name a BUNDLE file');
+  if (args.have === '-') throw new RegfsError('USAGE', '--have takes an inventory file (or a pipe: --have <(…)), not "-"');
   const { bundle, parseSize } = await import('../../ops/bundle.js');
   const split = args.split === undefined ? undefined : parseSize(args.split);
   const result: BundleResult = await runWithProgress(run, args, (opts) =>
