@@ -313,3 +313,14 @@ test('bundle to standard output: a reader that goes early ends the run with a cl
   assert.match(r.stderr, /EPIPE.*\[IO_ERROR\]/s);
   assert.doesNotMatch(r.stderr, /^\s+at /m);
 });
+
+test('bundle --platform: one image of an index, named as the index is; its other platforms left out', async () => {
+  const out = join(dir, 'arm.tar');
+  const r = await runCli(['bundle', list1, src, out, '--platform', 'linux/arm64']);
+  assert.equal(r.code, 0, r.stderr);
+  const index = JSON.parse(tarFile(out, 'index.json')) as { manifests: Array<{ digest: string; annotations: Record<string, string> }> };
+  assert.deepEqual(index.manifests[0], { mediaType: arm.mediaType, digest: arm.digest, size: arm.size, annotations: { 'org.opencontainers.image.ref.name': 'team/multi:1.0' } });
+  const names = new Set(tarList(out).map((e) => e.name));
+  assert.ok(!names.has(`blobs/sha256/${multi.digest.slice(7)}`) && !names.has(`blobs/sha256/${amd.digest.slice(7)}`), 'neither the index nor the other platform');
+  assert.ok(names.has(`blobs/sha256/${arm.digest.slice(7)}`));
+});
