@@ -216,10 +216,11 @@ test('bundle --split: volumes of at most SIZE, concatenated byte for byte the bu
   const stem = join(dir, 'vol', 'rel.tar');
   await mkdir(join(dir, 'vol'));
   await writeFile(`${stem}.099`, 'an earlier run');
+  await writeFile(`${stem}.0001`, 'an earlier run of more than 1,000 volumes');
   const r = await runCli(['bundle', list1, src, stem, '--split', '2M', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const names = (await readdir(join(dir, 'vol'))).sort();
-  const vols = names.filter((n) => n !== 'rel.tar.099');
+  const vols = names.filter((n) => n !== 'rel.tar.099' && n !== 'rel.tar.0001');
   const size = lstatSync(whole).size;
   assert.deepEqual(vols, Array.from({ length: Math.ceil(size / (2 * MiB)) }, (_, i) => `rel.tar.${String(i).padStart(3, '0')}`));
   for (const v of vols.slice(0, -1)) assert.equal(lstatSync(join(dir, 'vol', v)).size, 2 * MiB);
@@ -227,6 +228,7 @@ test('bundle --split: volumes of at most SIZE, concatenated byte for byte the bu
   assert.ok(cat.equals(await readFile(whole)), 'cat BUNDLE.* is the bundle');
   assert.equal(await readFile(`${stem}.099`, 'utf8'), 'an earlier run', 'a stale volume is left');
   assert.match(r.stderr, /rel\.tar\.099 is a volume of an earlier run/);
+  assert.match(r.stderr, /rel\.tar\.0001 is a volume of an earlier run/, 'another width: cat would read it too');
   assert.ok((JSON.parse(r.stdout) as { warnings: string[] }).warnings.some((w) => w.includes('rel.tar.099')));
 });
 

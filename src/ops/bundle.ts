@@ -99,7 +99,7 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
   const out = toStream ? '-' : resolve(opts.output);
   if (!toStream) {
     checkOutputFile(out);
-    // The bundle's directory, as it really is, and its name: a link at BUNDLE is replaced, so its target does not count.
+    // A link at BUNDLE is replaced, not followed; still, one that leads into the source is refused with the rest.
     await assertOutsideSource(opts.source, reader.v2, out, out);
   }
   const inventory = opts.have === undefined ? undefined : readInventory(opts.have);
@@ -141,7 +141,7 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
   const volumes = toStream ? ['-'] : volumePaths(out, size, opts.split);
   const plan: BundlePlan = { entries: entries.length, blobsCarried: carried.length, bytesCarried, blobsAssumed: assumed.length, bytesAssumed, size, volumes };
   const base = { output: out, inventory: inventory?.id ?? null, images, problems: problems.list, problemCount: problems.count, leftOut, warnings, repaired, referrers, plan };
-  if (opts.split !== undefined) for (const stale of staleVolumes(out, volumes.length)) warn(`${stale} is a volume of an earlier run, beyond this bundle's ${volumes.length}: "cat ${out}.*" would read it too; remove it`);
+  if (opts.split !== undefined) for (const stale of staleVolumes(out, volumes)) warn(`${stale} is a volume of an earlier run, not one of this bundle's ${volumes.length}: "cat ${out}.*" would read it too; remove it`);
   if (opts.dryRun === true) return { ...base, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
 
   const tempFilesRemoved = toStream ? 0 : removeDeadTemps(out);
@@ -390,11 +390,12 @@ function volumePaths(out: string, size: number, split: number | undefined): stri
   return paths;
 }
 
-/** Volumes of an earlier run numbered beyond this one's `count`. */
-function staleVolumes(out: string, count: number): string[] {
+/** Volumes of an earlier run that this one does not replace: numbered beyond its last, or with another number of digits. */
+function staleVolumes(out: string, volumes: string[]): string[] {
   const base = basename(out);
+  const ours = new Set(volumes.map((v) => basename(v)));
   return readNames(dirname(out))
-    .filter((n) => n.startsWith(`${base}.`) && /^[0-9]{3,}$/.test(n.slice(base.length + 1)) && Number(n.slice(base.length + 1)) >= count)
+    .filter((n) => n.startsWith(`${base}.`) && /^[0-9]{3,}$/.test(n.slice(base.length + 1)) && !ours.has(n))
     .sort()
     .map((n) => join(dirname(out), n));
 }
