@@ -274,6 +274,10 @@ test('bundle: BUNDLE a symbolic link is replaced, never followed; a directory or
   assert.match(d.stderr, /OUTPUT_NOT_FILE/);
   assert.deepEqual(await readdir(join(h, 'adir')), []);
 
+  const missing = await runCli(['bundle', list2, src, join(h, 'nodir', 'b.tar')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /its directory does not exist \[IO_ERROR\]/);
+
   const before = await snapshotTree(src);
   for (const inside of [join(src, 'b.tar'), join(src, 'docker/registry/v2/blobs/b.tar')]) {
     const r = await runCli(['bundle', list2, src, inside]);

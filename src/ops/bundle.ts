@@ -11,7 +11,7 @@
  * BUNDLE, and a re-run (which removes the temp files of dead runs) writes the same bytes. Or
  * to a stream (standard output), chunk by chunk, as its reader takes them.
  */
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { digestAlgorithm, digestHex, type Digest } from '../digest.js';
@@ -372,8 +372,16 @@ function checkOutputFile(path: string): void {
   try {
     st = lstatSync(path);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return;
-    throw ioError('reading', path, err);
+    if (errnoCode(err) !== 'ENOENT') throw ioError('reading', path, err);
+    // A new file: its directory must be there (regfs makes none for a bundle, as tar -f does not).
+    let dir;
+    try {
+      dir = statSync(dirname(path));
+    } catch (e) {
+      throw new RegfsError('IO_ERROR', `cannot write bundle "${path}": its directory ${errnoCode(e) === 'ENOENT' ? 'does not exist' : `cannot be read (${errnoCode(e)})`}`, { path, cause: e });
+    }
+    if (!dir.isDirectory()) throw new RegfsError('IO_ERROR', `cannot write bundle "${path}": "${dirname(path)}" is not a directory`, { path });
+    return;
   }
   if (st.isFile() || st.isSymbolicLink()) return;
   const what = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device';
