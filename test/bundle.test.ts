@@ -330,3 +330,21 @@ test('bundle --platform: one image of an index, named as the index is; its other
   assert.ok(!names.has(`blobs/sha256/${multi.digest.slice(7)}`) && !names.has(`blobs/sha256/${amd.digest.slice(7)}`), 'neither the index nor the other platform');
   assert.ok(names.has(`blobs/sha256/${arm.digest.slice(7)}`));
 });
+
+test('ustar: a name longer than ustar holds goes in a pax record, a size of 8 GiB or more in base-256; GNU tar reads both', async () => {
+  const { entryHeader, headerSize, END_OF_ARCHIVE, paddedSize } = await import('../src/oci/ustar.js');
+  const name = `blobs/sha512/${'ab'.repeat(64)}`;
+  const data = Buffer.from('payload');
+  const head = entryHeader(name, 'file', data.length);
+  assert.equal(head.length, headerSize(name));
+  const path = join(dir, 'long.tar');
+  await writeFile(path, Buffer.concat([head, data, Buffer.alloc(paddedSize(data.length) - data.length), END_OF_ARCHIVE]));
+  assert.deepEqual(tarList(path), [{ name, size: data.length }]);
+  assert.equal(tarFile(path, name), 'payload');
+  // A header alone: tar lists the entry with its size, then finds the archive short of its data.
+  const big = 8 * 1024 ** 3 + 5;
+  const bigPath = join(dir, 'big.tar');
+  await writeFile(bigPath, entryHeader('blobs/sha256/big', 'file', big));
+  const r = spawnSync('tar', ['-tvf', bigPath], { encoding: 'utf8' });
+  assert.match(r.stdout, new RegExp(`\\s${big}\\s.*blobs/sha256/big`));
+});
