@@ -48,6 +48,8 @@ export type RegfsErrorCode =
   | 'PLATFORM_UNKNOWN'
   | 'IO_ERROR'
   | 'INCOMPLETE'
+  | 'INVENTORY_INVALID'
+  | 'OUTPUT_NOT_FILE'
   | 'V3_SCHEMA1'
   | 'V3_LAYERS_FALLBACK'
   | 'V3_SPARSE_INDEX';

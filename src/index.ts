@@ -47,6 +47,8 @@ export { extract, type ExtractOptions, type ExtractResult, type ImageSummary, ty
 export { findReferrers, fallbackTag, artifactTypeOf, type ReferrerInfo, type ReferrerClosure, type RewrittenIndex } from './ops/referrers.js';
 export { parsePlatform } from './ops/platform.js';
 export { toOci, type ToOciOptions, type ToOciResult, type ToOciStats } from './ops/to-oci.js';
+export { bundle, parseSize, type BundleOptions, type BundlePlan, type BundleResult } from './ops/bundle.js';
+export { readInventory, type Inventory } from './inventory/read.js';
 export { toDir, DIGEST_FILE, type ToDirOptions, type ToDirResult, type ExportedImage, type ToDirStats } from './ops/to-dir.js';
 export { fromDir, type FromDirOptions, type FromDirResult } from './ops/from-dir.js';
 export { fromOci, type FromOciOptions, type FromOciResult } from './ops/from-oci.js';

@@ -34,6 +34,9 @@
  * (twice at most). What each killed output holds is counted by phase and printed as a
  * diagnostic; failures are printed by kind, with the first example of each.
  *
+ * bundle has a short series of its own (8 points, its write timed by its temp file): what a
+ * kill leaves visible is whole, and the re-run writes the uninterrupted bytes.
+ *
  * CRASH_POINTS (default 50) sets the kill points per command, CRASH_SCALE (default 1) the
  * large store's size, CRASH_LANES (default 2) how many kill points run at once. Needs
  * `npm run build`, docker-registry and skopeo; scratch space on /dev/shm when there is one.
@@ -42,11 +45,12 @@ import { LOCK_FILE } from '../src/fs/lock.js';
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { verify } from '../src/ops/verify.js';
 import { gc } from '../src/ops/gc.js';
 import { isRegfsError } from '../src/errors.js';
-import { digestOf } from '../src/digest.js';
+import { digestFile, digestOf } from '../src/digest.js';
 import { blobDataPath } from '../src/registry/layout.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { ociLayoutFromExport, tarLayout } from '../scripts/lib/oci-from-export.js';
@@ -65,9 +69,11 @@ import {
   fingerprintEntries,
   formatCounts,
   isLeftover,
+  killDelays,
   killPlan,
   linkCopy,
   metaFingerprint,
+  prng,
   removeTree,
   runKilled,
   scratchDir,
@@ -600,6 +606,77 @@ test('crash: to-oci, SIGKILLed at 50 points, leaves a layout whose index.json na
     minimal: true,
     tags: store.tags,
   });
+});
+
+test('crash: bundle of 240 MiB, SIGKILLed at 8 points, whole and split, leaves no bundle or volume half-written; a re-run writes the uninterrupted bytes and no temp file', { timeout: TIMEOUT }, async (t) => {
+  const work = join(scratch.dir, 'bundle-crash');
+  await mkdir(work, { recursive: true });
+  // Images whose layers (24 MiB each) make the write most of the run, so that most kills land in it.
+  const bigRoot = join(work, 'store');
+  const { makeImage, makeLayer } = await import('../scripts/lib/images.js');
+  const { writeStorage } = await import('../scripts/lib/write-storage.js');
+  const bigImages = Array.from({ length: 10 }, (_, i) => makeImage({ format: 'oci', layers: [makeLayer(`bundle-crash-${i}`, 24 << 20)] }));
+  await writeStorage(bigRoot, bigImages.map((image, i) => ({ repo: `big/img${i}`, tag: 'v1', image })));
+  const bigList = join(work, 'big.list');
+  await writeFile(bigList, bigImages.map((_, i) => `big/img${i}:v1\n`).join(''));
+  // Two uninterrupted runs, timed: the whole run, and when its temp file appears (the write begins).
+  const timed: Array<{ ms: number; writeAt: number }> = [];
+  for (const k of [0, 1]) {
+    const tdir = join(work, `timed${k}`);
+    await mkdir(tdir);
+    const t0 = performance.now();
+    let writeAt = NaN;
+    const poll = setInterval(() => {
+      if (Number.isNaN(writeAt) && readdirSync(tdir).some((n) => n.endsWith('.regfs-tmp'))) writeAt = performance.now() - t0;
+    }, 1);
+    const r = await runKilled(['bundle', bigList, bigRoot, join(tdir, 'want.tar')]);
+    clearInterval(poll);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!Number.isNaN(writeAt), 'the write was seen');
+    timed.push({ ms: r.ms, writeAt });
+  }
+  const want = join(work, 'timed0', 'want.tar');
+  const wantDigest = await digestFile(want);
+  const wantBytes = await readFile(want);
+  assert.ok(wantBytes.equals(await readFile(join(work, 'timed1', 'want.tar'))));
+  // Volumes of about a quarter of the bundle, at least the 1 MiB regfs allows.
+  const split = Math.max(1 << 20, Math.ceil(wantBytes.length / 4));
+  const points = Math.min(8, ALL_POINTS);
+  // A quarter over start-up and the resolution, the rest over the write (its renames at the end included).
+  const writeAt = Math.min(...timed.map((x) => x.writeAt));
+  const end = Math.min(...timed.map((x) => x.ms));
+  const rand = prng(13);
+  const early = Math.floor(points / 4);
+  const delays = [...killDelays(early, 5, writeAt, rand), ...killDelays(points - early, writeAt, end, rand)];
+  let killed = 0;
+  let midWrite = 0;
+  for (const [i, ms] of delays.entries()) {
+    const dir = join(work, `p${i}`);
+    await mkdir(dir);
+    const out = join(dir, 'b.tar');
+    const args = ['bundle', bigList, bigRoot, out, ...(i % 2 === 1 ? ['--split', String(split)] : [])];
+    const run = await runKilled(args, { kill: { ms } });
+    if (run.killed) killed++;
+    else assert.equal(run.code, 0, run.stderr);
+    if ((await readdir(dir)).some((n) => n.endsWith('.regfs-tmp'))) midWrite++;
+    // What a kill leaves visible is whole: the bundle, or whole volumes of it (renamed the last first), never part of one.
+    for (const n of (await readdir(dir)).filter((x) => !x.endsWith('.regfs-tmp'))) {
+      const v = n === 'b.tar' ? wantBytes : wantBytes.subarray(Number(n.slice('b.tar.'.length)) * split, (Number(n.slice('b.tar.'.length)) + 1) * split);
+      assert.ok((await readFile(join(dir, n))).equals(v), `point ${i} (${ms} ms): ${n} is whole`);
+    }
+    const rerun = await runKilled(args);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const names = (await readdir(dir)).sort();
+    assert.deepEqual(names.filter((n) => n.endsWith('.regfs-tmp')), [], `point ${i}: the re-run leaves no temp file`);
+    const whole = join(dir, 'whole.tar');
+    if (i % 2 === 1) await writeFile(whole, Buffer.concat(await Promise.all(names.map((n) => readFile(join(dir, n))))));
+    assert.equal(await digestFile(i % 2 === 1 ? whole : out), wantDigest, `point ${i} (${ms} ms): the uninterrupted bytes`);
+    await removeTree(dir);
+  }
+  t.diagnostic(`bundle: uninterrupted ${Math.round(end)} ms, the write from ${Math.round(writeAt)} ms; ${killed} of ${points} kills landed mid-run, ${midWrite} while it wrote (temp files left)`);
+  assert.ok(killed >= points / 2, `most kills land while bundle runs (${killed} of ${points})`);
+  assert.ok(midWrite >= 2, `kills land while bundle writes (${midWrite} of ${points})`);
+  await removeTree(work);
 });
 
 test('crash: from-dir, SIGKILLed at 50 points, leaves only complete tags; a re-run finishes the job', { timeout: TIMEOUT }, async (t) => {

@@ -83,6 +83,27 @@ test('json: the writing commands, as a dry run, for real, with --keep-going, and
   });
 });
 
+test('json: bundle, as a dry run, for real, against an inventory, with --keep-going, and failing', async () => {
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, REFS);
+    const out = join(dir, 'b.tar');
+    const dry = await json(['bundle', list, FIXTURE_ROOT, out, '--dry-run'], 0);
+    assert.equal(dry['stats'], undefined);
+    assert.equal(dry['inventory'], null);
+    const real = await json(['bundle', list, FIXTURE_ROOT, out, '--with-referrers'], 0);
+    assert.equal((real['images'] as unknown[]).length, 4);
+    const inv = join(dir, 'have.inv');
+    await writeFile(inv, 'regfs-inventory 1\n');
+    const delta = await json(['bundle', list, FIXTURE_ROOT, out, '--have', inv, '--split', '1M'], 0);
+    assert.match(delta['inventory'] as string, /^sha256:[0-9a-f]{64}$/);
+    assert.deepEqual((delta['plan'] as { volumes: string[] }).volumes, [`${out}.000`]);
+    const mixed = await writeListFile(dir, [...REFS, 'nosuch/app:1']);
+    await json(['bundle', mixed, FIXTURE_ROOT, out, '--keep-going'], 3);
+    assert.equal(((await json(['bundle', mixed, FIXTURE_ROOT, out], 1))['error'] as { code: string }).code, 'INCOMPLETE');
+    assert.equal(((await json(['bundle', list, FIXTURE_ROOT, '-'], 2))['error'] as { code: string }).code, 'USAGE');
+  });
+});
+
 test('json: the reading commands, clean and damaged, and their failures', async () => {
   await withTempDir(async (dir) => {
     const root = join(dir, 'reg');

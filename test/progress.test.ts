@@ -201,3 +201,20 @@ test('cli: one bar on a terminal for every phase, each phase once, cleared at th
     await t.cleanup();
   }
 });
+
+test('progress events: bundle resolves then writes, its bytes the bundle size', async () => {
+  const { bundle } = await import('../src/ops/bundle.js');
+  const t = await tempDir();
+  try {
+    const list = await writeListFile(t.dir, LIST);
+    const events: Progress[] = [];
+    const r = await bundle({ list, source: FIXTURE_ROOT, output: join(t.dir, 'b.tar'), onProgress: (p) => events.push({ ...p }) });
+    assertPhases(events, ['resolve', 'write']);
+    assert.equal(events.at(-1)!.totalBytes, r.plan.size, 'the bar counts every byte of the tar');
+    const dry: Progress[] = [];
+    await bundle({ list, source: FIXTURE_ROOT, output: join(t.dir, 'c.tar'), dryRun: true, onProgress: (p) => dry.push({ ...p }) });
+    assertPhases(dry, ['resolve']);
+  } finally {
+    await t.cleanup();
+  }
+});

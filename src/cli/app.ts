@@ -17,6 +17,7 @@ import * as verifyCmd from './commands/verify.js';
 import * as gcCmd from './commands/gc.js';
 import * as rmCmd from './commands/rm.js';
 import * as inventoryCmd from './commands/inventory.js';
+import * as bundleCmd from './commands/bundle.js';
 import { ExitCode, processIo, RunOutput, withColor, type Io } from './output.js';
 import { colorFlag } from './color.js';
 
@@ -30,7 +31,7 @@ interface CommandModule<A> {
 const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 4 verify found damage; 70 internal error.
 Docs: README.md and docs/ in the regfs package.`;
 
-const COMMANDS = [extractCmd, toDirCmd, fromDirCmd, toOciCmd, fromOciCmd, lsCmd, inspectCmd, verifyCmd, gcCmd, rmCmd, inventoryCmd] as CommandModule<unknown>[];
+const COMMANDS = [extractCmd, toDirCmd, fromDirCmd, toOciCmd, fromOciCmd, inventoryCmd, bundleCmd, lsCmd, inspectCmd, verifyCmd, gcCmd, rmCmd] as CommandModule<unknown>[];
 
 /**
  * regfs's own version, from its package.json. yargs's own lookup starts at the path the bin

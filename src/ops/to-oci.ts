@@ -77,21 +77,36 @@ export interface ToOciResult extends WriteResultBase {
 const INDEX_MAX_BYTES = 64 << 20;
 
 /** An `index.json` descriptor, kept as read: unknown fields travel unchanged. */
-type IndexEntry = Record<string, unknown> & { mediaType?: unknown; digest?: unknown; size?: unknown; annotations?: unknown };
+export type IndexEntry = Record<string, unknown> & { mediaType?: unknown; digest?: unknown; size?: unknown; annotations?: unknown };
 
 /** `index.json` as read, every field kept. */
 type IndexDocument = Record<string, unknown> & { manifests: IndexEntry[] };
 
-/** Export the listed images from `source` into the OCI layout `output`. */
-export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
-  const started = performance.now();
-  checkJobs(opts.jobs);
-  const platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
-  const reader = await RegistryReader.open(opts.source);
-  const layout = resolve(opts.output);
-  await assertOutsideSource(opts.source, reader.v2, layout, layout);
-  const existing = readLayout(layout);
+/** What resolving a list for an OCI layout gives, for to-oci's layout directory and bundle's tar alike. */
+export interface OciExportPlan {
+  /** Every blob of the export, each once: for each image in list order its manifests (top first), then its configs and layers; referrers last. */
+  blobs: Map<Digest, BlobSource>;
+  /** The `index.json` entries, in list order, referrers last. */
+  entries: IndexEntry[];
+  images: ImageSummary[];
+  problems: Problems;
+  leftOut: number;
+  warnings: string[];
+  repaired: RepairedLink[];
+  referrers: ReferrersResult | undefined;
+}
 
+/** What to-oci and bundle take to resolve their list. */
+export type OciExportOptions = Pick<ToOciOptions, 'list' | 'platform' | 'stripRegistry' | 'repair' | 'withReferrers' | 'stdin' | 'keepGoing' | 'onProgress' | 'onWarning' | 'onProblem'>;
+
+/**
+ * Resolve the list against `reader` as an OCI layout holds it: the shared resolver, each
+ * image's manifests (or one platform's), configs and layers, its `index.json` entry named by
+ * refName, and with `withReferrers` the referrers and their entries. Throws INCOMPLETE if an
+ * image is left out without `keepGoing`.
+ */
+export async function planOciExport(reader: RegistryReader, opts: OciExportOptions): Promise<OciExportPlan> {
+  const platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
   const list = await openImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
   const problems = new Problems(opts.onProblem);
   const resolution = await resolveImages(reader, list.entries(problems), { repair: opts.repair === true, problems, onProgress: opts.onProgress });
@@ -159,6 +174,23 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
   const repaired = uniqueRepairs([...resolution.images, { repaired: referrerRepairs }].flatMap((img) => img.repaired.filter((r) => r.link === 'layers')));
   resolution.images.length = 0;
   reader.dropCaches();
+  return { blobs, entries, images, problems, leftOut, warnings, repaired, referrers };
+}
+
+/** Export the listed images from `source` into the OCI layout `output`. */
+export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
+  const started = performance.now();
+  checkJobs(opts.jobs);
+  if (opts.platform !== undefined) parsePlatform(opts.platform);
+  const reader = await RegistryReader.open(opts.source);
+  const layout = resolve(opts.output);
+  await assertOutsideSource(opts.source, reader.v2, layout, layout);
+  const existing = readLayout(layout);
+  const { blobs, entries, images, problems, leftOut, warnings, repaired, referrers } = await planOciExport(reader, opts);
+  const warn = (m: string): void => {
+    warnings.push(m);
+    opts.onWarning?.(m);
+  };
 
   const merged = mergeIndex(existing.index, entries);
   let bytes = 0;
@@ -288,6 +320,11 @@ function readNames(dir: string): string[] {
   } catch (err) {
     throw ioError('reading', dir, err);
   }
+}
+
+/** A new layout's `index.json` (as to-oci writes into an empty directory), its bytes. */
+export function newIndexJson(entries: IndexEntry[]): string {
+  return `${JSON.stringify(mergeIndex(undefined, entries).index)}\n`;
 }
 
 /**

@@ -43,7 +43,7 @@ export function withWriteOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
  */
 export async function runWithProgress<R>(
   out: RunOutput,
-  args: WriteArgs,
+  args: Pick<WriteArgs, 'keep-going' | 'dry-run'> & Partial<Pick<WriteArgs, 'link' | 'jobs'>>,
   run: (opts: {
     keepGoing: boolean;
     link: LinkMode;
@@ -59,8 +59,8 @@ export async function runWithProgress<R>(
   try {
     return await run({
       keepGoing: args['keep-going'],
-      link: args.link,
-      jobs: args.jobs,
+      link: args.link ?? 'auto',
+      jobs: args.jobs ?? DEFAULT_JOBS,
       dryRun: args['dry-run'],
       onProgress: bar.update,
       onWarning: (m) => {
