@@ -63,7 +63,7 @@ export interface FromOciResult extends ExtractResult {
 export const INDEX_MAX_BYTES = 64 << 20;
 
 /** A blob of the layout: its file (or its bytes), its size. */
-interface LayoutBlob {
+export interface LayoutBlob {
   path: string | undefined;
   data: Buffer | undefined;
   size: number;
@@ -83,14 +83,31 @@ interface LayoutReader {
   check(d: Digest, b: LayoutBlob): Promise<void>;
 }
 
-/** Import the images of an OCI layout into registry storage. */
-export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
+/**
+ * How `apply` (src/ops/apply.ts) reads a bundle through the archive path below: its own
+ * input (volumes, a pipe) and progress, its command name on the lock and the staging
+ * directory, the `regfs-bundle.json` entry, the blobs a delta bundle leaves out (found in
+ * the output), and a check of what was read before any image is read or anything written.
+ */
+export interface ArchiveHooks {
+  command: string;
+  source: string | Readable;
+  onProgress: (consumed: number, total: number | undefined) => void;
+  onBundleFile: (raw: Buffer, blobsBefore: number) => void;
+  /** A blob the archive does not hold: the output's, if the bundle assumed it there. */
+  assumed: (d: Digest) => LayoutBlob | undefined;
+  /** The archive as read; throws to refuse it. */
+  checkRead: (content: ArchiveContent) => void;
+}
+
+/** Import the images of an OCI layout into registry storage (`hooks`: a bundle, read by apply). */
+export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promise<FromOciResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
   const out = await outputStorageRoot(opts.output);
   const repo = opts.repo === undefined ? undefined : parseRepoName(opts.repo);
   const rename = opts.name === undefined ? undefined : parseRename(opts.name, opts.stripRegistry === true);
-  const format = await inputFormat(opts.input);
+  const format = hooks !== undefined ? 'archive' : await inputFormat(opts.input);
   const problems = new Problems(opts.onProblem);
   const warnings: string[] = [];
   const warn = (m: string): void => {
@@ -168,8 +185,8 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
   // An archive: read as a stream, once; its blobs staged inside the output's blob tree (a dry
   // run stages nothing: it keeps what may be a manifest in memory and hashes the rest).
   const label = opts.input;
-  const stdinStream = opts.input === '-' ? (opts.stdin ?? process.stdin) : undefined;
-  const totalBytes = stdinStream === undefined ? (await stat(opts.input)).size : undefined;
+  const stdinStream = hooks !== undefined ? undefined : opts.input === '-' ? (opts.stdin ?? process.stdin) : undefined;
+  const totalBytes = hooks !== undefined || stdinStream !== undefined ? undefined : (await stat(opts.input)).size;
   const readOpts = (stageDir: string | undefined) => ({
     label,
     stageDir,
@@ -182,14 +199,16 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
     keepBytes: MANIFEST_MAX_BYTES,
     indexMaxBytes: INDEX_MAX_BYTES,
     totalBytes,
-    onProgress: (done: number, total: number | undefined) => opts.onProgress?.({ phase: 'hash', done, total: total ?? done }),
+    onProgress: hooks?.onProgress ?? ((done: number, total: number | undefined) => opts.onProgress?.({ phase: 'hash', done, total: total ?? done })),
+    onBundleFile: hooks?.onBundleFile,
   });
   const importArchive = async (content: ArchiveContent): Promise<{ images: ImageContent[]; plan: WritePlan; bytesVerified: number; leftOut: number }> => {
+    hooks?.checkRead(content);
     const index = archiveLayoutFiles(content, label);
     const where = (d: Digest): string => `${label}:${ociBlobPath('', d).replace(/^\//, '')}`;
     const reader: LayoutReader = {
       where,
-      find: (d) => content.blobs.get(d),
+      find: (d) => content.blobs.get(d) ?? hooks?.assumed(d),
       bytes(b, d) {
         if (b.data !== undefined) return b.data;
         // A dry run keeps only blobs that may be manifests (JSON); this one cannot be.
@@ -206,7 +225,8 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
     if (opts.noVerify !== true) for (const b of content.blobs.values()) if (!b.existing) bytesVerified += b.size;
     return { images, plan, bytesVerified, leftOut };
   };
-  const source = (): string | Readable => stdinStream ?? opts.input;
+  const source = (): string | Readable => hooks?.source ?? stdinStream ?? opts.input;
+  const command = hooks?.command ?? 'from-oci';
 
   if (opts.dryRun === true) {
     const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(undefined)));
@@ -214,13 +234,13 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
   }
   return withTreeLock(
     out.v2,
-    'from-oci',
+    command,
     async () => {
       // A directory of its own in the blob tree, named as regfs temp files are: the registry
       // reads only `data` files there, and verify and gc know it for a leftover if a run dies.
       out.dirs.ensure(blobsDir(out.v2));
       removeDeadStages(blobsDir(out.v2));
-      const stage = tempPathFor(join(blobsDir(out.v2), STAGE_NAME));
+      const stage = tempPathFor(join(blobsDir(out.v2), command));
       try {
         mkdirSync(stage);
       } catch (err) {
@@ -246,8 +266,8 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
   );
 }
 
-/** The staging directory of a tar's blobs: `<v2>/blobs/.from-oci.<pid>-<random>-<n>.regfs-tmp`. */
-const STAGE_NAME = 'from-oci';
+/** The staging directories of a tar's blobs: `<v2>/blobs/.<command>.<pid>-<random>-<n>.regfs-tmp`, by from-oci and apply. */
+const STAGE_NAMES = ['from-oci', 'apply'];
 
 /**
  * Remove the staging directories killed runs left (with the lock held, no live run has one):
@@ -256,7 +276,7 @@ const STAGE_NAME = 'from-oci';
 function removeDeadStages(blobs: string): void {
   try {
     for (const name of readdirSync(blobs)) {
-      if (name.startsWith(`.${STAGE_NAME}.`) && name.endsWith(TEMP_SUFFIX)) rmSync(join(blobs, name), { recursive: true, force: true });
+      if (STAGE_NAMES.some((s) => name.startsWith(`.${s}.`)) && name.endsWith(TEMP_SUFFIX)) rmSync(join(blobs, name), { recursive: true, force: true });
     }
   } catch (err) {
     throw ioError('removing staging directories of killed runs in', blobs, err);
