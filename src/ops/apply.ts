@@ -21,7 +21,7 @@
  * A tar without `regfs-bundle.json` (skopeo `oci-archive:`, a tar of `to-oci`'s layout) is
  * applied as a complete bundle.
  */
-import { createReadStream, rmdirSync, type Stats } from 'node:fs';
+import { createReadStream, readdirSync, rmdirSync, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -111,7 +111,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const summary: BundleSummary | null = bundle === undefined ? null : { inventory: bundle.inventory, carried: bundle.carried, assumed: bundle.assumed.length };
     return { ...result, volumes: input.volumes, bundle: summary };
   } catch (err) {
-    if (!out.exists && opts.dryRun !== true) removeEmptyChain(out.v2, resolve(opts.output), destExisted);
+    if (!out.exists && opts.dryRun !== true && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(out.v2, resolve(opts.output), destExisted);
     throw err;
   } finally {
     // Volumes are not read on (standard input is drained by the reader, so that its writer is not cut off).
@@ -207,10 +207,16 @@ function checkCarried(content: ArchiveContent, b: BundleFile, label: string): vo
 
 /**
  * After a refused run into an output that held no storage: the directories the run made
- * (`docker/registry/v2/blobs` and up), each only if empty, so that nothing is left. A
- * directory another run has meanwhile written into (its lock is in `v2`) is not empty.
+ * (`docker/registry/v2/blobs` and up), each only if empty, so that nothing is left; not if
+ * `v2` holds anything but an empty `blobs/` (another run's lock: it has taken over).
  */
 function removeEmptyChain(v2: string, root: string, rootExisted: boolean): void {
+  try {
+    const names = readdirSync(v2);
+    if (names.length !== 1 || names[0] !== 'blobs' || readdirSync(blobsDir(v2)).length > 0) return;
+  } catch {
+    return;
+  }
   const dirs = [blobsDir(v2)];
   for (let d = v2; d !== root && d.startsWith(`${root}/`); d = dirname(d)) dirs.push(d);
   if (!rootExisted) dirs.push(root);
