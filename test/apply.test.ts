@@ -331,6 +331,7 @@ test('apply: volumes NAME.000, … and the same bytes through a pipe; a missing 
   assert.ok(hashing.length > 0);
   assert.ok(hashing.every((p) => p.totalBytes === full.carried.bytes && p.bytes! <= p.totalBytes!), JSON.stringify(hashing.slice(0, 3)));
   assert.equal(hashing.at(-1)!.bytes, full.carried.bytes);
+  assert.deepEqual([hashing.at(-1)!.done, hashing.at(-1)!.total], [full.carried.blobs, full.carried.blobs], 'blob entries against those carried');
   // From a file, the total is its size.
   const fromFile: Progress[] = [];
   await apply({ input: full.tar, output: join(t.dir, 'dest-progress'), onProgress: (p) => fromFile.push(p) });

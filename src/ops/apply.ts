@@ -74,14 +74,13 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const hooks: ArchiveHooks = {
     command: 'apply',
     source: input.source,
-    onProgress(consumed) {
-      if (total === undefined) {
-        opts.onProgress?.({ phase: 'hash', done: consumed, total: consumed });
-        return;
-      }
-      // A pipe's total is the blob bytes the bundle says it carries; the tar's headers make it a little more.
-      const done = Math.min(consumed, total);
-      opts.onProgress?.({ phase: 'hash', done, total, bytes: done, totalBytes: total });
+    onProgress(consumed, blobEntries) {
+      // Blob entries against those the bundle says it carries; bytes against the input's size, or
+      // on a pipe against the blob bytes it carries (the tar's headers make a little more).
+      const blobs = Math.max(blobEntries, bundle?.carried.blobs ?? 0);
+      const done = Math.min(blobEntries, blobs);
+      if (total === undefined) opts.onProgress?.({ phase: 'hash', done, total: blobs });
+      else opts.onProgress?.({ phase: 'hash', done, total: blobs, bytes: Math.min(consumed, total), totalBytes: total });
     },
     onBundleFile(raw, blobsBefore) {
       const where = `${label}:${BUNDLE_FILE}`;

@@ -92,7 +92,8 @@ interface LayoutReader {
 export interface ArchiveHooks {
   command: string;
   source: string | Readable;
-  onProgress: (consumed: number, total: number | undefined) => void;
+  /** Bytes of the tar read, and blob entries begun (each new digest once). */
+  onProgress: (consumed: number, blobEntries: number) => void;
   onBundleFile: (raw: Buffer, blobsBefore: number) => void;
   /** A blob the archive does not hold: the output's, if the bundle assumed it there. */
   assumed: (d: Digest) => LayoutBlob | undefined;
@@ -187,11 +188,14 @@ export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promi
   const label = opts.input;
   const stdinStream = hooks !== undefined ? undefined : opts.input === '-' ? (opts.stdin ?? process.stdin) : undefined;
   const totalBytes = hooks !== undefined || stdinStream !== undefined ? undefined : (await stat(opts.input)).size;
+  // The reader asks for each new blob entry whether the output holds it: so blob entries are counted, for apply's progress.
+  let blobEntries = 0;
   const readOpts = (stageDir: string | undefined) => ({
     label,
     stageDir,
     hash: opts.noVerify !== true,
     existing: (d: Digest) => {
+      blobEntries++;
       if (!out.exists) return undefined;
       const st = statData(blobDataPath(out.v2, d));
       return st === undefined || st.notRegular !== undefined ? undefined : { path: blobDataPath(out.v2, d), size: st.size };
@@ -199,7 +203,7 @@ export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promi
     keepBytes: MANIFEST_MAX_BYTES,
     indexMaxBytes: INDEX_MAX_BYTES,
     totalBytes,
-    onProgress: hooks?.onProgress ?? ((done: number, total: number | undefined) => opts.onProgress?.({ phase: 'hash', done, total: total ?? done })),
+    onProgress: (done: number, total: number | undefined) => (hooks !== undefined ? hooks.onProgress(done, blobEntries) : opts.onProgress?.({ phase: 'hash', done, total: total ?? done })),
     onBundleFile: hooks?.onBundleFile,
   });
   const importArchive = async (content: ArchiveContent): Promise<{ images: ImageContent[]; plan: WritePlan; bytesVerified: number; leftOut: number }> => {
