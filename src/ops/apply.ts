@@ -21,17 +21,20 @@
  * A tar without `regfs-bundle.json` (skopeo `oci-archive:`, a tar of `to-oci`'s layout) is
  * applied as a complete bundle.
  */
-import { createReadStream, readdirSync, rmdirSync, type Stats } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, rmdirSync, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { blobDataPath, blobsDir } from '../registry/layout.js';
+import { blobDataPath, blobsDir, STORAGE_PREFIX } from '../registry/layout.js';
+import { OutputDirs } from '../fs/atomic.js';
+import { INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, REF_NAME, refName } from '../oci/layout.js';
+import { readLayout, writeLayout } from './to-oci.js';
 import { statData } from '../registry/follow.js';
 import { BUNDLE_FILE, parseBundleFile, type BundleFile } from '../oci/bundle-file.js';
 import type { ArchiveContent } from '../oci/archive.js';
-import { fromOci, type ArchiveHooks, type FromOciResult } from './from-oci.js';
+import { fromOci, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
 import { outputStorageRoot } from './output-root.js';
 import type { WriteCommandOptions } from './common.js';
 
@@ -53,6 +56,8 @@ export interface BundleSummary {
 }
 
 export interface ApplyResult extends Omit<FromOciResult, 'format'> {
+  /** What was written: registry storage, or an existing OCI image layout (its index.json entries are the `links`). */
+  into: 'storage' | 'layout';
   /** Files read: the volumes of `NAME.000`, else 1. */
   volumes: number;
   bundle: BundleSummary | null;
@@ -65,8 +70,11 @@ const MISSING_SHOWN = 5;
 export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const input = await openBundle(opts);
   const label = opts.input;
-  const out = await outputStorageRoot(opts.output);
   const destExisted = await pathExists(resolve(opts.output));
+  // An existing OCI image layout is written as to-oci merges into one; anything else is registry storage.
+  const layout = isLayout(resolve(opts.output)) ? layoutOutput(resolve(opts.output)) : undefined;
+  const storage = layout === undefined ? await outputStorageRoot(opts.output) : undefined;
+  const out = layout ?? { exists: storage!.exists, dataPath: (d: Digest) => blobDataPath(storage!.v2, d) };
   let bundle: BundleFile | undefined;
   let assumed = new Map<Digest, number>();
   let total = input.totalBytes;
@@ -91,26 +99,27 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         });
       }
       const b = parseBundleFile(raw, where);
-      checkBase(b, out.exists ? out.v2 : undefined, label, opts.output);
+      checkBase(b, out.exists ? out.dataPath : undefined, label, opts.output);
       bundle = b;
       assumed = new Map(b.assumed.map((a) => [a.digest, a.size]));
       if (total === undefined) total = b.carried.bytes;
     },
     assumed(d) {
       const size = assumed.get(d);
-      return size === undefined ? undefined : { path: blobDataPath(out.v2, d), data: undefined, size, hashed: undefined };
+      return size === undefined ? undefined : { path: out.dataPath(d), data: undefined, size, hashed: undefined };
     },
     checkRead: (content) => {
       if (bundle !== undefined) checkCarried(content, bundle, label);
     },
+    into: layout,
   };
 
   try {
     const { format: _format, ...result } = await fromOci({ ...opts, input: label, link: 'auto' }, hooks);
     const summary: BundleSummary | null = bundle === undefined ? null : { inventory: bundle.inventory, carried: bundle.carried, assumed: bundle.assumed.length };
-    return { ...result, volumes: input.volumes, bundle: summary };
+    return { ...result, into: layout === undefined ? 'storage' : 'layout', volumes: input.volumes, bundle: summary };
   } catch (err) {
-    if (!out.exists && opts.dryRun !== true && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(out.v2, resolve(opts.output), destExisted);
+    if (storage !== undefined && !storage.exists && opts.dryRun !== true && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(storage.v2, resolve(opts.output), destExisted);
     throw err;
   } finally {
     // Volumes are not read on (standard input is drained by the reader, so that its writer is not cut off).
@@ -163,14 +172,14 @@ function volumeStream(paths: string[]): Readable {
 }
 
 /**
- * A delta bundle's base: every assumed blob must be a blob of the output (`v2`, undefined
- * if it holds no storage yet), a regular file (or a link to one) of its size.
+ * A delta bundle's base: every assumed blob must be a blob of the output (`dataPath`,
+ * undefined if it holds nothing yet), a regular file (or a link to one) of its size.
  */
-function checkBase(b: BundleFile, v2: string | undefined, label: string, output: string): void {
+function checkBase(b: BundleFile, dataPath: ((d: Digest) => string) | undefined, label: string, output: string): void {
   if (b.assumed.length === 0) return;
   const missing: Array<{ digest: Digest; why: string }> = [];
   for (const a of b.assumed) {
-    const st = v2 === undefined ? undefined : statData(blobDataPath(v2, a.digest));
+    const st = dataPath === undefined ? undefined : statData(dataPath(a.digest));
     if (st === undefined || st.notRegular !== undefined) missing.push({ digest: a.digest, why: '' });
     else if (st.size !== a.size) missing.push({ digest: a.digest, why: ` (${st.size} bytes, not ${a.size})` });
   }
@@ -235,4 +244,49 @@ async function pathExists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** An existing OCI image layout (an `oci-layout` or `index.json`, and no registry storage in it). */
+function isLayout(dir: string): boolean {
+  return (existsSync(join(dir, OCI_LAYOUT_FILE)) || existsSync(join(dir, INDEX_FILE))) && !existsSync(join(dir, STORAGE_PREFIX));
+}
+
+/**
+ * An OCI image layout as apply's output, written as to-oci merges into one (writeLayout):
+ * blobs, then `oci-layout`, then `index.json`, an entry per image named `repo:tag` (or
+ * `repo@sha256:…`), replacing an entry of the same name. The staging directory goes in its
+ * `blobs/`. Its stats count index entries as links.
+ */
+function layoutOutput(layout: string): ArchiveOutput {
+  // Refused before the bundle is read: a layout whose index.json regfs cannot read, or a file.
+  readLayout(layout);
+  const dirs = new OutputDirs(layout);
+  return {
+    output: layout,
+    root: layout,
+    dirs,
+    exists: true,
+    blobs: join(layout, 'blobs'),
+    dataPath: (d) => ociBlobPath(layout, d),
+    count(plan, images) {
+      let bytes = 0;
+      for (const b of plan.blobs.values()) bytes += b.size;
+      return { blobs: plan.blobs.size, links: images.length, bytes };
+    },
+    async write(plan, images, o) {
+      const entries = images.map((img) => ({ mediaType: img.manifests[0]!.mediaType, digest: img.digest, size: img.manifests[0]!.raw.length, annotations: { [REF_NAME]: refName(img.repo, img.tag, img.digest) } }));
+      const s = await writeLayout(layout, plan.blobs, entries, { linker: o.linker, dirs, onProgress: o.onProgress });
+      return {
+        blobsCloned: s.blobsCloned,
+        blobsLinked: s.blobsLinked,
+        blobsCopied: s.blobsCopied,
+        blobsExisting: s.blobsExisting,
+        blobsWritten: s.blobsWritten,
+        bytes: s.bytes,
+        bytesCopied: s.bytesCopied,
+        linksWritten: s.entriesAdded + s.entriesReplaced,
+        linksUnchanged: s.entriesUnchanged,
+      };
+    },
+  };
 }

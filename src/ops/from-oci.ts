@@ -26,8 +26,10 @@ import { parseImageRef, parseRepoName, type RepoName, type Tag } from '../refere
 import { statData } from '../registry/follow.js';
 import { blobDataPath, blobsDir } from '../registry/layout.js';
 import { findStorageRoot, MANIFEST_MAX_BYTES } from '../registry/read.js';
-import { countPlanFiles, writePlan, type BlobSource, type WritePlan } from '../registry/write.js';
-import { tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
+import { countPlanFiles, writePlan, type BlobSource, type WritePlan, type WriteStats } from '../registry/write.js';
+import { tempPathFor, TEMP_SUFFIX, type OutputDirs } from '../fs/atomic.js';
+import type { Linker } from '../fs/link.js';
+import type { OnProgress } from '../progress.js';
 import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } from '../oci/layout.js';
 import { readArchive, type ArchiveContent } from '../oci/archive.js';
@@ -99,13 +101,48 @@ export interface ArchiveHooks {
   assumed: (d: Digest) => LayoutBlob | undefined;
   /** The archive as read; throws to refuse it. */
   checkRead: (content: ArchiveContent) => void;
+  /** Where the images go, if not into registry storage (apply into an OCI layout). */
+  into?: ArchiveOutput;
+}
+
+/** Where imported images are written: registry storage (storageOutput), or an OCI layout (apply). */
+export interface ArchiveOutput {
+  /** The output as the result names it. */
+  output: string;
+  /** The tree locked while writing (created if missing), checked directory by directory by `dirs`. */
+  root: string;
+  dirs: OutputDirs;
+  /** Whether it existed: only then are blobs looked for in it. */
+  exists: boolean;
+  /** The blob tree a tar's staging directory goes in. */
+  blobs: string;
+  /** Where the output keeps a blob's data. */
+  dataPath: (d: Digest) => string;
+  /** The files a plan writes: blobs, links (or index entries), bytes. */
+  count: (plan: WritePlan, images: ImageContent[]) => { blobs: number; links: number; bytes: number };
+  /** Write the images (the lock held). */
+  write: (plan: WritePlan, images: ImageContent[], opts: { linker: Linker; fresh: boolean; onProgress: OnProgress | undefined }) => Promise<WriteStats>;
+}
+
+/** Registry storage as an output: the shared writer. */
+function storageOutput(out: { v2: string; exists: boolean; dirs: OutputDirs }): ArchiveOutput {
+  return {
+    output: out.v2,
+    root: out.v2,
+    dirs: out.dirs,
+    exists: out.exists,
+    blobs: blobsDir(out.v2),
+    dataPath: (d) => blobDataPath(out.v2, d),
+    count: (plan) => countPlanFiles(plan),
+    write: (plan, _images, o) => writePlan(out.v2, plan, { ...o, dirs: out.dirs }),
+  };
 }
 
 /** Import the images of an OCI layout into registry storage (`hooks`: a bundle, read by apply). */
 export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promise<FromOciResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
-  const out = await outputStorageRoot(opts.output);
+  const out = hooks?.into ?? storageOutput(await outputStorageRoot(opts.output));
   const repo = opts.repo === undefined ? undefined : parseRepoName(opts.repo);
   const rename = opts.name === undefined ? undefined : parseRename(opts.name, opts.stripRegistry === true);
   const format = hooks !== undefined ? 'archive' : await inputFormat(opts.input);
@@ -117,7 +154,7 @@ export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promi
   };
   const naming: Naming = { repo, rename, stripRegistry: opts.stripRegistry === true };
   const result = async (images: ImageContent[], plan: WritePlan, bytesVerified: number, leftOut: number) => ({
-    output: out.v2,
+    output: out.output,
     images: await summarizeImages(images, plan),
     problems: problems.list,
     problemCount: problems.count,
@@ -130,14 +167,14 @@ export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promi
   const dryResult = async (images: ImageContent[], plan: WritePlan, bytesVerified: number, leftOut: number): Promise<FromOciResult> => ({
     ...(await result(images, plan, bytesVerified, leftOut)),
     dryRun: true,
-    plan: { ...countPlanFiles(plan), blobsAlreadyThere: 0 },
+    plan: { ...out.count(plan, images), blobsAlreadyThere: 0 },
     stats: undefined,
     seconds: (performance.now() - started) / 1000,
   });
 
   if (format === 'directory') {
     const input = resolve(opts.input);
-    await assertOutsideSource(input, input, opts.output, out.v2);
+    await assertOutsideSource(input, input, opts.output, out.root);
     const index = readLayoutFiles(input);
     const limit = pLimit(jobs);
     const hashed = new Map<string, Promise<Digest>>();
@@ -178,9 +215,9 @@ export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promi
     const { images, leftOut } = await readImages(index, reader, naming, opts, problems, warn);
     const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
     if (opts.dryRun === true) return dryResult(images, plan, bytesVerified, leftOut);
-    const linker = createOutputLinker(out.v2, opts, warn);
-    const stats = await withTreeLock(out.v2, 'from-oci', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
-    return { ...(await result(images, plan, bytesVerified, leftOut)), dryRun: false, plan: { ...countPlanFiles(plan), blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
+    const linker = createOutputLinker(out.root, opts, warn);
+    const stats = await withTreeLock(out.root, 'from-oci', () => out.write(plan, images, { linker, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
+    return { ...(await result(images, plan, bytesVerified, leftOut)), dryRun: false, plan: { ...out.count(plan, images), blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
   }
 
   // An archive: read as a stream, once; its blobs staged inside the output's blob tree (a dry
@@ -197,8 +234,8 @@ export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promi
     existing: (d: Digest) => {
       blobEntries++;
       if (!out.exists) return undefined;
-      const st = statData(blobDataPath(out.v2, d));
-      return st === undefined || st.notRegular !== undefined ? undefined : { path: blobDataPath(out.v2, d), size: st.size };
+      const st = statData(out.dataPath(d));
+      return st === undefined || st.notRegular !== undefined ? undefined : { path: out.dataPath(d), size: st.size };
     },
     keepBytes: MANIFEST_MAX_BYTES,
     indexMaxBytes: INDEX_MAX_BYTES,
@@ -237,14 +274,14 @@ export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promi
     return dryResult(images, plan, bytesVerified, leftOut);
   }
   return withTreeLock(
-    out.v2,
+    out.root,
     command,
     async () => {
       // A directory of its own in the blob tree, named as regfs temp files are: the registry
       // reads only `data` files there, and verify and gc know it for a leftover if a run dies.
-      out.dirs.ensure(blobsDir(out.v2));
-      removeDeadStages(blobsDir(out.v2));
-      const stage = tempPathFor(join(blobsDir(out.v2), command));
+      out.dirs.ensure(out.blobs);
+      removeDeadStages(out.blobs);
+      const stage = tempPathFor(join(out.blobs, command));
       try {
         mkdirSync(stage);
       } catch (err) {
@@ -253,12 +290,12 @@ export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promi
       try {
         const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(stage)));
         // Staged blobs are in the output's filesystem: linked into place whatever --link says.
-        const linker = createOutputLinker(out.v2, { ...opts, link: 'auto' }, warn);
-        const stats = await writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: false, onProgress: opts.onProgress });
+        const linker = createOutputLinker(out.root, { ...opts, link: 'auto' }, warn);
+        const stats = await out.write(plan, images, { linker, fresh: false, onProgress: opts.onProgress });
         return {
           ...(await result(images, plan, bytesVerified, leftOut)),
           dryRun: false,
-          plan: { ...countPlanFiles(plan), blobsAlreadyThere: stats.blobsExisting },
+          plan: { ...out.count(plan, images), blobsAlreadyThere: stats.blobsExisting },
           stats,
           seconds: (performance.now() - started) / 1000,
         };

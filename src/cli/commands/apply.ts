@@ -37,7 +37,13 @@ export async function handler(args: ApplyArgs, _io: Io, run: RunOutput): Promise
   const result: ApplyResult = await runWithProgress(run, { ...args, link: 'auto', jobs: DEFAULT_JOBS }, (opts) =>
     apply({ keepGoing: opts.keepGoing, dryRun: opts.dryRun, onProgress: opts.onProgress, onWarning: opts.onWarning, onProblem: opts.onProblem, input: args.bundle, output: args.dest }),
   );
-  return finishWrite(run, args.json, result, (r) => `${renderWriteResult(r, 'applied')}${bundleLine(r)}${verifiedLine(true, r.bytesVerified)}`);
+  return finishWrite(run, args.json, result, (r) => `${summary(r)}${bundleLine(r)}${verifiedLine(true, r.bytesVerified)}`);
+}
+
+/** from-oci's summary; into an OCI layout, its links are index.json entries. */
+function summary(r: ApplyResult): string {
+  const text = renderWriteResult(r, 'applied');
+  return r.into === 'layout' ? text.replace(/\blinks\b/g, 'index.json entries') : text;
 }
 
 /** What the bundle was: complete or a delta, what it carried and assumed. */
