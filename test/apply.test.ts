@@ -12,7 +12,9 @@
  *      naming the blobs and the inventory), a truncated bundle, one flipped byte in a blob,
  *      `regfs-bundle.json` after a blob, a bad `regfs-bundle.json`;
  *   4. volumes (NAME.000, …; a missing one), a pipe with progress against `carried.bytes`,
- *      and streaming: blobs are staged in the output's blob tree as they come, nowhere else.
+ *      and streaming: blobs are staged in the output's blob tree as they come, nowhere else;
+ *   5. an existing OCI image layout as the output, judged by skopeo `oci:`: complete and
+ *      delta bundles merged into it as to-oci merges, a wrong layout refused.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +31,8 @@ import { checkJsonDocument } from '../scripts/lib/json-schemas.js';
 import { FIXTURE_ROOT, readFixtureManifest } from './helpers/fixture.js';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { assertServed, type Served } from './helpers/judge.js';
+import { startRegistry } from '../scripts/lib/registry-server.js';
+import { skopeoCopy, skopeoManifestDigestOf } from '../scripts/lib/skopeo.js';
 import { entryOffset, makeBundle, storageBlobs, type TestBundle } from './helpers/bundle.js';
 import { listFiles, snapshotTree, tempDir } from './helpers/tree.js';
 
@@ -71,12 +75,15 @@ async function treeContents(root: string): Promise<Map<string, string>> {
 
 /**
  * A snapshot of an output root (snapshotTree: every entry's type, mode, size, mtime and
- * content), less the mtimes of `v2` and `v2/blobs`: a run takes its lock in the one and
- * stages in the other, and both are gone when it ends.
+ * content), less the mtimes of `v2` and `v2/blobs` (a layout's `blobs`): a run takes its
+ * lock in the one and stages in the other, and both are gone when it ends.
  */
 async function destSnapshot(root: string): Promise<Map<string, string>> {
   const snap = await snapshotTree(root);
-  for (const d of [V2, `${V2}/blobs`]) snap.set(d, snap.get(d)!.replace(/ [\d.]+$/, ''));
+  for (const d of [V2, `${V2}/blobs`, 'blobs']) {
+    const e = snap.get(d);
+    if (e !== undefined) snap.set(d, e.replace(/ [\d.]+$/, ''));
+  }
   return snap;
 }
 
@@ -389,4 +396,59 @@ test('apply: a tar without regfs-bundle.json (skopeo oci-archive:, a tar of to-o
   const stdinDest = join(t.dir, 'dest-plain-stdin');
   const res = await apply({ input: '-', stdin: createReadStream(plain), output: stdinDest });
   assert.equal(res.images.length, FULL.length);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 5. An OCI image layout as the output
+
+/** The OCI-typed images of the fixture skopeo 1.9.3 reads from a layout (it does not find Docker-typed entries). */
+const OCI_TYPED = ['multiarch/tool:1.0-oci', 'library/busybox:1.36', 'team/app/worker:1.1', SIG];
+
+/** skopeo copies each image from the layout into a fresh registry, which serves it with its digest. */
+async function assertLayoutServes(layout: string, expected: Served[], scratch: string): Promise<void> {
+  await mkdir(scratch, { recursive: true });
+  const reg = await startRegistry({ root: scratch });
+  try {
+    for (const s of expected) {
+      await skopeoCopy(`oci:${layout}:${s.name}`, `docker://${reg.host}/${s.name}`, { all: true });
+      assert.equal(await skopeoManifestDigestOf(`docker://${reg.host}/${s.name}`), s.digest, s.name);
+    }
+  } finally {
+    await reg.stop();
+  }
+}
+
+test('apply: into an existing OCI layout, complete and delta bundles merged as to-oci merges; skopeo oci: reads every image; a wrong layout is refused', async () => {
+  const layout = join(t.dir, 'layout-dest');
+  const listFile = join(t.dir, 'layout.list');
+  await writeFile(listFile, 'tools/nomediatype:1.0\n');
+  assert.equal((await runCli(['to-oci', listFile, FIXTURE_ROOT, layout])).code, 0);
+  const fresh = join(t.dir, 'layout-fresh');
+  await mkdir(fresh);
+  execFileSync('cp', ['-a', join(layout, 'oci-layout'), join(layout, 'index.json'), fresh]);
+  await writeFile(join(fresh, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [] }));
+
+  // Release N into a layout, then N+1 against it.
+  const n = await runCli(['apply', releaseN.tar, fresh, '--json']);
+  assert.equal(n.code, 0, n.stderr);
+  assert.equal(checkJsonDocument('apply', n.stdout, 0)['into'], 'layout');
+  const next = await makeBundle({ list: RELEASE_N1, source: FIXTURE_ROOT, tar: join(t.dir, 'layout-n1.tar'), have: fresh });
+  assert.ok(next.assumed.length > 0);
+  // The other layout lacks what the delta assumes: refused, unchanged.
+  await refused([next.tar, layout], 'BUNDLE_BASE_MISSING', layout, [next.inventory!]);
+
+  const r = await runCli(['apply', next.tar, fresh]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /index\.json entries \d+ written/);
+  const names = (JSON.parse(await readFile(join(fresh, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations: Record<string, string> }> }).manifests.map((m) => `${m.annotations['org.opencontainers.image.ref.name']} ${m.digest}`);
+  assert.deepEqual(names.sort(), served([...new Set([...RELEASE_N, ...RELEASE_N1])]).map((s) => `${s.name} ${s.digest}`).sort());
+  await assertLayoutServes(fresh, served(OCI_TYPED), join(t.dir, 'judge-layout-delta'));
+
+  // A complete bundle into the layout to-oci wrote: its entry kept, the bundle's added; again, nothing changes.
+  const c = await runCli(['apply', full.tar, layout]);
+  assert.equal(c.code, 0, c.stderr);
+  const again = await destSnapshot(layout);
+  assert.equal((await runCli(['apply', full.tar, layout])).code, 0);
+  assert.deepEqual(await destSnapshot(layout), again);
+  await assertLayoutServes(layout, [...served(OCI_TYPED), { name: 'tools/nomediatype:1.0', digest: digestOfRef('tools/nomediatype:1.0') }], join(t.dir, 'judge-layout-full'));
 });

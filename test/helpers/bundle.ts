@@ -31,21 +31,24 @@ export interface BundleOptions {
   source: string;
   /** The tar to write; its layout goes to `<tar>.layout`. */
   tar: string;
-  /** The far side: registry storage whose blobs are left out (a delta bundle). */
+  /** The far side: registry storage (or an OCI layout) whose blobs are left out (a delta bundle). */
   have?: string;
   /** Change index.json before the tar is made (rename or add entries). */
   editIndex?: (index: { manifests: Array<{ digest: string; size: number; mediaType: string; annotations?: Record<string, string> }> }) => void;
 }
 
-/** The digests and sizes of a registry root's blob data, as an inventory lists them (sorted). */
+/** The digests and sizes of a registry root's blob data (or an OCI layout's blobs), as an inventory lists them (sorted). */
 export async function storageBlobs(root: string): Promise<Map<Digest, number>> {
-  const dir = join(root, 'docker/registry/v2/blobs/sha256');
   const out = new Map<Digest, number>();
-  for (const fan of await readdir(dir).catch(() => [])) {
-    for (const hex of await readdir(join(dir, fan))) {
-      const st = await stat(join(dir, fan, hex, 'data')).catch(() => undefined);
-      if (st?.isFile() === true) out.set(`sha256:${hex}` as Digest, st.size);
-    }
+  const add = async (hex: string, path: string): Promise<void> => {
+    const st = await stat(path).catch(() => undefined);
+    if (st?.isFile() === true && /^[0-9a-f]{64}$/.test(hex)) out.set(`sha256:${hex}` as Digest, st.size);
+  };
+  if (await stat(join(root, 'oci-layout')).catch(() => undefined)) {
+    for (const hex of await readdir(join(root, 'blobs/sha256')).catch(() => [])) await add(hex, join(root, 'blobs/sha256', hex));
+  } else {
+    const dir = join(root, 'docker/registry/v2/blobs/sha256');
+    for (const fan of await readdir(dir).catch(() => [])) for (const hex of await readdir(join(dir, fan))) await add(hex, join(dir, fan, hex, 'data'));
   }
   return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
 }
