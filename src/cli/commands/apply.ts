@@ -19,7 +19,7 @@ export const describe = 'Write a bundle (regfs bundle, or any OCI layout tar) in
 export function builder(y: Argv): Argv<ApplyArgs> {
   return y
     .positional('bundle', { type: 'string', demandOption: true, describe: 'the bundle: a tar, NAME.000 of volumes (NAME.001, … read after it), - for stdin' })
-    .positional('dest', { type: 'string', demandOption: true, describe: 'registry root to write; created if missing, merged into if it holds a registry' })
+    .positional('dest', { type: 'string', demandOption: true, describe: 'registry root to write (created if missing, merged into if it holds a registry), or an existing OCI layout to merge into' })
     .option('keep-going', { type: 'boolean', default: false, describe: 'write the images that check out even if others do not (exit 3)' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'read and check the whole bundle and print the plan; write nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout, also on failure (docs/json.md)' })
