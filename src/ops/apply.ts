@@ -34,7 +34,7 @@ import { readLayout, writeLayout } from './to-oci.js';
 import { statData } from '../registry/follow.js';
 import { BUNDLE_FILE, parseBundleFile, type BundleFile } from '../oci/bundle-file.js';
 import type { ArchiveContent } from '../oci/archive.js';
-import { fromOci, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
+import { importOci, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
 import { outputStorageRoot } from './output-root.js';
 import type { WriteCommandOptions } from './common.js';
 
@@ -115,7 +115,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   };
 
   try {
-    const { format: _format, ...result } = await fromOci({ ...opts, input: label, link: 'auto' }, hooks);
+    const { format: _format, ...result } = await importOci({ ...opts, input: label, link: 'auto' }, hooks);
     const summary: BundleSummary | null = bundle === undefined ? null : { inventory: bundle.inventory, carried: bundle.carried, assumed: bundle.assumed.length };
     return { ...result, into: layout === undefined ? 'storage' : 'layout', volumes: input.volumes, bundle: summary };
   } catch (err) {

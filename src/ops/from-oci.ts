@@ -138,8 +138,13 @@ function storageOutput(out: { v2: string; exists: boolean; dirs: OutputDirs }): 
   };
 }
 
-/** Import the images of an OCI layout into registry storage (`hooks`: a bundle, read by apply). */
-export async function fromOci(opts: FromOciOptions, hooks?: ArchiveHooks): Promise<FromOciResult> {
+/** Import the images of an OCI layout into registry storage. */
+export function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
+  return importOci(opts, undefined);
+}
+
+/** fromOci, or with `hooks` a bundle read by apply (src/ops/apply.ts). */
+export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | undefined): Promise<FromOciResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
   const out = hooks?.into ?? storageOutput(await outputStorageRoot(opts.output));
