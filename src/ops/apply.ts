@@ -27,14 +27,14 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { blobDataPath, blobsDir, STORAGE_PREFIX } from '../registry/layout.js';
+import { blobsDir, STORAGE_PREFIX } from '../registry/layout.js';
 import { OutputDirs } from '../fs/atomic.js';
 import { INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, REF_NAME, refName } from '../oci/layout.js';
 import { readLayout, writeLayout } from './to-oci.js';
 import { statData } from '../registry/follow.js';
 import { BUNDLE_FILE, parseBundleFile, type BundleFile } from '../oci/bundle-file.js';
 import type { ArchiveContent } from '../oci/archive.js';
-import { importOci, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
+import { importOci, storageOutput, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
 import { outputStorageRoot } from './output-root.js';
 import type { WriteCommandOptions } from './common.js';
 
@@ -66,15 +66,15 @@ export interface ApplyResult extends Omit<FromOciResult, 'format'> {
 /** BUNDLE_BASE_MISSING names this many missing blobs, then counts the rest. */
 const MISSING_SHOWN = 5;
 
-/** Apply a bundle to registry storage. */
+/** Apply a bundle to registry storage, or to an existing OCI image layout. */
 export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const input = await openBundle(opts);
   const label = opts.input;
-  const destExisted = await pathExists(resolve(opts.output));
+  const dest = resolve(opts.output);
+  const destExisted = await pathExists(dest);
   // An existing OCI image layout is written as to-oci merges into one; anything else is registry storage.
-  const layout = isLayout(resolve(opts.output)) ? layoutOutput(resolve(opts.output)) : undefined;
-  const storage = layout === undefined ? await outputStorageRoot(opts.output) : undefined;
-  const out = layout ?? { exists: storage!.exists, dataPath: (d: Digest) => blobDataPath(storage!.v2, d) };
+  const storage = isLayout(dest) ? undefined : await outputStorageRoot(opts.output);
+  const out = storage === undefined ? layoutOutput(dest) : storageOutput(storage);
   let bundle: BundleFile | undefined;
   let assumed = new Map<Digest, number>();
   let total = input.totalBytes;
@@ -111,15 +111,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     checkRead: (content) => {
       if (bundle !== undefined) checkCarried(content, bundle, label);
     },
-    into: layout,
+    into: out,
   };
 
   try {
     const { format: _format, ...result } = await importOci({ ...opts, input: label, link: 'auto' }, hooks);
     const summary: BundleSummary | null = bundle === undefined ? null : { inventory: bundle.inventory, carried: bundle.carried, assumed: bundle.assumed.length };
-    return { ...result, into: layout === undefined ? 'storage' : 'layout', volumes: input.volumes, bundle: summary };
+    return { ...result, into: storage === undefined ? 'layout' : 'storage', volumes: input.volumes, bundle: summary };
   } catch (err) {
-    if (storage !== undefined && !storage.exists && opts.dryRun !== true && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(storage.v2, resolve(opts.output), destExisted);
+    if (storage !== undefined && !storage.exists && opts.dryRun !== true && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(storage.v2, dest, destExisted);
     throw err;
   } finally {
     // Volumes are not read on (standard input is drained by the reader, so that its writer is not cut off).

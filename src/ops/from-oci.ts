@@ -125,7 +125,7 @@ export interface ArchiveOutput {
 }
 
 /** Registry storage as an output: the shared writer. */
-function storageOutput(out: { v2: string; exists: boolean; dirs: OutputDirs }): ArchiveOutput {
+export function storageOutput(out: { v2: string; exists: boolean; dirs: OutputDirs }): ArchiveOutput {
   return {
     output: out.v2,
     root: out.v2,
