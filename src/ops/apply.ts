@@ -16,7 +16,9 @@
  *     among them too) and linked into the repositories as any other;
  *   - once read, the tar must hold the blobs and bytes the entry says it carries (a tar cut
  *     at an entry's end reads as whole to the tar parser);
- *   - progress by bytes, with `carried.bytes` as the total when reading a pipe.
+ *   - progress by blob entries and bytes, with `carried.bytes` as the total on a pipe;
+ *   - an existing OCI image layout as the output, written as to-oci merges into one
+ *     (writeLayout), the staging directory in its `blobs/`.
  *
  * A tar without `regfs-bundle.json` (skopeo `oci-archive:`, a tar of `to-oci`'s layout) is
  * applied as a complete bundle.

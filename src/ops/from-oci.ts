@@ -101,7 +101,7 @@ export interface ArchiveHooks {
   assumed: (d: Digest) => LayoutBlob | undefined;
   /** The archive as read; throws to refuse it. */
   checkRead: (content: ArchiveContent) => void;
-  /** Where the images go, if not into registry storage (apply into an OCI layout). */
+  /** Where the images go: registry storage (storageOutput) or an OCI layout; by default the storage `output` names. */
   into?: ArchiveOutput;
 }
 
