@@ -55,11 +55,18 @@ const served = (list: string[]): Served[] => list.map((name) => ({ name, digest:
 let t: { dir: string; cleanup: () => Promise<void> };
 let full: TestBundle;
 let releaseN: TestBundle;
+/** What `extract` of FULL writes: what every apply of the complete bundle must write. */
+let reference: string;
 
 before(async () => {
   t = await tempDir('regfs-apply-');
   full = await makeBundle({ list: FULL, source: FIXTURE_ROOT, tar: join(t.dir, 'full.tar') });
   releaseN = await makeBundle({ list: RELEASE_N, source: FIXTURE_ROOT, tar: join(t.dir, 'release-n.tar') });
+  const listFile = join(t.dir, 'full.list');
+  await writeFile(listFile, `${FULL.join('\n')}\n`);
+  reference = join(t.dir, 'extracted-full');
+  const x = await runCli(['extract', listFile, FIXTURE_ROOT, reference]);
+  assert.equal(x.code, 0, x.stderr);
 });
 
 after(async () => {
@@ -141,12 +148,7 @@ test('apply: a complete bundle into an empty root is served with the source dige
   await assertServed(dest, served(FULL), ['team/app:edge', 'team/app/worker:1.0'], join(t.dir, 'judge-full'));
 
   // What extract of the same list writes, file for file.
-  const listFile = join(t.dir, 'full.list');
-  await writeFile(listFile, `${FULL.join('\n')}\n`);
-  const extracted = join(t.dir, 'extracted-full');
-  const x = await runCli(['extract', listFile, FIXTURE_ROOT, extracted]);
-  assert.equal(x.code, 0, x.stderr);
-  assert.deepEqual(await treeContents(dest), await treeContents(extracted));
+  assert.deepEqual(await treeContents(dest), await treeContents(reference));
 
   // Again: nothing changes, no blob is rewritten (inodes and mtimes kept), no link written.
   const before = await destSnapshot(dest);
@@ -306,8 +308,16 @@ test('apply: a truncated bundle, a flipped byte in a blob, regfs-bundle.json aft
     execFileSync('tar', ['--format=ustar', '--no-recursion', '-cf', p, '-C', layout, 'oci-layout', 'regfs-bundle.json', 'index.json', ...full.order.map((d) => `blobs/sha256/${digestHex(d)}`)]);
     await refused([p, dest], 'ARCHIVE_INVALID', dest, [says]);
   }
-  // A directory is not a bundle.
+  // A directory is not a bundle; regfs-bundle.json as a symbolic link is no bundle file.
   await refused([full.layout, dest], 'ARCHIVE_INVALID', dest, ['regfs from-oci']);
+  const linked = join(t.dir, 'layout-symlink');
+  await rm(linked, { recursive: true, force: true });
+  execFileSync('cp', ['-a', full.layout, linked]);
+  await rm(join(linked, 'regfs-bundle.json'));
+  execFileSync('ln', ['-s', '/etc/passwd', join(linked, 'regfs-bundle.json')]);
+  const symlinkTar = join(t.dir, 'bad-symlink.tar');
+  execFileSync('tar', ['--format=ustar', '--no-recursion', '-cf', symlinkTar, '-C', linked, 'oci-layout', 'regfs-bundle.json', 'index.json', ...full.order.map((d) => `blobs/sha256/${digestHex(d)}`)]);
+  await refused([symlinkTar, dest], 'ARCHIVE_INVALID', dest, ['regfs-bundle.json', 'SymbolicLink']);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -346,7 +356,7 @@ test('apply: volumes NAME.000, … and the same bytes through a pipe; a missing 
   assert.ok(fromFile.some((p) => p.phase === 'hash' && p.totalBytes === size));
 
   assert.deepEqual(await treeContents(viaVolumes), await treeContents(viaPipe));
-  assert.deepEqual(await treeContents(viaVolumes), await treeContents(join(t.dir, 'dest-full')));
+  assert.deepEqual(await treeContents(viaVolumes), await treeContents(reference));
 
   // A middle volume missing: the volumes before it end inside an entry, which is named.
   await rm(join(dir, volumes[2]!));
@@ -376,11 +386,26 @@ test('apply: streaming: blobs are staged in the output blob tree as they come, n
     input.end(tar.subarray(padded));
     await run;
     assert.deepEqual(await readdir(tmp), []);
-    assert.deepEqual(await treeContents(dest), await treeContents(join(t.dir, 'dest-full')));
+    assert.deepEqual(await treeContents(dest), await treeContents(reference));
   } finally {
     if (savedTmp === undefined) delete process.env['TMPDIR'];
     else process.env['TMPDIR'] = savedTmp;
   }
+});
+
+test('apply: a second apply into a root another is writing is LOCKED and leaves it alone; the first completes', async () => {
+  const dest = join(t.dir, 'dest-concurrent');
+  const tar = await readFile(full.tar);
+  const input = new PassThrough();
+  const first = apply({ input: '-', stdin: input, output: dest });
+  input.write(tar.subarray(0, entryOffset(tar, `blobs/sha256/${digestHex(full.order[1]!)}`)));
+  for (let i = 0; i < 200 && !(await access(join(dest, V2, '.regfs.lock')).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 10));
+  const second = await runCli(['apply', full.tar, dest]);
+  assert.equal(second.code, 1, second.stderr);
+  assert.match(second.stderr, /\[LOCKED\]/);
+  input.end(tar.subarray(entryOffset(tar, `blobs/sha256/${digestHex(full.order[1]!)}`)));
+  await first;
+  assert.deepEqual(await treeContents(dest), await treeContents(reference));
 });
 
 test('apply: a tar without regfs-bundle.json (skopeo oci-archive:, a tar of to-oci) is applied as a complete bundle', async () => {
@@ -391,7 +416,7 @@ test('apply: a tar without regfs-bundle.json (skopeo oci-archive:, a tar of to-o
   assert.equal(r.code, 0, r.stderr);
   const doc = checkJsonDocument('apply', r.stdout, 0);
   assert.equal(doc['bundle'], null);
-  assert.deepEqual(await treeContents(dest), await treeContents(join(t.dir, 'dest-full')));
+  assert.deepEqual(await treeContents(dest), await treeContents(reference));
   // As the CLI reads it from standard input.
   const stdinDest = join(t.dir, 'dest-plain-stdin');
   const res = await apply({ input: '-', stdin: createReadStream(plain), output: stdinDest });
