@@ -45,6 +45,7 @@ export type RegfsErrorCode =
   | 'NOT_DIR_TRANSPORT'
   | 'NOT_OCI_LAYOUT'
   | 'ARCHIVE_INVALID'
+  | 'BUNDLE_BASE_MISSING'
   | 'PLATFORM_UNKNOWN'
   | 'IO_ERROR'
   | 'INCOMPLETE'

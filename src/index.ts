@@ -52,6 +52,7 @@ export { readInventory, type Inventory } from './inventory/read.js';
 export { toDir, DIGEST_FILE, type ToDirOptions, type ToDirResult, type ExportedImage, type ToDirStats } from './ops/to-dir.js';
 export { fromDir, type FromDirOptions, type FromDirResult } from './ops/from-dir.js';
 export { fromOci, type FromOciOptions, type FromOciResult } from './ops/from-oci.js';
+export { apply, type ApplyOptions, type ApplyResult, type BundleSummary } from './ops/apply.js';
 export { schema1Payload } from './schema1.js';
 export * as dirLayout from './dir/layout.js';
 export { imageDirName, parseImageDirName, encodePortable, decodePortable } from './dir/names.js';

@@ -1,7 +1,8 @@
 /**
  * Crashes: each writing command of the built CLI (extract, to-dir, from-dir, to-oci, from-oci
- * of a layout tar, gc --apply --delete-untagged, rm of a repository and rm of a manifest) is
- * SIGKILLed at 50 points (from-oci, whose writer extract and from-dir share: 12) spread over
+ * of a layout tar, apply of a bundle, gc --apply --delete-untagged, rm of a repository and rm
+ * of a manifest) is SIGKILLed at 50 points (from-oci, whose writer extract and from-dir share:
+ * 12; apply, from-oci's reader and writer: 10) spread over
  * its whole run, on a large synthetic store. After each kill:
  *
  *   1. the source is unchanged (a find(1) listing of type, mode, size and mtime after every
@@ -56,6 +57,7 @@ import { startRegistry } from '../scripts/lib/registry-server.js';
 import { ociLayoutFromExport, tarLayout } from '../scripts/lib/oci-from-export.js';
 import { skopeoCopy, skopeoManifestDigestOf, withRetry } from '../scripts/lib/skopeo.js';
 import { assertServed, assertServing, type Served } from './helpers/judge.js';
+import { makeBundle } from './helpers/bundle.js';
 import {
   CRASH_SHAPE,
   bump,
@@ -714,6 +716,32 @@ test('crash: from-oci of a layout tar, SIGKILLed at 12 points, leaves only compl
     // The writer is the one extract and from-dir are killed in at 50 points; these kills are
     // spread over from-oci's own part too, the tar read into its staging directory.
     points: 12,
+  });
+});
+
+test('crash: apply of a bundle, SIGKILLed at 10 points, leaves only complete tags; a re-run finishes the job', { timeout: TIMEOUT }, async (t) => {
+  // The store's list as a bundle, made as docs/bundle.md orders it, in a directory of its own.
+  const bundleDir = join(scratch.dir, 'bundle');
+  await mkdir(bundleDir);
+  const bundle = await makeBundle({ list: (await readFile(listFile, 'utf8')).trim().split('\n'), source: store.root, tar: join(bundleDir, 'release.tar') });
+  snapshots.set(bundleDir, await contentSnapshot(bundleDir));
+  listings.set(bundleDir, await metaFingerprint(bundleDir));
+  await crashSeries(t, {
+    name: 'apply',
+    args: (out) => ['apply', bundle.tar, out],
+    lock: join(V2, LOCK),
+    anchors: storageAnchors(),
+    source: bundleDir,
+    unchanged: [bundleDir, store.root],
+    kind: 'storage',
+    phase: (c, f) => writePhase(c as StorageCensus, f as StorageCensus),
+    // A killed run's staging directory in the blob tree, as from-oci's.
+    leftoversForGc: true,
+    served: () => ({ expected: sampleTags(store), absent: [`${store.untagged[0]!.repo}@${store.untagged[0]!.digest}`] }),
+    minimal: true,
+    tags: store.tags,
+    // The writer and the tar reader are from-oci's, killed above; these kills cover apply's run of them.
+    points: 10,
   });
 });
 

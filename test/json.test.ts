@@ -11,6 +11,7 @@ import { checkJsonDocument, schemaCommands } from '../scripts/lib/json-schemas.j
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { copyTree, withTempDir, writeListFile } from './helpers/tree.js';
+import { makeBundle } from './helpers/bundle.js';
 
 const V2 = 'docker/registry/v2';
 // An image, an index and an OCI image, and an artifact (a cosign signature).
@@ -101,6 +102,22 @@ test('json: bundle, as a dry run, for real, against an inventory, with --keep-go
     await json(['bundle', mixed, FIXTURE_ROOT, out, '--keep-going'], 3);
     assert.equal(((await json(['bundle', mixed, FIXTURE_ROOT, out], 1))['error'] as { code: string }).code, 'INCOMPLETE');
     assert.equal(((await json(['bundle', list, FIXTURE_ROOT, '-'], 2))['error'] as { code: string }).code, 'USAGE');
+  });
+});
+
+test('json: apply of a bundle, as a dry run, for real, and refused', async () => {
+  await withTempDir(async (dir) => {
+    const full = await makeBundle({ list: REFS, source: FIXTURE_ROOT, tar: join(dir, 'full.tar') });
+    const out = join(dir, 'applied');
+    const dry = await json(['apply', full.tar, out, '--dry-run'], 0);
+    assert.equal(dry['dryRun'], true);
+    const real = await json(['apply', full.tar, out], 0);
+    assert.deepEqual(real['bundle'], { inventory: null, carried: full.carried, assumed: 0 });
+    // A delta against `out`, applied to an empty root; a file that is no tar.
+    const delta = await makeBundle({ list: REFS, source: FIXTURE_ROOT, tar: join(dir, 'delta.tar'), have: out });
+    assert.equal(((await json(['apply', delta.tar, join(dir, 'other')], 1))['error'] as { code: string }).code, 'BUNDLE_BASE_MISSING');
+    await writeFile(join(dir, 'junk.tar'), 'not a tar');
+    assert.equal(((await json(['apply', join(dir, 'junk.tar'), out], 1))['error'] as { code: string }).code, 'ARCHIVE_INVALID');
   });
 });
 

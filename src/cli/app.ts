@@ -11,6 +11,7 @@ import * as toDirCmd from './commands/to-dir.js';
 import * as toOciCmd from './commands/to-oci.js';
 import * as fromDirCmd from './commands/from-dir.js';
 import * as fromOciCmd from './commands/from-oci.js';
+import * as applyCmd from './commands/apply.js';
 import * as lsCmd from './commands/ls.js';
 import * as inspectCmd from './commands/inspect.js';
 import * as verifyCmd from './commands/verify.js';
@@ -31,7 +32,7 @@ interface CommandModule<A> {
 const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 4 verify found damage; 70 internal error.
 Docs: README.md and docs/ in the regfs package.`;
 
-const COMMANDS = [extractCmd, toDirCmd, fromDirCmd, toOciCmd, fromOciCmd, inventoryCmd, bundleCmd, lsCmd, inspectCmd, verifyCmd, gcCmd, rmCmd] as CommandModule<unknown>[];
+const COMMANDS = [extractCmd, toDirCmd, fromDirCmd, toOciCmd, fromOciCmd, inventoryCmd, bundleCmd, applyCmd, lsCmd, inspectCmd, verifyCmd, gcCmd, rmCmd] as CommandModule<unknown>[];
 
 /**
  * regfs's own version, from its package.json. yargs's own lookup starts at the path the bin

@@ -23,6 +23,7 @@ import type { ReadEntry } from 'tar/read-entry';
 import { ioError, PATH_QUOTE_MAX, quote, RegfsError } from '../errors.js';
 import { digestAlgorithm, isDigest, type Digest } from '../digest.js';
 import { INDEX_FILE, OCI_LAYOUT_FILE } from './layout.js';
+import { BUNDLE_FILE } from './bundle-file.js';
 
 /** A blob of the archive: where its bytes are now, and what they hash to (when hashed). */
 export interface ArchiveBlob {
@@ -62,6 +63,12 @@ export interface ReadArchiveOptions {
   onProgress?: (bytes: number, total: number | undefined) => void;
   /** The total size of the input, when known, for progress. */
   totalBytes?: number | undefined;
+  /**
+   * With it, a `regfs-bundle.json` entry (src/oci/bundle-file.ts) is read into memory (up to
+   * indexMaxBytes) and given to it when it ends, with the number of blob entries read before
+   * it; what it throws stops the read. Without it the entry is skipped, as any other.
+   */
+  onBundleFile?: (raw: Buffer, blobsBefore: number) => void;
 }
 
 /** The largest `oci-layout` file read (it holds `{"imageLayoutVersion":"1.0.0"}`). */
@@ -164,13 +171,28 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
 function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOptions, fail: (err: unknown) => void): void {
   const rel = archiveEntryName(entry.path, opts.label);
   const d = blobName(rel);
-  const isLayoutFile = rel === INDEX_FILE || rel === OCI_LAYOUT_FILE || d !== undefined;
+  const isBundleFile = rel === BUNDLE_FILE && opts.onBundleFile !== undefined;
+  const isLayoutFile = rel === INDEX_FILE || rel === OCI_LAYOUT_FILE || d !== undefined || isBundleFile;
   const isFile = entry.type === 'File' || entry.type === 'OldFile' || entry.type === 'ContiguousFile';
   if (!isFile) {
     if (isLayoutFile) {
       throw new RegfsError('ARCHIVE_INVALID', `archive "${opts.label}": ${quote(rel, PATH_QUOTE_MAX)} is a ${entry.type} entry; a layout's files must be regular files`, { path: opts.label });
     }
     entry.resume();
+    return;
+  }
+  if (isBundleFile) {
+    if ((entry.size ?? 0) > opts.indexMaxBytes) throw new RegfsError('ARCHIVE_INVALID', `archive "${opts.label}": ${rel} is ${entry.size} bytes, more than regfs reads (${opts.indexMaxBytes})`, { path: opts.label });
+    const chunks: Buffer[] = [];
+    const blobsBefore = content.blobs.size;
+    entry.on('data', (c: Buffer) => chunks.push(c));
+    entry.on('end', () => {
+      try {
+        opts.onBundleFile!(Buffer.concat(chunks), blobsBefore);
+      } catch (err) {
+        fail(err);
+      }
+    });
     return;
   }
   if (rel === INDEX_FILE || rel === OCI_LAYOUT_FILE) {
@@ -304,5 +326,8 @@ function memorySink(small: boolean): Sink {
 function toArchiveError(err: unknown, label: string): RegfsError {
   if (err instanceof RegfsError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return new RegfsError('ARCHIVE_INVALID', `archive "${label}" is not a whole, readable tar (truncated, damaged, or no tar): ${message}`, { path: label, cause: err });
+  // The tar library's error carries the entry it was reading when the input ended (a truncated tar).
+  const entry = (err as { entry?: { path?: unknown } }).entry?.path;
+  const at = typeof entry === 'string' ? ` (in entry ${quote(entry, PATH_QUOTE_MAX)})` : '';
+  return new RegfsError('ARCHIVE_INVALID', `archive "${label}" is not a whole, readable tar (truncated, damaged, or no tar): ${message}${at}`, { path: label, cause: err });
 }

@@ -26,8 +26,10 @@ import { parseImageRef, parseRepoName, type RepoName, type Tag } from '../refere
 import { statData } from '../registry/follow.js';
 import { blobDataPath, blobsDir } from '../registry/layout.js';
 import { findStorageRoot, MANIFEST_MAX_BYTES } from '../registry/read.js';
-import { countPlanFiles, writePlan, type BlobSource, type WritePlan } from '../registry/write.js';
-import { tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
+import { countPlanFiles, writePlan, type BlobSource, type WritePlan, type WriteStats } from '../registry/write.js';
+import { tempPathFor, TEMP_SUFFIX, type OutputDirs } from '../fs/atomic.js';
+import type { Linker } from '../fs/link.js';
+import type { OnProgress } from '../progress.js';
 import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } from '../oci/layout.js';
 import { readArchive, type ArchiveContent } from '../oci/archive.js';
@@ -63,7 +65,7 @@ export interface FromOciResult extends ExtractResult {
 export const INDEX_MAX_BYTES = 64 << 20;
 
 /** A blob of the layout: its file (or its bytes), its size. */
-interface LayoutBlob {
+export interface LayoutBlob {
   path: string | undefined;
   data: Buffer | undefined;
   size: number;
@@ -83,14 +85,72 @@ interface LayoutReader {
   check(d: Digest, b: LayoutBlob): Promise<void>;
 }
 
+/**
+ * How `apply` (src/ops/apply.ts) reads a bundle through the archive path below: its own
+ * input (volumes, a pipe) and progress, its command name on the lock and the staging
+ * directory, the `regfs-bundle.json` entry, the blobs a delta bundle leaves out (found in
+ * the output), and a check of what was read before any image is read or anything written.
+ */
+export interface ArchiveHooks {
+  command: string;
+  source: string | Readable;
+  /** Bytes of the tar read, and blob entries begun (each new digest once). */
+  onProgress: (consumed: number, blobEntries: number) => void;
+  onBundleFile: (raw: Buffer, blobsBefore: number) => void;
+  /** A blob the archive does not hold: the output's, if the bundle assumed it there. */
+  assumed: (d: Digest) => LayoutBlob | undefined;
+  /** The archive as read; throws to refuse it. */
+  checkRead: (content: ArchiveContent) => void;
+  /** Where the images go: registry storage (storageOutput) or an OCI layout; by default the storage `output` names. */
+  into?: ArchiveOutput;
+}
+
+/** Where imported images are written: registry storage (storageOutput), or an OCI layout (apply). */
+export interface ArchiveOutput {
+  /** The output as the result names it. */
+  output: string;
+  /** The tree locked while writing (created if missing), checked directory by directory by `dirs`. */
+  root: string;
+  dirs: OutputDirs;
+  /** Whether it existed: only then are blobs looked for in it. */
+  exists: boolean;
+  /** The blob tree a tar's staging directory goes in. */
+  blobs: string;
+  /** Where the output keeps a blob's data. */
+  dataPath: (d: Digest) => string;
+  /** The files a plan writes: blobs, links (or index entries), bytes. */
+  count: (plan: WritePlan, images: ImageContent[]) => { blobs: number; links: number; bytes: number };
+  /** Write the images (the lock held). */
+  write: (plan: WritePlan, images: ImageContent[], opts: { linker: Linker; fresh: boolean; onProgress: OnProgress | undefined }) => Promise<WriteStats>;
+}
+
+/** Registry storage as an output: the shared writer. */
+export function storageOutput(out: { v2: string; exists: boolean; dirs: OutputDirs }): ArchiveOutput {
+  return {
+    output: out.v2,
+    root: out.v2,
+    dirs: out.dirs,
+    exists: out.exists,
+    blobs: blobsDir(out.v2),
+    dataPath: (d) => blobDataPath(out.v2, d),
+    count: (plan) => countPlanFiles(plan),
+    write: (plan, _images, o) => writePlan(out.v2, plan, { ...o, dirs: out.dirs }),
+  };
+}
+
 /** Import the images of an OCI layout into registry storage. */
-export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
+export function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
+  return importOci(opts, undefined);
+}
+
+/** fromOci, or with `hooks` a bundle read by apply (src/ops/apply.ts). */
+export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | undefined): Promise<FromOciResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
-  const out = await outputStorageRoot(opts.output);
+  const out = hooks?.into ?? storageOutput(await outputStorageRoot(opts.output));
   const repo = opts.repo === undefined ? undefined : parseRepoName(opts.repo);
   const rename = opts.name === undefined ? undefined : parseRename(opts.name, opts.stripRegistry === true);
-  const format = await inputFormat(opts.input);
+  const format = hooks !== undefined ? 'archive' : await inputFormat(opts.input);
   const problems = new Problems(opts.onProblem);
   const warnings: string[] = [];
   const warn = (m: string): void => {
@@ -99,7 +159,7 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
   };
   const naming: Naming = { repo, rename, stripRegistry: opts.stripRegistry === true };
   const result = async (images: ImageContent[], plan: WritePlan, bytesVerified: number, leftOut: number) => ({
-    output: out.v2,
+    output: out.output,
     images: await summarizeImages(images, plan),
     problems: problems.list,
     problemCount: problems.count,
@@ -112,14 +172,14 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
   const dryResult = async (images: ImageContent[], plan: WritePlan, bytesVerified: number, leftOut: number): Promise<FromOciResult> => ({
     ...(await result(images, plan, bytesVerified, leftOut)),
     dryRun: true,
-    plan: { ...countPlanFiles(plan), blobsAlreadyThere: 0 },
+    plan: { ...out.count(plan, images), blobsAlreadyThere: 0 },
     stats: undefined,
     seconds: (performance.now() - started) / 1000,
   });
 
   if (format === 'directory') {
     const input = resolve(opts.input);
-    await assertOutsideSource(input, input, opts.output, out.v2);
+    await assertOutsideSource(input, input, opts.output, out.root);
     const index = readLayoutFiles(input);
     const limit = pLimit(jobs);
     const hashed = new Map<string, Promise<Digest>>();
@@ -160,36 +220,41 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
     const { images, leftOut } = await readImages(index, reader, naming, opts, problems, warn);
     const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
     if (opts.dryRun === true) return dryResult(images, plan, bytesVerified, leftOut);
-    const linker = createOutputLinker(out.v2, opts, warn);
-    const stats = await withTreeLock(out.v2, 'from-oci', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
-    return { ...(await result(images, plan, bytesVerified, leftOut)), dryRun: false, plan: { ...countPlanFiles(plan), blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
+    const linker = createOutputLinker(out.root, opts, warn);
+    const stats = await withTreeLock(out.root, 'from-oci', () => out.write(plan, images, { linker, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
+    return { ...(await result(images, plan, bytesVerified, leftOut)), dryRun: false, plan: { ...out.count(plan, images), blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
   }
 
   // An archive: read as a stream, once; its blobs staged inside the output's blob tree (a dry
   // run stages nothing: it keeps what may be a manifest in memory and hashes the rest).
   const label = opts.input;
-  const stdinStream = opts.input === '-' ? (opts.stdin ?? process.stdin) : undefined;
-  const totalBytes = stdinStream === undefined ? (await stat(opts.input)).size : undefined;
+  const stdinStream = hooks !== undefined ? undefined : opts.input === '-' ? (opts.stdin ?? process.stdin) : undefined;
+  const totalBytes = hooks !== undefined || stdinStream !== undefined ? undefined : (await stat(opts.input)).size;
+  // The reader asks for each new blob entry whether the output holds it: so blob entries are counted, for apply's progress.
+  let blobEntries = 0;
   const readOpts = (stageDir: string | undefined) => ({
     label,
     stageDir,
     hash: opts.noVerify !== true,
     existing: (d: Digest) => {
+      blobEntries++;
       if (!out.exists) return undefined;
-      const st = statData(blobDataPath(out.v2, d));
-      return st === undefined || st.notRegular !== undefined ? undefined : { path: blobDataPath(out.v2, d), size: st.size };
+      const st = statData(out.dataPath(d));
+      return st === undefined || st.notRegular !== undefined ? undefined : { path: out.dataPath(d), size: st.size };
     },
     keepBytes: MANIFEST_MAX_BYTES,
     indexMaxBytes: INDEX_MAX_BYTES,
     totalBytes,
-    onProgress: (done: number, total: number | undefined) => opts.onProgress?.({ phase: 'hash', done, total: total ?? done }),
+    onProgress: (done: number, total: number | undefined) => (hooks !== undefined ? hooks.onProgress(done, blobEntries) : opts.onProgress?.({ phase: 'hash', done, total: total ?? done })),
+    onBundleFile: hooks?.onBundleFile,
   });
   const importArchive = async (content: ArchiveContent): Promise<{ images: ImageContent[]; plan: WritePlan; bytesVerified: number; leftOut: number }> => {
+    hooks?.checkRead(content);
     const index = archiveLayoutFiles(content, label);
     const where = (d: Digest): string => `${label}:${ociBlobPath('', d).replace(/^\//, '')}`;
     const reader: LayoutReader = {
       where,
-      find: (d) => content.blobs.get(d),
+      find: (d) => content.blobs.get(d) ?? hooks?.assumed(d),
       bytes(b, d) {
         if (b.data !== undefined) return b.data;
         // A dry run keeps only blobs that may be manifests (JSON); this one cannot be.
@@ -206,21 +271,22 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
     if (opts.noVerify !== true) for (const b of content.blobs.values()) if (!b.existing) bytesVerified += b.size;
     return { images, plan, bytesVerified, leftOut };
   };
-  const source = (): string | Readable => stdinStream ?? opts.input;
+  const source = (): string | Readable => hooks?.source ?? stdinStream ?? opts.input;
+  const command = hooks?.command ?? 'from-oci';
 
   if (opts.dryRun === true) {
     const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(undefined)));
     return dryResult(images, plan, bytesVerified, leftOut);
   }
   return withTreeLock(
-    out.v2,
-    'from-oci',
+    out.root,
+    command,
     async () => {
       // A directory of its own in the blob tree, named as regfs temp files are: the registry
       // reads only `data` files there, and verify and gc know it for a leftover if a run dies.
-      out.dirs.ensure(blobsDir(out.v2));
-      removeDeadStages(blobsDir(out.v2));
-      const stage = tempPathFor(join(blobsDir(out.v2), STAGE_NAME));
+      out.dirs.ensure(out.blobs);
+      removeDeadStages(out.blobs);
+      const stage = tempPathFor(join(out.blobs, command));
       try {
         mkdirSync(stage);
       } catch (err) {
@@ -229,12 +295,12 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
       try {
         const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(stage)));
         // Staged blobs are in the output's filesystem: linked into place whatever --link says.
-        const linker = createOutputLinker(out.v2, { ...opts, link: 'auto' }, warn);
-        const stats = await writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: false, onProgress: opts.onProgress });
+        const linker = createOutputLinker(out.root, { ...opts, link: 'auto' }, warn);
+        const stats = await out.write(plan, images, { linker, fresh: false, onProgress: opts.onProgress });
         return {
           ...(await result(images, plan, bytesVerified, leftOut)),
           dryRun: false,
-          plan: { ...countPlanFiles(plan), blobsAlreadyThere: stats.blobsExisting },
+          plan: { ...out.count(plan, images), blobsAlreadyThere: stats.blobsExisting },
           stats,
           seconds: (performance.now() - started) / 1000,
         };
@@ -246,8 +312,8 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
   );
 }
 
-/** The staging directory of a tar's blobs: `<v2>/blobs/.from-oci.<pid>-<random>-<n>.regfs-tmp`. */
-const STAGE_NAME = 'from-oci';
+/** The staging directories of a tar's blobs: `<v2>/blobs/.<command>.<pid>-<random>-<n>.regfs-tmp`, by from-oci and apply. */
+const STAGE_NAMES = ['from-oci', 'apply'];
 
 /**
  * Remove the staging directories killed runs left (with the lock held, no live run has one):
@@ -256,7 +322,7 @@ const STAGE_NAME = 'from-oci';
 function removeDeadStages(blobs: string): void {
   try {
     for (const name of readdirSync(blobs)) {
-      if (name.startsWith(`.${STAGE_NAME}.`) && name.endsWith(TEMP_SUFFIX)) rmSync(join(blobs, name), { recursive: true, force: true });
+      if (STAGE_NAMES.some((s) => name.startsWith(`.${s}.`)) && name.endsWith(TEMP_SUFFIX)) rmSync(join(blobs, name), { recursive: true, force: true });
     }
   } catch (err) {
     throw ioError('removing staging directories of killed runs in', blobs, err);

@@ -28,7 +28,8 @@ import { entryName, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, ociBlobDir,
 import { readRegularFile } from '../registry/link-file.js';
 import { RegistryReader } from '../registry/read.js';
 import { writeBlobs, type BlobSource, type BlobStats } from '../registry/write.js';
-import { PhaseProgress } from '../progress.js';
+import { PhaseProgress, type OnProgress } from '../progress.js';
+import type { Linker } from '../fs/link.js';
 import { checkJobs, createOutputLinker, incomplete, summarizeImage, withTreeLock, type WriteCommandOptions, type WriteResultBase } from './common.js';
 import type { ImageSummary, ReferrersResult } from './extract.js';
 import { uniqueRepairs } from './extract.js';
@@ -206,32 +207,40 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
 
   const dirs = new OutputDirs(layout);
   const linker = createOutputLinker(layout, opts, warn);
-  const stats = await withTreeLock(
-    layout,
-    'to-oci',
-    async (): Promise<ToOciStats> => {
-      // Under the lock, merged into the index as it is now.
-      const now = mergeIndex(readLayout(layout).index, entries);
-      const s: ToOciStats = { blobsCloned: 0, blobsLinked: 0, blobsCopied: 0, blobsExisting: 0, blobsWritten: 0, bytes: 0, bytesCopied: 0, ...now.counts, tempFilesRemoved: 0 };
-      // What a killed run left: its temp files, which no other regfs run can be writing (the lock is ours).
-      s.tempFilesRemoved = removeTempFiles([layout, ...(existsSync(join(layout, 'blobs')) ? readNames(join(layout, 'blobs')).map((a) => join(layout, 'blobs', a)) : [])]);
-      // 1. Every blob, manifests included; 2. the layout marker; 3. index.json, last and whole.
-      if (blobs.size > 0) dirs.ensure(ociBlobDir(layout, blobs.keys().next().value!));
-      // One write phase: every blob, then index.json.
-      const progress = new PhaseProgress(opts.onProgress, 'write', blobs.size + 1, bytes);
-      await writeBlobs([...blobs], (d) => ociBlobPath(layout, d), { linker, dirs, progress }, s);
-      const marker = join(layout, OCI_LAYOUT_FILE);
-      if (readRegularFile(marker, 4096, 'reading')?.toString() !== OCI_LAYOUT_CONTENT) write(marker, OCI_LAYOUT_CONTENT);
-      if (now.changed || !existsSync(join(layout, INDEX_FILE))) write(join(layout, INDEX_FILE), `${JSON.stringify(now.index)}\n`);
-      progress.add(1);
-      progress.report();
-      return s;
-    },
-    dirs,
-  );
+  const stats = await withTreeLock(layout, 'to-oci', () => writeLayout(layout, blobs, entries, { linker, dirs, onProgress: opts.onProgress }), dirs);
   // The entries as merged under the lock: another run may have written some meanwhile.
   const done = { entriesAdded: stats.entriesAdded, entriesReplaced: stats.entriesReplaced, entriesUnchanged: stats.entriesUnchanged };
   return { ...base, dryRun: false, plan: { blobs: blobs.size, bytes, blobsAlreadyThere: stats.blobsExisting, ...done }, stats, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * Write into the layout, its lock held (to-oci, and apply into a layout): a killed run's temp
+ * files removed, then every blob, then `oci-layout`, then `index.json` with `entries` merged
+ * into it as it is now, last and whole.
+ */
+export async function writeLayout(
+  layout: string,
+  blobs: Map<Digest, BlobSource>,
+  entries: IndexEntry[],
+  opts: { linker: Linker; dirs: OutputDirs; onProgress: OnProgress | undefined },
+): Promise<ToOciStats> {
+  const now = mergeIndex(readLayout(layout).index, entries);
+  const s: ToOciStats = { blobsCloned: 0, blobsLinked: 0, blobsCopied: 0, blobsExisting: 0, blobsWritten: 0, bytes: 0, bytesCopied: 0, ...now.counts, tempFilesRemoved: 0 };
+  // What a killed run left: its temp files, which no other regfs run can be writing (the lock is ours).
+  s.tempFilesRemoved = removeTempFiles([layout, ...(existsSync(join(layout, 'blobs')) ? readNames(join(layout, 'blobs')).map((a) => join(layout, 'blobs', a)) : [])]);
+  // 1. Every blob, manifests included; 2. the layout marker; 3. index.json, last and whole.
+  if (blobs.size > 0) opts.dirs.ensure(ociBlobDir(layout, blobs.keys().next().value!));
+  // One write phase: every blob, then index.json.
+  let bytes = 0;
+  for (const b of blobs.values()) bytes += b.size;
+  const progress = new PhaseProgress(opts.onProgress, 'write', blobs.size + 1, bytes);
+  await writeBlobs([...blobs], (d) => ociBlobPath(layout, d), { linker: opts.linker, dirs: opts.dirs, progress }, s);
+  const marker = join(layout, OCI_LAYOUT_FILE);
+  if (readRegularFile(marker, 4096, 'reading')?.toString() !== OCI_LAYOUT_CONTENT) write(marker, OCI_LAYOUT_CONTENT);
+  if (now.changed || !existsSync(join(layout, INDEX_FILE))) write(join(layout, INDEX_FILE), `${JSON.stringify(now.index)}\n`);
+  progress.add(1);
+  progress.report();
+  return s;
 }
 
 function write(path: string, data: string): void {
@@ -247,7 +256,7 @@ function write(path: string, data: string): void {
  * A directory that holds other things, or a layout whose `index.json` is not an image index,
  * is NOT_OCI_LAYOUT: regfs does not write into what it cannot read.
  */
-function readLayout(dir: string): { index: IndexDocument | undefined } {
+export function readLayout(dir: string): { index: IndexDocument | undefined } {
   let st;
   try {
     st = lstatSync(dir);

@@ -316,6 +316,9 @@ function placeBlob(dest: string, dirs: OutputDirs, src: BlobSource, linker: Link
 }
 
 function placeBlobData(dest: string, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
+  // Data already there, of its size, is kept without a temp file beside it (a re-run, from-oci
+  // and apply of blobs the output holds), so its directory is left as it was, mtime too.
+  if (isFileOfSize(dest, src.size)) return 'exists';
   if ('path' in src) return linker.place(src.path, dest, src.size);
   // Bytes (a manifest regfs derived, such as a schema1 payload) replace existing data only if it is damaged.
   try {
@@ -326,5 +329,15 @@ function placeBlobData(dest: string, src: BlobSource, linker: Linker): PlaceOutc
     return 'written';
   } catch (err) {
     throw ioError('writing blob data', dest, err);
+  }
+}
+
+function isFileOfSize(path: string, size: number): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() && st.size === size;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw ioError('reading', path, err);
   }
 }
