@@ -27,6 +27,11 @@ export interface BundleFile {
   assumed: Array<{ digest: Digest; size: number }>;
 }
 
+/** The entry's bytes as `regfs bundle` writes them: compact JSON, its keys in this order, one line. */
+export function bundleFileBytes(b: BundleFile): Buffer {
+  return Buffer.from(`${JSON.stringify({ regfsBundle: BUNDLE_VERSION, inventory: b.inventory, carried: b.carried, assumed: b.assumed })}\n`);
+}
+
 /** Parse the entry's bytes; `where` names it in messages (`<tar>:regfs-bundle.json`). */
 export function parseBundleFile(raw: Buffer, where: string): BundleFile {
   const bad = (why: string): RegfsError => new RegfsError('ARCHIVE_INVALID', `"${where}" ${why}`, { path: where });

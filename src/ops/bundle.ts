@@ -27,10 +27,9 @@ import type { WriteResultBase } from './common.js';
 import type { ReferrersResult } from './extract.js';
 import { assertOutsideSource } from './output-root.js';
 import { parsePlatform } from './platform.js';
+import { BUNDLE_FILE, bundleFileBytes, type BundleFile } from '../oci/bundle-file.js';
 import { newIndexJson, planOciExport, type OciExportOptions } from './to-oci.js';
 
-/** The file in a bundle that says what it carries and assumes. */
-export const BUNDLE_FILE = 'regfs-bundle.json';
 /** The smallest volume: below it, the volumes of a bundle of any size become too many to handle. */
 export const MIN_VOLUME = 1 << 20;
 
@@ -126,11 +125,11 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
   }
   blobs.clear();
   assumed.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
-  const meta = { regfsBundle: 1, inventory: inventory?.id ?? null, carried: { blobs: carried.length, bytes: bytesCarried }, assumed };
+  const meta: BundleFile = { inventory: inventory?.id ?? null, carried: { blobs: carried.length, bytes: bytesCarried }, assumed };
   const algorithms = [...new Set(['sha256', ...carried.map(([d]) => digestAlgorithm(d))])].sort();
   const items: Item[] = [
     fileItem(OCI_LAYOUT_FILE, Buffer.from(OCI_LAYOUT_CONTENT)),
-    fileItem(BUNDLE_FILE, Buffer.from(`${JSON.stringify(meta)}\n`)),
+    fileItem(BUNDLE_FILE, bundleFileBytes(meta)),
     fileItem(INDEX_FILE, Buffer.from(newIndexJson(entries))),
     { name: 'blobs/', type: 'dir', size: 0 },
     ...algorithms.map((a): Item => ({ name: `blobs/${a}/`, type: 'dir', size: 0 })),
