@@ -168,6 +168,14 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
           const fo = exportedNothing(to) ? to : await regfs(['from-oci', layout, back, '--keep-going', '--json']);
           await mkdir(back, { recursive: true });
           await judgeWrite(`to-oci+from-oci list ${li}`, to, fo, lines, back, cands, srcProbe, report, note);
+          // An air-gap bundle of the list, applied to an empty root: judged as extract is.
+          const bundleTar = join(runDir, 'bundle.tar');
+          const bu = await regfs(['bundle', listFile, src, bundleTar, '--keep-going', '--json']);
+          const applied = join(runDir, 'apply');
+          const ap = exportedNothing(bu) ? bu : await regfs(['apply', bundleTar, applied, '--keep-going', '--json']);
+          await mkdir(applied, { recursive: true });
+          await judgeWrite(`bundle+apply list ${li}`, bu, ap, lines, applied, cands, srcProbe, report, note);
+          if (!exportedNothing(bu)) await judgeDelta(`bundle --have list ${li}`, listFile, src, applied, ap, runDir, report, note);
           const withReferrers = join(runDir, 'referrers');
           await judgeReferrers(`extract --with-referrers list ${li}`, await regfs(['extract', listFile, src, withReferrers, '--keep-going', '--with-referrers', '--json']), withReferrers, host, report, note);
           return mine;
@@ -538,6 +546,46 @@ async function judgeOci(check: string, ex: RegfsRun, oci: RegfsRun, layout: stri
 }
 
 /** The run's --json output is one document of its command's schema (schemas/), with its exit code. */
+/**
+ * The same list bundled again against the inventory of what apply wrote: the far side holds
+ * every blob of every image apply wrote, so the delta carries none of theirs (only the
+ * blobs of images apply refused), and applying it changes nothing of what was there.
+ */
+async function judgeDelta(check: string, listFile: string, src: string, applied: string, ap: RegfsRun, runDir: string, report: SeedReport, found: Found): Promise<void> {
+  const inv = join(runDir, 'have.inv');
+  const iv = await regfs(['inventory', applied, '-o', inv, '--json']);
+  report.checks++;
+  schemaCheck(check, 'inventory', iv, report, found);
+  if (iv.code !== 0) return found(check, 'inventory of an applied root fails', `${check}: inventory exit ${iv.code}: ${iv.stderr.trim().split('\n').slice(0, 2).join(' / ')}`);
+  const delta = join(runDir, 'delta.tar');
+  const de = await regfs(['bundle', listFile, src, delta, '--have', inv, '--keep-going', '--json']);
+  report.checks++;
+  schemaCheck(check, 'bundle', de, report, found);
+  let carried: number;
+  try {
+    carried = (JSON.parse(de.stdout) as { plan: { blobsCarried: number } }).plan.blobsCarried;
+  } catch {
+    return found(check, 'bundle --have exits without a result', `${check}: exit ${de.code}; stderr: ${de.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  }
+  let appliedAll = false;
+  try {
+    appliedAll = ap.code === 0 && (JSON.parse(ap.stdout) as WriteResult).problems?.length === 0;
+  } catch {
+    appliedAll = false;
+  }
+  if (appliedAll && carried !== 0) found(check, 'a delta against the applied root carries blobs', `${check}: apply wrote every image, yet the delta against its inventory carries ${carried} blobs`);
+  const before = await snapshot([applied]);
+  const again = await regfs(['apply', delta, applied, '--keep-going', '--json']);
+  report.checks++;
+  schemaCheck(check, 'apply', again, report, found);
+  if (again.timedOut) return found(check, 'apply hangs', `${check}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+  if (appliedAll && again.code !== 0) found(check, 'the delta does not apply', `${check}: exit ${again.code}: ${again.stderr.trim().split('\n').slice(0, 2).join(' / ')}`);
+  const after = await snapshot([applied]);
+  // The lock's directory and the staging directory's parent get new mtimes; every file stays as it was.
+  const changed = [...new Set([...before.keys(), ...after.keys()])].filter((k) => before.get(k) !== after.get(k) && !(before.get(k)?.startsWith('dir ') === true && after.get(k)?.startsWith('dir ') === true));
+  if (appliedAll && changed.length > 0) found(check, 'a delta of nothing new changes the root', `${check}: ${changed.slice(0, 4).map((k) => relative(runDir, k)).join('; ')}`);
+}
+
 function schemaCheck(check: string, name: string, r: RegfsRun, report: SeedReport, found: Found): void {
   report.checks++;
   try {
@@ -565,9 +613,9 @@ function diffKind(line: string): string {
   return m === null ? line.slice(0, 40) : `${m[1]} ${m[2]}${m[3] === undefined ? '' : ` [${m[3]}]`} ${m[4]} -> ${m[5]}`;
 }
 
-/** "extract", "to-dir", "from-dir", "to-oci", "from-oci" from a run's name. */
+/** "extract", "to-dir", "from-dir", "to-oci", "from-oci", "bundle", "apply" from a run's name. */
 function runName(name: string): string {
-  return /\(((?:to|from)-(?:dir|oci))\)$/.exec(name)?.[1] ?? name.split(' ')[0]!;
+  return /\(((?:to|from)-(?:dir|oci)|bundle|apply)\)$/.exec(name)?.[1] ?? name.split(' ')[0]!;
 }
 
 /** The codes of the problems naming list line `line`, or "no problem". */
