@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
-import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
+import { digestAlgorithm, digestOf, digestRegularFile, type Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, parseManifest, parseManifestContent, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { parseImageRef, parseRepoName, type RepoName, type Tag } from '../reference.js';
 import { statData } from '../registry/follow.js';
@@ -147,12 +147,13 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
         }
         let p = hashed.get(key);
         if (p === undefined) {
-          p = b.size <= SMALL_FILE_BYTES ? Promise.resolve().then(() => digestSmallFileSync(path, digestAlgorithm(d))) : limit(() => digestFile(path, digestAlgorithm(d)));
+          // Hashed on this thread from one reused buffer, one file at a time (jobs bounds the files open while a large one yields).
+          p = limit(() => digestRegularFile(path, digestAlgorithm(d)));
           bytesVerified += b.size;
           hashed.set(key, p);
         }
         const actual = await p.catch((err: unknown) => {
-          throw ioError('reading blob', path, err);
+          throw err instanceof RegfsError ? err : ioError('reading blob', path, err);
         });
         if (actual !== d) throw mismatch(ociBlobPath(input, d), d, actual);
       },
