@@ -202,7 +202,12 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
       },
     };
     const { images, leftOut } = await readImages(index, reader, naming, opts, problems, warn);
-    const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
+    // A manifest staged from the archive (its bytes are those parsed and hashed) is linked into
+    // place as the other blobs are, not written a second time; a dry run's is in memory.
+    const plan = planWrites(images, (m) => {
+      const b = content.blobs.get(m.digest);
+      return b?.path !== undefined && !b.existing ? { path: b.path, size: b.size } : { data: m.raw, size: m.raw.length };
+    });
     let bytesVerified = 0;
     if (opts.noVerify !== true) for (const b of content.blobs.values()) if (!b.existing) bytesVerified += b.size;
     return { images, plan, bytesVerified, leftOut };
@@ -231,7 +236,8 @@ export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
         const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(stage)));
         // Staged blobs are in the output's filesystem: linked into place whatever --link says.
         const linker = createOutputLinker(out.v2, { ...opts, link: 'auto' }, warn);
-        const stats = await writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: false, onProgress: opts.onProgress });
+        // An output that did not exist holds no link to look for (only this run's staging directory).
+        const stats = await writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress });
         return {
           ...(await result(images, plan, bytesVerified, leftOut)),
           dryRun: false,
