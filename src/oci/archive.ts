@@ -16,9 +16,9 @@
  * `manifest.json`, `repositories`, legacy layer directories) are skipped.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, openSync, read, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { ReadEntry } from 'tar/read-entry';
 import { ioError, PATH_QUOTE_MAX, quote, RegfsError } from '../errors.js';
 import { digestAlgorithm, isDigest, type Digest } from '../digest.js';
@@ -100,7 +100,7 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
   // gzip is undone (a .tar.gz of a layout); brotli and zstd are not: Node 20 has no zstd, and
   // brotli has no magic number, so a damaged tar would be taken for it.
   const parser = new Parser({ strict: true, brotli: false, zstd: false });
-  const source = typeof input === 'string' ? createReadStream(input, { highWaterMark: 1 << 20 }) : input;
+  const source = typeof input === 'string' ? openInput(input) : input;
   let failed: unknown;
   let consumed = 0;
 
@@ -118,7 +118,7 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
       stop();
       reject(toArchiveError(err, opts.label));
     };
-    source.on('error', (err: Error) => fail(typeof input === 'string' ? ioError('reading', input, err) : ioError('reading', opts.label, err)));
+    source.on('error', (err: Error) => fail(err instanceof RegfsError ? err : ioError('reading', typeof input === 'string' ? input : opts.label, err)));
     // The parser is fed here, not piped, so that anything it throws is this run's failure,
     // never an uncaught exception; its backpressure pauses the input.
     source.on('data', (c: Buffer) => {
@@ -166,6 +166,81 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
       }
     });
   });
+}
+
+/** Bytes of one read of a named archive. */
+const READ_BYTES = 1 << 20;
+/** Reads of a regular file in flight at once: the next are read (on the threadpool) while one is hashed and written here. */
+const READ_AHEAD = 4;
+
+/**
+ * A named archive as a stream. A regular file is read ahead, READ_AHEAD reads at their offsets
+ * in flight at once, so that reading overlaps the hashing and writing done on this thread (a
+ * file stream issues its next read only after the last chunk was handled). Anything else (a
+ * FIFO, a device such as /dev/zero) is read as a stream, in order.
+ */
+function openInput(path: string): Readable {
+  const failed = (err: unknown): Readable => new Readable({ read: () => undefined }).destroy(err as Error);
+  let regular: boolean;
+  try {
+    // Typed by its path, not by opening it: an open and close of a FIFO would cut off its writer.
+    regular = statSync(path).isFile();
+  } catch (err) {
+    return failed(err);
+  }
+  if (!regular) return createReadStream(path, { highWaterMark: READ_BYTES });
+  let fd: number;
+  try {
+    // Not blocking, and checked again on the descriptor: a FIFO put in its place meanwhile is refused, not waited on.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    return failed(err);
+  }
+  try {
+    regular = fstatSync(fd).isFile();
+  } catch (err) {
+    closeSync(fd);
+    return failed(err);
+  }
+  if (!regular) {
+    closeSync(fd);
+    return failed(new RegfsError('ARCHIVE_INVALID', `archive "${path}" was replaced by something other than a regular file while being opened`, { path }));
+  }
+  return Readable.from(readAhead(fd), { objectMode: false, highWaterMark: READ_BYTES });
+}
+
+/**
+ * A regular file's bytes, chunk by chunk in order, with READ_AHEAD reads in flight. A short
+ * read is the end (a file still being written is read to where it ends, as a stream reads it,
+ * never with a gap). The file is closed only once no read is in flight.
+ */
+async function* readAhead(fd: number): AsyncGenerator<Buffer> {
+  const pending: Array<Promise<Buffer>> = [];
+  let position = 0;
+  const issue = (): void => {
+    const buf = Buffer.allocUnsafe(READ_BYTES);
+    const at = position;
+    position += READ_BYTES;
+    const p = new Promise<Buffer>((resolve, reject) => read(fd, buf, 0, READ_BYTES, at, (err, n) => (err === null ? resolve(buf.subarray(0, n)) : reject(err))));
+    // Settled in order below; a failure of a read not yet awaited is not unhandled meanwhile.
+    p.catch(() => undefined);
+    pending.push(p);
+  };
+  try {
+    for (let i = 0; i < READ_AHEAD; i++) issue();
+    for (;;) {
+      const chunk = await pending.shift()!;
+      if (chunk.length < READ_BYTES) {
+        if (chunk.length > 0) yield chunk;
+        return;
+      }
+      issue();
+      yield chunk;
+    }
+  } finally {
+    await Promise.allSettled(pending);
+    closeSync(fd);
+  }
 }
 
 function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOptions, fail: (err: unknown) => void): void {

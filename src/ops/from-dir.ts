@@ -14,7 +14,7 @@ import { basename, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { errnoCode, ioError, Problems, RegfsError } from '../errors.js';
-import { digestAlgorithm, digestFile, digestSmallFileSync, SMALL_FILE_BYTES, type Digest, type DigestAlgorithm } from '../digest.js';
+import { digestAlgorithm, digestRegularFile, digestRegularFileSync, SMALL_FILE_BYTES, type Digest, type DigestAlgorithm } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
 import { findStorageRoot, type BlobInfo } from '../registry/read.js';
@@ -117,7 +117,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   for (const { x, blobs, d, blob, key } of located) {
     const f = key === undefined ? undefined : files.get(key);
     try {
-      if (f?.error !== undefined) throw ioError('reading', blob.path, f.error);
+      if (f?.error !== undefined) throw f.error instanceof RegfsError ? f.error : ioError('reading', blob.path, f.error);
       if (f !== undefined && f.actual !== d.digest) {
         throw new RegfsError('DIGEST_MISMATCH', `blob "${blob.path}" does not match its digest: its bytes hash to ${f.actual}`, { path: blob.path, digest: d.digest });
       }
@@ -268,15 +268,16 @@ async function locateBlob(dir: DirImage, d: Descriptor, ctx: ReadContext, hashed
 }
 
 /**
- * Hash files, recording each one's digest (or why it could not be read): small ones by one
- * read each (a stream costs more than its hash), in chunks; large ones streamed, `jobs` at once.
+ * Hash files, recording each one's digest (or why it could not be read), each read into one
+ * reused buffer (digestRegularFile): small ones in chunks; large ones `jobs` at once, each
+ * letting the event loop run as it goes.
  */
 async function hashFiles(files: Array<{ path: string; size: number; algorithm: DigestAlgorithm; actual?: Digest; error?: unknown }>, jobs: number, progress: PhaseProgress): Promise<void> {
   await forEachChunked(
     files.filter((f) => f.size <= SMALL_FILE_BYTES),
     (f) => {
       try {
-        f.actual = digestSmallFileSync(f.path, f.algorithm);
+        f.actual = digestRegularFileSync(f.path, f.algorithm);
       } catch (err) {
         f.error = err;
       }
@@ -291,7 +292,7 @@ async function hashFiles(files: Array<{ path: string; size: number; algorithm: D
       .map((f) =>
         limit(async () => {
           try {
-            f.actual = await digestFile(f.path, f.algorithm);
+            f.actual = await digestRegularFile(f.path, f.algorithm);
           } catch (err) {
             f.error = err;
           }

@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
-import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
+import { digestAlgorithm, digestOf, digestRegularFile, type Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, parseManifest, parseManifestContent, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { parseImageRef, parseRepoName, type RepoName, type Tag } from '../reference.js';
 import { statData } from '../registry/follow.js';
@@ -207,12 +207,13 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
         }
         let p = hashed.get(key);
         if (p === undefined) {
-          p = b.size <= SMALL_FILE_BYTES ? Promise.resolve().then(() => digestSmallFileSync(path, digestAlgorithm(d))) : limit(() => digestFile(path, digestAlgorithm(d)));
+          // Hashed on this thread from one reused buffer, one file at a time (jobs bounds the files open while a large one yields).
+          p = limit(() => digestRegularFile(path, digestAlgorithm(d)));
           bytesVerified += b.size;
           hashed.set(key, p);
         }
         const actual = await p.catch((err: unknown) => {
-          throw ioError('reading blob', path, err);
+          throw err instanceof RegfsError ? err : ioError('reading blob', path, err);
         });
         if (actual !== d) throw mismatch(ociBlobPath(input, d), d, actual);
       },
@@ -266,7 +267,12 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
       },
     };
     const { images, leftOut } = await readImages(index, reader, naming, opts, problems, warn);
-    const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
+    // A manifest staged from the archive (its bytes are those parsed and hashed) is linked into
+    // place as the other blobs are, not written a second time; a dry run's is in memory.
+    const plan = planWrites(images, (m) => {
+      const b = content.blobs.get(m.digest);
+      return b?.path !== undefined && !b.existing ? { path: b.path, size: b.size } : { data: m.raw, size: m.raw.length };
+    });
     let bytesVerified = 0;
     if (opts.noVerify !== true) for (const b of content.blobs.values()) if (!b.existing) bytesVerified += b.size;
     return { images, plan, bytesVerified, leftOut };
@@ -296,7 +302,8 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
         const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(stage)));
         // Staged blobs are in the output's filesystem: linked into place whatever --link says.
         const linker = createOutputLinker(out.root, { ...opts, link: 'auto' }, warn);
-        const stats = await out.write(plan, images, { linker, fresh: false, onProgress: opts.onProgress });
+        // An output that did not exist holds no link to look for (only this run's staging directory).
+        const stats = await out.write(plan, images, { linker, fresh: !out.exists, onProgress: opts.onProgress });
         return {
           ...(await result(images, plan, bytesVerified, leftOut)),
           dryRun: false,
