@@ -218,3 +218,26 @@ test('progress events: bundle resolves then writes, its bytes the bundle size', 
     await t.cleanup();
   }
 });
+
+test('progress events: from-oci of a tar hashes by bytes against the tar size, counting blob entries, then writes', async () => {
+  const { bundle } = await import('../src/ops/bundle.js');
+  const { fromOci } = await import('../src/ops/from-oci.js');
+  const { stat } = await import('node:fs/promises');
+  const t = await tempDir();
+  try {
+    const tar = join(t.dir, 'b.tar');
+    const made = await bundle({ list: await writeListFile(t.dir, LIST), source: FIXTURE_ROOT, output: tar });
+    const events: Progress[] = [];
+    await fromOci({ input: tar, output: join(t.dir, 'reg'), onProgress: (p) => events.push({ ...p }) });
+    assertPhases(events, ['hash', 'write']);
+    const hash = events.filter((e) => e.phase === 'hash');
+    const size = (await stat(tar)).size;
+    for (const e of hash) {
+      assert.equal(e.totalBytes, size, 'bytes against the tar size');
+      assert.ok(e.done <= e.total && e.total <= made.plan.blobsCarried, `blob entries, not bytes: ${e.done}/${e.total}`);
+    }
+    assert.equal(hash.at(-1)!.bytes, size);
+  } finally {
+    await t.cleanup();
+  }
+});

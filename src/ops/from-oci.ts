@@ -246,7 +246,11 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
     keepBytes: MANIFEST_MAX_BYTES,
     indexMaxBytes: INDEX_MAX_BYTES,
     totalBytes,
-    onProgress: (done: number, total: number | undefined) => (hooks !== undefined ? hooks.onProgress(done, blobEntries) : opts.onProgress?.({ phase: 'hash', done, total: total ?? done })),
+    // Blob entries met (their number is known only at the end), bytes against the input's size when known.
+    onProgress: (consumed: number, total: number | undefined) =>
+      hooks !== undefined
+        ? hooks.onProgress(consumed, blobEntries)
+        : opts.onProgress?.({ phase: 'hash', done: blobEntries, total: blobEntries, ...(total === undefined ? {} : { bytes: Math.min(consumed, total), totalBytes: total }) }),
     onBundleFile: hooks?.onBundleFile,
   });
   const importArchive = async (content: ArchiveContent): Promise<{ images: ImageContent[]; plan: WritePlan; bytesVerified: number; leftOut: number }> => {
