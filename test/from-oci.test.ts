@@ -565,3 +565,24 @@ test('from-oci: a layout where registry storage is expected, and registry storag
   assert.deepEqual(await listFiles(single), before);
   await assert.rejects(stat(join(single, 'docker')));
 });
+
+test('from-oci and apply --dry-run into an output that holds the images count its blobs as already there', async () => {
+  const { withTempDir, writeListFile } = await import('./helpers/tree.js');
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, ['team/app:v1', 'multiarch/tool:1.0']);
+    const tar = join(dir, 'b.tar');
+    const layout = join(dir, 'layout');
+    const reg = join(dir, 'reg');
+    for (const args of [['bundle', list, FIXTURE_ROOT, tar], ['to-oci', list, FIXTURE_ROOT, layout], ['apply', tar, reg]]) {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    for (const args of [['apply', tar, reg], ['from-oci', tar, reg], ['from-oci', layout, reg]]) {
+      const r = await runCli([...args, '--dry-run', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const plan = (JSON.parse(r.stdout) as { plan: { blobs: number; blobsAlreadyThere: number } }).plan;
+      assert.ok(plan.blobs > 0);
+      assert.equal(plan.blobsAlreadyThere, plan.blobs, `${args.join(' ')}: every blob is there`);
+    }
+  });
+});

@@ -124,7 +124,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   reader.dropCaches();
 
   if (opts.dryRun === true) {
-    const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan) : 0;
+    const blobsAlreadyThere = out.exists ? await countExisting(plan, (d) => blobDataPath(out.v2, d)) : 0;
     return {
       dryRun: true,
       output: out.v2,
@@ -169,10 +169,10 @@ export async function summarizeImages(images: ImageContent[], plan: WritePlan): 
 }
 
 /** How many of the plan's blobs the output holds already. */
-export async function countExisting(v2: string, plan: WritePlan): Promise<number> {
+export async function countExisting(plan: WritePlan, dataPath: (d: Digest) => string): Promise<number> {
   let n = 0;
   await forEachChunked([...plan.blobs.keys()], (d) => {
-    if (existsSync(blobDataPath(v2, d))) n++;
+    if (existsSync(dataPath(d))) n++;
   });
   return n;
 }

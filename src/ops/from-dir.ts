@@ -24,6 +24,7 @@ import { parseImageDirName } from '../dir/names.js';
 import { findDirBlob, readDirManifest } from '../dir/read.js';
 import { checkJobs, incomplete, manifestLevels, planWrites, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
 import { countExisting, summarizeImages, type ExtractResult } from './extract.js';
+import { blobDataPath } from '../registry/layout.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
 import { PhaseProgress } from '../progress.js';
 import { forEachChunked } from '../bounded.js';
@@ -140,7 +141,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   // Each image directory is one image: those read with problems, and both of a conflicting pair.
   const base = { output: out.v2, images: summaries, problems: problems.list, problemCount: problems.count, leftOut: found.length - images.length, warnings, repaired: [], bytesVerified };
   if (opts.dryRun === true) {
-    const blobsAlreadyThere = out.exists ? await countExisting(out.v2, plan) : 0;
+    const blobsAlreadyThere = out.exists ? await countExisting(plan, (d) => blobDataPath(out.v2, d)) : 0;
     return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }
   const linker = createOutputLinker(out.v2, opts, warn);

@@ -34,7 +34,7 @@ import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } from '../oci/layout.js';
 import { readArchive, type ArchiveContent } from '../oci/archive.js';
 import { checkJobs, createOutputLinker, incomplete, manifestLevels, planWrites, withTreeLock, type ImageContent, type WriteCommandOptions } from './common.js';
-import { summarizeImages, type ExtractResult } from './extract.js';
+import { countExisting, summarizeImages, type ExtractResult } from './extract.js';
 import { assertOutsideSource, outputStorageRoot } from './output-root.js';
 
 export interface FromOciOptions extends WriteCommandOptions {
@@ -172,7 +172,7 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   const dryResult = async (images: ImageContent[], plan: WritePlan, bytesVerified: number, leftOut: number): Promise<FromOciResult> => ({
     ...(await result(images, plan, bytesVerified, leftOut)),
     dryRun: true,
-    plan: { ...out.count(plan, images), blobsAlreadyThere: 0 },
+    plan: { ...out.count(plan, images), blobsAlreadyThere: out.exists ? await countExisting(plan, out.dataPath) : 0 },
     stats: undefined,
     seconds: (performance.now() - started) / 1000,
   });
