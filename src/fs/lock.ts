@@ -274,7 +274,8 @@ function parseOwner(text: string): LockOwner | undefined {
   return undefined;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process of this pid lives on this host (one we may not signal does). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { digestAlgorithm, digestHex, type Digest } from '../digest.js';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
 import { tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
+import { isAlive } from '../fs/lock.js';
 import { readInventory } from '../inventory/read.js';
 import { OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, INDEX_FILE } from '../oci/layout.js';
 import { END_OF_ARCHIVE, entryHeader, headerSize, paddedSize, type EntryType } from '../oci/ustar.js';
@@ -420,7 +421,8 @@ function removeDeadTemps(out: string): number {
     if (!name.startsWith(`.${base}.`) || !name.endsWith(TEMP_SUFFIX)) continue;
     const m = /^\.(.+)\.([0-9]+)-[0-9a-f]{8}-[0-9a-z]+\.regfs-tmp$/.exec(name);
     if (m === null || (m[1] !== base && !(m[1]!.startsWith(`${base}.`) && /^[0-9]{3,}$/.test(m[1]!.slice(base.length + 1))))) continue;
-    if (isAlive(Number(m[2]))) continue;
+    // One with this process's pid is an earlier run's in it: this run has made none yet.
+    if (Number(m[2]) !== process.pid && isAlive(Number(m[2]))) continue;
     try {
       unlinkSync(join(dir, name));
       n++;
@@ -429,16 +431,6 @@ function removeDeadTemps(out: string): number {
     }
   }
   return n;
-}
-
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
 }
 
 function readNames(dir: string): string[] {
