@@ -16,7 +16,7 @@
  * `manifest.json`, `repositories`, legacy layer directories) are skipped.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, ReadStream, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ReadEntry } from 'tar/read-entry';
@@ -108,9 +108,14 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
     let reading = true;
     const stop = (): void => {
       reading = false;
-      // A named input is not read on; standard input is drained, so that its writer is not cut off.
-      if (typeof input === 'string') source.destroy();
-      else source.resume();
+      // A named input is not read on, nor a file or device given as standard input (`< /dev/zero`).
+      // A pipe is drained while the run goes on, so that its writer is not cut off, but it does
+      // not keep the process alive after it (`yes | regfs apply - DEST` never ends).
+      if (typeof input === 'string' || source instanceof ReadStream) source.destroy();
+      else {
+        source.resume();
+        (source as Readable & { unref?: () => void }).unref?.();
+      }
     };
     const fail = (err: unknown): void => {
       if (failed !== undefined) return;
