@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { REGFS_BIN, runCli } from './helpers/cli.js';
@@ -69,4 +69,27 @@ test('hostile: standard input that never ends (yes, /dev/zero, a whole bundle th
   const r = await shell(`$REGFS apply - ${dest('device')} < /dev/zero; echo "exit $?" >&2`, 20_000);
   assert.equal(r.hung, false, `regfs apply - DEST < /dev/zero hung: ${r.output}`);
   assert.match(r.output, /\[ARCHIVE_INVALID\][^]*exit 1\n$/);
+});
+
+test('hostile: a BUNDLE that is the image list or the --have inventory is refused, and the input is left as it was', async () => {
+  const list = join(t.dir, 'own.list');
+  await writeFile(list, 'team/app:v1\n');
+  const far = join(t.dir, 'far-own');
+  assert.equal((await runCli(['apply', bundleTar, far])).code, 0);
+  const inv = join(t.dir, 'far-own.inv');
+  assert.equal((await runCli(['inventory', far, '-o', inv])).code, 0);
+  const listBefore = await readFile(list);
+  const invBefore = await readFile(inv);
+  for (const [args, named] of [
+    [['bundle', list, FIXTURE_ROOT, list], list],
+    [['bundle', list, FIXTURE_ROOT, inv, '--have', inv], inv],
+    [['bundle', list, FIXTURE_ROOT, join(t.dir, '.', 'own.list'), '--have', inv], list],
+  ] as const) {
+    const r = await runCli([...args]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /\[OUTPUT_IN_SOURCE\]/);
+    assert.ok(r.stderr.includes(named), r.stderr);
+    assert.deepEqual(await readFile(list), listBefore, 'the list is unchanged');
+    assert.deepEqual(await readFile(inv), invBefore, 'the inventory is unchanged');
+  }
 });
