@@ -5,8 +5,9 @@
  * was.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { REGFS_BIN, runCli } from './helpers/cli.js';
@@ -92,4 +93,44 @@ test('hostile: a BUNDLE that is the image list or the --have inventory is refuse
     assert.deepEqual(await readFile(list), listBefore, 'the list is unchanged');
     assert.deepEqual(await readFile(inv), invBefore, 'the inventory is unchanged');
   }
+});
+
+test('hostile: a dry run keeps in memory what may be a manifest, within a bound: a tar of 600 MiB of JSON layers is planned in bounded memory', async () => {
+  // An image whose layers are JSON (attestations, SBOMs: blobs a dry run cannot tell from
+  // manifests by their first byte), 150 of 4 MiB, in a tar with index.json before the blobs.
+  const layout = join(t.dir, 'json-layers');
+  await mkdir(join(layout, 'blobs/sha256'), { recursive: true });
+  const put = async (data: Buffer): Promise<{ digest: string; size: number }> => {
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    await writeFile(join(layout, 'blobs/sha256', digest.slice(7)), data);
+    return { digest, size: data.length };
+  };
+  const layers = [];
+  for (let i = 0; i < 150; i++) {
+    const body = Buffer.alloc(4 << 20, 0x20);
+    body.write(`{"layer":${i},"pad":"`);
+    body.write('"}', body.length - 2);
+    layers.push({ mediaType: 'application/vnd.in-toto+json', ...(await put(body)) });
+  }
+  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', ...(await put(Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'))) };
+  const manifest = await put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers })));
+  await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(
+    join(layout, 'index.json'),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'sbom/app:v1' } }] }),
+  );
+  const tar = join(t.dir, 'json-layers.tar');
+  execFileSync('tar', ['--format=ustar', '-cf', tar, '-C', layout, 'oci-layout', 'index.json', 'blobs']);
+  await rm(layout, { recursive: true });
+  const rss = join(t.dir, 'json-layers.rss');
+  // The child reports its own peak RSS (KiB) as it exits.
+  const preload = join(t.dir, 'rss.mjs');
+  await writeFile(preload, `import { writeFileSync } from 'node:fs'; process.on('exit', () => writeFileSync(${JSON.stringify(rss)}, String(process.resourceUsage().maxRSS)));\n`);
+  const r = await shell(`${process.execPath} --import ${preload} ${REGFS_BIN} apply ${tar} ${join(t.dir, 'json-dest')} --dry-run`, 120_000);
+  await rm(tar);
+  assert.equal(r.hung, false);
+  assert.equal(r.code, 0, r.output);
+  assert.match(r.output, /1 image/);
+  const peakMiB = Number(await readFile(rss, 'utf8')) / 1024;
+  assert.ok(peakMiB < 350, `peak RSS ${peakMiB.toFixed(0)} MiB`);
 });

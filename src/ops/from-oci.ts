@@ -71,6 +71,8 @@ export interface LayoutBlob {
   size: number;
   /** What its bytes hash to, when they were hashed as they were read (a tar's). */
   hashed?: Digest | undefined;
+  /** A dry run's JSON blob of a tar that was not kept in memory (src/oci/archive.ts, KEEP_UNNAMED_MAX_BYTES). */
+  overBudget?: boolean;
 }
 
 /** Reading one layout, a directory or an archive already read. */
@@ -257,7 +259,14 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
       find: (d) => content.blobs.get(d) ?? hooks?.assumed(d),
       bytes(b, d) {
         if (b.data !== undefined) return b.data;
-        // A dry run keeps only blobs that may be manifests (JSON); this one cannot be.
+        // A dry run keeps only blobs that may be manifests (JSON); this one cannot be, or came too late.
+        if (b.path === undefined && b.overBudget === true) {
+          throw new RegfsError(
+            'ARCHIVE_INVALID',
+            `manifest "${where(d)}" (${d}) comes in the tar before any entry that names it, after more JSON blobs than a dry run keeps in memory; the run without --dry-run reads it`,
+            { path: where(d), digest: d },
+          );
+        }
         if (b.path === undefined) throw new RegfsError('MANIFEST_INVALID', `manifest "${where(d)}" (${d}) is not JSON`, { path: where(d), digest: d });
         return readBytes(b.path);
       },
