@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { entryHeader } from '../src/oci/ustar.js';
 import { REGFS_BIN, runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { tempDir } from './helpers/tree.js';
@@ -133,4 +134,20 @@ test('hostile: a dry run keeps in memory what may be a manifest, within a bound:
   assert.match(r.output, /1 image/);
   const peakMiB = Number(await readFile(rss, 'utf8')) / 1024;
   assert.ok(peakMiB < 350, `peak RSS ${peakMiB.toFixed(0)} MiB`);
+});
+
+test('hostile: a blob entry larger than regfs-bundle.json says the bundle carries is refused when its header is read, not after its bytes are staged', async () => {
+  // The bundle's first entries, then a blob entry declaring 1 TiB, then zeros (at most 256 MiB of them).
+  const tar = await readFile(bundleTar);
+  const firstBlob = tar.indexOf('blobs/sha256/', tar.indexOf('blobs/sha256/\0') + 1);
+  const head = join(t.dir, 'huge-entry.head');
+  const name = `blobs/sha256/${'ab'.repeat(32)}`;
+  await writeFile(head, Buffer.concat([tar.subarray(0, firstBlob), entryHeader(name, 'file', 2 ** 40)]));
+  const dest = join(t.dir, 'huge-entry-dest');
+  const r = await shell(`cat ${head} /dev/zero | head -c ${256 << 20} | $REGFS apply - ${dest}; echo "exit $?" >&2`, 60_000);
+  assert.equal(r.hung, false, r.output);
+  assert.match(r.output, /\[ARCHIVE_INVALID\][^]*exit 1\n$/);
+  assert.ok(r.output.includes(name), r.output);
+  assert.match(r.output, /more than its regfs-bundle\.json says it carries/);
+  await assert.rejects(stat(dest), 'nothing is left in a root the run created');
 });

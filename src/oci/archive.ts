@@ -56,8 +56,8 @@ export interface ReadArchiveOptions {
   stageDir: string | undefined;
   /** Hash every blob entry (off with noVerify). */
   hash: boolean;
-  /** The output's data file for a digest, if it holds one: such blobs are not staged. */
-  existing: (d: Digest) => { path: string; size: number } | undefined;
+  /** The output's data file for a digest, if it holds one: such blobs are not staged. Asked once for each blob entry, with the size its header gives; what it throws stops the read. */
+  existing: (d: Digest, size: number) => { path: string; size: number } | undefined;
   /** Bytes up to which a dry run keeps a JSON blob in memory (a manifest must be read). */
   keepBytes: number;
   /** The largest index.json read. */
@@ -252,7 +252,7 @@ function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOpt
     return;
   }
   const size = entry.size ?? 0;
-  const there = opts.existing(d);
+  const there = opts.existing(d, size);
   if (there !== undefined && there.size === size) {
     content.blobs.set(d, { path: there.path, data: undefined, size, hashed: undefined, existing: true });
     content.bytesRead += size;

@@ -92,6 +92,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       if (total === undefined) opts.onProgress?.({ phase: 'hash', done, total: blobs });
       else opts.onProgress?.({ phase: 'hash', done, total: blobs, bytes: Math.min(consumed, total), totalBytes: total });
     },
+    // A blob entry beyond what the bundle carries is refused at its header, before its bytes are staged.
+    onBlobEntry(d, blobs, bytes) {
+      if (bundle === undefined || (blobs <= bundle.carried.blobs && bytes <= bundle.carried.bytes)) return;
+      throw new RegfsError(
+        'ARCHIVE_INVALID',
+        `archive "${label}": with the entry blobs/${d.replace(':', '/')} it holds ${blobs} blobs of ${bytes} bytes, more than its ${BUNDLE_FILE} says it carries (${bundle.carried.blobs} of ${bundle.carried.bytes} bytes): it is not the tar that entry was written for`,
+        { path: label },
+      );
+    },
     onBundleFile(raw, blobsBefore) {
       const where = `${label}:${BUNDLE_FILE}`;
       if (bundle !== undefined) throw new RegfsError('ARCHIVE_INVALID', `archive "${label}" holds ${BUNDLE_FILE} twice`, { path: label });

@@ -98,6 +98,8 @@ export interface ArchiveHooks {
   source: string | Readable;
   /** Bytes of the tar read, and blob entries begun (each new digest once). */
   onProgress: (consumed: number, blobEntries: number) => void;
+  /** A blob entry begins (each new digest once): its digest, and the blob entries and bytes their headers declare so far; throws to refuse the tar. */
+  onBlobEntry: (d: Digest, blobEntries: number, blobBytes: number) => void;
   onBundleFile: (raw: Buffer, blobsBefore: number) => void;
   /** A blob the archive does not hold: the output's, if the bundle assumed it there. */
   assumed: (d: Digest) => LayoutBlob | undefined;
@@ -234,12 +236,15 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   const totalBytes = hooks !== undefined || stdinStream !== undefined ? undefined : (await stat(opts.input)).size;
   // The reader asks for each new blob entry whether the output holds it: so blob entries are counted, for apply's progress.
   let blobEntries = 0;
+  let blobBytes = 0;
   const readOpts = (stageDir: string | undefined) => ({
     label,
     stageDir,
     hash: opts.noVerify !== true,
-    existing: (d: Digest) => {
+    existing: (d: Digest, size: number) => {
       blobEntries++;
+      blobBytes += size;
+      hooks?.onBlobEntry(d, blobEntries, blobBytes);
       if (!out.exists) return undefined;
       const st = statData(out.dataPath(d));
       return st === undefined || st.notRegular !== undefined ? undefined : { path: out.dataPath(d), size: st.size };
