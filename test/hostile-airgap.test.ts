@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -150,4 +151,39 @@ test('hostile: a blob entry larger than regfs-bundle.json says the bundle carrie
   assert.ok(r.output.includes(name), r.output);
   assert.match(r.output, /more than its regfs-bundle\.json says it carries/);
   await assert.rejects(stat(dest), 'nothing is left in a root the run created');
+});
+
+test('hostile: bundle --have an inventory of 2,000,000 blobs keeps in memory only those of the listed images', async () => {
+  // The far side holds the listed images' 7 blobs, among 2,000,000 others.
+  const far = join(t.dir, 'far-huge');
+  assert.equal((await runCli(['apply', bundleTar, far])).code, 0);
+  const farInv = join(t.dir, 'far-huge.inv');
+  assert.equal((await runCli(['inventory', far, '-o', farInv])).code, 0);
+  const lines = (await readFile(farInv, 'utf8')).split('\n').filter((l) => l.startsWith('blob '));
+  assert.equal(lines.length, 7);
+  const lines0 = [...lines];
+  for (let i = 0; i < 2_000_000; i++) lines.push(`blob sha256:${createHash('sha256').update(String(i)).digest('hex')} 1234`);
+  lines.sort();
+  const inv = join(t.dir, 'huge.inv');
+  const fd = openSync(inv, 'w');
+  writeSync(fd, 'regfs-inventory 1\n');
+  for (let i = 0; i < lines.length; i += 10_000) writeSync(fd, `${lines.slice(i, i + 10_000).join('\n')}\n`);
+  closeSync(fd);
+  lines.length = 0;
+  const rss = join(t.dir, 'huge-inv.rss');
+  const preload = join(t.dir, 'huge-inv-rss.mjs');
+  await writeFile(preload, `import { writeFileSync } from 'node:fs'; process.on('exit', () => writeFileSync(${JSON.stringify(rss)}, String(process.resourceUsage().maxRSS)));\n`);
+  const r = await shell(`${process.execPath} --import ${preload} ${REGFS_BIN} bundle ${listFile} ${FIXTURE_ROOT} ${join(t.dir, 'huge-inv.tar')} --have ${inv}`, 120_000);
+  await rm(inv);
+  assert.equal(r.code, 0, r.output);
+  assert.match(r.output, /0 blobs carried .*, 7 assumed/);
+  const peakMiB = Number(await readFile(rss, 'utf8')) / 1024;
+  // 430 MiB when every blob line was kept.
+  assert.ok(peakMiB < 200, `peak RSS ${peakMiB.toFixed(0)} MiB`);
+  // A blob of the images listed twice, apart, is refused all the same.
+  const bad = join(t.dir, 'bad-twice.inv');
+  await writeFile(bad, `regfs-inventory 1\n${lines0[0]}\n${lines0[1]}\n${lines0[0]}\n`);
+  const r2 = await runCli(['bundle', listFile, FIXTURE_ROOT, join(t.dir, 'bad.tar'), '--have', bad]);
+  assert.equal(r2.code, 1, r2.stderr);
+  assert.ok(r2.stderr.includes(`inventory "${bad}", line 4:`) && r2.stderr.includes('is listed twice [INVENTORY_INVALID]'), r2.stderr);
 });

@@ -101,8 +101,9 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
     // A link at BUNDLE is replaced, not followed; still, one that leads into the source is refused with the rest.
     await assertOutsideSource(opts.source, reader.v2, out, out);
   }
-  const inventory = opts.have === undefined ? undefined : readInventory(opts.have);
   const { blobs, entries, images, problems, leftOut, warnings, repaired, referrers } = await planOciExport(reader, opts);
+  // Read after the plan, so that only the blobs of the listed images are kept of it.
+  const inventory = opts.have === undefined ? undefined : readInventory(opts.have, (d) => blobs.has(d));
   const warn = (m: string): void => {
     warnings.push(m);
     opts.onWarning?.(m);
