@@ -187,3 +187,25 @@ test('hostile: bundle --have an inventory of 2,000,000 blobs keeps in memory onl
   assert.equal(r2.code, 1, r2.stderr);
   assert.ok(r2.stderr.includes(`inventory "${bad}", line 4:`) && r2.stderr.includes('is listed twice [INVENTORY_INVALID]'), r2.stderr);
 });
+
+test('hostile: a delta whose assumed manifest the output holds damaged (same size) is refused, naming the output\'s file, not the bundle', async () => {
+  const far = join(t.dir, 'far-damaged-manifest');
+  assert.equal((await runCli(['apply', bundleTar, far])).code, 0);
+  const inv = join(t.dir, 'far-damaged-manifest.inv');
+  assert.equal((await runCli(['inventory', far, '-o', inv])).code, 0);
+  const list = join(t.dir, 'next.list');
+  await writeFile(list, 'team/app:v1\nteam/app:v2\n');
+  const delta = join(t.dir, 'next.tar');
+  assert.equal((await runCli(['bundle', list, FIXTURE_ROOT, delta, '--have', inv])).code, 0);
+  // team/app:v1's manifest, assumed by the delta: one byte changed in the output's copy.
+  const manifest = (JSON.parse(execFileSync('tar', ['-xOf', bundleTar, 'index.json'], { encoding: 'utf8' })) as { manifests: Array<{ digest: string }> }).manifests[0]!.digest;
+  const data = join(far, 'docker/registry/v2/blobs/sha256', manifest.slice(7, 9), manifest.slice(7), 'data');
+  const bytes = await readFile(data);
+  bytes[bytes.length - 2] = bytes[bytes.length - 2] === 0x20 ? 0x0a : 0x20;
+  await writeFile(data, bytes);
+  const r = await runCli(['apply', delta, far]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /\[DIGEST_MISMATCH\]/);
+  assert.ok(r.stderr.includes(`"${data}"`), `the output's file is named: ${r.stderr}`);
+  assert.ok(!r.stderr.includes(`next.tar:blobs/sha256/${manifest.slice(7)}`), `not a file of the bundle: ${r.stderr}`);
+});

@@ -258,7 +258,8 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   const importArchive = async (content: ArchiveContent): Promise<{ images: ImageContent[]; plan: WritePlan; bytesVerified: number; leftOut: number }> => {
     hooks?.checkRead(content);
     const index = archiveLayoutFiles(content, label);
-    const where = (d: Digest): string => `${label}:${ociBlobPath('', d).replace(/^\//, '')}`;
+    // A blob of the tar by its entry; one a delta left out by the output's file it is read from.
+    const where = (d: Digest): string => (content.blobs.has(d) ? undefined : hooks?.assumed(d)?.path) ?? `${label}:${ociBlobPath('', d).replace(/^\//, '')}`;
     const reader: LayoutReader = {
       where,
       find: (d) => content.blobs.get(d) ?? hooks?.assumed(d),
