@@ -209,3 +209,20 @@ test('hostile: a delta whose assumed manifest the output holds damaged (same siz
   assert.ok(r.stderr.includes(`"${data}"`), `the output's file is named: ${r.stderr}`);
   assert.ok(!r.stderr.includes(`next.tar:blobs/sha256/${manifest.slice(7)}`), `not a file of the bundle: ${r.stderr}`);
 });
+
+test('hostile: a refused apply into a new DEST named by its docker/registry/v2 path removes every directory it made', async () => {
+  const far = join(t.dir, 'far-for-delta');
+  assert.equal((await runCli(['apply', bundleTar, far])).code, 0);
+  const inv = join(t.dir, 'far-for-delta.inv');
+  assert.equal((await runCli(['inventory', far, '-o', inv])).code, 0);
+  const list = join(t.dir, 'delta.list');
+  await writeFile(list, 'team/app:v1\nteam/app:v2\n');
+  const delta = join(t.dir, 'delta.tar');
+  assert.equal((await runCli(['bundle', list, FIXTURE_ROOT, delta, '--have', inv])).code, 0);
+  for (const dest of [join(t.dir, 'new-v2', 'docker/registry/v2'), join(t.dir, 'new-root')]) {
+    const r = await runCli(['apply', delta, dest]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /\[BUNDLE_BASE_MISSING\]/);
+    await assert.rejects(stat(dest.endsWith('v2') ? join(t.dir, 'new-v2') : dest), `nothing is left of ${dest}`);
+  }
+});
