@@ -27,8 +27,13 @@ const CHUNK = 1 << 20;
 /** No record of the format comes near this: a longer line is not an inventory's. */
 const LINE_MAX = 4096;
 
-/** Read and check the inventory at `path` (a file, or a pipe: `--have <(ssh far regfs inventory /srv)`). */
-export function readInventory(path: string): Inventory {
+/**
+ * Read and check the inventory at `path` (a file, or a pipe: `--have <(ssh far regfs inventory /srv)`).
+ * With `wanted`, only the blobs it takes are kept (and checked for a second line of theirs;
+ * every line is checked for its form all the same), so that memory does not grow with the
+ * far side's size.
+ */
+export function readInventory(path: string, wanted?: (d: Digest) => boolean): Inventory {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -36,13 +41,13 @@ export function readInventory(path: string): Inventory {
     throw ioError('reading', path, err);
   }
   try {
-    return parse(path, fd);
+    return parse(path, fd, wanted);
   } finally {
     closeSync(fd);
   }
 }
 
-function parse(path: string, fd: number): Inventory {
+function parse(path: string, fd: number, wanted: ((d: Digest) => boolean) | undefined): Inventory {
   const hash = createHash('sha256');
   const blobs = new Map<Digest, number>();
   const buf = Buffer.allocUnsafe(CHUNK);
@@ -63,6 +68,7 @@ function parse(path: string, fd: number): Inventory {
         if (f.length !== 3 || !isDigest(f[1]!) || size === undefined || !/^(0|[1-9][0-9]{0,15})$/.test(size) || !Number.isSafeInteger(Number(size))) {
           throw invalid(path, line, `want "blob <digest> <size>", found ${quote(text.slice(0, 200))}`);
         }
+        if (wanted !== undefined && !wanted(f[1])) return;
         if (blobs.has(f[1])) throw invalid(path, line, `blob ${f[1]} is listed twice`);
         blobs.set(f[1], Number(size));
         return;

@@ -16,7 +16,7 @@
  * `manifest.json`, `repositories`, legacy layer directories) are skipped.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants, createReadStream, fstatSync, openSync, read, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, openSync, read, ReadStream, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadEntry } from 'tar/read-entry';
@@ -36,6 +36,8 @@ export interface ArchiveBlob {
   hashed: Digest | undefined;
   /** True if the output already held it, with this size: its bytes in the archive were skipped. */
   existing: boolean;
+  /** A dry run's JSON blob not kept: no entry read before it named it, and KEEP_UNNAMED_MAX_BYTES were kept already. */
+  overBudget?: boolean;
 }
 
 /** What an archive holds of a layout. */
@@ -54,8 +56,8 @@ export interface ReadArchiveOptions {
   stageDir: string | undefined;
   /** Hash every blob entry (off with noVerify). */
   hash: boolean;
-  /** The output's data file for a digest, if it holds one: such blobs are not staged. */
-  existing: (d: Digest) => { path: string; size: number } | undefined;
+  /** The output's data file for a digest, if it holds one: such blobs are not staged. Asked once for each blob entry, with the size its header gives; what it throws stops the read. */
+  existing: (d: Digest, size: number) => { path: string; size: number } | undefined;
   /** Bytes up to which a dry run keeps a JSON blob in memory (a manifest must be read). */
   keepBytes: number;
   /** The largest index.json read. */
@@ -70,6 +72,13 @@ export interface ReadArchiveOptions {
    */
   onBundleFile?: (raw: Buffer, blobsBefore: number) => void;
 }
+
+/**
+ * What a dry run keeps in memory of JSON blobs that may be manifests but that no entry read
+ * before them names (index.json, or an index kept): beyond it they are only hashed, so that
+ * a tar of large JSON layers (attestations, SBOMs) is planned in bounded memory.
+ */
+const KEEP_UNNAMED_MAX_BYTES = 128 << 20;
 
 /** The largest `oci-layout` file read (it holds `{"imageLayoutVersion":"1.0.0"}`). */
 const OCI_LAYOUT_MAX_BYTES = 64 << 10;
@@ -97,6 +106,7 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
   // Loaded here, not at start-up: only this command reads tars.
   const { Parser } = await import('tar/parse');
   const content: ArchiveContent = { ociLayout: undefined, index: undefined, blobs: new Map(), bytesRead: 0 };
+  const keep: Keep = { named: new Set(), unnamedBytes: 0 };
   // gzip is undone (a .tar.gz of a layout); brotli and zstd are not: Node 20 has no zstd, and
   // brotli has no magic number, so a damaged tar would be taken for it.
   const parser = new Parser({ strict: true, brotli: false, zstd: false });
@@ -108,9 +118,14 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
     let reading = true;
     const stop = (): void => {
       reading = false;
-      // A named input is not read on; standard input is drained, so that its writer is not cut off.
-      if (typeof input === 'string') source.destroy();
-      else source.resume();
+      // A named input is not read on, nor a file or device given as standard input (`< /dev/zero`).
+      // A pipe is drained while the run goes on, so that its writer is not cut off, but it does
+      // not keep the process alive after it (`yes | regfs apply - DEST` never ends).
+      if (typeof input === 'string' || source instanceof ReadStream) source.destroy();
+      else {
+        source.resume();
+        (source as Readable & { unref?: () => void }).unref?.();
+      }
     };
     const fail = (err: unknown): void => {
       if (failed !== undefined) return;
@@ -159,7 +174,7 @@ export async function readArchive(input: string | Readable, opts: ReadArchiveOpt
         return;
       }
       try {
-        onEntry(entry, content, opts, fail);
+        onEntry(entry, content, opts, keep, fail);
       } catch (err) {
         entry.resume();
         fail(err);
@@ -243,7 +258,29 @@ async function* readAhead(fd: number): AsyncGenerator<Buffer> {
   }
 }
 
-function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOptions, fail: (err: unknown) => void): void {
+/** A dry run's memory of manifests: the digests entries read so far name as manifests, and the bytes kept of others. */
+interface Keep {
+  named: Set<string>;
+  unnamedBytes: number;
+}
+
+/** Note the digests an index (index.json, or an image index kept) names: those blobs are kept when they come. */
+function noteNamed(raw: Buffer, keep: Keep): void {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return;
+  }
+  const list = (doc as { manifests?: unknown } | null)?.manifests;
+  if (!Array.isArray(list)) return;
+  for (const m of list) {
+    const d = (m as { digest?: unknown } | null)?.digest;
+    if (typeof d === 'string') keep.named.add(d);
+  }
+}
+
+function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOptions, keep: Keep, fail: (err: unknown) => void): void {
   const rel = archiveEntryName(entry.path, opts.label);
   const d = blobName(rel);
   const isBundleFile = rel === BUNDLE_FILE && opts.onBundleFile !== undefined;
@@ -276,8 +313,10 @@ function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOpt
     const chunks: Buffer[] = [];
     entry.on('data', (c: Buffer) => chunks.push(c));
     entry.on('end', () => {
-      if (rel === INDEX_FILE) content.index = Buffer.concat(chunks);
-      else content.ociLayout = Buffer.concat(chunks);
+      if (rel === INDEX_FILE) {
+        content.index = Buffer.concat(chunks);
+        if (opts.stageDir === undefined) noteNamed(content.index, keep);
+      } else content.ociLayout = Buffer.concat(chunks);
     });
     return;
   }
@@ -288,7 +327,7 @@ function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOpt
     return;
   }
   const size = entry.size ?? 0;
-  const there = opts.existing(d);
+  const there = opts.existing(d, size);
   if (there !== undefined && there.size === size) {
     content.blobs.set(d, { path: there.path, data: undefined, size, hashed: undefined, existing: true });
     content.bytesRead += size;
@@ -296,7 +335,15 @@ function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOpt
     return;
   }
   const hash: Hash | undefined = opts.hash ? createHash(digestAlgorithm(d)) : undefined;
-  const sink = opts.stageDir === undefined ? memorySink(size <= opts.keepBytes) : fileSink(join(opts.stageDir, `${digestAlgorithm(d)}-${d.slice(d.indexOf(':') + 1)}`));
+  // A dry run keeps a JSON blob an entry before it named, and others within KEEP_UNNAMED_MAX_BYTES.
+  let overBudget = false;
+  const mayKeep = (): boolean => {
+    if (keep.named.has(d)) return true;
+    if (keep.unnamedBytes + size > KEEP_UNNAMED_MAX_BYTES) return !(overBudget = true);
+    keep.unnamedBytes += size;
+    return true;
+  };
+  const sink = opts.stageDir === undefined ? memorySink(size <= opts.keepBytes, mayKeep) : fileSink(join(opts.stageDir, `${digestAlgorithm(d)}-${d.slice(d.indexOf(':') + 1)}`));
   let written = 0;
   entry.on('data', (c: Buffer) => {
     if (sink.failed) return;
@@ -317,7 +364,8 @@ function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOpt
       content.bytesRead += written;
       // A truncated archive ends its last entry early; the parser reports that too.
       if (written !== size) throw new RegfsError('ARCHIVE_INVALID', `archive "${opts.label}": ${rel} ends after ${written} of its ${size} bytes (truncated)`, { path: opts.label });
-      content.blobs.set(d, { path: out.path, data: out.data, size, hashed: hash === undefined ? undefined : (`${digestAlgorithm(d)}:${hash.digest('hex')}` as Digest), existing: false });
+      content.blobs.set(d, { path: out.path, data: out.data, size, hashed: hash === undefined ? undefined : (`${digestAlgorithm(d)}:${hash.digest('hex')}` as Digest), existing: false, overBudget });
+      if (out.data !== undefined) noteNamed(out.data, keep);
     } catch (err) {
       fail(err);
     }
@@ -374,9 +422,10 @@ function fileSink(path: string): Sink {
 
 /**
  * A dry run's blob: kept in memory if it may be a manifest (small enough, and JSON: its first
- * byte other than JSON whitespace is `{`), else only hashed. Layers (gzip, tar) are never kept.
+ * byte other than JSON whitespace is `{`) and `mayKeep` says so, else only hashed. Layers
+ * (gzip, tar) are never kept.
  */
-function memorySink(small: boolean): Sink {
+function memorySink(small: boolean, mayKeep: () => boolean): Sink {
   const chunks: Buffer[] = [];
   let keep: boolean | undefined = small ? undefined : false;
   return {
@@ -384,7 +433,7 @@ function memorySink(small: boolean): Sink {
     write(c) {
       if (keep === undefined) {
         const first = c.findIndex((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
-        if (first >= 0) keep = c[first] === 0x7b;
+        if (first >= 0) keep = c[first] === 0x7b && mayKeep();
       }
       if (keep !== false) chunks.push(c);
     },

@@ -73,7 +73,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const input = await openBundle(opts);
   const label = opts.input;
   const dest = resolve(opts.output);
-  const destExisted = await pathExists(dest);
+  // The nearest directory that exists before the run: a refused run removes what it made below it.
+  const existed = await existingAncestor(dest);
   // An existing OCI image layout is written as to-oci merges into one; anything else is registry storage.
   const storage = isLayout(dest) ? undefined : await outputStorageRoot(opts.output);
   const out = storage === undefined ? layoutOutput(dest) : storageOutput(storage);
@@ -91,6 +92,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const done = Math.min(blobEntries, blobs);
       if (total === undefined) opts.onProgress?.({ phase: 'hash', done, total: blobs });
       else opts.onProgress?.({ phase: 'hash', done, total: blobs, bytes: Math.min(consumed, total), totalBytes: total });
+    },
+    // A blob entry beyond what the bundle carries is refused at its header, before its bytes are staged.
+    onBlobEntry(d, blobs, bytes) {
+      if (bundle === undefined || (blobs <= bundle.carried.blobs && bytes <= bundle.carried.bytes)) return;
+      throw new RegfsError(
+        'ARCHIVE_INVALID',
+        `archive "${label}": with the entry blobs/${d.replace(':', '/')} it holds ${blobs} blobs of ${bytes} bytes, more than its ${BUNDLE_FILE} says it carries (${bundle.carried.blobs} of ${bundle.carried.bytes} bytes): it is not the tar that entry was written for`,
+        { path: label },
+      );
     },
     onBundleFile(raw, blobsBefore) {
       const where = `${label}:${BUNDLE_FILE}`;
@@ -121,7 +131,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const summary: BundleSummary | null = bundle === undefined ? null : { inventory: bundle.inventory, carried: bundle.carried, assumed: bundle.assumed.length };
     return { ...result, into: storage === undefined ? 'layout' : 'storage', volumes: input.volumes, bundle: summary };
   } catch (err) {
-    if (storage !== undefined && !storage.exists && opts.dryRun !== true && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(storage.v2, dest, destExisted);
+    if (storage !== undefined && !storage.exists && opts.dryRun !== true && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(storage.v2, existed);
     throw err;
   } finally {
     // Volumes are not read on (standard input is drained by the reader, so that its writer is not cut off).
@@ -217,10 +227,11 @@ function checkCarried(content: ArchiveContent, b: BundleFile, label: string): vo
 
 /**
  * After a refused run into an output that held no storage: the directories the run made
- * (`docker/registry/v2/blobs` and up), each only if empty, so that nothing is left; not if
- * `v2` holds anything but an empty `blobs/` (another run's lock: it has taken over).
+ * (`docker/registry/v2/blobs` and up, below `existed`, the nearest that was there before),
+ * each only if empty, so that nothing is left; not if `v2` holds anything but an empty
+ * `blobs/` (another run's lock: it has taken over).
  */
-function removeEmptyChain(v2: string, root: string, rootExisted: boolean): void {
+function removeEmptyChain(v2: string, existed: string): void {
   try {
     const names = readdirSync(v2);
     if (names.length !== 1 || names[0] !== 'blobs' || readdirSync(blobsDir(v2)).length > 0) return;
@@ -228,8 +239,7 @@ function removeEmptyChain(v2: string, root: string, rootExisted: boolean): void 
     return;
   }
   const dirs = [blobsDir(v2)];
-  for (let d = v2; d !== root && d.startsWith(`${root}/`); d = dirname(d)) dirs.push(d);
-  if (!rootExisted) dirs.push(root);
+  for (let d = v2; d !== existed && d.startsWith(existed === '/' ? '/' : `${existed}/`); d = dirname(d)) dirs.push(d);
   for (const d of dirs) {
     try {
       rmdirSync(d);
@@ -239,12 +249,15 @@ function removeEmptyChain(v2: string, root: string, rootExisted: boolean): void 
   }
 }
 
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
+/** `path`, or the nearest of its parents, that exists. */
+async function existingAncestor(path: string): Promise<string> {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      await stat(p);
+      return p;
+    } catch {
+      if (dirname(p) === p) return p;
+    }
   }
 }
 

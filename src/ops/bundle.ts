@@ -102,8 +102,9 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
     // A link at BUNDLE is replaced, not followed; still, one that leads into the source is refused with the rest.
     await assertOutsideSource(opts.source, reader.v2, out, out);
   }
-  const inventory = opts.have === undefined ? undefined : readInventory(opts.have);
   const { blobs, entries, images, problems, leftOut, warnings, repaired, referrers } = await planOciExport(reader, opts);
+  // Read after the plan, so that only the blobs of the listed images are kept of it.
+  const inventory = opts.have === undefined ? undefined : readInventory(opts.have, (d) => blobs.has(d));
   const warn = (m: string): void => {
     warnings.push(m);
     opts.onWarning?.(m);
@@ -139,6 +140,7 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
   let size = END_OF_ARCHIVE.length;
   for (const it of items) size += headerSize(it.name) + paddedSize(it.size);
   const volumes = toStream ? ['-'] : volumePaths(out, size, opts.split);
+  if (!toStream) checkNotInput(volumes, [[opts.list, 'the image list'], [opts.have, 'the inventory given to --have']]);
   const plan: BundlePlan = { entries: entries.length, blobsCarried: carried.length, bytesCarried, blobsAssumed: assumed.length, bytesAssumed, size, volumes };
   const base = { output: out, inventory: inventory?.id ?? null, images, problems: problems.list, problemCount: problems.count, leftOut, warnings, repaired, referrers, plan };
   if (opts.split !== undefined) for (const stale of staleVolumes(out, volumes)) warn(`${stale} is a volume of an earlier run, not one of this bundle's ${volumes.length}: "cat ${out}.*" would read it too; remove it`);
@@ -386,6 +388,33 @@ function checkOutputFile(path: string): void {
   if (st.isFile() || st.isSymbolicLink()) return;
   const what = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device';
   throw new RegfsError('OUTPUT_NOT_FILE', `bundle "${path}" is ${what}; regfs writes a bundle as a new or regular file (or "-" for standard output)`, { path });
+}
+
+/**
+ * BUNDLE (or a volume) must not be a file this run reads, the list or the inventory: its
+ * rename would replace it. A symbolic link at BUNDLE is replaced, not followed: it may lead to one.
+ */
+function checkNotInput(paths: string[], inputs: Array<[string | undefined, string]>): void {
+  for (const [input, what] of inputs) {
+    if (input === undefined || input === '-') continue;
+    let st;
+    try {
+      st = statSync(input);
+    } catch {
+      continue;
+    }
+    for (const p of paths) {
+      let o;
+      try {
+        o = lstatSync(p);
+      } catch {
+        continue;
+      }
+      if (o.dev === st.dev && o.ino === st.ino) {
+        throw new RegfsError('OUTPUT_IN_SOURCE', `bundle "${p}" is ${what} ${quote(input)}, which this run reads; regfs never writes over its input: write the bundle elsewhere`, { path: p });
+      }
+    }
+  }
 }
 
 /** `<out>` alone, or its volumes `<out>.000`…, numbered with at least three digits, all of one width so that `cat <out>.*` reads them in order. */

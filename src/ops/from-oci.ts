@@ -71,6 +71,8 @@ export interface LayoutBlob {
   size: number;
   /** What its bytes hash to, when they were hashed as they were read (a tar's). */
   hashed?: Digest | undefined;
+  /** A dry run's JSON blob of a tar that was not kept in memory (src/oci/archive.ts, KEEP_UNNAMED_MAX_BYTES). */
+  overBudget?: boolean;
 }
 
 /** Reading one layout, a directory or an archive already read. */
@@ -96,6 +98,8 @@ export interface ArchiveHooks {
   source: string | Readable;
   /** Bytes of the tar read, and blob entries begun (each new digest once). */
   onProgress: (consumed: number, blobEntries: number) => void;
+  /** A blob entry begins (each new digest once): its digest, and the blob entries and bytes their headers declare so far; throws to refuse the tar. */
+  onBlobEntry: (d: Digest, blobEntries: number, blobBytes: number) => void;
   onBundleFile: (raw: Buffer, blobsBefore: number) => void;
   /** A blob the archive does not hold: the output's, if the bundle assumed it there. */
   assumed: (d: Digest) => LayoutBlob | undefined;
@@ -233,12 +237,15 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   const totalBytes = hooks !== undefined || stdinStream !== undefined ? undefined : (await stat(opts.input)).size;
   // The reader asks for each new blob entry whether the output holds it: so blob entries are counted, for apply's progress.
   let blobEntries = 0;
+  let blobBytes = 0;
   const readOpts = (stageDir: string | undefined) => ({
     label,
     stageDir,
     hash: opts.noVerify !== true,
-    existing: (d: Digest) => {
+    existing: (d: Digest, size: number) => {
       blobEntries++;
+      blobBytes += size;
+      hooks?.onBlobEntry(d, blobEntries, blobBytes);
       if (!out.exists) return undefined;
       const st = statData(out.dataPath(d));
       return st === undefined || st.notRegular !== undefined ? undefined : { path: out.dataPath(d), size: st.size };
@@ -256,13 +263,21 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   const importArchive = async (content: ArchiveContent): Promise<{ images: ImageContent[]; plan: WritePlan; bytesVerified: number; leftOut: number }> => {
     hooks?.checkRead(content);
     const index = archiveLayoutFiles(content, label);
-    const where = (d: Digest): string => `${label}:${ociBlobPath('', d).replace(/^\//, '')}`;
+    // A blob of the tar by its entry; one a delta left out by the output's file it is read from.
+    const where = (d: Digest): string => (content.blobs.has(d) ? undefined : hooks?.assumed(d)?.path) ?? `${label}:${ociBlobPath('', d).replace(/^\//, '')}`;
     const reader: LayoutReader = {
       where,
       find: (d) => content.blobs.get(d) ?? hooks?.assumed(d),
       bytes(b, d) {
         if (b.data !== undefined) return b.data;
-        // A dry run keeps only blobs that may be manifests (JSON); this one cannot be.
+        // A dry run keeps only blobs that may be manifests (JSON); this one cannot be, or came too late.
+        if (b.path === undefined && b.overBudget === true) {
+          throw new RegfsError(
+            'ARCHIVE_INVALID',
+            `manifest "${where(d)}" (${d}) comes in the tar before any entry that names it, after more JSON blobs than a dry run keeps in memory; the run without --dry-run reads it`,
+            { path: where(d), digest: d },
+          );
+        }
         if (b.path === undefined) throw new RegfsError('MANIFEST_INVALID', `manifest "${where(d)}" (${d}) is not JSON`, { path: where(d), digest: d });
         return readBytes(b.path);
       },
