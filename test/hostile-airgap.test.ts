@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import { entryHeader } from '../src/oci/ustar.js';
 import { REGFS_BIN, runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
-import { tempDir } from './helpers/tree.js';
+import { listFiles, tempDir } from './helpers/tree.js';
 
 let t: { dir: string; cleanup: () => Promise<void> };
 /** A complete bundle of two images of the fixture. */
@@ -224,5 +224,29 @@ test('hostile: a refused apply into a new DEST named by its docker/registry/v2 p
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /\[BUNDLE_BASE_MISSING\]/);
     await assert.rejects(stat(dest.endsWith('v2') ? join(t.dir, 'new-v2') : dest), `nothing is left of ${dest}`);
+  }
+});
+
+test('hostile: a tar holding index.json (or oci-layout) twice is refused by apply and from-oci: which one a reader takes is not for the tar to decide', async () => {
+  const tar = await readFile(bundleTar);
+  // The bundle without its end-of-archive blocks, a second entry, then the end again.
+  const body = tar.subarray(0, tar.length - 1024);
+  const second = (name: string, data: Buffer): Buffer => Buffer.concat([body, entryHeader(name, 'file', data.length), data, Buffer.alloc((512 - (data.length % 512)) % 512), Buffer.alloc(1024)]);
+  const cases: Array<[string, Buffer]> = [
+    ['index.json', Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}')],
+    ['oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}')],
+  ];
+  for (const [name, data] of cases) {
+    const path = join(t.dir, `twice-${name}.tar`);
+    await writeFile(path, second(name, data));
+    for (const command of ['apply', 'from-oci']) {
+      const dest = join(t.dir, `twice-${name}-${command}`);
+      const r = await runCli([command, path, dest]);
+      assert.equal(r.code, 1, `${command} ${name}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`${name.replace('.', '\\.')} twice[^]*\\[ARCHIVE_INVALID\\]`), `${command} ${name}`);
+      // apply removes the directories it made; from-oci may leave them, empty: no file at all.
+      if (command === 'apply') await assert.rejects(stat(dest), 'apply: nothing is left in a root the run created');
+      else assert.deepEqual(await listFiles(dest).catch(() => []), [], `${command}: no file written`);
+    }
   }
 });

@@ -308,6 +308,10 @@ function onEntry(entry: ReadEntry, content: ArchiveContent, opts: ReadArchiveOpt
     return;
   }
   if (rel === INDEX_FILE || rel === OCI_LAYOUT_FILE) {
+    // Readers disagree on which of two copies counts (tar and skopeo take the last): refused.
+    if ((rel === INDEX_FILE ? content.index : content.ociLayout) !== undefined) {
+      throw new RegfsError('ARCHIVE_INVALID', `archive "${opts.label}" holds ${rel} twice; a layout has one`, { path: opts.label });
+    }
     const max = rel === INDEX_FILE ? opts.indexMaxBytes : OCI_LAYOUT_MAX_BYTES;
     if ((entry.size ?? 0) > max) throw new RegfsError('MANIFEST_INVALID', `archive "${opts.label}": ${rel} is ${entry.size} bytes, more than regfs reads (${max})`, { path: opts.label });
     const chunks: Buffer[] = [];
