@@ -302,7 +302,16 @@ class FileSink implements Sink {
   finish(): void {
     this.close();
     if (this.temps.length !== this.paths.length) throw new Error(`bundle: ${this.temps.length} volumes written, ${this.paths.length} planned`);
-    // The last volume first, the first (which apply starts from) last.
+    // The last volume first, the first (which apply starts from) last. Volumes: an earlier
+    // bundle's first goes before any is replaced, so that a run killed among the renames
+    // leaves no first volume (a truncated set) rather than an old one before new ones.
+    if (this.paths.length > 1) {
+      try {
+        unlinkSync(this.paths[0]!);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw ioError('removing', this.paths[0]!, err);
+      }
+    }
     for (let i = this.paths.length - 1; i >= 0; i--) {
       try {
         renameSync(this.temps[i]!, this.paths[i]!);
