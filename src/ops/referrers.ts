@@ -116,9 +116,9 @@ class RepoState {
 
   /**
    * Every revision of the repository with a `subject`, by subject; read once. Each revision's
-   * bytes are read, and parsed only if they hold the word `subject`; the manifests are not kept
-   * (a referrer found is read again, and checked, as an image). Revisions that cannot be read
-   * are skipped (verify reports them).
+   * bytes are read, and parsed only if they hold the word `subject`; those are kept, checked,
+   * in the reader's cache (a referrer found is taken as an image next). Revisions that cannot
+   * be read are skipped (verify reports them).
    */
   bySubject(): Map<Digest, Digest[]> {
     if (this.subjects !== undefined) return this.subjects;
@@ -149,7 +149,7 @@ class RepoState {
 /** A digest's fallback tag at the start of a tag: the algorithms storage accepts, the hex cut to 64. */
 const DIGEST_TAG = /^((?:sha256|sha384|sha512)-[0-9a-f]{64})/;
 
-/** The `subject` of the manifest stored under `d`, if it has one; its bytes are not kept. */
+/** The `subject` of the manifest stored under `d`, if it has one. */
 function subjectOf(reader: RegistryReader, d: Digest): Descriptor | undefined {
   // The image's own manifests were read already: no second read of those.
   const cached = reader.cachedManifest(d);
@@ -164,7 +164,15 @@ function subjectOf(reader: RegistryReader, d: Digest): Descriptor | undefined {
     return undefined;
   }
   if (!raw.includes('"subject"')) return undefined;
-  return parseManifestContent(raw, d, info.path).subject;
+  // A manifest with a subject is a referrer, taken as an image next: checked and parsed once
+  // for both. One that does not check out is still named by its subject, so that taking it
+  // reports why.
+  try {
+    return reader.manifestFromBytes(d, raw, info.path).subject;
+  } catch (err) {
+    if (!(err instanceof RegfsError)) throw err;
+    return parseManifestContent(raw, d, info.path).subject;
+  }
 }
 
 /**

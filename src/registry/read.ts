@@ -216,6 +216,20 @@ export class RegistryReader {
     return r;
   }
 
+  /**
+   * A manifest whose blob data (`path`, within the size limit) the caller has read: checked
+   * and parsed as manifest() would, and cached, so that it is not read again.
+   */
+  manifestFromBytes(d: Digest, raw: Buffer, path: string): Manifest {
+    let r = this.manifests.get(d);
+    if (r === undefined) {
+      r = capture(() => parseManifest(raw, d, path));
+      this.manifests.set(d, r);
+    }
+    if (r instanceof RegfsError) throw r;
+    return r;
+  }
+
   /** A manifest already read and cached (undefined if not, or if reading it failed): no I/O. */
   cachedManifest(d: Digest): Manifest | undefined {
     const r = this.manifests.get(d);
