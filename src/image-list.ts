@@ -10,7 +10,8 @@
  * lines are merged (the first position is kept for messages). A leading registry host stays
  * part of the name unless `stripRegistry`.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, Problems, quote, RegfsError, type ListPosition } from './errors.js';
 import { isDirectoryFollowing, statData } from './registry/follow.js';
@@ -242,11 +243,33 @@ export async function openImageList(source: string, opts: ListReadOptions = {}):
 }
 
 async function readText(path: string): Promise<string> {
+  return readListText(createReadStream(path), path);
+}
+
+/** The largest list read (about four million lines; a million is about 60 MB). */
+const LIST_MAX_BYTES = 256 << 20;
+
+/**
+ * A list's text, read chunk by chunk: a NUL byte (no text list: `/dev/zero`, a tar given as
+ * the list) or more than LIST_MAX_BYTES stops the read at once, LIST_UNREADABLE, instead of
+ * reading on until memory or the string limit runs out.
+ */
+async function readListText(input: AsyncIterable<unknown>, name: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
   try {
-    return await readFile(path, 'utf8');
+    for await (const c of input) {
+      const chunk = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+      const nul = chunk.indexOf(0);
+      if (nul >= 0) throw new RegfsError('LIST_UNREADABLE', `cannot read image list "${name}": it holds a NUL byte (byte ${total + nul}), so it is no text list`, { path: name });
+      total += chunk.length;
+      if (total > LIST_MAX_BYTES) throw new RegfsError('LIST_UNREADABLE', `cannot read image list "${name}": it is larger than ${LIST_MAX_BYTES} bytes`, { path: name });
+      chunks.push(chunk);
+    }
   } catch (err) {
-    throw unreadable(path, err);
+    throw err instanceof RegfsError ? err : unreadable(name, err);
   }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function unreadable(path: string, err: unknown): RegfsError {
@@ -256,7 +279,5 @@ function unreadable(path: string, err: unknown): RegfsError {
 }
 
 async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return readListText(process.stdin, STDIN_NAME);
 }

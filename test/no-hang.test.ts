@@ -137,3 +137,22 @@ test('no hang: a FIFO among the *.list files of a list directory is LIST_UNREADA
     await t.cleanup();
   }
 });
+
+test('no hang: a list that is no text (/dev/zero as LIST, NUL bytes on standard input) is LIST_UNREADABLE at its first NUL byte, not read on', async () => {
+  const t = await tempDir();
+  try {
+    const out = join(t.dir, 'out');
+    const started = Date.now();
+    const device = await runCli(['extract', '/dev/zero', FIXTURE_ROOT, out], { timeoutMs: TIMEOUT_MS });
+    assert.equal(device.code, 1, device.stderr);
+    assert.match(device.stderr, /"\/dev\/zero".*NUL byte.*\[LIST_UNREADABLE\]/);
+    assert.ok(Date.now() - started < 10_000, 'refused at once, not after reading a gigabyte');
+    const piped = await runCli(['bundle', '-', FIXTURE_ROOT, join(t.dir, 'b.tar')], { stdin: 'team/app:v1\n\0\0\0', timeoutMs: TIMEOUT_MS });
+    assert.equal(piped.code, 1, piped.stderr);
+    assert.match(piped.stderr, /NUL byte.*\[LIST_UNREADABLE\]/);
+    await assert.rejects(stat(out));
+    await assert.rejects(stat(join(t.dir, 'b.tar')));
+  } finally {
+    await t.cleanup();
+  }
+});
