@@ -248,20 +248,28 @@ async function readText(path: string): Promise<string> {
 
 /** The largest list read (about four million lines; a million is about 60 MB). */
 const LIST_MAX_BYTES = 256 << 20;
+/** The longest line read: a reference is at most a few hundred bytes, a comment rarely more. */
+const LINE_MAX_BYTES = 1 << 20;
 
 /**
- * A list's text, read chunk by chunk: a NUL byte (no text list: `/dev/zero`, a tar given as
- * the list) or more than LIST_MAX_BYTES stops the read at once, LIST_UNREADABLE, instead of
- * reading on until memory or the string limit runs out.
+ * A list's text, read chunk by chunk: a line longer than LINE_MAX_BYTES (no image list:
+ * `/dev/zero`, a binary file) or more than LIST_MAX_BYTES in all stops the read at once,
+ * LIST_UNREADABLE, instead of reading on until memory or the string limit runs out. (Lines
+ * within one chunk are as long as a chunk at most; those across chunks are measured.)
  */
 async function readListText(input: AsyncIterable<unknown>, name: string): Promise<string> {
   const chunks: Buffer[] = [];
   let total = 0;
+  /** Bytes of the line the last chunk ended in. */
+  let open = 0;
+  const tooLong = (): RegfsError =>
+    new RegfsError('LIST_UNREADABLE', `cannot read image list "${name}": the line from byte ${total - open} is longer than ${LINE_MAX_BYTES} bytes, so it is no image list`, { path: name });
   try {
     for await (const c of input) {
       const chunk = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
-      const nul = chunk.indexOf(0);
-      if (nul >= 0) throw new RegfsError('LIST_UNREADABLE', `cannot read image list "${name}": it holds a NUL byte (byte ${total + nul}), so it is no text list`, { path: name });
+      const first = chunk.indexOf(10);
+      if (open + (first < 0 ? chunk.length : first) > LINE_MAX_BYTES) throw tooLong();
+      open = first < 0 ? open + chunk.length : chunk.length - chunk.lastIndexOf(10) - 1;
       total += chunk.length;
       if (total > LIST_MAX_BYTES) throw new RegfsError('LIST_UNREADABLE', `cannot read image list "${name}": it is larger than ${LIST_MAX_BYTES} bytes`, { path: name });
       chunks.push(chunk);

@@ -36,6 +36,10 @@ export function runCli(args: string[], opts: { stdin?: string; env?: Record<stri
       clearTimeout(timer);
       resolve({ code, stdout, stderr, killed });
     });
+    // regfs may stop reading early (a refused list): the rest of the input is not its to take.
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin.end(opts.stdin ?? '');
   });
 }
