@@ -5,7 +5,7 @@
  * 2.8 truncates in place, which is why a crash there can leave empty link files.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { landWithoutReplacing } from './link.js';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -181,4 +181,28 @@ function assertRealDir(st: Stats, dir: string, root: string): void {
     );
   }
   if (!st.isDirectory()) throw new RegfsError('IO_ERROR', `creating "${dir}": ENOTDIR (a file is in the way)`, { path: dir });
+}
+
+/** A directory's entry names; IO_ERROR naming it if it cannot be read. */
+export function readNames(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    throw ioError('reading', dir, err);
+  }
+}
+
+/** Remove the entries of `dir` whose names `match` (one gone meanwhile counts as removed by another); how many this call removed. */
+export function removeMatching(dir: string, match: (name: string) => boolean): number {
+  let n = 0;
+  for (const name of readNames(dir)) {
+    if (!match(name)) continue;
+    try {
+      unlinkSync(join(dir, name));
+      n++;
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw ioError('removing', join(dir, name), err);
+    }
+  }
+  return n;
 }

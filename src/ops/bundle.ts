@@ -11,12 +11,12 @@
  * BUNDLE, and a re-run (which removes the temp files of dead runs) writes the same bytes. Or
  * to a stream (standard output), chunk by chunk, as its reader takes them.
  */
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { digestAlgorithm, digestHex, type Digest } from '../digest.js';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
-import { tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
+import { readNames, removeMatching, tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
 import { isAlive } from '../fs/lock.js';
 import { readInventory } from '../inventory/read.js';
 import { OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, INDEX_FILE } from '../oci/layout.js';
@@ -453,28 +453,11 @@ function staleVolumes(out: string, volumes: string[]): string[] {
  */
 function removeDeadTemps(out: string): number {
   const base = basename(out);
-  const dir = dirname(out);
-  let n = 0;
-  for (const name of readNames(dir)) {
-    if (!name.startsWith(`.${base}.`) || !name.endsWith(TEMP_SUFFIX)) continue;
+  return removeMatching(dirname(out), (name) => {
+    if (!name.startsWith(`.${base}.`) || !name.endsWith(TEMP_SUFFIX)) return false;
     const m = /^\.(.+)\.([0-9]+)-[0-9a-f]{8}-[0-9a-z]+\.regfs-tmp$/.exec(name);
-    if (m === null || (m[1] !== base && !(m[1]!.startsWith(`${base}.`) && /^[0-9]{3,}$/.test(m[1]!.slice(base.length + 1))))) continue;
+    if (m === null || (m[1] !== base && !(m[1]!.startsWith(`${base}.`) && /^[0-9]{3,}$/.test(m[1]!.slice(base.length + 1))))) return false;
     // One with this process's pid is an earlier run's in it: this run has made none yet.
-    if (Number(m[2]) !== process.pid && isAlive(Number(m[2]))) continue;
-    try {
-      unlinkSync(join(dir, name));
-      n++;
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw ioError('removing', join(dir, name), err);
-    }
-  }
-  return n;
-}
-
-function readNames(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch (err) {
-    throw ioError('reading', dir, err);
-  }
+    return Number(m[2]) === process.pid || !isAlive(Number(m[2]));
+  });
 }

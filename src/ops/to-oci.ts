@@ -14,13 +14,13 @@
  * new `index.json` by temp file and rename, so a run killed at any point leaves the old index
  * or the new one whole, each naming only blobs that are there, and a re-run completes it.
  */
-import { existsSync, lstatSync, readdirSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { isTempName, OutputDirs, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
+import { isTempName, OutputDirs, readNames, removeMatching, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
 import { LOCK_FILE } from '../fs/lock.js';
 import { openImageList } from '../image-list.js';
 import { MediaTypes, referencedBlobs, type Manifest } from '../manifest.js';
@@ -309,26 +309,9 @@ export function readLayout(dir: string): { index: IndexDocument | undefined } {
 function removeTempFiles(dirs: string[]): number {
   let n = 0;
   for (const dir of dirs) {
-    if (!lstatSync(dir).isDirectory()) continue;
-    for (const name of readNames(dir)) {
-      if (!name.startsWith('.') || !name.endsWith(TEMP_SUFFIX)) continue;
-      try {
-        unlinkSync(join(dir, name));
-        n++;
-      } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') throw ioError('removing', join(dir, name), err);
-      }
-    }
+    if (lstatSync(dir).isDirectory()) n += removeMatching(dir, (name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX));
   }
   return n;
-}
-
-function readNames(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch (err) {
-    throw ioError('reading', dir, err);
-  }
 }
 
 /** A new layout's `index.json` (as to-oci writes into an empty directory), its bytes. */
