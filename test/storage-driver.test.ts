@@ -431,4 +431,39 @@ describe('storage driver: S3 (radosgw)', () => {
     // One listing (fewer than 1,000 keys), then one GET per file.
     assert.deepEqual(service.requestCounts(), { GetObject: fsTree.size, ListObjectsV2: 1 });
   });
+  test('the committed fixture uploaded verbatim through the S3 driver (one request per file) is served by the registry on S3 with identical digests', async () => {
+    const fs = new FsStorage(storageRoot(FIXTURE_ROOT));
+    const dest = service.root('s3://reg/verbatim');
+    const files = await walkAll(fs, fs.v2);
+    service.resetRequestCounts();
+    const limit = pLimit(8);
+    await Promise.all(
+      files.map((f) =>
+        limit(async () => {
+          const to = `${dest.v2}${f.path.slice(fs.v2.length)}`;
+          if (f.path.endsWith('/data')) return dest.placeBlob(fs, f.path, to, f.size, { absent: true });
+          const bytes = await fs.getContent(f.path, f.size + 1);
+          assert.ok(Buffer.isBuffer(bytes), f.path);
+          return dest.putContent(to, bytes);
+        }),
+      ),
+    );
+    const blobs = files.filter((f) => f.path.endsWith('/data')).length;
+    assert.deepEqual(service.requestCounts(), { PutObject: files.length }, `${blobs} blobs and ${files.length - blobs} other files`);
+    assert.deepEqual(await treeOf(dest, dest.v2), await treeOf(fs, fs.v2));
+    const manifest = await readFixtureManifest();
+    const reg = await startRegistry({ readOnly: true, schema1: true, s3: { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, bucket: 'reg', rootdirectory: '/verbatim', redirect: true } });
+    try {
+      const current = manifest.refs.filter((r) => !r.overwritten);
+      assert.ok(current.length >= 10, `${current.length} refs`);
+      for (const r of current) assert.equal(await skopeoManifestDigestOf(`docker://${reg.host}/${r.ref}`), r.digest, r.ref);
+      // Blob bytes too, through the registry's 307 to a presigned URL on the S3 server.
+      const scratch = await tempDir();
+      cleanups.push(scratch.cleanup);
+      const image = current.find((r) => r.kind === 'oci-index')!;
+      await skopeoCopy(`docker://${reg.host}/${image.ref}`, `dir:${scratch.dir}/copy`, { all: true });
+    } finally {
+      await reg.stop();
+    }
+  });
 });
