@@ -393,6 +393,8 @@ describe('storage driver: S3 (radosgw)', () => {
     try {
       const root = closed.root('s3://conf/x');
       await assert.rejects(root.stat(`${root.v2}/a`), (e) => isRegfsError(e, 'S3_UNREACHABLE') && e.message.includes('s3://conf/x/'));
+      // Each attempt is a request: the SDK tried twice.
+      assert.deepEqual(closed.requestCounts(), { HeadObject: 2 });
     } finally {
       closed.destroy();
     }

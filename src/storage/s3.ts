@@ -49,7 +49,11 @@ const PAGE = 1000;
 const NODE_WARNING_VARIABLE = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
 
 export interface S3ServiceOptions {
-  /** Bounds the requests in flight (the caller's `--jobs`). */
+  /**
+   * Bounds the requests in flight (the caller's `--jobs`). Each request takes a slot of its
+   * own, a multipart transfer one per part: a caller must not hold a slot of the same limit
+   * while it waits for a driver call, or the two can wait on each other.
+   */
   limit: LimitFunction;
   /** `--s3-endpoint`; by default AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, then AWS itself. */
   endpoint?: string | undefined;
