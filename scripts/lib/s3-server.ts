@@ -24,7 +24,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,9 +71,18 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
   const deadline = Date.now() + (opts.timeoutMs ?? START_TIMEOUT_MS);
   const dir = await mkdtemp(join(tmpdir(), 'regfs-s3-'));
   const daemons: Daemon[] = [];
+  // A test process that exits without stopping the server (an uncaught error, a runner's
+  // SIGTERM handled as an exit) takes its daemons with it, each by its PID (they are then
+  // zombies until whoever adopts them reaps them: stopped all the same), and their state.
+  const killAll = (): void => {
+    for (const d of daemons) if (!d.exited()) d.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', killAll);
   const stop = async (): Promise<void> => {
     // All at once: nothing of a throw-away cluster needs to reach a disk.
     await Promise.all(daemons.map((d) => d.stop()));
+    process.off('exit', killAll);
     await rm(dir, { recursive: true, force: true });
   };
   try {
