@@ -314,7 +314,7 @@ describe('storage driver: S3 (radosgw)', () => {
   const fresh = async (): Promise<S3Storage> => service.root(`s3://conf/t${n++}`);
   conformance('s3', fresh);
 
-  test('s3: one request per small operation; walk and list one ListObjectsV2 per page of keys; placeBlob a HEAD then one CopyObject', async () => {
+  test('s3: one request per small operation; walk and list one ListObjectsV2 per page of keys; placeBlob a HEAD then one CopyObject; delete a listing and one DeleteObjects', async () => {
     const d = await fresh();
     const link = layerLinkPath(d.v2, R, D1);
     service.resetRequestCounts();
@@ -344,6 +344,10 @@ describe('storage driver: S3 (radosgw)', () => {
     service.resetRequestCounts();
     await dest.placeBlob(d, blobDataPath(d.v2, D1), blobDataPath(dest.v2, D2), 4, { absent: true });
     assert.deepEqual(service.requestCounts(), { CopyObject: 1 });
+    service.resetRequestCounts();
+    await dest.delete(`${dest.v2}/blobs`);
+    assert.deepEqual(service.requestCounts(), { DeleteObjects: 1, ListObjectsV2: 1 });
+    assert.deepEqual(await walkAll(dest, dest.v2), []);
   });
 
   test('s3: blobs above the thresholds move in parts: UploadPartCopy between two buckets of one service, a bounded multipart upload from disk, a stream back to disk', async () => {

@@ -172,9 +172,15 @@ function nonEmpty(s: string | undefined): string | undefined {
   return s === undefined || s === '' ? undefined : s;
 }
 
+/** The SDK's error behind a RegfsError made by s3Error (or the error itself). */
+function sdkError(err: unknown): SdkError | undefined {
+  const e = err instanceof RegfsError ? err.cause : err;
+  return typeof e === 'object' && e !== null ? (e as SdkError) : undefined;
+}
+
 /** True for the error of a request whose key (or upload) does not exist. */
 function isNotFound(err: unknown): boolean {
-  const e = err instanceof RegfsError ? (err.cause as SdkError | undefined) : (err as SdkError);
+  const e = sdkError(err);
   return e !== undefined && (e.name === 'NoSuchKey' || e.name === 'NotFound' || (e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket'));
 }
 
@@ -245,7 +251,7 @@ export class S3Storage implements StorageDriver {
     } catch (err) {
       if (isNotFound(err)) return undefined;
       // A range of an empty object: S3 answers 416 InvalidRange.
-      if ((err as RegfsError).cause !== undefined && ((err as RegfsError).cause as SdkError).name === 'InvalidRange') return Buffer.alloc(0);
+      if (sdkError(err)?.name === 'InvalidRange') return Buffer.alloc(0);
       throw err;
     }
   }
@@ -422,11 +428,11 @@ export class S3Storage implements StorageDriver {
   }
 
   async delete(path: string): Promise<void> {
-    let batch: string[] = [];
+    const batch: string[] = [];
     const flush = async (): Promise<void> => {
-      if (batch.length === 0) return;
+      const keys = batch.splice(0, PAGE);
       const res = await this.send<{ Errors?: { Key?: string; Code?: string }[] }>(
-        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }),
         'deleting',
         path,
       );
@@ -434,16 +440,15 @@ export class S3Storage implements StorageDriver {
       if (failed.length > 0) {
         throw new RegfsError('IO_ERROR', `deleting s3://${this.bucket}/${failed[0]!.Key ?? path}: ${failed[0]!.Code ?? 'error'}${failed.length > 1 ? ` (and ${failed.length - 1} more keys)` : ''}`, { path });
       }
-      batch = [];
     };
-    // The key itself and every key below it, not a sibling that shares the prefix ("a/b" but not "a/bc").
-    for await (const page of this.pages(path, undefined)) {
-      for (const o of page.Contents ?? []) {
-        if (o.Key === path || o.Key?.startsWith(`${path}/`) === true) batch.push(o.Key);
-      }
+    // The key itself (deleting a key that does not exist succeeds) and every key below it,
+    // never a sibling that shares the prefix ("a/b" but not "a/bc").
+    batch.push(path);
+    for await (const page of this.pages(`${path}/`, undefined)) {
+      for (const o of page.Contents ?? []) if (o.Key !== undefined) batch.push(o.Key);
       if (batch.length >= PAGE) await flush();
     }
-    await flush();
+    while (batch.length > 0) await flush();
   }
 }
 
