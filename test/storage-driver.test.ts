@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { isRegfsError } from '../src/errors.js';
 import { digestOf, parseDigest } from '../src/digest.js';
 import { parseRepoName, parseTag } from '../src/reference.js';
@@ -252,7 +253,8 @@ describe('s3:// roots', () => {
 describe('S3 client and test server', () => {
   test('an S3 client made by regfs prints no NodeVersionSupportWarning on Node 20, and leaves the environment as it was', () => {
     const script = (make: string): string =>
-      `import { S3Client } from '@aws-sdk/client-s3'; import pLimit from 'p-limit'; import { S3Service } from './src/storage/s3.ts';
+      `import { S3Client } from '@aws-sdk/client-s3'; import pLimit from 'p-limit';
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3'; import { S3Service } from './src/storage/s3.ts';
        ${make}; process.stdout.write(process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'unset');`;
     const run = (make: string): { stdout: string; stderr: string } => {
       const env = { ...process.env };
@@ -375,6 +377,9 @@ describe('storage driver: S3 (radosgw)', () => {
     // A source shorter than its descriptor says: refused, and nothing is left on either side.
     await assert.rejects(a.placeBlob(fs, blobDataPath(fs.v2, digest), blobDataPath(a.v2, D2), big.length + 1), (e) => isRegfsError(e, 'SIZE_INVALID'));
     assert.equal(await a.stat(blobDataPath(a.v2, D2)), undefined);
+    // Nor an in-progress multipart upload, which a listing would not show: it was aborted.
+    const uploads = await service.client.send(new ListMultipartUploadsCommand({ Bucket: a.bucket, Prefix: a.v2 }));
+    assert.deepEqual(uploads.Uploads ?? [], []);
     await assert.rejects(fs2.placeBlob(b, blobDataPath(b.v2, digest), blobDataPath(fs2.v2, D2), 5), (e) => isRegfsError(e, 'SIZE_INVALID'));
     assert.equal(await fs2.stat(blobDataPath(fs2.v2, D2)), undefined);
   });
