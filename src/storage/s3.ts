@@ -42,6 +42,8 @@ const CONTENT_TYPE = 'application/octet-stream';
 const COPY_OBJECT_MAX = 5 * 1024 ** 3;
 /** S3's smallest part but the last (5 MiB). */
 export const MIN_PART_SIZE = 5 * 1024 ** 2;
+/** S3's most parts in one multipart upload: a larger blob takes larger parts. */
+const MAX_PARTS = 10_000;
 /** How many keys one ListObjectsV2 page and one DeleteObjects request hold at most (S3's limit). */
 const PAGE = 1000;
 
@@ -340,7 +342,7 @@ export class S3Storage implements StorageDriver {
       );
       return;
     }
-    const partSize = this.service.copyPartSize;
+    const partSize = Math.max(this.service.copyPartSize, Math.ceil(size / MAX_PARTS));
     await this.multipart(destPath, async (uploadId) => {
       const parts: Promise<{ ETag: string; PartNumber: number }>[] = [];
       for (let first = 0, n = 1; first < size; first += partSize, n++) {
@@ -361,10 +363,11 @@ export class S3Storage implements StorageDriver {
   /**
    * Stream `body` (`size` bytes) to `key`: one PutObject below the part size, else a
    * multipart upload reading one part at a time, at most `partsInFlight` parts held and sent
-   * at once. A body of another length than `size` fails (SIZE_INVALID) and leaves nothing.
+   * at once (parts grow past `partSize` only for blobs of more than 10,000 parts). A body of another length than `size` fails (SIZE_INVALID) and leaves nothing.
    */
   private async upload(body: Readable, key: string, size: number, from: string): Promise<void> {
-    const { partSize, partsInFlight } = this.service;
+    const { partsInFlight } = this.service;
+    const partSize = Math.max(this.service.partSize, Math.ceil(size / MAX_PARTS));
     const short = (got: number): RegfsError => new RegfsError('SIZE_INVALID', `blob data ${from} is ${got} bytes, not ${size}`, { path: from });
     if (size < partSize) {
       const data = await readUpTo(body, size + 1);
