@@ -14,7 +14,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { isRegfsError } from '../src/errors.js';
 import { digestOf, parseDigest } from '../src/digest.js';
@@ -253,7 +253,7 @@ describe('s3:// roots', () => {
 describe('S3 client and test server', () => {
   test('an S3 client made by regfs prints no NodeVersionSupportWarning on Node 20, and leaves the environment as it was', () => {
     const script = (make: string): string =>
-      `import { S3Client } from '@aws-sdk/client-s3'; import pLimit from 'p-limit';
+      `import { S3Client } from '@aws-sdk/client-s3'; import pLimit, { type LimitFunction } from 'p-limit';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3'; import { S3Service } from './src/storage/s3.ts';
        ${make}; process.stdout.write(process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'unset');`;
     const run = (make: string): { stdout: string; stderr: string } => {
@@ -350,6 +350,37 @@ describe('storage driver: S3 (radosgw)', () => {
     await dest.delete(`${dest.v2}/blobs`);
     assert.deepEqual(service.requestCounts(), { DeleteObjects: 1, ListObjectsV2: 1 });
     assert.deepEqual(await walkAll(dest, dest.v2), []);
+  });
+
+  test('s3: the caller\'s limit bounds the requests in flight, a multipart upload\'s parts included', async () => {
+    const inner = pLimit(2);
+    let active = 0;
+    let most = 0;
+    const counting = ((fn: () => Promise<unknown>) =>
+      inner(async () => {
+        most = Math.max(most, ++active);
+        try {
+          return await fn();
+        } finally {
+          active--;
+        }
+      })) as unknown as LimitFunction;
+    const bounded = new S3Service({ limit: counting, endpoint: s3.endpoint, region: s3.region, partSize: MIN_PART_SIZE, partsInFlight: 4 });
+    try {
+      const d = bounded.root(`s3://conf/limit${n++}`);
+      await Promise.all(Array.from({ length: 20 }, (_, i) => d.putContent(`${d.v2}/f${i}`, Buffer.from('x'))));
+      const disk = await tempDir();
+      cleanups.push(disk.cleanup);
+      const fs = new FsStorage(storageRoot(disk.dir), { outputRoot: disk.dir });
+      const big = randomBytes(3 * MIN_PART_SIZE);
+      await fs.putContent(blobDataPath(fs.v2, D1), big);
+      await d.placeBlob(fs, blobDataPath(fs.v2, D1), blobDataPath(d.v2, D1), big.length, { absent: true });
+      assert.equal(most, 2);
+      assert.equal(bounded.requestCounts().PutObject, 20);
+      assert.equal(bounded.requestCounts().UploadPart, 3);
+    } finally {
+      bounded.destroy();
+    }
   });
 
   test('s3: blobs above the thresholds move in parts: UploadPartCopy between two buckets of one service, a bounded multipart upload from disk, a stream back to disk', async () => {
