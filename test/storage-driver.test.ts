@@ -253,7 +253,7 @@ describe('s3:// roots', () => {
 describe('S3 client and test server', () => {
   test('an S3 client made by regfs prints no NodeVersionSupportWarning on Node 20, and leaves the environment as it was', () => {
     const script = (make: string): string =>
-      `import { S3Client } from '@aws-sdk/client-s3'; import pLimit, { type LimitFunction } from 'p-limit';
+      `import { S3Client } from '@aws-sdk/client-s3'; import pLimit from 'p-limit';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3'; import { S3Service } from './src/storage/s3.ts';
        ${make}; process.stdout.write(process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'unset');`;
     const run = (make: string): { stdout: string; stderr: string } => {
@@ -292,7 +292,14 @@ describe('storage driver: S3 (radosgw)', () => {
   const cleanups: (() => Promise<void>)[] = [];
   const saved = { ...process.env };
   before(async () => {
-    s3 = await startS3Server({ buckets: ['conf', 'other', 'reg'] });
+    // A user's Ceph settings do not reach the test cluster (the server clears them).
+    process.env.CEPH_ARGS = '--no-such-option';
+    try {
+      s3 = await startS3Server({ buckets: ['conf', 'other', 'reg'] });
+    } finally {
+      if (saved.CEPH_ARGS === undefined) delete process.env.CEPH_ARGS;
+      else process.env.CEPH_ARGS = saved.CEPH_ARGS;
+    }
     // Credentials as a user gives them: the SDK's standard chain reads the environment.
     process.env.AWS_ACCESS_KEY_ID = s3.accessKeyId;
     process.env.AWS_SECRET_ACCESS_KEY = s3.secretAccessKey;

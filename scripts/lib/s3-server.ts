@@ -196,7 +196,7 @@ interface Daemon {
 
 function startDaemon(program: string, args: string[], log: string): Daemon {
   const out = openSync(`${log}.out`, 'a');
-  const child = spawn(program, args, { stdio: ['ignore', out, out] });
+  const child = spawn(program, args, { stdio: ['ignore', out, out], env: cephEnv() });
   closeSync(out);
   let gone = false;
   const exited = new Promise<void>((res) => {
@@ -224,9 +224,14 @@ function startDaemon(program: string, args: string[], log: string): Daemon {
   };
 }
 
+/** This process's environment without what would point Ceph's tools at another cluster or add arguments. */
+function cephEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'CEPH_ARGS' && k !== 'CEPH_CONF' && k !== 'CEPH_KEYRING'));
+}
+
 /** Run a setup command to its end; an error names it and shows its output, or why a daemon it needed died. */
 async function run(program: string, args: string[], deadline: number, input?: string, daemons: readonly Daemon[] = []): Promise<string> {
-  const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env: cephEnv() });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (output += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (output += s));
