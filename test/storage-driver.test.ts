@@ -359,6 +359,23 @@ describe('storage driver: S3 (radosgw)', () => {
     assert.deepEqual(await walkAll(dest, dest.v2), []);
   });
 
+  test('s3: endpoint and region from the environment (AWS_ENDPOINT_URL, AWS_REGION), path-style; AWS_ENDPOINT_URL_S3 before AWS_ENDPOINT_URL', async () => {
+    const fromEnv = new S3Service({ limit: pLimit(2), env: s3.env });
+    const s3First = new S3Service({ limit: pLimit(2), env: { ...s3.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_S3: s3.endpoint } });
+    try {
+      assert.equal(fromEnv.endpoint, s3.endpoint);
+      assert.equal(s3First.endpoint, s3.endpoint);
+      for (const svc of [fromEnv, s3First]) {
+        const d = svc.root(`s3://conf/env${n++}`);
+        await d.putContent(`${d.v2}/f`, Buffer.from('x'));
+        assert.deepEqual(await d.getContent(`${d.v2}/f`, 10), Buffer.from('x'));
+      }
+    } finally {
+      fromEnv.destroy();
+      s3First.destroy();
+    }
+  });
+
   test('s3: the caller\'s limit bounds the requests in flight, a multipart upload\'s parts included', async () => {
     const inner = pLimit(2);
     let active = 0;
