@@ -25,7 +25,7 @@ import type { StorageDriver, WalkEntry } from '../src/storage/driver.js';
 import { FsStorage } from '../src/storage/fs.js';
 import { MIN_PART_SIZE, S3Service, type S3Storage } from '../src/storage/s3.js';
 import { checkS3Endpoint, formatS3Root, parseS3Url, s3StorageRoot } from '../src/storage/s3-url.js';
-import { startRegistry } from '../scripts/lib/registry-server.js';
+import { registryGarbageCollectDryRun, startRegistry } from '../scripts/lib/registry-server.js';
 import { startS3Server, type S3Server } from '../scripts/lib/s3-server.js';
 import { skopeoCopy, skopeoManifestDigestOf, withRetry } from '../scripts/lib/skopeo.js';
 import { tempDir } from './helpers/tree.js';
@@ -475,7 +475,8 @@ describe('storage driver: S3 (radosgw)', () => {
     cleanups.push(disk.cleanup);
     const source = await startRegistry({ root: FIXTURE_ROOT, readOnly: true });
     const onDisk = await startRegistry({ root: disk.dir });
-    const onS3 = await startRegistry({ s3: { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, bucket: 'reg', rootdirectory: '/parity' } });
+    const s3Storage = { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, bucket: 'reg' };
+    const onS3 = await startRegistry({ s3: { ...s3Storage, rootdirectory: '/parity' } });
     try {
       for (const p of pushes) {
         for (const dest of [onDisk, onS3]) {
@@ -496,6 +497,11 @@ describe('storage driver: S3 (radosgw)', () => {
     assert.deepEqual(s3Tree, fsTree);
     // One listing (fewer than 1,000 keys), then one GET per file.
     assert.deepEqual(service.requestCounts(), { GetObject: fsTree.size, ListObjectsV2: 1 });
+    // The registry's own garbage collector finds the same on both (here: nothing to delete).
+    const gcDisk = await registryGarbageCollectDryRun(disk.dir, { deleteUntagged: true });
+    const gcS3 = await registryGarbageCollectDryRun({ s3: { ...s3Storage, rootdirectory: '/parity' } }, { deleteUntagged: true });
+    assert.equal(gcS3.output, gcDisk.output);
+    assert.ok(/marking manifest/.test(gcDisk.output), gcDisk.output);
   });
   test('the committed fixture uploaded verbatim through the S3 driver (one request per file) is served by the registry on S3 with identical digests', async () => {
     const fs = new FsStorage(storageRoot(FIXTURE_ROOT));

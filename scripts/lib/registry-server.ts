@@ -102,12 +102,12 @@ export interface GcDryRun {
   manifestsEligible: string[];
 }
 
-/** Run `docker-registry garbage-collect --dry-run [-m]` on a registry root (binds no port). */
-export async function registryGarbageCollectDryRun(root: string, opts: { deleteUntagged?: boolean } = {}): Promise<GcDryRun> {
+/** Run `docker-registry garbage-collect --dry-run [-m]` on a registry root, or on S3 storage (binds no port). */
+export async function registryGarbageCollectDryRun(root: string | { s3: RegistryS3Storage }, opts: { deleteUntagged?: boolean } = {}): Promise<GcDryRun> {
   const configDir = await mkdtemp(join(tmpdir(), 'regfs-gc-'));
   try {
     const config = join(configDir, 'config.yml');
-    await writeFile(config, registryConfig({ root, addr: '127.0.0.1:0' }));
+    await writeFile(config, registryConfig({ ...(typeof root === 'string' ? { root } : root), addr: '127.0.0.1:0' }));
     const args = ['garbage-collect', '--dry-run', ...(opts.deleteUntagged === true ? ['--delete-untagged'] : []), config];
     let output: string;
     try {
