@@ -3,6 +3,7 @@
  * command passes on a fresh machine. The tests start the real docker-registry 2.8 (at
  * REGISTRY_BIN), drive `skopeo`, `umoci` (which reads the OCI layouts to-oci writes) and, for the reflink
  * test, `mkfs.xfs` (looked up on PATH); the bench's smoke run needs GNU time (/usr/bin/time), which minimal images lack.
+ * The S3 tests start Ceph's RADOS Gateway (`radosgw`, `ceph-mon`, `ceph-osd` and the `ceph` tools).
  *
  * All present: prints nothing. Some missing, running as root where `apt-get` is on PATH (Debian,
  * Ubuntu): `apt-get update`, then `apt-get install -y --no-install-recommends` of the missing
@@ -31,6 +32,15 @@ export const TOOLS: readonly Tool[] = [
   { program: 'umoci', package: 'umoci' },
   // GNU time: the bench (test/bench.test.ts runs it) measures each run's peak RSS with it.
   { program: '/usr/bin/time', package: 'time' },
+  // Ceph's RADOS Gateway on a one-node cluster: the S3 server the S3 tests start
+  // (scripts/lib/s3-server.ts). monmaptool comes with ceph-mon (through ceph-base).
+  { program: 'radosgw', package: 'radosgw' },
+  { program: 'ceph-mon', package: 'ceph-mon' },
+  { program: 'monmaptool', package: 'ceph-mon' },
+  { program: 'ceph-osd', package: 'ceph-osd' },
+  { program: 'ceph', package: 'ceph-common' },
+  { program: 'ceph-authtool', package: 'ceph-common' },
+  { program: 'radosgw-admin', package: 'ceph-common' },
 ];
 
 /**
@@ -122,7 +132,7 @@ function main(): number {
     process.stderr.write(`${plan.message}\n`);
     return 1;
   }
-  process.stderr.write(`The tests need ${plan.missing.map((t) => t.program).join(', ')}: installing ${plan.missing.map((t) => t.package).join(' ')}.\n`);
+  process.stderr.write(`The tests need ${plan.missing.map((t) => t.program).join(', ')}: installing ${packagesOf(plan.missing).join(' ')}.\n`);
   for (const [cmd, ...args] of plan.commands) {
     process.stderr.write(`$ ${[cmd, ...args].join(' ')}\n`);
     const r = spawnSync(cmd!, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });

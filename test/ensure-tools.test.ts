@@ -21,12 +21,19 @@ async function executable(path: string, body = '#!/bin/sh\n'): Promise<void> {
   await chmod(path, 0o755);
 }
 
-/** A fake `apt-get` in `dir` that logs `$DEBIAN_FRONTEND $*` and, if `installs`, "installs" skopeo and xfsprogs. */
+/**
+ * A fake `apt-get` in `dir` that logs `$DEBIAN_FRONTEND $*` and, if `installs`, "installs" a
+ * stand-in for every tool of TOOLS looked up by name whose package it was asked for.
+ */
 async function fakeApt(dir: string, log: string, installs: boolean): Promise<void> {
+  const cases = [...new Set(TOOLS.filter((t) => !isAbsolute(t.program)).map((t) => t.package))]
+    .map((pkg) => `  ${pkg}) files="${TOOLS.filter((t) => t.package === pkg && !isAbsolute(t.program)).map((t) => t.program).join(' ')}" ;;`)
+    .join('\n');
   const install = installs
     ? `if [ "$1" = install ]; then for p in "$@"; do case "$p" in
-  skopeo) f=skopeo ;; umoci) f=umoci ;; xfsprogs) f=mkfs.xfs ;; *) continue ;; esac
-  printf '#!/bin/sh\\n' > "${dir}/$f"; /bin/chmod 755 "${dir}/$f"; done; fi\n`
+${cases}
+  *) continue ;; esac
+  for f in $files; do printf '#!/bin/sh\\n' > "${dir}/$f"; /bin/chmod 755 "${dir}/$f"; done; done; fi\n`
     : '';
   await executable(join(dir, 'apt-get'), `#!/bin/sh\necho "$DEBIAN_FRONTEND $*" >> "${log}"\n${install}`);
 }
@@ -122,12 +129,14 @@ test('ensure-tools: a program installed off PATH (an sbin directory) stops with 
 /** This machine's mkfs.xfs (npm test's pretest installs xfsprogs): the script finds it off PATH. */
 const MKFS = findProgram('mkfs.xfs', OFF_PATH_DIRS.join(':'));
 
-/** What the script asks apt-get to install with the fake PATH below: skopeo and umoci, and a tool at an absolute path only if this machine lacks it. */
-const expectedInstall = `install -y --no-install-recommends ${TOOLS.filter((t) => t.program === 'skopeo' || t.program === 'umoci' || (isAbsolute(t.program) && !existsSync(t.program)))
-  .map((t) => t.package)
-  .join(' ')}`;
+/** The tools looked up by name that the fake PATH below lacks: all but mkfs.xfs. */
+const BY_NAME_MISSING = TOOLS.filter((t) => !isAbsolute(t.program) && t.program !== 'mkfs.xfs');
 
-/** A fake PATH: `dir` (the fake apt-get, no skopeo, no umoci) and the real mkfs.xfs's directory. */
+/** What the script asks apt-get to install with the fake PATH below: those tools' packages, and a tool at an absolute path only if this machine lacks it. */
+const expectedPackages = [...new Set(TOOLS.filter((t) => BY_NAME_MISSING.includes(t) || (isAbsolute(t.program) && !existsSync(t.program))).map((t) => t.package))].join(' ');
+const expectedInstall = `install -y --no-install-recommends ${expectedPackages}`;
+
+/** A fake PATH: `dir` (the fake apt-get, none of the tools looked up by name) and the real mkfs.xfs's directory. */
 function fakePath(dir: string): string {
   assert.ok(MKFS !== undefined, `no mkfs.xfs in ${OFF_PATH_DIRS.join(', ')}: install xfsprogs`);
   return `${dir}:${dirname(MKFS)}`;
@@ -140,7 +149,10 @@ test('ensure-tools script as root: runs apt-get update and install (non-interact
     const r = runScript(fakePath(dir));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(await readFile(log, 'utf8'), `noninteractive update\nnoninteractive ${expectedInstall}\n`);
-    assert.match(r.stderr, /^The tests need skopeo, umoci: installing skopeo umoci\.\n\$ apt-get update\n\$ apt-get install/);
+    const names = BY_NAME_MISSING.map((t) => t.program).join(', ');
+    const packages = [...new Set(BY_NAME_MISSING.map((t) => t.package))].join(' ');
+    assert.ok(r.stderr.startsWith(`The tests need ${names}: installing ${packages}.\n$ apt-get update\n$ apt-get install`), r.stderr);
+    assert.match(names, /^skopeo, umoci, radosgw, ceph-mon, monmaptool, ceph-osd, ceph, ceph-authtool, radosgw-admin$/);
     // Everything there now: a second run does nothing and says nothing.
     const again = runScript(fakePath(dir));
     assert.deepEqual(again, { status: 0, stderr: '' });
@@ -154,7 +166,7 @@ test('ensure-tools script as root: an install that leaves a tool missing fails, 
     await fakeApt(dir, log, false);
     const r = runScript(fakePath(dir));
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /Still not found after installing: skopeo, umoci\.\n$/);
+    assert.ok(r.stderr.endsWith(`Still not found after installing: ${BY_NAME_MISSING.map((t) => t.program).join(', ')}.\n`), r.stderr);
     assert.equal(await readFile(log, 'utf8'), `noninteractive update\nnoninteractive ${expectedInstall}\n`);
   });
 });
@@ -163,8 +175,7 @@ test('ensure-tools script as root, mkfs.xfs installed but its directory not on P
   await withTempDir(async (dir) => {
     const log = join(dir, 'log');
     await fakeApt(dir, log, true);
-    await executable(join(dir, 'skopeo'));
-    await executable(join(dir, 'umoci'));
+    for (const t of BY_NAME_MISSING) await executable(join(dir, t.program));
     const r = runScript(dir);
     assert.equal(r.status, 1);
     assert.equal(r.stderr, `The tests run mkfs.xfs by name, but PATH does not hold ${MKFS}.\nAdd it: PATH="$PATH:${dirname(MKFS!)}" npm test\n`);
@@ -180,7 +191,7 @@ test('ensure-tools script as another user: runs no apt-get, says what to run', a
     await fakeApt(dir, log, true);
     const r = runScript(fakePath(dir), 65534);
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /not found\.\nRun as root, npm test installs them itself \(as \.ci\/run does\); or install them first:\n {2}sudo apt-get install -y --no-install-recommends (docker-registry )?skopeo umoci\n$/);
+    assert.match(r.stderr, /not found\.\nRun as root, npm test installs them itself \(as \.ci\/run does\); or install them first:\n {2}sudo apt-get install -y --no-install-recommends (docker-registry )?skopeo umoci radosgw ceph-mon ceph-osd ceph-common\n$/);
     assert.equal(existsSync(log), false);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Run Debian's `docker-registry` (Distribution 2.8.2) on loopback for tests and fixtures, with
  * the config of storage-formats.md §3.1: no auth, no upload purging, `REGISTRY_*` variables
- * cleared. Every server is stopped by its PID.
+ * cleared. Its storage is a directory, or (option `s3`) a bucket prefix through its `s3`
+ * driver (docs/s3.md). Every server is stopped by its PID.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -21,10 +22,33 @@ export interface RegistryServer {
   stop(): Promise<void>;
 }
 
-/** Options for one registry instance. */
+/**
+ * S3 storage for the registry (`storage.s3` of 2.8.2): a bucket that exists, and a
+ * rootdirectory in it. Path-style addressing is what 2.8.2 does whenever `regionendpoint` is
+ * set (it has no `forcepathstyle` key).
+ */
+export interface RegistryS3Storage {
+  /** `http://HOST:PORT` of the S3 server. */
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  bucket: string;
+  /** The registry's `rootdirectory` (the key prefix), such as `/reg`; '' for none. */
+  rootdirectory: string;
+  /**
+   * Blob GETs answer 307 to a presigned URL on the S3 server (the registry's default); false
+   * (the default here): the registry streams blobs itself (`storage.redirect.disable`).
+   */
+  redirect?: boolean;
+}
+
+/** Options for one registry instance: `root` (a directory) or `s3`. */
 export interface RegistryOptions {
   /** The `rootdirectory`; the registry adds `docker/registry/v2` itself. */
-  root: string;
+  root?: string;
+  /** Storage on S3 instead of a directory. */
+  s3?: RegistryS3Storage;
   /** `storage.maintenance.readonly`: PUT/POST/DELETE answer 405. */
   readOnly?: boolean;
   /** `compatibility.schema1.enabled`, needed to push schema1. */
@@ -78,12 +102,12 @@ export interface GcDryRun {
   manifestsEligible: string[];
 }
 
-/** Run `docker-registry garbage-collect --dry-run [-m]` on a registry root (binds no port). */
-export async function registryGarbageCollectDryRun(root: string, opts: { deleteUntagged?: boolean } = {}): Promise<GcDryRun> {
+/** Run `docker-registry garbage-collect --dry-run [-m]` on a registry root, or on S3 storage (binds no port). */
+export async function registryGarbageCollectDryRun(root: string | { s3: RegistryS3Storage }, opts: { deleteUntagged?: boolean } = {}): Promise<GcDryRun> {
   const configDir = await mkdtemp(join(tmpdir(), 'regfs-gc-'));
   try {
     const config = join(configDir, 'config.yml');
-    await writeFile(config, registryConfig({ root, addr: '127.0.0.1:0' }));
+    await writeFile(config, registryConfig({ ...(typeof root === 'string' ? { root } : root), addr: '127.0.0.1:0' }));
     const args = ['garbage-collect', '--dry-run', ...(opts.deleteUntagged === true ? ['--delete-untagged'] : []), config];
     let output: string;
     try {
@@ -101,13 +125,34 @@ export async function registryGarbageCollectDryRun(root: string, opts: { deleteU
   }
 }
 
-/** The config YAML of §3.1 (JSON is valid YAML, so no quoting problems with paths). */
+/**
+ * The config YAML of §3.1 (JSON is valid YAML, so no quoting problems with paths). With S3 it
+ * holds the secret key: it is written into a directory only its owner reads (mkdtemp, 0700).
+ */
 function registryConfig(o: RegistryOptions & { addr: string }): string {
+  if ((o.root === undefined) === (o.s3 === undefined)) throw new Error('startRegistry: give root or s3, not both or neither');
+  const s3 = o.s3;
+  const driver =
+    s3 === undefined
+      ? { filesystem: { rootdirectory: resolve(o.root!) } }
+      : {
+          s3: {
+            region: s3.region,
+            regionendpoint: s3.endpoint,
+            bucket: s3.bucket,
+            accesskey: s3.accessKeyId,
+            secretkey: s3.secretAccessKey,
+            secure: s3.endpoint.startsWith('https:'),
+            v4auth: true,
+            rootdirectory: s3.rootdirectory,
+          },
+          redirect: { disable: s3.redirect !== true },
+        };
   const config = {
     version: '0.1',
     log: { level: 'warn', accesslog: { disabled: true } },
     storage: {
-      filesystem: { rootdirectory: resolve(o.root) },
+      ...driver,
       delete: { enabled: true },
       maintenance: { uploadpurging: { enabled: false }, readonly: { enabled: o.readOnly === true } },
     },
@@ -117,9 +162,13 @@ function registryConfig(o: RegistryOptions & { addr: string }): string {
   return `${JSON.stringify(config, null, 2)}\n`;
 }
 
-/** This process's environment without `REGISTRY_*`, which would override the config file. */
+/**
+ * This process's environment without `REGISTRY_*`, which would override the config file, and
+ * without `AWS_CA_BUNDLE`: with it set, 2.8.2's AWS SDK (Go, v1) panics at start
+ * (`LoadCustomCABundleError: ... HTTPClient's transport unsupported type`).
+ */
 function registryEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_') && k !== 'AWS_CA_BUNDLE'));
 }
 
 /** A port the kernel just handed out on 127.0.0.1 (it may be taken again before use: callers retry). */
