@@ -13,7 +13,7 @@
  * and says so: the output then gets the link (and serves what the source's blob store holds).
  */
 import { Problems, RegfsError } from '../errors.js';
-import { forEachChunked } from '../bounded.js';
+import { forEachChunkedAsync } from '../bounded.js';
 import type { Digest } from '../digest.js';
 import type { ListEntry } from '../image-list.js';
 import { formatPlatform, indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
@@ -85,8 +85,8 @@ export interface Resolution {
 
 /**
  * Resolve every entry; problems are collected, not thrown. The entries may be made as they
- * are taken (a list parsed line by line): only the images that resolve are kept. The reads
- * are synchronous (RegistryReader), in chunks between which the event loop runs.
+ * are taken (a list parsed line by line): only the images that resolve are kept. The images
+ * of a chunk are resolved at once (on S3 their requests overlap), taken in the list's order.
  */
 export async function resolveImages(reader: RegistryReader, entries: Iterable<ListEntry>, opts: ResolveOptions = {}): Promise<Resolution> {
   const problems = opts.problems ?? new Problems();
@@ -96,26 +96,29 @@ export async function resolveImages(reader: RegistryReader, entries: Iterable<Li
   // names for a list of a million missing repositories.
   let linesLeftOut = 0;
   const imagesLeftOut = new Set<string>();
-  await forEachChunked(entries, (entry) => {
-    try {
-      const x = expandEntry(reader, entry);
+  await forEachChunkedAsync(
+    entries,
+    (entry) => expandEntry(reader, entry).catch((err: unknown) => located(err, entry)),
+    (entry, x) => {
+      if (x instanceof RegfsError) {
+        problems.add(x);
+        linesLeftOut++;
+        return;
+      }
       // A loop, not push(...x): a repository of 150,000 tags would overflow the stack.
       for (const t of x.targets) targets.push(t);
       for (const p of x.problems) problems.add(p);
       for (const t of x.failedTags) imagesLeftOut.add(`${entry.ref.repo}:${t}`);
-    } catch (err) {
-      problems.add(located(err, entry));
-      linesLeftOut++;
-    }
-  });
+    },
+  );
   const images: ResolvedImage[] = [];
   const seen = new Set<string>();
   const progress = new PhaseProgress(opts.onProgress, 'resolve', targets.length);
-  await forEachChunked(
+  await forEachChunkedAsync(
     targets,
-    (t) => {
+    (t) => resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true),
+    (t, r) => {
       progress.add(1);
-      const r = resolveTarget(reader, t.entry, t.tag, t.digest, opts.repair === true);
       if ('problems' in r) {
         for (const p of r.problems) problems.add(p);
         imagesLeftOut.add(t.tag === undefined ? `${t.entry.ref.repo}@${t.digest}` : `${t.entry.ref.repo}:${t.tag}`);
@@ -142,9 +145,9 @@ interface Target {
  * A list line to (tag, digest) pairs. A repository line reads its tags in parallel and
  * reports each broken tag as a problem of its own, keeping the others.
  */
-function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Target[]; problems: RegfsError[]; failedTags: Tag[] } {
+async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<{ targets: Target[]; problems: RegfsError[]; failedTags: Tag[] }> {
   const { repo, tag, digest } = entry.ref;
-  if (!reader.hasRepository(repo)) {
+  if (!(await reader.hasRepository(repo))) {
     const first = repo.split('/')[0]!;
     const hint = repo.includes('/') && looksLikeDomain(first) ? `; the name starts with the registry host ${first}: --strip-registry drops it` : '';
     throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist in the source (no "${reader.repoPath(repo)}/_manifests")${hint}`, {
@@ -152,15 +155,17 @@ function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Targe
     });
   }
   if (tag === undefined && digest !== undefined) return { targets: [{ entry, tag: undefined, digest }], problems: [], failedTags: [] };
-  const tags = tag === undefined ? reader.listTags(repo) : [tag];
+  const tags = tag === undefined ? await reader.listTags(repo) : [tag];
   if (tags.length === 0) throw new RegfsError('TAG_UNKNOWN', `repository ${repo} has no tags`, { path: reader.repoPath(repo) });
   const targets: Target[] = [];
   const problems: RegfsError[] = [];
   const failedTags: Tag[] = [];
-  for (const t of tags) {
+  const currents = await Promise.all(tags.map((t) => reader.tagDigest(repo, t).catch((err: unknown) => (err instanceof RegfsError ? err : Promise.reject(err)))));
+  for (const [i, t] of tags.entries()) {
     const path = tagCurrentLinkPath(reader.v2, repo, t);
     try {
-      const current = reader.tagDigest(repo, t);
+      const current = currents[i];
+      if (current instanceof RegfsError) throw current;
       if (current === undefined) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${t} does not exist in the source (no "${path}")`, { path });
       if (digest !== undefined && current !== digest) {
         throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${t} points at ${current}, not at ${digest}`, { path, digest: current });
@@ -178,7 +183,7 @@ function expandEntry(reader: RegistryReader, entry: ListEntry): { targets: Targe
  * One image of `entry.ref.repo` (the tag, if any, already read as pointing at `digest`):
  * everything it needs, or every problem that keeps it out, each located at `entry`.
  */
-export function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | undefined, digest: Digest, repair: boolean): ResolvedImage | { problems: RegfsError[] } {
+export async function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag | undefined, digest: Digest, repair: boolean): Promise<ResolvedImage | { problems: RegfsError[] }> {
   const { repo } = entry.ref;
   const name = `${repo}${tag === undefined ? '' : `:${tag}`}@${digest}`;
   const problems: RegfsError[] = [];
@@ -186,7 +191,7 @@ export function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag
     problems.push(located(err, entry, name));
   };
   try {
-    const how = reader.manifestLink(repo, digest);
+    const how = await reader.manifestLink(repo, digest);
     if (how === undefined) {
       throw new RegfsError(
         'MANIFEST_UNKNOWN',
@@ -194,7 +199,7 @@ export function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag
         { digest, path: revisionLinkPath(reader.v2, repo, digest) },
       );
     }
-    const top = reader.manifest(digest);
+    const top = await reader.manifest(digest);
     const manifests: Manifest[] = [];
     const blobs = new Map<Digest, BlobInfo>();
     const absentForeign: Descriptor[] = [];
@@ -209,37 +214,40 @@ export function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag
       manifests.push(m);
       if (isIndexKind(m.kind)) {
         if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
-          fail(indexTooDeep(m.digest, reader.blobInfo(m.digest)?.path));
+          fail(indexTooDeep(m.digest, (await reader.blobInfo(m.digest))?.path));
           continue;
         }
-        for (const child of m.manifests) {
-          if (visited.has(child.digest)) continue;
-          visited.add(child.digest);
-          try {
-            const c = readChild(reader, repo, m, child);
-            if (c.how === 'layers') repaired.push(revisionRepair(reader, repo, child.digest));
-            work.push({ m: c.manifest, depth: depth + 1 });
-          } catch (err) {
-            fail(err);
+        const children = m.manifests.filter((child) => !visited.has(child.digest) && visited.add(child.digest));
+        // The children are read at once (on S3, requests in flight together), taken in order.
+        const read = await Promise.all(children.map((child) => settle(readChild(reader, repo, m, child))));
+        for (const [j, c] of read.entries()) {
+          if (!c.ok) {
+            fail(c.err);
+            continue;
           }
+          if (c.value.how === 'layers') repaired.push(revisionRepair(reader, repo, children[j]!.digest));
+          work.push({ m: c.value.manifest, depth: depth + 1 });
         }
         continue;
       }
-      for (const d of referencedBlobs(m)) {
-        try {
-          const info = servedBlob(reader, repo, m, d, repair);
-          if (info === undefined) absentForeign.push(d);
-          else {
-            if (info.repaired !== undefined && !blobs.has(d.digest)) repaired.push(info.repaired);
-            blobs.set(d.digest, info.blob);
-          }
-        } catch (err) {
-          fail(err);
+      const refs = referencedBlobs(m);
+      const served = await Promise.all(refs.map((d) => settle(servedBlob(reader, repo, m, d, repair))));
+      for (const [j, r] of served.entries()) {
+        const d = refs[j]!;
+        if (!r.ok) {
+          fail(r.err);
+          continue;
+        }
+        const info = r.value;
+        if (info === undefined) absentForeign.push(d);
+        else {
+          if (info.repaired !== undefined && !blobs.has(d.digest)) repaired.push(info.repaired);
+          blobs.set(d.digest, info.blob);
         }
       }
     }
     // The worklist bounds the depth it reached first; a longer path through shared children counts too.
-    if (problems.length === 0 && (manifestLevels(manifests).get(top.digest) ?? 0) > MAX_INDEX_DEPTH) fail(indexTooDeep(top.digest, reader.blobInfo(top.digest)?.path));
+    if (problems.length === 0 && (manifestLevels(manifests).get(top.digest) ?? 0) > MAX_INDEX_DEPTH) fail(indexTooDeep(top.digest, (await reader.blobInfo(top.digest))?.path));
     if (problems.length > 0) return { problems };
     return { repo, tag, digest, entry, manifest: top, manifests, blobs, absentForeign, repaired };
   } catch (err) {
@@ -254,9 +262,9 @@ export function resolveTarget(reader: RegistryReader, entry: ListEntry, tag: Tag
  * and a manifest under its digest. A child deleted through the registry's API has lost its
  * revision link but not its data: it is CHILD_MISSING, the index broken.
  */
-function readChild(reader: RegistryReader, repo: RepoName, parent: Manifest, child: Descriptor): { manifest: Manifest; how: 'revision' | 'layers' } {
+async function readChild(reader: RegistryReader, repo: RepoName, parent: Manifest, child: Descriptor): Promise<{ manifest: Manifest; how: 'revision' | 'layers' }> {
   const platform = child.platform === undefined ? '' : ` (${formatPlatform(child.platform)})`;
-  const how = reader.manifestLink(repo, child.digest);
+  const how = await reader.manifestLink(repo, child.digest);
   if (how === undefined) {
     const path = revisionLinkPath(reader.v2, repo, child.digest);
     throw new RegfsError(
@@ -266,7 +274,7 @@ function readChild(reader: RegistryReader, repo: RepoName, parent: Manifest, chi
     );
   }
   // The size first, from a stat: a child is read only if it can be what the index says.
-  const info = reader.blobInfo(child.digest);
+  const info = await reader.blobInfo(child.digest);
   if (info === undefined) {
     const path = blobDataPath(reader.v2, child.digest);
     throw new RegfsError('BLOB_UNKNOWN', `index ${parent.digest} names child ${child.digest}${platform}, which is missing from the source ("${path}")`, {
@@ -280,7 +288,7 @@ function readChild(reader: RegistryReader, repo: RepoName, parent: Manifest, chi
       digest: child.digest,
     });
   }
-  return { manifest: reader.manifest(child.digest), how };
+  return { manifest: await reader.manifest(child.digest), how };
 }
 
 /**
@@ -289,15 +297,14 @@ function readChild(reader: RegistryReader, repo: RepoName, parent: Manifest, chi
  * serve: clients fetch it from its URL. Without `repair`, data the repository does not link
  * is LAYER_UNLINKED; with it, the data is taken and the link written in the output.
  */
-function servedBlob(
+async function servedBlob(
   reader: RegistryReader,
   repo: RepoName,
   m: Manifest,
   d: Descriptor,
   repair: boolean,
-): { blob: BlobInfo; repaired: RepairedLink | undefined } | undefined {
-  const info = reader.blobInfo(d.digest);
-  const linked = reader.hasLayerLink(repo, d.digest);
+): Promise<{ blob: BlobInfo; repaired: RepairedLink | undefined } | undefined> {
+  const [info, linked] = await Promise.all([reader.blobInfo(d.digest), reader.hasLayerLink(repo, d.digest)]);
   if (info === undefined || (!linked && !repair && d.urls !== undefined)) {
     if (d.urls !== undefined) return undefined;
     const path = blobDataPath(reader.v2, d.digest);
@@ -322,6 +329,15 @@ function servedBlob(
 
 function revisionRepair(reader: RegistryReader, repo: RepoName, d: Digest): RepairedLink {
   return { repo, digest: d, link: 'revision', missing: revisionLinkPath(reader.v2, repo, d) };
+}
+
+/** A promise's value or its error, so that many can be awaited at once and taken in order. */
+export async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; err: unknown }> {
+  try {
+    return { ok: true, value: await p };
+  } catch (err) {
+    return { ok: false, err };
+  }
 }
 
 /** Prefix a problem with its list line and image, keeping its code. */

@@ -9,6 +9,7 @@ import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type St
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
 import { writeFileAtomicSync } from '../fs/atomic.js';
+import type { StorageDriver } from '../storage/driver.js';
 
 /** The longest link content read: `sha512:` + 128 hex. Anything larger is garbage. */
 const LINK_MAX_BYTES = 200;
@@ -36,6 +37,20 @@ export function readLink(path: string, opts: ReadLinkOptions = {}): Digest | und
 export function readLinkBytes(path: string, opts: ReadLinkOptions = {}): Buffer | undefined {
   const r = readRegularFile(path, LINK_MAX_BYTES + 1, 'reading link', opts);
   if (r === undefined || Buffer.isBuffer(r)) return r;
+  return notALink(path, r);
+}
+
+/**
+ * readLinkBytes through a storage driver (a file on disk, an object on S3): undefined if the
+ * link does not exist, LINK_INVALID for what cannot be a link.
+ */
+export async function linkContent(driver: StorageDriver, path: string): Promise<Buffer | undefined> {
+  const r = await driver.getContent(path, LINK_MAX_BYTES + 1);
+  if (r === undefined || Buffer.isBuffer(r)) return r;
+  return notALink(path, r);
+}
+
+function notALink(path: string, r: NotRegular): never {
   // A file where a directory of the path should be: the registry answers 500, not "unknown".
   if (r.notRegular === NOT_UNDER_DIRECTORY) throw new RegfsError('LINK_INVALID', `link "${path}" cannot exist: a component of its path is not a directory`, { path });
   throw new RegfsError('LINK_INVALID', `link "${path}" is ${r.notRegular}, not a regular file`, { path });

@@ -5,15 +5,17 @@
  * and to directories are followed, as the registry follows them (./follow.ts). Manifests
  * and blob stats are cached by digest, since images share them.
  */
-import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { parseManifest, type Manifest } from '../manifest.js';
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, layerLinkPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
-import { directoryId, isDirectoryFollowing, listEntries, statData, type Entry } from './follow.js';
-import { parseLinkContent, readLinkBytes } from './link-file.js';
+import { isDirectoryFollowing, type Entry } from './follow.js';
+import { linkContent, parseLinkContent } from './link-file.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { fsStorage, isS3Root, openS3Root } from '../storage/open.js';
 import { parseImageList } from '../image-list.js';
 import { DIGEST_FILE, MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { OCI_LAYOUT_FILE } from '../oci/layout.js';
@@ -108,59 +110,61 @@ function readsAsImageList(path: string): boolean {
 
 
 /**
- * Read access to one registry's storage. The reads are synchronous: each is a small file or
- * a stat, and a threadpool round trip for each costs more than the read (docs/performance.md);
- * callers that resolve thousands of images do it in chunks between which the event loop runs.
+ * Read access to one registry's storage, through its StorageDriver (on disk or on S3). On
+ * disk the driver's calls are synchronous underneath (a threadpool round trip per small read
+ * costs more than the read: docs/performance.md); on S3 each is a request, and callers resolve
+ * many images at once so that requests overlap. On S3 a repository's keys are listed once
+ * when it is first read (`prefetch`), so that links are found, and checked by their size,
+ * from that listing rather than by a request each.
  */
 export class RegistryReader {
-  private readonly manifests = new Map<Digest, Manifest | RegfsError>();
-  private readonly blobs = new Map<Digest, BlobInfo | undefined | RegfsError>();
+  private readonly manifests = new Map<Digest, Promise<Manifest | RegfsError>>();
+  private readonly blobs = new Map<Digest, Promise<BlobInfo | undefined | RegfsError>>();
   /**
    * `_layers` links read, by repository and digest (the images of a repository share
    * layers). Revision links are read once per image and not cached.
    */
-  private readonly layerLinks = new Map<RepoName, Map<Digest, boolean | RegfsError>>();
+  private readonly layerLinks = new Map<RepoName, Map<Digest, Promise<boolean | RegfsError>>>();
+  /** Manifests read and checked, for cachedManifest. */
+  private readonly loaded = new Map<Digest, Manifest>();
+  private readonly prefetched = new Map<RepoName, Promise<void>>();
+  /** `<rootdirectory>/docker/registry/v2` in the driver's namespace. */
+  readonly v2: string;
 
-  /** `v2` is the storage root, `<rootdirectory>/docker/registry/v2`. */
-  constructor(readonly v2: string) {}
+  constructor(readonly driver: StorageDriver) {
+    this.v2 = driver.v2;
+  }
 
-  /** Open a registry root (or its `docker/registry/v2`); NOT_REGISTRY if it is neither. */
+  /** Open a registry root (or its `docker/registry/v2`), on disk or `s3://`; NOT_REGISTRY if it is neither. */
   static async open(dir: string): Promise<RegistryReader> {
-    const v2 = await findStorageRoot(dir);
-    if (v2 === undefined) throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${whyNotRegistry(dir)}`, { path: dir });
-    return new RegistryReader(v2);
+    return new RegistryReader(await openRegistryStorage(dir));
   }
 
   /** True if the repository exists: its directory holds `_manifests` (it has manifests and tags). */
-  hasRepository(repo: RepoName): boolean {
-    return isDirectoryFollowing(manifestsDir(this.v2, repo));
+  async hasRepository(repo: RepoName): Promise<boolean> {
+    await this.prefetch(repo);
+    return (await this.driver.stat(manifestsDir(this.v2, repo)))?.kind === 'directory';
   }
 
   /** The digest a tag points at, or undefined if the tag does not exist. */
-  tagDigest(repo: RepoName, tag: Tag): Digest | undefined {
+  async tagDigest(repo: RepoName, tag: Tag): Promise<Digest | undefined> {
+    await this.prefetch(repo);
     const path = tagCurrentLinkPath(this.v2, repo, tag);
-    return parseLinkContent(readLinkBytes(path, { follow: true }), path);
+    return parseLinkContent(await linkContent(this.driver, path), path);
   }
 
   /** The tags of a repository, sorted; names that are not valid tags are skipped. */
-  listTags(repo: RepoName): Tag[] {
-    const dir = tagsDir(this.v2, repo);
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-      throw ioError('listing tags in', dir, err);
-    }
-    return names.filter(isTag).sort();
+  async listTags(repo: RepoName): Promise<Tag[]> {
+    await this.prefetch(repo);
+    return (await this.driver.list(tagsDir(this.v2, repo))).filter((e) => e.dir).map((e) => e.name).filter(isTag).sort();
   }
 
   /**
    * True if the repository has a revision link for the manifest. A link that names another
    * digest than its path is LINK_INVALID.
    */
-  hasRevision(repo: RepoName, d: Digest): boolean {
+  async hasRevision(repo: RepoName, d: Digest): Promise<boolean> {
+    await this.prefetch(repo);
     return this.linked(revisionLinkPath(this.v2, repo, d), d);
   }
 
@@ -172,9 +176,9 @@ export class RegistryReader {
    * registry answers 404 whatever the blob store holds. A malformed link is LINK_INVALID, as
    * the registry answers 500 for it.
    */
-  manifestLink(repo: RepoName, d: Digest): 'revision' | 'layers' | undefined {
-    if (this.hasRevision(repo, d)) return 'revision';
-    return this.hasLayerLink(repo, d) ? 'layers' : undefined;
+  async manifestLink(repo: RepoName, d: Digest): Promise<'revision' | 'layers' | undefined> {
+    if (await this.hasRevision(repo, d)) return 'revision';
+    return (await this.hasLayerLink(repo, d)) ? 'layers' : undefined;
   }
 
   /**
@@ -182,38 +186,40 @@ export class RegistryReader {
    * serves the blob from the repository (blob data alone is not enough). A link that names
    * another digest than its path is LINK_INVALID.
    */
-  hasLayerLink(repo: RepoName, d: Digest): boolean {
+  async hasLayerLink(repo: RepoName, d: Digest): Promise<boolean> {
     let links = this.layerLinks.get(repo);
     if (links === undefined) this.layerLinks.set(repo, (links = new Map()));
     let r = links.get(d);
     if (r === undefined) {
-      r = capture(() => this.linked(layerLinkPath(this.v2, repo, d), d));
+      r = capture(async () => {
+        await this.prefetch(repo);
+        return this.linked(layerLinkPath(this.v2, repo, d), d);
+      });
       links.set(d, r);
     }
-    if (r instanceof RegfsError) throw r;
-    return r;
+    return unwrap(await r);
   }
 
   /** Blob data for a digest: undefined if absent; BLOB_INVALID if it is not a regular file. Cached. */
-  blobInfo(d: Digest): BlobInfo | undefined {
+  async blobInfo(d: Digest): Promise<BlobInfo | undefined> {
     let r = this.blobs.get(d);
-    if (!this.blobs.has(d)) {
+    if (r === undefined) {
       r = capture(() => this.statBlob(d));
       this.blobs.set(d, r);
     }
-    if (r instanceof RegfsError) throw r;
-    return r;
+    return unwrap(await r);
   }
 
   /** A manifest by digest: its blob must exist and hash to the digest. Cached. */
-  manifest(d: Digest): Manifest {
+  async manifest(d: Digest): Promise<Manifest> {
     let r = this.manifests.get(d);
     if (r === undefined) {
       r = capture(() => this.loadManifest(d));
       this.manifests.set(d, r);
     }
-    if (r instanceof RegfsError) throw r;
-    return r;
+    const m = unwrap(await r);
+    this.loaded.set(d, m);
+    return m;
   }
 
   /**
@@ -221,19 +227,18 @@ export class RegistryReader {
    * and parsed as manifest() would, and cached, so that it is not read again.
    */
   manifestFromBytes(d: Digest, raw: Buffer, path: string): Manifest {
-    let r = this.manifests.get(d);
-    if (r === undefined) {
-      r = capture(() => parseManifest(raw, d, path));
-      this.manifests.set(d, r);
+    let m = this.loaded.get(d);
+    if (m === undefined) {
+      m = parseManifest(raw, d, path);
+      this.loaded.set(d, m);
+      this.manifests.set(d, Promise.resolve(m));
     }
-    if (r instanceof RegfsError) throw r;
-    return r;
+    return m;
   }
 
   /** A manifest already read and cached (undefined if not, or if reading it failed): no I/O. */
   cachedManifest(d: Digest): Manifest | undefined {
-    const r = this.manifests.get(d);
-    return r instanceof RegfsError ? undefined : r;
+    return this.loaded.get(d);
   }
 
   /**
@@ -241,9 +246,12 @@ export class RegistryReader {
    * `_layers` (2.x) or `_manifests` (v3) is one, the walk goes on into its other
    * subdirectories (nested names), and directories starting with `_` are skipped. Names that
    * are not valid repository names cannot be served and are left out. In catalog order.
+   * On S3 the whole `repositories/` tree is listed once, and each repository's reads are
+   * answered from that listing.
    */
-  listRepositories(): RepoName[] {
+  async listRepositories(): Promise<RepoName[]> {
     const root = repositoriesDir(this.v2);
+    await this.driver.prefetch?.(root);
     const out: RepoName[] = [];
     // Symbolic links to directories are followed as the registry follows them. A directory
     // that is its own ancestor (a symbolic link loop) is not entered again; one already
@@ -251,26 +259,27 @@ export class RegistryReader {
     // below it is not walked a second time, so fanning links cannot make the walk exponential.
     const ancestors = new Set<string>();
     const seen = new Set<string>();
-    const walk = (rel: string): void => {
+    const walk = async (rel: string): Promise<void> => {
       const dir = rel === '' ? root : `${root}/${rel}`;
-      const id = directoryId(dir);
+      const id = this.driver.directoryId?.(dir) ?? dir;
       if (ancestors.has(id)) return;
-      const entries = listEntries(dir);
+      const entries = await this.driver.list(dir);
       if (rel !== '' && holdsRepository(entries) && isRepoName(rel)) out.push(rel);
       if (seen.has(id)) return;
       seen.add(id);
       ancestors.add(id);
-      for (const e of entries) if (e.dir && !e.name.startsWith('_')) walk(rel === '' ? e.name : `${rel}/${e.name}`);
+      for (const e of entries) if (e.dir && !e.name.startsWith('_')) await walk(rel === '' ? e.name : `${rel}/${e.name}`);
       ancestors.delete(id);
     };
-    if (!isDirectoryFollowing(root)) return [];
-    walk('');
+    if ((await this.driver.stat(root))?.kind !== 'directory') return [];
+    await walk('');
     return out.sort(compareRepoNames);
   }
 
   /** Forget the cached manifests, blob stats and links (a large resolve holds many). */
   dropCaches(): void {
     this.manifests.clear();
+    this.loaded.clear();
     this.blobs.clear();
     this.layerLinks.clear();
   }
@@ -280,26 +289,45 @@ export class RegistryReader {
     return repoDir(this.v2, repo);
   }
 
-  /** True if the link at `path` exists and names `d`; LINK_INVALID if it names another digest. */
-  private linked(path: string, d: Digest): boolean {
-    const target = parseLinkContent(readLinkBytes(path, { follow: true }), path);
+  /** On S3, list the repository's keys once (nothing on disk). */
+  private prefetch(repo: RepoName): Promise<void> {
+    const pre = this.driver.prefetch;
+    if (pre === undefined) return Promise.resolve();
+    let p = this.prefetched.get(repo);
+    if (p === undefined) this.prefetched.set(repo, (p = pre.call(this.driver, repoDir(this.v2, repo))));
+    return p;
+  }
+
+  /**
+   * True if the link at `path` exists and names `d`; LINK_INVALID if it names another digest.
+   * A driver that lists (S3) answers from the listing: a link of the digest's length is taken
+   * for it (its content is read by verify --deep).
+   */
+  private async linked(path: string, d: Digest): Promise<boolean> {
+    const listed = this.driver.listedSize?.(path);
+    if (listed !== undefined) {
+      if (listed === false) return false;
+      if (listed === d.length) return true;
+    }
+    const target = parseLinkContent(await linkContent(this.driver, path), path);
     if (target === undefined) return false;
     if (target !== d) throw new RegfsError('LINK_INVALID', `link "${path}" points at ${target}, not at the digest of its path`, { path, digest: d });
     return true;
   }
 
-  private statBlob(d: Digest): BlobInfo | undefined {
+  private async statBlob(d: Digest): Promise<BlobInfo | undefined> {
     const path = blobDataPath(this.v2, d);
-    const st = statData(path);
+    const st = await this.driver.stat(path);
     if (st === undefined) return undefined;
-    if (st.notRegular !== undefined) {
-      throw new RegfsError('BLOB_INVALID', `blob data "${path}" is ${st.notRegular}; blob data must be a regular file (or a symbolic link to one)`, { path, digest: d });
+    if (st.kind !== 'file') {
+      const what = st.kind === 'directory' ? 'a directory' : st.what;
+      throw new RegfsError('BLOB_INVALID', `blob data "${path}" is ${what}; blob data must be a regular file (or a symbolic link to one)`, { path, digest: d });
     }
-    return { path: st.path, size: st.size };
+    return { path: st.real ?? path, size: st.size };
   }
 
-  private loadManifest(d: Digest): Manifest {
-    const info = this.blobInfo(d);
+  private async loadManifest(d: Digest): Promise<Manifest> {
+    const info = await this.blobInfo(d);
     if (info === undefined) {
       throw new RegfsError('BLOB_UNKNOWN', `manifest ${d} has no blob data at "${blobDataPath(this.v2, d)}"`, {
         path: blobDataPath(this.v2, d),
@@ -312,24 +340,44 @@ export class RegistryReader {
         digest: d,
       });
     }
-    let raw: Buffer;
-    try {
-      raw = readFileSync(info.path);
-    } catch (err) {
-      throw ioError('reading manifest', info.path, err);
+    const raw = await this.driver.getContent(info.path, MANIFEST_MAX_BYTES + 1);
+    if (raw === undefined || !Buffer.isBuffer(raw)) {
+      throw new RegfsError('BLOB_UNKNOWN', `manifest ${d} has no blob data at "${info.path}" (it went away while being read)`, { path: info.path, digest: d });
     }
     return parseManifest(raw, d, info.path);
   }
 }
 
+/**
+ * The storage of a registry root: `s3://BUCKET/PREFIX`, or a directory (or its
+ * `docker/registry/v2`); NOT_REGISTRY if it is neither.
+ */
+export async function openRegistryStorage(dir: string): Promise<StorageDriver> {
+  if (isS3Root(dir)) {
+    const driver = openS3Root(dir);
+    if ((await driver.stat(driver.v2))?.kind !== 'directory') {
+      throw new RegfsError('NOT_REGISTRY', `"${driver.location}" is not registry storage: no key starts with ${driver.v2}/ in the bucket`, { path: dir });
+    }
+    return driver;
+  }
+  const v2 = await findStorageRoot(dir);
+  if (v2 === undefined) throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${whyNotRegistry(dir)}`, { path: dir });
+  return fsStorage(v2);
+}
+
 /** The value of `f`, or the RegfsError it threw (cached like a value); anything else is rethrown. */
-function capture<T>(f: () => T): T | RegfsError {
+async function capture<T>(f: () => Promise<T>): Promise<T | RegfsError> {
   try {
-    return f();
+    return await f();
   } catch (err) {
     if (err instanceof RegfsError) return err;
     throw err;
   }
+}
+
+function unwrap<T>(r: T | RegfsError): T {
+  if (r instanceof RegfsError) throw r;
+  return r;
 }
 
 /**

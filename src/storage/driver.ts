@@ -26,7 +26,12 @@ export type { PlaceOutcome };
 
 /** What `stat` finds at a path. */
 export type FileInfo =
-  | { kind: 'file'; size: number }
+  | {
+      kind: 'file';
+      size: number;
+      /** On disk, where `path` is a symbolic link: the real file, to link or read (link(2) would link the symbolic link). */
+      real?: string;
+    }
   /** On S3: some key starts with `<path>/`. */
   | { kind: 'directory' }
   /** On disk only: a FIFO, socket, device, a symbolic link that loops …, as `what` says. */
@@ -102,4 +107,20 @@ export interface StorageDriver {
 
   /** Delete a file, or a directory and everything below it. Nothing there is no error. */
   delete(path: string): Promise<void>;
+
+  /**
+   * List everything below `dir` once and answer later reads below it from that listing
+   * (S3: one request per 1,000 keys instead of one per read). Absent on disk, where a read
+   * costs less than keeping a listing.
+   */
+  prefetch?(dir: string): Promise<void>;
+
+  /**
+   * The size of a file below a prefetched directory as its listing found it, `false` if the
+   * listing holds no such file, undefined if no listing covers the path.
+   */
+  listedSize?(path: string): number | false | undefined;
+
+  /** An identity of a directory, the same for every path that reaches it (on disk: device and inode), to cut loops in a walk. */
+  directoryId?(path: string): string;
 }

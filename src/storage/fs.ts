@@ -54,7 +54,7 @@ export class FsStorage implements StorageDriver {
   async stat(path: string): Promise<FileInfo | undefined> {
     const st = statData(path);
     if (st === undefined) return undefined;
-    if (st.notRegular === undefined) return { kind: 'file', size: st.size };
+    if (st.notRegular === undefined) return st.path === path ? { kind: 'file', size: st.size } : { kind: 'file', size: st.size, real: st.path };
     if (isDirectoryFollowing(path)) return { kind: 'directory' };
     return { kind: 'other', what: st.notRegular };
   }
@@ -147,6 +147,10 @@ export class FsStorage implements StorageDriver {
     if (st === undefined) return undefined;
     if (st.notRegular !== undefined) throw new RegfsError('BLOB_INVALID', `blob data "${path}" is ${st.notRegular}, not a regular file`, { path });
     return createReadStream(st.path);
+  }
+
+  directoryId(path: string): string {
+    return directoryId(path);
   }
 
   async delete(path: string): Promise<void> {
