@@ -26,10 +26,12 @@ test('bench store: served exactly by docker-registry, clean to verify', async ()
     const reader = await RegistryReader.open(root);
     // Every index, and a spread of the rest.
     const sample = refs.filter((r, i) => r.endsWith(':multi') || i % 17 === 0);
-    const served: Served[] = sample.map((name) => {
-      const ref = parseImageRef(name);
-      return { name, digest: reader.tagDigest(ref.repo, ref.tag!)! };
-    });
+    const served: Served[] = await Promise.all(
+      sample.map(async (name) => {
+        const ref = parseImageRef(name);
+        return { name, digest: (await reader.tagDigest(ref.repo, ref.tag!))! };
+      }),
+    );
     assert.ok(served.length >= 15);
     await assertServed(root, served, ['team0/svc0/app0:nosuch'], join(t.dir, 'copies'));
   } finally {

@@ -144,7 +144,7 @@ test('manifests 2.8.2 accepts with Go-only readings: regfs sees the blobs the re
     assert.equal(got.status, 200, v.name);
     assert.ok(got.bytes.equals(bytes), `${v.name}: served other bytes`);
     const reader = await RegistryReader.open(root);
-    const m = reader.manifest(digestOf(bytes));
+    const m = await reader.manifest(digestOf(bytes));
     assert.deepEqual(referencedBlobs(m).map((d) => d.digest).sort(), v.refs(p).map((b) => b.digest).sort(), v.name);
     for (const b of [p.layer, p.decoy]) if (!v.refs(p).includes(b)) expectUnused.push(b.digest);
   }

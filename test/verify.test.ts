@@ -204,7 +204,7 @@ test('verify --target v3: each thing a v3 registry would not serve, on a tree bu
     assert.deepEqual((await verify({ root: clean, target: 'v3' })).findings, []);
     const fixture = await verify({ root: FIXTURE_ROOT, target: 'v3' });
     const legacy = parseRepoName('legacy/app');
-    const schema1 = (await RegistryReader.open(FIXTURE_ROOT)).tagDigest(legacy, parseTag('1.0'))!;
+    const schema1 = (await (await RegistryReader.open(FIXTURE_ROOT)).tagDigest(legacy, parseTag('1.0')))!;
     assert.deepEqual(
       fixture.findings.map((f) => `${f.code} ${f.path}`),
       [`V3_SCHEMA1 ${layout.revisionLinkPath(join(FIXTURE_ROOT, V2), legacy, schema1)}`],
@@ -223,16 +223,16 @@ test('verify --target v3: each thing a v3 registry would not serve, on a tree bu
       await writeFile(layout.layerLinkPath(v2, repo, d), d);
     };
     // An index child and a tagged manifest linked only in _layers (2.x's fallback finds them).
-    const index0 = reader.manifest(reader.tagDigest(app0, parseTag('multi'))!);
+    const index0 = await reader.manifest((await reader.tagDigest(app0, parseTag('multi')))!);
     const child = index0.manifests[0]!.digest;
     await move(app0, child);
-    const v1 = reader.tagDigest(app0, parseTag('v1'))!;
+    const v1 = (await reader.tagDigest(app0, parseTag('v1')))!;
     await move(app0, v1);
     // A sparse index: one child's manifest data gone.
-    const index1 = reader.manifest(reader.tagDigest(app1, parseTag('multi'))!);
+    const index1 = await reader.manifest((await reader.tagDigest(app1, parseTag('multi')))!);
     await rm(layout.blobDir(v2, index1.manifests[1]!.digest), { recursive: true });
     // A revision link with a newline, and a leftover of v3.1's atomic writes.
-    const v2tag = reader.tagDigest(app1, parseTag('v2'))!;
+    const v2tag = (await reader.tagDigest(app1, parseTag('v2')))!;
     await replace(layout.revisionLinkPath(v2, app1, v2tag), `${v2tag}\n`);
     const tmp = join(layout.revisionLinkPath(v2, app1, v2tag), '..', 'link.0192f0a4-7d3c-7000-8000-000000000000.tmp');
     await writeFile(tmp, v2tag);
@@ -272,7 +272,7 @@ test('verify --list: counts what the listed images hold, each repository, manife
     assert.deepEqual(r.findings, []);
     const busybox = JSON.parse(await readFile(join(FIXTURE_ROOT, 'docker/registry/v2/blobs/sha256/32/3271c4fec4a89f06c12edeadbb942bb5aba4b9d57b3671bb5a1f6d149778b82c/data'), 'utf8')) as { layers: unknown[] };
     const app = await RegistryReader.open(FIXTURE_ROOT);
-    const appManifest = app.manifest((await app.tagDigest(parseRepoName('team/app'), parseTag('v1')))!);
+    const appManifest = await app.manifest((await app.tagDigest(parseRepoName('team/app'), parseTag('v1')))!);
     const appBlobs = 1 + appManifest.layers.length;
     assert.deepEqual(
       { repositories: r.counts.repositories, tags: r.counts.tags, manifests: r.counts.manifests, links: r.counts.links, blobs: r.counts.blobs },

@@ -21,6 +21,7 @@ import * as inventoryCmd from './commands/inventory.js';
 import * as bundleCmd from './commands/bundle.js';
 import { ExitCode, processIo, RunOutput, withColor, type Io } from './output.js';
 import { colorFlag } from './color.js';
+import { closeStorage, configureStorage } from '../storage/open.js';
 
 interface CommandModule<A> {
   command: string;
@@ -30,6 +31,7 @@ interface CommandModule<A> {
 }
 
 const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 4 verify found damage; 70 internal error.
+Registry roots may be s3://BUCKET/PREFIX (PREFIX: the registry's rootdirectory), with AWS's credentials (environment, profile) and --s3-endpoint.
 Docs: README.md and docs/ in the regfs package.`;
 
 const COMMANDS = [extractCmd, toDirCmd, fromDirCmd, toOciCmd, fromOciCmd, inventoryCmd, bundleCmd, applyCmd, lsCmd, inspectCmd, verifyCmd, gcCmd, rmCmd] as CommandModule<unknown>[];
@@ -55,6 +57,7 @@ export async function main(argv: string[], ioIn: Io = processIo): Promise<number
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, mod.builder, async (args) => {
       run = new RunOutput(io, commandName(mod.command), args['json'] === true);
+      configureStorage({ s3Endpoint: args['s3-endpoint'] as string | undefined, jobs: args['jobs'] as number | undefined });
       exitCode = await mod.handler(fromStdinToken(args) as A, io, run);
       run.endProblems();
       if (run.json !== undefined && !run.json.done) throw new Error(`regfs ${commandName(mod.command)} --json printed no result`);
@@ -72,6 +75,11 @@ export async function main(argv: string[], ioIn: Io = processIo): Promise<number
       type: 'boolean',
       global: true,
       describe: 'colour messages on stderr even when it is no terminal (--no-color: never); beats NO_COLOR and FORCE_COLOR',
+    })
+    .option('s3-endpoint', {
+      type: 'string',
+      global: true,
+      describe: 'the S3 service of s3://BUCKET/PREFIX roots (path-style addressing); else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or AWS',
     })
     .epilogue(EPILOGUE)
     .help()
@@ -92,6 +100,7 @@ export async function main(argv: string[], ioIn: Io = processIo): Promise<number
   try {
     await y.parseAsync();
   } catch (err) {
+    closeStorage();
     if (err instanceof UsageError || (err instanceof RegfsError && err.code === 'USAGE')) {
       // One line however yargs breaks its message (`Invalid values:\n  Argument: …`), and the
       // word it took for a command named where it only says `Did you mean ls?`.
@@ -111,6 +120,7 @@ export async function main(argv: string[], ioIn: Io = processIo): Promise<number
     out().json?.fail(ExitCode.internal, { code: 'INTERNAL', message: String((err as Error).message ?? err) });
     return ExitCode.internal;
   }
+  closeStorage();
   return exitCode;
 }
 

@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { existsSync } from 'node:fs';
-import { forEachChunked } from '../bounded.js';
+import { forEachChunked, forEachChunkedAsync } from '../bounded.js';
 import { Problems } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { openImageList } from '../image-list.js';
@@ -17,7 +17,9 @@ import { RegistryReader } from '../registry/read.js';
 import { countPlanFiles, writePlan, type WritePlan, type WriteStats } from '../registry/write.js';
 import { resolveImages, type RepairedLink } from './resolve.js';
 import { findReferrers, type ReferrerInfo, type RewrittenIndex } from './referrers.js';
-import { assertOutsideSource, outputStorageRoot } from './output-root.js';
+import { assertOutsideSource, outputStorageRoot, s3OutputRoot } from './output-root.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { isS3Root, openS3Root } from '../storage/open.js';
 import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type ImageContent, type WriteCommandOptions, type WriteResultBase } from './common.js';
 import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms } from './inspect.js';
 
@@ -82,8 +84,11 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const started = performance.now();
   checkJobs(opts.jobs);
   const reader = await RegistryReader.open(opts.source);
-  const out = await outputStorageRoot(opts.output);
-  await assertOutsideSource(opts.source, reader.v2, opts.output, out.v2);
+  // The output: a directory, or a root on S3 (then written through its driver, without a lock).
+  const s3 = isS3Root(opts.output) ? await openS3Root(opts.output) : undefined;
+  const disk = s3 === undefined ? await outputStorageRoot(opts.output) : undefined;
+  const out = disk ?? (await s3OutputRoot(s3!, reader.driver));
+  if (disk !== undefined) await assertOutsideSource(opts.source, reader.v2, opts.output, disk.v2);
 
   const list = await openImageList(opts.list, { stripRegistry: opts.stripRegistry === true, stdin: opts.stdin });
   const problems = new Problems(opts.onProblem);
@@ -110,9 +115,17 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const repaired = uniqueRepairs(all.flatMap((img) => img.repaired));
   // A manifest's bytes come from the file its data path leads to: a symbolic link there is
   // followed (blobInfo gives the real file), so the output gets content, never the link. A
-  // rewritten referrers index is written from its new bytes.
+  // rewritten referrers index is written from its new bytes. The paths are looked up first,
+  // a chunk at once (resolve read the manifests, so blobInfo has them cached).
+  const stored = new Set<Digest>();
+  for (const img of all) for (const m of img.manifests) if (closure?.derived.has(m.digest) !== true) stored.add(m.digest);
+  const storedPaths = new Map<Digest, string>();
+  await forEachChunkedAsync(stored, (d) => reader.blobInfo(d), (d, info) => {
+    if (info !== undefined) storedPaths.set(d, info.path);
+  });
+  stored.clear();
   const plan = planWrites(all, (m) =>
-    closure?.derived.has(m.digest) === true ? { data: m.raw, size: m.raw.length } : { path: reader.blobInfo(m.digest)?.path ?? blobDataPath(reader.v2, m.digest), size: m.raw.length },
+    closure?.derived.has(m.digest) === true ? { data: m.raw, size: m.raw.length } : { path: storedPaths.get(m.digest) ?? blobDataPath(reader.v2, m.digest), size: m.raw.length },
   );
   const counts = countPlanFiles(plan);
   const images = await summarizeImages(resolution.images, plan);
@@ -124,7 +137,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   reader.dropCaches();
 
   if (opts.dryRun === true) {
-    const blobsAlreadyThere = out.exists ? await countExisting(plan, (d) => blobDataPath(out.v2, d)) : 0;
+    const blobsAlreadyThere = !out.exists ? 0 : s3 === undefined ? await countExisting(plan, (d) => blobDataPath(out.v2, d)) : await countExistingOn(s3, plan);
     return {
       dryRun: true,
       output: out.v2,
@@ -142,7 +155,11 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   }
 
   const linker = createOutputLinker(out.v2, opts, warn);
-  const stats = await withTreeLock(out.v2, 'extract', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
+  const write = { linker, fresh: !out.exists, source: reader.driver, onProgress: opts.onProgress };
+  const stats =
+    disk === undefined
+      ? await writePlan(s3!, plan, write)
+      : await withTreeLock(disk.v2, 'extract', () => writePlan(disk.v2, plan, { ...write, dirs: disk.dirs }), disk.dirs);
   return {
     dryRun: false,
     output: out.v2,
@@ -174,6 +191,20 @@ export async function countExisting(plan: WritePlan, dataPath: (d: Digest) => st
   await forEachChunked([...plan.blobs.keys()], (d) => {
     if (existsSync(dataPath(d))) n++;
   });
+  return n;
+}
+
+/** How many of the plan's blobs an output on S3 holds already, of their size. */
+export async function countExistingOn(driver: StorageDriver, plan: WritePlan): Promise<number> {
+  let n = 0;
+  await forEachChunkedAsync(
+    [...plan.blobs],
+    async ([d, b]) => {
+      const st = await driver.stat(blobDataPath(driver.v2, d));
+      return st?.kind === 'file' && st.size === b.size;
+    },
+    (_, there) => void (there && n++),
+  );
   return n;
 }
 

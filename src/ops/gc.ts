@@ -36,7 +36,9 @@ import { isIndexKind, parseManifestContent, referencedBlobs } from '../manifest.
 import { blobsDir } from '../registry/layout.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
+import { forEachChunkedAsync } from '../bounded.js';
 import { checkJobs, withTreeLock } from './common.js';
+import { settle } from './resolve.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
 import type { Finding } from './verify.js';
 
@@ -85,8 +87,8 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
   const jobs = checkJobs(opts.jobs);
   const reader = await RegistryReader.open(opts.root);
   const run = async (): Promise<GcResult> => {
-    const scan = await scanStorage(reader.v2);
-    const plan = markAndPlan(reader, scan, opts.deleteUntagged === true, opts.keepReferrers !== false, opts.onProgress);
+    const scan = await scanStorage(reader.driver);
+    const plan = await markAndPlan(reader, scan, opts.deleteUntagged === true, opts.keepReferrers !== false, opts.onProgress);
     if (opts.apply === true && plan.problems.length > 0) {
       const n = plan.problems.length;
       throw new RegfsError('UNSAFE', `${n} thing${n === 1 ? '' : 's'} gc relies on could not be read, so what is in use is not certain; nothing was deleted. Run regfs verify`, {
@@ -101,7 +103,7 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
 
 type Plan = Omit<GcResult, 'applied' | 'seconds'>;
 
-function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: boolean, keepReferrers: boolean, onProgress: OnProgress | undefined): Plan {
+async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: boolean, keepReferrers: boolean, onProgress: OnProgress | undefined): Promise<Plan> {
   // Data that exists is present even if it is not a regular file: the registry follows
   // symbolic links, and reading a manifest that is not a regular file is a problem (UNSAFE).
   const present = (d: Digest): boolean => scan.blobs.get(d)?.data !== undefined;
@@ -117,9 +119,17 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
     }
   }
 
+  /**
+   * Read manifests at once (on S3, requests in flight together), a chunk at a time. The reader
+   * keeps each, or the RegfsError it failed with, so the walk that takes them in its own order
+   * reads none again and reports each problem where it reaches it.
+   */
+  const preload = (ds: Digest[]): Promise<void> => forEachChunkedAsync(ds.filter(present), (d) => settle(reader.manifest(d)), () => {});
+
   /** Mark manifests and all they reference, from `roots`; returns the manifests reached (for per-repository reachability). */
-  const mark = (roots: Digest[]): Set<Digest> => {
+  const mark = async (roots: Digest[]): Promise<Set<Digest>> => {
     const reached = new Set<Digest>();
+    await preload(roots);
     const work = [...roots];
     for (let d = work.pop(); d !== undefined; d = work.pop()) {
       if (reached.has(d)) continue;
@@ -128,14 +138,17 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
       if (!present(d)) continue;
       let m;
       try {
-        m = reader.manifest(d);
+        m = await reader.manifest(d);
       } catch (err) {
         if (!(err instanceof RegfsError)) throw err;
         problems.push({ code: err.code, path: err.path ?? scan.blobs.get(d)!.dir, message: err.message, digest: d });
         continue;
       }
-      if (isIndexKind(m.kind)) for (const c of m.manifests) work.push(c.digest);
-      else for (const b of referencedBlobs(m)) marked.add(b.digest);
+      if (isIndexKind(m.kind)) {
+        const children = m.manifests.map((c) => c.digest);
+        await preload(children.filter((c) => !reached.has(c)));
+        for (const c of children) work.push(c);
+      } else for (const b of referencedBlobs(m)) marked.add(b.digest);
     }
     return reached;
   };
@@ -144,24 +157,32 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
    * The manifests the registry serves by digest only through the repository's `_layers`
    * links (the module comment says how they are found); called once everything else is marked.
    */
-  const servedThroughLayers = (repo: RepoScan): Digest[] => {
-    const served: Digest[] = [];
-    for (const l of repo.layers) {
-      if (l.target !== l.named || marked.has(l.named)) continue;
+  const servedThroughLayers = async (repo: RepoScan): Promise<Digest[]> => {
+    const candidates = repo.layers.flatMap((l) => {
+      if (l.target !== l.named || marked.has(l.named)) return [];
       const data = scan.blobs.get(l.named)?.data;
-      if (data === undefined || !data.regular || data.size > MANIFEST_MAX_BYTES) continue;
-      try {
-        reader.manifest(l.named);
-        served.push(l.named);
-      } catch (err) {
+      if (data === undefined || !data.regular || data.size > MANIFEST_MAX_BYTES) return [];
+      return [{ d: l.named, path: data.path }];
+    });
+    const served: Digest[] = [];
+    // A chunk of candidates is read at once (on S3, requests in flight together), judged in order.
+    await forEachChunkedAsync(
+      candidates,
+      (c) => settle(reader.manifest(c.d)),
+      (c, read) => {
+        if (read.ok) {
+          served.push(c.d);
+          return;
+        }
+        const err = read.err;
         if (!(err instanceof RegfsError)) throw err;
         // What the registry cannot decode it does not serve; anything else leaves it uncertain.
         // 2.8 does not hash a manifest it serves, so bytes that no longer match their digest
         // are judged by whether they decode (a damaged layer does not).
-        if (err.code === 'DIGEST_MISMATCH' && !decodesAsManifest(data.path, l.named)) continue;
-        if (err.code !== 'MANIFEST_INVALID') problems.push({ code: err.code, path: err.path ?? data.path, message: `${err.message}: whether ${repo.name} serves it as a manifest is unknown`, digest: l.named });
-      }
-    }
+        if (err.code === 'DIGEST_MISMATCH' && !decodesAsManifest(c.path, c.d)) return;
+        if (err.code !== 'MANIFEST_INVALID') problems.push({ code: err.code, path: err.path ?? c.path, message: `${err.message}: whether ${repo.name} serves it as a manifest is unknown`, digest: c.d });
+      },
+    );
     return served;
   };
 
@@ -170,21 +191,21 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
    * an SBOM); with `keep` they are marked, with all they reference. A revision that cannot be
    * read is no referrer the registry can serve whole, and is left as it is.
    */
-  const referrersOf = (repo: RepoScan, reached: Set<Digest>, keep: boolean): Plan['referrers'] => {
+  const referrersOf = async (repo: RepoScan, reached: Set<Digest>, keep: boolean): Promise<Plan['referrers']> => {
     const bySubject = new Map<Digest, Digest[]>();
-    for (const r of repo.revisions) {
-      if (r.error !== undefined || reached.has(r.named) || !present(r.named)) continue;
-      let subject: Digest | undefined;
-      try {
-        subject = reader.manifest(r.named).subject?.digest;
-      } catch (err) {
-        if (!(err instanceof RegfsError)) throw err;
-      }
-      if (subject === undefined) continue;
-      let l = bySubject.get(subject);
-      if (l === undefined) bySubject.set(subject, (l = []));
-      l.push(r.named);
-    }
+    // A chunk of revisions is read at once (on S3, requests in flight together), taken in order.
+    await forEachChunkedAsync(
+      repo.revisions.filter((r) => r.error === undefined && !reached.has(r.named) && present(r.named)),
+      (r) => settle(reader.manifest(r.named)),
+      (r, read) => {
+        if (!read.ok && !(read.err instanceof RegfsError)) throw read.err;
+        const subject = read.ok ? read.value.subject?.digest : undefined;
+        if (subject === undefined) return;
+        let l = bySubject.get(subject);
+        if (l === undefined) bySubject.set(subject, (l = []));
+        l.push(r.named);
+      },
+    );
     const found: Plan['referrers'] = [];
     if (bySubject.size === 0) return found;
     const taken = new Set<Digest>();
@@ -199,7 +220,7 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
           work.push(d);
           continue;
         }
-        for (const x of mark([d])) {
+        for (const x of await mark([d])) {
           if (reached.has(x)) continue;
           reached.add(x);
           work.push(x);
@@ -222,9 +243,9 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
         if (t.current?.error !== undefined) problems.push({ code: t.current.error.code, path: t.current.path, message: `${t.current.error.message}: what tag ${repo.name}:${t.tag} holds is unknown` });
       }
     }
-    const reached = mark(roots(repo, deleteUntagged));
+    const reached = await mark(roots(repo, deleteUntagged));
     if (!deleteUntagged) continue;
-    for (const r of referrersOf(repo, reached, keepReferrers)) referrers.push(r);
+    for (const r of await referrersOf(repo, reached, keepReferrers)) referrers.push(r);
     const doomed = new Set<Digest>();
     for (const r of repo.revisions) {
       if (r.error !== undefined || reached.has(r.named)) continue;
@@ -235,7 +256,7 @@ function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUntagged: 
   }
   if (!deleteUntagged) {
     for (const repo of scan.repos) {
-      mark(servedThroughLayers(repo));
+      await mark(await servedThroughLayers(repo));
       progress.add(1);
       progress.report();
     }

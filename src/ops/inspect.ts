@@ -9,19 +9,21 @@
  *
  * This module also holds what `ls` shares: `measureImage` (total size, blob counts and
  * platforms of a manifest and everything below it) and the config summariser. Neither reads
- * a layer's bytes (sizes come from `lstat` through the reader's cache); only configs, which
- * are small JSON, are read, once per digest.
+ * a layer's bytes (sizes come from the reader's cached stat of the blob data: on S3, from the
+ * repository's listing or a HEAD); only configs, which are small JSON, are read, once per
+ * digest, through the reader's storage driver.
  */
 import { readFileSync } from 'node:fs';
-import { Problems, RegfsError } from '../errors.js';
+import { errnoCode, Problems, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, referencedBlobs, type Descriptor, type Manifest, type ManifestKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
 import { RegistryReader } from '../registry/read.js';
+import type { StorageDriver } from '../storage/driver.js';
 import { manifestLevels } from './common.js';
 import { formatPlatform, summaryPlatform } from '../platform.js';
 import { findReferrers, type ReferrerInfo } from './referrers.js';
-import type { ResolvedImage } from './resolve.js';
+import { settle, type ResolvedImage } from './resolve.js';
 import { repoDir, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 
 /** A config larger than this is not read (real configs are kilobytes). */
@@ -151,7 +153,7 @@ export async function inspectImage(opts: InspectOptions): Promise<InspectResult>
   } else {
     digest = ref.digest!;
   }
-  if (reader.manifestLink(repo, digest) === undefined) {
+  if ((await reader.manifestLink(repo, digest)) === undefined) {
     const path = revisionLinkPath(reader.v2, repo, digest);
     throw new RegfsError('MANIFEST_UNKNOWN', `manifest ${digest} has no revision link in repository ${repo} (no "${path}", nor a _layers link), so the registry would not serve it`, {
       path,
@@ -193,9 +195,9 @@ export async function inspectImage(opts: InspectOptions): Promise<InspectResult>
     result.manifests = await Promise.all(m.manifests.map((c) => inspectManifest(reader, repo, c)));
     return result;
   }
-  result.layers = m.layers.map((l) => inspectBlob(reader, repo, l));
+  result.layers = await Promise.all(m.layers.map((l) => inspectBlob(reader, repo, l)));
   if (m.config !== undefined) {
-    result.config = inspectBlob(reader, repo, m.config);
+    result.config = await inspectBlob(reader, repo, m.config);
     const read = await summarize(m.config);
     result.image = read.summary;
     result.imageNote = read.note;
@@ -210,19 +212,17 @@ export async function inspectImage(opts: InspectOptions): Promise<InspectResult>
 /**
  * The referrers of `m` and of every child manifest that can be read (a broken image still
  * lists its referrers), as --with-referrers finds them; how many could not be taken whole.
+ * An index's children are read at once (on S3, requests in flight together), taken in order.
  */
 async function referrersOf(reader: RegistryReader, ref: { repo: RepoName; tag: Tag | undefined; digest: Digest; raw: string }, m: Manifest): Promise<{ referrers: ReferrerInfo[]; missing: number }> {
   const manifests: Manifest[] = [m];
   const seen = new Set<Digest>([m.digest]);
   for (let i = 0; i < manifests.length; i++) {
-    for (const c of manifests[i]!.manifests) {
-      if (seen.has(c.digest)) continue;
-      seen.add(c.digest);
-      try {
-        manifests.push(reader.manifest(c.digest));
-      } catch (err) {
-        if (!(err instanceof RegfsError)) throw err;
-      }
+    const children = manifests[i]!.manifests.filter((c) => !seen.has(c.digest) && seen.add(c.digest));
+    const read = await Promise.all(children.map((c) => settle(reader.manifest(c.digest))));
+    for (const r of read) {
+      if (r.ok) manifests.push(r.value);
+      else if (!(r.err instanceof RegfsError)) throw r.err;
     }
   }
   const image: ResolvedImage = {
@@ -258,20 +258,27 @@ export function isImageConfigType(mediaType: string | undefined): boolean {
   return mediaType === undefined || mediaType === MediaTypes.dockerConfig || mediaType === MediaTypes.ociConfig;
 }
 
-/** Where a blob's data is, or undefined if absent (may throw a RegfsError). */
-export type BlobLookup = (d: Digest) => { path: string; size: number } | undefined;
+/** Where a blob's data is, or undefined if absent (may throw a RegfsError); a reader's lookup waits on its storage. */
+export type BlobLookup = (d: Digest) => BlobData | undefined | Promise<BlobData | undefined>;
+
+type BlobData = { path: string; size: number };
+
+/** A blob's bytes at the path its lookup gave, or why they cannot be read (an errno code, or what is there instead). */
+type ReadBlob = (path: string) => Promise<Buffer | { why: string }>;
 
 /**
- * A memoising config summariser over a reader (or any lookup of blob data: the blobs an
- * extract or import plan takes). Never throws for a bad config: it says why in `note`.
+ * A memoising config summariser over a reader (or any lookup of blob data on disk: the blobs
+ * an extract or import plan takes). A reader's configs are read through its storage driver.
+ * Never throws for a bad config: it says why in `note`.
  */
 export function createConfigSummarizer(source: RegistryReader | BlobLookup): ConfigSummarizer {
   const lookup: BlobLookup = source instanceof RegistryReader ? (d) => source.blobInfo(d) : source;
+  const read: ReadBlob = source instanceof RegistryReader ? (path) => readThrough(source.driver, path) : readFromDisk;
   const cache = new Map<Digest, Promise<ConfigRead>>();
   return (config) => {
     let p = cache.get(config.digest);
     if (p === undefined) {
-      p = readConfig(lookup, config);
+      p = readConfig(lookup, read, config);
       cache.set(config.digest, p);
     }
     return p;
@@ -297,6 +304,8 @@ export interface ImageMeasure {
  * layer blob the repository serves. A child or blob that the repository does not link, or
  * whose data is absent or unreadable, is counted in `missing`, never thrown: `regfs verify`
  * is the tool that explains it. Indexes nested deeper than MAX_INDEX_DEPTH are INDEX_TOO_DEEP.
+ * A manifest's blobs, and an index's children, are looked up at once (on S3, requests in
+ * flight together) and counted in order.
  */
 export async function measureImage(reader: RegistryReader, repo: RepoName, top: Manifest, summarize: ConfigSummarizer): Promise<ImageMeasure> {
   const seenBlobs = new Set<Digest>();
@@ -311,10 +320,12 @@ export async function measureImage(reader: RegistryReader, repo: RepoName, top: 
     out.manifests++;
     if (!isIndexKind(m.kind)) {
       images.push(m);
-      for (const d of referencedBlobs(m)) {
-        if (seenBlobs.has(d.digest)) continue;
-        seenBlobs.add(d.digest);
-        const info = orElse(() => (reader.hasLayerLink(repo, d.digest) ? reader.blobInfo(d.digest) : undefined), undefined);
+      const blobs = referencedBlobs(m).filter((d) => !seenBlobs.has(d.digest) && seenBlobs.add(d.digest));
+      const infos = await Promise.all(
+        blobs.map((d) => orElse(async () => ((await reader.hasLayerLink(repo, d.digest)) ? reader.blobInfo(d.digest) : undefined), undefined)),
+      );
+      for (const [j, d] of blobs.entries()) {
+        const info = infos[j];
         if (info === undefined) {
           if (d.urls === undefined) missing.add(d.digest);
           continue;
@@ -327,9 +338,14 @@ export async function measureImage(reader: RegistryReader, repo: RepoName, top: 
     if (m.manifests.length > 0 && depth >= MAX_INDEX_DEPTH) {
       throw indexTooDeep(m.digest);
     }
-    for (const c of m.manifests) {
-      if (reached.has(c.digest) || missing.has(c.digest)) continue;
-      const child = orElse(() => (reader.manifestLink(repo, c.digest) === undefined ? undefined : reader.manifest(c.digest)), undefined);
+    // Each child once, however often the index names it.
+    const named = new Set<Digest>();
+    const children = m.manifests.filter((c) => !reached.has(c.digest) && !missing.has(c.digest) && !named.has(c.digest) && named.add(c.digest));
+    const read = await Promise.all(
+      children.map((c) => orElse(async () => ((await reader.manifestLink(repo, c.digest)) === undefined ? undefined : reader.manifest(c.digest)), undefined)),
+    );
+    for (const [j, c] of children.entries()) {
+      const child = read[j];
       if (child === undefined) {
         missing.add(c.digest);
         continue;
@@ -415,27 +431,44 @@ export function effectiveArtifactType(m: Manifest): string | undefined {
 
 // ---------------------------------------------------------------------------------------------
 
-async function readConfig(lookup: BlobLookup, config: Descriptor): Promise<ConfigRead> {
+async function readConfig(lookup: BlobLookup, read: ReadBlob, config: Descriptor): Promise<ConfigRead> {
   const none = (note: string): ConfigRead => ({ summary: undefined, note });
   if (!isImageConfigType(config.mediaType)) return none(`the config is not an image config (${config.mediaType})`);
   let info;
   try {
-    info = lookup(config.digest);
+    info = await lookup(config.digest);
   } catch (err) {
     if (!(err instanceof RegfsError)) throw err;
     return none(err.message);
   }
   if (info === undefined) return none(`the config blob ${config.digest} is missing from storage`);
   if (info.size > CONFIG_MAX_BYTES) return none(`the config blob is ${info.size} bytes, too large to summarise`);
-  let raw: Buffer;
-  try {
-    raw = readFileSync(info.path);
-  } catch (err) {
-    return none(`the config blob "${info.path}" cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  const raw = await read(info.path);
+  if (!Buffer.isBuffer(raw)) return none(`the config blob "${info.path}" cannot be read: ${raw.why}`);
   const doc = parseJson(raw);
   if (doc === undefined) return none(`the config blob ${config.digest} is not a JSON object`);
   return { summary: summarizeConfigDoc(doc), note: undefined };
+}
+
+/** A blob's bytes from a path on disk (a plan's lookup gives those). */
+async function readFromDisk(path: string): Promise<Buffer | { why: string }> {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    return { why: (err as NodeJS.ErrnoException).code ?? String(err) };
+  }
+}
+
+/** At most CONFIG_MAX_BYTES (a size the caller has checked) of a blob, through a driver. */
+async function readThrough(driver: StorageDriver, path: string): Promise<Buffer | { why: string }> {
+  try {
+    const content = await driver.getContent(path, CONFIG_MAX_BYTES);
+    // Gone since its stat: as reading a file that is gone says.
+    if (content === undefined) return { why: 'ENOENT' };
+    return Buffer.isBuffer(content) ? content : { why: content.notRegular };
+  } catch (err) {
+    return { why: errnoCode(err instanceof RegfsError ? err.cause : err) ?? (err instanceof Error ? err.message : String(err)) };
+  }
 }
 
 /** Summarise an image config document (Docker or OCI; the two share these fields). */
@@ -481,14 +514,14 @@ function schema1Summary(m: Manifest): ImageConfigSummary | undefined {
   };
 }
 
-function inspectBlob(reader: RegistryReader, repo: RepoName, d: Descriptor): InspectedBlob {
-  const info = orElse(() => reader.blobInfo(d.digest), undefined);
+async function inspectBlob(reader: RegistryReader, repo: RepoName, d: Descriptor): Promise<InspectedBlob> {
+  const [info, linked] = await Promise.all([orElse(() => reader.blobInfo(d.digest), undefined), orElse(() => reader.hasLayerLink(repo, d.digest), false)]);
   return {
     digest: d.digest,
     mediaType: d.mediaType,
     size: d.size >= 0 ? d.size : info?.size,
     present: info !== undefined,
-    linked: orElse(() => reader.hasLayerLink(repo, d.digest), false),
+    linked,
     urls: d.urls,
   };
 }
@@ -496,7 +529,7 @@ function inspectBlob(reader: RegistryReader, repo: RepoName, d: Descriptor): Ins
 async function inspectManifest(reader: RegistryReader, repo: RepoName, d: Descriptor): Promise<InspectedManifest> {
   const [info, linked] = await Promise.all([
     orElse(() => reader.blobInfo(d.digest), undefined),
-    orElse(() => reader.manifestLink(repo, d.digest) !== undefined, false),
+    orElse(async () => (await reader.manifestLink(repo, d.digest)) !== undefined, false),
   ]);
   return {
     digest: d.digest,
@@ -547,10 +580,10 @@ function unique(xs: string[]): string[] {
   return [...new Set(xs)];
 }
 
-/** `f()`, or `fallback` if it throws a RegfsError. */
-function orElse<T, F>(f: () => T, fallback: F): T | F {
+/** What `f()` comes to, or `fallback` if it fails with a RegfsError. */
+async function orElse<T, F>(f: () => Promise<T>, fallback: F): Promise<T | F> {
   try {
-    return f();
+    return await f();
   } catch (err) {
     if (!(err instanceof RegfsError)) throw err;
     return fallback;

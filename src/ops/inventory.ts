@@ -37,6 +37,8 @@ import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { isDirectoryFollowing, statData } from '../registry/follow.js';
 import { blobsDir, revisionsDir } from '../registry/layout.js';
 import { findStorageRoot, RegistryReader, whyNotRegistry } from '../registry/read.js';
+import { fsStorage } from '../storage/open.js';
+import { settle } from './resolve.js';
 import { parseIndex, readLayoutFiles } from './from-oci.js';
 import { assertOutsideSource } from './output-root.js';
 
@@ -239,70 +241,92 @@ async function registryInventory(v2: string, w: InventoryWriter, warn: (m: strin
     }
   }
   // Repositories, in byte order; each with its tags and manifests.
-  const reader = new RegistryReader(v2);
-  const repos = reader.listRepositories().sort();
+  const reader = new RegistryReader(fsStorage(v2));
+  const repos = (await reader.listRepositories()).sort();
   for (const repo of repos) {
     w.repo(repo);
     // Its manifests first (held for this repository only): a tag naming one of them is
     // served without reading that revision link a second time.
     const manifests: Digest[] = [];
     const revisions = revisionsDir(v2, repo);
+    const digests: Digest[] = [];
     for (const alg of sortedNames(revisions)) {
       if (!(alg in DIGEST_ALGORITHMS)) continue;
       for (const hex of sortedNames(`${revisions}/${alg}`)) {
         const d = `${alg}:${hex}`;
-        if (!isDigest(d)) continue;
-        if (servedRevision(reader, repo, d, warn)) manifests.push(d);
-        await pace();
+        if (isDigest(d)) digests.push(d);
       }
     }
+    await inOrder(digests, (d) => servedRevision(reader, repo, d), pace, (d, r) => {
+      if (!r.ok) warn(leftOut(r.err));
+      else if (r.value === true) manifests.push(d);
+      else if (r.value !== false) warn(r.value);
+    });
     const served = new Set(manifests);
-    for (const tag of reader.listTags(repo)) {
-      const d = servedTag(reader, repo, tag, served, warn);
+    await inOrder(await reader.listTags(repo), (tag) => servedTag(reader, repo, tag, served), pace, (tag, r) => {
+      if (!r.ok) {
+        warn(leftOut(r.err));
+        return;
+      }
+      const { digest: d, warning } = r.value;
+      if (warning !== undefined) warn(warning);
       if (d !== undefined) w.tag(tag, d);
       // Served through the `_layers` fallback: the repository serves it by digest too.
       if (d !== undefined && !served.has(d)) served.add(d);
-      await pace();
-    }
+    });
     for (const d of served.size === manifests.length ? manifests : [...served].sort()) w.manifest(d);
     // What one repository read is not needed for the next: memory stays flat.
     reader.dropCaches();
   }
 }
 
-/** The manifest a tag names if the registry serves it by that tag, else undefined (with a warning for damage). */
-function servedTag(reader: RegistryReader, repo: RepoName, tag: Tag, served: ReadonlySet<Digest>, warn: (m: string) => void): Digest | undefined {
-  try {
-    const d = reader.tagDigest(repo, tag);
-    if (d === undefined || served.has(d)) return d;
-    // Not among the revisions served: 2.x also serves a manifest linked only in `_layers`.
-    if (reader.manifestLink(repo, d) === undefined) {
-      warn(`tag ${repo}:${tag} names ${d}, which the repository does not hold (no revision link): the registry answers MANIFEST_UNKNOWN for it; left out of the inventory`);
-      return undefined;
+/**
+ * Read the items a chunk (CHUNK) at once (on S3 their requests overlap), and hand each
+ * result (its value or its error) to `take` in the items' order, pacing after each: what is
+ * written and warned does not depend on which read came back first.
+ */
+async function inOrder<T, R>(
+  items: readonly T[],
+  read: (item: T) => Promise<R>,
+  pace: () => Promise<void>,
+  take: (item: T, r: { ok: true; value: R } | { ok: false; err: unknown }) => void,
+): Promise<void> {
+  for (let i = 0; i < items.length; i += CHUNK) {
+    const chunk = items.slice(i, i + CHUNK);
+    const results = await Promise.all(chunk.map((item) => settle(read(item))));
+    for (const [j, item] of chunk.entries()) {
+      take(item, results[j]!);
+      await pace();
     }
-    if (reader.blobInfo(d) === undefined) {
-      warn(`tag ${repo}:${tag} names ${d}, whose blob data is missing: the registry answers MANIFEST_UNKNOWN for it; left out of the inventory`);
-      return undefined;
-    }
-    return d;
-  } catch (err) {
-    warn(leftOut(err));
-    return undefined;
   }
 }
 
-/** True if the repository's revision link for `d` is there, names `d`, and the manifest has its data. */
-function servedRevision(reader: RegistryReader, repo: RepoName, d: Digest, warn: (m: string) => void): boolean {
-  try {
-    // A directory without a link is what the registry's own delete leaves: nothing is served.
-    if (!reader.hasRevision(repo, d)) return false;
-    if (reader.blobInfo(d) !== undefined) return true;
-    warn(`manifest ${repo}@${d} has a revision link but no blob data: the registry answers MANIFEST_UNKNOWN for it; left out of the inventory`);
-    return false;
-  } catch (err) {
-    warn(leftOut(err));
-    return false;
+/**
+ * The manifest a tag names if the registry serves it by that tag (`digest`, else undefined),
+ * and the warning for damage that leaves it out. A manifest in `served` is not read again.
+ */
+async function servedTag(reader: RegistryReader, repo: RepoName, tag: Tag, served: ReadonlySet<Digest>): Promise<{ digest?: Digest; warning?: string }> {
+  const d = await reader.tagDigest(repo, tag);
+  if (d === undefined || served.has(d)) return { digest: d };
+  // Not among the revisions served: 2.x also serves a manifest linked only in `_layers`.
+  if ((await reader.manifestLink(repo, d)) === undefined) {
+    return { warning: `tag ${repo}:${tag} names ${d}, which the repository does not hold (no revision link): the registry answers MANIFEST_UNKNOWN for it; left out of the inventory` };
   }
+  if ((await reader.blobInfo(d)) === undefined) {
+    return { warning: `tag ${repo}:${tag} names ${d}, whose blob data is missing: the registry answers MANIFEST_UNKNOWN for it; left out of the inventory` };
+  }
+  return { digest: d };
+}
+
+/**
+ * True if the repository's revision link for `d` is there, names `d`, and the manifest has
+ * its data; false if there is no link; the warning if the link has no data.
+ */
+async function servedRevision(reader: RegistryReader, repo: RepoName, d: Digest): Promise<boolean | string> {
+  // A directory without a link is what the registry's own delete leaves: nothing is served.
+  if (!(await reader.hasRevision(repo, d))) return false;
+  if ((await reader.blobInfo(d)) !== undefined) return true;
+  return `manifest ${repo}@${d} has a revision link but no blob data: the registry answers MANIFEST_UNKNOWN for it; left out of the inventory`;
 }
 
 async function layoutInventory(layout: string, w: InventoryWriter, warn: (m: string) => void): Promise<void> {

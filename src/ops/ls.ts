@@ -11,9 +11,10 @@
  * A tag is read the registry's way: `current/link`, then the repository's revision link, then
  * the manifest blob (hashed against its digest). A tag that fails any of these is listed with
  * its `error` and the listing goes on, as the registry goes on serving the other tags; the
- * `regfs verify` command is the tool for explaining damage. Sizes come from `lstat` (the
- * reader caches them by digest, so shared layers are looked at once); only manifests and image
- * configs (for platforms) are read. Tags are described in parallel, `jobs` at a time.
+ * `regfs verify` command is the tool for explaining damage. Sizes come from a stat of the blob
+ * data (on S3, the repository's listing or a HEAD; the reader caches them by digest, so shared
+ * layers are looked at once); only manifests and image configs (for platforms) are read. Tags
+ * are described in parallel, `jobs` at a time.
  */
 import pLimit from 'p-limit';
 import { quote, RegfsError } from '../errors.js';
@@ -187,7 +188,7 @@ async function describeTag(reader: RegistryReader, repo: RepoName, tag: Tag, sum
       const path = tagCurrentLinkPath(reader.v2, repo, tag);
       throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} has a directory but no "${path}"`, { path });
     }
-    if (reader.manifestLink(repo, digest) === undefined) {
+    if ((await reader.manifestLink(repo, digest)) === undefined) {
       const path = revisionLinkPath(reader.v2, repo, digest);
       throw new RegfsError('MANIFEST_UNKNOWN', `tag ${repo}:${tag} points at ${digest}, which has no revision link "${path}" (nor a _layers link): the registry answers 404 for it`, { path, digest });
     }

@@ -9,6 +9,9 @@ import { RegfsError } from '../errors.js';
 import { OutputDirs } from '../fs/atomic.js';
 import { STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
 import { OCI_LAYOUT_FILE } from '../oci/layout.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { isS3Root } from '../storage/open.js';
+import type { S3Storage } from '../storage/s3.js';
 
 /**
  * The storage root to write for an output directory, and whether it exists yet: the output
@@ -29,10 +32,26 @@ export async function outputStorageRoot(out: string): Promise<{ v2: string; exis
 }
 
 /**
+ * An output root on S3: whether it holds storage yet, and a refusal (OUTPUT_IN_SOURCE) if its
+ * keys and the source's overlap (one storage root at or below the other, in one bucket).
+ */
+export async function s3OutputRoot(out: S3Storage, source: StorageDriver | undefined): Promise<{ v2: string; exists: boolean }> {
+  if (source?.kind === 's3' && (source as S3Storage).bucket === out.bucket && (source as S3Storage).service === out.service) {
+    const under = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
+    if (under(out.v2, source.v2) || under(source.v2, out.v2)) {
+      throw new RegfsError('OUTPUT_IN_SOURCE', `output "${out.location}" is the source "${source.location}", inside it, or holds it; regfs never writes into its source`, { path: out.location });
+    }
+  }
+  return { v2: out.v2, exists: (await out.stat(out.v2))?.kind === 'directory' };
+}
+
+/**
  * Refuse an output equal to the source or inside it (as given, or as its storage root), and
- * an output root that holds the source's storage. Symbolic links are resolved first.
+ * an output root that holds the source's storage. Symbolic links are resolved first. A source
+ * on S3 holds no directory.
  */
 export async function assertOutsideSource(source: string, sourceV2: string, out: string, outRoot: string): Promise<void> {
+  if (isS3Root(source)) return;
   // When the source was given as its v2 directory, the registry root around it is the source too.
   const given = resolve(source);
   const sourceRoot = given.endsWith(sep + STORAGE_PREFIX) ? given.slice(0, -(STORAGE_PREFIX.length + 1)) : given;

@@ -18,15 +18,13 @@
  * out; the image that brought it is written all the same.
  */
 import { Problems, RegfsError } from '../errors.js';
-import { forEachChunked } from '../bounded.js';
+import { CHUNK, forEachChunkedAsync } from '../bounded.js';
 import { digestAlgorithm, digestHex, digestOf, isDigest, type Digest } from '../digest.js';
-import { readFileSync } from 'node:fs';
 import { MediaTypes, parseManifest, parseManifestContent, type Descriptor, type Manifest } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
 import { MANIFEST_MAX_BYTES, type BlobInfo, type RegistryReader } from '../registry/read.js';
-import { listEntries } from '../registry/follow.js';
 import { revisionsDir } from '../registry/layout.js';
-import { resolveTarget, type ResolvedImage } from './resolve.js';
+import { resolveTarget, settle, type ResolvedImage } from './resolve.js';
 
 /** One referrer that came along with an image. */
 export interface ReferrerInfo {
@@ -81,8 +79,8 @@ export function artifactTypeOf(m: Manifest): string {
 
 /** Per repository: its tags and its subject map, each read once, when first needed. */
 class RepoState {
-  private byPrefix: Map<string, Tag[]> | undefined;
-  private subjects: Map<Digest, Digest[]> | undefined;
+  private byPrefix: Promise<Map<string, Tag[]>> | undefined;
+  private subjects: Promise<Map<Digest, Digest[]>> | undefined;
   /** Direct referrers of a digest, once computed (the images they need are already emitted). */
   readonly direct = new Map<Digest, ReferrerInfo[]>();
   /** Referrer images emitted, by `tag\0digest`. */
@@ -100,49 +98,62 @@ class RepoState {
    * and those that start with it: `.sig`, `.att`, `.sbom`); read once, so a repository of
    * many tags costs one pass however many images are searched.
    */
-  tagsOf(d: Digest): Tag[] {
-    if (this.byPrefix === undefined) {
-      this.byPrefix = new Map();
-      for (const t of this.reader.listTags(this.repo)) {
-        const m = DIGEST_TAG.exec(t);
-        if (m === null) continue;
-        let l = this.byPrefix.get(m[1]!);
-        if (l === undefined) this.byPrefix.set(m[1]!, (l = []));
-        l.push(t);
-      }
+  async tagsOf(d: Digest): Promise<Tag[]> {
+    this.byPrefix ??= this.readTags();
+    return (await this.byPrefix).get(fallbackTag(d)) ?? [];
+  }
+
+  private async readTags(): Promise<Map<string, Tag[]>> {
+    const byPrefix = new Map<string, Tag[]>();
+    for (const t of await this.reader.listTags(this.repo)) {
+      const m = DIGEST_TAG.exec(t);
+      if (m === null) continue;
+      let l = byPrefix.get(m[1]!);
+      if (l === undefined) byPrefix.set(m[1]!, (l = []));
+      l.push(t);
     }
-    return this.byPrefix.get(fallbackTag(d)) ?? [];
+    return byPrefix;
   }
 
   /**
    * Every revision of the repository with a `subject`, by subject; read once. Each revision's
    * bytes are read, and parsed only if they hold the word `subject`; those are kept, checked,
    * in the reader's cache (a referrer found is taken as an image next). Revisions that cannot
-   * be read are skipped (verify reports them).
+   * be read are skipped (verify reports them). The revisions are read a chunk at once (on
+   * S3, requests in flight together).
    */
-  bySubject(): Map<Digest, Digest[]> {
-    if (this.subjects !== undefined) return this.subjects;
+  bySubject(): Promise<Map<Digest, Digest[]>> {
+    return (this.subjects ??= this.readSubjects());
+  }
+
+  private async readSubjects(): Promise<Map<Digest, Digest[]>> {
     const map = new Map<Digest, Digest[]>();
+    const { driver } = this.reader;
     const root = revisionsDir(this.reader.v2, this.repo);
-    for (const alg of listEntries(root)) {
+    const revisions: Digest[] = [];
+    for (const alg of await driver.list(root)) {
       if (!alg.dir) continue;
-      for (const h of listEntries(`${root}/${alg.name}`)) {
+      for (const h of await driver.list(`${root}/${alg.name}`)) {
         const d = `${alg.name}:${h.name}`;
-        if (!h.dir || !isDigest(d)) continue;
-        try {
-          if (!this.reader.hasRevision(this.repo, d)) continue;
-          const s = subjectOf(this.reader, d);
-          if (s === undefined) continue;
-          let l = map.get(s.digest);
-          if (l === undefined) map.set(s.digest, (l = []));
-          l.push(d);
-        } catch (err) {
-          if (!(err instanceof RegfsError)) throw err;
-        }
+        if (h.dir && isDigest(d)) revisions.push(d);
       }
     }
+    const subjectIfServed = async (d: Digest): Promise<Descriptor | undefined> => {
+      try {
+        return (await this.reader.hasRevision(this.repo, d)) ? await subjectOf(this.reader, d) : undefined;
+      } catch (err) {
+        if (!(err instanceof RegfsError)) throw err;
+        return undefined;
+      }
+    };
+    await forEachChunkedAsync(revisions, subjectIfServed, (d, s) => {
+      if (s === undefined) return;
+      let l = map.get(s.digest);
+      if (l === undefined) map.set(s.digest, (l = []));
+      l.push(d);
+    });
     for (const l of map.values()) l.sort();
-    return (this.subjects = map);
+    return map;
   }
 }
 
@@ -150,15 +161,17 @@ class RepoState {
 const DIGEST_TAG = /^((?:sha256|sha384|sha512)-[0-9a-f]{64})/;
 
 /** The `subject` of the manifest stored under `d`, if it has one. */
-function subjectOf(reader: RegistryReader, d: Digest): Descriptor | undefined {
+async function subjectOf(reader: RegistryReader, d: Digest): Promise<Descriptor | undefined> {
   // The image's own manifests were read already: no second read of those.
   const cached = reader.cachedManifest(d);
   if (cached !== undefined) return cached.subject;
-  const info = reader.blobInfo(d);
+  const info = await reader.blobInfo(d);
   if (info === undefined || info.size > MANIFEST_MAX_BYTES) return undefined;
   let raw: Buffer;
   try {
-    raw = readFileSync(info.path);
+    const content = await reader.driver.getContent(info.path, MANIFEST_MAX_BYTES);
+    if (!Buffer.isBuffer(content)) return undefined;
+    raw = content;
   } catch {
     // Unreadable: no referrer regfs could copy (verify reports the revision).
     return undefined;
@@ -178,12 +191,15 @@ function subjectOf(reader: RegistryReader, d: Digest): Descriptor | undefined {
 /**
  * Find every referrer of every manifest of `images`, transitively, in each image's
  * repository. Problems (REFERRER_MISSING) go to `problems`, located at the list line of the
- * image that reached them.
+ * image that reached them. The images are searched one after another (what one emits, the
+ * next finds emitted), and the event loop runs every CHUNK images; the referrers of one
+ * manifest are read at once (on S3, requests in flight together), taken in order.
  */
 export async function findReferrers(reader: RegistryReader, images: ResolvedImage[], opts: { repair: boolean; problems: Problems }): Promise<ReferrerClosure> {
   const closure: ReferrerClosure = { images: [], byImage: [], rewritten: [], derived: new Set() };
   const repos = new Map<RepoName, RepoState>();
-  await forEachChunked(images, (img) => {
+  for (const [n, img] of images.entries()) {
+    if (n > 0 && n % CHUNK === 0) await new Promise((resolve) => setImmediate(resolve));
     let state = repos.get(img.repo);
     if (state === undefined) repos.set(img.repo, (state = new RepoState(reader, img.repo)));
     const found: ReferrerInfo[] = [];
@@ -191,7 +207,7 @@ export async function findReferrers(reader: RegistryReader, images: ResolvedImag
     const reported = new Set<string>();
     const work = [...seen];
     for (let i = 0; i < work.length; i++) {
-      for (const r of directReferrers(reader, state, img, work[i]!, opts, closure)) {
+      for (const r of await directReferrers(reader, state, img, work[i]!, opts, closure)) {
         const key = `${r.tag ?? ''}\0${r.digest}`;
         if (!reported.has(key)) {
           reported.add(key);
@@ -210,19 +226,23 @@ export async function findReferrers(reader: RegistryReader, images: ResolvedImag
       }
     }
     closure.byImage.push(found);
-  });
+  }
   return closure;
 }
 
-/** The direct referrers of `d` in the image's repository; their images are emitted into `closure` once. */
-function directReferrers(
+/**
+ * The direct referrers of `d` in the image's repository; their images are emitted into
+ * `closure` once. Each group (the fallback index's children, the other tags, the revisions
+ * naming `d`) is resolved at once and taken in order.
+ */
+async function directReferrers(
   reader: RegistryReader,
   state: RepoState,
   img: ResolvedImage,
   d: Digest,
   opts: { repair: boolean; problems: Problems },
   closure: ReferrerClosure,
-): ReferrerInfo[] {
+): Promise<ReferrerInfo[]> {
   const memo = state.direct.get(d);
   if (memo !== undefined) return memo;
   const out: ReferrerInfo[] = [];
@@ -238,9 +258,11 @@ function directReferrers(
       }),
     );
   };
-  // Resolve one referrer image (tagged or not); undefined, reported, if it cannot be taken whole.
-  const take = (tag: Tag | undefined, digest: Digest, what: string): ResolvedImage | undefined => {
-    const r = resolveTarget(reader, { ref: { repo, tag, digest }, at: img.entry.at }, tag, digest, opts.repair);
+  // Resolve one referrer image (tagged or not).
+  const resolve = (tag: Tag | undefined, digest: Digest): Promise<ResolvedImage | { problems: RegfsError[] }> =>
+    resolveTarget(reader, { ref: { repo, tag, digest }, at: img.entry.at }, tag, digest, opts.repair);
+  // Take a resolved referrer image; undefined, reported, if it cannot be taken whole.
+  const take = (r: ResolvedImage | { problems: RegfsError[] }, digest: Digest, what: string): ResolvedImage | undefined => {
     if ('problems' in r) {
       for (const p of r.problems) missing(what, digest, p);
       return undefined;
@@ -258,28 +280,34 @@ function directReferrers(
 
   // 1. The fallback tag: an index listing referrers.
   const ft = fallbackTag(d);
-  const tags = state.tagsOf(d);
-  if (tags.includes(ft)) fallbackIndex(ft);
+  const tags = await state.tagsOf(d);
+  if (tags.includes(ft)) await fallbackIndex(ft);
   // 2. Every other tag with the digest's prefix (.sig, .att, .sbom, ...).
-  for (const t of tags) {
-    if (t === ft) continue;
-    try {
-      const target = reader.tagDigest(repo, t);
-      if (target === undefined) continue;
-      const r = take(t, target, `referrer tag ${repo}:${t}`);
-      if (r === undefined) continue;
-      emit(r);
-      taken.add(r.digest);
-      out.push(info(r.manifest, t));
-    } catch (err) {
-      if (!(err instanceof RegfsError)) throw err;
-      missing(`referrer tag ${repo}:${t}`, d, err);
+  const resolveTag = async (t: Tag): Promise<{ target: Digest; resolved: ResolvedImage | { problems: RegfsError[] } } | undefined> => {
+    const target = await reader.tagDigest(repo, t);
+    return target === undefined ? undefined : { target, resolved: await resolve(t, target) };
+  };
+  const others = tags.filter((t) => t !== ft);
+  const tagged = await Promise.all(others.map((t) => settle(resolveTag(t))));
+  for (const [i, t] of others.entries()) {
+    const x = tagged[i]!;
+    if (!x.ok) {
+      if (!(x.err instanceof RegfsError)) throw x.err;
+      missing(`referrer tag ${repo}:${t}`, d, x.err);
+      continue;
     }
+    if (x.value === undefined) continue;
+    const r = take(x.value.resolved, x.value.target, `referrer tag ${repo}:${t}`);
+    if (r === undefined) continue;
+    emit(r);
+    taken.add(r.digest);
+    out.push(info(r.manifest, t));
   }
   // 3. Every revision whose subject is `d`, tagged or not.
-  for (const rd of state.bySubject().get(d) ?? []) {
-    if (taken.has(rd)) continue;
-    const r = take(undefined, rd, 'referrer');
+  const untaken = ((await state.bySubject()).get(d) ?? []).filter((rd) => !taken.has(rd));
+  const bySubject = await Promise.all(untaken.map((rd) => resolve(undefined, rd)));
+  for (const [i, rd] of untaken.entries()) {
+    const r = take(bySubject[i]!, rd, 'referrer');
     if (r === undefined) continue;
     emit(r);
     taken.add(rd);
@@ -288,12 +316,12 @@ function directReferrers(
   state.direct.set(d, out);
   return out;
 
-  function fallbackIndex(tag: Tag): void {
+  async function fallbackIndex(tag: Tag): Promise<void> {
     let index: Manifest;
     try {
-      const target = reader.tagDigest(repo, tag);
+      const target = await reader.tagDigest(repo, tag);
       if (target === undefined) return;
-      index = reader.manifest(target);
+      index = await reader.manifest(target);
     } catch (err) {
       if (!(err instanceof RegfsError)) throw err;
       missing(`referrers index ${repo}:${tag}`, d, err);
@@ -301,8 +329,9 @@ function directReferrers(
     }
     const kept: ResolvedImage[] = [];
     const dropped: Digest[] = [];
-    for (const child of index.manifests) {
-      const r = take(undefined, child.digest, `referrer listed in ${repo}:${tag}`);
+    const children = await Promise.all(index.manifests.map((child) => resolve(undefined, child.digest)));
+    for (const [i, child] of index.manifests.entries()) {
+      const r = take(children[i]!, child.digest, `referrer listed in ${repo}:${tag}`);
       if (r === undefined) dropped.push(child.digest);
       else {
         kept.push(r);
@@ -312,7 +341,7 @@ function directReferrers(
       }
     }
     if (dropped.length === 0) {
-      const r = take(tag, index.digest, `referrers index ${repo}:${tag}`);
+      const r = take(await resolve(tag, index.digest), index.digest, `referrers index ${repo}:${tag}`);
       if (r !== undefined) {
         emit(r);
         out.push(info(r.manifest, tag));

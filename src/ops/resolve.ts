@@ -13,7 +13,7 @@
  * and says so: the output then gets the link (and serves what the source's blob store holds).
  */
 import { Problems, RegfsError } from '../errors.js';
-import { forEachChunkedAsync } from '../bounded.js';
+import { CHUNK, forEachChunkedAsync } from '../bounded.js';
 import type { Digest } from '../digest.js';
 import type { ListEntry } from '../image-list.js';
 import { formatPlatform, indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
@@ -160,12 +160,17 @@ async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<{ 
   const targets: Target[] = [];
   const problems: RegfsError[] = [];
   const failedTags: Tag[] = [];
-  const currents = await Promise.all(tags.map((t) => reader.tagDigest(repo, t).catch((err: unknown) => (err instanceof RegfsError ? err : Promise.reject(err)))));
+  // The tags' links are read a chunk at once (on S3, requests in flight together), taken in order.
+  const currents: Array<{ ok: true; value: Digest | undefined } | { ok: false; err: unknown }> = [];
+  for (let i = 0; i < tags.length; i += CHUNK) {
+    for (const r of await Promise.all(tags.slice(i, i + CHUNK).map((t) => settle(Promise.resolve(reader.tagDigest(repo, t)))))) currents.push(r);
+  }
   for (const [i, t] of tags.entries()) {
     const path = tagCurrentLinkPath(reader.v2, repo, t);
     try {
-      const current = currents[i];
-      if (current instanceof RegfsError) throw current;
+      const read = currents[i]!;
+      if (!read.ok) throw read.err;
+      const current = read.value;
       if (current === undefined) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${t} does not exist in the source (no "${path}")`, { path });
       if (digest !== undefined && current !== digest) {
         throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${t} points at ${current}, not at ${digest}`, { path, digest: current });

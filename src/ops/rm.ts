@@ -28,6 +28,8 @@ import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../refer
 import { layerLinkPath, layersDir, manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, TRASH_PREFIX } from '../registry/layout.js';
 import { listEntries } from '../registry/follow.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
+import { forEachChunkedAsync } from '../bounded.js';
+import { settle } from './resolve.js';
 import { withTreeLock } from './common.js';
 
 export interface RmOptions {
@@ -59,7 +61,7 @@ export async function rm(opts: RmOptions): Promise<RmResult> {
   const trash = present.filter((n) => n.startsWith(TRASH_PREFIX));
   // A repository whose deletion a killed rm began still has _layers, _uploads or trash.
   const whole = ref.tag === undefined && ref.digest === undefined;
-  if (!reader.hasRepository(repo) && !(whole && present.some((n) => n === '_layers' || n === '_uploads' || n.startsWith(TRASH_PREFIX)))) {
+  if (!(await reader.hasRepository(repo)) && !(whole && present.some((n) => n === '_layers' || n === '_uploads' || n.startsWith(TRASH_PREFIX)))) {
     throw new RegfsError('NAME_UNKNOWN', `repository ${repo} does not exist in "${reader.v2}"`, { path: dir });
   }
   let plan: Awaited<ReturnType<typeof planRemoval>>;
@@ -101,7 +103,7 @@ async function planRemoval(
     if (!(await exists(tagDir(v2, repo, tag)))) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} does not exist`, { path: tagDir(v2, repo, tag) });
     // The link is read only to check a pinned digest: a damaged tag can always be removed.
     if (digest !== undefined) {
-      const current = reader.tagDigest(repo, tag);
+      const current = await reader.tagDigest(repo, tag);
       if (current !== digest) {
         throw new RegfsError('TAG_DIGEST_MISMATCH', `tag ${repo}:${tag} points at ${current ?? 'nothing'}, not at ${digest}`, { digest: current });
       }
@@ -109,7 +111,7 @@ async function planRemoval(
     return { what: 'tag', dirs: [tagDir(v2, repo, tag)], tags: [`${repo}:${tag}`] };
   }
   if (digest !== undefined) {
-    const how = reader.manifestLink(repo, digest);
+    const how = await reader.manifestLink(repo, digest);
     if (how === undefined) {
       throw new RegfsError('MANIFEST_UNKNOWN', `manifest ${digest} has no revision link in repository ${repo} (nor a _layers link), so the registry does not serve it`, {
         path: revisionLinkPath(v2, repo, digest),
@@ -117,26 +119,24 @@ async function planRemoval(
     }
     // Certain or nothing: an index that cannot be read may name the manifest, and a tag whose
     // link cannot be read may point at it; either would be left broken (--force goes on).
-    const { parents, unreadable } = indexesNaming(reader, repo, digest);
+    const { parents, unreadable } = await indexesNaming(reader, repo, digest);
     if (!force && parents.length > 0) {
       throw new RegfsError('UNSAFE', `manifest ${digest} is a child of index ${parents.join(', ')} in ${repo}; deleting it would break that image (--force deletes it anyway)`, { digest });
     }
     const tags: string[] = [];
     const dirs: string[] = [];
-    for (const t of reader.listTags(repo)) {
-      let current;
-      try {
-        current = reader.tagDigest(repo, t);
-      } catch (err) {
-        if (!(err instanceof RegfsError)) throw err;
-        unreadable.push(err);
-        continue;
+    // The tags' links are read a chunk at once (on S3, requests in flight together), taken in order.
+    await forEachChunkedAsync(await reader.listTags(repo), (t) => settle(reader.tagDigest(repo, t)), (t, current) => {
+      if (!current.ok) {
+        if (!(current.err instanceof RegfsError)) throw current.err;
+        unreadable.push(current.err);
+        return;
       }
-      if (current === digest) {
+      if (current.value === digest) {
         tags.push(`${repo}:${t}`);
         dirs.push(tagDir(v2, repo, t));
       }
-    }
+    });
     if (!force && unreadable.length > 0) {
       const what = unreadable.map((e) => `"${e.path ?? '?'}" (${e.code})`).join(', ');
       throw new RegfsError('UNSAFE', `cannot tell whether anything in ${repo} still needs manifest ${digest}: ${what} cannot be read; nothing was deleted (--force deletes it anyway)`, {
@@ -146,11 +146,11 @@ async function planRemoval(
     }
     // Tags first: none may point at a manifest that is gone. Then every link it is served by.
     if (how === 'revision') dirs.push(dirname(revisionLinkPath(v2, repo, digest)));
-    if (how === 'layers' || reader.hasLayerLink(repo, digest)) dirs.push(dirname(layerLinkPath(v2, repo, digest)));
+    if (how === 'layers' || (await reader.hasLayerLink(repo, digest))) dirs.push(dirname(layerLinkPath(v2, repo, digest)));
     return { what: 'manifest', dirs, tags };
   }
   const dir = repoDir(v2, repo);
-  const tags = reader.listTags(repo).map((t) => `${repo}:${t}`);
+  const tags = (await reader.listTags(repo)).map((t) => `${repo}:${t}`);
   // _manifests first: the repository's tags go at once (a re-run finishes the rest).
   return { what: 'repository', dirs: [manifestsDir(v2, repo), join(dir, '_layers'), join(dir, '_uploads')], tags };
 }
@@ -160,30 +160,40 @@ async function planRemoval(
  * manifest could not be read (so whether they name it is unknown). A revision without data is
  * no index the registry serves. Indexes the registry serves through a `_layers` link alone
  * (2.x's fallback) count too: a `_layers`-linked blob small enough to be a manifest that
- * decodes as an index (one that does not decode is a layer or config, not a parent).
+ * decodes as an index (one that does not decode is a layer or config, not a parent). The
+ * manifests are read a chunk at once (on S3, requests in flight together), taken in the
+ * listing's order.
  */
-function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Digest): { parents: Digest[]; unreadable: RegfsError[] } {
+async function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Digest): Promise<{ parents: Digest[]; unreadable: RegfsError[] }> {
   const parents: Digest[] = [];
   const unreadable: RegfsError[] = [];
-  const consider = (base: string, byLayers: boolean): void => {
+  // True if the manifest stored under `d` is an index naming `digest`.
+  const names = async (d: Digest, byLayers: boolean): Promise<boolean> => {
+    if (byLayers && ((await reader.blobInfo(d))?.size ?? Infinity) > MANIFEST_MAX_BYTES) return false;
+    const m = await reader.manifest(d);
+    return isIndexKind(m.kind) && m.manifests.some((c) => c.digest === digest);
+  };
+  const consider = async (base: string, byLayers: boolean): Promise<void> => {
+    const candidates: Digest[] = [];
     for (const alg of listEntries(base)) {
       for (const hex of listEntries(join(base, alg.name))) {
         const d = `${alg.name}:${hex.name}`;
-        if (d === digest || !isDigest(d) || parents.includes(d)) continue;
-        try {
-          if (byLayers && (reader.blobInfo(d)?.size ?? Infinity) > MANIFEST_MAX_BYTES) continue;
-          const m = reader.manifest(d);
-          if (isIndexKind(m.kind) && m.manifests.some((c) => c.digest === digest)) parents.push(d);
-        } catch (err) {
-          if (!(err instanceof RegfsError)) throw err;
-          if (byLayers && (err.code === 'MANIFEST_INVALID' || err.code === 'DIGEST_MISMATCH')) continue;
-          if (err.code !== 'BLOB_UNKNOWN') unreadable.push(err);
-        }
+        if (d !== digest && isDigest(d) && !parents.includes(d)) candidates.push(d);
       }
     }
+    await forEachChunkedAsync(candidates, (d) => settle(names(d, byLayers)), (d, r) => {
+      if (r.ok) {
+        if (r.value) parents.push(d);
+        return;
+      }
+      const err = r.err;
+      if (!(err instanceof RegfsError)) throw err;
+      if (byLayers && (err.code === 'MANIFEST_INVALID' || err.code === 'DIGEST_MISMATCH')) return;
+      if (err.code !== 'BLOB_UNKNOWN') unreadable.push(err);
+    });
   };
-  consider(revisionsDir(reader.v2, repo), false);
-  consider(layersDir(reader.v2, repo), true);
+  await consider(revisionsDir(reader.v2, repo), false);
+  await consider(layersDir(reader.v2, repo), true);
   return { parents, unreadable };
 }
 

@@ -139,9 +139,10 @@ export async function planOciExport(reader: RegistryReader, opts: OciExportOptio
     }
     // The image's configs and layers (its summary counts them); its manifests go to blobs/ too.
     const own = new Map<Digest, BlobSource>();
-    for (const m of manifests) {
-      // The manifest's stored bytes, from the file its data path leads to (a symbolic link is followed).
-      blobs.set(m.digest, { path: reader.blobInfo(m.digest)!.path, size: m.raw.length });
+    // The manifests' stored bytes, from the files their data paths lead to (a symbolic link is followed).
+    const stored = await Promise.all(manifests.map((m) => reader.blobInfo(m.digest)));
+    for (const [i, m] of manifests.entries()) {
+      blobs.set(m.digest, { path: stored[i]!.path, size: m.raw.length });
       for (const d of referencedBlobs(m)) {
         const b = img.blobs.get(d.digest);
         if (b !== undefined) own.set(d.digest, { path: b.path, size: b.size });
@@ -162,8 +163,9 @@ export async function planOciExport(reader: RegistryReader, opts: OciExportOptio
     const closure = await findReferrers(reader, exported, { repair: opts.repair === true, problems });
     closure.byImage.forEach((found, i) => (images[i]!.referrers = found));
     for (const r of closure.images) {
-      for (const m of r.manifests) {
-        blobs.set(m.digest, closure.derived.has(m.digest) ? { data: m.raw, size: m.raw.length } : { path: reader.blobInfo(m.digest)!.path, size: m.raw.length });
+      const stored = await Promise.all(r.manifests.map((m) => (closure.derived.has(m.digest) ? undefined : reader.blobInfo(m.digest))));
+      for (const [i, m] of r.manifests.entries()) {
+        blobs.set(m.digest, closure.derived.has(m.digest) ? { data: m.raw, size: m.raw.length } : { path: stored[i]!.path, size: m.raw.length });
       }
       for (const [d, b] of r.blobs) blobs.set(d, { path: b.path, size: b.size });
       entries.push({ mediaType: r.manifest.mediaType, digest: r.digest, size: r.manifest.raw.length, annotations: { [REF_NAME]: refName(r.repo, r.tag, r.digest) } });

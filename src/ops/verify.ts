@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { PATH_QUOTE_MAX, Problems, quote, RegfsError, type RegfsErrorCode } from '../errors.js';
 import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
-import { forEachChunked } from '../bounded.js';
+import { forEachChunked, forEachChunkedAsync } from '../bounded.js';
 import { openImageList } from '../image-list.js';
 import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
 import type { RepoName } from '../reference.js';
@@ -28,7 +28,7 @@ import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.j
 import { PhaseProgress, type OnProgress } from '../progress.js';
 import { checkJobs } from './common.js';
 import { VERIFY_TARGETS, type VerifyTarget } from '../defaults.js';
-import { resolveImages } from './resolve.js';
+import { resolveImages, settle } from './resolve.js';
 
 /** One problem found. */
 export interface Finding {
@@ -88,7 +88,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   if (opts.list !== undefined) {
     await verifyListed(reader, opts, { add, addError, toHash, counts });
   } else {
-    const scan = await scanStorage(reader.v2);
+    const scan = await scanStorage(reader.driver);
     await verifyAll(reader, scan, opts, { add, addError, toHash, counts });
   }
 
@@ -186,19 +186,20 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
       if (l.error !== undefined) addError(l.error, l.path);
       else if (!present(l.named)) add('LINK_DANGLING', l.path, `link "${l.path}" points at ${l.named}, whose blob data is missing`, l.named);
     }
-    for (const r of repo.revisions) {
-      if (r.error !== undefined || !present(r.named)) continue;
-      counts.manifests++;
-      let m: Manifest;
-      try {
-        m = await reader.manifest(r.named);
-      } catch (err) {
-        addError(err, r.path);
-        continue;
-      }
-      checkReferences(repo, m, r.path, { present, layerLinks, revisions, scan, add });
-      if (v3) checkV3(repo.name, m, r.path, { present, layerLinks, revisions, add });
-    }
+    // The manifests of a chunk of revisions are read at once (on S3, requests in flight together), checked in order.
+    await forEachChunkedAsync(
+      repo.revisions.filter((r) => r.error === undefined && present(r.named)),
+      (r) => settle(reader.manifest(r.named)),
+      (r, read) => {
+        counts.manifests++;
+        if (!read.ok) {
+          addError(read.err, r.path);
+          return;
+        }
+        checkReferences(repo, read.value, r.path, { present, layerLinks, revisions, scan, add });
+        if (v3) checkV3(repo.name, read.value, r.path, { present, layerLinks, revisions, add });
+      },
+    );
     for (const t of repo.tags) {
       counts.tags++;
       for (const l of t.index) {
@@ -223,7 +224,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
         const seen = new Set(work);
         for (let d = work.pop(); d !== undefined; d = work.pop()) {
           try {
-            const m = reader.manifest(d);
+            const m = await reader.manifest(d);
             checkReferences(repo, m, t.current.path, { present, layerLinks, revisions, scan, add });
             if (v3) checkV3(repo.name, m, t.current.path, { present, layerLinks, revisions, add });
             for (const c of m.manifests) {

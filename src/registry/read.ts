@@ -320,7 +320,7 @@ export class RegistryReader {
     const st = await this.driver.stat(path);
     if (st === undefined) return undefined;
     if (st.kind !== 'file') {
-      const what = st.kind === 'directory' ? 'a directory' : st.what;
+      const what = st.kind === 'directory' ? (st.what ?? 'a directory') : st.what;
       throw new RegfsError('BLOB_INVALID', `blob data "${path}" is ${what}; blob data must be a regular file (or a symbolic link to one)`, { path, digest: d });
     }
     return { path: st.real ?? path, size: st.size };
@@ -354,7 +354,7 @@ export class RegistryReader {
  */
 export async function openRegistryStorage(dir: string): Promise<StorageDriver> {
   if (isS3Root(dir)) {
-    const driver = openS3Root(dir);
+    const driver = await openS3Root(dir);
     if ((await driver.stat(driver.v2))?.kind !== 'directory') {
       throw new RegfsError('NOT_REGISTRY', `"${driver.location}" is not registry storage: no key starts with ${driver.v2}/ in the bucket`, { path: dir });
     }

@@ -6,16 +6,15 @@
  * the scan. Temp files (regfs's, distribution v3.1's `*.tmp`) and regfs trash directories
  * are collected wherever they are.
  */
-import { statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ioError, RegfsError } from '../errors.js';
 import { DIGEST_ALGORITHMS, isDigest, type Digest } from '../digest.js';
 import { isTempName } from '../fs/atomic.js';
 import { isTag, isRepoName, type RepoName, type Tag } from '../reference.js';
 import { blobsDir, repositoriesDir, TRASH_PREFIX } from './layout.js';
-import { directoryId, isDirectoryFollowing, listEntries, statData } from './follow.js';
-import { parseLinkContent, readLinkBytes } from './link-file.js';
+import { linkContent, parseLinkContent } from './link-file.js';
 import { holdsRepository } from './read.js';
+import type { StorageDriver } from '../storage/driver.js';
 
 /** A link file: where it is, the digest its path names, the digest it holds (or why not). */
 export interface LinkEntry {
@@ -79,32 +78,38 @@ export interface StorageScan {
 
 
 /**
- * Scan the storage root `v2`. The reads are synchronous (each a small file or a directory
- * listing, cheaper than a threadpool round trip: docs/performance.md).
+ * Scan a storage root through its driver. On disk the reads are synchronous underneath (each
+ * a small file or a directory listing, cheaper than a threadpool round trip:
+ * docs/performance.md); on S3 the whole root is listed once (one request per 1,000 keys) and
+ * the scan answered from that listing, links checked by their size there (verify --deep reads
+ * them), tags' `current/link` read by a request each.
  */
-export async function scanStorage(v2: string): Promise<StorageScan> {
+export async function scanStorage(driver: StorageDriver): Promise<StorageScan> {
+  const { v2 } = driver;
+  await driver.prefetch?.(v2);
   const strays: Stray[] = [];
-  const blobs = scanBlobs(v2, strays);
-  const repos = scanRepositories(v2, strays);
+  const blobs = await scanBlobs(driver, strays);
+  const repos = await scanRepositories(driver, strays);
   strays.sort((a, b) => a.path.localeCompare(b.path));
   return { v2, blobs, repos, strays };
 }
 
-function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
+async function scanBlobs(driver: StorageDriver, strays: Stray[]): Promise<Map<Digest, BlobEntry>> {
   const out = new Map<Digest, BlobEntry>();
-  const base = blobsDir(v2);
-  for (const alg of listEntries(base)) {
+  const base = blobsDir(driver.v2);
+  const listEntries = (dir: string) => driver.list(dir);
+  for (const alg of await listEntries(base)) {
     if (!alg.dir || !(alg.name in DIGEST_ALGORITHMS)) {
       if (isTempName(alg.name)) strays.push({ path: join(base, alg.name), kind: 'temp' });
       continue;
     }
-    for (const fan of listEntries(join(base, alg.name))) {
+    for (const fan of await listEntries(join(base, alg.name))) {
       const fanDir = join(base, alg.name, fan.name);
       if (!fan.dir) {
         strays.push({ path: fanDir, kind: isTempName(fan.name) ? 'temp' : 'misplaced-blob' });
         continue;
       }
-      for (const h of listEntries(fanDir)) {
+      for (const h of await listEntries(fanDir)) {
         const dir = join(fanDir, h.name);
         const d = `${alg.name}:${h.name}`;
         if (!h.dir || !isDigest(d) || h.name.slice(0, 2) !== fan.name) {
@@ -112,7 +117,7 @@ function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
           continue;
         }
         let data: BlobEntry['data'];
-        const inside = listEntries(dir);
+        const inside = await listEntries(dir);
         if (inside.every((e) => isTempName(e.name))) {
           // Left by a write that failed or was killed before the data landed (empty, or only
           // a temp file): nothing can point at it.
@@ -121,8 +126,10 @@ function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
         }
         for (const e of inside) {
           if (e.name === 'data') {
-            const st = statData(join(dir, 'data'));
-            if (st !== undefined) data = { path: st.notRegular === undefined ? st.path : join(dir, 'data'), size: st.size, regular: st.notRegular === undefined, what: st.notRegular };
+            const path = join(dir, 'data');
+            const st = await driver.stat(path);
+            if (st?.kind === 'file') data = { path: st.real ?? path, size: st.size, regular: true, what: undefined };
+            else if (st !== undefined) data = { path, size: st.kind === 'other' ? (st.size ?? 0) : 0, regular: false, what: st.kind === 'directory' ? (st.what ?? 'a directory') : st.what };
           } else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
         }
         out.set(d, { digest: d, dir, data });
@@ -132,8 +139,8 @@ function scanBlobs(v2: string, strays: Stray[]): Map<Digest, BlobEntry> {
   return out;
 }
 
-function scanRepositories(v2: string, strays: Stray[]): RepoScan[] {
-  const root = repositoriesDir(v2);
+async function scanRepositories(driver: StorageDriver, strays: Stray[]): Promise<RepoScan[]> {
+  const root = repositoriesDir(driver.v2);
   const repos: RepoScan[] = [];
   // Symbolic links to directories are followed, as the registry follows them. A directory
   // that is its own ancestor (a symbolic link loop) is recorded and not entered again; so is
@@ -142,13 +149,14 @@ function scanRepositories(v2: string, strays: Stray[]): RepoScan[] {
   // of links that fan out cannot make the walk exponential.
   const ancestors = new Set<string>();
   const seen = new Set<string>();
+  const directoryId = (dir: string): string => driver.directoryId?.(dir) ?? dir;
   const enter = (dir: string, id = directoryId(dir)): 'loop' | 'alias' | undefined => {
     if (ancestors.has(id)) return 'loop';
     if (seen.has(id)) return 'alias';
     seen.add(id);
     return undefined;
   };
-  const walk = (dir: string): void => {
+  const walk = async (dir: string): Promise<void> => {
     const id = directoryId(dir);
     const again = enter(dir, id);
     if (again !== undefined) {
@@ -156,21 +164,21 @@ function scanRepositories(v2: string, strays: Stray[]): RepoScan[] {
       return;
     }
     ancestors.add(id);
-    const list = listEntries(dir);
+    const list = await driver.list(dir);
     if (dir !== root && holdsRepository(list)) {
       const name = relative(root, dir);
-      if (isRepoName(name)) repos.push(scanRepo(name, dir, strays, enter));
+      if (isRepoName(name)) repos.push(await scanRepo(driver, name, dir, strays, enter));
       else strays.push({ path: dir, kind: 'bad-repository-name' });
     }
     for (const e of list) {
       if (e.dir && e.name.startsWith(TRASH_PREFIX)) strays.push({ path: join(dir, e.name), kind: 'temp' });
-      else if (e.dir && !e.name.startsWith('_')) walk(join(dir, e.name));
+      else if (e.dir && !e.name.startsWith('_')) await walk(join(dir, e.name));
       else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
     }
     ancestors.delete(id);
   };
-  if (!isDirectoryFollowing(root)) return repos;
-  walk(root);
+  if ((await driver.stat(root))?.kind !== 'directory') return repos;
+  await walk(root);
   return repos.sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -180,15 +188,15 @@ function scanRepositories(v2: string, strays: Stray[]): RepoScan[] {
  */
 const REPO_PARTS = ['_manifests', '_manifests/revisions', '_manifests/tags', '_layers'];
 
-function scanRepo(name: RepoName, dir: string, strays: Stray[], enter: (dir: string) => 'loop' | 'alias' | undefined): RepoScan {
+async function scanRepo(driver: StorageDriver, name: RepoName, dir: string, strays: Stray[], enter: (dir: string) => 'loop' | 'alias' | undefined): Promise<RepoScan> {
   for (const part of REPO_PARTS) {
     const path = join(dir, part);
-    if (!isDirectoryFollowing(path)) continue;
+    if ((await driver.stat(path))?.kind !== 'directory') continue;
     const again = enter(path);
     if (again !== undefined) strays.push({ path, kind: again });
   }
   for (const base of ['_manifests/revisions', '_layers']) {
-    for (const alg of listEntries(join(dir, base))) {
+    for (const alg of await driver.list(join(dir, base))) {
       if (!alg.dir) continue;
       const again = enter(join(dir, base, alg.name));
       if (again !== undefined) strays.push({ path: join(dir, base, alg.name), kind: again });
@@ -198,43 +206,47 @@ function scanRepo(name: RepoName, dir: string, strays: Stray[], enter: (dir: str
   return {
     name,
     dir,
-    layers: scanLinks(join(dir, '_layers'), strays),
-    revisions: scanLinks(join(manifests, 'revisions'), strays),
-    tags: scanTags(join(manifests, 'tags'), strays),
-    uploads: scanUploads(join(dir, '_uploads')),
+    layers: await scanLinks(driver, join(dir, '_layers'), strays),
+    revisions: await scanLinks(driver, join(manifests, 'revisions'), strays),
+    tags: await scanTags(driver, join(manifests, 'tags'), strays),
+    uploads: await scanUploads(driver, join(dir, '_uploads')),
   };
 }
 
 /** Every `<base>/<alg>/<hex>/link`; a `<hex>` directory without a link (left by a delete) is skipped. */
-function scanLinks(base: string, strays: Stray[]): LinkEntry[] {
+async function scanLinks(driver: StorageDriver, base: string, strays: Stray[]): Promise<LinkEntry[]> {
   const out: LinkEntry[] = [];
-  for (const alg of listEntries(base)) {
+  const reads: Array<Promise<LinkEntry>> = [];
+  for (const alg of await driver.list(base)) {
     if (!alg.dir) {
       if (isTempName(alg.name)) strays.push({ path: join(base, alg.name), kind: 'temp' });
       continue;
     }
-    for (const h of listEntries(join(base, alg.name))) {
+    for (const h of await driver.list(join(base, alg.name))) {
       const named = `${alg.name}:${h.name}`;
       const dir = join(base, alg.name, h.name);
       if (!h.dir || !isDigest(named)) {
         if (isTempName(h.name)) strays.push({ path: dir, kind: 'temp' });
         continue;
       }
-      const inside = listEntries(dir);
+      const inside = await driver.list(dir);
       // No link at all: the registry's own delete leaves such directories; gc removes them.
       if (inside.length === 0) strays.push({ path: dir, kind: 'empty' });
       for (const e of inside) {
-        if (e.name === 'link') out.push(readLinkEntry(join(dir, 'link'), named));
+        if (e.name === 'link') reads.push(readLinkEntry(driver, join(dir, 'link'), named));
         else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
       }
     }
   }
+  for (const e of await Promise.all(reads)) out.push(e);
   return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-function readLinkEntry(path: string, named: Digest): LinkEntry {
+/** A link, checked; on a driver that lists (S3), a link of its digest's length is taken from the listing. */
+async function readLinkEntry(driver: StorageDriver, path: string, named: Digest): Promise<LinkEntry> {
+  if (driver.listedSize?.(path) === named.length) return { path, named, target: named, error: undefined };
   try {
-    const bytes = readLinkBytes(path, { follow: true });
+    const bytes = await linkContent(driver, path);
     if (bytes === undefined) throw new RegfsError('LINK_INVALID', `link "${path}" vanished while it was read`, { path });
     const target = parseLinkContent(bytes, path);
     if (target !== named) {
@@ -247,9 +259,9 @@ function readLinkEntry(path: string, named: Digest): LinkEntry {
   }
 }
 
-function scanTags(base: string, strays: Stray[]): TagEntry[] {
+async function scanTags(driver: StorageDriver, base: string, strays: Stray[]): Promise<TagEntry[]> {
   const out: TagEntry[] = [];
-  for (const e of listEntries(base)) {
+  for (const e of await driver.list(base)) {
     const dir = join(base, e.name);
     if (!e.dir) {
       if (isTempName(e.name)) strays.push({ path: dir, kind: 'temp' });
@@ -259,36 +271,45 @@ function scanTags(base: string, strays: Stray[]): TagEntry[] {
       strays.push({ path: dir, kind: 'bad-tag-name' });
       continue;
     }
-    const current = readCurrentLink(join(dir, 'current', 'link'));
-    const index = scanLinks(join(dir, 'index'), strays);
-    for (const t of listEntries(join(dir, 'current'))) if (isTempName(t.name)) strays.push({ path: join(dir, 'current', t.name), kind: 'temp' });
+    const [current, index, inCurrent] = await Promise.all([readCurrentLink(driver, join(dir, 'current', 'link')), scanLinks(driver, join(dir, 'index'), strays), driver.list(join(dir, 'current'))]);
+    for (const t of inCurrent) if (isTempName(t.name)) strays.push({ path: join(dir, 'current', t.name), kind: 'temp' });
     out.push({ tag: e.name, dir, current, index });
   }
   return out.sort((a, b) => a.tag.localeCompare(b.tag));
 }
 
-function readCurrentLink(path: string): CurrentLink | undefined {
+/** When a directory was last changed (on S3, where it has no time of its own: the newest key below it). */
+async function modified(driver: StorageDriver, dir: string): Promise<Date> {
+  const st = await driver.stat(dir);
+  if (st?.kind === 'directory' && st.mtime !== undefined) return st.mtime;
+  let newest = 0;
+  for await (const page of driver.walk(dir)) for (const f of page) newest = Math.max(newest, f.mtime?.getTime() ?? 0);
+  return new Date(newest);
+}
+
+async function readCurrentLink(driver: StorageDriver, path: string): Promise<CurrentLink | undefined> {
   try {
-    const target = parseLinkContent(readLinkBytes(path, { follow: true }), path);
+    const target = parseLinkContent(await linkContent(driver, path), path);
     return target === undefined ? undefined : { path, target, error: undefined };
   } catch (err) {
     return { path, target: undefined, error: err instanceof RegfsError ? err : ioError('reading link', path, err) };
   }
 }
 
-function scanUploads(base: string): UploadEntry[] {
+async function scanUploads(driver: StorageDriver, base: string): Promise<UploadEntry[]> {
   const out: UploadEntry[] = [];
-  for (const e of listEntries(base)) {
+  for (const e of await driver.list(base)) {
     if (!e.dir) continue;
     const dir = join(base, e.name);
     let parsed = NaN;
     try {
       // Read as a link file is (small, never blocking on a FIFO): a timestamp of 30-odd bytes.
-      parsed = Date.parse(readLinkBytes(join(dir, 'startedat'), { follow: true })?.toString('utf8').trim() ?? '');
+      const bytes = await driver.getContent(join(dir, 'startedat'), 200);
+      parsed = Date.parse(Buffer.isBuffer(bytes) ? bytes.toString('utf8').trim() : '');
     } catch {
       // no readable startedat: the directory's time says when
     }
-    out.push({ dir, started: Number.isNaN(parsed) ? statSync(dir).mtime : new Date(parsed) });
+    out.push({ dir, started: Number.isNaN(parsed) ? await modified(driver, dir) : new Date(parsed) });
   }
   return out;
 }

@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { forEachChunked } from '../bounded.js';
+import { CHUNK, forEachChunked, forEachChunkedAsync } from '../bounded.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { OutputDirs, writeFileAtomicSync, writeFileExclusiveSync } from '../fs/atomic.js';
@@ -36,7 +36,9 @@ import {
   tagsDir,
   TRASH_PREFIX,
 } from './layout.js';
-import { parseLinkContent, readLinkBytes } from './link-file.js';
+import { linkContent, parseLinkContent, readLinkBytes } from './link-file.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { FsStorage } from '../storage/fs.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
 
 /** Where a blob's bytes come from: a file to link or copy, or bytes to write. */
@@ -63,8 +65,11 @@ export interface WriteOptions {
   /**
    * The output's checked directories, rooted where the user named the output (a registry
    * root above `v2`, so the `docker/registry/v2` chain is checked too); by default `v2`.
+   * On disk only.
    */
   dirs?: OutputDirs;
+  /** Where the plan's blob paths are (an S3 source); by default the filesystem. */
+  source?: StorageDriver;
   /** One `write` phase: every file (blob data, then links, then tag files) counted, blob data's bytes too. */
   onProgress?: OnProgress;
 }
@@ -110,20 +115,19 @@ export function countPlanFiles(plan: WritePlan): { blobs: number; links: number;
 }
 
 /**
- * Write a plan into the storage root `v2` (`<root>/docker/registry/v2`). The work is
- * metadata syscalls, made synchronously in chunks (forEachChunked) with the event loop running
- * between chunks (a threadpool round trip per call costs more than the call: see
- * docs/performance.md). The first failure stops the write.
+ * Write a plan into registry storage: a storage root `v2` (`<root>/docker/registry/v2`) on
+ * disk, or a StorageDriver (S3). The phases are one for both; what differs is the sink that
+ * makes each step (FsSink, DriverSink below). On disk the work is metadata syscalls, made
+ * synchronously in chunks with the event loop running between chunks (a threadpool round
+ * trip per call costs more than the call: see docs/performance.md); through a driver the
+ * steps of a chunk are requests in flight together. The first failure stops the write.
  *
- * Every directory written into is a real directory of the output (OutputDirs): a symbolic
- * link anywhere below the output root (a repository, a tag, `_layers/sha256`, a blob fan-out
- * directory, the `docker/registry/v2` chain) stops the write with OUTPUT_SYMLINK before
- * anything is written through it.
+ * Every directory written into on disk is a real directory of the output (OutputDirs): a
+ * symbolic link anywhere below the output root (a repository, a tag, `_layers/sha256`, a
+ * blob fan-out directory, the `docker/registry/v2` chain) stops the write with OUTPUT_SYMLINK
+ * before anything is written through it.
  */
-export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions): Promise<WriteStats> {
-  const fresh = opts.fresh === true;
-  const dirs = opts.dirs ?? new OutputDirs(v2);
-  dirs.ensure(v2);
+export async function writePlan(dest: string | StorageDriver, plan: WritePlan, opts: WriteOptions): Promise<WriteStats> {
   const stats: WriteStats = {
     blobsCloned: 0,
     blobsLinked: 0,
@@ -135,13 +139,100 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
     linksWritten: 0,
     linksUnchanged: 0,
   };
-
   const counts = countPlanFiles(plan);
   const progress = new PhaseProgress(opts.onProgress, 'write', counts.blobs + counts.links, counts.bytes);
-  const report = (): void => progress.report();
+  const sink = typeof dest === 'string' || dest.kind === 'filesystem' ? new FsSink(typeof dest === 'string' ? dest : dest.v2, opts, stats) : new DriverSink(dest, opts, stats);
+  const v2 = sink.v2;
+  try {
+    // 1. Blob data. Reported blob by blob: a copy of a large one takes a while.
+    await sink.placeBlobs([...plan.blobs], progress);
 
-  const putLink = (path: string, d: Digest): void => {
-    if (!fresh) {
+    // 2. _layers links and image manifests' revision links; 3. indexes' revision links, level by level.
+    // Paths are made as each chunk of links is written, not held for all of them at once.
+    type LinkItem = [RepoName, Digest, typeof layerLinkPath];
+    const levels = new Map<number, LinkItem[]>();
+    const atLevel = (n: number): LinkItem[] => {
+      let l = levels.get(n);
+      if (l === undefined) levels.set(n, (l = []));
+      return l;
+    };
+    // Level 0: every _layers link; then revisions one level above their manifest's own
+    // (images, then indexes by depth), so nothing is visible by digest before what it names.
+    for (const [repo, r] of plan.repos) {
+      for (const d of r.layers) atLevel(0).push([repo, d, layerLinkPath]);
+      for (const [d, level] of r.revisions) atLevel(level + 1).push([repo, d, revisionLinkPath]);
+    }
+    for (const n of [...levels.keys()].sort((a, b) => a - b)) {
+      await inChunks(levels.get(n)!, async (chunk) => {
+        await sink.putLinks(chunk.map(([repo, d, pathOf]) => [pathOf(v2, repo, d), d]));
+        progress.add(chunk.length);
+        progress.report();
+      });
+      levels.delete(n);
+    }
+
+    // 4. Tags, last: a tag becomes visible only when all it needs is there, and whole.
+    const tags: Array<[RepoName, Tag, Digest]> = [];
+    for (const [repo, r] of plan.repos) for (const [tag, d] of r.tags) tags.push([repo, tag, d]);
+    await inChunks(tags, async (chunk) => {
+      await sink.putTags(chunk);
+      progress.add(2 * chunk.length);
+      progress.report();
+    });
+  } finally {
+    sink.finish();
+  }
+  return stats;
+}
+
+/** `fn` for CHUNK items at a time, the event loop running between chunks. */
+async function inChunks<T>(items: T[], fn: (chunk: T[]) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += CHUNK) {
+    await fn(items.slice(i, i + CHUNK));
+    if (i + CHUNK < items.length) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The steps of a write, made on disk or through a driver. */
+interface Sink {
+  readonly v2: string;
+  placeBlobs(blobs: Array<[Digest, BlobSource]>, progress: PhaseProgress): Promise<void>;
+  /** Links, each written unless it already names its digest. */
+  putLinks(links: Array<[string, Digest]>): Promise<void>;
+  /** Tags: each visible complete or not at all. */
+  putTags(tags: Array<[RepoName, Tag, Digest]>): Promise<void>;
+  /** Clean up (staging directories), success or not. */
+  finish(): void;
+}
+
+/** Writing on disk: temp files and renames in checked directories, a new tag staged whole. */
+class FsSink implements Sink {
+  private readonly fresh: boolean;
+  private readonly dirs: OutputDirs;
+  private readonly stages = new Map<RepoName, string>();
+
+  constructor(
+    readonly v2: string,
+    private readonly opts: WriteOptions,
+    private readonly stats: WriteStats,
+  ) {
+    this.fresh = opts.fresh === true;
+    this.dirs = opts.dirs ?? new OutputDirs(v2);
+    this.dirs.ensure(v2);
+  }
+
+  placeBlobs(blobs: Array<[Digest, BlobSource]>, progress: PhaseProgress): Promise<void> {
+    const { v2 } = this;
+    return writeBlobs(blobs, (d) => blobDataPath(v2, d), { linker: this.opts.linker, dirs: this.dirs, progress, source: this.opts.source }, this.stats);
+  }
+
+  async putLinks(links: Array<[string, Digest]>): Promise<void> {
+    for (const [path, d] of links) this.putLink(path, d);
+  }
+
+  private putLink(path: string, d: Digest): void {
+    const { dirs, stats } = this;
+    if (!this.fresh) {
       dirs.checkExisting(dirname(path));
       let existing: Digest | undefined;
       try {
@@ -163,53 +254,18 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
       throw ioError('writing link', path, err);
     }
     stats.linksWritten++;
-  };
-
-  // 1. Blob data.
-  // Reported blob by blob: a copy of a large one takes a while.
-  await writeBlobs([...plan.blobs], (d) => blobDataPath(v2, d), { linker: opts.linker, dirs, progress }, stats);
-
-  // 2. _layers links and image manifests' revision links; 3. indexes' revision links, level by level.
-  // Paths are made as each link is written, not held for all of them at once.
-  type LinkItem = [RepoName, Digest, typeof layerLinkPath];
-  const levels = new Map<number, LinkItem[]>();
-  const atLevel = (n: number): LinkItem[] => {
-    let l = levels.get(n);
-    if (l === undefined) levels.set(n, (l = []));
-    return l;
-  };
-  // Level 0: every _layers link; then revisions one level above their manifest's own
-  // (images, then indexes by depth), so nothing is visible by digest before what it names.
-  for (const [repo, r] of plan.repos) {
-    for (const d of r.layers) atLevel(0).push([repo, d, layerLinkPath]);
-    for (const [d, level] of r.revisions) atLevel(level + 1).push([repo, d, revisionLinkPath]);
-  }
-  for (const n of [...levels.keys()].sort((a, b) => a - b)) {
-    await forEachChunked(
-      levels.get(n)!,
-      ([repo, d, pathOf]) => {
-        putLink(pathOf(v2, repo, d), d);
-        progress.add(1);
-      },
-      report,
-    );
-    levels.delete(n);
   }
 
-  // 4. Tags, last: a tag becomes visible only when all it needs is there, and whole.
-  const tags: Array<[RepoName, Tag, Digest]> = [];
-  for (const [repo, r] of plan.repos) for (const [tag, d] of r.tags) tags.push([repo, tag, d]);
-  const stages = new Map<RepoName, string>();
-  try {
-    await forEachChunked(tags, ([repo, tag, d]) => {
-      progress.add(2);
+  async putTags(tags: Array<[RepoName, Tag, Digest]>): Promise<void> {
+    const { v2, dirs } = this;
+    for (const [repo, tag, d] of tags) {
       dirs.ensure(tagsDir(v2, repo));
-      if (!fresh && exists(tagDir(v2, repo, tag))) {
-        putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
-        putLink(tagCurrentLinkPath(v2, repo, tag), d);
-        return;
+      if (!this.fresh && exists(tagDir(v2, repo, tag))) {
+        this.putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
+        this.putLink(tagCurrentLinkPath(v2, repo, tag), d);
+        continue;
       }
-      let stage = stages.get(repo);
+      let stage = this.stages.get(repo);
       if (stage === undefined) {
         // A fresh directory of its own, made by one mkdir in the checked repository directory.
         stage = join(repoDir(v2, repo), `${TRASH_PREFIX}stage-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -218,18 +274,97 @@ export async function writePlan(v2: string, plan: WritePlan, opts: WriteOptions)
         } catch (err) {
           throw ioError('creating', stage, err);
         }
-        stages.set(repo, stage);
+        this.stages.set(repo, stage);
       }
-      if (stageTag(v2, stage, repo, tag, d)) stats.linksWritten += 2;
+      if (stageTag(v2, stage, repo, tag, d)) this.stats.linksWritten += 2;
       else {
-        putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
-        putLink(tagCurrentLinkPath(v2, repo, tag), d);
+        this.putLink(tagIndexEntryLinkPath(v2, repo, tag, d), d);
+        this.putLink(tagCurrentLinkPath(v2, repo, tag), d);
       }
-    }, report);
-  } finally {
-    for (const stage of stages.values()) rmSync(stage, { recursive: true, force: true });
+    }
   }
-  return stats;
+
+  finish(): void {
+    for (const stage of this.stages.values()) rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writing through a driver (S3): one PUT a link, blob data placed by the driver (a server-side
+ * copy between roots of one service, else a streamed upload). An object store has no rename
+ * and no directories: a tag is visible once its `current/link` is, so that is written first,
+ * then the tag's `index/` entry (the registry keeps it as history); a re-run writes what a
+ * killed run left out.
+ */
+class DriverSink implements Sink {
+  readonly v2: string;
+  private readonly fresh: boolean;
+  private readonly source: StorageDriver;
+
+  constructor(
+    private readonly dest: StorageDriver,
+    opts: WriteOptions,
+    private readonly stats: WriteStats,
+  ) {
+    this.v2 = dest.v2;
+    this.fresh = opts.fresh === true;
+    this.source = opts.source ?? new FsStorage('/', { linker: opts.linker });
+  }
+
+  async placeBlobs(blobs: Array<[Digest, BlobSource]>, progress: PhaseProgress): Promise<void> {
+    const { stats } = this;
+    await forEachChunkedAsync(
+      blobs,
+      async ([d, src]) => {
+        const path = blobDataPath(this.v2, d);
+        if ('path' in src) return this.dest.placeBlob(this.source, src.path, path, src.size, { absent: this.fresh });
+        if (!this.fresh) {
+          const there = await this.dest.stat(path);
+          if (there?.kind === 'file' && there.size === src.size) return 'exists';
+        }
+        await this.dest.putContent(path, src.data);
+        return 'written';
+      },
+      ([, src], outcome) => {
+        count(stats, outcome, src.size);
+        progress.add(1, src.size);
+      },
+      () => progress.report(),
+    );
+  }
+
+  async putLinks(links: Array<[string, Digest]>): Promise<void> {
+    await Promise.all(links.map(([path, d]) => this.putLink(path, d)));
+  }
+
+  private async putLink(path: string, d: Digest): Promise<void> {
+    if (!this.fresh) {
+      let existing: Digest | undefined;
+      try {
+        existing = parseLinkContent(await linkContent(this.dest, path), path);
+      } catch (err) {
+        // A malformed link in the output is mended by writing it anew.
+        if (!(err instanceof RegfsError && err.code === 'LINK_INVALID')) throw err;
+      }
+      if (existing === d) {
+        this.stats.linksUnchanged++;
+        return;
+      }
+    }
+    await this.dest.putContent(path, Buffer.from(d, 'latin1'));
+    this.stats.linksWritten++;
+  }
+
+  async putTags(tags: Array<[RepoName, Tag, Digest]>): Promise<void> {
+    await Promise.all(
+      tags.map(async ([repo, tag, d]) => {
+        await this.putLink(tagCurrentLinkPath(this.v2, repo, tag), d);
+        await this.putLink(tagIndexEntryLinkPath(this.v2, repo, tag, d), d);
+      }),
+    );
+  }
+
+  finish(): void {}
 }
 
 /**
@@ -281,21 +416,39 @@ export type BlobStats = Pick<WriteStats, 'blobsCloned' | 'blobsLinked' | 'blobsC
 export async function writeBlobs(
   blobs: Array<[Digest, BlobSource]>,
   pathOf: (d: Digest) => string,
-  opts: { linker: Linker; dirs: OutputDirs; progress: PhaseProgress },
+  opts: { linker: Linker; dirs: OutputDirs; progress: PhaseProgress; source?: StorageDriver | undefined },
   stats: BlobStats,
 ): Promise<void> {
+  const remote = opts.source !== undefined && opts.source.kind !== 'filesystem' ? opts.source : undefined;
+  if (remote !== undefined) {
+    // From S3: each blob streams into a temp file beside its place, several at once.
+    const disk = new FsStorage('/', { linker: opts.linker, dirs: opts.dirs });
+    await forEachChunkedAsync(
+      blobs,
+      async ([d, src]) => ('path' in src ? disk.placeBlob(remote, src.path, pathOf(d), src.size) : placeBlob(pathOf(d), opts.dirs, src, opts.linker)),
+      ([, src], outcome) => {
+        count(stats, outcome, src.size);
+        opts.progress.add(1, src.size);
+      },
+      () => opts.progress.report(),
+    );
+    return;
+  }
   await forEachChunked(blobs, ([d, src]) => {
-    stats.bytes += src.size;
-    const outcome = placeBlob(pathOf(d), opts.dirs, src, opts.linker);
-    if (outcome === 'cloned') stats.blobsCloned++;
-    else if (outcome === 'linked') stats.blobsLinked++;
-    else if (outcome === 'copied') stats.blobsCopied++;
-    else if (outcome === 'written') stats.blobsWritten++;
-    else stats.blobsExisting++;
-    if (outcome === 'copied' || outcome === 'written') stats.bytesCopied += src.size;
+    count(stats, placeBlob(pathOf(d), opts.dirs, src, opts.linker), src.size);
     opts.progress.add(1, src.size);
     opts.progress.report();
   });
+}
+
+function count(stats: BlobStats, outcome: PlaceOutcome | 'written', size: number): void {
+  stats.bytes += size;
+  if (outcome === 'cloned') stats.blobsCloned++;
+  else if (outcome === 'linked') stats.blobsLinked++;
+  else if (outcome === 'copied') stats.blobsCopied++;
+  else if (outcome === 'written') stats.blobsWritten++;
+  else stats.blobsExisting++;
+  if (outcome === 'copied' || outcome === 'written') stats.bytesCopied += size;
 }
 
 function placeBlob(dest: string, dirs: OutputDirs, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {

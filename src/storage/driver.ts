@@ -32,10 +32,15 @@ export type FileInfo =
       /** On disk, where `path` is a symbolic link: the real file, to link or read (link(2) would link the symbolic link). */
       real?: string;
     }
-  /** On S3: some key starts with `<path>/`. */
-  | { kind: 'directory' }
+  /** On S3: some key starts with `<path>/`. On disk: with its modification time. */
+  | {
+      kind: 'directory';
+      mtime?: Date;
+      /** On disk, for messages: "a directory", or "a symbolic link to a directory". */
+      what?: string;
+    }
   /** On disk only: a FIFO, socket, device, a symbolic link that loops …, as `what` says. */
-  | { kind: 'other'; what: string };
+  | { kind: 'other'; what: string; size?: number };
 
 /** A direct child of a directory. */
 export interface ChildEntry {
@@ -49,6 +54,8 @@ export interface WalkEntry {
   /** The file's path in the driver's namespace (as layout.ts builds it). */
   path: string;
   size: number;
+  /** When it was last written, where the listing says (S3). */
+  mtime?: Date;
 }
 
 /** Small content, or what stands in a file's place (on disk: a FIFO, a directory …). */

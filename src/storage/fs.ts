@@ -7,7 +7,7 @@
  * (fs/link.ts: reflink, hard link or copy). The calls are synchronous underneath, as
  * everywhere in regfs's metadata I/O (docs/performance.md).
  */
-import { createReadStream, createWriteStream, lstatSync, linkSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, linkSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -29,6 +29,8 @@ export interface FsStorageOptions {
    * that the `docker/registry/v2` chain is checked too; by default `v2` itself.
    */
   outputRoot?: string;
+  /** The output's checked directories, shared with the caller's other writes (instead of `outputRoot`). */
+  dirs?: OutputDirs;
 }
 
 /** Registry storage in a directory; `v2` is `<rootdirectory>/docker/registry/v2`, absolute. */
@@ -44,7 +46,7 @@ export class FsStorage implements StorageDriver {
   ) {
     this.location = v2;
     this.linker = opts.linker ?? createLinker('auto');
-    this.dirs = new OutputDirs(opts.outputRoot ?? v2);
+    this.dirs = opts.dirs ?? new OutputDirs(opts.outputRoot ?? v2);
   }
 
   async getContent(path: string, maxBytes: number): Promise<Content | undefined> {
@@ -55,8 +57,9 @@ export class FsStorage implements StorageDriver {
     const st = statData(path);
     if (st === undefined) return undefined;
     if (st.notRegular === undefined) return st.path === path ? { kind: 'file', size: st.size } : { kind: 'file', size: st.size, real: st.path };
-    if (isDirectoryFollowing(path)) return { kind: 'directory' };
-    return { kind: 'other', what: st.notRegular };
+    // A symbolic link that loops leads nowhere: it is no directory (and statSync would throw).
+    if (st.notRegular !== 'a symbolic link that loops' && isDirectoryFollowing(path)) return { kind: 'directory', mtime: statSync(path).mtime, what: st.notRegular };
+    return { kind: 'other', what: st.notRegular, size: st.size };
   }
 
   async list(dir: string): Promise<ChildEntry[]> {

@@ -7,7 +7,8 @@
 import pLimit from 'p-limit';
 import { DEFAULT_JOBS } from '../defaults.js';
 import { FsStorage, type FsStorageOptions } from './fs.js';
-import { S3Service, type S3Storage } from './s3.js';
+// The AWS SDK is loaded only when an S3 root is opened: every other run starts without it.
+import type { S3Service, S3Storage } from './s3.js';
 import { isS3Url, parseS3Url, S3_SCHEME } from './s3-url.js';
 import { STORAGE_PREFIX } from '../registry/layout.js';
 import type { StorageDriver } from './driver.js';
@@ -33,7 +34,8 @@ export function configureStorage(opts: StorageOptions): void {
 }
 
 /** The S3 service for the configured endpoint, made on first use. */
-export function s3Service(): S3Service {
+export async function s3Service(): Promise<S3Service> {
+  const { S3Service } = await import('./s3.js');
   const key = configured.s3Endpoint ?? '';
   let s = services.get(key);
   if (s === undefined) {
@@ -58,13 +60,13 @@ export function isS3Root(root: string): boolean {
  * An S3 root as a driver. PREFIX may be the registry's rootdirectory or, as on disk, the
  * storage root itself (`.../docker/registry/v2`): a prefix ending so is taken as the latter.
  */
-export function openS3Root(root: string): S3Storage {
+export async function openS3Root(root: string): Promise<S3Storage> {
   const parsed = parseS3Url(root);
   const suffix = STORAGE_PREFIX;
   if (parsed.prefix === suffix || parsed.prefix.endsWith(`/${suffix}`)) {
     parsed.prefix = parsed.prefix.slice(0, parsed.prefix.length - suffix.length).replace(/\/$/, '');
   }
-  return s3Service().root(parsed);
+  return (await s3Service()).root(parsed);
 }
 
 /** A filesystem storage root (`v2` found by the caller) as a driver. */

@@ -221,12 +221,50 @@ export function s3Error(err: unknown, what: string, bucket: string, key: string)
   return new RegfsError('IO_ERROR', `${what} ${path}: ${name}${status === undefined ? '' : ` (HTTP ${status})`}`, { path, cause: err });
 }
 
+/**
+ * What one flat listing of a prefix found: every key below it with its size, and the
+ * "directories" (key prefixes) with their children, so that stat, list and the existence of
+ * a link below the prefix need no request of their own.
+ */
+class Listing {
+  readonly files = new Map<string, number>();
+  /** Directory to its children (name to "is a directory"). */
+  readonly dirs = new Map<string, Map<string, boolean>>();
+
+  constructor(readonly dir: string) {
+    this.dirs.set(dir, new Map());
+  }
+
+  covers(path: string): boolean {
+    return path === this.dir || path.startsWith(`${this.dir}/`);
+  }
+
+  add(path: string, size: number): void {
+    this.files.set(path, size);
+    let child = path;
+    let isDir = false;
+    while (child !== this.dir) {
+      const slash = child.lastIndexOf('/');
+      const parent = child.slice(0, slash);
+      let kids = this.dirs.get(parent);
+      const known = kids !== undefined;
+      if (kids === undefined) this.dirs.set(parent, (kids = new Map()));
+      kids.set(child.slice(slash + 1), isDir);
+      if (known) break;
+      child = parent;
+      isDir = true;
+    }
+  }
+}
+
 /** Registry storage under a prefix of a bucket. Paths are object keys (layout.ts builds them from `v2`). */
 export class S3Storage implements StorageDriver {
   readonly kind = 's3';
   readonly v2: string;
   readonly location: string;
   readonly bucket: string;
+  /** Prefixes listed by prefetch, answering reads below them. Writes through this driver keep them current. */
+  private readonly listings: Listing[] = [];
 
   constructor(
     readonly service: S3Service,
@@ -241,7 +279,29 @@ export class S3Storage implements StorageDriver {
     return this.service.send<T>(command, what, this.bucket, key);
   }
 
+  /** The listing that answers for `path`, if one does. */
+  private listingOf(path: string): Listing | undefined {
+    return this.listings.find((l) => l.covers(path));
+  }
+
+  async prefetch(dir: string): Promise<void> {
+    if (this.listingOf(dir) !== undefined) return;
+    const l = new Listing(dir);
+    for await (const page of this.walk(dir)) for (const f of page) l.add(f.path, f.size);
+    // A listing made meanwhile by another caller, or one this one covers, gives way.
+    if (this.listingOf(dir) !== undefined) return;
+    for (let i = this.listings.length - 1; i >= 0; i--) if (l.covers(this.listings[i]!.dir)) this.listings.splice(i, 1);
+    this.listings.push(l);
+  }
+
+  listedSize(path: string): number | false | undefined {
+    const l = this.listingOf(path);
+    if (l === undefined) return undefined;
+    return l.files.get(path) ?? false;
+  }
+
   async getContent(path: string, maxBytes: number): Promise<Content | undefined> {
+    if (this.listedSize(path) === false) return undefined;
     try {
       const res = await this.send<{ Body?: { transformToByteArray(): Promise<Uint8Array> } }>(
         new GetObjectCommand({ Bucket: this.bucket, Key: path, Range: `bytes=0-${Math.max(0, maxBytes - 1)}` }),
@@ -259,6 +319,12 @@ export class S3Storage implements StorageDriver {
   }
 
   async stat(path: string): Promise<FileInfo | undefined> {
+    const l = this.listingOf(path);
+    if (l !== undefined) {
+      const size = l.files.get(path);
+      if (size !== undefined) return { kind: 'file', size };
+      return (l.dirs.get(path)?.size ?? 0) > 0 ? { kind: 'directory' } : undefined;
+    }
     try {
       const head = await this.send<{ ContentLength?: number }>(new HeadObjectCommand({ Bucket: this.bucket, Key: path }), 'reading', path);
       return { kind: 'file', size: head.ContentLength ?? 0 };
@@ -271,6 +337,11 @@ export class S3Storage implements StorageDriver {
   }
 
   async list(dir: string): Promise<ChildEntry[]> {
+    const l = this.listingOf(dir);
+    if (l !== undefined) {
+      const kids = [...(l.dirs.get(dir) ?? [])].map(([name, isDir]) => ({ name, dir: isDir }));
+      return kids.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
     const prefix = `${dir}/`;
     const out: ChildEntry[] = [];
     for await (const page of this.pages(prefix, '/')) {
@@ -288,7 +359,7 @@ export class S3Storage implements StorageDriver {
 
   async *walk(prefix: string): AsyncIterable<WalkEntry[]> {
     for await (const page of this.pages(`${prefix}/`, undefined)) {
-      const files = (page.Contents ?? []).filter((o) => o.Key !== undefined && !o.Key.endsWith('/')).map((o) => ({ path: o.Key!, size: o.Size ?? 0 }));
+      const files = (page.Contents ?? []).filter((o) => o.Key !== undefined && !o.Key.endsWith('/')).map((o) => ({ path: o.Key!, size: o.Size ?? 0, ...(o.LastModified === undefined ? {} : { mtime: o.LastModified }) }));
       if (files.length > 0) yield files;
     }
   }
@@ -309,9 +380,16 @@ export class S3Storage implements StorageDriver {
 
   async putContent(path: string, data: Uint8Array): Promise<void> {
     await this.send(new PutObjectCommand({ Bucket: this.bucket, Key: path, Body: data, ContentType: CONTENT_TYPE, ContentLength: data.length }), 'writing', path);
+    this.listingOf(path)?.add(path, data.length);
   }
 
   async placeBlob(src: StorageDriver, srcPath: string, destPath: string, size: number, opts: PlaceOptions = {}): Promise<PlaceOutcome> {
+    const outcome = await this.placeBlobData(src, srcPath, destPath, size, opts);
+    this.listingOf(destPath)?.add(destPath, size);
+    return outcome;
+  }
+
+  private async placeBlobData(src: StorageDriver, srcPath: string, destPath: string, size: number, opts: PlaceOptions): Promise<PlaceOutcome> {
     if (opts.absent !== true) {
       const there = await this.stat(destPath);
       if (there?.kind === 'file' && there.size === size) return 'exists';
@@ -447,6 +525,11 @@ export class S3Storage implements StorageDriver {
     // The key itself (deleting a key that does not exist succeeds) and every key below it,
     // never a sibling that shares the prefix ("a/b" but not "a/bc").
     batch.push(path);
+    // A listing that answers for what is deleted is dropped: the next read lists anew.
+    for (let i = this.listings.length - 1; i >= 0; i--) {
+      const l = this.listings[i]!;
+      if (l.covers(path) || path === l.dir || l.dir.startsWith(`${path}/`)) this.listings.splice(i, 1);
+    }
     for await (const page of this.pages(`${path}/`, undefined)) {
       for (const o of page.Contents ?? []) if (o.Key !== undefined) batch.push(o.Key);
       if (batch.length >= PAGE) await flush();
