@@ -2,7 +2,8 @@
  * The second step of `npm run build`: bundles the CLI as tsc wrote it (dist/cli/main.js, with
  * yargs and chalk) into one module in its place, so that start-up reads and links one file
  * instead of about a hundred. The code of each command is split into chunks (dist/cli/chunks/)
- * that load when the command runs. The library (dist/index.js) stays as tsc wrote it.
+ * that load when the command runs; the AWS SDK stays in node_modules. The library
+ * (dist/index.js) stays as tsc wrote it.
  * See docs/performance.md, "Start-up".
  */
 import { build, type Plugin } from 'esbuild';
@@ -80,5 +81,8 @@ await build({
   format: 'esm',
   target: 'node20',
   plugins: [lazyStringWidth, yargsRoot],
+  // The AWS SDK is CommonJS that requires Node's modules, which an ESM bundle cannot do; it
+  // loads from node_modules, and only when an s3:// root is opened (src/storage/open.ts).
+  external: ['@aws-sdk/*', '@smithy/*'],
   logLevel: 'warning',
 });
