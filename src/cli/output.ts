@@ -2,6 +2,7 @@
  * Rendering for the CLI: data to stdout, messages and progress to stderr. The only place
  * (with the command modules) that prints; the library never does.
  */
+import { formatRequestCounts, s3RequestCounts } from '../storage/open.js';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { errnoCode, escapeControl, RegfsError } from '../errors.js';
 import type { ExtractResult, ReferrersResult } from '../ops/extract.js';
@@ -312,12 +313,17 @@ export class RunOutput {
   finishJson(exitCode: number, result: object): void {
     const { problems, seconds, ...rest } = result as { problems?: ReadonlyArray<RegfsError | Finding>; seconds?: number };
     for (const p of problems ?? []) this.json?.problem(p);
-    this.json?.finish(exitCode, seconds === undefined ? rest : { ...rest, seconds: Number(seconds.toFixed(3)) });
+    // A run on S3 says what it cost: its requests by operation.
+    const requests = s3RequestCounts();
+    const fields = requests === undefined ? rest : { ...rest, s3Requests: requests };
+    this.json?.finish(exitCode, seconds === undefined ? fields : { ...fields, seconds: Number(seconds.toFixed(3)) });
   }
 
-  /** The line counting the problems not shown; after the last problem. */
+  /** The line counting the problems not shown; after the last problem. Then, for a run on S3 without --json, its requests. */
   endProblems(): void {
     this.printer.end();
+    const requests = s3RequestCounts();
+    if (requests !== undefined && this.json === undefined) this.io.stderr.write(`s3: ${formatRequestCounts(requests)}\n`);
   }
 
   /** A run that failed: its problems and message on stderr, and the JSON document's end. */

@@ -68,6 +68,9 @@ export function directoryId(path: string): string {
   }
 }
 
+/** statData's notRegular for a symbolic link that loops (ELOOP). */
+export const LOOPS = 'a symbolic link that loops';
+
 /** What a blob's `data` path holds, symbolic links followed. */
 export interface DataStat {
   /** The file to read or link: the `data` path, or the real path a symbolic link leads to. */
@@ -92,7 +95,7 @@ export function statData(path: string): DataStat | undefined {
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    if (code === 'ELOOP') return { path, size: 0, notRegular: 'a symbolic link that loops' };
+    if (code === 'ELOOP') return { path, size: 0, notRegular: LOOPS };
     throw ioError('reading blob', path, err);
   }
   if (!st.isFile()) return { path, size: st.size, notRegular: `a symbolic link to ${fileKind(st)}` };

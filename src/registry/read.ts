@@ -12,7 +12,7 @@ import type { Digest } from '../digest.js';
 import { parseManifest, type Manifest } from '../manifest.js';
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, layerLinkPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
-import { isDirectoryFollowing, type Entry } from './follow.js';
+import { isDirectoryFollowing, LOOPS, type Entry } from './follow.js';
 import { linkContent, parseLinkContent } from './link-file.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { fsStorage, isS3Root, openS3Root } from '../storage/open.js';
@@ -143,7 +143,11 @@ export class RegistryReader {
   /** True if the repository exists: its directory holds `_manifests` (it has manifests and tags). */
   async hasRepository(repo: RepoName): Promise<boolean> {
     await this.prefetch(repo);
-    return (await this.driver.stat(manifestsDir(this.v2, repo)))?.kind === 'directory';
+    const path = manifestsDir(this.v2, repo);
+    const st = await this.driver.stat(path);
+    // A repository behind a symbolic link that loops cannot be read: an error, not "no such repository".
+    if (st?.kind === 'other' && st.what === LOOPS) throw ioError('reading', path, Object.assign(new Error(LOOPS), { code: 'ELOOP' }));
+    return st?.kind === 'directory';
   }
 
   /** The digest a tag points at, or undefined if the tag does not exist. */
@@ -156,7 +160,7 @@ export class RegistryReader {
   /** The tags of a repository, sorted; names that are not valid tags are skipped. */
   async listTags(repo: RepoName): Promise<Tag[]> {
     await this.prefetch(repo);
-    return (await this.driver.list(tagsDir(this.v2, repo))).filter((e) => e.dir).map((e) => e.name).filter(isTag).sort();
+    return (await this.driver.list(tagsDir(this.v2, repo))).map((e) => e.name).filter(isTag).sort();
   }
 
   /**

@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import { ioError, RegfsError } from '../errors.js';
 import { OutputDirs, tempPathFor, writeFileAtomicSync } from '../fs/atomic.js';
 import { createLinker, landWithoutReplacing, type Linker, type PlaceOutcome } from '../fs/link.js';
-import { directoryId, isDirectoryFollowing, listEntries, statData } from '../registry/follow.js';
+import { directoryId, isDirectoryFollowing, listEntries, LOOPS, statData } from '../registry/follow.js';
 import { readRegularFile } from '../registry/link-file.js';
 import type { ChildEntry, Content, FileInfo, PlaceOptions, StorageDriver, WalkEntry } from './driver.js';
 
@@ -58,7 +58,7 @@ export class FsStorage implements StorageDriver {
     if (st === undefined) return undefined;
     if (st.notRegular === undefined) return st.path === path ? { kind: 'file', size: st.size } : { kind: 'file', size: st.size, real: st.path };
     // A symbolic link that loops leads nowhere: it is no directory (and statSync would throw).
-    if (st.notRegular !== 'a symbolic link that loops' && isDirectoryFollowing(path)) return { kind: 'directory', mtime: statSync(path).mtime, what: st.notRegular };
+    if (st.notRegular !== LOOPS && isDirectoryFollowing(path)) return { kind: 'directory', mtime: statSync(path).mtime, what: st.notRegular };
     return { kind: 'other', what: st.notRegular, size: st.size };
   }
 

@@ -45,6 +45,23 @@ export async function s3Service(): Promise<S3Service> {
   return s;
 }
 
+/**
+ * The S3 requests sent since storage was configured, by operation, every service summed;
+ * undefined if no S3 root was opened.
+ */
+export function s3RequestCounts(): Record<string, number> | undefined {
+  if (services.size === 0) return undefined;
+  const sum = new Map<string, number>();
+  for (const s of services.values()) for (const [k, v] of Object.entries(s.requestCounts())) sum.set(k, (sum.get(k) ?? 0) + v);
+  return Object.fromEntries([...sum].sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** `N requests (CopyObject 3, GetObject 5, …)`, for a summary line. */
+export function formatRequestCounts(counts: Record<string, number>): string {
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  return `${total} request${total === 1 ? '' : 's'}${total === 0 ? '' : ` (${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')})`}`;
+}
+
 /** Close every S3 client (their keep-alive connections would hold the process open). */
 export function closeStorage(): void {
   for (const s of services.values()) s.destroy();
