@@ -5,11 +5,13 @@
  * pushes of the committed fixture; every output is judged by a second registry on it.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
-import { assertServed } from './helpers/judge.js';
+import { assertServed, copyInFull } from './helpers/judge.js';
+import { startRegistry } from '../scripts/lib/registry-server.js';
+import { startFaultProxy } from '../scripts/lib/fault-proxy.js';
 import { ok, startS3World, type S3World } from './helpers/s3.js';
 
 /** The images of the lists below (the fixture's). */
@@ -64,8 +66,12 @@ describe('regfs on S3-backed registry storage', { timeout: 600_000 }, () => {
       const [cmd, ...rest] = args;
       const onS3 = ok(await w.regfs([cmd!, 's3://src/verbatim', ...rest]));
       const onDisk = ok(await w.regfs([cmd!, FIXTURE_ROOT, ...rest]));
-      assert.equal(onS3.stdout.replaceAll('verbatim/docker/registry/v2', '@'), onDisk.stdout.replaceAll(disk, '@'), args.join(' '));
-      assert.equal(onS3.stderr, onDisk.stderr, args.join(' '));
+      const plain = (out: string): string => (args.includes('--json') ? JSON.stringify({ ...(JSON.parse(out) as object), s3Requests: undefined, seconds: undefined }) : out);
+      assert.equal(plain(onS3.stdout).replaceAll('s3://src/verbatim/docker/registry/v2', '@').replaceAll('verbatim/docker/registry/v2', '@'), plain(onDisk.stdout).replaceAll(disk, '@'), args.join(' '));
+      // Without --json the run's requests close stderr; with it they are in the document.
+      if (!args.includes('--json')) assert.match(onS3.stderr, /^s3: \d+ requests \(.*\)\n$/m, args.join(' '));
+      else assert.ok('s3Requests' in (JSON.parse(onS3.stdout) as object));
+      assert.equal(onS3.stderr.replace(/^s3: .*\n/m, ''), onDisk.stderr, args.join(' '));
     }
     const list = join(scratch, 'odd.list');
     await writeFile(list, 'multiarch/tool:nested\nlegacy/app:1.0\n');
@@ -93,5 +99,56 @@ describe('regfs on S3-backed registry storage', { timeout: 600_000 }, () => {
       assert.ok(!r.stderr.includes(w.s3.secretAccessKey));
     }
     assert.equal((await w.keysOf('dst', 'n')).size, 0, 'nothing written');
+  });
+
+  test('faults: throttling (503 SlowDown) is retried; the server gone mid-run fails clearly with no tag visible before its content; a re-run converges', async () => {
+    const proxy = await startFaultProxy(w.s3.endpoint);
+    try {
+      const list = join(scratch, 'images.list');
+      const via = (out: string, json = true): Promise<import('./helpers/cli.js').CliResult> =>
+        w.regfs(['extract', list, 's3://src/reg', out, '--s3-endpoint', proxy.endpoint, ...(json ? ['--json'] : [])]);
+      // Every 7th request answered 503: the SDK's retries (6 attempts) carry the run through.
+      proxy.throttleEvery = 7;
+      const throttled = JSON.parse(ok(await via('s3://dst/throttled')).stdout) as { s3Requests: Record<string, number> };
+      proxy.throttleEvery = 0;
+      assert.ok(proxy.throttled > 5, `${proxy.throttled} requests throttled`);
+      await w.assertServedOnS3('dst', 'throttled', w.served(LISTED), UNLISTED);
+      // The requests of a whole run, then a run cut in its tag phase: the last requests are the
+      // tags' current links, then their index entries, one each a tag.
+      const before = proxy.requests;
+      const whole = JSON.parse(ok(await via('s3://dst/whole')).stdout) as { s3Requests: Record<string, number> };
+      const total = proxy.requests - before;
+      assert.equal(Object.values(whole.s3Requests).reduce((a, b) => a + b, 0), total, 'every request is counted');
+      assert.ok(Object.values(throttled.s3Requests).reduce((a, b) => a + b, 0) > total, 'retries are counted');
+      proxy.downAfter = proxy.requests + total - LISTED.length - 3;
+      const cut = await via('s3://dst/cut');
+      assert.equal(cut.code, 1, cut.stderr);
+      assert.equal((JSON.parse(cut.stdout) as { error: { code: string } }).error.code, 'S3_UNREACHABLE', cut.stdout);
+      assert.doesNotMatch(cut.stderr, /    at /);
+      // What the registry on the output lists, it serves whole.
+      const reg = await startRegistry({ readOnly: true, s3: w.storage('dst', 'cut') });
+      let visible = 0;
+      await mkdir(join(scratch, 'cut-judge'), { recursive: true });
+      try {
+        const catalog = (await (await fetch(`http://${reg.host}/v2/_catalog`)).json()) as { repositories: string[] | null };
+        for (const repo of catalog.repositories ?? []) {
+          const tags = (await (await fetch(`http://${reg.host}/v2/${repo}/tags/list`)).json()) as { tags: string[] | null };
+          for (const tag of tags.tags ?? []) {
+            visible++;
+            await copyInFull(reg.host, `${repo}:${tag}`, join(scratch, 'cut-judge'));
+          }
+        }
+      } finally {
+        await reg.stop();
+      }
+      assert.ok(visible > 0 && visible < LISTED.length, `${visible} tags visible after a run cut short`);
+      // The server back: the re-run completes the job.
+      proxy.down = false;
+      proxy.downAfter = Infinity;
+      ok(await via('s3://dst/cut', false));
+      await w.assertServedOnS3('dst', 'cut', w.served(LISTED), UNLISTED);
+    } finally {
+      await proxy.stop();
+    }
   });
 });

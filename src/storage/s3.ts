@@ -47,6 +47,13 @@ const MAX_PARTS = 10_000;
 /** How many keys one ListObjectsV2 page and one DeleteObjects request hold at most (S3's limit). */
 const PAGE = 1000;
 
+/**
+ * Attempts per request unless AWS_MAX_ATTEMPTS says otherwise: more than the SDK's 3, since a
+ * run of thousands of requests meets throttling (503 SlowDown) that three attempts in a row
+ * can all hit, and one failed request fails the run.
+ */
+export const DEFAULT_MAX_ATTEMPTS = 6;
+
 /** The name of the environment variable that silences the SDK's Node version warning. */
 const NODE_WARNING_VARIABLE = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
 
@@ -63,7 +70,10 @@ export interface S3ServiceOptions {
   region?: string | undefined;
   /** Credentials to use instead of the SDK's standard chain (environment, profile, ...). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Attempts per request, retries with backoff included (the SDK's default: 3). */
+  /**
+   * Attempts per request, retries with the SDK's backoff included: by default AWS_MAX_ATTEMPTS
+   * or the profile's max_attempts as the SDK reads them, else DEFAULT_MAX_ATTEMPTS.
+   */
   maxAttempts?: number;
   /** Where the defaults above are read (process.env by default). */
   env?: NodeJS.ProcessEnv;
@@ -122,7 +132,7 @@ export class S3Service {
     this.client = createS3Client({
       ...(this.endpoint === undefined ? {} : { endpoint: this.endpoint, forcePathStyle: true }),
       ...(region === undefined ? {} : { region }),
-      ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
+      ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : nonEmpty(env.AWS_MAX_ATTEMPTS) === undefined ? { maxAttempts: DEFAULT_MAX_ATTEMPTS } : {}),
       ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
       // Checksums only where S3 demands them: radosgw 16 takes these, and an upload is not
       // hashed a second time on its way out.
