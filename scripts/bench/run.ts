@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: regfs against the floor, at scale. See docs/performance.md.
  *
- *   npm run bench [-- --runs 5] [--dir DIR] [--scale 1] [--no-10x] [--no-large | --only-large | --only-startup | --only-airgap] [--smoke] [--out FILE]
+ *   npm run bench [-- --runs 5] [--dir DIR] [--scale 1] [--no-10x] [--no-large | --only-large | --only-startup | --only-airgap | --only-s3] [--smoke] [--out FILE]
  *
  * Builds (once, then reused) a synthetic store of 3,000 repositories and 15,000 tags, and one
  * ten times larger, under DIR (default /dev/shm if it has the inodes, else the temp directory),
@@ -26,6 +26,12 @@
  * files, apply beside `sha256sum` of the bundle plus writing its bytes, a delta bundle's
  * overhead over the new bytes it carries, and bundle and apply of a store of several GiB on
  * disk for their peak RSS.
+ *
+ * Registries on S3 (alone with `--only-s3`): on a one-node Ceph RADOS Gateway started for the
+ * run, the store loaded by regfs (extract of every tag, disk to S3); extract of 186 tags S3 to
+ * S3 beside `skopeo sync` of the same tags between two docker-registry 2.8.2 on that server,
+ * with the requests each image took; ls and verify of the whole store on S3 from listings,
+ * with their request counts.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -56,6 +62,7 @@ const { values: args } = parseArgs({
     'only-large': { type: 'boolean', default: false },
     'only-startup': { type: 'boolean', default: false },
     'only-airgap': { type: 'boolean', default: false },
+    'only-s3': { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: here('../../.bench/result.json') },
   },
@@ -553,6 +560,10 @@ async function main(): Promise<void> {
     await airgap();
     return report(shape, s1, v2, base1);
   }
+  if (args['only-s3']) {
+    await s3Rows(s1, base1);
+    return report(shape, s1, v2, base1);
+  }
   // Start-up and the small extract on tmpfs, against node -e 0 and the C floor.
   if (!args['only-large']) {
     startup(s1);
@@ -770,6 +781,77 @@ async function airgap(): Promise<void> {
 }
 
 /** The table on stdout and the JSON result in `--out`. */
+/** A regfs command on S3 once: its own seconds, peak RSS, and requests by operation. */
+function s3Run(args: string[]): { seconds: number; rssMB: number; requests: Record<string, number> } {
+  const r = timed([process.execPath, CLI, ...args, '--json'], jsonSeconds);
+  const requests = (JSON.parse(r.stdout) as { s3Requests?: Record<string, number> }).s3Requests ?? {};
+  return { seconds: r.seconds, rssMB: r.rssMB, requests };
+}
+
+function total(requests: Record<string, number>): number {
+  return Object.values(requests).reduce((a, b) => a + b, 0);
+}
+
+function formatRequests(requests: Record<string, number>, per: number, what: string): string {
+  const each = Object.entries(requests).map(([k, v]) => `${k} ${(v / per).toFixed(1)}`);
+  return `${total(requests)} requests, ${(total(requests) / per).toFixed(1)} per ${what} (${each.join(', ')})`;
+}
+
+async function s3Rows(s1: { root: string; refs: string[] }, base1: number): Promise<void> {
+  const { startS3Server } = await import('../lib/s3-server.js');
+  const { startRegistry } = await import('../lib/registry-server.js');
+  const server = await startS3Server({ buckets: ['src', 'dst'] });
+  const saved = { ...process.env };
+  Object.assign(process.env, server.env);
+  const storage = (bucket: string, prefix: string) => ({ endpoint: server.endpoint, region: server.region, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, bucket, rootdirectory: `/${prefix}` });
+  try {
+    // The store into S3, by regfs: every tag, disk to S3 (a PutObject a blob and a link).
+    const load = s3Run(['extract', listFile('all', s1.refs), s1.root, 's3://src/bench']);
+    results.push({ name: `extract all (${base1}) tags, disk to S3`, seconds: load.seconds, rssMB: load.rssMB, note: formatRequests(load.requests, base1, 'tag') });
+
+    // 186 tags, S3 to S3 in one bucket: server-side copies, against skopeo sync between two registries on the same server.
+    const n = Math.min(186, base1);
+    const refs = sample(s1.refs, n, base1);
+    const list = listFile(`s3-${n}`, refs);
+    const secs: number[] = [];
+    let last: ReturnType<typeof s3Run> | undefined;
+    for (let i = 0; i < runs; i++) {
+      last = s3Run(['extract', list, 's3://src/bench', `s3://dst/out-${i}`]);
+      secs.push(last.seconds);
+    }
+    const row: Measure = { name: `extract ${n} tags, S3 to S3`, seconds: median(secs), rssMB: last!.rssMB, note: formatRequests(last!.requests, n, 'image') };
+    // skopeo sync: the same tags, a YAML source, registry to registry, both on this S3 server.
+    const from = await startRegistry({ readOnly: true, s3: storage('src', 'bench') });
+    const into = await startRegistry({ s3: storage('dst', 'skopeo') });
+    try {
+      const byRepo = new Map<string, string[]>();
+      for (const ref of refs) {
+        const [repo, tag] = [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)];
+        byRepo.set(repo, [...(byRepo.get(repo) ?? []), tag]);
+      }
+      const yaml = join(work, 's3-sync.yaml');
+      writeFileSync(yaml, `${from.host}:\n  tls-verify: false\n  images:\n${[...byRepo].map(([repo, tags]) => `    ${repo}:\n${tags.map((t) => `      - "${t}"`).join('\n')}`).join('\n')}\n`);
+      const t = performance.now();
+      execFileSync('skopeo', ['sync', '--all', '--preserve-digests', '--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', yaml, into.host], { stdio: ['ignore', 'ignore', 'inherit'] });
+      row.floor = (performance.now() - t) / 1000;
+      row.floorName = 'skopeo sync, registry to registry on the same S3';
+    } finally {
+      await from.stop();
+      await into.stop();
+    }
+    results.push(row);
+
+    // ls and verify of the whole store on S3, from listings.
+    const ls = s3Run(['ls', 's3://src/bench']);
+    results.push({ name: `ls (whole store, ${base1} tags) on S3`, seconds: ls.seconds, rssMB: ls.rssMB, note: formatRequests(ls.requests, base1, 'tag') });
+    const verify = s3Run(['verify', 's3://src/bench']);
+    results.push({ name: `verify (whole store) on S3, without --deep`, seconds: verify.seconds, rssMB: verify.rssMB, note: formatRequests(verify.requests, base1, 'tag') });
+  } finally {
+    process.env = saved;
+    await server.stop();
+  }
+}
+
 function report(shape: StoreShape, s1: { buildSeconds: number | undefined }, v2: string, base1: number): void {
   const rows = results.map((r) => [
     r.name,
