@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { skopeoCopy, withRetry } from '../scripts/lib/skopeo.js';
+import { blobsOf, makeImage, makeLayer, manifestsOf } from '../scripts/lib/images.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { assertServed } from './helpers/judge.js';
 import { ok, startS3World, type S3World } from './helpers/s3.js';
@@ -110,6 +111,30 @@ describe('imports into registry storage on S3', { timeout: 900_000 }, () => {
     ok(await w.regfs(['from-oci', tar, 's3://dst/from-tmpdir'], { env: { TMPDIR: staging } }));
     await assertStagingGone();
     await w.assertServedOnS3('dst', 'from-tmpdir', w.served(LISTED), UNLISTED);
+  });
+
+  test('from-oci and apply of a layer larger than the upload part size (16 MiB): a multipart upload, served whole', async () => {
+    const image = makeImage({ format: 'oci', layers: [makeLayer('s3-import-big', 17 << 20), makeLayer('s3-import-small')] });
+    const layout = join(scratch, 'big-layout');
+    await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
+    for (const b of [...manifestsOf(image), ...blobsOf(image)]) await writeFile(join(layout, 'blobs', 'sha256', b.digest.slice('sha256:'.length)), b.bytes);
+    await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: image.mediaType, digest: image.digest, size: image.size, annotations: { 'io.containerd.image.name': 'big/app:1' } }] }));
+    const tar = join(scratch, 'big.tar');
+    execFileSync('tar', ['-C', layout, '-cf', tar, '.']);
+    const served = [{ name: 'big/app:1', digest: image.digest }];
+    const big = image.layers[0]!;
+    for (const [args, prefix] of [
+      [['from-oci', layout, 's3://dst/big-dir'], 'big-dir'],
+      [['apply', tar, 's3://dst/big-tar', '--staging', staging], 'big-tar'],
+    ] as const) {
+      ok(await w.regfs([...args]));
+      await assertStagingGone();
+      const keys = await w.keysOf('dst', prefix);
+      const key = `${prefix}/docker/registry/v2/blobs/sha256/${big.digest.slice(7, 9)}/${big.digest.slice(7)}/data`;
+      assert.equal(keys.get(key), `${big.size} ${big.digest.slice(7)}`, 'the large blob whole');
+      await w.assertServedOnS3('dst', prefix, served, ['team/app:v1']);
+    }
   });
 
   test('from-oci: a corrupted tar leaves nothing on S3, in a new prefix or an existing one, and no staging directory', async () => {
