@@ -199,5 +199,11 @@ describe('imports into registry storage on S3', { timeout: 900_000 }, () => {
       await assertStagingGone();
     }
     assert.deepEqual(await w.keysOf('dst', 'far'), keys, 'a re-run converges');
+    // A dry run stages and writes nothing, and counts what the prefix holds.
+    const dry = json<{ plan: { blobs: number; blobsAlreadyThere: number } }>(ok(await w.regfs(['apply', delta, 's3://dst/far', '--staging', staging, '--dry-run', '--json'])).stdout).plan;
+    assert.equal(dry.blobsAlreadyThere, dry.blobs);
+    ok(await w.regfs(['apply', full, 's3://dst/dry', '--staging', staging, '--dry-run']));
+    await assertStagingGone();
+    assert.equal((await w.keysOf('dst', 'dry')).size, 0, 'a dry run writes nothing');
   });
 });
