@@ -36,15 +36,21 @@ import { readLayout, writeLayout } from './to-oci.js';
 import { statData } from '../registry/follow.js';
 import { BUNDLE_FILE, parseBundleFile, type BundleFile } from '../oci/bundle-file.js';
 import type { ArchiveContent } from '../oci/archive.js';
-import { importOci, storageOutput, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
-import { outputStorageRoot } from './output-root.js';
+import { importOci, s3StorageOutput, storageOutput, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
+import { countExisting } from './extract.js';
+import { outputStorageRoot, s3OutputRoot } from './output-root.js';
+import { isS3Root, openS3Root } from '../storage/open.js';
+import { forEachChunkedAsync } from '../bounded.js';
+import { MANIFEST_MAX_BYTES } from '../registry/read.js';
 import type { WriteCommandOptions } from './common.js';
 
 export interface ApplyOptions extends Omit<WriteCommandOptions, 'link' | 'jobs'> {
   /** The bundle: a file, `NAME.000` of volumes, or `-` for standard input. */
   input: string;
-  /** The registry root to write (or its `docker/registry/v2`); created if missing. */
+  /** The registry root to write (or its `docker/registry/v2`), or `s3://BUCKET/PREFIX`; created if missing. */
   output: string;
+  /** Into S3, the local directory the bundle's blobs are staged in before they are written (by default the system's temp directory). */
+  staging?: string | undefined;
   /** For `-`: the stream to read (standard input by default). */
   stdin?: Readable;
 }
@@ -72,14 +78,17 @@ const MISSING_SHOWN = 5;
 export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const input = await openBundle(opts);
   const label = opts.input;
+  // On S3: registry storage, written through its driver once the whole bundle checks out.
+  const s3 = isS3Root(opts.output) ? await openS3Root(opts.output) : undefined;
   const dest = resolve(opts.output);
   // The nearest directory that exists before the run: a refused run removes what it made below it.
-  const existed = await existingAncestor(dest);
+  const existed = s3 === undefined ? await existingAncestor(dest) : undefined;
   // An existing OCI image layout is written as to-oci merges into one; anything else is registry storage.
-  const storage = isLayout(dest) ? undefined : await outputStorageRoot(opts.output);
-  const out = storage === undefined ? layoutOutput(dest) : storageOutput(storage);
+  const storage = s3 !== undefined || isLayout(dest) ? undefined : await outputStorageRoot(opts.output);
+  const out = s3 !== undefined ? s3StorageOutput(s3, (await s3OutputRoot(s3, undefined)).exists) : storage === undefined ? layoutOutput(dest) : storageOutput(storage);
   let bundle: BundleFile | undefined;
   let assumed = new Map<Digest, number>();
+  const assumedBytes = new Map<Digest, Buffer>();
   let total = input.totalBytes;
 
   const hooks: ArchiveHooks = {
@@ -111,17 +120,34 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         });
       }
       const b = parseBundleFile(raw, where);
-      checkBase(b, out.exists ? out.dataPath : undefined, label, opts.output);
+      checkBase(b, out.exists ? out.blobSize : undefined, label, opts.output);
       bundle = b;
       assumed = new Map(b.assumed.map((a) => [a.digest, a.size]));
       if (total === undefined) total = b.carried.bytes;
     },
     assumed(d) {
       const size = assumed.get(d);
-      return size === undefined ? undefined : { path: out.dataPath(d), data: undefined, size, hashed: undefined };
+      return size === undefined ? undefined : { path: out.dataPath(d), data: assumedBytes.get(d), size, hashed: undefined };
     },
     checkRead: (content) => {
       if (bundle !== undefined) checkCarried(content, bundle, label);
+    },
+    // On S3 a manifest among the assumed blobs is read from the output: each blob small enough
+    // to be one is fetched (the others, configs and layers, are only checked for presence and size).
+    async loadAssumed() {
+      if (s3 === undefined) return;
+      await forEachChunkedAsync(
+        [...assumed].filter(([, size]) => size <= MANIFEST_MAX_BYTES),
+        async ([d, size]) => {
+          const path = out.dataPath(d);
+          const got = await s3.getContent(path, size + 1);
+          if (got === undefined || !Buffer.isBuffer(got) || got.length !== size) {
+            throw new RegfsError('BUNDLE_BASE_MISSING', `blob ${d} that bundle "${label}" assumes the output holds is no longer in ${s3.location} with its ${size} bytes ("${path}"); nothing was written`, { path, digest: d });
+          }
+          return got;
+        },
+        (item, got) => void assumedBytes.set(item[0], got),
+      );
     },
     into: out,
   };
@@ -129,9 +155,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   try {
     const { format: _format, ...result } = await importOci({ ...opts, input: label, link: 'auto' }, hooks);
     const summary: BundleSummary | null = bundle === undefined ? null : { inventory: bundle.inventory, carried: bundle.carried, assumed: bundle.assumed.length };
-    return { ...result, into: storage === undefined ? 'layout' : 'storage', volumes: input.volumes, bundle: summary };
+    return { ...result, into: s3 === undefined && storage === undefined ? 'layout' : 'storage', volumes: input.volumes, bundle: summary };
   } catch (err) {
-    if (storage !== undefined && !storage.exists && opts.dryRun !== true && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(storage.v2, existed);
+    if (storage !== undefined && existed !== undefined && !storage.exists && opts.dryRun !== true && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(storage.v2, existed);
     throw err;
   } finally {
     // Volumes are not read on (standard input is drained by the reader, so that its writer is not cut off).
@@ -184,16 +210,17 @@ function volumeStream(paths: string[]): Readable {
 }
 
 /**
- * A delta bundle's base: every assumed blob must be a blob of the output (`dataPath`,
- * undefined if it holds nothing yet), a regular file (or a link to one) of its size.
+ * A delta bundle's base: every assumed blob must be a blob of the output (`blobSize`: the
+ * size of its data, a regular file or a link to one; undefined if it holds nothing yet), of
+ * its size.
  */
-function checkBase(b: BundleFile, dataPath: ((d: Digest) => string) | undefined, label: string, output: string): void {
+function checkBase(b: BundleFile, blobSize: ((d: Digest) => number | undefined) | undefined, label: string, output: string): void {
   if (b.assumed.length === 0) return;
   const missing: Array<{ digest: Digest; why: string }> = [];
   for (const a of b.assumed) {
-    const st = dataPath === undefined ? undefined : statData(dataPath(a.digest));
-    if (st === undefined || st.notRegular !== undefined) missing.push({ digest: a.digest, why: '' });
-    else if (st.size !== a.size) missing.push({ digest: a.digest, why: ` (${st.size} bytes, not ${a.size})` });
+    const size = blobSize?.(a.digest);
+    if (size === undefined) missing.push({ digest: a.digest, why: '' });
+    else if (size !== a.size) missing.push({ digest: a.digest, why: ` (${size} bytes, not ${a.size})` });
   }
   if (missing.length === 0) return;
   const shown = missing.slice(0, MISSING_SHOWN).map((m) => `${m.digest}${m.why}`).join(', ');
@@ -276,13 +303,18 @@ function layoutOutput(layout: string): ArchiveOutput {
   // Refused before the bundle is read: a layout whose index.json regfs cannot read, or a file.
   readLayout(layout);
   const dirs = new OutputDirs(layout);
+  const dataPath = (d: Digest): string => ociBlobPath(layout, d);
   return {
     output: layout,
-    root: layout,
-    dirs,
+    disk: { root: layout, dirs, blobs: join(layout, 'blobs') },
     exists: true,
-    blobs: join(layout, 'blobs'),
-    dataPath: (d) => ociBlobPath(layout, d),
+    dataPath,
+    blobSize(d) {
+      const st = statData(dataPath(d));
+      return st === undefined || st.notRegular !== undefined ? undefined : st.size;
+    },
+    prepare: async () => undefined,
+    countExisting: (plan) => countExisting(plan, dataPath),
     count(plan, images) {
       let bytes = 0;
       for (const b of plan.blobs.values()) bytes += b.size;

@@ -23,16 +23,17 @@ import { MANIFEST_FILE, VERSION_FILE, manifestPath } from '../dir/layout.js';
 import { parseImageDirName } from '../dir/names.js';
 import { findDirBlob, readDirManifest } from '../dir/read.js';
 import { checkJobs, incomplete, manifestLevels, planWrites, withTreeLock, type ImageContent, createOutputLinker, type WriteCommandOptions } from './common.js';
-import { countExisting, summarizeImages, type ExtractResult } from './extract.js';
+import { countExisting, countExistingOn, summarizeImages, type ExtractResult } from './extract.js';
 import { blobDataPath } from '../registry/layout.js';
-import { assertOutsideSource, outputStorageRoot } from './output-root.js';
+import { assertOutsideSource, outputStorageRoot, s3OutputRoot } from './output-root.js';
+import { isS3Root, openS3Root } from '../storage/open.js';
 import { PhaseProgress } from '../progress.js';
 import { forEachChunked } from '../bounded.js';
 
 export interface FromDirOptions extends WriteCommandOptions {
   /** A tree of image directories, or one image directory. */
   input: string;
-  /** The registry root to write (or its `docker/registry/v2`); created if missing. */
+  /** The registry root to write (or its `docker/registry/v2`), or `s3://BUCKET/PREFIX`; created if missing. */
   output: string;
   /** `repo:tag` (or `repo@digest`) for a single image directory; else its name is its path. */
   name?: string;
@@ -60,8 +61,11 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
   const input = resolve(opts.input);
-  const out = await outputStorageRoot(opts.output);
-  await assertOutsideSource(input, input, opts.output, out.v2);
+  // The output: a directory (locked while written), or a root on S3 (written through its driver, without a lock).
+  const s3 = isS3Root(opts.output) ? await openS3Root(opts.output) : undefined;
+  const disk = s3 === undefined ? await outputStorageRoot(opts.output) : undefined;
+  const out = disk ?? (await s3OutputRoot(s3!, undefined));
+  if (disk !== undefined) await assertOutsideSource(input, input, opts.output, disk.v2);
   const found = await findImageDirs(input, opts.name);
 
   const problems = new Problems(opts.onProblem);
@@ -141,11 +145,13 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   // Each image directory is one image: those read with problems, and both of a conflicting pair.
   const base = { output: out.v2, images: summaries, problems: problems.list, problemCount: problems.count, leftOut: found.length - images.length, warnings, repaired: [], bytesVerified };
   if (opts.dryRun === true) {
-    const blobsAlreadyThere = out.exists ? await countExisting(plan, (d) => blobDataPath(out.v2, d)) : 0;
+    const blobsAlreadyThere = !out.exists ? 0 : s3 === undefined ? await countExisting(plan, (d) => blobDataPath(out.v2, d)) : await countExistingOn(s3, plan);
     return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere }, stats: undefined, seconds: (performance.now() - started) / 1000 };
   }
   const linker = createOutputLinker(out.v2, opts, warn);
-  const stats = await withTreeLock(out.v2, 'from-dir', () => writePlan(out.v2, plan, { linker, dirs: out.dirs, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
+  // On S3 the blob files stream up from the directories (multipart above the part size).
+  const write = { linker, fresh: !out.exists, onProgress: opts.onProgress };
+  const stats = disk === undefined ? await writePlan(s3!, plan, write) : await withTreeLock(disk.v2, 'from-dir', () => writePlan(disk.v2, plan, { ...write, dirs: disk.dirs }), disk.dirs);
   return { ...base, dryRun: false, plan: { ...counts, blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
 }
 

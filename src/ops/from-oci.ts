@@ -13,9 +13,10 @@
  * (hard-linked from a directory by the `--link` modes; from a tar, the blobs staged in the
  * output's own blob tree are linked into place), then links, then tags.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
@@ -34,13 +35,16 @@ import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } from '../oci/layout.js';
 import { readArchive, type ArchiveContent } from '../oci/archive.js';
 import { checkJobs, createOutputLinker, incomplete, manifestLevels, planWrites, withTreeLock, type ImageContent, type WriteCommandOptions } from './common.js';
-import { countExisting, summarizeImages, type ExtractResult } from './extract.js';
-import { assertOutsideSource, outputStorageRoot } from './output-root.js';
+import { countExisting, countExistingOn, summarizeImages, type ExtractResult } from './extract.js';
+import { assertOutsideSource, outputStorageRoot, s3OutputRoot } from './output-root.js';
+import { FsStorage } from '../storage/fs.js';
+import { isS3Root, openS3Root } from '../storage/open.js';
+import type { S3Storage } from '../storage/s3.js';
 
 export interface FromOciOptions extends WriteCommandOptions {
   /** An OCI layout directory, a tar of one, or `-` for a tar on standard input. */
   input: string;
-  /** The registry root to write (or its `docker/registry/v2`); created if missing. */
+  /** The registry root to write (or its `docker/registry/v2`), or `s3://BUCKET/PREFIX`; created if missing. */
   output: string;
   /** `repo:tag` (or `repo@digest`) for the one image of a layout whose index.json has one entry. */
   name?: string;
@@ -52,6 +56,8 @@ export interface FromOciOptions extends WriteCommandOptions {
   stripRegistry?: boolean;
   /** For `-`: the stream to read (standard input by default). */
   stdin?: Readable;
+  /** Into S3, the local directory a tar's blobs are staged in before they are written (by default the system's temp directory). */
+  staging?: string | undefined;
 }
 
 export interface FromOciResult extends ExtractResult {
@@ -105,23 +111,32 @@ export interface ArchiveHooks {
   assumed: (d: Digest) => LayoutBlob | undefined;
   /** The archive as read; throws to refuse it. */
   checkRead: (content: ArchiveContent) => void;
+  /** Once the archive is read and checked, before its images are: fetch what `assumed` gives as bytes (on S3: blobs that may be manifests). */
+  loadAssumed: () => Promise<void>;
   /** Where the images go: registry storage (storageOutput) or an OCI layout; by default the storage `output` names. */
   into?: ArchiveOutput;
 }
 
-/** Where imported images are written: registry storage (storageOutput), or an OCI layout (apply). */
+/** Where imported images are written: registry storage on disk (storageOutput) or on S3 (s3StorageOutput), or an OCI layout (apply). */
 export interface ArchiveOutput {
   /** The output as the result names it. */
   output: string;
-  /** The tree locked while writing (created if missing), checked directory by directory by `dirs`. */
-  root: string;
-  dirs: OutputDirs;
+  /**
+   * On disk: the tree locked while writing (created if missing), checked directory by
+   * directory by `dirs`, and the blob tree a tar's staging directory goes in. Undefined on
+   * S3: no lock, and a tar's blobs are staged in a local directory (`staging`).
+   */
+  disk: { root: string; dirs: OutputDirs; blobs: string } | undefined;
   /** Whether it existed: only then are blobs looked for in it. */
   exists: boolean;
-  /** The blob tree a tar's staging directory goes in. */
-  blobs: string;
   /** Where the output keeps a blob's data. */
   dataPath: (d: Digest) => string;
+  /** The size of the output's data for a digest, if a regular file (or a link to one) is there; on S3 as `prepare`'s listing found it. */
+  blobSize: (d: Digest) => number | undefined;
+  /** Before a tar is read: on S3, the output's blobs listed once, so that blobSize answers without a request. */
+  prepare: () => Promise<void>;
+  /** How many of a plan's blobs the output holds already (a dry run's plan). */
+  countExisting: (plan: WritePlan) => Promise<number>;
   /** The files a plan writes: blobs, links (or index entries), bytes. */
   count: (plan: WritePlan, images: ImageContent[]) => { blobs: number; links: number; bytes: number };
   /** Write the images (the lock held). */
@@ -130,16 +145,65 @@ export interface ArchiveOutput {
 
 /** Registry storage as an output: the shared writer. */
 export function storageOutput(out: { v2: string; exists: boolean; dirs: OutputDirs }): ArchiveOutput {
+  const dataPath = (d: Digest): string => blobDataPath(out.v2, d);
   return {
     output: out.v2,
-    root: out.v2,
-    dirs: out.dirs,
+    disk: { root: out.v2, dirs: out.dirs, blobs: blobsDir(out.v2) },
     exists: out.exists,
-    blobs: blobsDir(out.v2),
-    dataPath: (d) => blobDataPath(out.v2, d),
+    dataPath,
+    blobSize: (d) => regularSize(dataPath(d)),
+    prepare: async () => undefined,
+    countExisting: (plan) => countExisting(plan, dataPath),
     count: (plan) => countPlanFiles(plan),
     write: (plan, _images, o) => writePlan(out.v2, plan, { ...o, dirs: out.dirs }),
   };
+}
+
+/**
+ * Registry storage on S3 as an output: the shared writer through the driver. A plan's blob
+ * paths are local files (a layout's blobs, a tar's staged ones) or, for blobs the output
+ * holds already (skipped in a tar, assumed by a delta bundle), the output's own data keys.
+ */
+export function s3StorageOutput(s3: S3Storage, exists: boolean): ArchiveOutput {
+  const dataPath = (d: Digest): string => blobDataPath(s3.v2, d);
+  const source = new LocalOrOutput(s3);
+  return {
+    output: s3.v2,
+    disk: undefined,
+    exists,
+    dataPath,
+    blobSize(d) {
+      const size = s3.listedSize(dataPath(d));
+      return typeof size === 'number' ? size : undefined;
+    },
+    prepare: async () => {
+      if (exists) await s3.prefetch(blobsDir(s3.v2));
+    },
+    countExisting: (plan) => countExistingOn(s3, plan),
+    count: (plan) => countPlanFiles(plan),
+    write: (plan, _images, o) => writePlan(s3, plan, { ...o, source }),
+  };
+}
+
+/**
+ * Where an import into S3 reads blob data: a local file (an absolute path), or a key of the
+ * output itself (a blob it holds already, which the writer finds there and keeps; should it
+ * be gone meanwhile, the read finds nothing and the write stops with BLOB_UNKNOWN).
+ */
+class LocalOrOutput extends FsStorage {
+  constructor(private readonly output: S3Storage) {
+    super('/');
+  }
+
+  override async reader(path: string): Promise<Readable | undefined> {
+    return isAbsolute(path) ? super.reader(path) : this.output.reader(path);
+  }
+}
+
+/** The size of a regular file (or of the file a symbolic link leads to); undefined if there is none, or something else. */
+function regularSize(path: string): number | undefined {
+  const st = statData(path);
+  return st === undefined || st.notRegular !== undefined ? undefined : st.size;
 }
 
 /** Import the images of an OCI layout into registry storage. */
@@ -151,7 +215,10 @@ export function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
 export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | undefined): Promise<FromOciResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
-  const out = hooks?.into ?? storageOutput(await outputStorageRoot(opts.output));
+  const out = hooks?.into ?? (await registryOutput(opts.output));
+  if (opts.staging !== undefined && out.disk !== undefined) {
+    throw new RegfsError('USAGE', `--staging is for an s3:// output; into "${opts.output}" a tar's blobs are staged in the output's own blob tree`, { path: opts.staging });
+  }
   const repo = opts.repo === undefined ? undefined : parseRepoName(opts.repo);
   const rename = opts.name === undefined ? undefined : parseRename(opts.name, opts.stripRegistry === true);
   const format = hooks !== undefined ? 'archive' : await inputFormat(opts.input);
@@ -176,14 +243,14 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   const dryResult = async (images: ImageContent[], plan: WritePlan, bytesVerified: number, leftOut: number): Promise<FromOciResult> => ({
     ...(await result(images, plan, bytesVerified, leftOut)),
     dryRun: true,
-    plan: { ...out.count(plan, images), blobsAlreadyThere: out.exists ? await countExisting(plan, out.dataPath) : 0 },
+    plan: { ...out.count(plan, images), blobsAlreadyThere: out.exists ? await out.countExisting(plan) : 0 },
     stats: undefined,
     seconds: (performance.now() - started) / 1000,
   });
 
   if (format === 'directory') {
     const input = resolve(opts.input);
-    await assertOutsideSource(input, input, opts.output, out.root);
+    if (out.disk !== undefined) await assertOutsideSource(input, input, opts.output, out.disk.root);
     const index = readLayoutFiles(input);
     const limit = pLimit(jobs);
     const hashed = new Map<string, Promise<Digest>>();
@@ -225,13 +292,16 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
     const { images, leftOut } = await readImages(index, reader, naming, opts, problems, warn);
     const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
     if (opts.dryRun === true) return dryResult(images, plan, bytesVerified, leftOut);
-    const linker = createOutputLinker(out.root, opts, warn);
-    const stats = await withTreeLock(out.root, 'from-oci', () => out.write(plan, images, { linker, fresh: !out.exists, onProgress: opts.onProgress }), out.dirs);
+    const linker = createOutputLinker(out.output, opts, warn);
+    // On S3 the blob files stream up from the layout (multipart above the part size), without a lock.
+    const write = (): Promise<WriteStats> => out.write(plan, images, { linker, fresh: !out.exists, onProgress: opts.onProgress });
+    const stats = out.disk === undefined ? await write() : await withTreeLock(out.disk.root, 'from-oci', write, out.disk.dirs);
     return { ...(await result(images, plan, bytesVerified, leftOut)), dryRun: false, plan: { ...out.count(plan, images), blobsAlreadyThere: stats.blobsExisting }, stats, seconds: (performance.now() - started) / 1000 };
   }
 
-  // An archive: read as a stream, once; its blobs staged inside the output's blob tree (a dry
-  // run stages nothing: it keeps what may be a manifest in memory and hashes the rest).
+  // An archive: read as a stream, once; its blobs staged inside the output's blob tree (on S3
+  // in a local directory; a dry run stages nothing: it keeps what may be a manifest in memory
+  // and hashes the rest).
   const label = opts.input;
   const stdinStream = hooks !== undefined ? undefined : opts.input === '-' ? (opts.stdin ?? process.stdin) : undefined;
   const totalBytes = hooks !== undefined || stdinStream !== undefined ? undefined : (await stat(opts.input)).size;
@@ -247,8 +317,11 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
       blobBytes += size;
       hooks?.onBlobEntry(d, blobEntries, blobBytes);
       if (!out.exists) return undefined;
-      const st = statData(out.dataPath(d));
-      return st === undefined || st.notRegular !== undefined ? undefined : { path: out.dataPath(d), size: st.size };
+      // On S3 a blob that may be a manifest is staged all the same: its bytes are read here, not
+      // fetched from the output (the writer keeps the output's copy, of its size, and uploads nothing).
+      if (out.disk === undefined && size <= MANIFEST_MAX_BYTES) return undefined;
+      const there = out.blobSize(d);
+      return there === undefined ? undefined : { path: out.dataPath(d), size: there };
     },
     keepBytes: MANIFEST_MAX_BYTES,
     indexMaxBytes: INDEX_MAX_BYTES,
@@ -262,6 +335,7 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   });
   const importArchive = async (content: ArchiveContent): Promise<{ images: ImageContent[]; plan: WritePlan; bytesVerified: number; leftOut: number }> => {
     hooks?.checkRead(content);
+    await hooks?.loadAssumed();
     const index = archiveLayoutFiles(content, label);
     // A blob of the tar by its entry; one a delta left out by the output's file it is read from.
     const where = (d: Digest): string => (content.blobs.has(d) ? undefined : hooks?.assumed(d)?.path) ?? `${label}:${ociBlobPath('', d).replace(/^\//, '')}`;
@@ -299,43 +373,77 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   const source = (): string | Readable => hooks?.source ?? stdinStream ?? opts.input;
   const command = hooks?.command ?? 'from-oci';
 
+  // On S3: the output's blobs listed once, before the tar is read (each blob entry is looked up in that listing).
+  await out.prepare();
   if (opts.dryRun === true) {
     const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(undefined)));
     return dryResult(images, plan, bytesVerified, leftOut);
   }
+  // Read, check, then write from the staging directory; it is removed whatever happens.
+  const importStaged = async (stage: string, linker: Linker): Promise<FromOciResult> => {
+    try {
+      const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(stage)));
+      // An output that did not exist holds no link to look for (only this run's staging directory).
+      const stats = await out.write(plan, images, { linker, fresh: !out.exists, onProgress: opts.onProgress });
+      return {
+        ...(await result(images, plan, bytesVerified, leftOut)),
+        dryRun: false,
+        plan: { ...out.count(plan, images), blobsAlreadyThere: stats.blobsExisting },
+        stats,
+        seconds: (performance.now() - started) / 1000,
+      };
+    } finally {
+      rmSync(stage, { recursive: true, force: true });
+    }
+  };
+  const disk = out.disk;
+  if (disk === undefined) {
+    // On S3 a directory of its own in a local one (--staging, else the system's temp directory),
+    // then every staged blob streamed up; nothing is written to S3 before the tar checks out.
+    return importStaged(localStage(opts.staging, command), createOutputLinker(out.output, opts, warn));
+  }
   return withTreeLock(
-    out.root,
+    disk.root,
     command,
     async () => {
       // A directory of its own in the blob tree, named as regfs temp files are: the registry
       // reads only `data` files there, and verify and gc know it for a leftover if a run dies.
-      out.dirs.ensure(out.blobs);
-      removeDeadStages(out.blobs);
-      const stage = tempPathFor(join(out.blobs, command));
+      disk.dirs.ensure(disk.blobs);
+      removeDeadStages(disk.blobs);
+      const stage = tempPathFor(join(disk.blobs, command));
       try {
         mkdirSync(stage);
       } catch (err) {
         throw ioError('creating', stage, err);
       }
-      try {
-        const { images, plan, bytesVerified, leftOut } = await importArchive(await readArchive(source(), readOpts(stage)));
-        // Staged blobs are in the output's filesystem: linked into place whatever --link says.
-        const linker = createOutputLinker(out.root, { ...opts, link: 'auto' }, warn);
-        // An output that did not exist holds no link to look for (only this run's staging directory).
-        const stats = await out.write(plan, images, { linker, fresh: !out.exists, onProgress: opts.onProgress });
-        return {
-          ...(await result(images, plan, bytesVerified, leftOut)),
-          dryRun: false,
-          plan: { ...out.count(plan, images), blobsAlreadyThere: stats.blobsExisting },
-          stats,
-          seconds: (performance.now() - started) / 1000,
-        };
-      } finally {
-        rmSync(stage, { recursive: true, force: true });
-      }
+      // Staged blobs are in the output's filesystem: linked into place whatever --link says.
+      return importStaged(stage, createOutputLinker(disk.root, { ...opts, link: 'auto' }, warn));
     },
-    out.dirs,
+    disk.dirs,
   );
+}
+
+/** Registry storage to import into: a directory, or `s3://BUCKET/PREFIX`. */
+async function registryOutput(output: string): Promise<ArchiveOutput> {
+  if (!isS3Root(output)) return storageOutput(await outputStorageRoot(output));
+  const s3 = await openS3Root(output);
+  return s3StorageOutput(s3, (await s3OutputRoot(s3, undefined)).exists);
+}
+
+/**
+ * A fresh staging directory for a tar's blobs on its way to S3: `regfs-<command>-XXXXXX` in
+ * `base` (which must exist), by default the system's temp directory.
+ */
+function localStage(base: string | undefined, command: string): string {
+  const dir = base ?? tmpdir();
+  try {
+    return mkdtempSync(join(dir, `regfs-${command}-`));
+  } catch (err) {
+    if (base !== undefined && (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR')) {
+      throw new RegfsError('USAGE', `--staging "${base}": no such directory`, { path: base });
+    }
+    throw ioError('creating a staging directory in', dir, err);
+  }
 }
 
 /** The staging directories of a tar's blobs: `<v2>/blobs/.<command>.<pid>-<random>-<n>.regfs-tmp`, by from-oci and apply. */

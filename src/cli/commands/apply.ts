@@ -11,6 +11,7 @@ interface ApplyArgs {
   'keep-going': boolean;
   'dry-run': boolean;
   json: boolean;
+  staging: string | undefined;
 }
 
 export const command = 'apply <bundle> <dest>';
@@ -19,15 +20,17 @@ export const describe = 'Write a bundle (regfs bundle, or any OCI layout tar) in
 export function builder(y: Argv): Argv<ApplyArgs> {
   return y
     .positional('bundle', { type: 'string', demandOption: true, describe: 'the bundle: a tar, NAME.000 of volumes (NAME.001, … read after it), - for stdin' })
-    .positional('dest', { type: 'string', demandOption: true, describe: 'registry root to write (created if missing, merged into if it holds a registry), or an existing OCI layout to merge into' })
+    .positional('dest', { type: 'string', demandOption: true, describe: 'registry root to write, or s3://BUCKET/PREFIX (created if missing, merged into if it holds a registry), or an existing OCI layout to merge into' })
     .option('keep-going', { type: 'boolean', default: false, describe: 'write the images that check out even if others do not (exit 3)' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'read and check the whole bundle and print the plan; write nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout, also on failure (docs/json.md)' })
+    .option('staging', { type: 'string', describe: "into s3://: the local directory the bundle's blobs are staged in before they are uploaded (default: the system's temp directory)" })
     .example(
       examples([
         ['$0 apply rel.tar /srv/registry', 'a bundle file'],
         ['$0 apply rel.tar.000 /srv/registry', 'volumes of bundle --split'],
         ['ssh near cat rel.tar | $0 apply - /srv/registry', 'from a pipe'],
+        ['$0 apply rel.tar s3://bucket/reg --staging /var/tmp', 'into registry storage on S3'],
       ]),
     ) as unknown as Argv<ApplyArgs>;
 }
@@ -35,7 +38,7 @@ export function builder(y: Argv): Argv<ApplyArgs> {
 export async function handler(args: ApplyArgs, _io: Io, run: RunOutput): Promise<number> {
   const { apply } = await import('../../ops/apply.js');
   const result: ApplyResult = await runWithProgress(run, { ...args, link: 'auto', jobs: DEFAULT_JOBS }, (opts) =>
-    apply({ keepGoing: opts.keepGoing, dryRun: opts.dryRun, onProgress: opts.onProgress, onWarning: opts.onWarning, onProblem: opts.onProblem, input: args.bundle, output: args.dest }),
+    apply({ keepGoing: opts.keepGoing, dryRun: opts.dryRun, onProgress: opts.onProgress, onWarning: opts.onWarning, onProblem: opts.onProblem, input: args.bundle, output: args.dest, staging: args.staging }),
   );
   return finishWrite(run, args.json, result, (r) => `${summary(r)}${bundleLine(r)}${verifiedLine(true, r.bytesVerified)}`);
 }

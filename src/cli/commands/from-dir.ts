@@ -18,7 +18,7 @@ export const describe = "Seed registry storage from skopeo dir: images (a tree o
 export function builder(y: Argv): Argv<FromDirArgs> {
   return withWriteOptions(y)
     .positional('in', { type: 'string', demandOption: true, describe: 'a tree of image directories (to-dir, skopeo sync --scoped --dest dir), or one image directory' })
-    .positional('dest', { type: 'string', demandOption: true, describe: 'registry root to write; created if missing, merged into if it holds a registry' })
+    .positional('dest', { type: 'string', demandOption: true, describe: 'registry root to write, or s3://BUCKET/PREFIX; created if missing, merged into if it holds a registry' })
     .option('name', { type: 'string', describe: 'repo:tag (or repo@sha256:…) for a single image directory' })
     .option('verify', { type: 'boolean', default: true, describe: 'hash every blob against its digest (--no-verify checks presence and size only)' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from directory names (skopeo sync --scoped keeps it)' })
