@@ -25,7 +25,10 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyTree } from '../../test/helpers/tree.js';
 import { prng } from '../../test/helpers/crash.js';
-import { startRegistry, type RegistryServer } from '../lib/registry-server.js';
+import { startRegistry, type RegistryS3Storage, type RegistryServer } from '../lib/registry-server.js';
+import { FsStorage } from '../../src/storage/fs.js';
+import type { S3Service } from '../../src/storage/s3.js';
+import { storageRoot } from '../../src/registry/layout.js';
 import { damage, v2Of } from './damage.js';
 import { generate, type Generated } from './generate.js';
 import { formatKinds, shuffle, type Kinds } from './kinds.js';
@@ -67,6 +70,24 @@ export interface SeedOptions {
   /** A directory for this seed's files (created; removed at the end unless `keep`). */
   dir: string;
   keep: boolean;
+  /**
+   * Judge regfs on S3 instead: the damaged source is uploaded key for key (symbolic links
+   * followed, as the registry's filesystem driver follows them; what is no regular file left
+   * out) under `s3://BUCKET/seed-S/src`, the oracle is a registry on that prefix, and each list
+   * is extracted S3 to S3 and S3 to disk, each judged by a registry on its output.
+   */
+  s3?: S3Target;
+}
+
+/** Where and how the S3 mode works. */
+export interface S3Target {
+  bucket: string;
+  /** A client for the upload and for the source's keys before and after. */
+  service: S3Service;
+  /** The registry's storage options for a prefix of the bucket. */
+  storage(prefix: string): RegistryS3Storage;
+  /** Credentials and endpoint for regfs (AWS_ACCESS_KEY_ID, …, AWS_ENDPOINT_URL). */
+  env: Record<string, string>;
 }
 
 type Found = (check: string, kind: string, detail: string) => void;
@@ -124,7 +145,9 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
 
     // The oracle on the source: one read-only registry for the seed (the source never changes).
     const { refs: cands, tagDirs } = await candidates(src, gen);
-    srcReg = await startRegistry({ root: src, readOnly: true });
+    const s3 = opts.s3;
+    const s3Src = s3 === undefined ? undefined : await uploadSource(s3, src, `seed-${seed}/src`);
+    srcReg = await startRegistry(s3 === undefined ? { root: src, readOnly: true } : { readOnly: true, s3: s3.storage(`seed-${seed}/src`) });
     const host = srcReg.host;
     const srcProbes = new Map<string, Probe>();
     const srcProbe = async (r: Ref): Promise<Probe> => {
@@ -143,7 +166,28 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
     }
 
     phase('oracle');
-    for (let li = 0; li < opts.lists; li++) {
+    if (s3 !== undefined && s3Src !== undefined) {
+      for (let li = 0; li < opts.lists; li++) {
+        const lines = randomList(cands, tagLists, srcProbes, rand);
+        report.lists.push(lines.map((l) => l.text));
+        const runDir = join(opts.dir, 'runs', String(li));
+        await mkdir(runDir, { recursive: true });
+        const listFile = join(runDir, 'images.list');
+        await writeFile(listFile, lines.map((l) => `${l.text}\n`).join(''));
+        const prefix = `seed-${seed}/out-${li}`;
+        const ex = await regfs(['extract', listFile, s3Src.url, `s3://${s3.bucket}/${prefix}`, '--keep-going', '--json'], s3.env);
+        await judgeWrite(`extract S3 to S3 list ${li}`, ex, ex, lines, s3.storage(prefix), cands, srcProbe, report, found);
+        const disk = join(runDir, 'extract');
+        const exd = await regfs(['extract', listFile, s3Src.url, disk, '--keep-going', '--json'], s3.env);
+        await judgeWrite(`extract S3 to disk list ${li}`, exd, exd, lines, disk, cands, srcProbe, report, found);
+        phase(`list ${li}`);
+      }
+      report.checks++;
+      const keys = await keysOf(s3.service, s3Src.url);
+      const changed = [...new Set([...s3Src.keys.keys(), ...keys.keys()])].filter((k) => s3Src.keys.get(k) !== keys.get(k));
+      if (changed.length > 0) found('source', 'the source on S3 changed', `the source on S3 changed: ${changed.slice(0, 5).join('; ')}`);
+    }
+    for (let li = 0; li < (s3 === undefined ? opts.lists : 0); li++) {
       const lines = randomList(cands, tagLists, srcProbes, rand);
       report.lists.push(lines.map((l) => l.text));
       const runDir = join(opts.dir, 'runs', String(li));
@@ -197,7 +241,7 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
     }
 
     const gcs = await Promise.all(
-      [false, true].map(async (untagged) => {
+      (s3 === undefined ? [false, true] : []).map(async (untagged) => {
         const mine: Discrepancy[] = [];
         await judgeGc(untagged, opts.dir, src, cands, srcProbes, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
         return mine;
@@ -269,7 +313,7 @@ async function judgeWrite(
   first: RegfsRun,
   last: RegfsRun,
   lines: Line[],
-  out: string,
+  out: string | RegistryS3Storage,
   cands: Ref[],
   srcProbe: (r: Ref) => Promise<Probe>,
   report: SeedReport,
@@ -323,7 +367,7 @@ async function judgeWrite(
     }
   }
 
-  const reg = await startRegistry({ root: out, readOnly: true });
+  const reg = await startRegistry(typeof out === 'string' ? { root: out, readOnly: true } : { readOnly: true, s3: out });
   try {
     const servedClosure = new Set<string>();
     for (const [li, line] of lines.entries()) {
@@ -631,9 +675,9 @@ function problemText(results: WriteResult[], line?: number): string {
 }
 
 /** Run the built CLI with a time limit; a run still going then is killed and marked. */
-function regfs(args: string[]): Promise<RegfsRun> {
+function regfs(args: string[], env: Record<string, string> = {}): Promise<RegfsRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', ...env } });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -649,6 +693,31 @@ function regfs(args: string[]): Promise<RegfsRun> {
       resolve({ command: args[0]!, code, stdout, stderr, timedOut });
     });
   });
+}
+
+/** The source tree uploaded key for key under `prefix`; its URL and its keys (size and ETag). */
+async function uploadSource(s3: S3Target, src: string, prefix: string): Promise<{ url: string; keys: Map<string, string> }> {
+  const disk = new FsStorage(storageRoot(src));
+  const url = `s3://${s3.bucket}/${prefix}`;
+  const root = s3.service.root(url);
+  for await (const page of disk.walk(disk.v2)) {
+    await Promise.all(page.map((f) => root.placeBlob(disk, f.path, `${root.v2}/${relative(disk.v2, f.path)}`, f.size, { absent: true })));
+  }
+  return { url, keys: await keysOf(s3.service, url) };
+}
+
+/** Every key below a root's storage with its size and content hash. */
+async function keysOf(service: S3Service, url: string): Promise<Map<string, string>> {
+  const root = service.root(url);
+  const out = new Map<string, string>();
+  for await (const page of root.walk(root.v2)) {
+    for (const f of page) {
+      const h = createHash('sha256');
+      for await (const c of (await root.reader(f.path)) as AsyncIterable<Buffer>) h.update(c);
+      out.set(f.path, `${f.size} ${h.digest('hex')}`);
+    }
+  }
+  return out;
 }
 
 /** Type, mode, mtime, size and content hash of every entry under the roots; FIFOs are never opened. */
