@@ -23,6 +23,8 @@ import { OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, INDEX_FILE } from '../oci/layout.j
 import { END_OF_ARCHIVE, entryHeader, headerSize, paddedSize, type EntryType } from '../oci/ustar.js';
 import { PhaseProgress } from '../progress.js';
 import { RegistryReader } from '../registry/read.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { isS3Root } from '../storage/open.js';
 import type { BlobSource } from '../registry/write.js';
 import type { WriteResultBase } from './common.js';
 import type { ReferrersResult } from './extract.js';
@@ -94,6 +96,7 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
   if (toStream && opts.split !== undefined) throw new RegfsError('USAGE', '--split writes volumes, which standard output is not: name a BUNDLE file');
   if (toStream && opts.dryRun !== true && opts.stream === undefined) throw new RegfsError('USAGE', 'BUNDLE "-" needs a stream to write to');
   if (opts.split !== undefined && (!Number.isSafeInteger(opts.split) || opts.split < MIN_VOLUME)) throw new RegfsError('USAGE', `split: a volume must hold at least 1 MiB, not ${opts.split} bytes`);
+  if (isS3Root(opts.output)) throw new RegfsError('USAGE', `bundle writes a local file or standard output, not an object on S3 (${opts.output})`, { path: opts.output });
   if (opts.platform !== undefined) parsePlatform(opts.platform);
   const reader = await RegistryReader.open(opts.source);
   const out = toStream ? '-' : resolve(opts.output);
@@ -150,7 +153,7 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
   const sink = toStream ? new StreamSink(opts.stream!) : new FileSink(volumes, opts.split ?? size);
   const progress = new PhaseProgress(opts.onProgress, 'write', items.length, size);
   try {
-    await writeTar(items, sink, progress);
+    await writeTar(items, sink, progress, reader.driver.kind === 'filesystem' ? undefined : reader.driver);
     sink.finish();
   } catch (err) {
     sink.abort();
@@ -164,7 +167,7 @@ function fileItem(name: string, data: Buffer): Item {
 }
 
 /** Every entry, its header, its data and padding, then the end of the archive. */
-async function writeTar(items: Item[], sink: Sink, progress: PhaseProgress): Promise<void> {
+async function writeTar(items: Item[], sink: Sink, progress: PhaseProgress, source: StorageDriver | undefined): Promise<void> {
   let sinceReport = 0;
   for (const it of items) {
     const head = entryHeader(it.name, it.type, it.size);
@@ -175,14 +178,16 @@ async function writeTar(items: Item[], sink: Sink, progress: PhaseProgress): Pro
     } else {
       await sink.write(head);
       progress.add(0, head.length);
-      await copyBlob(it.blob.path, it.size, sink, (n) => {
+      const onBytes = (n: number): void => {
         progress.add(0, n);
         sinceReport += n;
         if (sinceReport >= 64 << 20) {
           progress.report();
           sinceReport = 0;
         }
-      });
+      };
+      if (source === undefined) await copyBlob(it.blob.path, it.size, sink, onBytes);
+      else await streamBlob(source, it.blob.path, it.size, sink, onBytes);
       const pad = paddedSize(it.size) - it.size;
       if (pad > 0) await sink.write(Buffer.alloc(pad));
       progress.add(1, pad);
@@ -222,6 +227,29 @@ async function copyBlob(path: string, size: number, sink: Sink, onBytes: (n: num
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * `size` bytes of the blob at `path` of a driver (S3) into the sink, as they arrive (one
+ * GetObject, bounded memory: the sink is written before the next chunk is taken); the
+ * object must hold exactly that many.
+ */
+async function streamBlob(source: StorageDriver, path: string, size: number, sink: Sink, onBytes: (n: number) => void): Promise<void> {
+  const body = await source.reader(path);
+  if (body === undefined) throw new RegfsError('BLOB_UNKNOWN', `blob data "${path}" does not exist in ${source.location} (removed since it was read?)`, { path });
+  let left = size;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (chunk.length > left) throw new RegfsError('SIZE_INVALID', `"${path}" in ${source.location} holds more than the ${size} bytes its descriptor says (changed since it was read?)`, { path });
+      await sink.write(chunk);
+      left -= chunk.length;
+      onBytes(chunk.length);
+    }
+  } catch (err) {
+    body.destroy();
+    throw err instanceof RegfsError ? err : ioError('reading', `${source.location}: ${path}`, err);
+  }
+  if (left > 0) throw new RegfsError('SIZE_INVALID', `"${path}" in ${source.location} ended ${left} bytes short of its ${size} (changed while bundling?)`, { path });
 }
 
 /** Where the tar's bytes go. */
