@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -177,19 +178,22 @@ describe('exports from S3, inventory and rm on S3', { timeout: 900_000 }, () => 
     });
   });
 
-  test('an output on S3 where a command writes a local file or directory is USAGE, not a directory named "s3:"', async () => {
+  test('an output on S3 where a command writes a local file or directory is USAGE, not a directory named "s3:"; --link hardlink from S3 is USAGE', async () => {
     for (const args of [
       ['to-dir', list, 's3://src/reg', 's3://dst/dir'],
       ['to-dir', '--image', 'team/app:v1', 's3://src/reg', 's3://dst/dir'],
       ['to-oci', list, 's3://src/reg', 's3://dst/oci'],
       ['bundle', list, 's3://src/reg', 's3://dst/b.tar'],
       ['inventory', 's3://src/reg', '-o', 's3://dst/x.inv'],
+      ['to-dir', list, 's3://src/reg', join(scratch, 'never-dir'), '--link', 'hardlink'],
+      ['to-oci', list, 's3://src/reg', join(scratch, 'never-oci'), '--link', 'hardlink'],
     ]) {
       const r = await w.regfs([...args, '--json']);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal((JSON.parse(r.stdout) as { error: { code: string } }).error.code, 'USAGE', args.join(' '));
     }
     assert.equal((await w.keysOf('dst', '')).size, 0, 'nothing written');
+    assert.ok(!existsSync(join(scratch, 'never-dir')) && !existsSync(join(scratch, 'never-oci')), 'nothing written');
   });
 
   test('rm on S3: a tag, a manifest and a repository go; a registry on S3 serves the rest and not what was removed; a dry run deletes nothing', async () => {

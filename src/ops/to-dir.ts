@@ -152,6 +152,9 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   if (isS3Root(opts.output)) throw new RegfsError('USAGE', `to-dir writes dir: images into a local directory, not into S3 (${opts.output}); regfs extract writes registry storage on S3`, { path: opts.output });
   const platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
   const reader = await RegistryReader.open(opts.source);
+  if (reader.driver.kind !== 'filesystem' && opts.link === 'hardlink') {
+    throw new RegfsError('USAGE', `--link hardlink: blob data on S3 (${reader.driver.location}) cannot be hard-linked; it is streamed into the export (--link auto or copy)`);
+  }
   const out = resolve(opts.output);
   await assertOutsideSource(opts.source, reader.v2, out, out);
 
