@@ -164,15 +164,18 @@ describe('exports from S3, inventory and rm on S3', { timeout: 900_000 }, () => 
     assert.equal(toStdout.stdout, bytes.toString('utf8'));
 
     // In process, to count the requests: a listing of the blobs and one of the repositories,
-    // a GET per tag link and a HEAD per manifest, nothing per blob.
+    // a GET per tag link and a HEAD per manifest, nothing per blob (measured on the fixture:
+    // 4 listings, 17 GETs for 17 tags, 23 HEADs for 22 manifests).
     await inProcess(async () => {
       const r = await inventory({ root: 's3://src/verbatim' });
       const counts = (await s3Service()).requestCounts();
       assert.equal(r.id, a.stderr.split(' ')[1]!.replace(/:$/, ''));
       assert.ok(r.blobs > 20, `${r.blobs} blobs`);
-      assert.ok((counts['ListObjectsV2'] ?? 0) <= 6, JSON.stringify(counts));
-      assert.ok((counts['GetObject'] ?? 0) <= r.tags + 5, JSON.stringify(counts));
-      assert.ok((counts['HeadObject'] ?? 0) <= r.manifests + 2, JSON.stringify(counts));
+      // Listings: the root's check, blobs/, blobs/sha256/ (one page), repositories/.
+      assert.ok((counts['ListObjectsV2'] ?? 0) <= 4, JSON.stringify(counts));
+      assert.equal(counts['GetObject'] ?? 0, r.tags, JSON.stringify(counts));
+      // A HEAD per manifest, and the root's check.
+      assert.ok((counts['HeadObject'] ?? 0) <= r.manifests + 1, JSON.stringify(counts));
       assert.equal(counts['PutObject'] ?? 0, 0);
       assert.equal(counts['DeleteObjects'] ?? 0, 0);
     });
@@ -251,5 +254,21 @@ describe('exports from S3, inventory and rm on S3', { timeout: 900_000 }, () => 
     assert.deepEqual(deleted.slice(2, 4).sort(), tags.map((t) => `team/app/_manifests/tags/${t}`));
     assert.deepEqual(deleted.slice(4), ['team/app/_manifests/revisions', 'team/app/_manifests', 'team/app/_layers', 'team/app/_uploads']);
     await w.assertServedOnS3('dst', 'order', w.served(['team/app/worker:1.1']), ['team/app:v1', 'team/app:v2']);
+  });
+
+  test('rm on S3 killed part way: what it leaves serves no tag naming what is gone, and a re-run finishes it', async () => {
+    ok(await w.regfs(['extract', list, 's3://src/reg', 's3://dst/killed']));
+    const root = w.service.root('s3://dst/killed');
+    const repos = `${root.v2}/repositories`;
+    // A tag rm killed after its current/: the tag's index is left; the tag resolves to nothing.
+    await root.delete(`${repos}/multiarch/tool/_manifests/tags/1.0-oci/current`);
+    // A repository rm killed after _manifests: its _layers are left.
+    await root.delete(`${repos}/library/busybox/_manifests`);
+    await w.assertServedOnS3('dst', 'killed', w.served(['team/app:v1', 'multiarch/tool:1.0']), ['multiarch/tool:1.0-oci', 'library/busybox:1.36']);
+    ok(await w.regfs(['rm', 's3://dst/killed', 'multiarch/tool:1.0-oci']));
+    ok(await w.regfs(['rm', 's3://dst/killed', 'library/busybox']));
+    const left = [...(await w.keysOf('dst', 'killed')).keys()];
+    assert.ok(!left.some((k) => k.includes('/repositories/library/busybox/') || k.includes('/_manifests/tags/1.0-oci/')), left.join('\n'));
+    await w.assertServedOnS3('dst', 'killed', w.served(['team/app:v1', 'multiarch/tool:1.0', 'team/platform/base/alpine:3.20']), ['multiarch/tool:1.0-oci', 'library/busybox:1.36']);
   });
 });
