@@ -59,7 +59,7 @@ export interface InventoryOptions {
 export interface InventoryResult extends InventoryCounts {
   /** What ROOT is. */
   format: 'registry' | 'oci-layout';
-  /** The storage root read (`…/docker/registry/v2`) or the layout directory. */
+  /** The storage root read (`…/docker/registry/v2`), the layout directory, or on S3 `s3://BUCKET/PREFIX`. */
   source: string;
   /** The file written; null for a stream or no output. */
   output: string | null;
