@@ -23,6 +23,9 @@ import { OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, INDEX_FILE } from '../oci/layout.j
 import { END_OF_ARCHIVE, entryHeader, headerSize, paddedSize, type EntryType } from '../oci/ustar.js';
 import { PhaseProgress } from '../progress.js';
 import { RegistryReader } from '../registry/read.js';
+import type { Readable } from 'node:stream';
+import type { StorageDriver } from '../storage/driver.js';
+import { isS3Root } from '../storage/open.js';
 import type { BlobSource } from '../registry/write.js';
 import type { WriteResultBase } from './common.js';
 import type { ReferrersResult } from './extract.js';
@@ -94,6 +97,7 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
   if (toStream && opts.split !== undefined) throw new RegfsError('USAGE', '--split writes volumes, which standard output is not: name a BUNDLE file');
   if (toStream && opts.dryRun !== true && opts.stream === undefined) throw new RegfsError('USAGE', 'BUNDLE "-" needs a stream to write to');
   if (opts.split !== undefined && (!Number.isSafeInteger(opts.split) || opts.split < MIN_VOLUME)) throw new RegfsError('USAGE', `split: a volume must hold at least 1 MiB, not ${opts.split} bytes`);
+  if (isS3Root(opts.output)) throw new RegfsError('USAGE', `bundle writes a local file or standard output, not an object on S3 (${opts.output})`, { path: opts.output });
   if (opts.platform !== undefined) parsePlatform(opts.platform);
   const reader = await RegistryReader.open(opts.source);
   const out = toStream ? '-' : resolve(opts.output);
@@ -150,7 +154,7 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
   const sink = toStream ? new StreamSink(opts.stream!) : new FileSink(volumes, opts.split ?? size);
   const progress = new PhaseProgress(opts.onProgress, 'write', items.length, size);
   try {
-    await writeTar(items, sink, progress);
+    await writeTar(items, sink, progress, reader.driver.kind === 'filesystem' ? undefined : reader.driver);
     sink.finish();
   } catch (err) {
     sink.abort();
@@ -164,35 +168,60 @@ function fileItem(name: string, data: Buffer): Item {
 }
 
 /** Every entry, its header, its data and padding, then the end of the archive. */
-async function writeTar(items: Item[], sink: Sink, progress: PhaseProgress): Promise<void> {
+async function writeTar(items: Item[], sink: Sink, progress: PhaseProgress, source: StorageDriver | undefined): Promise<void> {
   let sinceReport = 0;
-  for (const it of items) {
-    const head = entryHeader(it.name, it.type, it.size);
-    if (it.blob === undefined || 'data' in it.blob) {
-      const data = it.data ?? (it.blob as { data: Buffer } | undefined)?.data ?? Buffer.alloc(0);
-      await sink.write(Buffer.concat([head, data, Buffer.alloc(paddedSize(data.length) - data.length)]));
-      progress.add(1, head.length + paddedSize(data.length));
-    } else {
-      await sink.write(head);
-      progress.add(0, head.length);
-      await copyBlob(it.blob.path, it.size, sink, (n) => {
-        progress.add(0, n);
-        sinceReport += n;
-        if (sinceReport >= 64 << 20) {
-          progress.report();
-          sinceReport = 0;
+  // From S3: the next blobs' GetObjects are sent while one is written (each body waits,
+  // paused, until its turn), so the tar is not one round trip per blob.
+  const ahead = new Map<number, Promise<Readable | undefined>>();
+  const open = (j: number): void => {
+    const b = items[j]?.blob;
+    if (source === undefined || b === undefined || !('path' in b) || ahead.has(j)) return;
+    const body = source.reader(b.path);
+    body.catch(() => undefined);
+    ahead.set(j, body);
+  };
+  try {
+    for (const [i, it] of items.entries()) {
+      const head = entryHeader(it.name, it.type, it.size);
+      if (it.blob === undefined || 'data' in it.blob) {
+        const data = it.data ?? (it.blob as { data: Buffer } | undefined)?.data ?? Buffer.alloc(0);
+        await sink.write(Buffer.concat([head, data, Buffer.alloc(paddedSize(data.length) - data.length)]));
+        progress.add(1, head.length + paddedSize(data.length));
+      } else {
+        await sink.write(head);
+        progress.add(0, head.length);
+        const onBytes = (n: number): void => {
+          progress.add(0, n);
+          sinceReport += n;
+          if (sinceReport >= 64 << 20) {
+            progress.report();
+            sinceReport = 0;
+          }
+        };
+        if (source === undefined) await copyBlob(it.blob.path, it.size, sink, onBytes);
+        else {
+          for (let j = i; j <= i + READ_AHEAD; j++) open(j);
+          const body = ahead.get(i)!;
+          ahead.delete(i);
+          await streamBlob(source, await body, it.blob.path, it.size, sink, onBytes);
         }
-      });
-      const pad = paddedSize(it.size) - it.size;
-      if (pad > 0) await sink.write(Buffer.alloc(pad));
-      progress.add(1, pad);
+        const pad = paddedSize(it.size) - it.size;
+        if (pad > 0) await sink.write(Buffer.alloc(pad));
+        progress.add(1, pad);
+      }
+      progress.report();
     }
+    await sink.write(END_OF_ARCHIVE);
+    progress.add(0, END_OF_ARCHIVE.length);
     progress.report();
+  } finally {
+    // A failure: the bodies opened ahead are let go.
+    for (const body of ahead.values()) void body.then((b) => b?.destroy(), () => undefined);
   }
-  await sink.write(END_OF_ARCHIVE);
-  progress.add(0, END_OF_ARCHIVE.length);
-  progress.report();
 }
+
+/** Blobs on S3 whose GetObject is sent before their turn in the tar. */
+const READ_AHEAD = 8;
 
 /** `size` bytes of the blob file at `path` into the sink; the file must hold exactly that many. */
 async function copyBlob(path: string, size: number, sink: Sink, onBytes: (n: number) => void): Promise<void> {
@@ -222,6 +251,28 @@ async function copyBlob(path: string, size: number, sink: Sink, onBytes: (n: num
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * `size` bytes of the blob at `path` of a driver (S3), its GetObject's `body`, into the sink
+ * as they arrive (bounded memory: the sink is written before the next chunk is taken); the
+ * object must hold exactly that many.
+ */
+async function streamBlob(source: StorageDriver, body: Readable | undefined, path: string, size: number, sink: Sink, onBytes: (n: number) => void): Promise<void> {
+  if (body === undefined) throw new RegfsError('BLOB_UNKNOWN', `blob data "${path}" does not exist in ${source.location} (removed since it was read?)`, { path });
+  let left = size;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (chunk.length > left) throw new RegfsError('SIZE_INVALID', `"${path}" in ${source.location} holds more than the ${size} bytes its descriptor says (changed since it was read?)`, { path });
+      await sink.write(chunk);
+      left -= chunk.length;
+      onBytes(chunk.length);
+    }
+  } catch (err) {
+    body.destroy();
+    throw err instanceof RegfsError ? err : ioError('reading', `${source.location}: ${path}`, err);
+  }
+  if (left > 0) throw new RegfsError('SIZE_INVALID', `"${path}" in ${source.location} ended ${left} bytes short of its ${size} (changed while bundling?)`, { path });
 }
 
 /** Where the tar's bytes go. */

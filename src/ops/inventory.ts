@@ -36,8 +36,9 @@ import { CONTAINERD_NAME, INDEX_FILE, OCI_LAYOUT_FILE, REF_NAME, entryName } fro
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { isDirectoryFollowing, statData } from '../registry/follow.js';
 import { blobsDir, revisionsDir } from '../registry/layout.js';
-import { findStorageRoot, RegistryReader, whyNotRegistry } from '../registry/read.js';
-import { fsStorage } from '../storage/open.js';
+import { findStorageRoot, openRegistryStorage, RegistryReader, whyNotRegistry } from '../registry/read.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { fsStorage, isS3Root } from '../storage/open.js';
 import { settle } from './resolve.js';
 import { parseIndex, readLayoutFiles } from './from-oci.js';
 import { assertOutsideSource } from './output-root.js';
@@ -58,7 +59,7 @@ export interface InventoryOptions {
 export interface InventoryResult extends InventoryCounts {
   /** What ROOT is. */
   format: 'registry' | 'oci-layout';
-  /** The storage root read (`…/docker/registry/v2`) or the layout directory. */
+  /** The storage root read (`…/docker/registry/v2`), the layout directory, or on S3 `s3://BUCKET/PREFIX`. */
   source: string;
   /** The file written; null for a stream or no output. */
   output: string | null;
@@ -68,6 +69,10 @@ export interface InventoryResult extends InventoryCounts {
 
 /** Make the inventory of `root`. */
 export async function inventory(opts: InventoryOptions): Promise<InventoryResult> {
+  if (typeof opts.output === 'string' && isS3Root(opts.output)) {
+    throw new RegfsError('USAGE', `-o names a local file, not an object on S3 (${opts.output})`, { path: opts.output });
+  }
+  if (isS3Root(opts.root)) return s3Inventory(opts);
   const started = performance.now();
   const root = resolve(opts.root);
   const layout = isOciLayoutDir(root);
@@ -100,15 +105,45 @@ export async function inventory(opts: InventoryOptions): Promise<InventoryResult
   }
   const run = async (sink: InventorySink): Promise<InventoryCounts> => {
     const w = new InventoryWriter(sink);
-    if (v2 !== undefined) await registryInventory(v2, w, warn);
+    if (v2 !== undefined) await registryInventory(fsStorage(v2), w, warn);
     else await layoutInventory(root, w, warn);
     return w.end();
   };
-  let counts: Promise<InventoryCounts>;
-  if (file !== undefined) counts = writeFile(file, run);
-  else if (opts.output !== undefined && typeof opts.output !== 'string') counts = run(streamSink(opts.output));
-  else counts = run(() => undefined);
-  return { ...(await counts), format: v2 === undefined ? 'oci-layout' : 'registry', source, output: file ?? null, warnings, seconds: (performance.now() - started) / 1000 };
+  const counts = await runInto(opts.output, file, run);
+  return { ...counts, format: v2 === undefined ? 'oci-layout' : 'registry', source, output: file ?? null, warnings, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * The inventory of registry storage on S3 (`s3://BUCKET/PREFIX`), the same bytes as of the
+ * same tree on disk, from listings: the blobs from one flat listing per digest algorithm
+ * (one request per 1,000 keys), each repository's links from one listing of `repositories/`
+ * (RegistryReader), a HEAD per manifest for its blob data. There is no lock on S3 to look
+ * at. The output is a local file or a stream, as on disk.
+ */
+async function s3Inventory(opts: InventoryOptions): Promise<InventoryResult> {
+  const started = performance.now();
+  const driver = await openRegistryStorage(opts.root);
+  const file = typeof opts.output === 'string' ? resolve(opts.output) : undefined;
+  if (file !== undefined) checkOutputFile(file);
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+    opts.onWarning?.(m);
+  };
+  const run = async (sink: InventorySink): Promise<InventoryCounts> => {
+    const w = new InventoryWriter(sink);
+    await registryInventory(driver, w, warn);
+    return w.end();
+  };
+  const counts = await runInto(opts.output, file, run);
+  return { ...counts, format: 'registry', source: driver.location, output: file ?? null, warnings, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Run `make` into the file, the stream, or nowhere. */
+function runInto(output: InventoryOptions['output'], file: string | undefined, make: (sink: InventorySink) => Promise<InventoryCounts>): Promise<InventoryCounts> {
+  if (file !== undefined) return writeFile(file, make);
+  if (output !== undefined && typeof output !== 'string') return make(streamSink(output));
+  return make(() => undefined);
 }
 
 /** A directory holding `oci-layout` or `index.json` (as from-oci tells a layout). */
@@ -219,29 +254,15 @@ function leftOut(err: unknown): string {
   throw err;
 }
 
-async function registryInventory(v2: string, w: InventoryWriter, warn: (m: string) => void): Promise<void> {
+async function registryInventory(driver: StorageDriver, w: InventoryWriter, warn: (m: string) => void): Promise<void> {
   const pace = pacer(w);
-  // Blobs: blobs/<alg>/<hex[0:2]>/<hex>/data, each level sorted, so in digest order.
-  const base = blobsDir(v2);
-  for (const alg of sortedNames(base)) {
-    if (!(alg in DIGEST_ALGORITHMS)) continue;
-    for (const fan of sortedNames(`${base}/${alg}`)) {
-      if (!/^[0-9a-f]{2}$/.test(fan)) continue;
-      for (const hex of sortedNames(`${base}/${alg}/${fan}`)) {
-        const d = `${alg}:${hex}`;
-        // The registry reads blobs/<alg>/<hex[0:2]>/<hex>/data only: anything else is never read.
-        if (!isDigest(d) || hex.slice(0, 2) !== fan) continue;
-        const path = `${base}/${alg}/${fan}/${hex}/data`;
-        const st = statData(path);
-        if (st === undefined) continue;
-        if (st.notRegular !== undefined) warn(`blob data "${path}" is ${st.notRegular}, not a regular file; left out of the inventory`);
-        else w.blob(d, st.size);
-        await pace();
-      }
-    }
-  }
+  const v2 = driver.v2;
+  if (driver.kind === 'filesystem') await diskBlobs(v2, w, warn, pace);
+  else await listedBlobs(driver, w, warn, pace);
+  // A directory's names, sorted: read on disk, from the repositories' listing on S3.
+  const names = async (dir: string): Promise<string[]> => (driver.kind === 'filesystem' ? sortedNames(dir) : (await driver.list(dir)).map((e) => e.name));
   // Repositories, in byte order; each with its tags and manifests.
-  const reader = new RegistryReader(fsStorage(v2));
+  const reader = new RegistryReader(driver);
   const repos = (await reader.listRepositories()).sort();
   for (const repo of repos) {
     w.repo(repo);
@@ -250,9 +271,9 @@ async function registryInventory(v2: string, w: InventoryWriter, warn: (m: strin
     const manifests: Digest[] = [];
     const revisions = revisionsDir(v2, repo);
     const digests: Digest[] = [];
-    for (const alg of sortedNames(revisions)) {
+    for (const alg of await names(revisions)) {
       if (!(alg in DIGEST_ALGORITHMS)) continue;
-      for (const hex of sortedNames(`${revisions}/${alg}`)) {
+      for (const hex of await names(`${revisions}/${alg}`)) {
         const d = `${alg}:${hex}`;
         if (isDigest(d)) digests.push(d);
       }
@@ -277,6 +298,64 @@ async function registryInventory(v2: string, w: InventoryWriter, warn: (m: strin
     for (const d of served.size === manifests.length ? manifests : [...served].sort()) w.manifest(d);
     // What one repository read is not needed for the next: memory stays flat.
     reader.dropCaches();
+  }
+}
+
+/** The blobs on disk: blobs/<alg>/<hex[0:2]>/<hex>/data, each level sorted, so in digest order. */
+async function diskBlobs(v2: string, w: InventoryWriter, warn: (m: string) => void, pace: () => Promise<void>): Promise<void> {
+  const base = blobsDir(v2);
+  for (const alg of sortedNames(base)) {
+    if (!(alg in DIGEST_ALGORITHMS)) continue;
+    for (const fan of sortedNames(`${base}/${alg}`)) {
+      if (!/^[0-9a-f]{2}$/.test(fan)) continue;
+      for (const hex of sortedNames(`${base}/${alg}/${fan}`)) {
+        const d = `${alg}:${hex}`;
+        // The registry reads blobs/<alg>/<hex[0:2]>/<hex>/data only: anything else is never read.
+        if (!isDigest(d) || hex.slice(0, 2) !== fan) continue;
+        const path = `${base}/${alg}/${fan}/${hex}/data`;
+        const st = statData(path);
+        if (st === undefined) continue;
+        if (st.notRegular !== undefined) warn(`blob data "${path}" is ${st.notRegular}, not a regular file; left out of the inventory`);
+        else w.blob(d, st.size);
+        await pace();
+      }
+    }
+  }
+}
+
+/**
+ * The blobs on S3, from one flat listing per digest algorithm: the keys
+ * `blobs/<alg>/<hex[0:2]>/<hex>/data`, which S3 lists in ascending key order, so in digest
+ * order without being held (a listing out of order is an error, never a silently different
+ * inventory). Keys below `<hex>/data/` make `data` a directory to the registry, as on disk.
+ */
+async function listedBlobs(driver: StorageDriver, w: InventoryWriter, warn: (m: string) => void, pace: () => Promise<void>): Promise<void> {
+  const base = blobsDir(driver.v2);
+  for (const { name: alg } of await driver.list(base)) {
+    if (!(alg in DIGEST_ALGORITHMS)) continue;
+    const prefix = `${base}/${alg}/`;
+    let last = '';
+    let warned = '';
+    let emitted = '';
+    for await (const page of driver.walk(`${base}/${alg}`)) {
+      for (const f of page) {
+        // S3 orders keys by their UTF-8 bytes.
+        if (Buffer.compare(Buffer.from(f.path), Buffer.from(last)) <= 0) throw new RegfsError('IO_ERROR', `listing ${driver.location}: key "${f.path}" came after "${last}": the server does not list keys in order, so the inventory cannot be made in digest order`, { path: f.path });
+        last = f.path;
+        const parts = f.path.slice(prefix.length).split('/');
+        const [fan, hex, file] = parts;
+        const d = `${alg}:${hex ?? ''}`;
+        if (fan === undefined || hex === undefined || !/^[0-9a-f]{2}$/.test(fan) || !isDigest(d) || hex.slice(0, 2) !== fan || file !== 'data') continue;
+        if (parts.length === 3) {
+          w.blob(d, f.size);
+          emitted = d;
+        } else if (emitted !== d && warned !== d) {
+          warn(`blob data "${prefix}${fan}/${hex}/data" is a directory, not a regular file; left out of the inventory`);
+          warned = d;
+        }
+        await pace();
+      }
+    }
   }
 }
 

@@ -16,6 +16,14 @@
  * skips because of its `_`), so the registry sees it whole or gone; the trash is deleted
  * after. A run killed in between leaves only trash, which verify reports and a re-run of the
  * same rm, or any rm in that repository, removes.
+ *
+ * On S3 (`s3://BUCKET/PREFIX`) there is no rename and no lock: keys are deleted through the
+ * driver in an order that never leaves a visible tag naming what is gone. A tag's
+ * `current/link` goes first (the tag then resolves to nothing), then the rest of its
+ * directory; a manifest's tags before its revision link and `_layers` link; a repository's
+ * tags, then its revisions, then the rest of `_manifests`, `_layers` and `_uploads`. A run
+ * killed in between leaves a part of that, never a tag naming a missing manifest, and a
+ * re-run finishes it.
  */
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
@@ -25,8 +33,9 @@ import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
 import { isIndexKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
-import { layerLinkPath, layersDir, manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, TRASH_PREFIX } from '../registry/layout.js';
-import { listEntries } from '../registry/follow.js';
+import { layerLinkPath, layersDir, manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, tagsDir, TRASH_PREFIX } from '../registry/layout.js';
+import { listEntries, type Entry } from '../registry/follow.js';
+import type { StorageDriver } from '../storage/driver.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { forEachChunkedAsync } from '../bounded.js';
 import { settle } from './resolve.js';
@@ -57,7 +66,8 @@ export async function rm(opts: RmOptions): Promise<RmResult> {
   const ref = parseImageRef(opts.ref);
   const { repo } = ref;
   const dir = repoDir(reader.v2, repo);
-  const present = await readdir(dir).catch(() => [] as string[]);
+  const onS3 = reader.driver.kind !== 'filesystem';
+  const present = onS3 ? (await reader.driver.list(dir)).map((e) => e.name) : await readdir(dir).catch(() => [] as string[]);
   const trash = present.filter((n) => n.startsWith(TRASH_PREFIX));
   // A repository whose deletion a killed rm began still has _layers, _uploads or trash.
   const whole = ref.tag === undefined && ref.digest === undefined;
@@ -72,9 +82,13 @@ export async function rm(opts: RmOptions): Promise<RmResult> {
     if (!(err instanceof RegfsError && err.code === 'MANIFEST_UNKNOWN' && trash.length > 0)) throw err;
     plan = { what: 'manifest', dirs: [], tags: [] };
   }
-  refuseAliases(reader.v2, plan.dirs);
+  if (!onS3) refuseAliases(reader.v2, plan.dirs);
   const result: RmResult = { dryRun: opts.dryRun === true, what: plan.what, ref: formatImageRef(ref), removed: plan.dirs, tags: plan.tags };
   if (opts.dryRun === true) return result;
+  if (onS3) {
+    await deleteInOrder(reader.driver, repo, plan);
+    return result;
+  }
   await withTreeLock(reader.v2, 'rm', async () => {
     const trash = join(repoDir(reader.v2, repo), `${TRASH_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
     await mkdir(trash);
@@ -100,7 +114,7 @@ async function planRemoval(
 ): Promise<{ what: RmResult['what']; dirs: string[]; tags: string[] }> {
   const v2 = reader.v2;
   if (tag !== undefined) {
-    if (!(await exists(tagDir(v2, repo, tag)))) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} does not exist`, { path: tagDir(v2, repo, tag) });
+    if (!(await exists(reader.driver, tagDir(v2, repo, tag)))) throw new RegfsError('TAG_UNKNOWN', `tag ${repo}:${tag} does not exist`, { path: tagDir(v2, repo, tag) });
     // The link is read only to check a pinned digest: a damaged tag can always be removed.
     if (digest !== undefined) {
       const current = await reader.tagDigest(repo, tag);
@@ -175,8 +189,8 @@ async function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Dig
   };
   const consider = async (base: string, byLayers: boolean): Promise<void> => {
     const candidates: Digest[] = [];
-    for (const alg of listEntries(base)) {
-      for (const hex of listEntries(join(base, alg.name))) {
+    for (const alg of await entries(reader.driver, base)) {
+      for (const hex of await entries(reader.driver, `${base}/${alg.name}`)) {
         const d = `${alg.name}:${hex.name}`;
         if (d !== digest && isDigest(d) && !parents.includes(d)) candidates.push(d);
       }
@@ -216,11 +230,35 @@ async function removeEmptyUpTo(start: string, stop: string): Promise<void> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+async function exists(driver: StorageDriver, path: string): Promise<boolean> {
+  if (driver.kind !== 'filesystem') return (await driver.stat(path))?.kind === 'directory';
   return readdir(path).then(
     () => true,
     () => false,
   );
+}
+
+/** A directory's entries: read on disk, from the repository's listing on S3. */
+async function entries(driver: StorageDriver, dir: string): Promise<Entry[]> {
+  return driver.kind === 'filesystem' ? listEntries(dir) : driver.list(dir);
+}
+
+/**
+ * Delete what the plan removes, on S3 (no rename there), tags before what they name: every
+ * tag's `current/` first, then the rest of each tag's directory; then, for a manifest, its
+ * revision link and `_layers` link; for a repository, its revisions, then `_manifests`,
+ * `_layers` and `_uploads`. The deletes of one step run at once (bounded by --jobs).
+ */
+async function deleteInOrder(driver: StorageDriver, repo: RepoName, plan: { what: RmResult['what']; dirs: string[] }): Promise<void> {
+  const v2 = driver.v2;
+  const tags = tagsDir(v2, repo);
+  const tagDirs =
+    plan.what === 'repository' ? (await driver.list(tags)).filter((e) => e.dir).map((e) => `${tags}/${e.name}`) : plan.dirs.filter((d) => d.startsWith(`${tags}/`));
+  const each = (paths: string[]): Promise<void> => forEachChunkedAsync(paths, (p) => driver.delete(p), () => undefined);
+  await each(tagDirs.map((d) => `${d}/current`));
+  await each(tagDirs);
+  const rest = plan.what === 'repository' ? [revisionsDir(v2, repo), ...plan.dirs] : plan.dirs.filter((d) => !tagDirs.includes(d));
+  for (const d of rest) await driver.delete(d);
 }
 
 /**

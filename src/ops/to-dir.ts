@@ -23,7 +23,7 @@ import { readdir } from 'node:fs/promises';
 import { readRegularFile } from '../registry/link-file.js';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { forEachChunked } from '../bounded.js';
+import { forEachChunked, forEachChunkedAsync } from '../bounded.js';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { openImageList, type ImageList, type ListEntry } from '../image-list.js';
@@ -34,6 +34,10 @@ import { isTempName, mkdirpSync, OutputDirs, writeFileAtomicSync } from '../fs/a
 import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { FsStorage } from '../storage/fs.js';
+import { isS3Root } from '../storage/open.js';
+import type { PlaceOutcome } from '../fs/link.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
 import { DIGEST_FILE, DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
 import { decodePortable, imageDirName } from '../dir/names.js';
@@ -145,8 +149,12 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   if (opts.withReferrers === true && opts.image !== undefined) {
     throw new RegfsError('USAGE', '--with-referrers exports each referrer as an image directory of its own; with --image there is one directory: give a list');
   }
+  if (isS3Root(opts.output)) throw new RegfsError('USAGE', `to-dir writes dir: images into a local directory, not into S3 (${opts.output}); regfs extract writes registry storage on S3`, { path: opts.output });
   const platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
   const reader = await RegistryReader.open(opts.source);
+  if (reader.driver.kind !== 'filesystem' && opts.link === 'hardlink') {
+    throw new RegfsError('USAGE', `--link hardlink: blob data on S3 (${reader.driver.location}) cannot be hard-linked; it is streamed into the export (--link auto or copy)`);
+  }
   const out = resolve(opts.output);
   await assertOutsideSource(opts.source, reader.v2, out, out);
 
@@ -240,7 +248,8 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
     // Under the lock, from the record as it is now.
     const record = opts.image === undefined ? readRecord(out) : undefined;
     const stale = record === undefined ? [] : await findStale(record);
-    return writeExport(out, plans, stale, record, problems.count > 0, { linker, dirs: new OutputDirs(out), onProgress: opts.onProgress });
+    const source = reader.driver.kind === 'filesystem' ? undefined : reader.driver;
+    return writeExport(out, plans, stale, record, problems.count > 0, { linker, dirs: new OutputDirs(out), onProgress: opts.onProgress, source });
   };
   if (lockName !== undefined) mkdirpSync(lockRoot);
   const stats = lockName === undefined ? await withTreeLock(lockRoot, 'to-dir', run) : await withLock(join(lockRoot, `.${lockName}${LOCK_FILE}`), 'to-dir', run);
@@ -257,7 +266,7 @@ async function writeExport(
   staleImages: string[],
   record: Map<string, string> | undefined,
   partial: boolean,
-  opts: { linker: Linker; dirs: OutputDirs; onProgress: OnProgress | undefined },
+  opts: { linker: Linker; dirs: OutputDirs; onProgress: OnProgress | undefined; source: StorageDriver | undefined },
 ): Promise<ToDirStats> {
   const { linker } = opts;
   const stats: ToDirStats = {
@@ -306,10 +315,8 @@ async function writeExport(
     plans.reduce((a, p) => a + p.image.bytes, 0),
   );
   const report = (): void => progress.report();
-  // Reported blob by blob: a copy of a large one takes a while.
-  await forEachChunked(blobWork, ({ p, d, info }) => {
+  const placed = (info: BlobInfo, outcome: PlaceOutcome): void => {
     stats.bytes += info.size;
-    const outcome = linker.place(info.path, blobPath(p.path, d), info.size);
     if (outcome === 'cloned') stats.blobsCloned++;
     else if (outcome === 'linked') stats.blobsLinked++;
     else if (outcome === 'copied') {
@@ -318,7 +325,16 @@ async function writeExport(
     } else stats.blobsExisting++;
     progress.add(1, info.size);
     report();
-  });
+  };
+  if (opts.source === undefined) {
+    // Reported blob by blob: a copy of a large one takes a while.
+    await forEachChunked(blobWork, ({ p, d, info }) => placed(info, linker.place(info.path, blobPath(p.path, d), info.size)));
+  } else {
+    // From S3: each blob streams into a temp file beside its place (bounded memory), several at once.
+    const disk = new FsStorage('/', { linker, dirs: opts.dirs });
+    const remote = opts.source;
+    await forEachChunkedAsync(blobWork, ({ p, d, info }) => disk.placeBlob(remote, info.path, blobPath(p.path, d), info.size), ({ info }, outcome) => placed(info, outcome));
+  }
   await forEachChunked(instances, ({ p, m }) => putManifest(manifestPath(p.path, m.digest), m.raw), report);
   // 2. manifest.json, last in each directory: the image is complete when it changes.
   await forEachChunked(plans, (p) => putManifest(manifestPath(p.path), p.top.raw), report);

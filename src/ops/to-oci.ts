@@ -13,6 +13,9 @@
  * in place, every other entry is kept as it is; blobs come first, then `oci-layout`, then the
  * new `index.json` by temp file and rename, so a run killed at any point leaves the old index
  * or the new one whole, each naming only blobs that are there, and a re-run completes it.
+ *
+ * The source may be on S3 (`s3://BUCKET/PREFIX`): its blobs then stream into the layout
+ * (bounded memory), each into a temp file beside its place.
  */
 import { existsSync, lstatSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -27,6 +30,8 @@ import { MediaTypes, referencedBlobs, type Manifest } from '../manifest.js';
 import { entryName, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, ociBlobDir, ociBlobPath, REF_NAME, refName } from '../oci/layout.js';
 import { readRegularFile } from '../registry/link-file.js';
 import { RegistryReader } from '../registry/read.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { isS3Root } from '../storage/open.js';
 import { writeBlobs, type BlobSource, type BlobStats } from '../registry/write.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
 import type { Linker } from '../fs/link.js';
@@ -184,8 +189,12 @@ export async function planOciExport(reader: RegistryReader, opts: OciExportOptio
 export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
   const started = performance.now();
   checkJobs(opts.jobs);
+  if (isS3Root(opts.output)) throw new RegfsError('USAGE', `to-oci writes an OCI image layout into a local directory, not into S3 (${opts.output}); regfs extract writes registry storage on S3`, { path: opts.output });
   if (opts.platform !== undefined) parsePlatform(opts.platform);
   const reader = await RegistryReader.open(opts.source);
+  if (reader.driver.kind !== 'filesystem' && opts.link === 'hardlink') {
+    throw new RegfsError('USAGE', `--link hardlink: blob data on S3 (${reader.driver.location}) cannot be hard-linked; it is streamed into the layout (--link auto or copy)`);
+  }
   const layout = resolve(opts.output);
   await assertOutsideSource(opts.source, reader.v2, layout, layout);
   const existing = readLayout(layout);
@@ -209,7 +218,8 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
 
   const dirs = new OutputDirs(layout);
   const linker = createOutputLinker(layout, opts, warn);
-  const stats = await withTreeLock(layout, 'to-oci', () => writeLayout(layout, blobs, entries, { linker, dirs, onProgress: opts.onProgress }), dirs);
+  const source = reader.driver.kind === 'filesystem' ? undefined : reader.driver;
+  const stats = await withTreeLock(layout, 'to-oci', () => writeLayout(layout, blobs, entries, { linker, dirs, onProgress: opts.onProgress, source }), dirs);
   // The entries as merged under the lock: another run may have written some meanwhile.
   const done = { entriesAdded: stats.entriesAdded, entriesReplaced: stats.entriesReplaced, entriesUnchanged: stats.entriesUnchanged };
   return { ...base, dryRun: false, plan: { blobs: blobs.size, bytes, blobsAlreadyThere: stats.blobsExisting, ...done }, stats, seconds: (performance.now() - started) / 1000 };
@@ -224,7 +234,7 @@ export async function writeLayout(
   layout: string,
   blobs: Map<Digest, BlobSource>,
   entries: IndexEntry[],
-  opts: { linker: Linker; dirs: OutputDirs; onProgress: OnProgress | undefined },
+  opts: { linker: Linker; dirs: OutputDirs; onProgress: OnProgress | undefined; source?: StorageDriver | undefined },
 ): Promise<ToOciStats> {
   const now = mergeIndex(readLayout(layout).index, entries);
   const s: ToOciStats = { blobsCloned: 0, blobsLinked: 0, blobsCopied: 0, blobsExisting: 0, blobsWritten: 0, bytes: 0, bytesCopied: 0, ...now.counts, tempFilesRemoved: 0 };
@@ -236,7 +246,7 @@ export async function writeLayout(
   let bytes = 0;
   for (const b of blobs.values()) bytes += b.size;
   const progress = new PhaseProgress(opts.onProgress, 'write', blobs.size + 1, bytes);
-  await writeBlobs([...blobs], (d) => ociBlobPath(layout, d), { linker: opts.linker, dirs: opts.dirs, progress }, s);
+  await writeBlobs([...blobs], (d) => ociBlobPath(layout, d), { linker: opts.linker, dirs: opts.dirs, progress, source: opts.source }, s);
   const marker = join(layout, OCI_LAYOUT_FILE);
   if (readRegularFile(marker, 4096, 'reading')?.toString() !== OCI_LAYOUT_CONTENT) write(marker, OCI_LAYOUT_CONTENT);
   if (now.changed || !existsSync(join(layout, INDEX_FILE))) write(join(layout, INDEX_FILE), `${JSON.stringify(now.index)}\n`);

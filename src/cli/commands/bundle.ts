@@ -24,7 +24,7 @@ export const describe = 'Write the listed images as one tar (an OCI layout) for 
 export function builder(y: Argv): Argv<BundleArgs> {
   return withReferrersOption(withRepairOption(y, 'bundle them'))
     .positional('list', { type: 'string', demandOption: true, describe: 'image list: a file, - for standard input, or a directory of *.list files' })
-    .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
+    .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), that v2 directory, or s3://BUCKET/PREFIX' })
     .positional('bundle', { type: 'string', demandOption: true, describe: 'the bundle file (replaced whole, by temp file and rename), or - for standard output' })
     .option('have', { type: 'string', describe: 'inventory of the far side (regfs inventory): leave out the blobs it lists with the same size' })
     .option('split', { type: 'string', describe: 'write volumes BUNDLE.000, BUNDLE.001, … of at most this size (700M, 4G, 4GiB, bytes; powers of 1024; at least 1M)' })

@@ -16,7 +16,7 @@ export const describe = 'Write what registry storage (or an OCI image layout) ho
 
 export function builder(y: Argv): Argv<InventoryArgs> {
   return y
-    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), that v2 directory, or an OCI image layout directory' })
+    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), that v2 directory, s3://BUCKET/PREFIX, or an OCI image layout directory' })
     .option('output', { alias: 'o', type: 'string', describe: 'write the inventory to this file (temp file and rename; a symbolic link there is replaced, not followed); default: standard output' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result (identity, counts) as one JSON document on stdout (docs/json.md); needs -o' })
     .example(

@@ -16,7 +16,7 @@ export const describe = 'Delete a tag (repo:tag), a manifest (repo@sha256:…) o
 
 export function builder(y: Argv): Argv<RmArgs> {
   return y
-    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), or that v2 directory' })
+    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), that v2 directory, or s3://BUCKET/PREFIX (deleted in order, without a lock: docs/s3.md)' })
     .positional('ref', { type: 'string', demandOption: true, describe: 'repo:tag, repo@sha256:<hex>, repo:tag@sha256:<hex>, or repo' })
     .option('force', { type: 'boolean', default: false, describe: 'delete a manifest even if an index in the repository names it' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'print what would be removed; remove nothing' })

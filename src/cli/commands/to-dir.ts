@@ -20,7 +20,7 @@ export const describe = "Export images to skopeo's dir: format: LIST SRC OUT, or
 export function builder(y: Argv): Argv<ToDirArgs> {
   return withReferrersOption(withRepairOption(withWriteOptions(y), 'export them'))
     .usage('regfs to-dir LIST SRC OUT\nregfs to-dir --image REF SRC DIR\n\n' + describe)
-    .positional('paths', { type: 'string', array: true, describe: 'LIST SRC OUT (an image list: a file, - for standard input, or a directory of *.list files; the source registry root; the export tree); with --image: SRC DIR' })
+    .positional('paths', { type: 'string', array: true, describe: 'LIST SRC OUT (an image list: a file, - for standard input, or a directory of *.list files; the source registry root, or s3://BUCKET/PREFIX; the export tree); with --image: SRC DIR' })
     .option('image', { type: 'string', describe: 'export one image (repo:tag or repo@sha256:…) into DIR itself, as skopeo copy docker://… dir:DIR does' })
     .option('platform', { type: 'string', describe: 'export only this child of an index (os/arch[/variant]), as skopeo without --all does' })
     .option('portable-names', { type: 'boolean', default: false, describe: 'escape ":", "%" and upper case in directory names (%3A, %25, %41…) for FAT/exFAT media; from-dir decodes them' })

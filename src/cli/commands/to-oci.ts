@@ -19,7 +19,7 @@ export const describe = 'Export the listed images into one OCI image layout, blo
 export function builder(y: Argv): Argv<ToOciArgs> {
   return withReferrersOption(withRepairOption(withWriteOptions(y), 'export them'))
     .positional('list', { type: 'string', demandOption: true, describe: 'image list: a file, - for standard input, or a directory of *.list files' })
-    .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
+    .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), that v2 directory, or s3://BUCKET/PREFIX' })
     .positional('layout', { type: 'string', demandOption: true, describe: 'OCI image layout directory; created if missing, merged into if it is a layout' })
     .option('platform', { type: 'string', describe: 'export only this image of each index (os/arch[/variant])' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host from list names' })
