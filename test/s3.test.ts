@@ -90,10 +90,11 @@ describe('regfs on S3-backed registry storage', { timeout: 600_000 }, () => {
       [['extract', list, 's3://Bad_Bucket/reg', 's3://dst/n'], 'S3_URL_INVALID'],
       [['ls', 's3://src/reg'], 'S3_CREDENTIALS', { AWS_SECRET_ACCESS_KEY: 'not-the-secret-0123456789' }],
       [['ls', 's3://src/reg', '--s3-endpoint', 'http://user:pw@127.0.0.1:1'], 'S3_URL_INVALID'],
+      [['extract', list, 's3://src/reg', join(scratch, 'hard'), '--link', 'hardlink'], 'USAGE'],
     ];
     for (const [args, code, extra] of cases) {
       const r = await w.regfs([...args, '--json'], { env: extra });
-      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.code, code === 'USAGE' ? 2 : 1, `${args.join(' ')}: ${r.stderr}`);
       assert.equal((JSON.parse(r.stdout) as { error: { code: string } }).error.code, code, `${args.join(' ')}: ${r.stdout}`);
       assert.doesNotMatch(r.stderr, /not-the-secret|    at /, r.stderr);
       assert.ok(!r.stderr.includes(w.s3.secretAccessKey));

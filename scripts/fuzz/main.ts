@@ -1,18 +1,19 @@
 /**
  * The differential harness's command line (regfs must be built first: `npm run fuzz` builds it, or `npm run build`):
  *
- *   npm run fuzz -- [--seeds N] [--seed S] [--damage KINDS] [--lists N] [--keep]
+ *   npm run fuzz -- [--seeds N] [--seed S] [--damage KINDS] [--lists N] [--keep] [--s3]
  *
  * runs N seeds from S (default: 10 seeds from 1; `--seed S` alone runs that one), prints per seed what the state holds, the
  * lists judged, the checks made and every discrepancy, with a line that reproduces it. Exits
  * 1 if any discrepancy was found, 2 if the harness itself failed on a seed. KINDS: see kinds.ts (`all`, `none`, groups, `-kind`).
+ * `--s3` judges regfs on S3 instead (a Ceph RADOS Gateway started for the run: see run.ts).
  */
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { scratchDir } from '../../test/helpers/crash.js';
 import { ALL_KINDS, KIND_GROUPS, parseKinds } from './kinds.js';
-import { reproduction, runSeed } from './run.js';
+import { reproduction, runSeed, startS3Target } from './run.js';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -22,6 +23,7 @@ async function main(): Promise<number> {
       damage: { type: 'string', default: 'all' },
       lists: { type: 'string', default: '2' },
       keep: { type: 'boolean', default: false },
+      s3: { type: 'boolean', default: false },
       verbose: { type: 'boolean', short: 'v', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -36,6 +38,7 @@ async function main(): Promise<number> {
         '                 kinds: ' + ALL_KINDS.join(', ') + '; -kind removes one',
         '  --lists N      random lists judged per state (default 2)',
         '  --keep         keep each seed\'s files (source, outputs, lists) and print where',
+        '  --s3           judge regfs on S3: each source uploaded to a Ceph RADOS Gateway, extract S3 to S3 and S3 to disk',
         '  --verbose      print every state line and list even for a seed without discrepancies',
       ].join('\n'),
     );
@@ -49,6 +52,7 @@ async function main(): Promise<number> {
   }
   const kinds = parseKinds(values.damage);
   const scratch = await scratchDir('regfs-fuzz-');
+  const s3 = values.s3 ? await startS3Target() : undefined;
   let total = 0;
   let checks = 0;
   let bad = 0;
@@ -60,7 +64,7 @@ async function main(): Promise<number> {
       const dir = await mkdtemp(join(scratch.dir, `seed-${seed}-`));
       let r;
       try {
-        r = await runSeed(seed, { kinds, lists, dir, keep: values.keep });
+        r = await runSeed(seed, { kinds, lists, dir, keep: values.keep, ...(s3 === undefined ? {} : { s3: s3.target }) });
       } catch (err) {
         // The harness itself failed (a push refused, a registry that would not start): not a finding about regfs.
         failed++;
@@ -79,15 +83,16 @@ async function main(): Promise<number> {
       for (const d of r.discrepancies) {
         console.log(`  DISCREPANCY [${d.check}] ${d.detail}`);
         const key = `${d.check.replace(/ list \d+$/, '')}: ${d.kind}`;
-        const c = classes.get(key) ?? { count: 0, seeds: new Set<number>(), first: reproduction(seed, kinds, lists) };
+        const c = classes.get(key) ?? { count: 0, seeds: new Set<number>(), first: reproduction(seed, kinds, lists, s3 !== undefined) };
         c.count++;
         c.seeds.add(seed);
         classes.set(key, c);
       }
-      if (r.discrepancies.length > 0) console.log(`  reproduce: ${reproduction(seed, kinds, lists)}`);
+      if (r.discrepancies.length > 0) console.log(`  reproduce: ${reproduction(seed, kinds, lists, s3 !== undefined)}`);
       if (r.kept !== undefined) console.log(`  kept: ${r.kept}`);
     }
   } finally {
+    await s3?.stop();
     if (!values.keep) await scratch.cleanup();
   }
   if (classes.size > 0) console.log('discrepancies by kind (count, seeds, first reproduction):');

@@ -264,8 +264,30 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
 }
 
 /** The command line that runs this seed again, keeping its files. */
-export function reproduction(seed: number, kinds: Kinds, lists: number): string {
-  return `npm run fuzz -- --seed ${seed} --damage ${formatKinds(kinds)}${lists === 2 ? '' : ` --lists ${lists}`} --keep`;
+export function reproduction(seed: number, kinds: Kinds, lists: number, s3 = false): string {
+  return `npm run fuzz -- --seed ${seed} --damage ${formatKinds(kinds)}${lists === 2 ? '' : ` --lists ${lists}`}${s3 ? ' --s3' : ''} --keep`;
+}
+
+/** An S3 server with a bucket for the S3 mode, and its client; `stop` stops both. */
+export async function startS3Target(): Promise<{ target: S3Target; stop(): Promise<void> }> {
+  const { startS3Server } = await import('../lib/s3-server.js');
+  const { S3Service } = await import('../../src/storage/s3.js');
+  const { default: pLimit } = await import('p-limit');
+  const server = await startS3Server({ buckets: ['fuzz'] });
+  const service = new S3Service({ limit: pLimit(16), endpoint: server.endpoint, region: server.region, credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } });
+  const target: S3Target = {
+    bucket: 'fuzz',
+    service,
+    env: server.env,
+    storage: (prefix) => ({ endpoint: server.endpoint, region: server.region, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, bucket: 'fuzz', rootdirectory: `/${prefix}` }),
+  };
+  return {
+    target,
+    async stop() {
+      service.destroy();
+      await server.stop();
+    },
+  };
 }
 
 /**

@@ -9,6 +9,7 @@ import type { Manifest } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
 import { emptyPlan, repoWrites, type BlobSource, type WritePlan } from '../registry/write.js';
 import type { OnProgress } from '../progress.js';
+import type { StorageDriver } from '../storage/driver.js';
 import { createLinker, type LinkFs, type Linker, type LinkMode } from '../fs/link.js';
 import type { ImageSummary } from './extract.js';
 import type { RepairedLink } from './resolve.js';
@@ -44,6 +45,13 @@ export function createOutputLinker(out: string, opts: WriteCommandOptions, warn:
 }
 
 export { DEFAULT_JOBS };
+
+/** `--link hardlink` from a source on S3: nothing there can be hard-linked (its data is streamed or copied server-side). */
+export function refuseHardLinkFrom(source: StorageDriver, link: LinkMode | undefined): void {
+  if (source.kind !== 'filesystem' && link === 'hardlink') {
+    throw new RegfsError('USAGE', `--link hardlink: blob data on S3 (${source.location}) cannot be hard-linked; it is streamed or copied (--link auto or copy)`);
+  }
+}
 
 /** `jobs` must be a whole number from 1 up. */
 export function checkJobs(jobs: number | undefined): number {

@@ -20,7 +20,7 @@ import { findReferrers, type ReferrerInfo, type RewrittenIndex } from './referre
 import { assertOutsideSource, outputStorageRoot, s3OutputRoot } from './output-root.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { isS3Root, openS3Root } from '../storage/open.js';
-import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type ImageContent, type WriteCommandOptions, type WriteResultBase } from './common.js';
+import { checkJobs, incomplete, planWrites, summarizeImage, withTreeLock, createOutputLinker, type ImageContent, type WriteCommandOptions, type WriteResultBase, refuseHardLinkFrom } from './common.js';
 import { createConfigSummarizer, effectiveArtifactType, manifestPlatforms } from './inspect.js';
 
 export interface ExtractOptions extends WriteCommandOptions {
@@ -84,6 +84,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const started = performance.now();
   checkJobs(opts.jobs);
   const reader = await RegistryReader.open(opts.source);
+  refuseHardLinkFrom(reader.driver, opts.link);
   // The output: a directory, or a root on S3 (then written through its driver, without a lock).
   const s3 = isS3Root(opts.output) ? await openS3Root(opts.output) : undefined;
   const disk = s3 === undefined ? await outputStorageRoot(opts.output) : undefined;

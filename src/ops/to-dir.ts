@@ -41,7 +41,7 @@ import type { PlaceOutcome } from '../fs/link.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
 import { DIGEST_FILE, DIR_VERSION, MANIFEST_FILE, VERSION_FILE, blobPath, manifestFileName, manifestPath, versionPath } from '../dir/layout.js';
 import { decodePortable, imageDirName } from '../dir/names.js';
-import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions } from './common.js';
+import { checkJobs, incomplete, withTreeLock, createOutputLinker, type WriteCommandOptions, refuseHardLinkFrom } from './common.js';
 import { assertOutsideSource } from './output-root.js';
 import { resolveImages, type RepairedLink, type ResolvedImage } from './resolve.js';
 import { findReferrers, type ReferrerInfo } from './referrers.js';
@@ -152,9 +152,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   if (isS3Root(opts.output)) throw new RegfsError('USAGE', `to-dir writes dir: images into a local directory, not into S3 (${opts.output}); regfs extract writes registry storage on S3`, { path: opts.output });
   const platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
   const reader = await RegistryReader.open(opts.source);
-  if (reader.driver.kind !== 'filesystem' && opts.link === 'hardlink') {
-    throw new RegfsError('USAGE', `--link hardlink: blob data on S3 (${reader.driver.location}) cannot be hard-linked; it is streamed into the export (--link auto or copy)`);
-  }
+  refuseHardLinkFrom(reader.driver, opts.link);
   const out = resolve(opts.output);
   await assertOutsideSource(opts.source, reader.v2, out, out);
 

@@ -35,7 +35,7 @@ import { isS3Root } from '../storage/open.js';
 import { writeBlobs, type BlobSource, type BlobStats } from '../registry/write.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
 import type { Linker } from '../fs/link.js';
-import { checkJobs, createOutputLinker, incomplete, summarizeImage, withTreeLock, type WriteCommandOptions, type WriteResultBase } from './common.js';
+import { checkJobs, createOutputLinker, incomplete, summarizeImage, withTreeLock, type WriteCommandOptions, type WriteResultBase, refuseHardLinkFrom } from './common.js';
 import type { ImageSummary, ReferrersResult } from './extract.js';
 import { uniqueRepairs } from './extract.js';
 import { assertOutsideSource } from './output-root.js';
@@ -192,9 +192,7 @@ export async function toOci(opts: ToOciOptions): Promise<ToOciResult> {
   if (isS3Root(opts.output)) throw new RegfsError('USAGE', `to-oci writes an OCI image layout into a local directory, not into S3 (${opts.output}); regfs extract writes registry storage on S3`, { path: opts.output });
   if (opts.platform !== undefined) parsePlatform(opts.platform);
   const reader = await RegistryReader.open(opts.source);
-  if (reader.driver.kind !== 'filesystem' && opts.link === 'hardlink') {
-    throw new RegfsError('USAGE', `--link hardlink: blob data on S3 (${reader.driver.location}) cannot be hard-linked; it is streamed into the layout (--link auto or copy)`);
-  }
+  refuseHardLinkFrom(reader.driver, opts.link);
   const layout = resolve(opts.output);
   await assertOutsideSource(opts.source, reader.v2, layout, layout);
   const existing = readLayout(layout);
