@@ -41,29 +41,34 @@ export async function forEachChunked<T>(items: Iterable<T>, fn: (item: T) => voi
  * forEachChunked for work that may wait (storage on S3, where each read is a request): `fn`
  * runs for the items of a chunk at once, and `then` takes each result in the items' order, so
  * what is built from them does not depend on which request came back first. On disk the
- * reads are synchronous underneath and this costs a promise per item.
+ * reads are synchronous underneath and this costs a promise per item. `around`, if given,
+ * wraps the work of each chunk: taking its items (which may run a generator's side effects)
+ * and handling its results.
  */
 export async function forEachChunkedAsync<T, R>(
   items: Iterable<T>,
   fn: (item: T) => Promise<R>,
   then: (item: T, result: R) => void,
   onChunk?: (done: number) => void,
+  around: (work: () => Promise<boolean>) => Promise<boolean> = (work) => work(),
 ): Promise<void> {
-  let chunk: T[] = [];
+  const it = items[Symbol.iterator]();
   let done = 0;
-  const flush = async (): Promise<void> => {
-    const results = await Promise.all(chunk.map(fn));
-    for (let i = 0; i < chunk.length; i++) then(chunk[i]!, results[i]!);
-    done += chunk.length;
-    chunk = [];
-    onChunk?.(done);
-  };
-  for (const item of items) {
-    chunk.push(item);
-    if (chunk.length === CHUNK) {
-      await flush();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+  for (;;) {
+    const more = await around(async () => {
+      const chunk: T[] = [];
+      let next = it.next();
+      for (; next.done !== true; next = it.next()) {
+        chunk.push(next.value);
+        if (chunk.length === CHUNK) break;
+      }
+      const results = await Promise.all(chunk.map(fn));
+      for (let i = 0; i < chunk.length; i++) then(chunk[i]!, results[i]!);
+      done += chunk.length;
+      onChunk?.(done);
+      return chunk.length === CHUNK;
+    });
+    if (!more) return;
+    await new Promise((resolve) => setImmediate(resolve));
   }
-  if (chunk.length > 0 || done === 0) await flush();
 }

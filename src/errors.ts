@@ -123,10 +123,37 @@ export class Problems {
 
   constructor(private readonly sink?: ProblemSink) {}
 
+  /** While held (see inListOrder), problems wait here. */
+  private held: RegfsError[] | undefined;
+
   add(problem: RegfsError): void {
+    if (this.held !== undefined) {
+      this.held.push(problem);
+      return;
+    }
     this.count++;
     if (this.sink === undefined) this.kept.push(problem);
     else this.sink(problem);
+  }
+
+  /**
+   * Run `f` holding the problems added meanwhile, then add them in the order of the list
+   * lines they name (a stable sort; one naming no line stays after the one before it): work
+   * done for many lines at once reports as if it had been done line by line.
+   */
+  async inListOrder<T>(f: () => Promise<T>): Promise<T> {
+    const outer = this.held;
+    this.held = [];
+    try {
+      return await f();
+    } finally {
+      const held = this.held;
+      this.held = outer;
+      let last = 0;
+      const keyed = held.map((p, i) => ({ p, i, line: (last = p.at?.line ?? last) }));
+      keyed.sort((a, b) => a.line - b.line || a.i - b.i);
+      for (const { p } of keyed) this.add(p);
+    }
   }
 
   /** The problems kept: all of them without a sink, none with one. */

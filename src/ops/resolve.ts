@@ -96,6 +96,8 @@ export async function resolveImages(reader: RegistryReader, entries: Iterable<Li
   // names for a list of a million missing repositories.
   let linesLeftOut = 0;
   const imagesLeftOut = new Set<string>();
+  // A chunk of lines is expanded at once; its problems, and those the list's parser finds
+  // among its lines, are reported in line order, as one line after another would report them.
   await forEachChunkedAsync(
     entries,
     (entry) => expandEntry(reader, entry).catch((err: unknown) => located(err, entry)),
@@ -110,6 +112,8 @@ export async function resolveImages(reader: RegistryReader, entries: Iterable<Li
       for (const p of x.problems) problems.add(p);
       for (const t of x.failedTags) imagesLeftOut.add(`${entry.ref.repo}:${t}`);
     },
+    undefined,
+    (work) => problems.inListOrder(work),
   );
   const images: ResolvedImage[] = [];
   const seen = new Set<string>();
