@@ -21,7 +21,7 @@ import * as inventoryCmd from './commands/inventory.js';
 import * as bundleCmd from './commands/bundle.js';
 import { ExitCode, processIo, RunOutput, withColor, type Io } from './output.js';
 import { colorFlag } from './color.js';
-import { closeStorage, configureStorage } from '../storage/open.js';
+import { closeStorage, configureStorage } from '../storage/config.js';
 
 interface CommandModule<A> {
   command: string;

@@ -2,7 +2,7 @@
  * Rendering for the CLI: data to stdout, messages and progress to stderr. The only place
  * (with the command modules) that prints; the library never does.
  */
-import { formatRequestCounts, s3RequestCounts } from '../storage/open.js';
+import { formatRequestCounts, s3RequestCounts } from '../storage/config.js';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { errnoCode, escapeControl, RegfsError } from '../errors.js';
 import type { ExtractResult, ReferrersResult } from '../ops/extract.js';
