@@ -24,11 +24,13 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
   UploadPartCopyCommand,
+  type ListMultipartUploadsCommandOutput,
   type ListObjectsV2CommandOutput,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -265,6 +267,13 @@ class Listing {
       isDir = true;
     }
   }
+}
+
+/** A multipart upload in progress (`listUploads`). */
+export interface MultipartUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date;
 }
 
 /** Registry storage under a prefix of a bucket. Paths are object keys (layout.ts builds them from `v2`). */
@@ -505,6 +514,37 @@ export class S3Storage implements StorageDriver {
         // the first failure is the one to report
       }
       throw err;
+    }
+  }
+
+  /**
+   * The multipart uploads in progress below `prefix` (a directory path): invisible to
+   * listings, they hold their parts' data until completed or aborted.
+   */
+  async listUploads(prefix: string): Promise<MultipartUpload[]> {
+    const out: MultipartUpload[] = [];
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      const page = await this.send<ListMultipartUploadsCommandOutput>(
+        new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: `${prefix}/`, MaxUploads: this.service.listPage, ...(KeyMarker === undefined ? {} : { KeyMarker, UploadIdMarker }) }),
+        'listing the multipart uploads of',
+        `${prefix}/`,
+      );
+      for (const u of page.Uploads ?? []) {
+        if (u.Key !== undefined && u.UploadId !== undefined) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated ?? new Date(0) });
+      }
+      [KeyMarker, UploadIdMarker] = page.IsTruncated === true ? [page.NextKeyMarker, page.NextUploadIdMarker] : [undefined, undefined];
+    } while (KeyMarker !== undefined);
+    return out;
+  }
+
+  /** Abort a multipart upload (its parts' data is freed); one already gone is no error. */
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }), 'aborting the upload of', key);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
     }
   }
 
