@@ -136,6 +136,8 @@ describe('verify and gc on S3-backed registry storage', { timeout: 900_000 }, ()
   });
 
   test('verify and gc (dry run) on S3 print what they print on the disk copy of the same tree', async () => {
+    const list = join(w.scratch, 'images.list');
+    await writeFile(list, 'team/app:v1\nmultiarch/tool:1.0\nlibrary/busybox:1.36\n');
     for (const t of [
       { url: 's3://src/verbatim', disk: FIXTURE_ROOT },
       { url: 's3://src/reg', disk: regDisk },
@@ -148,6 +150,12 @@ describe('verify and gc on S3-backed registry storage', { timeout: 900_000 }, ()
       // With --deep, what verify does on disk by default: every blob hashed.
       [s3, disk] = await both(t, ['verify', '--deep', '--json'], ['verify', '--json']);
       assert.equal(s3, disk, `verify --deep ${t.url}`);
+      assert.ok((JSON.parse(s3) as { counts: { bytesHashed: number } }).counts.bytesHashed > 0);
+      // --list: what the listed images need, the same way.
+      [s3, disk] = await both(t, ['verify', '--list', list, '--json'], ['verify', '--list', list, '--fast', '--json']);
+      assert.equal(s3, disk, `verify --list ${t.url}`);
+      [s3, disk] = await both(t, ['verify', '--list', list, '--deep', '--json'], ['verify', '--list', list, '--json']);
+      assert.equal(s3, disk, `verify --list --deep ${t.url}`);
       assert.ok((JSON.parse(s3) as { counts: { bytesHashed: number } }).counts.bytesHashed > 0);
       for (const args of [['gc', '--json'], ['gc', '-v'], ['gc', '-m', '--json'], ['gc', '-m', '--no-keep-referrers', '-v']]) {
         [s3, disk] = await both(t, args, args);
