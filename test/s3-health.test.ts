@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { closeStorage, configureStorage, s3Service } from '../src/storage/open.js';
 import { verify } from '../src/ops/verify.js';
+import { gc } from '../src/ops/gc.js';
 import { FIXTURE_ROOT, readFixtureManifest } from './helpers/fixture.js';
 import { copyTree, listFiles } from './helpers/tree.js';
 import { ok, startS3World, type S3World } from './helpers/s3.js';
@@ -323,5 +324,17 @@ describe('verify and gc on S3-backed registry storage', { timeout: 900_000 }, ()
     const links = [...(await w.keysOf('src', 'verbatim')).keys()].filter((k) => k.endsWith('/link'));
     assert.ok(links.every((k) => read.includes(k)), 'every link read with --deep');
     assert.equal(service.requestCounts().ListObjectsV2, 2);
+
+    // gc --apply: the root looked for (a HEAD and a one-key listing), one listing to mark, one
+    // to sweep, one of uploads, and a DeleteObjects per phase with anything to delete (the
+    // revision link, the _layers links, the blobs: the tag's history went with the tag).
+    await copyOnS3('s3://src/reg', 's3://dst/requests');
+    await w.service.root('s3://dst/requests').delete(`requests/${V2}/repositories/team/app/_manifests/tags/v2`);
+    service.resetRequestCounts();
+    const swept = await gc({ root: 's3://dst/requests', deleteUntagged: true, apply: true });
+    assert.ok(swept.blobs.length > 0 && swept.links.length > 0 && swept.manifests.length === 1);
+    const counts = service.requestCounts();
+    assert.deepEqual([counts.HeadObject, counts.ListObjectsV2, counts.ListMultipartUploads, counts.DeleteObjects], [1, 3, 1, 3], JSON.stringify(counts));
+    assert.deepEqual(Object.keys(counts).sort(), ['DeleteObjects', 'GetObject', 'HeadObject', 'ListMultipartUploads', 'ListObjectsV2']);
   });
 });

@@ -329,18 +329,28 @@ async function sweep(driver: StorageDriver, plan: Plan, jobs: number, onProgress
   const limit = pLimit(jobs);
   const uploads = plan.uploads ?? [];
   const progress = new PhaseProgress(onProgress, 'sweep', plan.links.length + plan.manifests.length + plan.blobs.length + plan.temps.length + uploads.length);
-  // On disk a recursive rm; on S3 the keys at and below the path (the driver's delete).
-  const remove = (d: string): Promise<void> => (s3 === undefined ? rm(d, { recursive: true, force: true }) : s3.delete(d));
-  const removeAll = (dirs: string[]): Promise<unknown> =>
-    Promise.all(
+  // On S3 the keys under the storage root, listed once: each path goes as the keys at and
+  // below it, 1,000 a request (not a listing and a request per path).
+  const keys: string[] = [];
+  if (s3 !== undefined) for await (const page of s3.walk(v2)) for (const f of page) keys.push(f.path);
+  const removeAll = async (dirs: string[]): Promise<unknown> => {
+    if (s3 !== undefined) {
+      const doomed = new Set(dirs);
+      await s3.deleteKeys(keys.filter((k) => atOrBelow(k, doomed)));
+      progress.add(dirs.length);
+      progress.report();
+      return;
+    }
+    return Promise.all(
       dirs.map((d) =>
         limit(async () => {
-          await remove(d);
+          await rm(d, { recursive: true, force: true });
           progress.add(1);
           progress.report();
         }),
       ),
     );
+  };
   // Links first (tag history, revisions, _layers), then the blobs they pointed at.
   await removeAll(plan.links.filter((l) => l.includes(`${join('_manifests', 'tags')}`)));
   await removeAll(plan.manifests.map((m) => m.dir));
@@ -364,6 +374,14 @@ async function sweep(driver: StorageDriver, plan: Plan, jobs: number, onProgress
   const stops = new Set([blobsDir(v2)]);
   const emptied = [...plan.links, ...plan.manifests.map((m) => m.dir), ...plan.blobs.map((b) => b.dir)].map((p) => dirname(p));
   for (const dir of new Set(emptied)) await removeEmptyUpTo(dir, stops);
+}
+
+/** True if `key` is one of `paths` or below one. */
+function atOrBelow(key: string, paths: Set<string>): boolean {
+  for (let p = key; ; p = p.slice(0, p.lastIndexOf('/'))) {
+    if (paths.has(p)) return true;
+    if (!p.includes('/')) return false;
+  }
 }
 
 async function removeEmptyUpTo(start: string, stops: Set<string>): Promise<void> {

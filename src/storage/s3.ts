@@ -539,6 +539,32 @@ export class S3Storage implements StorageDriver {
     return out;
   }
 
+  /**
+   * Delete exactly these keys (none below them), 1,000 a DeleteObjects request, the requests
+   * at once under the service's limit: what a caller that has listed the keys already
+   * deletes, at one request per 1,000 keys instead of a listing and a request per path. A key
+   * that does not exist is no error.
+   */
+  async deleteKeys(keys: string[]): Promise<void> {
+    for (let i = this.listings.length - 1; i >= 0; i--) if (keys.some((k) => this.listings[i]!.covers(k))) this.listings.splice(i, 1);
+    const batches: string[][] = [];
+    for (let i = 0; i < keys.length; i += PAGE) batches.push(keys.slice(i, i + PAGE));
+    await Promise.all(
+      batches.map(async (batch) => {
+        const res = await this.send<{ Errors?: { Key?: string; Code?: string }[] }>(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          'deleting',
+          batch[0]!,
+        );
+        const failed = res.Errors ?? [];
+        if (failed.length > 0) {
+          const key = failed[0]!.Key ?? batch[0]!;
+          throw new RegfsError('IO_ERROR', `deleting s3://${this.bucket}/${key}: ${failed[0]!.Code ?? 'error'}${failed.length > 1 ? ` (and ${failed.length - 1} more keys)` : ''}`, { path: key });
+        }
+      }),
+    );
+  }
+
   /** Abort a multipart upload (its parts' data is freed); one already gone is no error. */
   async abortUpload(key: string, uploadId: string): Promise<void> {
     try {
