@@ -26,8 +26,8 @@
  * links to data and directories are followed for reading, as the registry follows them.
  *
  * On S3 the tree is read from one listing, the sweep deletes through the driver (a blob
- * directory or a link is its keys), there are no directories to remove and no lock (the
- * registry's S3 driver takes none either: a concurrent writer is not excluded). gc there also
+ * directory or a link is its keys), there are no directories to remove and no lock (a
+ * concurrent writer is not excluded: docs/s3.md). gc there also
  * lists the multipart uploads in progress under the storage root, which listings do not show
  * and the registry never aborts, and aborts (with `apply`) those older than `uploadAgeHours`.
  */
@@ -105,7 +105,8 @@ export async function gc(opts: GcOptions): Promise<GcResult> {
   const reader = await RegistryReader.open(opts.root);
   const s3 = reader.driver.kind === 's3' ? (reader.driver as S3Storage) : undefined;
   const run = async (): Promise<GcResult> => {
-    // Listed before the tree: an upload that completes meanwhile is then found as data, not aborted as stale.
+    // An upload that completes between this listing and its abort keeps its object: aborting a
+    // completed upload fails with NoSuchUpload, which abortUpload takes as done.
     const uploads = s3 === undefined ? undefined : await staleUploads(s3, uploadAge);
     const scan = await scanStorage(reader.driver);
     const plan: Plan = { ...(await markAndPlan(reader, scan, opts.deleteUntagged === true, opts.keepReferrers !== false, opts.onProgress)), ...(uploads === undefined ? {} : { uploads }) };
