@@ -242,6 +242,37 @@ describe('verify and gc on S3-backed registry storage', { timeout: 900_000 }, ()
     await w.assertServedOnS3('dst', 'gc', w.served(tagged), ['team/app:v2']);
   });
 
+  test('gc on S3 judges a manifest linked only in _layers whose bytes changed by decoding it, as on disk', async () => {
+    const t = twin('s3://dst/decode', join(w.scratch, 'decode'));
+    await copyOnS3('s3://src/reg', t.url);
+    await copyTree(regDisk, t.disk);
+    // team/app:v2's manifest, untagged and linked only in _layers, its bytes changed but still a manifest.
+    const v2 = w.digests.get('team/app:v2')!;
+    await t.del('repositories/team/app/_manifests/tags/v2');
+    await t.del(dirname(linkRel('team/app', '_manifests/revisions', v2)));
+    await t.put(linkRel('team/app', '_layers', v2), Buffer.from(v2));
+    await t.put(blobRel(v2), Buffer.concat([await t.read(blobRel(v2)), Buffer.from(' ')]));
+    // A _layers-linked blob whose bytes are not its digest's and no manifest: swept.
+    const junk = `sha256:${createHash('sha256').update('not these bytes').digest('hex')}`;
+    await t.put(blobRel(junk), randomBytes(200));
+    await t.put(linkRel('team/app', '_layers', junk), Buffer.from(junk));
+
+    const [s3, disk] = await both(t, ['gc', '--json'], ['gc', '--json']);
+    assert.equal(withoutUploads(s3), disk);
+    const plan = JSON.parse(s3) as { problems: Array<{ code: string; digest: string }>; blobs: Array<{ digest: string }> };
+    assert.deepEqual(
+      plan.problems.map((p) => [p.code, p.digest]),
+      [['DIGEST_MISMATCH', v2]],
+    );
+    assert.ok(plan.blobs.some((b) => b.digest === junk), JSON.stringify(plan.blobs));
+    // gc --apply refuses while it is uncertain, on S3 as on disk, and deletes nothing.
+    const before = await w.keysOf('dst', 'decode');
+    const [refusedS3, refusedDisk] = await both(t, ['gc', '--apply', '--json'], ['gc', '--apply', '--json']);
+    assert.equal(refusedS3, refusedDisk);
+    assert.equal((JSON.parse(refusedS3) as { error: { code: string } }).error.code, 'UNSAFE');
+    assert.deepEqual(await w.keysOf('dst', 'decode'), before);
+  });
+
   test('gc on S3 lists multipart uploads under the storage root and aborts the stale ones with --apply', async () => {
     await copyOnS3('s3://src/reg', 's3://dst/up');
     const { client } = w.service;
