@@ -89,9 +89,19 @@ async function both(t: { url: string; disk: string }, s3Args: string[], diskArgs
   const onS3 = await w.regfs([cmd!, t.url, ...rest]);
   const onDisk = await w.regfs([dcmd!, t.disk, ...drest]);
   assert.equal(onS3.code, onDisk.code, `${s3Args.join(' ')}: exit codes\n${onS3.stderr}\n${onDisk.stderr}`);
-  assert.equal(normalized(onS3.stderr, t), normalized(onDisk.stderr, t), s3Args.join(' '));
-  return [normalized(onS3.stdout, t), normalized(onDisk.stdout, t)];
+  // A run that finishes (not one that fails) says what it cost on S3.
+  if (onS3.code !== 1) assert.ok(REQUESTS_JSON.test(onS3.stdout) || REQUESTS_LINE.test(onS3.stderr), `no request counts from ${s3Args.join(' ')}:\n${onS3.stdout}\n${onS3.stderr}`);
+  assert.equal(normalized(withoutRequests(onS3.stderr), t), normalized(onDisk.stderr, t), s3Args.join(' '));
+  return [normalized(withoutRequests(onS3.stdout), t), normalized(onDisk.stdout, t)];
 }
+
+/** A run's output on S3 without what only a run on S3 prints: its request counts (`s3Requests` in JSON, an `s3:` line on stderr). */
+function withoutRequests(text: string): string {
+  return text.replace(REQUESTS_JSON, '').replace(REQUESTS_LINE, '');
+}
+
+const REQUESTS_JSON = /\n {2}"s3Requests": \{[^}]*\},/;
+const REQUESTS_LINE = /^s3: \d+ requests? .*\n/m;
 
 /** gc's JSON on S3 without its list of stale multipart uploads (which gc on disk has not), when it is empty. */
 function withoutUploads(json: string): string {
