@@ -173,6 +173,12 @@ describe('verify and gc on S3-backed registry storage', { timeout: 900_000 }, ()
         assert.equal(args.includes('--json') ? withoutUploads(s3) : s3, disk, `${args.join(' ')} ${t.url}`);
       }
     }
+    // --fast and --deep exclude each other, on S3 as on disk.
+    for (const root of ['s3://src/verbatim', FIXTURE_ROOT]) {
+      const r = await w.regfs(['verify', root, '--fast', '--deep']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /--fast and --deep exclude each other.*\[USAGE\]/);
+    }
   });
 
   test('damage on S3 is found as on disk; --deep finds changed bytes of the same size, plain verify on S3 does not', async () => {
