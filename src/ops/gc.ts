@@ -24,6 +24,12 @@
  * directory's name cannot be parsed, a symbolic link loops, or (with `deleteUntagged`) a tag
  * cannot be read, `apply` is refused (UNSAFE): `regfs verify` says what is wrong. Symbolic
  * links to data and directories are followed for reading, as the registry follows them.
+ *
+ * On S3 the tree is read from one listing, the sweep deletes through the driver (a blob
+ * directory or a link is its keys), there are no directories to remove and no lock (a
+ * concurrent writer is not excluded: docs/s3.md). gc there also
+ * lists the multipart uploads in progress under the storage root, which listings do not show
+ * and the registry never aborts, and aborts (with `apply`) those older than `uploadAgeHours`.
  */
 import { rm, rmdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -32,6 +38,8 @@ import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { S3Storage } from '../storage/s3.js';
 import { isIndexKind, parseManifestContent, referencedBlobs } from '../manifest.js';
 import { blobsDir } from '../registry/layout.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
@@ -55,6 +63,8 @@ export interface GcOptions {
   /** Delete; without it, only report (the default). */
   apply?: boolean;
   jobs?: number;
+  /** On S3: a multipart upload started more than this many hours ago is stale (default 24). */
+  uploadAgeHours?: number;
   /** The `mark` phase (repositories), then with `apply` the `sweep` phase (paths deleted). */
   onProgress?: OnProgress;
 }
@@ -75,6 +85,11 @@ export interface GcResult {
   referrers: Array<{ repo: string; digest: Digest; subject: Digest; kept: boolean }>;
   /** Leftovers of interrupted writes (temp files, regfs trash and staging directories) and empty link directories. */
   temps: string[];
+  /**
+   * On S3 only: the multipart uploads in progress under the storage root started more than
+   * `uploadAgeHours` ago (aborted, if applied). Listings do not show them; they hold data.
+   */
+  uploads?: Array<{ key: string; uploadId: string; initiated: string }>;
   /** What could not be read while marking (manifests, tags with -m, repositories): apply is refused while there are any. */
   problems: Finding[];
   marked: number;
@@ -85,20 +100,35 @@ export interface GcResult {
 export async function gc(opts: GcOptions): Promise<GcResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
+  const uploadAge = opts.uploadAgeHours ?? 24;
+  if (!(uploadAge >= 0)) throw new RegfsError('USAGE', `--upload-age must be a number of hours from 0 up, not ${uploadAge}`);
   const reader = await RegistryReader.open(opts.root);
+  const s3 = reader.driver.kind === 's3' ? (reader.driver as S3Storage) : undefined;
   const run = async (): Promise<GcResult> => {
+    // An upload that completes between this listing and its abort keeps its object: aborting a
+    // completed upload fails with NoSuchUpload, which abortUpload takes as done.
+    const uploads = s3 === undefined ? undefined : await staleUploads(s3, uploadAge);
     const scan = await scanStorage(reader.driver);
-    const plan = await markAndPlan(reader, scan, opts.deleteUntagged === true, opts.keepReferrers !== false, opts.onProgress);
+    const plan: Plan = { ...(await markAndPlan(reader, scan, opts.deleteUntagged === true, opts.keepReferrers !== false, opts.onProgress)), ...(uploads === undefined ? {} : { uploads }) };
     if (opts.apply === true && plan.problems.length > 0) {
       const n = plan.problems.length;
       throw new RegfsError('UNSAFE', `${n} thing${n === 1 ? '' : 's'} gc relies on could not be read, so what is in use is not certain; nothing was deleted. Run regfs verify`, {
         problems: plan.problems.map((p) => new RegfsError(p.code, p.message, { path: p.path, digest: p.digest })),
       });
     }
-    if (opts.apply === true) await sweep(reader.v2, plan, jobs, opts.onProgress);
+    if (opts.apply === true) await sweep(reader.driver, plan, jobs, opts.onProgress);
     return { ...plan, applied: opts.apply === true, seconds: (performance.now() - started) / 1000 };
   };
-  return opts.apply === true ? withTreeLock(reader.v2, 'gc', run) : run();
+  return opts.apply === true && s3 === undefined ? withTreeLock(reader.v2, 'gc', run) : run();
+}
+
+/** The multipart uploads under an S3 storage root started more than `hours` ago, oldest first. */
+async function staleUploads(s3: S3Storage, hours: number): Promise<NonNullable<GcResult['uploads']>> {
+  const before = Date.now() - hours * 3600_000;
+  return (await s3.listUploads(s3.v2))
+    .filter((u) => u.initiated.getTime() < before)
+    .sort((a, b) => a.initiated.getTime() - b.initiated.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((u) => ({ key: u.key, uploadId: u.uploadId, initiated: u.initiated.toISOString() }));
 }
 
 type Plan = Omit<GcResult, 'applied' | 'seconds'>;
@@ -168,8 +198,14 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
     // A chunk of candidates is read at once (on S3, requests in flight together), judged in order.
     await forEachChunkedAsync(
       candidates,
-      (c) => settle(reader.manifest(c.d)),
-      (c, read) => {
+      // 2.8 does not hash a manifest it serves, so bytes that no longer match their digest
+      // are judged by whether they decode (a damaged layer does not): read with the manifest.
+      async (c) => {
+        const read = await settle(reader.manifest(c.d));
+        const decodes = !read.ok && read.err instanceof RegfsError && read.err.code === 'DIGEST_MISMATCH' ? await decodesAsManifest(reader.driver, c.path, c.d) : true;
+        return { read, decodes };
+      },
+      (c, { read, decodes }) => {
         if (read.ok) {
           served.push(c.d);
           return;
@@ -177,9 +213,7 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
         const err = read.err;
         if (!(err instanceof RegfsError)) throw err;
         // What the registry cannot decode it does not serve; anything else leaves it uncertain.
-        // 2.8 does not hash a manifest it serves, so bytes that no longer match their digest
-        // are judged by whether they decode (a damaged layer does not).
-        if (err.code === 'DIGEST_MISMATCH' && !decodesAsManifest(c.path, c.d)) return;
+        if (!decodes) return;
         if (err.code !== 'MANIFEST_INVALID') problems.push({ code: err.code, path: err.path ?? c.path, message: `${err.message}: whether ${repo.name} serves it as a manifest is unknown`, digest: c.d });
       },
     );
@@ -290,11 +324,25 @@ function roots(repo: RepoScan, taggedOnly: boolean): Digest[] {
   return [...tagged, ...revisions.map((r) => r.named)];
 }
 
-async function sweep(v2: string, plan: Plan, jobs: number, onProgress: OnProgress | undefined): Promise<void> {
+async function sweep(driver: StorageDriver, plan: Plan, jobs: number, onProgress: OnProgress | undefined): Promise<void> {
+  const { v2 } = driver;
+  const s3 = driver.kind === 's3' ? (driver as S3Storage) : undefined;
   const limit = pLimit(jobs);
-  const progress = new PhaseProgress(onProgress, 'sweep', plan.links.length + plan.manifests.length + plan.blobs.length + plan.temps.length);
-  const removeAll = (dirs: string[]): Promise<unknown> =>
-    Promise.all(
+  const uploads = plan.uploads ?? [];
+  const progress = new PhaseProgress(onProgress, 'sweep', plan.links.length + plan.manifests.length + plan.blobs.length + plan.temps.length + uploads.length);
+  // On S3 the keys under the storage root, listed once: each path goes as the keys at and
+  // below it, 1,000 a request (not a listing and a request per path).
+  const keys: string[] = [];
+  if (s3 !== undefined) for await (const page of s3.walk(v2)) for (const f of page) keys.push(f.path);
+  const removeAll = async (dirs: string[]): Promise<unknown> => {
+    if (s3 !== undefined) {
+      const doomed = new Set(dirs);
+      await s3.deleteKeys(keys.filter((k) => atOrBelow(k, doomed)));
+      progress.add(dirs.length);
+      progress.report();
+      return;
+    }
+    return Promise.all(
       dirs.map((d) =>
         limit(async () => {
           await rm(d, { recursive: true, force: true });
@@ -303,16 +351,38 @@ async function sweep(v2: string, plan: Plan, jobs: number, onProgress: OnProgres
         }),
       ),
     );
+  };
   // Links first (tag history, revisions, _layers), then the blobs they pointed at.
   await removeAll(plan.links.filter((l) => l.includes(`${join('_manifests', 'tags')}`)));
   await removeAll(plan.manifests.map((m) => m.dir));
   await removeAll(plan.links.filter((l) => !l.includes(`${join('_manifests', 'tags')}`)));
   await removeAll(plan.blobs.map((b) => b.dir));
   await removeAll(plan.temps);
+  if (s3 !== undefined) {
+    await Promise.all(
+      uploads.map((u) =>
+        limit(async () => {
+          await s3.abortUpload(u.key, u.uploadId);
+          progress.add(1);
+          progress.report();
+        }),
+      ),
+    );
+    // S3 has no directories: nothing is left empty.
+    return;
+  }
   // Directories left empty, up to (not including) blobs/, _layers/, revisions/ and a tag's index/.
   const stops = new Set([blobsDir(v2)]);
   const emptied = [...plan.links, ...plan.manifests.map((m) => m.dir), ...plan.blobs.map((b) => b.dir)].map((p) => dirname(p));
   for (const dir of new Set(emptied)) await removeEmptyUpTo(dir, stops);
+}
+
+/** True if `key` is one of `paths` or below one. */
+function atOrBelow(key: string, paths: Set<string>): boolean {
+  for (let p = key; ; p = p.slice(0, p.lastIndexOf('/'))) {
+    if (paths.has(p)) return true;
+    if (!p.includes('/')) return false;
+  }
 }
 
 async function removeEmptyUpTo(start: string, stops: Set<string>): Promise<void> {
@@ -330,9 +400,12 @@ async function removeEmptyUpTo(start: string, stops: Set<string>): Promise<void>
 }
 
 /** True if the bytes at `path` decode as a manifest (whatever they hash to); false if not, or unreadable as such. */
-function decodesAsManifest(path: string, d: Digest): boolean {
+async function decodesAsManifest(driver: StorageDriver, path: string, d: Digest): Promise<boolean> {
   try {
-    parseManifestContent(readFileSync(path), d, path);
+    // On disk read as before; on S3 through the driver (the candidate is no larger than the manifest limit).
+    const bytes = driver.kind === 's3' ? await driver.getContent(path, MANIFEST_MAX_BYTES + 1) : readFileSync(path);
+    if (bytes === undefined || !Buffer.isBuffer(bytes)) return true;
+    parseManifestContent(bytes, d, path);
     return true;
   } catch (err) {
     if (err instanceof RegfsError && err.code === 'MANIFEST_INVALID') return false;

@@ -6,17 +6,23 @@
  * their repository, blob data whose sha256 is not its digest (hashed in parallel; `fast`
  * checks sizes only), empty files, leftover temp files, stale uploads, a stale regfs lock.
  *
+ * On S3 the tree is read from one listing: links are checked by their listed size and blob
+ * data by its size, no blob data is read; `deep` also reads every link and hashes every blob
+ * through the driver. There is no lock on S3, so no lock is checked.
+ *
  * `target: 'v3'` adds what distribution v3 would not serve although 2.x does: schema1
  * manifests (v3 cannot read them, and its gc stops at the first), manifests reachable only
  * through a `_layers` link (2.x's fallback, removed in v3), and indexes whose children are
  * absent (sparse: v3 serves the index, and 404 for the children).
  */
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { PATH_QUOTE_MAX, Problems, quote, RegfsError, type RegfsErrorCode } from '../errors.js';
 import { digestAlgorithm, digestFile, digestOf, digestSmallFileSync, SMALL_FILE_BYTES, type Digest } from '../digest.js';
+import type { StorageDriver } from '../storage/driver.js';
 import { forEachChunked, forEachChunkedAsync } from '../bounded.js';
 import { openImageList } from '../image-list.js';
 import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
@@ -48,6 +54,11 @@ export interface VerifyOptions {
   list?: string;
   /** Check sizes, not hashes. */
   fast?: boolean;
+  /**
+   * On S3: also read every link and hash every blob (through the driver), which verify on S3
+   * does not by default. On disk this is what verify does anyway. Not with `fast`.
+   */
+  deep?: boolean;
   jobs?: number;
   /** An upload older than this many hours is stale (default 24). */
   uploadAgeHours?: number;
@@ -73,7 +84,9 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   if (opts.target !== undefined && !VERIFY_TARGETS.includes(opts.target)) {
     throw new RegfsError('USAGE', `--target must be one of ${VERIFY_TARGETS.join(', ')}, not ${quote(String(opts.target))}`);
   }
+  if (opts.fast === true && opts.deep === true) throw new RegfsError('USAGE', '--fast and --deep exclude each other: --fast checks sizes only, --deep hashes every blob');
   const reader = await RegistryReader.open(opts.root);
+  const onS3 = reader.driver.kind === 's3';
   const findings: Finding[] = [];
   const add = (code: RegfsErrorCode, path: string, message: string, digest?: string): void => {
     findings.push({ code, path, message, digest });
@@ -88,12 +101,13 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   if (opts.list !== undefined) {
     await verifyListed(reader, opts, { add, addError, toHash, counts });
   } else {
-    const scan = await scanStorage(reader.driver);
+    const scan = await scanStorage(reader.driver, { readLinks: opts.deep === true });
     await verifyAll(reader, scan, opts, { add, addError, toHash, counts });
   }
 
-  // Hash every blob in question: small ones by one read each, in chunks; large ones streamed, in parallel.
-  if (opts.fast !== true) {
+  // Hash every blob in question: small ones by one read each, in chunks; large ones streamed, in
+  // parallel. On S3 (with `deep` only) each is streamed through the driver, `jobs` at once.
+  if (opts.fast !== true && (!onS3 || opts.deep === true)) {
     const all = [...toHash];
     let totalBytes = 0;
     for (const [, b] of all) totalBytes += b.size;
@@ -105,26 +119,13 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     const unreadable = (d: Digest, blob: { path: string }, err: unknown): void => {
       add('IO_ERROR', blob.path, `reading blob data "${blob.path}": ${(err as Error).message}`, d);
     };
-    await forEachChunked(
-      all.filter(([, b]) => b.size <= SMALL_FILE_BYTES),
-      ([d, blob]) => {
-        try {
-          hashed(d, blob, digestSmallFileSync(blob.path, digestAlgorithm(d)));
-        } catch (err) {
-          unreadable(d, blob, err);
-        }
-        progress.add(1, blob.size);
-      },
-      () => progress.report(),
-    );
     const limit = pLimit(jobs);
-    await Promise.all(
-      all
-        .filter(([, b]) => b.size > SMALL_FILE_BYTES)
-        .map(([d, blob]) =>
+    const streamed = (items: typeof all, digest: (d: Digest, path: string) => Promise<Digest>): Promise<unknown> =>
+      Promise.all(
+        items.map(([d, blob]) =>
           limit(async () => {
             try {
-              hashed(d, blob, await digestFile(blob.path, digestAlgorithm(d)));
+              hashed(d, blob, await digest(d, blob.path));
             } catch (err) {
               unreadable(d, blob, err);
             }
@@ -132,10 +133,30 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
             progress.report();
           }),
         ),
-    );
+      );
+    if (onS3) {
+      await streamed(all, (d, path) => digestThrough(reader.driver, path, d));
+    } else {
+      await forEachChunked(
+        all.filter(([, b]) => b.size <= SMALL_FILE_BYTES),
+        ([d, blob]) => {
+          try {
+            hashed(d, blob, digestSmallFileSync(blob.path, digestAlgorithm(d)));
+          } catch (err) {
+            unreadable(d, blob, err);
+          }
+          progress.add(1, blob.size);
+        },
+        () => progress.report(),
+      );
+      await streamed(
+        all.filter(([, b]) => b.size > SMALL_FILE_BYTES),
+        (d, path) => digestFile(path, digestAlgorithm(d)),
+      );
+    }
   }
 
-  const liveLock = await checkLock(join(reader.v2, LOCK_FILE), add);
+  const liveLock = onS3 ? undefined : await checkLock(join(reader.v2, LOCK_FILE), add);
   // Stable output: by path, then code, then message (code units, not the locale's collation,
   // so the order is the same everywhere); a finding made twice is then next to its copy.
   findings.sort((a, b) => compare(a.path, b.path) || compare(a.code, b.code) || compare(a.message, b.message));
@@ -376,6 +397,15 @@ async function checkLock(path: string, add: Sink['add']): Promise<LockOwner | un
   if (isLiveOwner(owner) || owner.host !== hostname()) return owner;
   add('STALE_LOCK', path, `lock file "${path}" was left by regfs ${owner.command} (pid ${owner.pid}), which is no longer running; the next regfs run that writes takes it over`);
   return undefined;
+}
+
+/** The digest of a file's bytes read through the driver (on S3: one GetObject, streamed). */
+async function digestThrough(driver: StorageDriver, path: string, d: Digest): Promise<Digest> {
+  const body = await driver.reader(path);
+  if (body === undefined) throw new Error('it no longer exists');
+  const h = createHash(digestAlgorithm(d));
+  for await (const chunk of body as AsyncIterable<Buffer>) h.update(chunk);
+  return `${digestAlgorithm(d)}:${h.digest('hex')}` as Digest;
 }
 
 function compare(a: string, b: string): number {

@@ -76,6 +76,10 @@ export interface StorageScan {
   strays: Stray[];
 }
 
+export interface ScanOptions {
+  /** Read every link, also one whose listed size is its digest's length (verify --deep on S3). */
+  readLinks?: boolean;
+}
 
 /**
  * Scan a storage root through its driver. On disk the reads are synchronous underneath (each
@@ -84,12 +88,12 @@ export interface StorageScan {
  * the scan answered from that listing, links checked by their size there (verify --deep reads
  * them), tags' `current/link` read by a request each.
  */
-export async function scanStorage(driver: StorageDriver): Promise<StorageScan> {
+export async function scanStorage(driver: StorageDriver, opts: ScanOptions = {}): Promise<StorageScan> {
   const { v2 } = driver;
   await driver.prefetch?.(v2);
   const strays: Stray[] = [];
   const blobs = await scanBlobs(driver, strays);
-  const repos = await scanRepositories(driver, strays);
+  const repos = await scanRepositories(driver, strays, opts.readLinks === true);
   strays.sort((a, b) => a.path.localeCompare(b.path));
   return { v2, blobs, repos, strays };
 }
@@ -139,7 +143,7 @@ async function scanBlobs(driver: StorageDriver, strays: Stray[]): Promise<Map<Di
   return out;
 }
 
-async function scanRepositories(driver: StorageDriver, strays: Stray[]): Promise<RepoScan[]> {
+async function scanRepositories(driver: StorageDriver, strays: Stray[], readLinks: boolean): Promise<RepoScan[]> {
   const root = repositoriesDir(driver.v2);
   const repos: RepoScan[] = [];
   // Symbolic links to directories are followed, as the registry follows them. A directory
@@ -167,7 +171,7 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[]): Promise
     const list = await driver.list(dir);
     if (dir !== root && holdsRepository(list)) {
       const name = relative(root, dir);
-      if (isRepoName(name)) repos.push(await scanRepo(driver, name, dir, strays, enter));
+      if (isRepoName(name)) repos.push(await scanRepo(driver, name, dir, strays, enter, readLinks));
       else strays.push({ path: dir, kind: 'bad-repository-name' });
     }
     for (const e of list) {
@@ -188,7 +192,7 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[]): Promise
  */
 const REPO_PARTS = ['_manifests', '_manifests/revisions', '_manifests/tags', '_layers'];
 
-async function scanRepo(driver: StorageDriver, name: RepoName, dir: string, strays: Stray[], enter: (dir: string) => 'loop' | 'alias' | undefined): Promise<RepoScan> {
+async function scanRepo(driver: StorageDriver, name: RepoName, dir: string, strays: Stray[], enter: (dir: string) => 'loop' | 'alias' | undefined, readLinks: boolean): Promise<RepoScan> {
   for (const part of REPO_PARTS) {
     const path = join(dir, part);
     if ((await driver.stat(path))?.kind !== 'directory') continue;
@@ -206,15 +210,15 @@ async function scanRepo(driver: StorageDriver, name: RepoName, dir: string, stra
   return {
     name,
     dir,
-    layers: await scanLinks(driver, join(dir, '_layers'), strays),
-    revisions: await scanLinks(driver, join(manifests, 'revisions'), strays),
-    tags: await scanTags(driver, join(manifests, 'tags'), strays),
+    layers: await scanLinks(driver, join(dir, '_layers'), strays, readLinks),
+    revisions: await scanLinks(driver, join(manifests, 'revisions'), strays, readLinks),
+    tags: await scanTags(driver, join(manifests, 'tags'), strays, readLinks),
     uploads: await scanUploads(driver, join(dir, '_uploads')),
   };
 }
 
 /** Every `<base>/<alg>/<hex>/link`; a `<hex>` directory without a link (left by a delete) is skipped. */
-async function scanLinks(driver: StorageDriver, base: string, strays: Stray[]): Promise<LinkEntry[]> {
+async function scanLinks(driver: StorageDriver, base: string, strays: Stray[], readLinks: boolean): Promise<LinkEntry[]> {
   const out: LinkEntry[] = [];
   const reads: Array<Promise<LinkEntry>> = [];
   for (const alg of await driver.list(base)) {
@@ -233,7 +237,7 @@ async function scanLinks(driver: StorageDriver, base: string, strays: Stray[]): 
       // No link at all: the registry's own delete leaves such directories; gc removes them.
       if (inside.length === 0) strays.push({ path: dir, kind: 'empty' });
       for (const e of inside) {
-        if (e.name === 'link') reads.push(readLinkEntry(driver, join(dir, 'link'), named));
+        if (e.name === 'link') reads.push(readLinkEntry(driver, join(dir, 'link'), named, readLinks));
         else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
       }
     }
@@ -242,9 +246,9 @@ async function scanLinks(driver: StorageDriver, base: string, strays: Stray[]): 
   return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-/** A link, checked; on a driver that lists (S3), a link of its digest's length is taken from the listing. */
-async function readLinkEntry(driver: StorageDriver, path: string, named: Digest): Promise<LinkEntry> {
-  if (driver.listedSize?.(path) === named.length) return { path, named, target: named, error: undefined };
+/** A link, checked; on a driver that lists (S3), a link of its digest's length is taken from the listing unless `read`. */
+async function readLinkEntry(driver: StorageDriver, path: string, named: Digest, read: boolean): Promise<LinkEntry> {
+  if (!read && driver.listedSize?.(path) === named.length) return { path, named, target: named, error: undefined };
   try {
     const bytes = await linkContent(driver, path);
     if (bytes === undefined) throw new RegfsError('LINK_INVALID', `link "${path}" vanished while it was read`, { path });
@@ -259,7 +263,7 @@ async function readLinkEntry(driver: StorageDriver, path: string, named: Digest)
   }
 }
 
-async function scanTags(driver: StorageDriver, base: string, strays: Stray[]): Promise<TagEntry[]> {
+async function scanTags(driver: StorageDriver, base: string, strays: Stray[], readLinks: boolean): Promise<TagEntry[]> {
   const out: TagEntry[] = [];
   for (const e of await driver.list(base)) {
     const dir = join(base, e.name);
@@ -271,7 +275,7 @@ async function scanTags(driver: StorageDriver, base: string, strays: Stray[]): P
       strays.push({ path: dir, kind: 'bad-tag-name' });
       continue;
     }
-    const [current, index, inCurrent] = await Promise.all([readCurrentLink(driver, join(dir, 'current', 'link')), scanLinks(driver, join(dir, 'index'), strays), driver.list(join(dir, 'current'))]);
+    const [current, index, inCurrent] = await Promise.all([readCurrentLink(driver, join(dir, 'current', 'link')), scanLinks(driver, join(dir, 'index'), strays, readLinks), driver.list(join(dir, 'current'))]);
     for (const t of inCurrent) if (isTempName(t.name)) strays.push({ path: join(dir, 'current', t.name), kind: 'temp' });
     out.push({ tag: e.name, dir, current, index });
   }

@@ -24,11 +24,13 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
   UploadPartCopyCommand,
+  type ListMultipartUploadsCommandOutput,
   type ListObjectsV2CommandOutput,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -265,6 +267,13 @@ class Listing {
       isDir = true;
     }
   }
+}
+
+/** A multipart upload in progress (`listUploads`). */
+export interface MultipartUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date;
 }
 
 /** Registry storage under a prefix of a bucket. Paths are object keys (layout.ts builds them from `v2`). */
@@ -505,6 +514,63 @@ export class S3Storage implements StorageDriver {
         // the first failure is the one to report
       }
       throw err;
+    }
+  }
+
+  /**
+   * The multipart uploads in progress below `prefix` (a directory path): invisible to
+   * listings, they hold their parts' data until completed or aborted.
+   */
+  async listUploads(prefix: string): Promise<MultipartUpload[]> {
+    const out: MultipartUpload[] = [];
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      const page = await this.send<ListMultipartUploadsCommandOutput>(
+        new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: `${prefix}/`, MaxUploads: this.service.listPage, ...(KeyMarker === undefined ? {} : { KeyMarker, UploadIdMarker }) }),
+        'listing the multipart uploads of',
+        `${prefix}/`,
+      );
+      for (const u of page.Uploads ?? []) {
+        if (u.Key !== undefined && u.UploadId !== undefined) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated ?? new Date(0) });
+      }
+      [KeyMarker, UploadIdMarker] = page.IsTruncated === true ? [page.NextKeyMarker, page.NextUploadIdMarker] : [undefined, undefined];
+    } while (KeyMarker !== undefined);
+    return out;
+  }
+
+  /**
+   * Delete exactly these keys (none below them), 1,000 a DeleteObjects request, the requests
+   * at once under the service's limit: what a caller that has listed the keys already
+   * deletes, at one request per 1,000 keys instead of a listing and a request per path. A key
+   * that does not exist is no error.
+   */
+  async deleteKeys(keys: string[]): Promise<void> {
+    for (let i = this.listings.length - 1; i >= 0; i--) if (keys.some((k) => this.listings[i]!.covers(k))) this.listings.splice(i, 1);
+    const batches: string[][] = [];
+    for (let i = 0; i < keys.length; i += PAGE) batches.push(keys.slice(i, i + PAGE));
+    await Promise.all(
+      batches.map(async (batch) => {
+        const res = await this.send<{ Errors?: { Key?: string; Code?: string }[] }>(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          'deleting',
+          batch[0]!,
+        );
+        const failed = res.Errors ?? [];
+        if (failed.length > 0) {
+          const key = failed[0]!.Key ?? batch[0]!;
+          throw new RegfsError('IO_ERROR', `deleting s3://${this.bucket}/${key}: ${failed[0]!.Code ?? 'error'}${failed.length > 1 ? ` (and ${failed.length - 1} more keys)` : ''}`, { path: key });
+        }
+      }),
+    );
+  }
+
+  /** Abort a multipart upload (its parts' data is freed); one already gone is no error. */
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }), 'aborting the upload of', key);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
     }
   }
 

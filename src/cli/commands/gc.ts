@@ -13,6 +13,7 @@ interface GcArgs {
   'keep-referrers': boolean;
   apply: boolean;
   verbose: boolean;
+  'upload-age': number;
   jobs: number;
   json: boolean;
 }
@@ -31,19 +32,21 @@ export function builder(y: Argv): Argv<GcArgs> {
     })
     .option('apply', { type: 'boolean', default: false, describe: 'delete; without it, only report what would go' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'list every blob, manifest and link' })
+    .option('upload-age', { type: 'number', default: 24, describe: 'on S3: abort multipart uploads started more than this many hours ago (the registry never does)' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or deleted at once' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout, also on failure (docs/json.md)' })
     .example(
       examples([
         ['$0 gc /var/lib/registry', 'what would be deleted, and how many bytes'],
         ['$0 gc /var/lib/registry --delete-untagged --apply', 'delete, sparing children of tagged indexes and referrers of what is kept'],
+        ['$0 gc s3://registry/prod --apply', 'storage on S3: also abort multipart uploads older than a day'],
       ]),
     ) as unknown as Argv<GcArgs>;
 }
 
 export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<number> {
   const { gc } = await import('../../ops/gc.js');
-  const r: GcResult = await withProgressBar(io, (onProgress) => gc({ root: args.root, deleteUntagged: args['delete-untagged'], keepReferrers: args['keep-referrers'], apply: args.apply, jobs: args.jobs, onProgress }));
+  const r: GcResult = await withProgressBar(io, (onProgress) => gc({ root: args.root, deleteUntagged: args['delete-untagged'], keepReferrers: args['keep-referrers'], apply: args.apply, uploadAgeHours: args['upload-age'], jobs: args.jobs, onProgress }));
   if (args.json) {
     run.finishJson(ExitCode.ok, r);
   } else {
@@ -52,6 +55,7 @@ export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<num
       for (const b of r.blobs) io.stdout.write(`blob      ${b.digest}  ${formatBytes(b.size)}\n`);
       for (const l of r.links) io.stdout.write(`link      ${escapeControl(l)}\n`);
       for (const l of r.temps) io.stdout.write(`leftover  ${escapeControl(l)}\n`);
+      for (const u of r.uploads ?? []) io.stdout.write(`upload    ${escapeControl(u.key)}  ${u.initiated}\n`);
     }
     if (args.verbose) for (const x of r.referrers) io.stdout.write(`referrer  ${x.repo}@${x.digest}  of ${x.subject}  ${x.kept ? 'kept' : 'deleted'}\n`);
     for (const p of r.problems) io.stdout.write(`${p.code}  ${escapeControl(p.message)}\n`);
@@ -63,6 +67,8 @@ export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<num
           : `${r.applied ? 'deleted' : 'would delete'} ${n} untagged referrer${n === 1 ? '' : 's'} (signatures, SBOMs, attestations) of kept manifests (--no-keep-referrers)\n`,
       );
     }
+    const u = r.uploads?.length ?? 0;
+    if (u > 0) io.stdout.write(`${r.applied ? 'aborted' : 'would abort'} ${u} multipart upload${u === 1 ? '' : 's'} older than ${args['upload-age']} hours (the registry never aborts them; listings do not show them)\n`);
     const what = `${r.blobs.length} blobs (${formatBytes(r.bytes)}), ${r.manifests.length} untagged manifests, ${r.links.length} links, ${r.temps.length} leftovers`;
     io.stdout.write(r.applied ? `deleted ${what}; ${r.marked} blobs in use; ${r.seconds.toFixed(2)} s\n` : `would delete ${what}; ${r.marked} blobs in use; nothing deleted (dry run: --apply deletes)\n`);
   }

@@ -6,12 +6,14 @@ import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '..
 import { withProgressBar } from '../progress-bar.js';
 import { examples } from './shared.js';
 import { escapeControl } from '../../errors.js';
+import { isS3Root } from '../../storage/open.js';
 
 interface VerifyArgs {
   root: string;
   list: string | undefined;
   target: VerifyTarget;
   fast: boolean;
+  deep: boolean;
   'upload-age': number;
   jobs: number;
   json: boolean;
@@ -26,6 +28,11 @@ export function builder(y: Argv): Argv<VerifyArgs> {
     .option('list', { type: 'string', describe: 'check only what the listed images need (an image list, - or a directory of *.list)' })
     .option('target', { choices: VERIFY_TARGETS, default: 'v2' as VerifyTarget, describe: 'v3: also report what a distribution v3 registry would not serve (schema1, manifests linked only in _layers, sparse indexes)' })
     .option('fast', { type: 'boolean', default: false, describe: 'check sizes, do not hash blob data' })
+    .option('deep', {
+      type: 'boolean',
+      default: false,
+      describe: 'on S3: also read every link and hash every blob (one GET each; without it, links and blobs are checked by their listed sizes); on disk the default',
+    })
     .option('upload-age', { type: 'number', default: 24, describe: 'report uploads older than this many hours as stale' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or hashed at once' })
     .option('json', { type: 'boolean', default: false, describe: 'print the findings as one JSON document on stdout (docs/json.md)' })
@@ -34,13 +41,14 @@ export function builder(y: Argv): Argv<VerifyArgs> {
         ['$0 verify /var/lib/registry', 'everything, every blob hashed'],
         ['$0 verify /srv/subset --list release.list --fast', 'what the release needs, sizes only'],
         ['$0 verify /var/lib/registry --target v3 --fast', 'before serving this storage with a v3 registry'],
+        ['$0 verify s3://registry/prod --deep', 'storage on S3, every blob read and hashed'],
       ]),
     ) as unknown as Argv<VerifyArgs>;
 }
 
 export async function handler(args: VerifyArgs, io: Io, run: RunOutput): Promise<number> {
   const { verify } = await import('../../ops/verify.js');
-  const r: VerifyResult = await withProgressBar(io, (onProgress) => verify({ root: args.root, list: args.list, target: args.target, fast: args.fast, uploadAgeHours: args['upload-age'], jobs: args.jobs, onProgress }));
+  const r: VerifyResult = await withProgressBar(io, (onProgress) => verify({ root: args.root, list: args.list, target: args.target, fast: args.fast, deep: args.deep, uploadAgeHours: args['upload-age'], jobs: args.jobs, onProgress }));
   if (r.liveLock !== undefined) {
     printWarning(io, `regfs ${r.liveLock.command} (pid ${r.liveLock.pid} on ${r.liveLock.host}) is writing this storage now; what it has not finished may show as problems`);
   }
@@ -58,7 +66,7 @@ export async function handler(args: VerifyArgs, io: Io, run: RunOutput): Promise
     }
     io.stdout.write(text);
     const c = r.counts;
-    const hashed = args.fast ? 'sizes only (--fast)' : `${formatBytes(c.bytesHashed)} hashed`;
+    const hashed = args.fast ? 'sizes only (--fast)' : isS3Root(args.root) && !args.deep ? 'sizes only (--deep hashes)' : `${formatBytes(c.bytesHashed)} hashed`;
     io.stdout.write(
       `checked ${c.repositories} repositories, ${c.tags} tags, ${c.manifests} manifests, ${c.links} links, ${c.blobs} blobs (${hashed}): ` +
         `${r.findings.length === 0 ? 'no problems' : `${r.findings.length} problem${r.findings.length === 1 ? '' : 's'}`}; ${r.seconds.toFixed(2)} s\n`,
