@@ -16,7 +16,7 @@ import { skopeoCopy, skopeoManifestDigestOf } from '../scripts/lib/skopeo.js';
 import { inventory } from '../src/ops/inventory.js';
 import { rm } from '../src/ops/rm.js';
 import { S3Storage } from '../src/storage/s3.js';
-import { closeStorage, configureStorage, s3Service } from '../src/storage/open.js';
+import { closeStorage, configureStorage, s3Service } from '../src/storage/config.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { ok, startS3World, type S3World } from './helpers/s3.js';
 

@@ -11,7 +11,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
-import { closeStorage, configureStorage, s3Service } from '../src/storage/open.js';
+import { closeStorage, configureStorage, s3Service } from '../src/storage/config.js';
 import { verify } from '../src/ops/verify.js';
 import { gc } from '../src/ops/gc.js';
 import { FIXTURE_ROOT, readFixtureManifest } from './helpers/fixture.js';
