@@ -17,8 +17,8 @@ export const describe = 'Extract the listed images into a new (or existing) regi
 export function builder(y: Argv): Argv<ExtractArgs> {
   return withReferrersOption(withRepairOption(withWriteOptions(y), 'write the missing links in the output'))
     .positional('list', { type: 'string', demandOption: true, describe: 'image list: a file, - for standard input, or a directory of *.list files' })
-    .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory' })
-    .positional('out', { type: 'string', demandOption: true, describe: 'output registry root; created if missing, merged into if it holds a registry' })
+    .positional('src', { type: 'string', demandOption: true, describe: 'source registry root (holds docker/registry/v2), or that v2 directory; or s3://BUCKET/PREFIX' })
+    .positional('out', { type: 'string', demandOption: true, describe: 'output registry root (or s3://BUCKET/PREFIX); created if missing, merged into if it holds a registry' })
     .option('strip-registry', { type: 'boolean', default: false, describe: 'drop a leading registry host (host.example.com/, host:5000/, localhost/) from list names' })
     .example(
       examples([

@@ -23,7 +23,7 @@ export const describe = 'Garbage-collect registry storage, index-aware; a dry ru
 
 export function builder(y: Argv): Argv<GcArgs> {
   return y
-    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), or that v2 directory' })
+    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), that v2 directory, or s3://BUCKET/PREFIX' })
     .option('delete-untagged', { alias: 'm', type: 'boolean', default: false, describe: 'also delete manifests no tag reaches (children of tagged indexes are reached)' })
     .option('keep-referrers', {
       type: 'boolean',

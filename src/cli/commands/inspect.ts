@@ -18,7 +18,7 @@ export const describe = 'Show one image: manifest, config summary, layers, or an
 
 export function builder(y: Argv): Argv<InspectArgs> {
   return y
-    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), or that v2 directory' })
+    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), that v2 directory, or s3://BUCKET/PREFIX' })
     .positional('ref', { type: 'string', demandOption: true, describe: 'repo:tag, repo@sha256:<hex>, or repo:tag@sha256:<hex> (the tag must point there)' })
     .option('raw', { type: 'boolean', default: false, describe: 'write the manifest exactly as stored (the bytes its digest is over) to stdout' })
     .option('json', { type: 'boolean', default: false, describe: 'print everything as one JSON document on stdout, the manifest included (docs/json.md)' })

@@ -18,7 +18,7 @@ export const describe = 'List repositories (as the registry catalog finds them) 
 
 export function builder(y: Argv): Argv<LsArgs> {
   return y
-    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), or that v2 directory' })
+    .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), that v2 directory, or s3://BUCKET/PREFIX' })
     .positional('pattern', {
       type: 'string',
       describe: 'glob over repository names (* and ? within a component, ** across), optionally :TAGGLOB',
