@@ -7,7 +7,8 @@
 import { FsStorage, type FsStorageOptions } from './fs.js';
 import type { S3Storage } from './s3.js';
 import { s3Service } from './config.js';
-import { isS3Url, parseS3Url } from './s3-url.js';
+import { parseS3Url } from './s3-url.js';
+import { isS3Url } from './scheme.js';
 import { STORAGE_PREFIX } from '../registry/layout.js';
 
 /** True if the root names S3 storage. */

@@ -6,8 +6,8 @@
  */
 import { quote, RegfsError } from '../errors.js';
 import { STORAGE_PREFIX } from '../registry/layout.js';
+import { isS3Url, S3_SCHEME } from './scheme.js';
 
-export const S3_SCHEME = 's3://';
 
 /** A registry root on S3. */
 export interface S3Root {
@@ -16,10 +16,6 @@ export interface S3Root {
   prefix: string;
 }
 
-/** True if a root argument names S3 storage (then parseS3Url parses it). */
-export function isS3Url(s: string): boolean {
-  return s.startsWith(S3_SCHEME);
-}
 
 /** S3's bucket naming rule (3-63 characters, lower-case letters, digits, dots and hyphens). */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;

@@ -6,7 +6,7 @@ import { ExitCode, formatBytes, printWarning, type Io, type RunOutput } from '..
 import { withProgressBar } from '../progress-bar.js';
 import { examples } from './shared.js';
 import { escapeControl } from '../../errors.js';
-import { isS3Root } from '../../storage/open.js';
+import { isS3Url } from '../../storage/scheme.js';
 
 interface VerifyArgs {
   root: string;
@@ -66,7 +66,7 @@ export async function handler(args: VerifyArgs, io: Io, run: RunOutput): Promise
     }
     io.stdout.write(text);
     const c = r.counts;
-    const hashed = args.fast ? 'sizes only (--fast)' : isS3Root(args.root) && !args.deep ? 'sizes only (--deep hashes)' : `${formatBytes(c.bytesHashed)} hashed`;
+    const hashed = args.fast ? 'sizes only (--fast)' : isS3Url(args.root) && !args.deep ? 'sizes only (--deep hashes)' : `${formatBytes(c.bytesHashed)} hashed`;
     io.stdout.write(
       `checked ${c.repositories} repositories, ${c.tags} tags, ${c.manifests} manifests, ${c.links} links, ${c.blobs} blobs (${hashed}): ` +
         `${r.findings.length === 0 ? 'no problems' : `${r.findings.length} problem${r.findings.length === 1 ? '' : 's'}`}; ${r.seconds.toFixed(2)} s\n`,
