@@ -54,3 +54,24 @@ test('npm run bench -- --smoke runs end to end and writes its result', async () 
     await t.cleanup();
   }
 });
+
+test('npm run bench -- --only-s3 --smoke runs end to end: the S3 rows, with their request counts', async () => {
+  const t = await tempDir('regfs-bench-');
+  try {
+    const { spawnSync } = await import('node:child_process');
+    const out = join(t.dir, 'result.json');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench/run.ts', '--only-s3', '--smoke', '--dir', join(t.dir, 'b'), '--out', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const result = JSON.parse(readFileSync(out, 'utf8')) as { results: Array<{ name: string; seconds: number; floor?: number; note?: string }> };
+    const names = result.results.map((m) => m.name);
+    for (const row of ['disk to S3', 'S3 to S3', 'ls (whole store', 'verify (whole store) on S3']) assert.ok(names.some((n) => n.includes(row)), `${row}: ${names.join(', ')}`);
+    for (const m of result.results) {
+      assert.ok(m.seconds > 0, m.name);
+      assert.match(m.note ?? '', /\d+ requests, [\d.]+ per (image|tag) \(/, m.name);
+    }
+    const copy = result.results.find((m) => m.name.includes('S3 to S3'))!;
+    assert.ok(copy.floor !== undefined && copy.floor > 0, 'skopeo sync measured beside it');
+  } finally {
+    await t.cleanup();
+  }
+});

@@ -166,14 +166,19 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
     }
 
     phase('oracle');
+    /** List `li`: random lines, recorded in the report, written to its run directory. */
+    const nextList = async (li: number): Promise<{ lines: Line[]; runDir: string; listFile: string }> => {
+      const lines = randomList(cands, tagLists, srcProbes, rand);
+      report.lists.push(lines.map((l) => l.text));
+      const runDir = join(opts.dir, 'runs', String(li));
+      await mkdir(runDir, { recursive: true });
+      const listFile = join(runDir, 'images.list');
+      await writeFile(listFile, lines.map((l) => `${l.text}\n`).join(''));
+      return { lines, runDir, listFile };
+    };
     if (s3 !== undefined && s3Src !== undefined) {
       for (let li = 0; li < opts.lists; li++) {
-        const lines = randomList(cands, tagLists, srcProbes, rand);
-        report.lists.push(lines.map((l) => l.text));
-        const runDir = join(opts.dir, 'runs', String(li));
-        await mkdir(runDir, { recursive: true });
-        const listFile = join(runDir, 'images.list');
-        await writeFile(listFile, lines.map((l) => `${l.text}\n`).join(''));
+        const { lines, runDir, listFile } = await nextList(li);
         const prefix = `seed-${seed}/out-${li}`;
         const ex = await regfs(['extract', listFile, s3Src.url, `s3://${s3.bucket}/${prefix}`, '--keep-going', '--json'], s3.env);
         await judgeWrite(`extract S3 to S3 list ${li}`, ex, ex, lines, s3.storage(prefix), cands, srcProbe, report, found);
@@ -188,12 +193,7 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
       if (changed.length > 0) found('source', 'the source on S3 changed', `the source on S3 changed: ${changed.slice(0, 5).join('; ')}`);
     }
     for (let li = 0; li < (s3 === undefined ? opts.lists : 0); li++) {
-      const lines = randomList(cands, tagLists, srcProbes, rand);
-      report.lists.push(lines.map((l) => l.text));
-      const runDir = join(opts.dir, 'runs', String(li));
-      await mkdir(runDir, { recursive: true });
-      const listFile = join(runDir, 'images.list');
-      await writeFile(listFile, lines.map((l) => `${l.text}\n`).join(''));
+      const { lines, runDir, listFile } = await nextList(li);
 
       // extract, and to-dir then from-dir, run side by side; their findings are kept in this order.
       const chains = await Promise.all([

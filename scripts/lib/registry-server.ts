@@ -172,7 +172,7 @@ function registryEnv(): NodeJS.ProcessEnv {
 }
 
 /** A port the kernel just handed out on 127.0.0.1 (it may be taken again before use: callers retry). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((res, rej) => srv.once('error', rej).listen(0, '127.0.0.1', res));
   const addr = srv.address();

@@ -26,7 +26,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { freePort } from './registry-server.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -279,12 +279,3 @@ async function waitForHttp(endpoint: string, deadline: number, daemons: readonly
   throw new Error(`radosgw did not answer on ${endpoint} before the start timeout${rgw === undefined ? '' : `; its log ends:\n${tail(rgw.log)}`}`);
 }
 
-/** A port the kernel just handed out on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((res, rej) => srv.once('error', rej).listen(0, '127.0.0.1', res));
-  const addr = srv.address();
-  await new Promise<void>((res) => srv.close(() => res()));
-  if (addr === null || typeof addr === 'string') throw new Error('no port from listen(0)');
-  return addr.port;
-}
