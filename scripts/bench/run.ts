@@ -840,8 +840,10 @@ async function s3Rows(s1: { root: string; refs: string[] }, base1: number): Prom
         const yaml = join(work, 's3-sync.yaml');
         writeFileSync(yaml, `${from.host}:\n  tls-verify: false\n  images:\n    ${repo}:\n${tags.map((t) => `      - "${t}"`).join('\n')}\n`);
         const t = performance.now();
-        const r = spawnSync('skopeo', ['sync', '--all', '--preserve-digests', '--scoped', '--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', yaml, into.host], { stdio: 'ignore', timeout: 120_000 });
+        const r = spawnSync('skopeo', ['sync', '--all', '--preserve-digests', '--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', yaml, into.host], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
         if (r.status !== 0) {
+          // Only a stall is left out; any other failure is the bench's own.
+          if (r.error === undefined || (r.error as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw new Error(`skopeo sync of ${repo} failed (${r.status}): ${r.stderr.slice(-1000)}`);
           stalled += tags.length;
           continue;
         }
