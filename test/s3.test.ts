@@ -79,6 +79,17 @@ describe('regfs on S3-backed registry storage', { timeout: 600_000 }, () => {
     await w.assertServedOnS3('dst', 'odd', w.served(['multiarch/tool:nested', 'legacy/app:1.0']), ['team/app:v1']);
   });
 
+  test('credentials from a profile (AWS_PROFILE and a shared credentials file), none in the environment', async () => {
+    const creds = join(scratch, 'aws-credentials');
+    await writeFile(creds, `[regfs-test]\naws_access_key_id = ${w.s3.accessKeyId}\naws_secret_access_key = ${w.s3.secretAccessKey}\n`);
+    const noEnv = { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_SHARED_CREDENTIALS_FILE: creds, AWS_CONFIG_FILE: join(scratch, 'no-aws-config') };
+    const r = ok(await w.regfs(['ls', 's3://src/reg', 'team/app'], { env: { ...noEnv, AWS_PROFILE: 'regfs-test' } }));
+    assert.match(r.stdout, /team\/app:v1/);
+    const other = await w.regfs(['ls', 's3://src/reg', '--json'], { env: { ...noEnv, AWS_PROFILE: 'no-such-profile' } });
+    assert.equal(other.code, 1, other.stderr);
+    assert.equal((JSON.parse(other.stdout) as { error: { code: string } }).error.code, 'S3_CREDENTIALS', other.stdout);
+  });
+
   test('bad S3 roots: clear errors with stable codes, nothing written, no secret printed', async () => {
     const list = join(scratch, 'images.list');
     const cases: Array<[string[], string, Record<string, string>?]> = [
