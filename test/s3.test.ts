@@ -113,6 +113,36 @@ describe('regfs on S3-backed registry storage', { timeout: 600_000 }, () => {
     assert.equal((await w.keysOf('dst', 'n')).size, 0, 'nothing written');
   });
 
+  test('a run killed (SIGKILL) at any point leaves every tag the registry lists whole; the re-run gives what one run gives', async () => {
+    const list = join(scratch, 'images.list');
+    const judge = join(scratch, 'killed-judge');
+    const whole = await w.keysOf('dst', 'whole-once');
+    if (whole.size === 0) ok(await w.regfs(['extract', list, 's3://src/reg', 's3://dst/whole-once']));
+    let kills = 0;
+    for (const ms of [400, 900, 1400]) {
+      const prefix = `killed-${ms}`;
+      const killed = await w.regfs(['extract', list, 's3://src/reg', `s3://dst/${prefix}`], { timeoutMs: ms });
+      if (killed.killed) kills++;
+      else assert.equal(killed.code, 0, killed.stderr);
+      const reg = await startRegistry({ readOnly: true, s3: w.storage('dst', prefix) });
+      await mkdir(join(judge, prefix), { recursive: true });
+      try {
+        const catalog = (await (await fetch(`http://${reg.host}/v2/_catalog`)).json()) as { repositories: string[] | null };
+        for (const repo of catalog.repositories ?? []) {
+          const tags = (await (await fetch(`http://${reg.host}/v2/${repo}/tags/list`)).json()) as { tags: string[] | null };
+          for (const tag of tags.tags ?? []) await copyInFull(reg.host, `${repo}:${tag}`, join(judge, prefix));
+        }
+      } finally {
+        await reg.stop();
+      }
+      ok(await w.regfs(['extract', list, 's3://src/reg', `s3://dst/${prefix}`]));
+      const after = await w.keysOf('dst', prefix);
+      const once = await w.keysOf('dst', 'whole-once');
+      assert.deepEqual([...after.values()].sort(), [...once.values()].sort(), `${prefix}: the same objects as one whole run`);
+    }
+    assert.ok(kills > 0, 'a run was killed');
+  });
+
   test('faults: throttling (503 SlowDown) is retried; the server gone mid-run fails clearly with no tag visible before its content; a re-run converges', async () => {
     const proxy = await startFaultProxy(w.s3.endpoint);
     try {

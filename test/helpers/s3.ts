@@ -34,7 +34,7 @@ export interface S3World {
   /** The fixture's current refs and their digests. */
   digests: Map<string, string>;
   /** `regfs ARGS` with the world's credentials (and `extraEnv`). */
-  regfs(args: string[], opts?: { stdin?: string; env?: Record<string, string> }): Promise<CliResult>;
+  regfs(args: string[], opts?: { stdin?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult>;
   /** Registry storage options for `bucket/prefix`, for startRegistry. */
   storage(bucket: string, prefix: string): RegistryS3Storage;
   /** Each name with the fixture's digest for it. */
@@ -107,7 +107,7 @@ export async function startS3World(buckets: string[]): Promise<S3World> {
     digests,
     storage,
     served,
-    regfs: (args, opts = {}) => runCli(args, { stdin: opts.stdin, env: { ...env, ...opts.env }, timeoutMs: 180_000 }),
+    regfs: (args, opts = {}) => runCli(args, { stdin: opts.stdin, env: { ...env, ...opts.env }, timeoutMs: opts.timeoutMs ?? 180_000 }),
     async assertServedOnS3(bucket, prefix, expected, absent) {
       const reg = await startRegistry({ readOnly: true, s3: storage(bucket, prefix) });
       try {
