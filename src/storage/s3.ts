@@ -89,7 +89,20 @@ export interface S3ServiceOptions {
   copyThreshold?: number;
   /** The range of one UploadPartCopy (default 512 MiB). */
   copyPartSize?: number;
+  /** Milliseconds a connection may take to open (default CONNECT_TIMEOUT_MS). */
+  connectTimeout?: number;
+  /** Milliseconds a request's connection may stay silent, waiting for an answer or for more of it (default IDLE_TIMEOUT_MS). */
+  idleTimeout?: number;
 }
+
+/**
+ * How long a connection may take to open, and how long one may stay silent before the request
+ * fails (TimeoutError, retried like any other): without these the SDK waits for ever on a
+ * server that accepts and never answers. 60 s of silence is the AWS CLI's read timeout; a
+ * transfer that keeps sending is never cut.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+export const IDLE_TIMEOUT_MS = 60_000;
 
 /**
  * An S3 client that never prints the SDK's NodeVersionSupportWarning (versions of the SDK
@@ -136,6 +149,7 @@ export class S3Service {
       ...(region === undefined ? {} : { region }),
       ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : nonEmpty(env.AWS_MAX_ATTEMPTS) === undefined ? { maxAttempts: DEFAULT_MAX_ATTEMPTS } : {}),
       ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
+      requestHandler: { connectionTimeout: opts.connectTimeout ?? CONNECT_TIMEOUT_MS, socketTimeout: opts.idleTimeout ?? IDLE_TIMEOUT_MS },
       // Checksums only where S3 demands them: radosgw 16 takes these, and an upload is not
       // hashed a second time on its way out.
       requestChecksumCalculation: 'WHEN_REQUIRED',
