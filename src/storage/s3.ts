@@ -406,6 +406,9 @@ export class S3Storage implements StorageDriver {
         'listing',
         prefix,
       );
+      // Every S3 listing names its bucket: an answer that does not (an HTML page from a web
+      // server at the endpoint) would read as an empty listing.
+      if (page.Name === undefined) throw new RegfsError('IO_ERROR', `listing s3://${this.bucket}/${prefix}: the endpoint's answer is not an S3 listing (is the endpoint an S3 service?)`, { path: `s3://${this.bucket}/${prefix}` });
       yield page;
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
