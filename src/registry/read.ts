@@ -359,7 +359,9 @@ export class RegistryReader {
 export async function openRegistryStorage(dir: string): Promise<StorageDriver> {
   if (isS3Root(dir)) {
     const driver = await openS3Root(dir);
-    if ((await driver.stat(driver.v2))?.kind !== 'directory') {
+    // Some key below the storage root, as the message says: an object named as the root
+    // itself (the registry never reads one) does not hide the keys below it.
+    if ((await driver.list(driver.v2)).length === 0) {
       throw new RegfsError('NOT_REGISTRY', `"${driver.location}" is not registry storage: no key starts with ${driver.v2}/ in the bucket`, { path: dir });
     }
     return driver;
