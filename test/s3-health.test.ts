@@ -200,7 +200,8 @@ describe('verify and gc on S3-backed registry storage', { timeout: 900_000 }, ()
     const at = changed.length >> 1;
     changed.writeUInt8(changed.readUInt8(at) ^ 0xff, at);
     await t.put(blobRel(busybox.layers[0]!), changed);
-    // A link of the right length holding another digest: only reading it finds it.
+    // A link of the right length holding another digest: its ETag is another MD5, so plain
+    // verify reads it too.
     const sameSize = linkRel('tools/nomediatype', '_layers', nomediatype.layers[0]!);
     await t.put(sameSize, Buffer.from(nomediatype.config));
 
@@ -216,11 +217,9 @@ describe('verify and gc on S3-backed registry storage', { timeout: 900_000 }, ()
     const mismatch = `DIGEST_MISMATCH @/${blobRel(busybox.layers[0]!)}`;
     const wrongLink = `LINK_INVALID @/${sameSize}`;
     assert.ok(deepCodes.includes(mismatch) && deepCodes.includes(wrongLink), deepCodes.join('\n'));
-    assert.ok(!plainCodes.includes(mismatch) && !plainCodes.includes(wrongLink), plainCodes.join('\n'));
-    // On disk, --fast still reads every link: the one difference from plain verify on S3.
-    const fastFindings = findings(fast).filter((f) => `${f.code} ${f.path}` !== wrongLink);
-    assert.equal(fastFindings.length, findings(fast).length - 1);
-    assert.deepEqual(findings(plain), fastFindings);
+    assert.ok(!plainCodes.includes(mismatch) && plainCodes.includes(wrongLink), plainCodes.join('\n'));
+    // Plain verify on S3 finds what --fast finds on disk, which reads every link.
+    assert.deepEqual(findings(plain), findings(fast));
 
     // gc plans the same from the damaged tree; the untagged manifest goes with -m.
     for (const args of [['gc', '--json'], ['gc', '-m', '--json']]) {
