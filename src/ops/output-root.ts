@@ -33,12 +33,15 @@ export async function outputStorageRoot(out: string): Promise<{ v2: string; exis
 
 /**
  * An output root on S3: whether it holds storage yet, and a refusal (OUTPUT_IN_SOURCE) if its
- * keys and the source's overlap (one storage root at or below the other, in one bucket).
+ * keys and the source's overlap (one storage root at or below the other, in one bucket) or it
+ * lies below the source's rootdirectory.
  */
 export async function s3OutputRoot(out: S3Storage, source: StorageDriver | undefined): Promise<{ v2: string; exists: boolean }> {
   if (source?.kind === 's3' && (source as S3Storage).bucket === out.bucket && (source as S3Storage).service === out.service) {
-    const under = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
-    if (under(out.v2, source.v2) || under(source.v2, out.v2)) {
+    const under = (a: string, b: string): boolean => a === b || b === '' || a.startsWith(`${b}/`);
+    // The source's rootdirectory is its registry root: an output below it is inside the
+    // source, as on disk an output inside the source's directory is.
+    if (under(out.root.prefix, (source as S3Storage).root.prefix) || under(out.v2, source.v2) || under(source.v2, out.v2)) {
       throw new RegfsError('OUTPUT_IN_SOURCE', `output "${out.location}" is the source "${source.location}", inside it, or holds it; regfs never writes into its source`, { path: out.location });
     }
   }

@@ -6,8 +6,8 @@
  * their repository, blob data whose sha256 is not its digest (hashed in parallel; `fast`
  * checks sizes only), empty files, leftover temp files, stale uploads, a stale regfs lock.
  *
- * On S3 the tree is read from one listing: links are checked by their listed size and blob
- * data by its size, no blob data is read; `deep` also reads every link and hashes every blob
+ * On S3 the tree is read from one listing: links are checked by their listed size and ETag,
+ * blob data by its size, no blob data is read; `deep` also reads every link and hashes every blob
  * through the driver. There is no lock on S3, so no lock is checked.
  *
  * `target: 'v3'` adds what distribution v3 would not serve although 2.x does: schema1

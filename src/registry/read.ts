@@ -114,8 +114,8 @@ function readsAsImageList(path: string): boolean {
  * disk the driver's calls are synchronous underneath (a threadpool round trip per small read
  * costs more than the read: docs/performance.md); on S3 each is a request, and callers resolve
  * many images at once so that requests overlap. On S3 a repository's keys are listed once
- * when it is first read (`prefetch`), so that links are found, and checked by their size,
- * from that listing rather than by a request each.
+ * when it is first read (`prefetch`), so that links are found, and checked by their size and
+ * ETag, from that listing rather than by a request each.
  */
 export class RegistryReader {
   private readonly manifests = new Map<Digest, Promise<Manifest | RegfsError>>();
@@ -304,15 +304,13 @@ export class RegistryReader {
 
   /**
    * True if the link at `path` exists and names `d`; LINK_INVALID if it names another digest.
-   * A driver that lists (S3) answers from the listing: a link of the digest's length is taken
-   * for it (its content is read by verify --deep).
+   * A driver that lists (S3) answers from the listing where it can: absent, or holding the
+   * digest (its size and ETag, the MD5 of its bytes, are the digest's); else the link is read,
+   * since one of the digest's length may name another digest, or nothing.
    */
   private async linked(path: string, d: Digest): Promise<boolean> {
-    const listed = this.driver.listedSize?.(path);
-    if (listed !== undefined) {
-      if (listed === false) return false;
-      if (listed === d.length) return true;
-    }
+    if (this.driver.listedSize?.(path) === false) return false;
+    if (this.driver.listedHolds?.(path, d) === true) return true;
     const target = parseLinkContent(await linkContent(this.driver, path), path);
     if (target === undefined) return false;
     if (target !== d) throw new RegfsError('LINK_INVALID', `link "${path}" points at ${target}, not at the digest of its path`, { path, digest: d });
@@ -359,7 +357,9 @@ export class RegistryReader {
 export async function openRegistryStorage(dir: string): Promise<StorageDriver> {
   if (isS3Root(dir)) {
     const driver = await openS3Root(dir);
-    if ((await driver.stat(driver.v2))?.kind !== 'directory') {
+    // Some key below the storage root, as the message says: an object named as the root
+    // itself (the registry never reads one) does not hide the keys below it.
+    if ((await driver.list(driver.v2)).length === 0) {
       throw new RegfsError('NOT_REGISTRY', `"${driver.location}" is not registry storage: no key starts with ${driver.v2}/ in the bucket`, { path: dir });
     }
     return driver;

@@ -77,7 +77,7 @@ export interface StorageScan {
 }
 
 export interface ScanOptions {
-  /** Read every link, also one whose listed size is its digest's length (verify --deep on S3). */
+  /** Read every link, also one whose listing proves its content (verify --deep on S3). */
   readLinks?: boolean;
 }
 
@@ -85,8 +85,8 @@ export interface ScanOptions {
  * Scan a storage root through its driver. On disk the reads are synchronous underneath (each
  * a small file or a directory listing, cheaper than a threadpool round trip:
  * docs/performance.md); on S3 the whole root is listed once (one request per 1,000 keys) and
- * the scan answered from that listing, links checked by their size there (verify --deep reads
- * them), tags' `current/link` read by a request each.
+ * the scan answered from that listing, links checked by their size and ETag there (verify
+ * --deep reads them), tags' `current/link` read by a request each.
  */
 export async function scanStorage(driver: StorageDriver, opts: ScanOptions = {}): Promise<StorageScan> {
   const { v2 } = driver;
@@ -246,9 +246,12 @@ async function scanLinks(driver: StorageDriver, base: string, strays: Stray[], r
   return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-/** A link, checked; on a driver that lists (S3), a link of its digest's length is taken from the listing unless `read`. */
+/**
+ * A link, checked; on a driver that lists (S3), a link the listing proves holds its digest
+ * (size and ETag) is taken from the listing unless `read`.
+ */
 async function readLinkEntry(driver: StorageDriver, path: string, named: Digest, read: boolean): Promise<LinkEntry> {
-  if (!read && driver.listedSize?.(path) === named.length) return { path, named, target: named, error: undefined };
+  if (!read && driver.listedHolds?.(path, named) === true) return { path, named, target: named, error: undefined };
   try {
     const bytes = await linkContent(driver, path);
     if (bytes === undefined) throw new RegfsError('LINK_INVALID', `link "${path}" vanished while it was read`, { path });

@@ -56,6 +56,8 @@ export interface WalkEntry {
   size: number;
   /** When it was last written, where the listing says (S3). */
   mtime?: Date;
+  /** The object's ETag without quotes, where the listing says (S3): the MD5 of its bytes for a single-part upload. */
+  etag?: string;
 }
 
 /** Small content, or what stands in a file's place (on disk: a FIFO, a directory …). */
@@ -127,6 +129,14 @@ export interface StorageDriver {
    * listing holds no such file, undefined if no listing covers the path.
    */
   listedSize?(path: string): number | false | undefined;
+
+  /**
+   * True if the listing of a prefetched directory proves that the file at `path` holds
+   * exactly `content`: its size and its ETag, the MD5 of a single-part upload's bytes, are
+   * content's. Anything else (no listing, another size, an ETag that is no MD5 or another
+   * one) proves nothing: only a read tells. Lets a link be checked without a request.
+   */
+  listedHolds?(path: string, content: string): boolean;
 
   /** An identity of a directory, the same for every path that reaches it (on disk: device and inode), to cut loops in a walk. */
   directoryId?(path: string): string;

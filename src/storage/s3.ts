@@ -15,6 +15,7 @@
  * driver writes them. Messages name `s3://bucket/key` and the service's error code, never a
  * credential.
  */
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -89,7 +90,20 @@ export interface S3ServiceOptions {
   copyThreshold?: number;
   /** The range of one UploadPartCopy (default 512 MiB). */
   copyPartSize?: number;
+  /** Milliseconds a connection may take to open (default CONNECT_TIMEOUT_MS). */
+  connectTimeout?: number;
+  /** Milliseconds a request's connection may stay silent, waiting for an answer or for more of it (default IDLE_TIMEOUT_MS). */
+  idleTimeout?: number;
 }
+
+/**
+ * How long a connection may take to open, and how long one may stay silent before the request
+ * fails (TimeoutError, retried like any other): without these the SDK waits for ever on a
+ * server that accepts and never answers. 60 s of silence is the AWS CLI's read timeout; a
+ * transfer that keeps sending is never cut.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+export const IDLE_TIMEOUT_MS = 60_000;
 
 /**
  * An S3 client that never prints the SDK's NodeVersionSupportWarning (versions of the SDK
@@ -136,6 +150,7 @@ export class S3Service {
       ...(region === undefined ? {} : { region }),
       ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : nonEmpty(env.AWS_MAX_ATTEMPTS) === undefined ? { maxAttempts: DEFAULT_MAX_ATTEMPTS } : {}),
       ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
+      requestHandler: { connectionTimeout: opts.connectTimeout ?? CONNECT_TIMEOUT_MS, socketTimeout: opts.idleTimeout ?? IDLE_TIMEOUT_MS },
       // Checksums only where S3 demands them: radosgw 16 takes these, and an upload is not
       // hashed a second time on its way out.
       requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -240,6 +255,8 @@ export function s3Error(err: unknown, what: string, bucket: string, key: string)
  */
 class Listing {
   readonly files = new Map<string, number>();
+  /** The ETags the listing gave (without quotes), or this driver's writes made. */
+  readonly etags = new Map<string, string>();
   /** Directory to its children (name to "is a directory"). */
   readonly dirs = new Map<string, Map<string, boolean>>();
 
@@ -251,8 +268,10 @@ class Listing {
     return path === this.dir || path.startsWith(`${this.dir}/`);
   }
 
-  add(path: string, size: number): void {
+  add(path: string, size: number, etag?: string): void {
     this.files.set(path, size);
+    if (etag === undefined) this.etags.delete(path);
+    else this.etags.set(path, etag);
     let child = path;
     let isDir = false;
     while (child !== this.dir) {
@@ -306,7 +325,7 @@ export class S3Storage implements StorageDriver {
   async prefetch(dir: string): Promise<void> {
     if (this.listingOf(dir) !== undefined) return;
     const l = new Listing(dir);
-    for await (const page of this.walk(dir)) for (const f of page) l.add(f.path, f.size);
+    for await (const page of this.walk(dir)) for (const f of page) l.add(f.path, f.size, f.etag);
     // A listing made meanwhile by another caller, or one this one covers, gives way.
     if (this.listingOf(dir) !== undefined) return;
     for (let i = this.listings.length - 1; i >= 0; i--) if (l.covers(this.listings[i]!.dir)) this.listings.splice(i, 1);
@@ -317,6 +336,12 @@ export class S3Storage implements StorageDriver {
     const l = this.listingOf(path);
     if (l === undefined) return undefined;
     return l.files.get(path) ?? false;
+  }
+
+  listedHolds(path: string, content: string): boolean {
+    const l = this.listingOf(path);
+    const bytes = Buffer.from(content);
+    return l !== undefined && l.files.get(path) === bytes.length && l.etags.get(path) === md5(bytes);
   }
 
   async getContent(path: string, maxBytes: number): Promise<Content | undefined> {
@@ -378,7 +403,7 @@ export class S3Storage implements StorageDriver {
 
   async *walk(prefix: string): AsyncIterable<WalkEntry[]> {
     for await (const page of this.pages(`${prefix}/`, undefined)) {
-      const files = (page.Contents ?? []).filter((o) => o.Key !== undefined && !o.Key.endsWith('/')).map((o) => ({ path: o.Key!, size: o.Size ?? 0, ...(o.LastModified === undefined ? {} : { mtime: o.LastModified }) }));
+      const files = (page.Contents ?? []).filter((o) => o.Key !== undefined && !o.Key.endsWith('/')).map((o) => ({ path: o.Key!, size: o.Size ?? 0, ...(o.LastModified === undefined ? {} : { mtime: o.LastModified }), ...(o.ETag === undefined ? {} : { etag: unquote(o.ETag) }) }));
       if (files.length > 0) yield files;
     }
   }
@@ -392,6 +417,9 @@ export class S3Storage implements StorageDriver {
         'listing',
         prefix,
       );
+      // Every S3 listing names its bucket: an answer that does not (an HTML page from a web
+      // server at the endpoint) would read as an empty listing.
+      if (page.Name === undefined) throw new RegfsError('IO_ERROR', `listing s3://${this.bucket}/${prefix}: the endpoint's answer is not an S3 listing (is the endpoint an S3 service?)`, { path: `s3://${this.bucket}/${prefix}` });
       yield page;
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
@@ -399,7 +427,7 @@ export class S3Storage implements StorageDriver {
 
   async putContent(path: string, data: Uint8Array): Promise<void> {
     await this.send(new PutObjectCommand({ Bucket: this.bucket, Key: path, Body: data, ContentType: CONTENT_TYPE, ContentLength: data.length }), 'writing', path);
-    this.listingOf(path)?.add(path, data.length);
+    this.listingOf(path)?.add(path, data.length, md5(data));
   }
 
   async placeBlob(src: StorageDriver, srcPath: string, destPath: string, size: number, opts: PlaceOptions = {}): Promise<PlaceOutcome> {
@@ -612,6 +640,16 @@ export class S3Storage implements StorageDriver {
     }
     while (batch.length > 0) await flush();
   }
+}
+
+/** The hex MD5 of bytes: the ETag S3 gives an object written by one PutObject (no KMS encryption). */
+function md5(data: Uint8Array): string {
+  return createHash('md5').update(data).digest('hex');
+}
+
+/** An ETag without its quotes, in lower case. */
+function unquote(etag: string): string {
+  return etag.replace(/^"|"$/g, '').toLowerCase();
 }
 
 /** At most `max` bytes of a stream, read whole (the rest is left unread and the stream destroyed). */

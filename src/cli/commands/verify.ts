@@ -31,7 +31,7 @@ export function builder(y: Argv): Argv<VerifyArgs> {
     .option('deep', {
       type: 'boolean',
       default: false,
-      describe: 'on S3: also read every link and hash every blob (one GET each; without it, links and blobs are checked by their listed sizes); on disk the default',
+      describe: 'on S3: also read every link and hash every blob (one GET each; without it, links are checked by their listed size and ETag, blobs by their listed size); on disk the default',
     })
     .option('upload-age', { type: 'number', default: 24, describe: 'report uploads older than this many hours as stale' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'files read or hashed at once' })
