@@ -35,8 +35,9 @@ describe('regfs on S3-backed registry storage', { timeout: 600_000 }, () => {
   test('extract S3 to S3 in one bucket: the registry serves every listed image, no other; the source is unchanged', async () => {
     const before = await w.keysOf('src', 'reg');
     const r = ok(await w.regfs(['extract', join(scratch, 'images.list'), 's3://src/reg', 's3://src/out', '--json']));
-    const result = JSON.parse(r.stdout) as { images: unknown[]; stats: { blobsCopied: number; linksWritten: number } };
+    const result = JSON.parse(r.stdout) as { images: unknown[]; output: string; stats: { blobsCopied: number; linksWritten: number } };
     assert.equal(result.images.length, LISTED.length);
+    assert.equal(result.output, 's3://src/out/docker/registry/v2', 'the output named as users name it');
     assert.ok(result.stats.blobsCopied > 0);
     await w.assertServedOnS3('src', 'out', w.served(LISTED), UNLISTED);
     assert.deepEqual(await w.keysOf('src', 'reg'), before, 'the source is unchanged');

@@ -141,7 +141,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
     const blobsAlreadyThere = !out.exists ? 0 : s3 === undefined ? await countExisting(plan, (d) => blobDataPath(out.v2, d)) : await countExistingOn(s3, plan);
     return {
       dryRun: true,
-      output: out.v2,
+      output: s3 === undefined ? out.v2 : s3.urlOf(out.v2),
       images,
       problems: problems.list,
       problemCount: problems.count,
@@ -163,7 +163,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
       : await withTreeLock(disk.v2, 'extract', () => writePlan(disk.v2, plan, { ...write, dirs: disk.dirs }), disk.dirs);
   return {
     dryRun: false,
-    output: out.v2,
+    output: s3 === undefined ? out.v2 : s3.urlOf(out.v2),
     images,
     problems: problems.list,
     problemCount: problems.count,

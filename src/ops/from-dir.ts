@@ -143,7 +143,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
   const counts = countPlanFiles(plan);
   const summaries = await summarizeImages(images, plan);
   // Each image directory is one image: those read with problems, and both of a conflicting pair.
-  const base = { output: out.v2, images: summaries, problems: problems.list, problemCount: problems.count, leftOut: found.length - images.length, warnings, repaired: [], bytesVerified };
+  const base = { output: s3 === undefined ? out.v2 : s3.urlOf(out.v2), images: summaries, problems: problems.list, problemCount: problems.count, leftOut: found.length - images.length, warnings, repaired: [], bytesVerified };
   if (opts.dryRun === true) {
     const blobsAlreadyThere = !out.exists ? 0 : s3 === undefined ? await countExisting(plan, (d) => blobDataPath(out.v2, d)) : await countExistingOn(s3, plan);
     return { ...base, dryRun: true, plan: { ...counts, blobsAlreadyThere }, stats: undefined, seconds: (performance.now() - started) / 1000 };

@@ -168,7 +168,7 @@ export function s3StorageOutput(s3: S3Storage, exists: boolean): ArchiveOutput {
   const dataPath = (d: Digest): string => blobDataPath(s3.v2, d);
   const source = new LocalOrOutput(s3);
   return {
-    output: s3.v2,
+    output: s3.urlOf(s3.v2),
     disk: undefined,
     exists,
     dataPath,

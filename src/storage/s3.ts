@@ -317,6 +317,11 @@ export class S3Storage implements StorageDriver {
     return this.service.send<T>(command, what, this.bucket, key);
   }
 
+  /** `s3://bucket/path`: a key of this driver as users name it, for messages and results. */
+  urlOf(path: string): string {
+    return `s3://${this.bucket}/${path}`;
+  }
+
   /** The listing that answers for `path`, if one does. */
   private listingOf(path: string): Listing | undefined {
     return this.listings.find((l) => l.covers(path));
