@@ -35,6 +35,34 @@ test('a silent S3 server: the request times out (S3_UNREACHABLE), it does not ha
   }
 });
 
+test('a server that answers its headers, then trickles bytes: a metadata request ends at its deadline (S3_UNREACHABLE), the idle timeout never firing', { timeout: 20_000 }, async () => {
+  const timers = new Set<NodeJS.Timeout>();
+  const server: Server = createServer((_, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1000000' });
+    const t = setInterval(() => res.write('x'), 100);
+    timers.add(t);
+    res.on('close', () => clearInterval(t));
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as AddressInfo;
+  const service = new S3Service({ limit: pLimit(1), endpoint: `http://127.0.0.1:${port}`, maxAttempts: 1, idleTimeout: 1000, requestDeadline: 2000, credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+  try {
+    const started = Date.now();
+    await assert.rejects(service.root('s3://bkt/reg').getContent('reg/docker/registry/v2/repositories/r/_manifests/tags/t/current/link', 200), (err) => {
+      assert.ok(err instanceof RegfsError, String(err));
+      assert.equal(err.code, 'S3_UNREACHABLE');
+      assert.match(err.message, /no whole answer within 2 s/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 10_000, `${Date.now() - started} ms`);
+  } finally {
+    for (const t of timers) clearInterval(t);
+    service.destroy();
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
 test('an endpoint that answers HTML: a listing is an error, not an empty bucket', async () => {
   const server: Server = createServer((_, res) => {
     res.writeHead(200, { 'content-type': 'text/html' });

@@ -91,6 +91,8 @@ export interface S3ServiceOptions {
   /** The range of one UploadPartCopy (default 512 MiB). */
   copyPartSize?: number;
   /** Milliseconds a connection may take to open (default CONNECT_TIMEOUT_MS). */
+  /** See REQUEST_DEADLINE_MS (tests make it shorter). */
+  requestDeadline?: number;
   connectTimeout?: number;
   /** Milliseconds a request's connection may stay silent, waiting for an answer or for more of it (default IDLE_TIMEOUT_MS). */
   idleTimeout?: number;
@@ -104,6 +106,13 @@ export interface S3ServiceOptions {
  */
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const IDLE_TIMEOUT_MS = 60_000;
+/**
+ * The longest a request for metadata (a HEAD, a listing page, a link or manifest read with its
+ * body, a link written, a delete) may take, its retries included: a server that answers its
+ * headers and then trickles bytes keeps the idle timeout from ever firing. Blob data
+ * (copies, uploads, downloads) has no such bound: a large blob may take long, while it moves.
+ */
+export const REQUEST_DEADLINE_MS = 300_000;
 
 /**
  * An S3 client that never prints the SDK's NodeVersionSupportWarning (versions of the SDK
@@ -132,6 +141,7 @@ export class S3Service {
   readonly copyThreshold: number;
   readonly copyPartSize: number;
   readonly listPage: number;
+  readonly requestDeadline: number;
   private readonly counts = new Map<string, number>();
 
   constructor(opts: S3ServiceOptions) {
@@ -145,6 +155,7 @@ export class S3Service {
     this.copyThreshold = Math.min(COPY_OBJECT_MAX, opts.copyThreshold ?? COPY_OBJECT_MAX);
     this.copyPartSize = Math.max(MIN_PART_SIZE, opts.copyPartSize ?? 512 * 1024 ** 2);
     this.listPage = Math.min(PAGE, Math.max(1, opts.listPage ?? PAGE));
+    this.requestDeadline = opts.requestDeadline ?? REQUEST_DEADLINE_MS;
     this.client = createS3Client({
       ...(this.endpoint === undefined ? {} : { endpoint: this.endpoint, forcePathStyle: true }),
       ...(region === undefined ? {} : { region }),
@@ -189,6 +200,27 @@ export class S3Service {
 
   /** Send one request under the limit; failures become RegfsErrors naming `s3://bucket/key`. */
   async send<T>(command: { input: object }, what: string, bucket: string, key: string): Promise<T> {
+    return this.sendThen<T, T>(command, what, bucket, key, async (res) => res);
+  }
+
+  /**
+   * A metadata request, and `then` on its answer (reading its body), within the request
+   * deadline: past it the request is aborted and the run fails with S3_UNREACHABLE.
+   */
+  async sendThen<T, R>(command: { input: object }, what: string, bucket: string, key: string, then: (res: T) => Promise<R>): Promise<R> {
+    const deadline = AbortSignal.timeout(this.requestDeadline);
+    try {
+      return await this.limit(async () => then((await this.client.send(command as never, { abortSignal: deadline })) as T));
+    } catch (err) {
+      if (deadline.aborted) {
+        throw new RegfsError('S3_UNREACHABLE', `${what} s3://${bucket}/${key}: no whole answer within ${this.requestDeadline / 1000} s`, { path: `s3://${bucket}/${key}`, cause: err });
+      }
+      throw s3Error(err, what, bucket, key);
+    }
+  }
+
+  /** A request that moves blob data (a copy, an upload, a download): no deadline, only the idle timeout. */
+  async sendData<T>(command: { input: object }, what: string, bucket: string, key: string): Promise<T> {
     try {
       return (await this.limit(() => this.client.send(command as never))) as T;
     } catch (err) {
@@ -317,6 +349,10 @@ export class S3Storage implements StorageDriver {
     return this.service.send<T>(command, what, this.bucket, key);
   }
 
+  private sendData<T>(command: { input: object }, what: string, key: string): Promise<T> {
+    return this.service.sendData<T>(command, what, this.bucket, key);
+  }
+
   /** `s3://bucket/path`: a key of this driver as users name it, for messages and results. */
   urlOf(path: string): string {
     return `s3://${this.bucket}/${path}`;
@@ -352,12 +388,13 @@ export class S3Storage implements StorageDriver {
   async getContent(path: string, maxBytes: number): Promise<Content | undefined> {
     if (this.listedSize(path) === false) return undefined;
     try {
-      const res = await this.send<{ Body?: { transformToByteArray(): Promise<Uint8Array> } }>(
+      const bytes = await this.service.sendThen<{ Body?: { transformToByteArray(): Promise<Uint8Array> } }, Buffer>(
         new GetObjectCommand({ Bucket: this.bucket, Key: path, Range: `bytes=0-${Math.max(0, maxBytes - 1)}` }),
         'reading',
+        this.bucket,
         path,
+        async (res) => Buffer.from((await res.Body?.transformToByteArray()) ?? new Uint8Array()),
       );
-      const bytes = Buffer.from((await res.Body?.transformToByteArray()) ?? new Uint8Array());
       return bytes.subarray(0, maxBytes);
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -465,7 +502,7 @@ export class S3Storage implements StorageDriver {
   private async copyWithin(src: S3Storage, srcPath: string, destPath: string, size: number): Promise<void> {
     const copySource = `${src.bucket}/${srcPath.split('/').map(encodeURIComponent).join('/')}`;
     if (size <= this.service.copyThreshold) {
-      await this.send(
+      await this.sendData(
         new CopyObjectCommand({ Bucket: this.bucket, Key: destPath, CopySource: copySource, MetadataDirective: 'REPLACE', ContentType: CONTENT_TYPE }),
         `copying s3://${src.bucket}/${srcPath} to`,
         destPath,
@@ -479,7 +516,7 @@ export class S3Storage implements StorageDriver {
         const last = Math.min(size, first + partSize) - 1;
         const PartNumber = n;
         parts.push(
-          this.send<{ CopyPartResult?: { ETag?: string } }>(
+          this.sendData<{ CopyPartResult?: { ETag?: string } }>(
             new UploadPartCopyCommand({ Bucket: this.bucket, Key: destPath, UploadId: uploadId, PartNumber, CopySource: copySource, CopySourceRange: `bytes=${first}-${last}` }),
             `copying s3://${src.bucket}/${srcPath} to`,
             destPath,
@@ -502,7 +539,7 @@ export class S3Storage implements StorageDriver {
     if (size < partSize) {
       const data = await readUpTo(body, size + 1);
       if (data.length !== size) throw short(data.length);
-      await this.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: data, ContentType: CONTENT_TYPE, ContentLength: size }), 'writing', key);
+      await this.sendData(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: data, ContentType: CONTENT_TYPE, ContentLength: size }), 'writing', key);
       return;
     }
     await this.multipart(key, async (uploadId) => {
@@ -514,7 +551,7 @@ export class S3Storage implements StorageDriver {
         total += part.length;
         if (total > size) throw short(total);
         const n = ++PartNumber;
-        const p: Promise<void> = this.send<{ ETag?: string }>(
+        const p: Promise<void> = this.sendData<{ ETag?: string }>(
           new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: n, Body: part, ContentLength: part.length }),
           'writing',
           key,
@@ -609,7 +646,7 @@ export class S3Storage implements StorageDriver {
 
   async reader(path: string): Promise<Readable | undefined> {
     try {
-      const res = await this.send<{ Body?: Readable }>(new GetObjectCommand({ Bucket: this.bucket, Key: path }), 'reading', path);
+      const res = await this.sendData<{ Body?: Readable }>(new GetObjectCommand({ Bucket: this.bucket, Key: path }), 'reading', path);
       return res.Body;
     } catch (err) {
       if (isNotFound(err)) return undefined;
