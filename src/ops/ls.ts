@@ -22,7 +22,7 @@ import type { Digest } from '../digest.js';
 import type { ManifestKind } from '../manifest.js';
 import type { RepoName, Tag } from '../reference.js';
 import { RegistryReader } from '../registry/read.js';
-import { revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
+import { blobsDir, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 import { checkJobs } from './common.js';
 import { fallbackTag } from './referrers.js';
 import { createConfigSummarizer, effectiveArtifactType, measureImage, type ConfigSummarizer } from './inspect.js';
@@ -91,6 +91,9 @@ export async function listImages(opts: ListOptions): Promise<ListResult> {
   const summarize = createConfigSummarizer(reader);
 
   const repos = (await reader.listRepositories()).filter((r) => pattern.repo.test(r));
+  // Every image of the store is described: on S3 one listing of the blob store (a request per
+  // 1,000 blobs) answers the stats of every manifest and config, instead of a HEAD each.
+  if (opts.pattern === undefined) await reader.driver.prefetch?.(blobsDir(reader.v2));
   const tagged = await Promise.all(
     repos.map((name) =>
       limit(async () => {
