@@ -334,7 +334,7 @@ export class S3Storage implements StorageDriver {
   readonly location: string;
   readonly bucket: string;
   /** Prefixes listed by prefetch, answering reads below them. Writes through this driver keep them current. */
-  private readonly listings: Listing[] = [];
+  private readonly listings = new Map<string, Listing>();
 
   constructor(
     readonly service: S3Service,
@@ -360,7 +360,15 @@ export class S3Storage implements StorageDriver {
 
   /** The listing that answers for `path`, if one does. */
   private listingOf(path: string): Listing | undefined {
-    return this.listings.find((l) => l.covers(path));
+    // Listings never nest (a new one replaces those it covers): the one answering for a path is
+    // at the path or at one of its ancestors, looked up by name, never by a scan of them all.
+    for (let dir = path; ; ) {
+      const l = this.listings.get(dir);
+      if (l !== undefined) return l;
+      const slash = dir.lastIndexOf('/');
+      if (slash < 0) return undefined;
+      dir = dir.slice(0, slash);
+    }
   }
 
   async prefetch(dir: string): Promise<void> {
@@ -369,8 +377,8 @@ export class S3Storage implements StorageDriver {
     for await (const page of this.walk(dir)) for (const f of page) l.add(f.path, f.size, f.etag);
     // A listing made meanwhile by another caller, or one this one covers, gives way.
     if (this.listingOf(dir) !== undefined) return;
-    for (let i = this.listings.length - 1; i >= 0; i--) if (l.covers(this.listings[i]!.dir)) this.listings.splice(i, 1);
-    this.listings.push(l);
+    for (const other of [...this.listings.keys()]) if (l.covers(other)) this.listings.delete(other);
+    this.listings.set(dir, l);
   }
 
   listedSize(path: string): number | false | undefined {
@@ -616,7 +624,7 @@ export class S3Storage implements StorageDriver {
    * that does not exist is no error.
    */
   async deleteKeys(keys: string[]): Promise<void> {
-    for (let i = this.listings.length - 1; i >= 0; i--) if (keys.some((k) => this.listings[i]!.covers(k))) this.listings.splice(i, 1);
+    for (const [dir, l] of [...this.listings]) if (keys.some((k) => l.covers(k))) this.listings.delete(dir);
     const batches: string[][] = [];
     for (let i = 0; i < keys.length; i += PAGE) batches.push(keys.slice(i, i + PAGE));
     await Promise.all(
@@ -672,9 +680,8 @@ export class S3Storage implements StorageDriver {
     // never a sibling that shares the prefix ("a/b" but not "a/bc").
     batch.push(path);
     // A listing that answers for what is deleted is dropped: the next read lists anew.
-    for (let i = this.listings.length - 1; i >= 0; i--) {
-      const l = this.listings[i]!;
-      if (l.covers(path) || path === l.dir || l.dir.startsWith(`${path}/`)) this.listings.splice(i, 1);
+    for (const [dir, l] of [...this.listings]) {
+      if (l.covers(path) || path === l.dir || l.dir.startsWith(`${path}/`)) this.listings.delete(dir);
     }
     for await (const page of this.pages(`${path}/`, undefined)) {
       for (const o of page.Contents ?? []) if (o.Key !== undefined) batch.push(o.Key);
