@@ -54,6 +54,23 @@ test('--version and --help load no operation: no hashing, no crypto, no fs/promi
   });
 });
 
+test('--version loads nothing only a message or a terminal needs: no assert, util, tty or os', async () => {
+  await withTempDir(async (dir) => {
+    const empty = join(dir, 'empty.mjs');
+    await writeFile(empty, '');
+    const node = loaded([], empty).builtins;
+    // yargs's checks (node:assert), yargs-parser's and y18n's messages (node:util), chalk's own
+    // colour detection (node:tty, node:os): none of them runs for --version.
+    // (node:util is loaded by this harness's own report, written to stderr at exit.)
+    const unneeded = ['assert', 'util', 'tty', 'os'].filter((m) => !node.includes(m));
+    for (const m of ['assert', 'tty', 'os']) assert.ok(unneeded.includes(m), `Node loads node:${m} for an empty module`);
+    const r = loaded(['--version']);
+    assert.equal(r.status, 0);
+    assert.equal(r.stdout, `${VERSION}\n`);
+    for (const m of unneeded) assert.ok(!r.builtins.includes(m), `regfs --version loaded node:${m}`);
+  });
+});
+
 test('a command loads its operation when it runs', () => {
   const r = loaded(['ls', FIXTURE_ROOT]);
   assert.equal(r.status, 0);

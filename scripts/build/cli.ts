@@ -48,8 +48,13 @@ const lazyStringWidth: Plugin = {
  * yargs finds the package root (for its default version) from its own path up to
  * `node_modules`; in the bundle there is none, so it would search up from the working
  * directory, failing (an AssertionError built and caught) or finding another package.json.
- * Give it regfs's package root: two levels above dist/cli/main.js. (This names two files inside
- * yargs; a yargs that moves them fails this build, it does not build something else.)
+ * Give it regfs's package root: two levels above dist/cli/main.js. Its platform shim
+ * (lib/platform-shims/esm.mjs) is replaced by the same shim made lazy: it loaded node:assert
+ * and node:util for checks that never fail and messages rarely printed, and read
+ * `process.stdout.columns` when loaded, which makes stdout (loading net or tty) before regfs
+ * has decided anything. Here node:assert and node:util load when first called, and the
+ * columns are read when help is laid out. (This names files inside yargs; a yargs that moves
+ * them fails this build, it does not build something else.)
  */
 const yargsRoot: Plugin = {
   name: 'yargs-root',
@@ -61,6 +66,92 @@ const yargsRoot: Plugin = {
         import shim from './lib/platform-shims/esm.mjs';
         import { YargsFactory } from './build/lib/yargs-factory.js';
         export default YargsFactory({ ...shim, mainFilename: fileURLToPath(new URL('../..', import.meta.url)) });`,
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /[\\/]node_modules[\\/]yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/ }, (args) => ({
+      resolveDir: dirname(args.path),
+      contents: `
+        import cliui from 'cliui';
+        import escalade from 'escalade/sync';
+        import { fileURLToPath } from 'node:url';
+        import Parser from 'yargs-parser';
+        import { basename, dirname, extname, relative, resolve, join } from 'node:path';
+        import { getProcessArgvBin } from '../../build/lib/utils/process-argv.js';
+        import stringWidth from 'string-width';
+        import y18n from 'y18n';
+        import { createRequire } from 'node:module';
+        import getCallerFile from 'get-caller-file';
+        import { readFileSync, readdirSync } from 'node:fs';
+        const require = createRequire(import.meta.url);
+        const __dirname = fileURLToPath(import.meta.url);
+        export default {
+          assert: {
+            notStrictEqual: (a, b, message) => { if (Object.is(a, b)) require('node:assert').notStrictEqual(a, b, message); },
+            strictEqual: (a, b, message) => { if (!Object.is(a, b)) require('node:assert').strictEqual(a, b, message); },
+          },
+          cliui,
+          findUp: escalade,
+          getEnv: (key) => process.env[key],
+          inspect: (...a) => require('node:util').inspect(...a),
+          getProcessArgvBin,
+          mainFilename: process.cwd(),
+          Parser,
+          path: { basename, dirname, extname, relative, resolve, join },
+          process: {
+            argv: () => process.argv,
+            cwd: process.cwd,
+            emitWarning: (warning, type) => process.emitWarning(warning, type),
+            execPath: () => process.execPath,
+            exit: (code) => { process.exit(code); },
+            nextTick: process.nextTick,
+            get stdColumns() { return typeof process.stdout.columns !== 'undefined' ? process.stdout.columns : null; },
+          },
+          readFileSync,
+          readdirSync,
+          require,
+          getCallerFile: () => {
+            const callerFile = getCallerFile(3);
+            return callerFile.match(/^file:\\/\\//) ? fileURLToPath(callerFile) : callerFile;
+          },
+          stringWidth,
+          y18n: y18n({ directory: resolve(__dirname, '../../../locales'), updateFiles: false }),
+        };`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * yargs-parser and y18n (yargs's messages) take `format` from node:util: node:util (with what
+ * it loads) then loads only when a message is formatted.
+ */
+const lazyUtil: Plugin = {
+  name: 'lazy-util',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?util$/ }, (args) =>
+      /[\\/]node_modules[\\/](yargs-parser|y18n)[\\/]/.test(args.importer) ? { path: 'util', namespace: 'lazy-util' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy-util' }, () => ({
+      contents: `
+        import { createRequire } from 'node:module';
+        const require = createRequire(import.meta.url);
+        export const format = (...a) => require('node:util').format(...a);`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * chalk's own colour detection (its vendored supports-color, which loads node:tty and node:os
+ * when chalk is loaded) decides nothing in regfs: every Chalk regfs makes is given the level
+ * src/cli/color.ts decides. It is replaced by "no colour" for chalk's unused default instance.
+ */
+const noSupportsColor: Plugin = {
+  name: 'no-supports-color',
+  setup(b) {
+    b.onResolve({ filter: /^#supports-color$/ }, () => ({ path: 'supports-color', namespace: 'no-supports-color' }));
+    b.onLoad({ filter: /.*/, namespace: 'no-supports-color' }, () => ({
+      contents: `export default { stdout: false, stderr: false };`,
       loader: 'js',
     }));
   },
@@ -80,7 +171,7 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  plugins: [lazyStringWidth, yargsRoot],
+  plugins: [lazyStringWidth, yargsRoot, lazyUtil, noSupportsColor],
   // The AWS SDK is CommonJS that requires Node's modules, which an ESM bundle cannot do; it
   // loads from node_modules, and only when an s3:// root is opened (src/storage/open.ts).
   external: ['@aws-sdk/*', '@smithy/*'],

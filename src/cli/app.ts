@@ -50,7 +50,7 @@ class UsageError extends Error {}
 
 /** Run the CLI with the given arguments; resolves to the exit code. */
 export async function main(argv: string[], ioIn: Io = processIo): Promise<number> {
-  const io = withColor(ioIn, colorFlag(argv));
+  const io = withColor(ioIn, () => colorFlag(argv));
   let exitCode: number = ExitCode.ok;
   // The command's output channel: made when its handler starts, or when the command line fails.
   let run: RunOutput | undefined;
@@ -85,8 +85,9 @@ export async function main(argv: string[], ioIn: Io = processIo): Promise<number
     .help()
     .alias('h', 'help')
     .version(packageVersion())
-    // 80 columns unless stdout is a wider terminal (`regfs --help | less` gets 80).
-    .wrap(Math.min(110, process.stdout.columns ?? 80))
+    // 80 columns unless stdout is a wider terminal (`regfs --help | less` gets 80). yargs
+    // prints help and the version to process.stdout: reading io.stdout here guards it too.
+    .wrap(Math.min(110, io.stdout.columns ?? 80))
     .fail((msg, err) => {
       // Without a throw here yargs would go on and call the handler.
       throw err ?? new UsageError(msg.replaceAll(STDIN_TOKEN, '-'));

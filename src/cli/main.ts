@@ -2,13 +2,13 @@
 /** The `regfs` executable. */
 import { hideBin } from 'yargs/helpers';
 import { main } from './app.js';
-import { ExitCode, guardOutput, processIo } from './output.js';
+import { ExitCode, guardedProcessIo } from './output.js';
 
 // A write error on stdout may come after main has returned (the write completes later): it
 // turns a success into a failure as the process exits.
 let outputFailed = false;
-guardOutput(processIo, () => (outputFailed = true));
+const io = guardedProcessIo(() => (outputFailed = true));
 process.on('exit', () => {
   if (outputFailed && process.exitCode === ExitCode.ok) process.exitCode = ExitCode.error;
 });
-process.exitCode = await main(hideBin(process.argv));
+process.exitCode = await main(hideBin(process.argv), io);

@@ -28,7 +28,7 @@ export const ExitCode = {
 
 /** Where the CLI writes; injectable for tests. */
 export interface Io {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stderr: NodeJS.WritableStream & { isTTY?: boolean; getColorDepth?: (env?: NodeJS.ProcessEnv) => number };
   /**
    * The colours of messages on stderr (chalk at the level colorLevel decides for stderr);
@@ -37,11 +37,39 @@ export interface Io {
   color?: ChalkInstance;
 }
 
-export const processIo: Io = { stdout: process.stdout, stderr: process.stderr };
+/**
+ * The process's standard streams. Node makes `process.stdout` and `process.stderr` the first
+ * time they are read, loading what their kind of file needs (net for a pipe, tty for a
+ * terminal); they are read here only when a run writes to them (--version never writes to
+ * stderr), so a run pays for no stream it does not use.
+ */
+export const processIo: Io = {
+  get stdout() {
+    return process.stdout;
+  },
+  get stderr() {
+    return process.stderr;
+  },
+};
 
-/** `io` with its stderr colours decided: by `--color` / `--no-color` (`flag`), the environment and stderr's terminal. */
-export function withColor(io: Io, flag: boolean | undefined, env: NodeJS.ProcessEnv = process.env): Io {
-  return { ...io, color: new Chalk({ level: colorLevel(io.stderr, env, flag) }) };
+/**
+ * `io` with its stderr colours decided: by `--color` / `--no-color` (`flag()`), the
+ * environment and stderr's terminal, when the first message is coloured (so that a run that
+ * prints none never reads its command line for them, nor looks at stderr).
+ */
+export function withColor(io: Io, flag: () => boolean | undefined, env: NodeJS.ProcessEnv = process.env): Io {
+  let color: ChalkInstance | undefined;
+  return {
+    get stdout() {
+      return io.stdout;
+    },
+    get stderr() {
+      return io.stderr;
+    },
+    get color() {
+      return (color ??= new Chalk({ level: colorLevel(io.stderr, env, flag()) }));
+    },
+  };
 }
 
 /** The colours for stderr: every message printer takes them from here. */
@@ -50,22 +78,36 @@ function paint(io: Io): ChalkInstance {
 }
 
 /**
- * Keep a failed write to stdout or stderr from ending the run with a stack trace. EPIPE (the
- * reader has gone, as `head` goes once it has its lines) is no failure of regfs: the rest of
- * that stream's output is dropped, quietly, and the run goes on to its end (a writing command
- * finishes its write) and exits with the status it would have had. Any other error (ENOSPC
- * on a file, EIO) is reported on stderr as IO_ERROR, and `onFailure` is called.
+ * processIo, each stream guarded the first time it is used (a stream is made, and guarded,
+ * only by a run that writes to it). A failed write to stdout or stderr does not end the run
+ * with a stack trace. EPIPE (the reader has gone, as `head` goes once it has its lines) is no
+ * failure of regfs: the rest of that stream's output is dropped, quietly, and the run goes on
+ * to its end (a writing command finishes its write) and exits with the status it would have
+ * had. Any other error (ENOSPC on a file, EIO) is reported on stderr as IO_ERROR, and
+ * `onFailure` is called.
  */
-export function guardOutput(io: Io, onFailure: () => void): void {
-  const guard = (stream: NodeJS.WritableStream, name: string): void => {
-    stream.on('error', (err: unknown) => {
-      if (errnoCode(err) === 'EPIPE') return;
-      onFailure();
-      if (stream !== io.stderr) printError(io, new RegfsError('IO_ERROR', `cannot write to ${name}: ${errnoCode(err) ?? String(err)}`, { cause: err }));
-    });
+export function guardedProcessIo(onFailure: () => void): Io {
+  const guarded = new Set<NodeJS.WritableStream>();
+  const io: Io = {
+    get stdout() {
+      return use(process.stdout, 'standard output');
+    },
+    get stderr() {
+      return use(process.stderr, 'standard error');
+    },
   };
-  guard(io.stdout, 'standard output');
-  guard(io.stderr, 'standard error');
+  const use = <S extends NodeJS.WritableStream>(stream: S, name: 'standard output' | 'standard error'): S => {
+    if (!guarded.has(stream)) {
+      guarded.add(stream);
+      stream.on('error', (err: unknown) => {
+        if (errnoCode(err) === 'EPIPE') return;
+        onFailure();
+        if (name === 'standard output') printError(io, new RegfsError('IO_ERROR', `cannot write to ${name}: ${errnoCode(err) ?? String(err)}`, { cause: err }));
+      });
+    }
+    return stream;
+  };
+  return io;
 }
 
 /** `1.5 MiB` */
