@@ -89,9 +89,12 @@ export function readRegularFile(path: string, maxBytes: number, action: string, 
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) return { notRegular: fileKind(st) };
-    const buf = Buffer.alloc(Math.min(maxBytes, st.size + 1));
+    // One byte more than the file holds, up to maxBytes: a file larger than the limit shows
+    // it. The read stops at the size fstat gave (a second read would only find its end).
+    const buf = Buffer.allocUnsafe(Math.min(maxBytes, st.size + 1));
+    const want = Math.min(buf.length, st.size);
     let n = 0;
-    while (n < buf.length) {
+    while (n < want) {
       const got = readSync(fd, buf, n, buf.length - n, n);
       if (got === 0) break;
       n += got;

@@ -122,9 +122,11 @@ export class RegistryReader {
   private readonly blobs = new Map<Digest, Promise<BlobInfo | undefined | RegfsError>>();
   /**
    * `_layers` links read, by repository and digest (the images of a repository share
-   * layers). Revision links are read once per image and not cached.
+   * layers), and revision links (an image's is asked for again when a referrer search reads
+   * the repository's revisions, and a referrer's when it is taken).
    */
   private readonly layerLinks = new Map<RepoName, Map<Digest, Promise<boolean | RegfsError>>>();
+  private readonly revisionLinks = new Map<RepoName, Map<Digest, Promise<boolean | RegfsError>>>();
   /** Manifests read and checked, for cachedManifest. */
   private readonly loaded = new Map<Digest, Manifest>();
   private readonly prefetched = new Map<RepoName, Promise<void>>();
@@ -167,9 +169,8 @@ export class RegistryReader {
    * True if the repository has a revision link for the manifest. A link that names another
    * digest than its path is LINK_INVALID.
    */
-  async hasRevision(repo: RepoName, d: Digest): Promise<boolean> {
-    await this.prefetch(repo);
-    return this.linked(revisionLinkPath(this.v2, repo, d), d);
+  hasRevision(repo: RepoName, d: Digest): Promise<boolean> {
+    return this.linkedOnce(this.revisionLinks, repo, d, revisionLinkPath);
   }
 
   /**
@@ -190,14 +191,24 @@ export class RegistryReader {
    * serves the blob from the repository (blob data alone is not enough). A link that names
    * another digest than its path is LINK_INVALID.
    */
-  async hasLayerLink(repo: RepoName, d: Digest): Promise<boolean> {
-    let links = this.layerLinks.get(repo);
-    if (links === undefined) this.layerLinks.set(repo, (links = new Map()));
+  hasLayerLink(repo: RepoName, d: Digest): Promise<boolean> {
+    return this.linkedOnce(this.layerLinks, repo, d, layerLinkPath);
+  }
+
+  /** `linked` for the repository's link of `d` at `pathOf`, read once and remembered in `cache`. */
+  private async linkedOnce(
+    cache: Map<RepoName, Map<Digest, Promise<boolean | RegfsError>>>,
+    repo: RepoName,
+    d: Digest,
+    pathOf: (v2: string, repo: RepoName, d: Digest) => string,
+  ): Promise<boolean> {
+    let links = cache.get(repo);
+    if (links === undefined) cache.set(repo, (links = new Map()));
     let r = links.get(d);
     if (r === undefined) {
       r = capture(async () => {
         await this.prefetch(repo);
-        return this.linked(layerLinkPath(this.v2, repo, d), d);
+        return this.linked(pathOf(this.v2, repo, d), d);
       });
       links.set(d, r);
     }
@@ -286,6 +297,7 @@ export class RegistryReader {
     this.loaded.clear();
     this.blobs.clear();
     this.layerLinks.clear();
+    this.revisionLinks.clear();
   }
 
   /** The repository's directory (for messages). */

@@ -17,7 +17,7 @@
  * left alone, and a missing or malformed one is written anew by temp file and rename.
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { CHUNK, forEachChunked, forEachChunkedAsync } from '../bounded.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
@@ -396,10 +396,8 @@ function stageTag(v2: string, stage: string, repo: RepoName, tag: Tag, d: Digest
 
 function exists(path: string): boolean {
   try {
-    lstatSync(path);
-    return true;
+    return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return false;
     throw ioError('reading', path, err);
   }
 }
@@ -486,11 +484,12 @@ function placeBlobData(dest: string, src: BlobSource, linker: Linker): PlaceOutc
 }
 
 function isFileOfSize(path: string, size: number): boolean {
+  let st: Stats | undefined;
   try {
-    const st = lstatSync(path);
-    return st.isFile() && st.size === size;
+    // Absent is the common case (a new output): answered without an exception built and caught.
+    st = lstatSync(path, { throwIfNoEntry: false });
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return false;
     throw ioError('reading', path, err);
   }
+  return st !== undefined && st.isFile() && st.size === size;
 }
