@@ -54,7 +54,9 @@ const lazyStringWidth: Plugin = {
  * `process.stdout.columns` when loaded, which makes stdout (loading net or tty) before regfs
  * has decided anything. Here node:assert and node:util load when first called, and the
  * columns are read when help is laid out. (This names files inside yargs; a yargs that moves
- * them fails this build, it does not build something else.)
+ * them fails this build, it does not build something else.) cliui (with wrap-ansi and
+ * ansi-styles), which lays help out, is evaluated when help is first shown: a bare
+ * `require` of a bundled module makes esbuild evaluate it on that call, not at start-up.
  */
 const yargsRoot: Plugin = {
   name: 'yargs-root',
@@ -71,7 +73,6 @@ const yargsRoot: Plugin = {
     b.onLoad({ filter: /[\\/]node_modules[\\/]yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/ }, (args) => ({
       resolveDir: dirname(args.path),
       contents: `
-        import cliui from 'cliui';
         import escalade from 'escalade/sync';
         import { fileURLToPath } from 'node:url';
         import Parser from 'yargs-parser';
@@ -82,17 +83,17 @@ const yargsRoot: Plugin = {
         import { createRequire } from 'node:module';
         import getCallerFile from 'get-caller-file';
         import { readFileSync, readdirSync } from 'node:fs';
-        const require = createRequire(import.meta.url);
+        const nodeRequire = createRequire(import.meta.url);
         const __dirname = fileURLToPath(import.meta.url);
         export default {
           assert: {
-            notStrictEqual: (a, b, message) => { if (Object.is(a, b)) require('node:assert').notStrictEqual(a, b, message); },
-            strictEqual: (a, b, message) => { if (!Object.is(a, b)) require('node:assert').strictEqual(a, b, message); },
+            notStrictEqual: (a, b, message) => { if (Object.is(a, b)) nodeRequire('node:assert').notStrictEqual(a, b, message); },
+            strictEqual: (a, b, message) => { if (!Object.is(a, b)) nodeRequire('node:assert').strictEqual(a, b, message); },
           },
-          cliui,
+          cliui: (opts) => require('cliui').default(opts),
           findUp: escalade,
           getEnv: (key) => process.env[key],
-          inspect: (...a) => require('node:util').inspect(...a),
+          inspect: (...a) => nodeRequire('node:util').inspect(...a),
           getProcessArgvBin,
           mainFilename: process.cwd(),
           Parser,
@@ -108,7 +109,7 @@ const yargsRoot: Plugin = {
           },
           readFileSync,
           readdirSync,
-          require,
+          require: nodeRequire,
           getCallerFile: () => {
             const callerFile = getCallerFile(3);
             return callerFile.match(/^file:\\/\\//) ? fileURLToPath(callerFile) : callerFile;
@@ -136,6 +137,33 @@ const lazyUtil: Plugin = {
         import { createRequire } from 'node:module';
         const require = createRequire(import.meta.url);
         export const format = (...a) => require('node:util').format(...a);`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * regfs's own modules make a Chalk only when a message is coloured (src/cli/output.ts): chalk
+ * (with ansi-styles) is evaluated then, through a stand-in whose constructor makes the real
+ * one. Only `Chalk` is taken from chalk; a module asking for more fails this build.
+ */
+const lazyChalk: Plugin = {
+  name: 'lazy-chalk',
+  setup(b) {
+    b.onResolve({ filter: /^chalk$/ }, async (args) => {
+      if (args.pluginData === 'real') return undefined;
+      const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'real' });
+      if (real.errors.length > 0) return { errors: real.errors };
+      return { path: real.path, namespace: 'lazy-chalk' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-chalk' }, (args) => ({
+      resolveDir: dirname(args.path),
+      contents: `
+        export class Chalk {
+          constructor(options) {
+            return new (require(${JSON.stringify(args.path)}).Chalk)(options);
+          }
+        }`,
       loader: 'js',
     }));
   },
@@ -171,7 +199,7 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  plugins: [lazyStringWidth, yargsRoot, lazyUtil, noSupportsColor],
+  plugins: [lazyStringWidth, yargsRoot, lazyUtil, lazyChalk, noSupportsColor],
   // The AWS SDK is CommonJS that requires Node's modules, which an ESM bundle cannot do; it
   // loads from node_modules, and only when an s3:// root is opened (src/storage/open.ts).
   external: ['@aws-sdk/*', '@smithy/*'],
