@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { landWithoutReplacing } from './link.js';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 /** The suffix every regfs temp file ends with; scanners ignore such files. */
 export const TEMP_SUFFIX = '.regfs-tmp';
@@ -17,9 +17,14 @@ export const TEMP_SUFFIX = '.regfs-tmp';
 const PROCESS_TAG = `${process.pid}-${randomBytes(4).toString('hex')}`;
 let counter = 0;
 
-/** A fresh temp name beside `path`: `<dir>/.<base>.<pid>-<random>-<n>.regfs-tmp`. */
+/**
+ * A fresh temp name beside `path`: `<dir>/.<base>.<pid>-<random>-<n>.regfs-tmp`. `path` names
+ * a file (made by regfs from a normalized root), so its directory is what precedes its last
+ * `/`: cut there, not normalized again (once per file written, on the hot path).
+ */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${PROCESS_TAG}-${(counter++).toString(36)}${TEMP_SUFFIX}`);
+  const slash = path.lastIndexOf('/');
+  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${PROCESS_TAG}-${(counter++).toString(36)}${TEMP_SUFFIX}`;
 }
 
 /** True for a name regfs (or distribution v3.1, `<name>.<uuid>.tmp`) uses for temp files. */

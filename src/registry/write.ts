@@ -18,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CHUNK, forEachChunked, forEachChunkedAsync } from '../bounded.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
@@ -375,10 +375,11 @@ class DriverSink implements Sink {
  */
 function stageTag(v2: string, stage: string, repo: RepoName, tag: Tag, d: Digest): boolean {
   const final = tagDir(v2, repo, tag);
-  const staged = join(stage, tag);
+  const staged = `${stage}/${tag}`;
   try {
+    // The tag's `index/<alg>/<hex>/link`, below the staged directory instead of the final one.
+    const entry = `${staged}${tagIndexEntryLinkPath(v2, repo, tag, d).slice(final.length)}`;
     // Parents first, one mkdir each (a recursive mkdir would first fail on every missing parent).
-    const entry = `${staged}/${relative(final, tagIndexEntryLinkPath(v2, repo, tag, d))}`;
     for (const dir of [staged, `${staged}/current`, `${staged}/index`, dirname(dirname(entry)), dirname(entry)]) mkdirSync(dir);
     writeFileSync(`${staged}/current/link`, d, { flag: 'wx', mode: 0o644 });
     writeFileSync(entry, d, { flag: 'wx', mode: 0o644 });
