@@ -45,6 +45,7 @@ import { MANY_TAGS_REPO, scaled, signedRef, WIDE_INDEX_REF, writeBigStore, write
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../../dist/cli/main.js');
 const FLOOR = here('./floor.mjs');
+const PLAIN_EXTRACT = here('./plain-extract.py');
 const FLOOR_LIST = here('./floor-list.mjs');
 const FLOOR_C = here('./floor.c');
 const RUSAGE_C = here('./rusage.c');
@@ -425,9 +426,13 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
   const floorBin = compileC(FLOOR_C);
   const rusage = compileC(RUSAGE_C);
 
+  // The plain script: the same correct extract in single-threaded Python (plain-extract.py),
+  // when python3 is there; its output must be regfs's, file for file and byte for byte.
+  const python = pythonFor(list, src.root, join(tmp, 'plain'), out);
+
   const n = args.smoke ? runs : Math.max(11, runs);
-  const wall = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[] };
-  const cpu = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[] };
+  const wall = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[], python: [] as number[], python0: [] as number[] };
+  const cpu = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[], python: [] as number[], python0: [] as number[] };
   const cSyscalls: number[] = [];
   const run = (key: keyof typeof wall, argv: string[]): string => {
     const r = spawnTimed(argv, rusage);
@@ -449,6 +454,11 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
     }
     fresh(target);
     run('replay', [process.execPath, FLOOR, opsJson]);
+    if (python !== undefined) {
+      run('python0', [python.bin, '-c', '0']);
+      rmSync(python.out, { recursive: true, force: true });
+      run('python', python.argv);
+    }
   }
   rmSync(tmp, { recursive: true, force: true });
   const node = median(wall.node);
@@ -462,6 +472,17 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
     floorName: 'node replay, wall',
     note: `node -e 0 ${node.toFixed(3)} s; ${counts}${cpuNote(cpu.regfs, cpu.node)}`,
   });
+  results.push(
+    python === undefined
+      ? { name: `${name} against a plain script`, seconds: regfs, note: 'no plain script: python3 not found' }
+      : {
+          name: `${name} against a plain script (wall)`,
+          seconds: regfs,
+          floor: median(wall.python),
+          floorName: 'plain-extract.py, wall',
+          note: `python3 -c 0 ${median(wall.python0).toFixed(3)} s; the script's work ${(median(wall.python) - median(wall.python0)).toFixed(3)} s, regfs's ${(regfs - node).toFixed(3)} s${cpu.python.length === 0 ? '' : `; cpu: regfs ${median(cpu.regfs).toFixed(3)} s, the script ${median(cpu.python).toFixed(3)} s`}`,
+        },
+  );
   if (floorBin !== undefined) {
     results.push({
       name: `${name}: work (wall - node -e 0)`,
@@ -473,6 +494,39 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
   } else {
     results.push({ name: `${name}: work (wall - node -e 0)`, seconds: regfs - node, note: 'no C floor: cc not found' });
   }
+}
+
+/**
+ * The plain script's command line (scripts/bench/plain-extract.py writing into `plainOut`),
+ * once its output has been checked to be regfs's (`regfsOut`): the same files, the same bytes;
+ * undefined without python3.
+ */
+function pythonFor(list: string, src: string, plainOut: string, regfsOut: string): { bin: string; argv: string[]; out: string } | undefined {
+  const bin = 'python3';
+  try {
+    execFileSync(bin, ['-c', '0'], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  const argv = [bin, PLAIN_EXTRACT, list, src, plainOut];
+  rmSync(plainOut, { recursive: true, force: true });
+  execFileSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+  const files = (root: string): string[] => {
+    const out: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        out.push(`${relative(root, p)}${e.isDirectory() ? '/' : `\t${readFileSync(p).toString('base64')}`}`);
+        if (e.isDirectory()) walk(p);
+      }
+    };
+    walk(root);
+    return out.sort();
+  };
+  const a = files(regfsOut);
+  const b = files(plainOut);
+  if (a.join('\n') !== b.join('\n')) throw new Error(`plain-extract.py made another output than regfs (${b.length} entries against ${a.length})`);
+  return { bin, argv, out: plainOut };
 }
 
 /** The floor of an extract: replay the files of a finished output, in the tightest loop. */
@@ -591,6 +645,17 @@ async function main(): Promise<void> {
     const withReferrers = measure(`extract ${nSigned} signed images --with-referrers`, ['extract', signedList, signed, out, '--with-referrers'], fresh);
     withReferrers.note = `${(withReferrers.seconds / plain.seconds).toFixed(2)}x without (bound: 1.5x)`;
     results.push(withReferrers);
+    // The same output without the search: the images and their signature tags, listed. What
+    // --with-referrers costs beyond it is the finding; the rest is the signatures' own files.
+    const sigRef = (i: number): string => {
+      const [repo, tag] = signedRef(i).split(':') as [string, string];
+      const digest = readFileSync(join(signed, V2, 'repositories', repo, '_manifests', 'tags', tag, 'current', 'link'), 'utf8');
+      return `${repo}:${digest.replace(':', '-')}.sig`;
+    };
+    const listedList = listFile(`signed-${nSigned}-listed`, Array.from({ length: nSigned }, (_, i) => [signedRef(i), sigRef(i)]).flat());
+    const listed = measure(`extract ${nSigned} signed images and their signatures, listed`, ['extract', listedList, signed, out], fresh);
+    listed.note = `the output of --with-referrers; --with-referrers is ${(withReferrers.seconds / listed.seconds).toFixed(2)}x this, this is ${(listed.seconds / plain.seconds).toFixed(2)}x the images alone`;
+    results.push(listed);
 
     const list200 = listFile('tags-200', sample(s1.refs, 200, base1));
     const dir = join(work, 'dir');
