@@ -317,6 +317,28 @@ test('inventory: -o through a symbolic link replaces the link, never writes its 
   assert.match(await readFile(link, 'utf8'), /^regfs-inventory 1\n/);
 });
 
+test('inventory: -o naming a FIFO or a device is refused (OUTPUT_NOT_FILE), never replaced by the file nor written into', async () => {
+  const fifo = join(dir, 'out.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const specials = [fifo];
+  // A device node can be made only by root (CI runs as root); /dev/null itself is never risked.
+  const device = join(dir, 'out.dev');
+  try {
+    execFileSync('mknod', [device, 'c', '1', '3'], { stdio: 'ignore' });
+    specials.push(device);
+  } catch {
+    // not root: the FIFO alone
+  }
+  for (const out of specials) {
+    const kind = execFileSync('stat', ['-c', '%F', out], { encoding: 'utf8' });
+    const r = await runCli(['inventory', FIXTURE_ROOT, '-o', out]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /\[OUTPUT_NOT_FILE\]/);
+    assert.equal(execFileSync('stat', ['-c', '%F', out], { encoding: 'utf8' }), kind, `${out} is still what it was`);
+  }
+  assert.deepEqual(readdirSync(dir).filter((n) => n.includes('regfs-tmp')), [], 'no temp file left beside the output');
+});
+
 test('inventory: -o inside ROOT (directly, through a symbolic link, in a layout) is refused and nothing is written', async () => {
   const root = join(dir, 'inside');
   await copyTree(FIXTURE_ROOT, root);

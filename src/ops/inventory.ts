@@ -22,7 +22,7 @@
  * so the blob lines come out in digest order without being held), and yields to the event
  * loop every CHUNK entries while the lines stream to the output.
  */
-import { closeSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -154,12 +154,17 @@ function isOciLayoutDir(dir: string): boolean {
 
 /** The output file must not be a directory (the rename would fail after the whole walk). */
 function checkOutputFile(file: string): void {
+  let st: Stats | undefined;
   try {
-    if (lstatSync(file).isDirectory()) throw new RegfsError('OUTPUT_UNWRITABLE', `output "${file}" is a directory; -o names the inventory file`, { path: file });
+    st = lstatSync(file, { throwIfNoEntry: false });
   } catch (err) {
-    if (err instanceof RegfsError) throw err;
-    if (errnoCode(err) !== 'ENOENT') throw ioError('reading', file, err);
+    throw ioError('reading', file, err);
   }
+  if (st === undefined || st.isFile() || st.isSymbolicLink()) return;
+  if (st.isDirectory()) throw new RegfsError('OUTPUT_UNWRITABLE', `output "${file}" is a directory; -o names the inventory file`, { path: file });
+  // The rename would replace a FIFO or a device node (as root, -o /dev/null would replace /dev/null).
+  const what = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device';
+  throw new RegfsError('OUTPUT_NOT_FILE', `output "${file}" is ${what}; regfs writes an inventory as a new or regular file (or to standard output without -o)`, { path: file });
 }
 
 /**
