@@ -90,8 +90,9 @@ export function readRegularFile(path: string, maxBytes: number, action: string, 
     const st = fstatSync(fd);
     if (!st.isFile()) return { notRegular: fileKind(st) };
     // One byte more than the file holds, up to maxBytes: a file larger than the limit shows
-    // it. The read stops at the size fstat gave (a second read would only find its end).
-    const buf = Buffer.allocUnsafe(Math.min(maxBytes, st.size + 1));
+    // it. The read stops at the size fstat gave (a second read would only find its end). Not
+    // from Node's shared pool: a cached manifest would keep a whole pool slab alive.
+    const buf = Buffer.allocUnsafeSlow(Math.min(maxBytes, st.size + 1));
     const want = Math.min(buf.length, st.size);
     let n = 0;
     while (n < want) {
