@@ -122,11 +122,10 @@ export class RegistryReader {
   private readonly blobs = new Map<Digest, Promise<BlobInfo | undefined | RegfsError>>();
   /**
    * `_layers` links read, by repository and digest (the images of a repository share
-   * layers), and revision links (an image's is asked for again when a referrer search reads
-   * the repository's revisions, and a referrer's when it is taken).
+   * layers). Revision links are read each time they are asked for: a repository of a
+   * million revisions would hold an entry for each.
    */
-  private readonly layerLinks = new Map<RepoName, Map<Digest, Promise<boolean | RegfsError>>>();
-  private readonly revisionLinks = new Map<RepoName, Map<Digest, Promise<boolean | RegfsError>>>();
+  private readonly layerLinks = new Map<RepoName, Map<Digest, LinkAnswer>>();
   /** Manifests read and checked, for cachedManifest. */
   private readonly loaded = new Map<Digest, Manifest>();
   private readonly prefetched = new Map<RepoName, Promise<void>>();
@@ -169,8 +168,9 @@ export class RegistryReader {
    * True if the repository has a revision link for the manifest. A link that names another
    * digest than its path is LINK_INVALID.
    */
-  hasRevision(repo: RepoName, d: Digest): Promise<boolean> {
-    return this.linkedOnce(this.revisionLinks, repo, d, revisionLinkPath);
+  async hasRevision(repo: RepoName, d: Digest): Promise<boolean> {
+    await this.prefetch(repo);
+    return this.linked(revisionLinkPath(this.v2, repo, d), d);
   }
 
   /**
@@ -191,28 +191,20 @@ export class RegistryReader {
    * serves the blob from the repository (blob data alone is not enough). A link that names
    * another digest than its path is LINK_INVALID.
    */
-  hasLayerLink(repo: RepoName, d: Digest): Promise<boolean> {
-    return this.linkedOnce(this.layerLinks, repo, d, layerLinkPath);
-  }
-
-  /** `linked` for the repository's link of `d` at `pathOf`, read once and remembered in `cache`. */
-  private async linkedOnce(
-    cache: Map<RepoName, Map<Digest, Promise<boolean | RegfsError>>>,
-    repo: RepoName,
-    d: Digest,
-    pathOf: (v2: string, repo: RepoName, d: Digest) => string,
-  ): Promise<boolean> {
-    let links = cache.get(repo);
-    if (links === undefined) cache.set(repo, (links = new Map()));
-    let r = links.get(d);
-    if (r === undefined) {
-      r = capture(async () => {
-        await this.prefetch(repo);
-        return this.linked(pathOf(this.v2, repo, d), d);
-      });
-      links.set(d, r);
-    }
-    return unwrap(await r);
+  async hasLayerLink(repo: RepoName, d: Digest): Promise<boolean> {
+    let links = this.layerLinks.get(repo);
+    if (links === undefined) this.layerLinks.set(repo, (links = new Map()));
+    const known = links.get(d);
+    if (known !== undefined) return unwrap(await known);
+    const reading = capture(async () => {
+      await this.prefetch(repo);
+      return this.linked(layerLinkPath(this.v2, repo, d), d);
+    });
+    links.set(d, reading);
+    // Settled, the answer itself is kept, not the promise and its closure.
+    const r = await reading;
+    links.set(d, r);
+    return unwrap(r);
   }
 
   /** Blob data for a digest: undefined if absent; BLOB_INVALID if it is not a regular file. Cached. */
@@ -297,7 +289,6 @@ export class RegistryReader {
     this.loaded.clear();
     this.blobs.clear();
     this.layerLinks.clear();
-    this.revisionLinks.clear();
   }
 
   /** The repository's directory (for messages). */
@@ -380,6 +371,9 @@ export async function openRegistryStorage(dir: string): Promise<StorageDriver> {
   if (v2 === undefined) throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${whyNotRegistry(dir)}`, { path: dir });
   return fsStorage(v2);
 }
+
+/** A link looked up: true or false, the RegfsError reading it gave, or the read in flight. */
+type LinkAnswer = boolean | RegfsError | Promise<boolean | RegfsError>;
 
 /** The value of `f`, or the RegfsError it threw (cached like a value); anything else is rethrown. */
 async function capture<T>(f: () => Promise<T>): Promise<T | RegfsError> {
