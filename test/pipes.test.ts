@@ -192,6 +192,27 @@ test('pipes: stdout on a full disk is an error (IO_ERROR, exit 1), not a crash',
   }
 });
 
+test('pipes: the IO_ERROR of a full stdout is coloured as --color and --no-color say, over FORCE_COLOR', async () => {
+  const fd = openSync('/dev/full', 'w');
+  try {
+    const run = (flag: string, force: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, [REGFS_BIN, 'ls', root, flag], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, FORCE_COLOR: force } });
+        let stderr = '';
+        child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+        child.on('error', reject);
+        child.on('close', () => resolve(stderr));
+      });
+    const plain = await run('--no-color', '1');
+    assert.match(plain, /^error: cannot write to standard output: .*\[IO_ERROR\]$/m);
+    assert.doesNotMatch(plain, /\x1b\[/, '--no-color beats FORCE_COLOR=1');
+    const coloured = await run('--color', '0');
+    assert.match(coloured, /\x1b\[31merror:/, '--color beats FORCE_COLOR=0');
+  } finally {
+    closeSync(fd);
+  }
+});
+
 test('stdin: `-` is standard input for every list argument: extract LIST, to-dir LIST, verify --list', async () => {
   const stdin = '# from a pipe\nbig/repo:t1\nbig/repo:t2\n';
   const ex = await runCli(['extract', '-', root, join(dir, 'stdin-extract'), '--dry-run'], { stdin });

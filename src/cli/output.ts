@@ -84,18 +84,22 @@ function paint(io: Io): ChalkInstance {
  * failure of regfs: the rest of that stream's output is dropped, quietly, and the run goes on
  * to its end (a writing command finishes its write) and exits with the status it would have
  * had. Any other error (ENOSPC on a file, EIO) is reported on stderr as IO_ERROR, and
- * `onFailure` is called.
+ * `onFailure` is called; that message is coloured as `colorFlag()` (--color, --no-color) and
+ * the environment say, like every other.
  */
-export function guardedProcessIo(onFailure: () => void): Io {
+export function guardedProcessIo(onFailure: () => void, colorFlag: () => boolean | undefined): Io {
   const guarded = new Set<NodeJS.WritableStream>();
-  const io: Io = {
-    get stdout() {
-      return use(process.stdout, 'standard output');
+  const io: Io = withColor(
+    {
+      get stdout() {
+        return use(process.stdout, 'standard output');
+      },
+      get stderr() {
+        return use(process.stderr, 'standard error');
+      },
     },
-    get stderr() {
-      return use(process.stderr, 'standard error');
-    },
-  };
+    colorFlag,
+  );
   const use = <S extends NodeJS.WritableStream>(stream: S, name: 'standard output' | 'standard error'): S => {
     if (!guarded.has(stream)) {
       guarded.add(stream);
