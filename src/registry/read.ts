@@ -122,10 +122,15 @@ export class RegistryReader {
   private readonly blobs = new Map<Digest, Promise<BlobInfo | undefined | RegfsError>>();
   /**
    * `_layers` links read, by repository and digest (the images of a repository share
-   * layers). Revision links are read each time they are asked for: a repository of a
-   * million revisions would hold an entry for each.
+   * layers).
    */
   private readonly layerLinks = new Map<RepoName, Map<Digest, LinkAnswer>>();
+  /**
+   * The revision links read last, by `repo@digest`, at most REVISIONS_REMEMBERED: a referrer
+   * search reads a repository's revisions, then takes the referrers it found, whose links it
+   * has just read; a walk of a repository of a million revisions holds no more than that.
+   */
+  private readonly revisionLinks = new Map<string, LinkAnswer>();
   /** Manifests read and checked, for cachedManifest. */
   private readonly loaded = new Map<Digest, Manifest>();
   private readonly prefetched = new Map<RepoName, Promise<void>>();
@@ -169,8 +174,18 @@ export class RegistryReader {
    * digest than its path is LINK_INVALID.
    */
   async hasRevision(repo: RepoName, d: Digest): Promise<boolean> {
-    await this.prefetch(repo);
-    return this.linked(revisionLinkPath(this.v2, repo, d), d);
+    const key = `${repo}@${d}`;
+    const known = this.revisionLinks.get(key);
+    if (known !== undefined) return unwrap(await known);
+    const reading = capture(async () => {
+      await this.prefetch(repo);
+      return this.linked(revisionLinkPath(this.v2, repo, d), d);
+    });
+    if (this.revisionLinks.size >= REVISIONS_REMEMBERED) this.revisionLinks.clear();
+    this.revisionLinks.set(key, reading);
+    const r = await reading;
+    if (this.revisionLinks.get(key) === reading) this.revisionLinks.set(key, r);
+    return unwrap(r);
   }
 
   /**
@@ -289,6 +304,7 @@ export class RegistryReader {
     this.loaded.clear();
     this.blobs.clear();
     this.layerLinks.clear();
+    this.revisionLinks.clear();
   }
 
   /** The repository's directory (for messages). */
@@ -371,6 +387,9 @@ export async function openRegistryStorage(dir: string): Promise<StorageDriver> {
   if (v2 === undefined) throw new RegfsError('NOT_REGISTRY', `"${dir}" is not registry storage: ${whyNotRegistry(dir)}`, { path: dir });
   return fsStorage(v2);
 }
+
+/** How many revision links a reader remembers (RegistryReader.revisionLinks). */
+const REVISIONS_REMEMBERED = 4096;
 
 /** A link looked up: true or false, the RegfsError reading it gave, or the read in flight. */
 type LinkAnswer = boolean | RegfsError | Promise<boolean | RegfsError>;
