@@ -16,34 +16,43 @@ const main = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const cliDir = dirname(main);
 
 /**
+ * A package imported by `name`, replaced in the bundle by a stand-in (`standIn(path)`, the
+ * real module's path given) that loads the real module with a bare `require` of that path:
+ * esbuild bundles the real module so that it is evaluated on that first call, not at start-up.
+ */
+function lazyPackage(name: string, standIn: (path: string) => string): Plugin {
+  const namespace = `lazy-${name}`;
+  return {
+    name: namespace,
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`^${name}$`) }, async (args) => {
+        if (args.pluginData === 'real') return undefined;
+        const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'real' });
+        if (real.errors.length > 0) return { errors: real.errors };
+        return { path: real.path, namespace };
+      });
+      b.onLoad({ filter: /.*/, namespace }, (args) => ({ resolveDir: dirname(args.path), contents: standIn(JSON.stringify(args.path)), loader: 'js' }));
+    },
+  };
+}
+
+/**
  * string-width builds Unicode tables (an RGI_Emoji regular expression, an Intl.Segmenter) when
  * it is loaded, which cost more than the rest of yargs; yargs loads it (three copies, through
  * cliui and wrap-ansi) at start-up and needs it only to lay out help. Printable ASCII is as
  * wide as it is long; any other string goes to string-width, loaded the first time one comes.
  */
-const lazyStringWidth: Plugin = {
-  name: 'lazy-string-width',
-  setup(b) {
-    b.onResolve({ filter: /^string-width$/ }, async (args) => {
-      if (args.pluginData === 'real') return undefined;
-      const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'real' });
-      if (real.errors.length > 0) return { errors: real.errors };
-      return { path: real.path, namespace: 'lazy-string-width' };
-    });
-    b.onLoad({ filter: /.*/, namespace: 'lazy-string-width' }, (args) => ({
-      resolveDir: dirname(args.path),
-      contents: `
-        const printable = /^[\\x20-\\x7e]*$/;
-        let real;
-        export default function stringWidth(string, options) {
-          if (typeof string === 'string' && printable.test(string)) return string.length;
-          real ??= require(${JSON.stringify(args.path)}).default;
-          return real(string, options);
-        }`,
-      loader: 'js',
-    }));
-  },
-};
+const lazyStringWidth = lazyPackage(
+  'string-width',
+  (path) => `
+    const printable = /^[\\x20-\\x7e]*$/;
+    let real;
+    export default function stringWidth(string, options) {
+      if (typeof string === 'string' && printable.test(string)) return string.length;
+      real ??= require(${path}).default;
+      return real(string, options);
+    }`,
+);
 
 /**
  * yargs finds the package root (for its default version) from its own path up to
@@ -166,27 +175,15 @@ const lazyUtil: Plugin = {
  * (with ansi-styles) is evaluated then, through a stand-in whose constructor makes the real
  * one. Only `Chalk` is taken from chalk; a module asking for more fails this build.
  */
-const lazyChalk: Plugin = {
-  name: 'lazy-chalk',
-  setup(b) {
-    b.onResolve({ filter: /^chalk$/ }, async (args) => {
-      if (args.pluginData === 'real') return undefined;
-      const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'real' });
-      if (real.errors.length > 0) return { errors: real.errors };
-      return { path: real.path, namespace: 'lazy-chalk' };
-    });
-    b.onLoad({ filter: /.*/, namespace: 'lazy-chalk' }, (args) => ({
-      resolveDir: dirname(args.path),
-      contents: `
-        export class Chalk {
-          constructor(options) {
-            return new (require(${JSON.stringify(args.path)}).Chalk)(options);
-          }
-        }`,
-      loader: 'js',
-    }));
-  },
-};
+const lazyChalk = lazyPackage(
+  'chalk',
+  (path) => `
+    export class Chalk {
+      constructor(options) {
+        return new (require(${path}).Chalk)(options);
+      }
+    }`,
+);
 
 /**
  * chalk's own colour detection (its vendored supports-color, which loads node:tty and node:os
