@@ -35,6 +35,7 @@ import { InventoryWriter, type InventoryCounts, type InventorySink } from '../in
 import { CONTAINERD_NAME, INDEX_FILE, OCI_LAYOUT_FILE, REF_NAME, entryName } from '../oci/layout.js';
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { isDirectoryFollowing, statData } from '../registry/follow.js';
+import { fileKind } from '../registry/link-file.js';
 import { blobsDir, revisionsDir } from '../registry/layout.js';
 import { findStorageRoot, openRegistryStorage, RegistryReader, whyNotRegistry } from '../registry/read.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -163,8 +164,7 @@ function checkOutputFile(file: string): void {
   if (st === undefined || st.isFile() || st.isSymbolicLink()) return;
   if (st.isDirectory()) throw new RegfsError('OUTPUT_UNWRITABLE', `output "${file}" is a directory; -o names the inventory file`, { path: file });
   // The rename would replace a FIFO or a device node (as root, -o /dev/null would replace /dev/null).
-  const what = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device';
-  throw new RegfsError('OUTPUT_NOT_FILE', `output "${file}" is ${what}; regfs writes an inventory as a new or regular file (or to standard output without -o)`, { path: file });
+  throw new RegfsError('OUTPUT_NOT_FILE', `output "${file}" is ${fileKind(st)}; regfs writes an inventory as a new or regular file (or to standard output without -o)`, { path: file });
 }
 
 /**

@@ -174,18 +174,7 @@ export class RegistryReader {
    * digest than its path is LINK_INVALID.
    */
   async hasRevision(repo: RepoName, d: Digest): Promise<boolean> {
-    const key = `${repo}@${d}`;
-    const known = this.revisionLinks.get(key);
-    if (known !== undefined) return unwrap(await known);
-    const reading = capture(async () => {
-      await this.prefetch(repo);
-      return this.linked(revisionLinkPath(this.v2, repo, d), d);
-    });
-    if (this.revisionLinks.size >= REVISIONS_REMEMBERED) this.revisionLinks.clear();
-    this.revisionLinks.set(key, reading);
-    const r = await reading;
-    if (this.revisionLinks.get(key) === reading) this.revisionLinks.set(key, r);
-    return unwrap(r);
+    return this.linkedOnce(this.revisionLinks, `${repo}@${d}`, repo, d, revisionLinkPath, REVISIONS_REMEMBERED);
   }
 
   /**
@@ -209,16 +198,34 @@ export class RegistryReader {
   async hasLayerLink(repo: RepoName, d: Digest): Promise<boolean> {
     let links = this.layerLinks.get(repo);
     if (links === undefined) this.layerLinks.set(repo, (links = new Map()));
-    const known = links.get(d);
+    return this.linkedOnce(links, d, repo, d, layerLinkPath);
+  }
+
+  /**
+   * `linked` for the repository's link of `d` at `pathOf`, read once and remembered in `cache`
+   * under `key` (at most `limit` entries): the read in flight,
+   * then, settled, the answer itself (not the promise and its closure).
+   */
+  private async linkedOnce<K>(
+    cache: Map<K, LinkAnswer>,
+    key: K,
+    repo: RepoName,
+    d: Digest,
+    pathOf: (v2: string, repo: RepoName, d: Digest) => string,
+    limit = Infinity,
+  ): Promise<boolean> {
+    const known = cache.get(key);
     if (known !== undefined) return unwrap(await known);
     const reading = capture(async () => {
       await this.prefetch(repo);
-      return this.linked(layerLinkPath(this.v2, repo, d), d);
+      return this.linked(pathOf(this.v2, repo, d), d);
     });
-    links.set(d, reading);
-    // Settled, the answer itself is kept, not the promise and its closure.
+    // A bounded cache starts again when full: what was read last is what is asked again.
+    if (cache.size >= limit) cache.clear();
+    cache.set(key, reading);
     const r = await reading;
-    links.set(d, r);
+    // Not put back into a cache emptied meanwhile (dropCaches, or the revision bound).
+    if (cache.get(key) === reading) cache.set(key, r);
     return unwrap(r);
   }
 
