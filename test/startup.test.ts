@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { REGFS_BIN } from './helpers/cli.js';
 import { withTempDir } from './helpers/tree.js';
@@ -87,4 +87,41 @@ test("yargs's words are English whatever LANG says, like the rest of regfs", () 
   const usage = spawnSync(process.execPath, [REGFS_BIN, 'ls'], { encoding: 'utf8', env });
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /Not enough non-option arguments/);
+});
+
+test("the CLI runs as CommonJS: neither start-up nor a command's chunks need Node's ES module loader", async () => {
+  await withTempDir(async (dir) => {
+    // A CommonJS preload (an --import hook would itself start the ES module loader).
+    const hook = join(dir, 'hook.cjs');
+    await writeFile(
+      hook,
+      `process.on('exit', () => process.stderr.write('\\n' + JSON.stringify(process.moduleLoadList.filter((m) => m.startsWith('NativeModule internal/modules/esm/'))) + '\\n'));`,
+    );
+    for (const args of [['--version'], ['ls', FIXTURE_ROOT]]) {
+      const r = spawnSync(process.execPath, ['--require', hook, REGFS_BIN, ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const esm = JSON.parse(r.stderr.trim().split('\n').at(-1)!) as string[];
+      for (const m of ['module_job', 'translators']) {
+        assert.ok(!esm.includes(`NativeModule internal/modules/esm/${m}`), `regfs ${args.join(' ')} loaded internal/modules/esm/${m}`);
+      }
+    }
+  });
+});
+
+test('a command whose promise never settles ends as an internal error, not as a success', async () => {
+  await withTempDir(async (dir) => {
+    // The built entry with main's promise replaced by one that never settles: the process ends
+    // when nothing is left to wait for, as it would after such a bug.
+    const text = readFileSync(REGFS_BIN, 'utf8');
+    const call = 'main(argv, io).then(';
+    assert.equal(text.split(call).length, 2, 'the entry calls main once');
+    const cli = join(dir, 'cli');
+    cpSync(dirname(REGFS_BIN), cli, { recursive: true });
+    const entry = join(cli, 'main.js');
+    await writeFile(entry, text.replace(call, 'new Promise(() => {}).then('));
+    const r = spawnSync(process.execPath, [entry, '--version'], { encoding: 'utf8' });
+    assert.equal(r.status, 70);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /internal error .*the command stopped before it finished/);
+  });
 });

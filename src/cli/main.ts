@@ -16,4 +16,16 @@ const io = guardedProcessIo(
 process.on('exit', () => {
   if (outputFailed && process.exitCode === ExitCode.ok) process.exitCode = ExitCode.error;
 });
-process.exitCode = await main(argv, io);
+// No top-level await: the bundle is CommonJS (scripts/build/cli.ts). Were main's promise never
+// settled, the process would end when nothing is left to wait for, and must not end as a
+// success (an unsettled top-level await ends 13).
+let settled = false;
+process.once('beforeExit', () => {
+  if (settled) return;
+  process.exitCode = ExitCode.internal;
+  io.stderr.write('regfs: internal error (a bug; please report it): the command stopped before it finished\n');
+});
+void main(argv, io).then((code) => {
+  settled = true;
+  process.exitCode = code;
+});
