@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, readFileSync } from 'node:fs';
+import { cpSync, readFileSync, utimesSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { test } from 'node:test';
 import { REGFS_BIN } from './helpers/cli.js';
 import { withTempDir } from './helpers/tree.js';
@@ -110,18 +110,71 @@ test("the CLI runs as CommonJS: neither start-up nor a command's chunks need Nod
 
 test('a command whose promise never settles ends as an internal error, not as a success', async () => {
   await withTempDir(async (dir) => {
-    // The built entry with main's promise replaced by one that never settles: the process ends
+    // The built CLI with main's promise replaced by one that never settles: the process ends
     // when nothing is left to wait for, as it would after such a bug.
-    const text = readFileSync(REGFS_BIN, 'utf8');
-    const call = 'main(argv, io).then(';
-    assert.equal(text.split(call).length, 2, 'the entry calls main once');
     const cli = join(dir, 'cli');
     cpSync(dirname(REGFS_BIN), cli, { recursive: true });
-    const entry = join(cli, 'main.js');
-    await writeFile(entry, text.replace(call, 'new Promise(() => {}).then('));
-    const r = spawnSync(process.execPath, [entry, '--version'], { encoding: 'utf8' });
+    const bundle = join(cli, 'bundle.js');
+    const text = readFileSync(bundle, 'utf8');
+    const call = 'main(argv, io).then(';
+    assert.equal(text.split(call).length, 2, 'the bundle calls main once');
+    await writeFile(bundle, text.replace(call, 'new Promise(() => {}).then('));
+    const r = spawnSync(process.execPath, [join(cli, 'main.js'), '--version'], { encoding: 'utf8' });
     assert.equal(r.status, 70);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /internal error .*the command stopped before it finished/);
+  });
+});
+
+/**
+ * Run the CLI (`main`) with a preload that reports, at exit, each file the loader compiled:
+ * whether a code cache was offered, and whether V8 rejected it.
+ */
+async function compiled(dir: string, main: string, args: string[]): Promise<Array<{ file: string; offered: boolean; rejected: boolean }>> {
+  const hook = join(dir, 'hook.cjs');
+  await writeFile(
+    hook,
+    `const seen = [];
+    globalThis[Symbol.for('regfs.compileHook')] = (file, script, offered) => seen.push({ file, offered, script });
+    process.on('exit', () => process.stderr.write('\\n' + JSON.stringify(seen.map(({ file, offered, script }) => ({ file, offered, rejected: script.cachedDataRejected === true }))) + '\\n'));`,
+  );
+  const r = spawnSync(process.execPath, ['--require', hook, main, ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stderr.trim().split('\n').at(-1)!) as Array<{ file: string; offered: boolean; rejected: boolean }>;
+}
+
+test('the CLI runs from the code caches the build made: each file it loads has one, and V8 takes it', async () => {
+  await withTempDir(async (dir) => {
+    for (const args of [['--version'], ['ls', FIXTURE_ROOT]]) {
+      const files = await compiled(dir, REGFS_BIN, args);
+      assert.ok(files.some((f) => f.file.endsWith('bundle.js')));
+      if (args[0] === 'ls') assert.ok(files.some((f) => f.file.includes(`${sep}chunks${sep}`)), 'ls loads chunks');
+      for (const f of files) {
+        assert.ok(f.offered, `regfs ${args.join(' ')}: no cache for ${f.file}`);
+        assert.ok(!f.rejected, `regfs ${args.join(' ')}: V8 rejected the cache of ${f.file}`);
+      }
+    }
+  });
+});
+
+test('a bundle file changed after the build is compiled from its source, not from its old cache', async () => {
+  await withTempDir(async (dir) => {
+    const cli = join(dir, 'cli');
+    cpSync(dirname(REGFS_BIN), cli, { recursive: true, preserveTimestamps: true });
+    const bundle = join(cli, 'bundle.js');
+    // The same length, so that V8's own check (of the source's length) would not see it.
+    const text = readFileSync(bundle, 'utf8');
+    const edited = text.replace('var outputFailed = false;', 'var outputFailed = !true;');
+    assert.equal(edited.length, text.length);
+    assert.notEqual(edited, text);
+    await writeFile(bundle, edited);
+    const later = new Date(Date.now() + 2000);
+    utimesSync(bundle, later, later);
+    const files = await compiled(dir, join(cli, 'main.js'), ['--version']);
+    const entry = files.find((f) => f.file === bundle);
+    assert.ok(entry !== undefined);
+    assert.equal(entry.offered, false);
+    // The others are as the build left them.
+    for (const f of files) if (f.file !== bundle) assert.ok(f.offered, f.file);
   });
 });

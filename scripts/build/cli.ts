@@ -11,8 +11,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeCodeCaches } from './code-cache.js';
 
-const main = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const packageRoot = fileURLToPath(new URL('../..', import.meta.url));
+const main = join(packageRoot, 'dist', 'cli', 'main.js');
 const cliDir = dirname(main);
 
 /**
@@ -204,10 +206,12 @@ const noSupportsColor: Plugin = {
 // The bundle is built as ES modules, which is how esbuild splits code into chunks, then each file
 // is turned into CommonJS: Node starts a CommonJS program without its ES module loader, which
 // cost regfs --version about 3 ms of its 16 over `node -e 0`, and each chunk a command loads
-// about 1 ms more. The files keep their names; dist/cli/package.json says they are CommonJS.
-// import.meta.url becomes the file's own URL; a dynamic import() of a chunk becomes a require.
+// about 1 ms more. dist/cli/package.json says the files are CommonJS. import.meta.url becomes
+// the file's own URL; a dynamic import() of a chunk becomes a require. The entry is
+// dist/cli/bundle.js, beside where tsc put main.js, so that paths made from its URL (the
+// package root, package.json) stay what they were.
 const bundled = await build({
-  entryPoints: [main],
+  entryPoints: [{ in: main, out: 'bundle' }],
   outdir: cliDir,
   write: false,
   bundle: true,
@@ -220,6 +224,18 @@ const bundled = await build({
   // The AWS SDK is CommonJS that requires Node's modules; it loads from node_modules, and only
   // when an s3:// root is opened (src/storage/open.ts).
   external: ['@aws-sdk/*', '@smithy/*'],
+  logLevel: 'warning',
+});
+// The executable, dist/cli/main.js, is scripts/build/loader.ts: it runs the bundle's files with
+// their V8 code caches (made below).
+const loader = await build({
+  entryPoints: [fileURLToPath(new URL('./loader.ts', import.meta.url))],
+  write: false,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  banner: { js: '#!/usr/bin/env node' },
   logLevel: 'warning',
 });
 // tsc's modules of dist/cli are all in the bundle now; what is left of them would be ES modules
@@ -236,8 +252,10 @@ for (const file of bundled.outputFiles) {
     target: 'node20',
     supported: { 'dynamic-import': false },
     define: { 'import.meta.url': '__import_meta_url' },
-    banner: `${file.path === main ? '#!/usr/bin/env node\n' : ''}${esm.includes('import.meta.url') ? metaUrl : ''}`,
+    banner: esm.includes('import.meta.url') ? metaUrl : '',
     logLevel: 'warning',
   });
-  writeFileSync(file.path, cjs.code, { mode: file.path === main ? 0o755 : 0o644 });
+  writeFileSync(file.path, cjs.code);
 }
+writeFileSync(main, loader.outputFiles[0]!.text, { mode: 0o755 });
+makeCodeCaches(main, { root: join(packageRoot, 'fixtures', 'registry'), list: join(packageRoot, 'fixtures', 'demo.list') });

@@ -1,0 +1,52 @@
+/**
+ * The V8 code caches of the CLI bundle (FILE.cache beside each FILE of dist/cli), made by
+ * running the built `regfs` on the project's fixture storage: each run is given a preload that
+ * keeps, for each file the loader (scripts/build/loader.ts) compiled, the cache V8 makes of it
+ * at exit, with every function the run compiled. A file's cache is the largest any run made;
+ * a function none of them compiled is compiled from the source when first called.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const PRELOAD = `
+const { statSync, writeFileSync } = require('node:fs');
+const compiled = [];
+globalThis[Symbol.for('regfs.compileHook')] = (file, script) => compiled.push([file, script]);
+process.on('exit', () => {
+  for (const [file, script] of compiled) {
+    const data = script.createCachedData();
+    if (data.length > (statSync(file + '.cache', { throwIfNoEntry: false })?.size ?? 0)) writeFileSync(file + '.cache', data);
+  }
+});
+`;
+
+/** Run `regfs` (the executable `cli`) over `fixtures` (a registry root and an image list) to make the caches. */
+export function makeCodeCaches(cli: string, fixtures: { root: string; list: string }): void {
+  const tmp = mkdtempSync(join(tmpdir(), 'regfs-code-cache-'));
+  try {
+    const preload = join(tmp, 'preload.cjs');
+    writeFileSync(preload, PRELOAD);
+    const out = join(tmp, 'out');
+    const runs: string[][] = [
+      ['--version'],
+      ['--help'],
+      ['extract', '--help'],
+      ['ls', fixtures.root],
+      ['inspect', fixtures.root, 'team/app:v1'],
+      ['verify', fixtures.root],
+      ['extract', fixtures.list, fixtures.root, out],
+      ['to-dir', fixtures.list, fixtures.root, join(tmp, 'dir')],
+      ['to-oci', fixtures.list, fixtures.root, join(tmp, 'oci')],
+      ['inventory', out, '-o', join(tmp, 'have.json')],
+      ['gc', out],
+    ];
+    for (const args of runs) {
+      const r = spawnSync(process.execPath, ['--require', preload, cli, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+      if (r.status !== 0) throw new Error(`making the code caches: regfs ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
