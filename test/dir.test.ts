@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, rename, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toDir, DIGEST_FILE } from '../src/ops/to-dir.js';
 import { fromDir } from '../src/ops/from-dir.js';
@@ -234,6 +234,41 @@ test('from-dir: verification before anything is visible; --no-verify checks pres
     await rm(join(exp, 'library/busybox:1.36', 'manifest.json'));
     await assert.rejects(fromDir({ input: join(exp, 'library/busybox:1.36'), output: join(dir, 'y') }), (e) => isRegfsError(e, 'INCOMPLETE') && e.problems[0]?.code === 'MANIFEST_UNKNOWN');
     await assert.rejects(fromDir({ input: join(dir, 'nothing-here'), output: join(dir, 'y') }), (e) => isRegfsError(e, 'NOT_DIR_TRANSPORT'));
+  });
+});
+
+test('from-dir --no-verify takes no blob through a symbolic link out of the input; a link inside it, or a verified blob, is followed', async () => {
+  await withTempDir(async (dir) => {
+    const exp = join(dir, 'exp');
+    await toDir({ list: await writeListFile(dir, ['library/busybox:1.36']), source: FIXTURE_ROOT, output: exp, link: 'copy' });
+    const image = join(exp, 'library/busybox:1.36');
+    const busybox = currentPush('library/busybox', '1.36').image as Image;
+    const layer = join(image, digestHex(busybox.layers[0]!.digest));
+    const bytes = await readFile(layer);
+    // A file of the host, outside the input, of the layer's size: without hashing, only the size is checked.
+    const outside = join(dir, 'host-secret');
+    await writeFile(outside, Buffer.alloc(bytes.length, 0x5a));
+    await rm(layer);
+    await symlink(outside, layer);
+    const dest = join(dir, 'dest');
+    await assert.rejects(fromDir({ input: exp, output: dest, noVerify: true }), (e) => {
+      assert.ok(isRegfsError(e, 'INCOMPLETE'));
+      assert.deepEqual(e.problems.map((p) => p.code), ['BLOB_INVALID']);
+      assert.match(e.problems[0]!.message, /outside the input/);
+      assert.ok(e.problems[0]!.message.includes(outside), e.problems[0]!.message);
+      return true;
+    });
+    await assert.rejects(stat(dest), 'nothing written');
+    // Verified, the link out is followed: its bytes are what the digest says, or refused.
+    await assert.rejects(fromDir({ input: exp, output: dest }), (e) => isRegfsError(e, 'INCOMPLETE') && e.problems[0]?.code === 'DIGEST_MISMATCH');
+    await writeFile(outside, bytes);
+    assert.equal((await fromDir({ input: exp, output: join(dir, 'verified') })).images.length, 1);
+    // A link to a file inside the input is followed, verified or not.
+    const inside = join(exp, 'kept-layer');
+    await writeFile(inside, bytes);
+    await rm(layer);
+    await symlink(inside, layer);
+    assert.equal((await fromDir({ input: exp, output: dest, noVerify: true })).images.length, 1);
   });
 });
 

@@ -17,7 +17,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { access, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar/header';
@@ -499,6 +499,41 @@ test('from-oci: a damaged layout directory is refused with its code, nothing wri
   execFileSync('mkfifo', [layerPath(dir)]);
   r = await refused([dir, dest], 'BLOB_INVALID', dest);
   assert.ok(r.stderr.includes('FIFO'), r.stderr);
+});
+
+test('from-oci --no-verify takes no blob through a symbolic link out of the layout; verified, or inside it, the link is followed', async () => {
+  const dest = join(t.dir, 'dest-symlink-out');
+  const index = await readIndex(single);
+  const manifest = JSON.parse(await readFile(join(single, 'blobs/sha256', digestHex(index.manifests[0]!.digest as Digest)), 'utf8')) as { layers: Array<{ digest: string; size: number }> };
+  const layer = manifest.layers.at(-1)!;
+  const dir = await copyLayout(single, 'symlink-out');
+  const layerPath = join(dir, 'blobs/sha256', digestHex(layer.digest as Digest));
+  const bytes = await readFile(layerPath);
+  // A file of the host outside the layout, of the layer's size: without hashing only the size is checked.
+  const outside = join(t.dir, 'symlink-out-secret');
+  await writeFile(outside, Buffer.alloc(bytes.length, 0x5a));
+  await rm(layerPath);
+  await symlink(outside, layerPath);
+  const r = await refused([dir, dest, '--no-verify'], 'BLOB_INVALID', dest);
+  assert.match(r.stderr, /outside the input/);
+  // blobs/ itself a link out of the layout: outside too.
+  const blobsElsewhere = join(t.dir, 'symlink-out-blobs');
+  await rm(blobsElsewhere, { recursive: true, force: true });
+  await copyTree(join(single, 'blobs'), blobsElsewhere);
+  const viaDir = await copyLayout(single, 'symlink-out-dir');
+  await rm(join(viaDir, 'blobs'), { recursive: true });
+  await symlink(blobsElsewhere, join(viaDir, 'blobs'));
+  await refused([viaDir, dest, '--no-verify'], 'BLOB_INVALID', dest);
+  // Verified, the links are followed: the blob's bytes are checked against its digest.
+  await refused([dir, dest], 'DIGEST_MISMATCH', dest);
+  const verified = await runCli(['from-oci', viaDir, dest]);
+  assert.equal(verified.code, 0, verified.stderr);
+  // A link to a file inside the layout is followed without hashing too.
+  await writeFile(join(dir, 'kept-layer'), bytes);
+  await rm(layerPath);
+  await symlink(join(dir, 'kept-layer'), layerPath);
+  const inside = await runCli(['from-oci', dir, join(t.dir, 'dest-symlink-in'), '--no-verify']);
+  assert.equal(inside.code, 0, inside.stderr);
 });
 
 test('from-oci: a tar with entries outside the layout, a link entry, a wrong hash, truncated or not a tar is refused, nothing written', async () => {

@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { ioError, RegfsError } from '../errors.js';
-import { statData } from '../registry/follow.js';
+import { assertInsideInput, statData } from '../registry/follow.js';
 import { digestOf, type Digest } from '../digest.js';
 import { parseManifestContent, type Manifest } from '../manifest.js';
 import { MANIFEST_MAX_BYTES } from '../registry/read.js';
@@ -50,14 +50,18 @@ export async function readDirManifest(dir: string, instance?: Digest): Promise<M
   return parseManifestContent(stored, digest, path);
 }
 
-/** A blob of an image directory (`<hex>`, else `<hex>.tar`); undefined if neither exists. */
-export async function findDirBlob(dir: string, d: Digest): Promise<DirBlob | undefined> {
+/**
+ * A blob of an image directory (`<hex>`, else `<hex>.tar`); undefined if neither exists. With
+ * `inside` (the input's real path; given when blobs are not hashed), a blob leading outside it is refused.
+ */
+export async function findDirBlob(dir: string, d: Digest, inside?: string): Promise<DirBlob | undefined> {
   for (const path of [blobPath(dir, d), legacyBlobPath(dir, d)]) {
     const st = statData(path);
     if (st === undefined) continue;
     if (st.notRegular !== undefined) {
       throw new RegfsError('BLOB_INVALID', `blob "${path}" is ${st.notRegular}; a blob must be a regular file (or a symbolic link to one)`, { path, digest: d });
     }
+    if (inside !== undefined) assertInsideInput(path, inside, d);
     // The real file: it is what gets hard-linked into the destination.
     return { path: st.path, size: st.size };
   }

@@ -17,6 +17,7 @@ import { errnoCode, ioError, Problems, RegfsError } from '../errors.js';
 import { digestAlgorithm, digestRegularFile, digestRegularFileSync, SMALL_FILE_BYTES, type Digest, type DigestAlgorithm } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
+import { inputRoot } from '../registry/follow.js';
 import { findStorageRoot, type BlobInfo } from '../registry/read.js';
 import { countPlanFiles, writePlan } from '../registry/write.js';
 import { MANIFEST_FILE, VERSION_FILE, manifestPath } from '../dir/layout.js';
@@ -94,7 +95,9 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
     }),
   );
   // Every blob's presence and size; then each file (an inode: to-dir hard-links a blob shared
-  // by images) hashed once, so the hash phase's totals are what is verified.
+  // by images) hashed once, so the hash phase's totals are what is verified. Not hashed, a blob
+  // must lie inside the input (its real path, `unhashedRoot`).
+  let unhashedRoot: string | undefined;
   const located = (
     await Promise.all(
       dirs.flatMap((x) =>
@@ -102,7 +105,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
           ? []
           : x.read.refs.map(async (d) => {
               try {
-                const found = await locateBlob(x.dir, d, x.ctx, opts.noVerify !== true);
+                const found = await locateBlob(x.dir, d, x.ctx, opts.noVerify !== true ? undefined : (unhashedRoot ??= inputRoot(input)));
                 return found === undefined ? [] : [{ x, blobs: x.read!.blobs, d, ...found }];
               } catch (err) {
                 x.ctx.fail(err);
@@ -252,13 +255,14 @@ async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContex
 }
 
 /**
- * A blob of the directory, present with the size its descriptor gives, and (`hashed`) the
- * file it is, as the key of its hash: device, inode and the digest's algorithm (one hash
- * serves every image directory that hard-links it). Undefined for an absent foreign layer (a
+ * A blob of the directory, present with the size its descriptor gives, and (when it is to be
+ * hashed) the file it is, as the key of its hash: device, inode and the digest's algorithm (one
+ * hash serves every image directory that hard-links it). Not to be hashed (`unhashedRoot`: the
+ * input's real path), it must lie inside the input. Undefined for an absent foreign layer (a
  * warning).
  */
-async function locateBlob(dir: DirImage, d: Descriptor, ctx: ReadContext, hashed: boolean): Promise<{ blob: BlobInfo; key: string | undefined } | undefined> {
-  const blob = await findDirBlob(dir.path, d.digest);
+async function locateBlob(dir: DirImage, d: Descriptor, ctx: ReadContext, unhashedRoot: string | undefined): Promise<{ blob: BlobInfo; key: string | undefined } | undefined> {
+  const blob = await findDirBlob(dir.path, d.digest, unhashedRoot);
   if (blob === undefined) {
     if (d.urls !== undefined) {
       ctx.warn(`${dir.label}: foreign layer ${d.digest} is not in the directory; the image is imported without it`);
@@ -269,7 +273,7 @@ async function locateBlob(dir: DirImage, d: Descriptor, ctx: ReadContext, hashed
   if (d.size >= 0 && blob.size !== d.size) {
     throw new RegfsError('SIZE_INVALID', `blob "${blob.path}" has ${blob.size} bytes, the manifest says ${d.size}`, { path: blob.path, digest: d.digest });
   }
-  if (!hashed) return { blob, key: undefined };
+  if (unhashedRoot !== undefined) return { blob, key: undefined };
   const st = await stat(blob.path);
   return { blob, key: `${st.dev}:${st.ino}:${digestAlgorithm(d.digest)}` };
 }

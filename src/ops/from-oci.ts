@@ -24,7 +24,7 @@ import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import { digestAlgorithm, digestOf, digestRegularFile, type Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, parseManifest, parseManifestContent, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { parseImageRef, parseRepoName, type RepoName, type Tag } from '../reference.js';
-import { statData } from '../registry/follow.js';
+import { assertInsideInput, inputRoot, statData } from '../registry/follow.js';
 import { blobDataPath, blobsDir } from '../registry/layout.js';
 import { findStorageRoot, MANIFEST_MAX_BYTES } from '../registry/read.js';
 import { countPlanFiles, writePlan, type BlobSource, type WritePlan, type WriteStats } from '../registry/write.js';
@@ -252,6 +252,8 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
     const input = resolve(opts.input);
     if (out.disk !== undefined) await assertOutsideSource(input, input, opts.output, out.disk.root);
     const index = readLayoutFiles(input);
+    // Not hashed, a blob must lie inside the layout (its real path).
+    const unhashedRoot = opts.noVerify === true ? inputRoot(input) : undefined;
     const limit = pLimit(jobs);
     const hashed = new Map<string, Promise<Digest>>();
     let bytesVerified = 0;
@@ -264,6 +266,7 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
         if (st.notRegular !== undefined) {
           throw new RegfsError('BLOB_INVALID', `blob "${path}" is ${st.notRegular}; a blob must be a regular file (or a symbolic link to one)`, { path, digest: d });
         }
+        if (unhashedRoot !== undefined) assertInsideInput(path, unhashedRoot, d);
         return { path: st.path, data: undefined, size: st.size };
       },
       bytes: (b) => readBytes(b.path!),

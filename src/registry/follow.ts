@@ -7,7 +7,8 @@
  * symbolic link (docs/guarantees.md).
  */
 import { lstatSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
+import type { Digest } from '../digest.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { fileKind } from './link-file.js';
 
@@ -103,5 +104,35 @@ export function statData(path: string): DataStat | undefined {
     return { path: realpathSync(path), size: st.size, notRegular: undefined };
   } catch (err) {
     throw ioError('reading blob', path, err);
+  }
+}
+
+/**
+ * Refuse (BLOB_INVALID) a blob of an input (a dir: image, an OCI layout) that leads outside the
+ * input's directory, whose real path is `root`, once every symbolic link on its way is
+ * followed. Without verification nothing says what such a file holds: a link to a file of the
+ * host (a key, a password file) of the blob's size would be stored as the blob and served.
+ */
+export function assertInsideInput(path: string, root: string, d: Digest): void {
+  let real: string;
+  try {
+    real = realpathSync.native(path);
+  } catch (err) {
+    throw ioError('reading blob', path, err);
+  }
+  if (real === root || real.startsWith(root.endsWith(sep) ? root : `${root}${sep}`)) return;
+  throw new RegfsError(
+    'BLOB_INVALID',
+    `blob "${path}" leads outside the input, to "${real}", through a symbolic link; without verification (--no-verify) regfs takes no blob from outside the input, as nothing says what it holds`,
+    { path, digest: d },
+  );
+}
+
+/** The real path of an input's directory (every symbolic link followed), for assertInsideInput. */
+export function inputRoot(dir: string): string {
+  try {
+    return realpathSync.native(dir);
+  } catch (err) {
+    throw ioError('reading', dir, err);
   }
 }
