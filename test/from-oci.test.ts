@@ -561,6 +561,8 @@ test('from-oci: a tar with entries outside the layout, a link entry, a wrong has
     await writeFile(tar, bytes);
     const r = await refused([tar, dest], code, dest);
     if (code === 'BLOB_UNKNOWN' || code === 'DIGEST_MISMATCH') assert.ok(r.stderr.includes(`${tar}:${layerEntry}`), r.stderr);
+    // Into an output that did not exist: not even a directory is left.
+    await assert.rejects(stat(dest), `bad-${name}.tar: "${dest}" was left behind`);
   }
   // A tar ends at its end-of-archive blocks: an endless input (here /dev/zero, all end blocks) is not read on.
   await refused(['/dev/zero', dest], 'ARCHIVE_INVALID', dest);

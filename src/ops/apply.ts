@@ -23,13 +23,13 @@
  * A tar without `regfs-bundle.json` (skopeo `oci-archive:`, a tar of `to-oci`'s layout) is
  * applied as a complete bundle.
  */
-import { createReadStream, existsSync, readdirSync, rmdirSync, type Stats } from 'node:fs';
+import { createReadStream, existsSync, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { blobsDir, STORAGE_PREFIX } from '../registry/layout.js';
+import { STORAGE_PREFIX } from '../registry/layout.js';
 import { OutputDirs } from '../fs/atomic.js';
 import { INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, REF_NAME, refName } from '../oci/layout.js';
 import { readLayout, writeLayout } from './to-oci.js';
@@ -38,7 +38,7 @@ import { BUNDLE_FILE, parseBundleFile, type BundleFile } from '../oci/bundle-fil
 import type { ArchiveContent } from '../oci/archive.js';
 import { importOci, s3StorageOutput, storageOutput, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
 import { countExisting } from './extract.js';
-import { outputStorageRoot, s3OutputRoot } from './output-root.js';
+import { existingAncestor, outputStorageRoot, removeEmptyChain, s3OutputRoot } from './output-root.js';
 import { isS3Root, openS3Root } from '../storage/open.js';
 import { forEachChunkedAsync } from '../bounded.js';
 import { MANIFEST_MAX_BYTES } from '../registry/read.js';
@@ -252,41 +252,6 @@ function checkCarried(content: ArchiveContent, b: BundleFile, label: string): vo
   );
 }
 
-/**
- * After a refused run into an output that held no storage: the directories the run made
- * (`docker/registry/v2/blobs` and up, below `existed`, the nearest that was there before),
- * each only if empty, so that nothing is left; not if `v2` holds anything but an empty
- * `blobs/` (another run's lock: it has taken over).
- */
-function removeEmptyChain(v2: string, existed: string): void {
-  try {
-    const names = readdirSync(v2);
-    if (names.length !== 1 || names[0] !== 'blobs' || readdirSync(blobsDir(v2)).length > 0) return;
-  } catch {
-    return;
-  }
-  const dirs = [blobsDir(v2)];
-  for (let d = v2; d !== existed && d.startsWith(existed === '/' ? '/' : `${existed}/`); d = dirname(d)) dirs.push(d);
-  for (const d of dirs) {
-    try {
-      rmdirSync(d);
-    } catch {
-      return;
-    }
-  }
-}
-
-/** `path`, or the nearest of its parents, that exists. */
-async function existingAncestor(path: string): Promise<string> {
-  for (let p = path; ; p = dirname(p)) {
-    try {
-      await stat(p);
-      return p;
-    } catch {
-      if (dirname(p) === p) return p;
-    }
-  }
-}
 
 /** An existing OCI image layout (an `oci-layout` or `index.json`, and no registry storage in it). */
 function isLayout(dir: string): boolean {

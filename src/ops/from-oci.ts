@@ -36,7 +36,7 @@ import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } f
 import { readArchive, type ArchiveContent } from '../oci/archive.js';
 import { checkJobs, createOutputLinker, incomplete, manifestLevels, planWrites, withTreeLock, type ImageContent, type WriteCommandOptions } from './common.js';
 import { countExisting, countExistingOn, summarizeImages, type ExtractResult } from './extract.js';
-import { assertOutsideSource, outputStorageRoot, s3OutputRoot } from './output-root.js';
+import { assertOutsideSource, existingAncestor, outputStorageRoot, removeEmptyChain, s3OutputRoot } from './output-root.js';
 import { FsStorage } from '../storage/fs.js';
 import { isS3Root, openS3Root } from '../storage/open.js';
 import type { S3Storage } from '../storage/s3.js';
@@ -207,15 +207,24 @@ function regularSize(path: string): number | undefined {
 }
 
 /** Import the images of an OCI layout into registry storage. */
-export function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
-  return importOci(opts, undefined);
+export async function fromOci(opts: FromOciOptions): Promise<FromOciResult> {
+  const out = await registryOutput(opts.output);
+  // Into a directory that holds no storage yet, a refused run removes the directories it made
+  // (a tar's blobs are staged in the output's blob tree), below the nearest that was there.
+  const existed = out.disk !== undefined && !out.exists && opts.dryRun !== true ? await existingAncestor(out.disk.root) : undefined;
+  try {
+    return await importOci(opts, undefined, out);
+  } catch (err) {
+    if (existed !== undefined && !(err instanceof RegfsError && err.code === 'LOCKED')) removeEmptyChain(out.disk!.root, existed);
+    throw err;
+  }
 }
 
-/** fromOci, or with `hooks` a bundle read by apply (src/ops/apply.ts). */
-export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | undefined): Promise<FromOciResult> {
+/** fromOci (into `into`), or with `hooks` a bundle read by apply (src/ops/apply.ts). */
+export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | undefined, into?: ArchiveOutput): Promise<FromOciResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
-  const out = hooks?.into ?? (await registryOutput(opts.output));
+  const out = into ?? hooks?.into ?? (await registryOutput(opts.output));
   if (opts.staging !== undefined && out.disk !== undefined) {
     throw new RegfsError('USAGE', `--staging is for an s3:// output; into "${opts.output}" a tar's blobs are staged in the output's own blob tree`, { path: opts.staging });
   }

@@ -3,11 +3,12 @@
  * writes `docker/registry/v2` under it) or a `docker/registry/v2` directory itself; it must
  * not be the source or lie inside it, since regfs never changes its source.
  */
+import { readdirSync, rmdirSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { RegfsError } from '../errors.js';
 import { OutputDirs } from '../fs/atomic.js';
-import { STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
+import { blobsDir, STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
 import { OCI_LAYOUT_FILE } from '../oci/layout.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { isS3Root } from '../storage/open.js';
@@ -124,5 +125,41 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * After a refused run into an output that held no storage: the directories the run made
+ * (`docker/registry/v2/blobs` and up, below `existed`, the nearest that was there before),
+ * each only if empty, so that nothing is left; not if `v2` holds anything but an empty
+ * `blobs/` (another run's lock: it has taken over).
+ */
+export function removeEmptyChain(v2: string, existed: string): void {
+  try {
+    const names = readdirSync(v2);
+    if (names.length !== 1 || names[0] !== 'blobs' || readdirSync(blobsDir(v2)).length > 0) return;
+  } catch {
+    return;
+  }
+  const dirs = [blobsDir(v2)];
+  for (let d = v2; d !== existed && d.startsWith(existed === '/' ? '/' : `${existed}/`); d = dirname(d)) dirs.push(d);
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+  }
+}
+
+/** `path`, or the nearest of its parents, that exists. */
+export async function existingAncestor(path: string): Promise<string> {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      await stat(p);
+      return p;
+    } catch {
+      if (dirname(p) === p) return p;
+    }
   }
 }
