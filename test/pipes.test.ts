@@ -174,19 +174,21 @@ test('pipes: extract whose stdout and stderr readers are gone finishes its write
   }
 });
 
-test('pipes: stdout on a full disk is an error (IO_ERROR, exit 1), not a crash', async () => {
+test('pipes: stdout on a full disk is an error (IO_ERROR, exit 1), not a crash; for --help and --version too', async () => {
   const fd = openSync('/dev/full', 'w');
   try {
-    const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [REGFS_BIN, 'ls', root], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
-      let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stderr }));
-    });
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /^error: cannot write to standard output: .*ENOSPC.* \[IO_ERROR\]$/m);
-    assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+    for (const args of [['ls', root], ['--version'], ['--help'], ['extract', '--help']]) {
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+        let stderr = '';
+        child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+      assert.equal(r.code, 1, `regfs ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: cannot write to standard output: .*ENOSPC.* \[IO_ERROR\]$/m);
+      assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+    }
   } finally {
     closeSync(fd);
   }

@@ -85,6 +85,9 @@ export async function main(argv: string[], ioIn: Io = processIo): Promise<number
     .help()
     .alias('h', 'help')
     .version(packageVersion())
+    // Help and the version end the run as every command does: their output written (or its
+    // failure seen: a full disk, a closed pipe), not by an exit yargs calls as it prints.
+    .exitProcess(false)
     // 80 columns unless stdout is a wider terminal (`regfs --help | less` gets 80). yargs
     // prints help and the version to process.stdout: reading io.stdout here guards it too.
     .wrap(Math.min(110, io.stdout.columns ?? 80))
