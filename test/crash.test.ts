@@ -336,7 +336,7 @@ async function crashSeries(t: TestContext, s: Subject): Promise<void> {
     spans: anchors.map((_, j) => median(timings.map((x) => x.spans[j]!))),
   };
   const seed = [...s.name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 0x01000193), 0x811c9dc5);
-  const killsFor = (out: string): KillAt[] => killPlan(points, timing, anchors.map((a) => ({ path: join(out, a.path), event: a.event })), seed);
+  const killsFor = (out: string): KillAt[] => killPlan(points, timing, anchors.map((a) => ({ ...a, path: join(out, a.path) })), seed);
 
   let registryKilled = 0;
   let registryRerun = 0;
@@ -644,27 +644,37 @@ test('crash: bundle of 240 MiB, SIGKILLed at 8 points, whole and split, leaves n
   // Volumes of about a quarter of the bundle, at least the 1 MiB regfs allows.
   const split = Math.max(1 << 20, Math.ceil(wantBytes.length / 4));
   const points = Math.min(8, ALL_POINTS);
-  // A quarter over start-up and the resolution, the rest over the write (its renames at the end included).
+  // A quarter by time over start-up and the resolution; the rest by the write's progress: when
+  // the files in the output directory hold a share of the bundle's bytes (evenly spread, the
+  // last near the end, before the renames), so that neither a slow nor a fast machine moves
+  // them past the end of the run.
   const writeAt = Math.min(...timed.map((x) => x.writeAt));
   const end = Math.min(...timed.map((x) => x.ms));
   const rand = prng(13);
   const early = Math.floor(points / 4);
-  const delays = [...killDelays(early, 5, writeAt, rand), ...killDelays(points - early, writeAt, end, rand)];
+  const late = points - early;
+  const byProgress = (dir: string, k: number): KillAt => {
+    const share = (k + 0.5 + (rand() - 0.5) * 0.5) / late;
+    return { ms: 0, after: { path: dir, event: 'bytes', bytes: Math.floor(wantBytes.length * share) } };
+  };
+  const kills = [...killDelays(early, 5, writeAt, rand).map((ms): KillAt => ({ ms })), ...Array.from({ length: late }, (_, k) => (dir: string) => byProgress(dir, k))];
   let killed = 0;
   let midWrite = 0;
-  for (const [i, ms] of delays.entries()) {
+  for (const [i, k] of kills.entries()) {
     const dir = join(work, `p${i}`);
     await mkdir(dir);
     const out = join(dir, 'b.tar');
     const args = ['bundle', bigList, bigRoot, out, ...(i % 2 === 1 ? ['--split', String(split)] : [])];
-    const run = await runKilled(args, { kill: { ms } });
+    const kill = typeof k === 'function' ? k(dir) : k;
+    const when = describeKill(kill, work);
+    const run = await runKilled(args, { kill });
     if (run.killed) killed++;
     else assert.equal(run.code, 0, run.stderr);
     if ((await readdir(dir)).some((n) => n.endsWith('.regfs-tmp'))) midWrite++;
     // What a kill leaves visible is whole: the bundle, or whole volumes of it (renamed the last first), never part of one.
     for (const n of (await readdir(dir)).filter((x) => !x.endsWith('.regfs-tmp'))) {
       const v = n === 'b.tar' ? wantBytes : wantBytes.subarray(Number(n.slice('b.tar.'.length)) * split, (Number(n.slice('b.tar.'.length)) + 1) * split);
-      assert.ok((await readFile(join(dir, n))).equals(v), `point ${i} (${ms} ms): ${n} is whole`);
+      assert.ok((await readFile(join(dir, n))).equals(v), `point ${i} (${when}): ${n} is whole`);
     }
     const rerun = await runKilled(args);
     assert.equal(rerun.code, 0, rerun.stderr);
@@ -672,7 +682,7 @@ test('crash: bundle of 240 MiB, SIGKILLed at 8 points, whole and split, leaves n
     assert.deepEqual(names.filter((n) => n.endsWith('.regfs-tmp')), [], `point ${i}: the re-run leaves no temp file`);
     const whole = join(dir, 'whole.tar');
     if (i % 2 === 1) await writeFile(whole, Buffer.concat(await Promise.all(names.map((n) => readFile(join(dir, n))))));
-    assert.equal(await digestFile(i % 2 === 1 ? whole : out), wantDigest, `point ${i} (${ms} ms): the uninterrupted bytes`);
+    assert.equal(await digestFile(i % 2 === 1 ? whole : out), wantDigest, `point ${i} (${when}): the uninterrupted bytes`);
     await removeTree(dir);
   }
   t.diagnostic(`bundle: uninterrupted ${Math.round(end)} ms, the write from ${Math.round(writeAt)} ms; ${killed} of ${points} kills landed mid-run, ${midWrite} while it wrote (temp files left)`);

@@ -238,7 +238,7 @@ export interface KillAt {
 const KILLER = String.raw`
 const [bin, ms, event, watch, ...args] = process.argv.slice(1);
 const { spawn } = require('node:child_process');
-const { existsSync } = require('node:fs');
+const { existsSync, readdirSync, statSync } = require('node:fs');
 const t0 = performance.now();
 const child = spawn(process.execPath, [bin, ...args], { stdio: 'inherit' });
 let timer, poll, seen, killedAt;
@@ -248,9 +248,18 @@ const kill = () => {
     child.kill('SIGKILL');
   }
 };
+// 'bytes:N': the regular files directly in the directory 'watch' hold N bytes or more.
+const grown = (n) => {
+  let sum = 0;
+  try {
+    for (const e of readdirSync(watch, { withFileTypes: true })) if (e.isFile()) sum += statSync(watch + '/' + e.name, { throwIfNoEntry: false })?.size ?? 0;
+  } catch {}
+  return sum >= n;
+};
+const reached = event.startsWith('bytes:') ? () => grown(Number(event.slice(6))) : () => existsSync(watch) === (event === 'appear');
 if (event === 'start') timer = setTimeout(kill, Number(ms));
 else poll = setInterval(() => {
-  if (existsSync(watch) === (event === 'appear')) {
+  if (reached()) {
     clearInterval(poll);
     seen = performance.now() - t0;
     timer = setTimeout(kill, Number(ms));
@@ -277,7 +286,7 @@ export function runKilled(args: string[], opts: { kill?: KillAt; watch?: string[
     const argv =
       k === undefined
         ? [REGFS_BIN, ...args]
-        : ['-e', KILLER, REGFS_BIN, String(k.ms), k.after?.event ?? 'start', k.after?.path ?? '', ...args];
+        : ['-e', KILLER, REGFS_BIN, String(k.ms), k.after === undefined ? 'start' : k.after.event === 'bytes' ? `bytes:${k.after.bytes}` : k.after.event, k.after?.path ?? '', ...args];
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
     let stdout = '';
     let stderr = '';
@@ -335,11 +344,12 @@ export function killDelays(n: number, from: number, to: number, rand: () => numb
   return Array.from({ length: n }, (_, i) => Math.max(1, Math.round(from + i * step + (rand() - 0.5) * step))).sort((a, b) => a - b);
 }
 
-/** An event under the output that marks a phase of a run: a path appears, or vanishes. */
-export interface Anchor {
-  path: string;
-  event: 'appear' | 'vanish';
-}
+/**
+ * An event under the output that marks a phase of a run: a path appears, or vanishes; or the
+ * regular files directly in the directory `path` hold `bytes` bytes or more (a write's progress,
+ * whatever the machine's speed).
+ */
+export type Anchor = { path: string; event: 'appear' | 'vanish' } | { path: string; event: 'bytes'; bytes: number };
 
 /**
  * Kill points over a whole run: a fifth by time from the start, spread over start-up and the
@@ -365,6 +375,7 @@ export function killPlan(n: number, timing: { changeFrom: number; spans: number[
 export function describeKill(k: KillAt, base = ''): string {
   if (k.after === undefined) return `${k.ms} ms after the start`;
   const path = base !== '' && k.after.path.startsWith(`${base}/`) ? k.after.path.slice(base.length + 1) : k.after.path;
+  if (k.after.event === 'bytes') return `${k.ms} ms after ${path} held ${k.after.bytes} bytes`;
   return `${k.ms} ms after ${path} ${k.after.event === 'appear' ? 'appeared' : 'vanished'}`;
 }
 
