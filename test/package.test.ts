@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { withTempDir } from './helpers/tree.js';
+import { compiled } from './helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** What a clone does not have: installed or built files, and local run output. */
@@ -135,6 +136,24 @@ test('npm pack, npm install -g of the tarball: the installed regfs runs, imports
     const license = await readFile(join(installed, 'LICENSE'), 'utf8');
     for (const line of ['Apache License', 'Version 2.0, January 2004', 'Copyright 2026 The regfs Authors']) assert.ok(license.includes(`   ${line}\n`), `LICENSE: no line ${line}`);
     assert.deepEqual((await readdir(join(installed, 'docs'))).map((f) => `docs/${f}`).sort(), docs.sort());
+
+    // The installed CLI runs from the code caches its build made (npm unpacks each cache before
+    // the file it is for, so its time is older), and nothing installed names the directory it
+    // was built in (the clone's node_modules is a link to the project's, which esbuild names by
+    // its real path: relative, as it names any module).
+    for (const f of compiled(dir, join(installed, 'dist', 'cli', 'main.js'), ['ls', FIXTURE_ROOT])) {
+      assert.ok(f.offered && !f.rejected, `${f.file}: cache offered ${f.offered}, rejected ${f.rejected}`);
+    }
+    for (const f of await readdir(installed, { recursive: true })) {
+      const path = join(installed, f);
+      if ((await stat(path)).isFile()) assert.ok(!(await readFile(path)).includes(clone), `${f} names ${clone}`);
+    }
+    // A build over the one npm pack made gives the same CLI bundle.
+    await run('npm', ['run', 'build'], clone);
+    for (const f of await readdir(join(installed, 'dist', 'cli'), { recursive: true })) {
+      if (!f.endsWith('.js') && !f.endsWith('.json')) continue;
+      assert.ok((await readFile(join(installed, 'dist', 'cli', f))).equals(await readFile(join(clone, 'dist', 'cli', f))), `dist/cli/${f} differs after a second build`);
+    }
 
     const bin = join(prefix, 'bin', 'regfs');
     assert.equal((await run(bin, ['--version'], dir)).stdout, `${pkg.version}\n`);

@@ -9,7 +9,7 @@
 import { build, transform, type Plugin } from 'esbuild';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCodeCaches } from './code-cache.js';
 
@@ -31,9 +31,15 @@ function lazyPackage(name: string, standIn: (path: string) => string): Plugin {
         if (args.pluginData === 'real') return undefined;
         const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'real' });
         if (real.errors.length > 0) return { errors: real.errors };
-        return { path: real.path, namespace };
+        // Named in the bundle by its path from node_modules, not on the machine that built it.
+        const inModules = real.path.split(sep).indexOf('node_modules');
+        const path = inModules < 0 ? basename(real.path) : real.path.split(sep).slice(inModules).join('/');
+        return { path, namespace, pluginData: real.path };
       });
-      b.onLoad({ filter: /.*/, namespace }, (args) => ({ resolveDir: dirname(args.path), contents: standIn(JSON.stringify(args.path)), loader: 'js' }));
+      b.onLoad({ filter: /.*/, namespace }, (args) => {
+        const real = args.pluginData as string;
+        return { resolveDir: dirname(real), contents: standIn(JSON.stringify(real)), loader: 'js' };
+      });
     },
   };
 }
@@ -210,6 +216,9 @@ const noSupportsColor: Plugin = {
 // the file's own URL; a dynamic import() of a chunk becomes a require. The entry is
 // dist/cli/bundle.js, beside where tsc put main.js, so that paths made from its URL (the
 // package root, package.json) stay what they were.
+// What a previous build left in dist/cli: its package.json would make esbuild read tsc's ES
+// modules there as CommonJS (a different bundle from a build from nothing, as npm pack makes).
+rmSync(join(cliDir, 'package.json'), { force: true });
 const bundled = await build({
   entryPoints: [{ in: main, out: 'bundle' }],
   outdir: cliDir,

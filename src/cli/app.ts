@@ -49,14 +49,48 @@ function packageVersion(): string {
 class UsageError extends Error {}
 
 /** Run the CLI with the given arguments; resolves to the exit code. */
-export async function main(argv: string[], ioIn: Io = processIo): Promise<number> {
+export function main(argv: string[], ioIn: Io = processIo): Promise<number> {
+  return start(argv, ioIn).done;
+}
+
+/** A run of the CLI, as src/cli/main.ts starts it. */
+export interface CliRun {
+  /** The exit code when the run ends; never rejects (a bug is an internal error, 70). */
+  done: Promise<number>;
+  /**
+   * Ends a run whose `done` never settled, for the process to exit when nothing is left to
+   * wait for (a bug): the internal error on stderr and, with `--json`, as the document's end.
+   * Returns the exit code.
+   */
+  unfinished(): number;
+}
+
+/** Start the CLI with the given arguments. */
+export function start(argv: string[], ioIn: Io = processIo): CliRun {
   const io = withColor(ioIn, () => colorFlag(argv));
+  // The command's output channel: made when its handler starts, or when the run fails.
+  const state: { run?: RunOutput } = {};
+  const name = argv.find((a) => !a.startsWith('-'));
+  const out = (): RunOutput => (state.run ??= new RunOutput(io, name ?? '', argv.includes('--json')));
+  /** A bug: its message, and its stack trace (or what was thrown) for the report. */
+  const internal = (message: string, report?: string): number => {
+    io.stderr.write(`regfs: internal error (a bug; please report it${report === undefined ? `): ${message}` : ` with this text):\n${report}`}\n`);
+    out().json?.fail(ExitCode.internal, { code: 'INTERNAL', message });
+    return ExitCode.internal;
+  };
+  const done = parse(argv, io, state, out).catch((err: unknown) => {
+    closeStorage();
+    return internal(String((err as Error | undefined)?.message ?? err), (err as Error | undefined)?.stack ?? String(err));
+  });
+  return { done, unfinished: () => internal('the command stopped before it finished') };
+}
+
+/** Parse the command line and run its command; a RegfsError ends the run here, any other error is thrown. */
+async function parse(argv: string[], io: Io, state: { run?: RunOutput }, out: () => RunOutput): Promise<number> {
   let exitCode: number = ExitCode.ok;
-  // The command's output channel: made when its handler starts, or when the command line fails.
-  let run: RunOutput | undefined;
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, mod.builder, async (args) => {
-      run = new RunOutput(io, commandName(mod.command), args['json'] === true);
+      const run = (state.run = new RunOutput(io, commandName(mod.command), args['json'] === true));
       configureStorage({ s3Endpoint: args['s3-endpoint'] as string | undefined, jobs: args['jobs'] as number | undefined });
       exitCode = await mod.handler(fromStdinToken(args) as A, io, run);
       run.endProblems();
@@ -100,7 +134,6 @@ export async function main(argv: string[], ioIn: Io = processIo): Promise<number
   // Every failure ends the run's output: stderr in regfs's form, and with --json the one
   // document on stdout (a command line yargs rejects too, if it asked for --json).
   const name = argv.find((a) => !a.startsWith('-'));
-  const out = (): RunOutput => run ?? new RunOutput(io, name ?? '', argv.includes('--json'));
   try {
     await y.parseAsync();
   } catch (err) {
@@ -119,10 +152,7 @@ export async function main(argv: string[], ioIn: Io = processIo): Promise<number
       out().fail(ExitCode.error, err);
       return ExitCode.error;
     }
-    const text = (err as Error).stack ?? String(err);
-    io.stderr.write(`regfs: internal error (a bug; please report it with this text):\n${text}\n`);
-    out().json?.fail(ExitCode.internal, { code: 'INTERNAL', message: String((err as Error).message ?? err) });
-    return ExitCode.internal;
+    throw err;
   }
   closeStorage();
   return exitCode;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `regfs` executable. */
 import { hideBin } from 'yargs/helpers';
-import { main } from './app.js';
+import { start } from './app.js';
 import { colorFlag } from './color.js';
 import { ExitCode, guardedProcessIo } from './output.js';
 
@@ -16,16 +16,15 @@ const io = guardedProcessIo(
 process.on('exit', () => {
   if (outputFailed && process.exitCode === ExitCode.ok) process.exitCode = ExitCode.error;
 });
-// No top-level await: the bundle is CommonJS (scripts/build/cli.ts). Were main's promise never
-// settled, the process would end when nothing is left to wait for, and must not end as a
+// No top-level await: the bundle is CommonJS (scripts/build/cli.ts). Were the run's promise
+// never settled, the process would end when nothing is left to wait for, and must not end as a
 // success (an unsettled top-level await ends 13).
+const run = start(argv, io);
 let settled = false;
 process.once('beforeExit', () => {
-  if (settled) return;
-  process.exitCode = ExitCode.internal;
-  io.stderr.write('regfs: internal error (a bug; please report it): the command stopped before it finished\n');
+  if (!settled) process.exitCode = run.unfinished();
 });
-void main(argv, io).then((code) => {
+void run.done.then((code) => {
   settled = true;
   process.exitCode = code;
 });

@@ -1,5 +1,8 @@
 /** Run the built regfs executable as a user would, and collect what it printed. */
-import { spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REGFS_BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -42,4 +45,30 @@ export function runCli(args: string[], opts: { stdin?: string; env?: Record<stri
     });
     child.stdin.end(opts.stdin ?? '');
   });
+}
+
+/** What the loader of the built CLI (scripts/build/loader.ts) did with one file of the bundle. */
+export interface CompiledFile {
+  file: string;
+  /** A code cache was offered to V8. */
+  offered: boolean;
+  /** V8 rejected the cache offered. */
+  rejected: boolean;
+}
+
+/**
+ * Run a built CLI (`main`, a dist/cli/main.js) with a preload (written into `dir`) that
+ * reports, at exit, each file the loader compiled. The run must succeed within 30 s.
+ */
+export function compiled(dir: string, main: string, args: string[]): CompiledFile[] {
+  const hook = join(dir, 'hook.cjs');
+  writeFileSync(
+    hook,
+    `const seen = [];
+    globalThis[Symbol.for('regfs.compileHook')] = (file, script, offered) => seen.push({ file, offered, script });
+    process.on('exit', () => process.stderr.write('\\n' + JSON.stringify(seen.map(({ file, offered, script }) => ({ file, offered, rejected: script.cachedDataRejected === true }))) + '\\n'));`,
+  );
+  const r = spawnSync(process.execPath, ['--require', hook, main, ...args], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, `${r.error?.message ?? ''}${r.stderr}`);
+  return JSON.parse(r.stderr.trim().split('\n').at(-1)!) as CompiledFile[];
 }
