@@ -2,9 +2,9 @@
  * The V8 code caches of the CLI bundle (FILE.cache beside each FILE of dist/cli, in the form
  * cache-format.ts gives), made by running the built `regfs` on the project's fixture storage:
  * each run is given a preload that keeps, for each file the loader (loader.ts) compiled, the
- * cache V8 makes of it at exit, with every function the run compiled. A file's cache is the
- * largest any run made; a function none of them compiled is compiled from the source when
- * first called. The runs get no NODE_OPTIONS: V8 rejects a cache made under other flags.
+ * cache V8 makes of it at exit, with every function the run compiled, and starts from the
+ * caches of the runs before it: a file's cache holds what every run compiled (the largest
+ * kept). A function none of them compiled is compiled from the source when first called. The runs get no NODE_OPTIONS: V8 rejects a cache made under other flags.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -54,10 +54,12 @@ export function makeCodeCaches(cli: string, fixtures: { root: string; list: stri
     for (const args of runs) {
       const r = spawnSync(process.execPath, ['--require', preload, cli, ...args], { encoding: 'utf8', env, timeout: 120_000 });
       if (r.status !== 0) throw new Error(`making the code caches: regfs ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr}`);
-    }
-    for (const name of readdirSync(kept)) {
-      const file = decodeURIComponent(name);
-      writeFileSync(`${file}.cache`, cacheFile(readFileSync(file), readFileSync(join(kept, name))));
+      // Each run starts from the caches the runs before it made, so that a cache holds every
+      // function any of them compiled.
+      for (const name of readdirSync(kept)) {
+        const file = decodeURIComponent(name);
+        writeFileSync(`${file}.cache`, cacheFile(readFileSync(file), readFileSync(join(kept, name))));
+      }
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
