@@ -137,6 +137,21 @@ test('to-dir: re-exporting updates to exactly a fresh export, touching only what
   });
 });
 
+test('to-dir: a re-run removes the temp file of the record that a killed run left; a file of another name stays', async () => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, 'out');
+    const list = await writeListFile(dir, ['team/app:v1']);
+    await toDir({ list, source: FIXTURE_ROOT, output: out });
+    // Killed while it wrote digests.txt, its last step.
+    const temp = join(out, `.${DIGEST_FILE}.4242-0a1b2c3d-1.regfs-tmp`);
+    await writeFile(temp, 'sha256:');
+    await writeFile(join(out, `.${DIGEST_FILE}.mine`), 'not ours');
+    await toDir({ list, source: FIXTURE_ROOT, output: out });
+    await assert.rejects(stat(temp), 'the temp file is gone');
+    assert.equal(await readFile(join(out, `.${DIGEST_FILE}.mine`), 'utf8'), 'not ours');
+  });
+});
+
 test('to-dir: a non-empty directory that is not a dir: image is refused, and nothing is written', async () => {
   await withTempDir(async (dir) => {
     const out = join(dir, 'out');

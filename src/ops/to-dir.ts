@@ -30,7 +30,7 @@ import { openImageList, type ImageList, type ListEntry } from '../image-list.js'
 import { referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parsePlatform, selectPlatform } from './platform.js';
 import { parseImageRef } from '../reference.js';
-import { isTempName, mkdirpSync, OutputDirs, writeFileAtomicSync } from '../fs/atomic.js';
+import { isTempName, mkdirpSync, OutputDirs, removeMatching, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
@@ -353,6 +353,8 @@ async function writeExport(
     const sorted = [...lines].sort(([a], [b]) => a.localeCompare(b)).map(([, line]) => line);
     write('digest file', join(out, DIGEST_FILE), sorted.length === 0 ? '' : `${sorted.join('\n')}\n`);
   }
+  // The record's temp files that a killed run left (the lock is this run's: none is another's).
+  stats.staleFilesRemoved += removeMatching(out, (name) => name.startsWith(`.${DIGEST_FILE}.`) && name.endsWith(TEMP_SUFFIX));
   return stats;
 }
 
