@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, lstat, mkdir, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { extract } from '../src/ops/extract.js';
 import { isTempName } from '../src/fs/atomic.js';
 import { fromDir } from '../src/ops/from-dir.js';
@@ -204,5 +205,40 @@ test('to-dir --keep-going: the export of an image that no longer resolves stays,
     const r2 = await toDir({ list: await writeListFile(dir, ['team/app:v1']), source: src, output: out });
     assert.deepEqual(r2.staleImages, ['library/busybox:1.36']);
     await assert.rejects(stat(busybox));
+  });
+});
+
+test('to-dir, to-oci and bundle: a directory, a FIFO or a symbolic link named like a regfs temp file is not one; it stays and the run completes', async () => {
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, ['team/app:v1']);
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    await writeFile(join(dir, 'target'), 'not ours');
+    /** Beside `dir/<name>`: `.<name>.<pid>-0a1b2c3d-<n>.regfs-tmp` as a directory holding a file, a FIFO and a symbolic link. */
+    const plant = async (at: string, name: string): Promise<Array<[string, string]>> => {
+      const temp = (n: number) => join(at, `.${name}.${dead}-0a1b2c3d-${n}.regfs-tmp`);
+      await mkdir(temp(1));
+      await writeFile(join(temp(1), 'keep'), 'not ours');
+      execFileSync('mkfifo', [temp(2)]);
+      await symlink(join(dir, 'target'), temp(3));
+      return [[temp(1), 'directory'], [temp(2), 'FIFO'], [temp(3), 'symbolic link']];
+    };
+    const kind = async (p: string) => {
+      const s = await lstat(p);
+      return s.isDirectory() ? 'directory' : s.isFIFO() ? 'FIFO' : s.isSymbolicLink() ? 'symbolic link' : 'other';
+    };
+    const runs: Array<[string[], () => Promise<Array<[string, string]>>]> = [
+      [['to-dir', list, FIXTURE_ROOT, join(dir, 'd')], () => plant(join(dir, 'd'), DIGEST_FILE)],
+      [['to-oci', list, FIXTURE_ROOT, join(dir, 'o')], async () => [...(await plant(join(dir, 'o'), 'index.json')), ...(await plant(join(dir, 'o', 'blobs'), 'sha256'))]],
+      [['bundle', list, FIXTURE_ROOT, join(dir, 'b', 'x.tar')], () => plant(join(dir, 'b'), 'x.tar')],
+    ];
+    await mkdir(join(dir, 'b'));
+    for (const [args, planting] of runs) {
+      assert.equal((await runCli(args)).code, 0, args[0]);
+      const planted = await planting();
+      const r = await runCli(args);
+      assert.equal(r.code, 0, `${args[0]}: ${r.stderr}`);
+      for (const [p, k] of planted) assert.equal(await kind(p), k, `${args[0]} left ${p}`);
+      assert.equal(await readFile(join(dir, 'target'), 'utf8'), 'not ours');
+    }
   });
 });

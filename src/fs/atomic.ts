@@ -5,7 +5,7 @@
  * 2.8 truncates in place, which is why a crash there can leave empty link files.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { existsSync, linkSync, type Dirent, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { landWithoutReplacing } from './link.js';
 import { dirname, join, resolve } from 'node:path';
@@ -197,16 +197,26 @@ export function readNames(dir: string): string[] {
   }
 }
 
-/** Remove the entries of `dir` whose names `match` (one gone meanwhile counts as removed by another); how many this call removed. */
+/**
+ * Remove the regular files of `dir` whose names `match` (one gone meanwhile counts as removed by
+ * another); how many this call removed. Only a regular file can be a temp file regfs wrote: a
+ * directory, FIFO or symbolic link of such a name is somebody else's and stays.
+ */
 export function removeMatching(dir: string, match: (name: string) => boolean): number {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    throw ioError('reading', dir, err);
+  }
   let n = 0;
-  for (const name of readNames(dir)) {
-    if (!match(name)) continue;
+  for (const e of entries) {
+    if (!e.isFile() || !match(e.name)) continue;
     try {
-      unlinkSync(join(dir, name));
+      unlinkSync(join(dir, e.name));
       n++;
     } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw ioError('removing', join(dir, name), err);
+      if (errnoCode(err) !== 'ENOENT') throw ioError('removing', join(dir, e.name), err);
     }
   }
   return n;
