@@ -70,6 +70,7 @@ export function start(argv: string[], ioIn: Io = processIo): CliRun {
   const io = withColor(ioIn, () => colorFlag(argv));
   // The command's output channel: made when its handler starts, or when the run fails.
   const state: { run?: RunOutput } = {};
+  // The word yargs will take for the command (a usage error names it, if it is one).
   const name = argv.find((a) => !a.startsWith('-'));
   const out = (): RunOutput => (state.run ??= new RunOutput(io, name ?? '', argv.includes('--json')));
   /** A bug: its message, and its stack trace (or what was thrown) for the report. */
@@ -78,7 +79,7 @@ export function start(argv: string[], ioIn: Io = processIo): CliRun {
     out().json?.fail(ExitCode.internal, { code: 'INTERNAL', message });
     return ExitCode.internal;
   };
-  const done = parse(argv, io, state, out).catch((err: unknown) => {
+  const done = parse(argv, name, io, state, out).catch((err: unknown) => {
     closeStorage();
     return internal(String((err as Error | undefined)?.message ?? err), (err as Error | undefined)?.stack ?? String(err));
   });
@@ -86,7 +87,7 @@ export function start(argv: string[], ioIn: Io = processIo): CliRun {
 }
 
 /** Parse the command line and run its command; a RegfsError ends the run here, any other error is thrown. */
-async function parse(argv: string[], io: Io, state: { run?: RunOutput }, out: () => RunOutput): Promise<number> {
+async function parse(argv: string[], name: string | undefined, io: Io, state: { run?: RunOutput }, out: () => RunOutput): Promise<number> {
   let exitCode: number = ExitCode.ok;
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, mod.builder, async (args) => {
@@ -133,7 +134,6 @@ async function parse(argv: string[], io: Io, state: { run?: RunOutput }, out: ()
 
   // Every failure ends the run's output: stderr in regfs's form, and with --json the one
   // document on stdout (a command line yargs rejects too, if it asked for --json).
-  const name = argv.find((a) => !a.startsWith('-'));
   try {
     await y.parseAsync();
   } catch (err) {
