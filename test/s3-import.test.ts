@@ -7,8 +7,9 @@
  * tar's blobs is gone after every run.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
+import { mkdir, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startRegistry } from '../scripts/lib/registry-server.js';
@@ -110,6 +111,26 @@ describe('imports into registry storage on S3', { timeout: 900_000 }, () => {
     // Without --staging, in the system's temp directory (TMPDIR).
     ok(await w.regfs(['from-oci', tar, 's3://dst/from-tmpdir'], { env: { TMPDIR: staging } }));
     await assertStagingGone();
+
+    // The staging directories killed runs of this host left are removed (they may hold a whole
+    // tar's blobs); a live run's, another host's, and anything else stay.
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const host = hostname();
+    const killed = [`regfs-from-oci-${host}-${dead}-AbC123`, `regfs-apply-${host}-${dead}-xyz789`];
+    const kept = [`regfs-apply-${host}-${process.pid}-live01`, `regfs-apply-other.host-${dead}-ab12cd`, `regfs-from-oci-${host}-${dead}-toolong1`, `regfs-from-oci-AbC123`];
+    for (const n of [...killed, ...kept]) {
+      await mkdir(join(staging, n, 'sub'), { recursive: true });
+      await writeFile(join(staging, n, 'sub', 'blob'), 'staged');
+    }
+    await writeFile(join(staging, 'target'), 'not ours');
+    const asFile = `regfs-apply-${host}-${dead}-file00`;
+    const asLink = `regfs-apply-${host}-${dead}-link00`;
+    await writeFile(join(staging, asFile), 'not ours');
+    await symlink(join(staging, 'target'), join(staging, asLink));
+    ok(await w.regfs(['from-oci', tar, 's3://dst/from-tar', '--staging', staging]));
+    assert.deepEqual((await readdir(staging)).sort(), [...kept, 'target', asFile, asLink].sort(), 'only the killed runs\' staging directories are gone');
+    assert.equal(await readFile(join(staging, 'target'), 'utf8'), 'not ours');
+    for (const n of await readdir(staging)) await rm(join(staging, n), { recursive: true });
     await w.assertServedOnS3('dst', 'from-tmpdir', w.served(LISTED), UNLISTED);
   });
 

@@ -13,9 +13,9 @@
  * (hard-linked from a directory by the `--link` modes; from a tar, the blobs staged in the
  * output's own blob tree are linked into place), then links, then tags.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, type Dirent } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
@@ -30,6 +30,7 @@ import { findStorageRoot, MANIFEST_MAX_BYTES } from '../registry/read.js';
 import { countPlanFiles, writePlan, type BlobSource, type WritePlan, type WriteStats } from '../registry/write.js';
 import { tempPathFor, TEMP_SUFFIX, type OutputDirs } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
+import { isAlive } from '../fs/lock.js';
 import type { OnProgress } from '../progress.js';
 import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } from '../oci/layout.js';
@@ -443,18 +444,48 @@ async function registryOutput(output: string): Promise<ArchiveOutput> {
 }
 
 /**
- * A fresh staging directory for a tar's blobs on its way to S3: `regfs-<command>-XXXXXX` in
- * `base` (which must exist), by default the system's temp directory.
+ * A fresh staging directory for a tar's blobs on its way to S3, in `base` (which must exist), by
+ * default the system's temp directory: `regfs-<command>-<host>-<pid>-XXXXXX`. The staging
+ * directories killed runs of this host left there go first: they may hold a whole tar's blobs.
  */
 function localStage(base: string | undefined, command: string): string {
   const dir = base ?? tmpdir();
+  const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+  removeDeadLocalStages(dir, host);
   try {
-    return mkdtempSync(join(dir, `regfs-${command}-`));
+    return mkdtempSync(join(dir, `regfs-${command}-${host}-${process.pid}-`));
   } catch (err) {
     if (base !== undefined && (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR')) {
       throw new RegfsError('USAGE', `--staging "${base}": no such directory`, { path: base });
     }
     throw ioError('creating a staging directory in', dir, err);
+  }
+}
+
+/**
+ * Remove the local staging directories in `dir` of from-oci and apply runs on `host` whose
+ * process is gone. A live one's (this process's too: a library may run two imports at once),
+ * another host's (a temp directory shared between machines or containers), and any entry that
+ * is not a directory stay. No lock covers a local temp directory: the pid in the name is what
+ * tells a killed run's directory from a live one's, as for a bundle's temp files.
+ */
+function removeDeadLocalStages(dir: string, host: string): void {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return; // A missing or unreadable directory: creating the stage there says what is wrong.
+  }
+  for (const e of entries) {
+    const m = /^regfs-(?:from-oci|apply)-(.+)-([0-9]+)-[A-Za-z0-9]{6}$/.exec(e.name);
+    if (m === null || m[1] !== host || !e.isDirectory()) continue;
+    const pid = Number(m[2]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    try {
+      rmSync(join(dir, e.name), { recursive: true, force: true });
+    } catch (err) {
+      throw ioError('removing the staging directory of a killed run', join(dir, e.name), err);
+    }
   }
 }
 
