@@ -169,6 +169,16 @@ const DAMAGED: Array<[string, (v2: string, scratch: string) => Promise<void>]> =
     },
   ],
   [
+    // The registry lists every directory under tags/ as a tag and keeps what its current/link
+    // names, whatever the name (regfs's verify says TAG_INVALID).
+    'tag directories whose names are no tags (-v2, 129 characters)',
+    async (v2) => {
+      const tags = layout.tagsDir(v2, APP);
+      await rename(join(tags, 'v2'), join(tags, '-v2'));
+      await rename(join(tags, 'v1'), join(tags, 'v'.repeat(129)));
+    },
+  ],
+  [
     'a repository with upper case in its first component',
     async (v2) => {
       await mkdir(join(layout.repositoriesDir(v2), 'Team'));
@@ -191,6 +201,26 @@ test('gc on damaged trees never deletes a blob docker-registry garbage-collect k
       }
     });
   }
+});
+
+test('gc --delete-untagged refuses (UNSAFE) when a file stands where a tag directory should be: the registry lists it as a tag, and its garbage-collect stops there', async () => {
+  await withCopy(async (root, v2) => {
+    const tag = layout.tagDir(v2, APP, parseTag('v1'));
+    await rm(tag, { recursive: true });
+    await writeFile(tag, 'junk');
+    await assert.rejects(registryGarbageCollectDryRun(root, { deleteUntagged: true }), /not a directory/);
+    const before = await snapshotTree(root);
+    await assert.rejects(gc({ root, deleteUntagged: true, apply: true }), (e) => isRegfsError(e, 'UNSAFE') && e.problems.some((p) => p.code === 'LINK_INVALID' && p.path === tag));
+    const after = await snapshotTree(root);
+    // The lock came and went in docker/registry/v2: its time changed, nothing else.
+    for (const snap of [before, after]) snap.delete(V2);
+    assert.deepEqual(after, before, 'nothing deleted');
+    // Without --delete-untagged no tag is a root (every revision is), as for the registry.
+    assert.deepEqual((await gc({ root })).problems, []);
+    const verify = await runCli(['verify', root, '--json']);
+    assert.equal(verify.code, 4, verify.stderr);
+    assert.ok((JSON.parse(verify.stdout) as { findings: Array<{ code: string; path: string }> }).findings.some((f) => f.code === 'LINK_INVALID' && f.path === tag), verify.stdout);
+  });
 });
 
 test('rm of a manifest refuses (UNSAFE) when an index or a tag of the repository cannot be read: either may name it', async () => {

@@ -180,8 +180,8 @@ test('verify: names in the tree with a newline, an escape sequence or a great le
     const lines = cli.stdout.trimEnd().split('\n');
     assert.equal(lines.length, 4, cli.stdout);
     assert.deepEqual(lines.slice(0, 3).map((l) => l.split('  ')[0]).sort(), ['NAME_INVALID', 'TAG_INVALID', 'TAG_INVALID']);
-    assert.match(cli.stdout, /\/evil\\nLINK_INVALID  forged finding" is not a valid tag name$/m);
-    assert.match(cli.stdout, /\/x\\u001b\[2J\\u001b\[H" is not a valid tag name$/m);
+    assert.match(cli.stdout, /\/evil\\nLINK_INVALID  forged finding" is not a valid tag name; the registry lists it as a tag all the same$/m);
+    assert.match(cli.stdout, /\/x\\u001b\[2J\\u001b\[H" is not a valid tag name; the registry lists it as a tag all the same$/m);
     assert.doesNotMatch(cli.stdout, /\x1b/);
     const long = lines.find((l) => l.startsWith('NAME_INVALID'))!;
     assert.match(long, /…" \(\d,\d{3} characters\) holds _manifests/);
@@ -280,5 +280,16 @@ test('verify --list: counts what the listed images hold, each repository, manife
     );
   } finally {
     await t.cleanup();
+  }
+});
+
+test('verify and gc: --upload-age must be a number of hours, 0 or more (abc, -1, Infinity are USAGE, not a silent "no stale uploads")', async () => {
+  for (const cmd of ['verify', 'gc']) {
+    for (const age of ['abc', '-1', 'Infinity']) {
+      const r = await runCli([cmd, FIXTURE_ROOT, `--upload-age=${age}`, '--json']);
+      assert.equal(r.code, 2, `${cmd} --upload-age ${age}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /--upload-age .*\[USAGE\]/);
+    }
+    assert.equal((await runCli([cmd, FIXTURE_ROOT, '--upload-age', '0'])).code, 0, `${cmd} --upload-age 0`);
   }
 });

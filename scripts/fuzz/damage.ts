@@ -3,10 +3,11 @@
  * step: link files removed, emptied or given a newline; blob data and fan-out directories
  * moved to `outside` with a relative symlink left behind (so a copy of the root made at the
  * same depth still resolves them); link files moved the same way; a repository given a second
- * name by a symlink (an alias); FIFOs; truncated blobs; a first name component in upper case.
+ * name by a symlink (an alias); FIFOs; truncated blobs; a first name component in upper case;
+ * a tag directory renamed to a name that is no tag, or replaced by a file.
  */
 import { execFile } from 'node:child_process';
-import { appendFileSync, existsSync, lstatSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { FILE_KINDS, type Kind, type Kinds } from './kinds.js';
@@ -101,6 +102,22 @@ async function damageOne(kind: Kind, root: string, outside: string, rand: () => 
       if (existsSync(upper)) return undefined;
       renameSync(first, upper);
       return `${rel(first)} -> ${rel(upper)}`;
+    }
+    case 'tag-misname':
+    case 'tag-file': {
+      const tags = repositoryDirs(join(v2, 'repositories')).flatMap((r) => dirs(join(r, '_manifests', 'tags')));
+      const tag = pick(tags);
+      if (tag === undefined) return undefined;
+      if (kind === 'tag-file') {
+        rmSync(tag, { recursive: true });
+        writeFileSync(tag, 'not a tag directory\n');
+        return rel(tag);
+      }
+      const name = tag.slice(dirname(tag).length + 1);
+      const bad = join(dirname(tag), rand() < 0.5 ? `-${name}` : name.padEnd(129, 'x'));
+      if (existsSync(bad)) return undefined;
+      renameSync(tag, bad);
+      return `${rel(tag)} -> ${rel(bad)}`;
     }
     default:
       throw new Error(`${kind} is not a file damage`);

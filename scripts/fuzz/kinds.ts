@@ -20,6 +20,8 @@ export const ALL_KINDS = [
   'fifo', // a link file or a blob's data replaced by a FIFO
   'truncate', // a blob's data cut to half its size
   'upper-rename', // a repository's first component renamed to upper case (team/web -> Team/web)
+  'tag-misname', // a tag directory renamed to a name that is no tag (-v1, 129 characters), which the registry still lists
+  'tag-file', // a tag directory replaced by a file (the registry lists it, answers 500, its garbage-collect stops)
 ] as const;
 
 export type Kind = (typeof ALL_KINDS)[number];
@@ -34,10 +36,11 @@ export const KIND_GROUPS: Record<string, Kind[]> = {
   symlinks: ['data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias'],
   fifos: ['fifo'],
   upper: ['upper-push', 'upper-rename'],
+  tags: ['tag-misname', 'tag-file'],
 };
 
 /** The kinds damaging files, as opposed to those applied through the API. */
-export const FILE_KINDS: Kind[] = ['link-missing', 'link-empty', 'link-newline', 'data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias', 'fifo', 'truncate', 'upper-rename'];
+export const FILE_KINDS: Kind[] = ['link-missing', 'link-empty', 'link-newline', 'data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias', 'fifo', 'truncate', 'upper-rename', 'tag-misname', 'tag-file'];
 
 /** Parse `a,b,-c`: kinds and group names, a leading `-` removes. An empty or all-removal list starts from every kind. */
 export function parseKinds(spec: string): Set<Kind> {

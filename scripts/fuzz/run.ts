@@ -12,7 +12,9 @@
  *   fresh registry on its output exactly as the source registry answers it (a rewritten
  *   fallback index excepted: its digest is new, and every child it lists is served);
  * - gc --apply on a copy: every request the registry answered 200 before gets the same
- *   answer after; gc --delete-untagged --apply on another: the same for every tag;
+ *   answer after; gc --delete-untagged --apply on another: the same for every tag; and
+ *   neither deletes a blob docker-registry garbage-collect (a dry run, with
+ *   --delete-untagged for the second) keeps, where the registry's collector runs;
  * - the source tree and the files its symlinks lead to are unchanged at the end.
  */
 import { checkJsonDocument } from '../lib/json-schemas.js';
@@ -20,12 +22,13 @@ import { digestOf, type Digest } from '../../src/digest.js';
 import { parseManifestContent, referencedBlobs } from '../../src/manifest.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyTree } from '../../test/helpers/tree.js';
 import { prng } from '../../test/helpers/crash.js';
-import { startRegistry, type RegistryS3Storage, type RegistryServer } from '../lib/registry-server.js';
+import { registryGarbageCollectDryRun, startRegistry, type RegistryS3Storage, type RegistryServer } from '../lib/registry-server.js';
 import { FsStorage } from '../../src/storage/fs.js';
 import type { S3Service } from '../../src/storage/s3.js';
 import { storageRoot } from '../../src/registry/layout.js';
@@ -436,9 +439,22 @@ async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[]
   await mkdir(base, { recursive: true });
   await copyTree(src, copy);
   await copyTree(join(dir, 'outside'), join(base, 'outside'));
+  // The registry's own collector, as a dry run on the same copy: the blobs it keeps, where it
+  // runs (it stops on some damage: a tag that is a file, a repository name it cannot parse;
+  // and it waits forever on a FIFO, so not where there is one).
+  const blobsBefore = blobDigests(copy);
+  const fifo = report.state.some((l) => l.startsWith('damage fifo '));
+  const theirs = fifo ? undefined : await registryGarbageCollectDryRun(copy, { deleteUntagged: untagged }).catch(() => undefined);
   const r = await regfs(['gc', copy, ...(untagged ? ['--delete-untagged'] : []), '--apply', '--json']);
   report.checks++;
   if (r.timedOut) return found(check, 'gc hangs', `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+  if (theirs !== undefined) {
+    const eligible = new Set(theirs.blobsEligible);
+    const after = new Set(blobDigests(copy));
+    const lost = blobsBefore.filter((d) => !eligible.has(d) && !after.has(d));
+    report.checks++;
+    if (lost.length > 0) found(check, "a blob the registry's garbage-collect keeps is deleted", `${name} deleted ${lost.length} blobs docker-registry garbage-collect${untagged ? ' --delete-untagged' : ''} keeps: ${lost.slice(0, 3).join(', ')}`);
+  }
   if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
   if (r.code !== 0 && r.code !== 1) found(check, 'exit code', `${name}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
   schemaCheck(check, name, r, report, found);
@@ -468,6 +484,21 @@ async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[]
   } finally {
     await reg.stop();
   }
+}
+
+/** The digests of the blobs under a root whose `data` exists (symbolic links followed), sorted. */
+function blobDigests(root: string): string[] {
+  const base = join(v2Of(root), 'blobs', 'sha256');
+  const out: string[] = [];
+  const names = (d: string): string[] => {
+    try {
+      return readdirSync(d);
+    } catch {
+      return [];
+    }
+  };
+  for (const fan of names(base)) for (const hex of names(join(base, fan))) if (existsSync(join(base, fan, hex, 'data'))) out.push(`sha256:${hex}`);
+  return out.sort();
 }
 
 /**

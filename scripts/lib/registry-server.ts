@@ -111,7 +111,8 @@ export async function registryGarbageCollectDryRun(root: string | { s3: Registry
     const args = ['garbage-collect', '--dry-run', ...(opts.deleteUntagged === true ? ['--delete-untagged'] : []), config];
     let output: string;
     try {
-      const r = await promisify(execFile)(REGISTRY_BIN, args, { env: registryEnv(), maxBuffer: 64 << 20 });
+      // A bound: the registry's collector waits forever on a link file that is a FIFO.
+      const r = await promisify(execFile)(REGISTRY_BIN, args, { env: registryEnv(), maxBuffer: 64 << 20, timeout: 60_000, killSignal: 'SIGKILL' });
       output = r.stdout + r.stderr;
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message: string };

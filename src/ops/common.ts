@@ -60,6 +60,13 @@ export function checkJobs(jobs: number | undefined): number {
   return jobs;
 }
 
+/** `--upload-age`: a number of hours, 0 or more (yargs makes `abc` NaN); the default 24 if unset. */
+export function checkUploadAge(hours: number | undefined): number {
+  if (hours === undefined) return 24;
+  if (!Number.isFinite(hours) || hours < 0) throw new RegfsError('USAGE', `--upload-age must be a number of hours, 0 or more, not ${hours}`);
+  return hours;
+}
+
 /** The INCOMPLETE error that carries every problem kept (none if they went to a sink); nothing was written. */
 export function incomplete(problems: Problems): RegfsError {
   const n = problems.count;

@@ -43,9 +43,9 @@ import type { S3Storage } from '../storage/s3.js';
 import { isIndexKind, parseManifestContent, referencedBlobs } from '../manifest.js';
 import { blobsDir } from '../registry/layout.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
-import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
+import { scanStorage, type CurrentLink, type LinkEntry, type RepoScan, type StorageScan } from '../registry/scan.js';
 import { forEachChunkedAsync } from '../bounded.js';
-import { checkJobs, withTreeLock } from './common.js';
+import { checkJobs, checkUploadAge, withTreeLock } from './common.js';
 import { settle } from './resolve.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
 import type { Finding } from './verify.js';
@@ -100,8 +100,7 @@ export interface GcResult {
 export async function gc(opts: GcOptions): Promise<GcResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
-  const uploadAge = opts.uploadAgeHours ?? 24;
-  if (!(uploadAge >= 0)) throw new RegfsError('USAGE', `--upload-age must be a number of hours from 0 up, not ${uploadAge}`);
+  const uploadAge = checkUploadAge(opts.uploadAgeHours);
   const reader = await RegistryReader.open(opts.root);
   const s3 = reader.driver.kind === 's3' ? (reader.driver as S3Storage) : undefined;
   const run = async (): Promise<GcResult> => {
@@ -146,6 +145,8 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
       problems.push({ code: 'SYMLINK_LOOP', path: s.path, message: `"${s.path}" is a symbolic link to a directory that contains it, so the repositories under it are not all known` });
     } else if (s.kind === 'alias') {
       problems.push({ code: 'SYMLINK_ALIAS', path: s.path, message: `"${s.path}" reaches, through a symbolic link, a directory already reached by another path; what is deleted through one name goes for both, so what is in use is not certain` });
+    } else if (s.kind === 'tag-not-directory' && deleteUntagged) {
+      problems.push({ code: 'LINK_INVALID', path: s.path, message: `"${s.path}" is a file where a tag directory should be: the registry lists it as a tag, so what it holds is unknown (the registry's garbage-collect stops on it)` });
     }
   }
 
@@ -273,8 +274,8 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
     progress.add(1);
     progress.report();
     if (deleteUntagged) {
-      for (const t of repo.tags) {
-        if (t.current?.error !== undefined) problems.push({ code: t.current.error.code, path: t.current.path, message: `${t.current.error.message}: what tag ${repo.name}:${t.tag} holds is unknown` });
+      for (const t of allTags(repo)) {
+        if (t.current?.error !== undefined) problems.push({ code: t.current.error.code, path: t.current.path, message: `${t.current.error.message}: what tag ${repo.name}:${t.name} holds is unknown` });
       }
     }
     const reached = await mark(roots(repo, deleteUntagged));
@@ -286,7 +287,7 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
       doomed.add(r.named);
       manifests.push({ repo: repo.name, digest: r.named, dir: dirname(r.path) });
     }
-    for (const t of repo.tags) for (const e of t.index) if (doomed.has(e.named)) links.push(dirname(e.path));
+    for (const t of allTags(repo)) for (const e of t.index) if (doomed.has(e.named)) links.push(dirname(e.path));
   }
   if (!deleteUntagged) {
     for (const repo of scan.repos) {
@@ -312,14 +313,23 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
 }
 
 /**
- * A repository's roots: every tag's current manifest, and every revision link (a malformed
- * one still protects the manifest its path names) or, with `taggedOnly`, only those that
- * cannot be read. A tag is a root whatever links the manifest (the registry serves it through
- * a revision or a `_layers` link), and a revision link that cannot be read is one even when
+ * Every directory under a repository's `_manifests/tags/`, as the registry's garbage collector
+ * takes them: by their names, tags or not.
+ */
+function allTags(repo: RepoScan): Array<{ name: string; current: CurrentLink | undefined; index: LinkEntry[] }> {
+  return [...repo.tags.map((t) => ({ ...t, name: t.tag })), ...repo.otherTags];
+}
+
+/**
+ * A repository's roots: every tag's current manifest (a directory under `tags/` whose name is
+ * no tag too: the registry keeps what it names), and every revision link (a malformed one
+ * still protects the manifest its path names) or, with `taggedOnly`, only those that cannot
+ * be read. A tag is a root whatever links the manifest (the registry serves it through a
+ * revision or a `_layers` link), and a revision link that cannot be read is one even when
  * untagged (an empty link is what a 2.8 crash leaves): gc deletes nothing it is not certain of.
  */
 function roots(repo: RepoScan, taggedOnly: boolean): Digest[] {
-  const tagged = repo.tags.flatMap((t) => (t.current?.target !== undefined ? [t.current.target] : []));
+  const tagged = allTags(repo).flatMap((t) => (t.current?.target !== undefined ? [t.current.target] : []));
   const revisions = taggedOnly ? repo.revisions.filter((r) => r.error !== undefined) : repo.revisions;
   return [...tagged, ...revisions.map((r) => r.named)];
 }

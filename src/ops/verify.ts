@@ -32,7 +32,7 @@ import { revisionLinkPath } from '../registry/layout.js';
 import { RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
-import { checkJobs } from './common.js';
+import { checkJobs, checkUploadAge } from './common.js';
 import { VERIFY_TARGETS, type VerifyTarget } from '../defaults.js';
 import { resolveImages, settle } from './resolve.js';
 
@@ -81,6 +81,7 @@ const EMPTY_SHA256 = digestOf(Buffer.alloc(0));
 export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const started = performance.now();
   const jobs = checkJobs(opts.jobs);
+  checkUploadAge(opts.uploadAgeHours);
   if (opts.target !== undefined && !VERIFY_TARGETS.includes(opts.target)) {
     throw new RegfsError('USAGE', `--target must be one of ${VERIFY_TARGETS.join(', ')}, not ${quote(String(opts.target))}`);
   }
@@ -181,7 +182,8 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
     else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `${path} holds _manifests but its path is not a valid repository name; the registry cannot serve it`);
     else if (s.kind === 'loop') add('SYMLINK_LOOP', s.path, `${path} is a symbolic link to a directory that contains it; the registry's catalog and garbage-collect would walk it forever`);
     else if (s.kind === 'alias') add('SYMLINK_ALIAS', s.path, `${path} reaches, through a symbolic link, a directory already reached by another path: two names share it, and a delete through one (the registry's API, its garbage-collect, regfs gc or rm) empties it for both`);
-    else add('TAG_INVALID', s.path, `${path} is not a valid tag name`);
+    else if (s.kind === 'tag-not-directory') add('LINK_INVALID', s.path, `${path} is a file where a tag directory should be: the registry lists it as a tag and answers 500 for it, and its garbage-collect stops on it`);
+    else add('TAG_INVALID', s.path, `${path} is not a valid tag name; the registry lists it as a tag all the same`);
   }
   for (const b of scan.blobs.values()) {
     counts.blobs++;

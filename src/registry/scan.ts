@@ -52,8 +52,17 @@ export interface RepoScan {
   layers: LinkEntry[];
   revisions: LinkEntry[];
   tags: TagEntry[];
+  /**
+   * Directories under `_manifests/tags/` whose names are no tags (`-v2`, 129 characters; each
+   * is also a `bad-tag-name` stray): the registry lists them as tags all the same, and its
+   * garbage collector keeps what their `current/link` names.
+   */
+  otherTags: OtherTagEntry[];
   uploads: UploadEntry[];
 }
+
+/** A directory under `_manifests/tags/` whose name is no tag, as read. */
+export type OtherTagEntry = Omit<TagEntry, 'tag'> & { name: string };
 
 export interface BlobEntry {
   digest: Digest;
@@ -66,7 +75,7 @@ export interface BlobEntry {
 /** Something in the tree that is not where or what it should be. */
 export interface Stray {
   path: string;
-  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name' | 'loop' | 'alias';
+  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name' | 'tag-not-directory' | 'loop' | 'alias';
 }
 
 export interface StorageScan {
@@ -212,7 +221,7 @@ async function scanRepo(driver: StorageDriver, name: RepoName, dir: string, stra
     dir,
     layers: await scanLinks(driver, join(dir, '_layers'), strays, readLinks),
     revisions: await scanLinks(driver, join(manifests, 'revisions'), strays, readLinks),
-    tags: await scanTags(driver, join(manifests, 'tags'), strays, readLinks),
+    ...(await scanTags(driver, join(manifests, 'tags'), strays, readLinks)),
     uploads: await scanUploads(driver, join(dir, '_uploads')),
   };
 }
@@ -266,23 +275,26 @@ async function readLinkEntry(driver: StorageDriver, path: string, named: Digest,
   }
 }
 
-async function scanTags(driver: StorageDriver, base: string, strays: Stray[], readLinks: boolean): Promise<TagEntry[]> {
-  const out: TagEntry[] = [];
+async function scanTags(driver: StorageDriver, base: string, strays: Stray[], readLinks: boolean): Promise<{ tags: TagEntry[]; otherTags: OtherTagEntry[] }> {
+  const tags: TagEntry[] = [];
+  const otherTags: OtherTagEntry[] = [];
   for (const e of await driver.list(base)) {
     const dir = join(base, e.name);
     if (!e.dir) {
-      if (isTempName(e.name)) strays.push({ path: dir, kind: 'temp' });
-      continue;
-    }
-    if (!isTag(e.name)) {
-      strays.push({ path: dir, kind: 'bad-tag-name' });
+      // A file here is a tag to the registry, one it answers 500 for (its garbage-collect stops on it).
+      strays.push({ path: dir, kind: isTempName(e.name) ? 'temp' : 'tag-not-directory' });
       continue;
     }
     const [current, index, inCurrent] = await Promise.all([readCurrentLink(driver, join(dir, 'current', 'link')), scanLinks(driver, join(dir, 'index'), strays, readLinks), driver.list(join(dir, 'current'))]);
+    if (!isTag(e.name)) {
+      strays.push({ path: dir, kind: 'bad-tag-name' });
+      otherTags.push({ name: e.name, dir, current, index });
+      continue;
+    }
     for (const t of inCurrent) if (isTempName(t.name)) strays.push({ path: join(dir, 'current', t.name), kind: 'temp' });
-    out.push({ tag: e.name, dir, current, index });
+    tags.push({ tag: e.name, dir, current, index });
   }
-  return out.sort((a, b) => a.tag.localeCompare(b.tag));
+  return { tags: tags.sort((a, b) => a.tag.localeCompare(b.tag)), otherTags };
 }
 
 /** When a directory was last changed (on S3, where it has no time of its own: the newest key below it). */
