@@ -78,3 +78,21 @@ test('links that fan out (each level two links to the next, 2^24 paths) are walk
     }
   });
 });
+
+test('SYMLINK_ALIAS names the symbolic link, not the directory it leads to, whichever sorts first (verify and gc)', async () => {
+  await withCopy(async (root, repos) => {
+    // `alias` sorts before `team`; ghost's revisions are team/app's through a link, and ghost sorts first too.
+    await symlink('team', join(repos, 'alias'));
+    await mkdir(join(repos, 'ghost', '_manifests', 'revisions'), { recursive: true });
+    await symlink('../../../team/app/_manifests/revisions/sha256', join(repos, 'ghost', '_manifests', 'revisions', 'sha256'));
+    const links = [join(repos, 'alias'), join(repos, 'ghost', '_manifests', 'revisions', 'sha256')].sort();
+    const v = await runCli(['verify', root, '--fast', '--json'], { timeoutMs: 30_000 });
+    assert.equal(v.code, 4, v.stderr);
+    const found = (JSON.parse(v.stdout) as { findings: Array<{ code: string; path: string }> }).findings.filter((f) => f.code === 'SYMLINK_ALIAS').map((f) => f.path);
+    assert.deepEqual(found.sort(), links);
+    const g = await runCli(['gc', root, '--apply', '--json'], { timeoutMs: 30_000 });
+    assert.equal(g.code, 1, g.stderr);
+    const problems = (JSON.parse(g.stdout) as { problems: Array<{ code: string; path: string }> }).problems.filter((p) => p.code === 'SYMLINK_ALIAS').map((p) => p.path);
+    assert.deepEqual(problems.sort(), links);
+  });
+});

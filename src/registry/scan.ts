@@ -161,19 +161,33 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[], readLink
   // delete through one name empties for both), so no directory is walked twice and a chain
   // of links that fan out cannot make the walk exponential.
   const ancestors = new Set<string>();
-  const seen = new Set<string>();
+  /** The path each directory was first reached by. */
+  const seen = new Map<string, string>();
   const directoryId = (dir: string): string => driver.directoryId?.(dir) ?? dir;
-  const enter = (dir: string, id = directoryId(dir)): 'loop' | 'alias' | undefined => {
-    if (ancestors.has(id)) return 'loop';
-    if (seen.has(id)) return 'alias';
-    seen.add(id);
+  // Whether a path reaches its directory through a symbolic link below the storage root (a
+  // link above it, as /srv/registry -> /data/registry, is every path's).
+  let realRoot: string | undefined;
+  const throughLink = (dir: string): boolean => {
+    if (driver.realPath === undefined) return false;
+    realRoot ??= driver.realPath(root);
+    return driver.realPath(dir) !== join(realRoot, relative(root, dir));
+  };
+  /**
+   * A loop, or an alias: then the path it is reported at is the one through a symbolic link
+   * (what to remove), whichever of the two the walk reached first.
+   */
+  const enter = (dir: string, id = directoryId(dir)): Stray | undefined => {
+    if (ancestors.has(id)) return { path: dir, kind: 'loop' };
+    const first = seen.get(id);
+    if (first !== undefined) return { path: !throughLink(dir) && throughLink(first) ? first : dir, kind: 'alias' };
+    seen.set(id, dir);
     return undefined;
   };
   const walk = async (dir: string): Promise<void> => {
     const id = directoryId(dir);
     const again = enter(dir, id);
     if (again !== undefined) {
-      strays.push({ path: dir, kind: again });
+      strays.push(again);
       return;
     }
     ancestors.add(id);
@@ -201,18 +215,18 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[], readLink
  */
 const REPO_PARTS = ['_manifests', '_manifests/revisions', '_manifests/tags', '_layers'];
 
-async function scanRepo(driver: StorageDriver, name: RepoName, dir: string, strays: Stray[], enter: (dir: string) => 'loop' | 'alias' | undefined, readLinks: boolean): Promise<RepoScan> {
+async function scanRepo(driver: StorageDriver, name: RepoName, dir: string, strays: Stray[], enter: (dir: string) => Stray | undefined, readLinks: boolean): Promise<RepoScan> {
   for (const part of REPO_PARTS) {
     const path = join(dir, part);
     if ((await driver.stat(path))?.kind !== 'directory') continue;
     const again = enter(path);
-    if (again !== undefined) strays.push({ path, kind: again });
+    if (again !== undefined) strays.push(again);
   }
   for (const base of ['_manifests/revisions', '_layers']) {
     for (const alg of await driver.list(join(dir, base))) {
       if (!alg.dir) continue;
       const again = enter(join(dir, base, alg.name));
-      if (again !== undefined) strays.push({ path: join(dir, base, alg.name), kind: again });
+      if (again !== undefined) strays.push(again);
     }
   }
   const manifests = join(dir, '_manifests');

@@ -7,7 +7,7 @@
  * (fs/link.ts: reflink, hard link or copy). The calls are synchronous underneath, as
  * everywhere in regfs's metadata I/O (docs/performance.md).
  */
-import { createReadStream, createWriteStream, lstatSync, linkSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, linkSync, realpathSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -154,6 +154,14 @@ export class FsStorage implements StorageDriver {
 
   directoryId(path: string): string {
     return directoryId(path);
+  }
+
+  realPath(path: string): string {
+    try {
+      return realpathSync.native(path);
+    } catch (err) {
+      throw ioError('reading', path, err);
+    }
   }
 
   async delete(path: string): Promise<void> {
