@@ -10,7 +10,7 @@
  * lines are merged (the first position is kept for messages). A leading registry host stays
  * part of the name unless `stripRegistry`.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, fstatSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, Problems, quote, RegfsError, type ListPosition } from './errors.js';
@@ -287,5 +287,14 @@ function unreadable(path: string, err: unknown): RegfsError {
 }
 
 async function readStdin(): Promise<string> {
+  // A directory as standard input (`regfs to-dir - SRC OUT < DIR`) reads as an empty stream in
+  // Node, which would be an empty list: to-dir would then remove every image of its export.
+  let directory = false;
+  try {
+    directory = fstatSync(0).isDirectory();
+  } catch {
+    // No standard input to stat (closed): reading it says what is wrong.
+  }
+  if (directory) throw new RegfsError('LIST_UNREADABLE', `cannot read image list "${STDIN_NAME}": standard input is a directory (EISDIR)`, { path: STDIN_NAME });
   return readListText(process.stdin, STDIN_NAME);
 }

@@ -240,6 +240,31 @@ test('stdin: `-` is standard input for every list argument: extract LIST, to-dir
   assert.match(missing.stdout + missing.stderr, /<stdin>:1: /);
 });
 
+test('stdin: a directory given as standard input (`< DIR`) is refused (LIST_UNREADABLE), not read as an empty list: to-dir removes no export', async () => {
+  const out = join(dir, 'stdin-dir-export');
+  const list = join(dir, 'stdin-dir.list');
+  await writeFile(list, 'big/repo:t1\n');
+  assert.equal((await runCli(['to-dir', list, root, out])).code, 0);
+  const before = await readdir(out);
+  const fd = openSync(dir, 'r');
+  try {
+    for (const args of [['to-dir', '-', root, out], ['extract', '-', root, join(dir, 'stdin-dir-extract')], ['verify', root, '--list', '-', '--fast']]) {
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: [fd, 'ignore', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+        let stderr = '';
+        child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+      assert.equal(r.code, 1, `regfs ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: cannot read image list "<stdin>": .*directory.* \[LIST_UNREADABLE\]$/m);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  assert.deepEqual(await readdir(out), before, 'the export is untouched');
+});
+
 test('stdin: an empty argument is not standard input, and a stray `-` is named as typed', async () => {
   const r = await runCli(['extract', '', root, join(dir, 'never')], { stdin: 'big/repo:t1\n' });
   assert.equal(r.code, 1, r.stderr);
