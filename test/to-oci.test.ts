@@ -245,3 +245,21 @@ test('to-oci: a FIFO where index.json or oci-layout goes is refused at once, nam
     for (const d of done) assert.equal(d.plan!.entriesAdded, d.stats!.entriesAdded, 'the plan reports what the run did');
   });
 });
+
+test("to-oci: a live run's temp file of the lock is not a killed run's leftover: the run that holds the lock leaves it (the other run fails LOCKED, not IO_ERROR)", async () => {
+  await withTempDir(async (dir) => {
+    const layout = join(dir, 'oci');
+    const list = await writeListFile(dir, ['library/busybox:1.36']);
+    assert.equal((await runCli(['to-oci', list, FIXTURE_ROOT, layout])).code, 0);
+    // What another run, alive (this process), has between writing its lock's temp file and linking it into place.
+    const live = join(layout, `.regfs.lock.${process.pid}.0a1b2c3d4e5f.regfs-tmp`);
+    await writeFile(live, JSON.stringify({ pid: process.pid }));
+    const dead = join(layout, `.index.json.${spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout}-0a1b2c3d-0.regfs-tmp`);
+    await writeFile(dead, '{');
+    const r = await runCli(['to-oci', list, FIXTURE_ROOT, layout, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(live), "the live run's lock temp file stays");
+    assert.ok(!existsSync(dead), "a killed run's temp file goes");
+    assert.equal((JSON.parse(r.stdout) as { stats: { tempFilesRemoved: number } }).stats.tempFilesRemoved, 1);
+  });
+});

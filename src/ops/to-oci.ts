@@ -315,11 +315,15 @@ export function readLayout(dir: string): { index: IndexDocument | undefined } {
   return { index: doc as IndexDocument };
 }
 
-/** Remove regfs's own temp files (`.<name>.<pid>-<hex>-<n>.regfs-tmp`) from the directories; how many. */
+/**
+ * Remove regfs's own temp files (`.<name>.<pid>-<hex>-<n>.regfs-tmp`) from the directories; how
+ * many. Not the lock's (`.regfs.lock.<pid>.<hex>.regfs-tmp`): another run, alive, writes one
+ * before it finds the lock taken, and the lock removes those of runs that are gone.
+ */
 function removeTempFiles(dirs: string[]): number {
   let n = 0;
   for (const dir of dirs) {
-    if (lstatSync(dir).isDirectory()) n += removeMatching(dir, (name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX));
+    if (lstatSync(dir).isDirectory()) n += removeMatching(dir, (name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX) && !name.startsWith(`${LOCK_FILE}.`));
   }
   return n;
 }
