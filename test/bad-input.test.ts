@@ -717,11 +717,11 @@ cases('bad input: the output (extract)', [
   },
   {
     name: 'OUT a regular file',
-    code: 'IO_ERROR',
+    code: 'OUTPUT_UNWRITABLE',
     async setup(ctx) {
       const out = join(ctx.dir, 'out.img');
       await writeFile(out, 'someone\'s file');
-      return { args: ['extract', await ctx.list(['team/app:v1']), await ctx.src(), out], unchanged: [await ctx.src(), ctx.dir], names: [out, 'ENOTDIR'] };
+      return { args: ['extract', await ctx.list(['team/app:v1']), await ctx.src(), out], unchanged: [await ctx.src(), ctx.dir], names: [out, 'is not a directory'] };
     },
   },
   {

@@ -153,11 +153,16 @@ test('an output that cannot be created fails at once with a clear code', async (
       ['to-dir', [list, FIXTURE_ROOT]],
       ['from-dir', [exp]],
     ] as const) {
-      for (const out of ['/proc/regfs-no-such/out', join(dir, 'dangling', 'out')]) {
+      for (const out of ['/proc/regfs-no-such/out', join(dir, 'dangling', 'out'), join(dir, 'a-file'), join(dir, 'a-file', 'out')]) {
+        await writeFile(join(dir, 'a-file'), 'notes\n');
         const started = Date.now();
         const r = await runCli([cmd, ...args, out], { timeoutMs: 20_000 });
         assert.equal(r.code, 1, `${cmd} ${out}: ${r.stderr}`);
         assert.match(r.stderr, /OUTPUT_UNWRITABLE/, `${cmd} ${out}`);
+        if (out.includes('a-file')) {
+          assert.match(r.stderr, new RegExp(`"${join(dir, 'a-file')}" is not a directory`), `${cmd} ${out}: names the file`);
+          assert.equal(await readFile(join(dir, 'a-file'), 'utf8'), 'notes\n');
+        }
         assert.ok(Date.now() - started < 20_000);
       }
     }

@@ -5,7 +5,7 @@
  * 2.8 truncates in place, which is why a crash there can leave empty link files.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, type Dirent, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { linkSync, type Dirent, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { landWithoutReplacing } from './link.js';
 import { dirname, join, resolve } from 'node:path';
@@ -75,12 +75,7 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, opt
  * Symbolic links the user's path goes through are followed: the path is the user's choice.
  */
 export function mkdirpSync(dir: string): void {
-  const missing: string[] = [];
-  for (let d = resolve(dir); ; d = dirname(d)) {
-    if (existsSync(d)) break;
-    missing.unshift(d);
-    if (dirname(d) === d) break;
-  }
+  const missing = missingDirs(dir);
   for (const d of missing) {
     try {
       mkdirSync(d);
@@ -96,6 +91,36 @@ export function mkdirpSync(dir: string): void {
       throw ioError('creating', d, err);
     }
   }
+}
+
+/**
+ * The components of `dir` that do not exist yet, outermost first. OUTPUT_UNWRITABLE if the
+ * deepest one that exists (symbolic links followed) is not a directory: `dir` (or one of its
+ * parents) is a file, so nothing can be written there.
+ */
+function missingDirs(dir: string): string[] {
+  const missing: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    let st: Stats | undefined;
+    try {
+      st = statSync(d, { throwIfNoEntry: false });
+    } catch (err) {
+      // ENOTDIR: a parent is a file, which the walk up reaches next.
+      if (errnoCode(err) !== 'ENOTDIR') throw ioError('reading', d, err);
+    }
+    if (st !== undefined) {
+      if (!st.isDirectory()) throw new RegfsError('OUTPUT_UNWRITABLE', `cannot write into "${dir}": "${d}" is not a directory`, { path: d });
+      break;
+    }
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  return missing;
+}
+
+/** Refuse (OUTPUT_UNWRITABLE) an output that is, or lies below, something other than a directory. */
+export function assertOutputDirectory(dir: string): void {
+  missingDirs(dir);
 }
 
 function isSymlink(path: string): boolean {

@@ -7,7 +7,7 @@ import { readdirSync, rmdirSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { RegfsError } from '../errors.js';
-import { OutputDirs } from '../fs/atomic.js';
+import { assertOutputDirectory, OutputDirs } from '../fs/atomic.js';
 import { blobsDir, STORAGE_PREFIX, storageRoot } from '../registry/layout.js';
 import { OCI_LAYOUT_FILE } from '../oci/layout.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -25,6 +25,7 @@ import type { S3Storage } from '../storage/s3.js';
 export async function outputStorageRoot(out: string): Promise<{ v2: string; exists: boolean; dirs: OutputDirs }> {
   const abs = resolve(out);
   const v2 = abs.endsWith(sep + STORAGE_PREFIX) ? abs : storageRoot(abs);
+  assertOutputDirectory(v2);
   const there = await exists(v2);
   if (!there && (await exists(join(abs, OCI_LAYOUT_FILE)))) {
     throw new RegfsError('NOT_REGISTRY', `output "${out}" is an OCI image layout, not registry storage; regfs writes registry storage, and writes a layout with "regfs to-oci"`, { path: out });

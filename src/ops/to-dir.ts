@@ -30,7 +30,7 @@ import { openImageList, type ImageList, type ListEntry } from '../image-list.js'
 import { referencedBlobs, type Manifest, type Platform } from '../manifest.js';
 import { parsePlatform, selectPlatform } from './platform.js';
 import { parseImageRef } from '../reference.js';
-import { isTempName, mkdirpSync, OutputDirs, removeMatching, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
+import { assertOutputDirectory, isTempName, mkdirpSync, OutputDirs, removeMatching, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
 import { LOCK_FILE, withLock } from '../fs/lock.js';
 import { RegistryReader, type BlobInfo } from '../registry/read.js';
@@ -155,6 +155,7 @@ export async function toDir(opts: ToDirOptions): Promise<ToDirResult> {
   refuseHardLinkFrom(reader.driver, opts.link);
   const out = resolve(opts.output);
   await assertOutsideSource(opts.source, reader.v2, out, out);
+  assertOutputDirectory(out);
 
   const problems = new Problems(opts.onProblem);
   let entries: Iterable<ListEntry>;
