@@ -16,6 +16,7 @@ import { digestOf, digestRegularFile, digestRegularFileSync, type Digest } from 
 import { RegfsError } from '../src/errors.js';
 import { readArchive, type ArchiveContent, type ReadArchiveOptions } from '../src/oci/archive.js';
 import { fromOci } from '../src/ops/from-oci.js';
+import { apply } from '../src/ops/apply.js';
 import { makeImage, makeLayer } from '../scripts/lib/images.js';
 import { withTempDir } from './helpers/tree.js';
 
@@ -158,5 +159,29 @@ test('from-oci of a tar: every blob, manifests too, is linked from where it was 
     assert.equal(res.stats?.blobsLinked, 3);
     assert.equal(res.stats?.blobsWritten, 0);
     assert.deepEqual(await readdir(join(dir, 'out', 'docker/registry/v2/blobs')), ['sha256'], 'no staging directory left');
+  });
+});
+
+test('from-oci and apply of a named FIFO wait for its writer without holding the output: another writer of it runs meanwhile', async () => {
+  await withTempDir(async (dir) => {
+    const image = makeImage({ format: 'oci', layers: [makeLayer('fifo-input')] });
+    const entries = [image, image.config, ...image.layers].map((b) => ({ path: `blobs/sha256/${b.digest.slice(7)}`, data: Buffer.from(b.bytes) }));
+    const index = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: image.digest, size: image.size, annotations: { 'org.opencontainers.image.ref.name': 'team/fifo:1' } }] };
+    entries.push({ path: 'index.json', data: Buffer.from(JSON.stringify(index)) }, { path: 'oci-layout', data: Buffer.from('{"imageLayoutVersion":"1.0.0"}') });
+    const file = join(dir, 'one.tar');
+    await writeFile(file, tarOf(entries));
+    for (const [i, run] of [fromOci, apply].entries()) {
+      const fifo = join(dir, `fifo-${i}`);
+      execFileSync('mkfifo', [fifo]);
+      const out = join(dir, `out-${i}`);
+      const waiting = run({ input: fifo, output: out });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The output is free while the FIFO has no writer.
+      assert.equal((await run({ input: file, output: out })).dryRun, false, `${run.name}: another run writes the output meanwhile`);
+      const writer = spawn('sh', ['-c', `cat "${file}" > "${fifo}"`]);
+      const written = new Promise((resolve) => writer.on('close', resolve));
+      assert.deepEqual((await waiting).images.map((m) => m.digest), [image.digest], run.name);
+      assert.equal(await written, 0);
+    }
   });
 });

@@ -623,3 +623,22 @@ test('from-oci and apply --dry-run into an output that holds the images count it
     }
   });
 });
+
+test('from-oci: index.json keys are matched as Go matches them (skopeo agrees): "Manifests" is manifests, and of "annotations" and "Annotations" the last name wins', async () => {
+  const base = await readIndex(single);
+  const entry = base.manifests[0]!;
+  const name = refName(entry);
+  const { annotations: _, ...bare } = entry;
+  const cases: Array<[string, string]> = [
+    ['upper-manifests', JSON.stringify({ schemaVersion: 2, Manifests: [entry] })],
+    ['two-annotations', JSON.stringify({ schemaVersion: 2, manifests: [{ ...bare, annotations: { 'org.opencontainers.image.ref.name': 'first/name:1' }, Annotations: { 'org.opencontainers.image.ref.name': name } }] })],
+  ];
+  for (const [label, text] of cases) {
+    const l = await copyLayout(single, `go-keys-${label}`);
+    await writeFile(join(l, 'index.json'), text);
+    assert.equal(await skopeoManifestDigestOf(`oci:${l}:${name}`), entry.digest, `${label}: skopeo reads ${name}`);
+    const dest = join(t.dir, `go-keys-${label}-dest`);
+    const r = await fromOci({ input: l, output: dest });
+    assert.deepEqual(r.images.map((i) => `${i.repo}:${i.tag}@${i.digest}`), [`${name.split(':')[0]}:${name.split(':')[1]}@${entry.digest}`], label);
+  }
+});

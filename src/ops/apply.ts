@@ -36,7 +36,7 @@ import { readLayout, writeLayout } from './to-oci.js';
 import { statData } from '../registry/follow.js';
 import { BUNDLE_FILE, parseBundleFile, type BundleFile } from '../oci/bundle-file.js';
 import type { ArchiveContent } from '../oci/archive.js';
-import { importOci, s3StorageOutput, storageOutput, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
+import { importOci, openIfPipe, s3StorageOutput, storageOutput, type ArchiveHooks, type ArchiveOutput, type FromOciResult } from './from-oci.js';
 import { countExisting } from './extract.js';
 import { existingAncestor, outputStorageRoot, removeEmptyChain, s3OutputRoot } from './output-root.js';
 import { isS3Root, openS3Root } from '../storage/open.js';
@@ -173,7 +173,8 @@ async function openBundle(opts: ApplyOptions): Promise<{ source: string | Readab
     throw new RegfsError('ARCHIVE_INVALID', `"${opts.input}" is a directory; apply reads a bundle file (a tar): an OCI layout directory is imported with "regfs from-oci"`, { path: opts.input });
   }
   const m = /^(.*)\.(0{3,})$/.exec(opts.input);
-  if (m === null) return { source: opts.input, totalBytes: first.isFile() ? first.size : undefined, volumes: 1 };
+  // A named pipe is opened here, before the output's lock is taken: its open waits for a writer.
+  if (m === null) return { source: first.isFIFO() ? ((await openIfPipe(opts.input)) ?? opts.input) : opts.input, totalBytes: first.isFile() ? first.size : undefined, volumes: 1 };
   // Volumes: NAME.000, NAME.001, … as long as the next exists, each a regular file.
   const [, base, zeros] = m as unknown as [string, string, string];
   const paths: string[] = [];

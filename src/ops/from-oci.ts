@@ -14,13 +14,14 @@
  * output's own blob tree are linked into place), then links, then tags.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, type Dirent } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
+import { goDecode, parseJson, sliceItems, type GoType } from '../gojson.js';
 import { digestAlgorithm, digestOf, digestRegularFile, type Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, parseManifest, parseManifestContent, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
 import { parseImageRef, parseRepoName, type RepoName, type Tag } from '../reference.js';
@@ -316,8 +317,10 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   // in a local directory; a dry run stages nothing: it keeps what may be a manifest in memory
   // and hashes the rest).
   const label = opts.input;
-  const stdinStream = hooks !== undefined ? undefined : opts.input === '-' ? (opts.stdin ?? process.stdin) : undefined;
-  const totalBytes = hooks !== undefined || stdinStream !== undefined ? undefined : (await stat(opts.input)).size;
+  // Standard input, or a named pipe opened here: its open waits for a writer, which must not
+  // happen with the output's lock held (no other writer could run meanwhile).
+  const inputStream = hooks !== undefined ? undefined : opts.input === '-' ? (opts.stdin ?? process.stdin) : await openIfPipe(opts.input);
+  const totalBytes = hooks !== undefined || inputStream !== undefined ? undefined : (await stat(opts.input)).size;
   // The reader asks for each new blob entry whether the output holds it: so blob entries are counted, for apply's progress.
   let blobEntries = 0;
   let blobBytes = 0;
@@ -383,7 +386,7 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
     if (opts.noVerify !== true) for (const b of content.blobs.values()) if (!b.existing) bytesVerified += b.size;
     return { images, plan, bytesVerified, leftOut };
   };
-  const source = (): string | Readable => hooks?.source ?? stdinStream ?? opts.input;
+  const source = (): string | Readable => hooks?.source ?? inputStream ?? opts.input;
   const command = hooks?.command ?? 'from-oci';
 
   // On S3: the output's blobs listed once, before the tar is read (each blob entry is looked up in that listing).
@@ -434,6 +437,21 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
     },
     disk.dirs,
   );
+}
+
+/**
+ * A named pipe (a FIFO, `<(…)`) as a stream, opened now: the open waits until a writer opens
+ * it, as `cat` waits. Undefined for anything else, which the archive reader opens itself.
+ */
+export async function openIfPipe(path: string): Promise<Readable | undefined> {
+  try {
+    if (!(await stat(path)).isFIFO()) return undefined;
+    return (await open(path, 'r')).createReadStream();
+  } catch (err) {
+    // A path that is not there (or not readable) is the archive reader's to report.
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+    throw ioError('opening', path, err);
+  }
 }
 
 /** Registry storage to import into: a directory, or `s3://BUCKET/PREFIX`. */
@@ -656,10 +674,19 @@ export function parseIndex(index: { raw: Buffer; where: string }): Array<{ desc:
     throw new RegfsError('MANIFEST_INVALID', `"${index.where}" is not an OCI image index: ${err.message.replace(/^manifest "[^"]*" \([^)]*\) /, '')}`, { path: index.where });
   }
   if (!isIndexKind(m.kind)) throw new RegfsError('MANIFEST_INVALID', `"${index.where}" is not an OCI image index: it reads as an image manifest (it has no manifests array)`, { path: index.where });
-  // Annotations are not in the parsed descriptors; the Go decode above has checked they are strings.
-  const doc = JSON.parse(index.raw.toString('utf8')) as { manifests?: Array<{ annotations?: Record<string, string> | null }> };
-  return m.manifests.map((desc, i) => ({ desc, annotations: doc.manifests?.[i]?.annotations ?? undefined }));
+  // Annotations are not in the parsed descriptors: decoded here as Go decodes them, entry for
+  // entry (`Manifests` is manifests; of `annotations` and `Annotations`, both fill one map, the
+  // last value of a key wins), so that a name goes with the descriptor skopeo gives it to.
+  const { value } = goDecode(parseJson(index.raw.toString('utf8')), INDEX_ANNOTATIONS);
+  const entries = sliceItems((value as { manifests: unknown }).manifests) as Array<{ annotations: Map<string, string> | null } | undefined>;
+  return m.manifests.map((desc, i) => {
+    const a = entries[i]?.annotations;
+    return { desc, annotations: a === null || a === undefined ? undefined : Object.fromEntries(a) };
+  });
 }
+
+/** What of index.json parseIndex reads besides the descriptors: each entry's annotations. */
+const INDEX_ANNOTATIONS: GoType = { k: 'struct', fields: { manifests: { k: 'slice', elem: { k: 'struct', fields: { annotations: { k: 'map', elem: { k: 'string' } } } } } } };
 
 /** The name an entry is imported under: --name, else its annotations, else by digest into --repo. */
 function nameOf(desc: Descriptor, annotations: Record<string, string> | undefined, naming: Naming): EntryName {
