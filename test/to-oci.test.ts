@@ -263,3 +263,26 @@ test("to-oci: a live run's temp file of the lock is not a killed run's leftover:
     assert.equal((JSON.parse(r.stdout) as { stats: { tempFilesRemoved: number } }).stats.tempFilesRemoved, 1);
   });
 });
+
+test('to-oci: an index.json holding what a rewrite would change (an integer past 2^53, a number past a double, a key twice) is refused, untouched', async () => {
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, ['library/busybox:1.36']);
+    const foreign = '{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:' + 'a'.repeat(64) + '","size":SIZE,"annotations":{"org.opencontainers.image.ref.name":"other/big:v1"}}';
+    const cases: Array<[string, string]> = [
+      ['a size past 2^53', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '9007199254740993')}]}`],
+      ['a number past a double', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"com.example.weight":1e400}`],
+      ['a key twice', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"annotations":{"com.example.note":"first","com.example.note":"second"}}`],
+    ];
+    for (const [label, text] of cases) {
+      const layout = join(dir, label.replaceAll(' ', '-'));
+      await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
+      await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+      await writeFile(join(layout, 'index.json'), text);
+      const before = await snapshotTree(layout);
+      const r = await runCli(['to-oci', list, FIXTURE_ROOT, layout]);
+      assert.equal(r.code, 1, `${label}: ${r.stderr}`);
+      assert.match(r.stderr, /\[NOT_OCI_LAYOUT\]/, label);
+      assert.deepEqual(await snapshotTree(layout), before, `${label}: untouched`);
+    }
+  });
+});

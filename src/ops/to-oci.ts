@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
+import { parseJson, type JsonValue } from '../gojson.js';
 import { isTempName, OutputDirs, readNames, removeMatching, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
 import { LOCK_FILE } from '../fs/lock.js';
 import { openImageList } from '../image-list.js';
@@ -305,6 +306,15 @@ export function readLayout(dir: string): { index: IndexDocument | undefined } {
   } catch (err) {
     throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is not JSON: ${(err as Error).message}`, { path: indexPath });
   }
+  // index.json is written back whole: what the rewrite would not keep as it is, refuses it.
+  let parsed: JsonValue;
+  try {
+    parsed = parseJson(raw.toString('utf8'));
+  } catch (err) {
+    throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is not JSON as Go reads it: ${(err as Error).message}`, { path: indexPath });
+  }
+  const lost = notKept(parsed, 'index.json');
+  if (lost !== undefined) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" holds ${lost}, which regfs would not write back as it is (it rewrites index.json whole); nothing was written`, { path: indexPath });
   const manifests = (doc as { manifests?: unknown } | null)?.manifests;
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || (doc as { schemaVersion?: unknown }).schemaVersion !== 2 || !Array.isArray(manifests)) {
     throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is not an OCI image index (schemaVersion 2 and a manifests list)`, { path: indexPath });
@@ -313,6 +323,34 @@ export function readLayout(dir: string): { index: IndexDocument | undefined } {
     if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}": manifests[${i}] is not a descriptor`, { path: indexPath });
   }
   return { index: doc as IndexDocument };
+}
+
+/**
+ * The first value of a JSON document that parsing and writing it again would change, described
+ * with where it is: an integer past 2^53 (rounded), a number past a double's range (null), a
+ * key given twice in one object (once, with its last value). Undefined if there is none.
+ * Iterative: a document may nest 10,000 deep.
+ */
+function notKept(doc: JsonValue, name: string): string | undefined {
+  const todo: Array<[JsonValue, string]> = [[doc, name]];
+  for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+    const [v, at] = next;
+    if (v.t === 'number') {
+      const n = Number(v.raw);
+      if (!Number.isFinite(n)) return `the number ${v.raw} at ${at}, past a double's range`;
+      if (/^-?[0-9]+$/.test(v.raw) && BigInt(v.raw) !== BigInt(n)) return `the integer ${v.raw} at ${at}, past 2^53`;
+    } else if (v.t === 'array') {
+      v.items.forEach((item, i) => todo.push([item, `${at}[${i}]`]));
+    } else if (v.t === 'object') {
+      const keys = new Set<string>();
+      for (const [k, item] of v.entries) {
+        if (keys.has(k)) return `the key ${quote(k)} twice in ${at}`;
+        keys.add(k);
+        todo.push([item, `${at}.${k}`]);
+      }
+    }
+  }
+  return undefined;
 }
 
 /**
