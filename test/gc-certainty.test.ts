@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import type { Digest } from '../src/digest.js';
 import { isRegfsError } from '../src/errors.js';
 import { gc } from '../src/ops/gc.js';
+import { verify } from '../src/ops/verify.js';
 import { rm as regfsRm } from '../src/ops/rm.js';
 import { parseRepoName, parseTag } from '../src/reference.js';
 import * as layout from '../src/registry/layout.js';
@@ -221,6 +222,28 @@ test('gc --delete-untagged refuses (UNSAFE) when a file stands where a tag direc
     assert.equal(verify.code, 4, verify.stderr);
     assert.ok((JSON.parse(verify.stdout) as { findings: Array<{ code: string; path: string }> }).findings.some((f) => f.code === 'LINK_INVALID' && f.path === tag), verify.stdout);
   });
+});
+
+test("gc: a file where a repository's _manifests, revisions, tags or _layers directory should be: gc deletes nothing the registry's collector keeps, and refuses where that collector stops", async () => {
+  for (const part of ['_manifests/tags', '_manifests/revisions', '_layers', '_manifests']) {
+    await withCopy(async (root, v2) => {
+      const path = join(layout.repoDir(v2, APP), part);
+      await rm(path, { recursive: true });
+      await writeFile(path, 'junk');
+      assert.ok((await verify({ root, fast: true })).findings.some((f) => f.code === 'LINK_INVALID' && f.path === path), `${part}: verify reports it`);
+      for (const deleteUntagged of [false, true]) {
+        const theirs = await registryGarbageCollectDryRun(root, { deleteUntagged }).catch(() => undefined);
+        const ours = await gc({ root, deleteUntagged });
+        const what = `${part}, deleteUntagged ${deleteUntagged}`;
+        if (theirs === undefined) {
+          assert.ok(ours.problems.some((p) => p.path === path), `${what}: the registry's collector stops, so gc --apply must refuse: ${JSON.stringify(ours.problems)}`);
+        } else {
+          const eligible = new Set(theirs.blobsEligible);
+          assert.deepEqual(ours.blobs.filter((b) => !eligible.has(b.digest)), [], `${what}: regfs would delete what the registry keeps`);
+        }
+      }
+    });
+  }
 });
 
 test('rm of a manifest refuses (UNSAFE) when an index or a tag of the repository cannot be read: either may name it', async () => {

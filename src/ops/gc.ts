@@ -145,6 +145,8 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
       problems.push({ code: 'SYMLINK_LOOP', path: s.path, message: `"${s.path}" is a symbolic link to a directory that contains it, so the repositories under it are not all known` });
     } else if (s.kind === 'alias') {
       problems.push({ code: 'SYMLINK_ALIAS', path: s.path, message: `"${s.path}" reaches, through a symbolic link, a directory already reached by another path; what is deleted through one name goes for both, so what is in use is not certain` });
+    } else if (s.kind === 'not-directory') {
+      problems.push({ code: 'LINK_INVALID', path: s.path, message: `"${s.path}" is a file where a directory of the repository should be, so what the repository holds is unknown (the registry answers 500 below it; its garbage-collect stops on it)` });
     } else if (s.kind === 'tag-not-directory' && deleteUntagged) {
       problems.push({ code: 'LINK_INVALID', path: s.path, message: `"${s.path}" is a file where a tag directory should be: the registry lists it as a tag, so what it holds is unknown (the registry's garbage-collect stops on it)` });
     }

@@ -182,6 +182,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
     else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `${path} holds _manifests but its path is not a valid repository name; the registry cannot serve it`);
     else if (s.kind === 'loop') add('SYMLINK_LOOP', s.path, `${path} is a symbolic link to a directory that contains it; the registry's catalog and garbage-collect would walk it forever`);
     else if (s.kind === 'alias') add('SYMLINK_ALIAS', s.path, `${path} reaches, through a symbolic link, a directory already reached by another path: two names share it, and a delete through one (the registry's API, its garbage-collect, regfs gc or rm) empties it for both`);
+    else if (s.kind === 'not-directory') add('LINK_INVALID', s.path, `${path} is a file where a directory of the repository should be: the registry answers 500 for what is below it, and its garbage-collect stops on it`);
     else if (s.kind === 'tag-not-directory') add('LINK_INVALID', s.path, `${path} is a file where a tag directory should be: the registry lists it as a tag and answers 500 for it, and its garbage-collect stops on it`);
     else add('TAG_INVALID', s.path, `${path} is not a valid tag name; the registry lists it as a tag all the same`);
   }

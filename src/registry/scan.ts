@@ -75,7 +75,7 @@ export interface BlobEntry {
 /** Something in the tree that is not where or what it should be. */
 export interface Stray {
   path: string;
-  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name' | 'tag-not-directory' | 'loop' | 'alias';
+  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name' | 'tag-not-directory' | 'not-directory' | 'loop' | 'alias';
 }
 
 export interface StorageScan {
@@ -164,14 +164,9 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[], readLink
   /** The path each directory was first reached by. */
   const seen = new Map<string, string>();
   const directoryId = (dir: string): string => driver.directoryId?.(dir) ?? dir;
-  // Whether a path reaches its directory through a symbolic link below the storage root (a
-  // link above it, as /srv/registry -> /data/registry, is every path's).
-  let realRoot: string | undefined;
-  const throughLink = (dir: string): boolean => {
-    if (driver.realPath === undefined) return false;
-    realRoot ??= driver.realPath(root);
-    return driver.realPath(dir) !== join(realRoot, relative(root, dir));
-  };
+  // Whether a path reaches its directory through a symbolic link to another name in the tree
+  // (a link out of the tree, to another disk, is the directory's own name).
+  const throughLink = (dir: string): boolean => driver.linksIntoTree?.(dir, root) === true;
   /**
    * A loop, or an alias: then the path it is reported at is the one through a symbolic link
    * (what to remove), whichever of the two the walk reached first.
@@ -218,7 +213,10 @@ const REPO_PARTS = ['_manifests', '_manifests/revisions', '_manifests/tags', '_l
 async function scanRepo(driver: StorageDriver, name: RepoName, dir: string, strays: Stray[], enter: (dir: string) => Stray | undefined, readLinks: boolean): Promise<RepoScan> {
   for (const part of REPO_PARTS) {
     const path = join(dir, part);
-    if ((await driver.stat(path))?.kind !== 'directory') continue;
+    const kind = (await driver.stat(path))?.kind;
+    // A file here: the registry answers 500 for what is below it, and its garbage-collect stops.
+    if (kind !== undefined && kind !== 'directory') strays.push({ path, kind: 'not-directory' });
+    if (kind !== 'directory') continue;
     const again = enter(path);
     if (again !== undefined) strays.push(again);
   }
@@ -295,8 +293,11 @@ async function scanTags(driver: StorageDriver, base: string, strays: Stray[], re
   for (const e of await driver.list(base)) {
     const dir = join(base, e.name);
     if (!e.dir) {
-      // A file here is a tag to the registry, one it answers 500 for (its garbage-collect stops on it).
-      strays.push({ path: dir, kind: isTempName(e.name) ? 'temp' : 'tag-not-directory' });
+      // On disk a file here is a tag to the registry, one it answers 500 for (its
+      // garbage-collect stops on it); on S3 a key here is a tag without a current/link, which
+      // the registry passes over.
+      if (isTempName(e.name)) strays.push({ path: dir, kind: 'temp' });
+      else if (driver.kind === 'filesystem') strays.push({ path: dir, kind: 'tag-not-directory' });
       continue;
     }
     const [current, index, inCurrent] = await Promise.all([readCurrentLink(driver, join(dir, 'current', 'link')), scanLinks(driver, join(dir, 'index'), strays, readLinks), driver.list(join(dir, 'current'))]);
