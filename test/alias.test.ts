@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, symlink } from 'node:fs/promises';
+import { mkdir, rename, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
@@ -94,5 +94,25 @@ test('SYMLINK_ALIAS names the symbolic link, not the directory it leads to, whic
     assert.equal(g.code, 1, g.stderr);
     const problems = (JSON.parse(g.stdout) as { problems: Array<{ code: string; path: string }> }).problems.filter((p) => p.code === 'SYMLINK_ALIAS').map((p) => p.path);
     assert.deepEqual(problems.sort(), links);
+  });
+});
+
+test("a repository's own link to another disk is its name; a link to it from inside the tree is the alias: verify names the alias, rm refuses through it", async () => {
+  await withCopy(async (root, repos) => {
+    const disk = join(root, '..', 'disk2');
+    await mkdir(disk);
+    await rename(join(repos, 'tools', 'nomediatype'), join(disk, 'nomediatype'));
+    await symlink(join(disk, 'nomediatype'), join(repos, 'tools', 'nomediatype'));
+    await symlink('nomediatype', join(repos, 'tools', 'alias'));
+    const v = await runCli(['verify', root, '--fast', '--json'], { timeoutMs: 30_000 });
+    const found = (JSON.parse(v.stdout) as { findings: Array<{ code: string; path: string }> }).findings.filter((f) => f.code === 'SYMLINK_ALIAS').map((f) => f.path);
+    assert.deepEqual(found, [join(repos, 'tools', 'alias')], v.stdout);
+    const before = await snapshotTree(join(disk, 'nomediatype'));
+    const r = await runCli(['rm', root, 'tools/alias:1.0'], { timeoutMs: 20_000 });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /\[SYMLINK_ALIAS\]/);
+    assert.deepEqual(await snapshotTree(join(disk, 'nomediatype')), before, 'nothing deleted through the alias');
+    // Through its own name, the repository's tag goes.
+    assert.equal((await runCli(['rm', root, 'tools/nomediatype:1.0'], { timeoutMs: 20_000 })).code, 0);
   });
 });

@@ -34,7 +34,7 @@ import { isDigest, type Digest } from '../digest.js';
 import { isIndexKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
 import { layerLinkPath, layersDir, manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, tagsDir, TRASH_PREFIX } from '../registry/layout.js';
-import { listEntries, type Entry } from '../registry/follow.js';
+import { linksIntoTree, listEntries, type Entry } from '../registry/follow.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { forEachChunkedAsync } from '../bounded.js';
@@ -284,7 +284,9 @@ function refuseAliases(v2: string, dirs: string[]): void {
       throw ioError('reading', dirname(dir), err);
     }
     const expected = join(realRepos, relative(repos, dirname(dir)));
-    if (real !== expected && (real === realRepos || real.startsWith(`${realRepos}/`))) {
+    // Into another name of the tree: the real path is there, or a link on the way names a path
+    // there (which may itself lead to another disk, as a repository's own link may).
+    if ((real !== expected && (real === realRepos || real.startsWith(`${realRepos}/`))) || linksIntoTree(dirname(dir), repos)) {
       throw new RegfsError(
         'SYMLINK_ALIAS',
         `"${dirname(dir)}" is reached through a symbolic link and is "${real}", which another repository's path names: deleting through it would delete there too; nothing was deleted`,

@@ -6,8 +6,8 @@
  * without opening it (a FIFO would block, a device must not be read). Writes never follow a
  * symbolic link (docs/guarantees.md).
  */
-import { lstatSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
-import { join, sep } from 'node:path';
+import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { Digest } from '../digest.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { fileKind } from './link-file.js';
@@ -57,6 +57,38 @@ function entryIsDirectory(path: string): boolean {
     if (err instanceof RegfsError && errnoCode(err.cause) === 'ELOOP') return false;
     throw err;
   }
+}
+
+/**
+ * Whether `path` (below `root`) goes through a symbolic link that leads to another path inside
+ * `root`: an alias, a second name in the tree for a directory. A link that leads out of the
+ * tree (storage spread over disks) is the directory's own name, not an alias. Each link's
+ * target is taken one step (its own directory resolved, not the target itself), so a link to
+ * a name in the tree counts as inside even when that name is itself a link to another disk.
+ */
+export function linksIntoTree(path: string, root: string): boolean {
+  let realRoot: string;
+  try {
+    realRoot = realpathSync(root);
+  } catch {
+    return false;
+  }
+  const inside = (p: string): boolean => p === realRoot || p.startsWith(`${realRoot}${sep}`);
+  let at = root;
+  for (const part of relative(root, path).split(sep)) {
+    if (part === '' || part === '.') continue;
+    at = join(at, part);
+    let target: string;
+    try {
+      if (!lstatSync(at).isSymbolicLink()) continue;
+      const t = resolve(dirname(at), readlinkSync(at));
+      target = join(realpathSync(dirname(t)), basename(t));
+    } catch {
+      continue; // gone, or a link to nothing: no second name
+    }
+    if (inside(target)) return true;
+  }
+  return false;
 }
 
 /** The identity of a directory (device and inode, symbolic links followed), to cut loops in a walk. */

@@ -7,14 +7,14 @@
  * (fs/link.ts: reflink, hard link or copy). The calls are synchronous underneath, as
  * everywhere in regfs's metadata I/O (docs/performance.md).
  */
-import { createReadStream, createWriteStream, lstatSync, linkSync, realpathSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, linkSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { ioError, RegfsError } from '../errors.js';
 import { OutputDirs, tempPathFor, writeFileAtomicSync } from '../fs/atomic.js';
 import { createLinker, landWithoutReplacing, type Linker, type PlaceOutcome } from '../fs/link.js';
-import { directoryId, isDirectoryFollowing, listEntries, LOOPS, statData } from '../registry/follow.js';
+import { directoryId, isDirectoryFollowing, linksIntoTree, listEntries, LOOPS, statData } from '../registry/follow.js';
 import { readRegularFile } from '../registry/link-file.js';
 import type { ChildEntry, Content, FileInfo, PlaceOptions, StorageDriver, WalkEntry } from './driver.js';
 
@@ -156,12 +156,8 @@ export class FsStorage implements StorageDriver {
     return directoryId(path);
   }
 
-  realPath(path: string): string {
-    try {
-      return realpathSync.native(path);
-    } catch (err) {
-      throw ioError('reading', path, err);
-    }
+  linksIntoTree(path: string, root: string): boolean {
+    return linksIntoTree(path, root);
   }
 
   async delete(path: string): Promise<void> {
