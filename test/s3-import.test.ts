@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { mkdir, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { readlinkSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { skopeoCopy, withRetry } from '../scripts/lib/skopeo.js';
@@ -112,19 +113,31 @@ describe('imports into registry storage on S3', { timeout: 900_000 }, () => {
     ok(await w.regfs(['from-oci', tar, 's3://dst/from-tmpdir'], { env: { TMPDIR: staging } }));
     await assertStagingGone();
 
-    // The staging directories killed runs of this host left are removed (they may hold a whole
-    // tar's blobs); a live run's, another host's, and anything else stay.
+    // A relative --staging is taken from the working directory.
+    ok(await w.regfs(['from-oci', tar, 's3://dst/from-relative', '--staging', relative(process.cwd(), staging)]));
+    await assertStagingGone();
+
+    // The staging directories killed runs of this host and PID namespace left are removed
+    // (they may hold a whole tar's blobs); a live run's, another host's or PID namespace's
+    // (containers sharing a temp directory), and anything else stay.
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
     const host = hostname();
-    const killed = [`regfs-from-oci-${host}-${dead}-AbC123`, `regfs-apply-${host}-${dead}-xyz789`];
-    const kept = [`regfs-apply-${host}-${process.pid}-live01`, `regfs-apply-other.host-${dead}-ab12cd`, `regfs-from-oci-${host}-${dead}-toolong1`, `regfs-from-oci-AbC123`];
+    const ns = /\[([0-9]+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]!;
+    const killed = [`regfs-from-oci-${host}-${ns}-${dead}-AbC123`, `regfs-apply-${host}-${ns}-${dead}-xyz789`];
+    const kept = [
+      `regfs-apply-${host}-${ns}-${process.pid}-live01`,
+      `regfs-apply-other.host-${ns}-${dead}-ab12cd`,
+      `regfs-apply-${host}-1${ns}-${dead}-ab12cd`,
+      `regfs-from-oci-${host}-${ns}-${dead}-toolong1`,
+      `regfs-from-oci-AbC123`,
+    ];
     for (const n of [...killed, ...kept]) {
       await mkdir(join(staging, n, 'sub'), { recursive: true });
       await writeFile(join(staging, n, 'sub', 'blob'), 'staged');
     }
     await writeFile(join(staging, 'target'), 'not ours');
-    const asFile = `regfs-apply-${host}-${dead}-file00`;
-    const asLink = `regfs-apply-${host}-${dead}-link00`;
+    const asFile = `regfs-apply-${host}-${ns}-${dead}-file00`;
+    const asLink = `regfs-apply-${host}-${ns}-${dead}-link00`;
     await writeFile(join(staging, asFile), 'not ours');
     await symlink(join(staging, 'target'), join(staging, asLink));
     ok(await w.regfs(['from-oci', tar, 's3://dst/from-tar', '--staging', staging]));

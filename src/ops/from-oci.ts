@@ -13,7 +13,7 @@
  * (hard-linked from a directory by the `--link` modes; from a tar, the blobs staged in the
  * output's own blob tree are linked into place), then links, then tags.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, type Dirent } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, type Dirent } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -463,15 +463,16 @@ async function registryOutput(output: string): Promise<ArchiveOutput> {
 
 /**
  * A fresh staging directory for a tar's blobs on its way to S3, in `base` (which must exist), by
- * default the system's temp directory: `regfs-<command>-<host>-<pid>-XXXXXX`. The staging
- * directories killed runs of this host left there go first: they may hold a whole tar's blobs.
+ * default the system's temp directory: `regfs-<command>-<host>-<pid namespace>-<pid>-XXXXXX`.
+ * The staging directories killed runs of this host and PID namespace left there go first:
+ * they may hold a whole tar's blobs.
  */
 function localStage(base: string | undefined, command: string): string {
-  const dir = base ?? tmpdir();
-  const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
-  removeDeadLocalStages(dir, host);
+  const dir = resolve(base ?? tmpdir());
+  const owner = `${hostname().replace(/[^A-Za-z0-9.-]/g, '_')}-${pidNamespace()}`;
+  removeDeadLocalStages(dir, owner);
   try {
-    return mkdtempSync(join(dir, `regfs-${command}-${host}-${process.pid}-`));
+    return mkdtempSync(join(dir, `regfs-${command}-${owner}-${process.pid}-`));
   } catch (err) {
     if (base !== undefined && (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR')) {
       throw new RegfsError('USAGE', `--staging "${base}": no such directory`, { path: base });
@@ -481,13 +482,28 @@ function localStage(base: string | undefined, command: string): string {
 }
 
 /**
- * Remove the local staging directories in `dir` of from-oci and apply runs on `host` whose
- * process is gone. A live one's (this process's too: a library may run two imports at once),
- * another host's (a temp directory shared between machines or containers), and any entry that
- * is not a directory stay. No lock covers a local temp directory: the pid in the name is what
- * tells a killed run's directory from a live one's, as for a bundle's temp files.
+ * This process's PID namespace (Linux: the inode of /proc/self/ns/pid), so that a pid is told
+ * apart from the same number in a container sharing the temp directory; `x` where it cannot
+ * be read, and then no pid is judged.
  */
-function removeDeadLocalStages(dir: string, host: string): void {
+function pidNamespace(): string {
+  try {
+    return /\[([0-9]+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? 'x';
+  } catch {
+    return 'x';
+  }
+}
+
+/**
+ * Remove the local staging directories in `dir` of from-oci and apply runs of `owner` (host and
+ * PID namespace) whose process is gone. A live one's (this process's too: a library may run two
+ * imports at once), another host's or namespace's (a temp directory shared between machines
+ * or containers), one that cannot be removed (another user's), and any entry that is not a
+ * directory stay. No lock covers a local temp directory: the pid in the name is what tells a
+ * killed run's directory from a live one's, as for a bundle's temp files.
+ */
+function removeDeadLocalStages(dir: string, owner: string): void {
+  if (owner.endsWith('-x')) return;
   let entries: Dirent[];
   try {
     entries = readdirSync(dir, { withFileTypes: true });
@@ -496,13 +512,13 @@ function removeDeadLocalStages(dir: string, host: string): void {
   }
   for (const e of entries) {
     const m = /^regfs-(?:from-oci|apply)-(.+)-([0-9]+)-[A-Za-z0-9]{6}$/.exec(e.name);
-    if (m === null || m[1] !== host || !e.isDirectory()) continue;
+    if (m === null || m[1] !== owner || !e.isDirectory()) continue;
     const pid = Number(m[2]);
     if (pid === process.pid || isAlive(pid)) continue;
     try {
       rmSync(join(dir, e.name), { recursive: true, force: true });
-    } catch (err) {
-      throw ioError('removing the staging directory of a killed run', join(dir, e.name), err);
+    } catch {
+      // Not ours to remove (another user's, made 0700 by mkdtemp): left to its owner.
     }
   }
 }
