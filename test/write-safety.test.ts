@@ -153,8 +153,9 @@ test('an output that cannot be created fails at once with a clear code', async (
       ['to-dir', [list, FIXTURE_ROOT]],
       ['from-dir', [exp]],
     ] as const) {
-      for (const out of ['/proc/regfs-no-such/out', join(dir, 'dangling', 'out'), join(dir, 'a-file'), join(dir, 'a-file', 'out')]) {
+      for (const out of ['/proc/regfs-no-such/out', join(dir, 'dangling', 'out'), join(dir, 'a-file'), join(dir, 'a-file', 'out'), join(dir, 'loop', 'out')]) {
         await writeFile(join(dir, 'a-file'), 'notes\n');
+        await symlink('loop', join(dir, 'loop')).catch(() => undefined);
         const started = Date.now();
         const r = await runCli([cmd, ...args, out], { timeoutMs: 20_000 });
         assert.equal(r.code, 1, `${cmd} ${out}: ${r.stderr}`);

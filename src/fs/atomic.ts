@@ -106,6 +106,7 @@ function missingDirs(dir: string): string[] {
       st = statSync(d, { throwIfNoEntry: false });
     } catch (err) {
       // ENOTDIR: a parent is a file, which the walk up reaches next.
+      if (errnoCode(err) === 'ELOOP') throw new RegfsError('OUTPUT_UNWRITABLE', `cannot write into "${dir}": "${d}" is reached through a symbolic link that loops`, { path: d, cause: err });
       if (errnoCode(err) !== 'ENOTDIR') throw ioError('reading', d, err);
     }
     if (st !== undefined) {
