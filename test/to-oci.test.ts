@@ -272,17 +272,27 @@ test('to-oci: an index.json holding what a rewrite would change (an integer past
       ['a size past 2^53', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '9007199254740993')}]}`],
       ['a number past a double', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"com.example.weight":1e400}`],
       ['a key twice', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"annotations":{"com.example.note":"first","com.example.note":"second"}}`],
+      ['a number below a double', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"com.example.tiny":1e-400}`],
+      ['more digits than a double', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"com.example.w":0.10000000000000000000001}`],
+      ['a byte that is no UTF-8', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"com.example.s":"\xff"}`],
     ];
     for (const [label, text] of cases) {
       const layout = join(dir, label.replaceAll(' ', '-'));
       await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
       await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-      await writeFile(join(layout, 'index.json'), text);
+      await writeFile(join(layout, 'index.json'), Buffer.from(text, 'latin1'));
       const before = await snapshotTree(layout);
       const r = await runCli(['to-oci', list, FIXTURE_ROOT, layout]);
       assert.equal(r.code, 1, `${label}: ${r.stderr}`);
       assert.match(r.stderr, /\[NOT_OCI_LAYOUT\]/, label);
       assert.deepEqual(await snapshotTree(layout), before, `${label}: untouched`);
     }
+    // Another spelling of the same value is no change: 1.0, 1e21 written out, 1.5E+2.
+    const same = join(dir, 'same-values');
+    await mkdir(join(same, 'blobs', 'sha256'), { recursive: true });
+    await writeFile(join(same, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    await writeFile(join(same, 'index.json'), `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1.0')}],"com.example.n":[1000000000000000000000,1.5E+2,-0.250]}`);
+    const r = await runCli(['to-oci', list, FIXTURE_ROOT, same]);
+    assert.equal(r.code, 0, r.stderr);
   });
 });

@@ -17,6 +17,7 @@
  * The source may be on S3 (`s3://BUCKET/PREFIX`): its blobs then stream into the layout
  * (bounded memory), each into a temp file beside its place.
  */
+import { isUtf8 } from 'node:buffer';
 import { existsSync, lstatSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -307,6 +308,7 @@ export function readLayout(dir: string): { index: IndexDocument | undefined } {
     throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is not JSON: ${(err as Error).message}`, { path: indexPath });
   }
   // index.json is written back whole: what the rewrite would not keep as it is, refuses it.
+  if (!isUtf8(raw)) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" holds bytes that are not UTF-8, which regfs would not write back as they are (it rewrites index.json whole); nothing was written`, { path: indexPath });
   let parsed: JsonValue;
   try {
     parsed = parseJson(raw.toString('utf8'));
@@ -338,7 +340,7 @@ function notKept(doc: JsonValue, name: string): string | undefined {
     if (v.t === 'number') {
       const n = Number(v.raw);
       if (!Number.isFinite(n)) return `the number ${v.raw} at ${at}, past a double's range`;
-      if (/^-?[0-9]+$/.test(v.raw) && BigInt(v.raw) !== BigInt(n)) return `the integer ${v.raw} at ${at}, past 2^53`;
+      if (decimalValue(v.raw) !== decimalValue(String(n))) return `the number ${v.raw} at ${at}, which a double holds only as ${String(n)}`;
     } else if (v.t === 'array') {
       v.items.forEach((item, i) => todo.push([item, `${at}[${i}]`]));
     } else if (v.t === 'object') {
@@ -351,6 +353,20 @@ function notKept(doc: JsonValue, name: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** A JSON number's exact decimal value, in one spelling: `1.50e2`, `150` and `1.5E+2` are all `15e1`. */
+function decimalValue(raw: string): string {
+  const m = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/.exec(raw);
+  if (m === null) return raw;
+  const fraction = m[3] ?? '';
+  let digits = `${m[2]}${fraction}`.replace(/^0+/, '');
+  if (digits === '') return '0';
+  let exponent = BigInt(m[4] ?? '0') - BigInt(fraction.length);
+  const zeros = digits.length - digits.replace(/0+$/, '').length;
+  digits = digits.slice(0, digits.length - zeros);
+  exponent += BigInt(zeros);
+  return `${m[1]}${digits}e${exponent}`;
 }
 
 /**
