@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +65,22 @@ test('lock: another host\'s lock, or an unreadable one, is never taken over', as
     await assert.rejects(acquireLock(path, 'gc'), (e) => isRegfsError(e, 'LOCKED') && /on elsewhere\.example\.com.*remove the lock file/.test(e.message));
     await writeFile(path, 'garbage');
     await assert.rejects(acquireLock(path, 'gc'), (e) => isRegfsError(e, 'LOCKED') && /unreadable lock file/.test(e.message));
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("lock: a lock of this host's name but another PID namespace (a container sharing the tree) is never taken over; one of this namespace is", async () => {
+  const t = await tempDir();
+  try {
+    const path = join(t.dir, LOCK_FILE);
+    const ns = /\[([0-9]+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]!;
+    await writeFile(path, JSON.stringify({ pid: deadPid(), host: hostname(), pidns: `1${ns}`, command: 'rm', started: '2026-01-01T00:00:00Z' }));
+    await assert.rejects(acquireLock(path, 'gc'), (e) => isRegfsError(e, 'LOCKED') && /remove the lock file/.test(e.message));
+    await writeFile(path, JSON.stringify({ pid: deadPid(), host: hostname(), pidns: ns, command: 'rm', started: '2026-01-01T00:00:00Z' }));
+    const lock = await acquireLock(path, 'gc');
+    assert.equal((JSON.parse(await readFile(path, 'utf8')) as { pidns: string }).pidns, ns, 'the new owner names its PID namespace');
+    await lock.release();
   } finally {
     await t.cleanup();
   }

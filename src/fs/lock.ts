@@ -35,6 +35,7 @@
  * nothing (the lock never holds that content again) and are removed by the next holder.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
@@ -48,6 +49,8 @@ export const LOCK_FILE = '.regfs.lock';
 export interface LockOwner {
   pid: number;
   host: string;
+  /** The owner's PID namespace (absent in locks of older regfs, and where /proc cannot tell). */
+  pidns?: string;
   command: string;
   started: string;
 }
@@ -65,7 +68,7 @@ const MAX_TAKEOVER_DEPTH = 3;
 
 /** Take the lock at `path` (its directory must exist); LOCKED if another live run holds it. */
 export async function acquireLock(path: string, command: string): Promise<Lock> {
-  const me = { pid: process.pid, host: hostname(), command, started: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+  const me = { pid: process.pid, host: hostname(), pidns: pidNamespace(), command, started: new Date().toISOString(), token: randomBytes(8).toString('hex') };
   const content = `${JSON.stringify(me)}\n`;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const got = await take(path, content, 0);
@@ -117,7 +120,7 @@ const TAKEOVER_INFIX = '.takeover-';
 /** A lock whose owner is a dead process on this host, or an unreadable one old enough. */
 async function isStale(path: string, held: string): Promise<boolean> {
   const owner = parseOwner(held);
-  return owner === undefined ? olderThan(path, UNREADABLE_STALE_MS) : owner.host === hostname() && !isAlive(owner.pid);
+  return owner === undefined ? olderThan(path, UNREADABLE_STALE_MS) : canJudge(owner) && !isAlive(owner.pid);
 }
 
 /** An unreadable lock file this old is stale: no run takes that long between creating and writing it. */
@@ -257,7 +260,28 @@ function readHeld(path: string): string | undefined {
 
 /** True if the owner of a lock is a live process on this host. */
 export function isLiveOwner(owner: LockOwner): boolean {
-  return owner.host === hostname() && isAlive(owner.pid);
+  return canJudge(owner) && isAlive(owner.pid);
+}
+
+/**
+ * Whether this process can tell if the owner's process lives: the same host, and the same PID
+ * namespace (a container sharing the tree and the host's name has pids of its own). An owner
+ * that names no namespace (an older regfs), or a namespace that cannot be read here, counts
+ * as this one.
+ */
+export function canJudge(owner: LockOwner): boolean {
+  if (owner.host !== hostname()) return false;
+  const mine = pidNamespace();
+  return owner.pidns === undefined || mine === undefined || owner.pidns === mine;
+}
+
+/** This process's PID namespace (Linux: the inode of /proc/self/ns/pid); undefined where it cannot be read. */
+export function pidNamespace(): string | undefined {
+  try {
+    return /\[([0-9]+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+  } catch {
+    return undefined;
+  }
 }
 
 async function releaseLock(path: string, content: string): Promise<void> {
@@ -267,7 +291,7 @@ async function releaseLock(path: string, content: string): Promise<void> {
 function parseOwner(text: string): LockOwner | undefined {
   try {
     const o = JSON.parse(text) as Partial<LockOwner>;
-    if (typeof o.pid === 'number' && typeof o.host === 'string' && typeof o.command === 'string' && typeof o.started === 'string') return o as LockOwner;
+    if (typeof o.pid === 'number' && typeof o.host === 'string' && typeof o.command === 'string' && typeof o.started === 'string' && (o.pidns === undefined || typeof o.pidns === 'string')) return o as LockOwner;
   } catch {
     // not ours, or damaged
   }
@@ -288,7 +312,7 @@ function locked(path: string, owner: LockOwner | undefined): RegfsError {
   const who = owner === undefined ? 'an unreadable lock file' : `regfs ${owner.command} (pid ${owner.pid} on ${owner.host}, since ${owner.started})`;
   return new RegfsError(
     'LOCKED',
-    `"${path}" is locked by ${who}; wait for it to finish${owner === undefined || owner.host !== hostname() ? ', or, if no regfs run is using it, remove the lock file' : ''}`,
+    `"${path}" is locked by ${who}; wait for it to finish${owner === undefined || !canJudge(owner) ? ', or, if no regfs run is using it, remove the lock file' : ''}`,
     { path },
   );
 }

@@ -13,7 +13,7 @@
  * (hard-linked from a directory by the `--link` modes; from a tar, the blobs staged in the
  * output's own blob tree are linked into place), then links, then tags.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, type Dirent } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, type Dirent } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -31,7 +31,7 @@ import { findStorageRoot, MANIFEST_MAX_BYTES } from '../registry/read.js';
 import { countPlanFiles, writePlan, type BlobSource, type WritePlan, type WriteStats } from '../registry/write.js';
 import { tempPathFor, TEMP_SUFFIX, type OutputDirs } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
-import { isAlive } from '../fs/lock.js';
+import { isAlive, pidNamespace } from '../fs/lock.js';
 import type { OnProgress } from '../progress.js';
 import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } from '../oci/layout.js';
@@ -469,7 +469,7 @@ async function registryOutput(output: string): Promise<ArchiveOutput> {
  */
 function localStage(base: string | undefined, command: string): string {
   const dir = resolve(base ?? tmpdir());
-  const owner = `${hostname().replace(/[^A-Za-z0-9.-]/g, '_')}-${pidNamespace()}`;
+  const owner = `${hostname().replace(/[^A-Za-z0-9.-]/g, '_')}-${pidNamespace() ?? 'x'}`;
   removeDeadLocalStages(dir, owner);
   try {
     return mkdtempSync(join(dir, `regfs-${command}-${owner}-${process.pid}-`));
@@ -478,19 +478,6 @@ function localStage(base: string | undefined, command: string): string {
       throw new RegfsError('USAGE', `--staging "${base}": no such directory`, { path: base });
     }
     throw ioError('creating a staging directory in', dir, err);
-  }
-}
-
-/**
- * This process's PID namespace (Linux: the inode of /proc/self/ns/pid), so that a pid is told
- * apart from the same number in a container sharing the temp directory; `x` where it cannot
- * be read, and then no pid is judged.
- */
-function pidNamespace(): string {
-  try {
-    return /\[([0-9]+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? 'x';
-  } catch {
-    return 'x';
   }
 }
 

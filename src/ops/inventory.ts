@@ -23,14 +23,13 @@
  * loop every CHUNK entries while the lines stream to the output.
  */
 import { closeSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
-import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CHUNK } from '../bounded.js';
 import { DIGEST_ALGORITHMS, isDigest, type Digest } from '../digest.js';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
 import { tempPathFor } from '../fs/atomic.js';
-import { isLiveOwner, LOCK_FILE, readLockOwner } from '../fs/lock.js';
+import { canJudge, isLiveOwner, LOCK_FILE, readLockOwner } from '../fs/lock.js';
 import { InventoryWriter, type InventoryCounts, type InventorySink } from '../inventory/write.js';
 import { CONTAINERD_NAME, INDEX_FILE, OCI_LAYOUT_FILE, REF_NAME, entryName } from '../oci/layout.js';
 import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
@@ -99,7 +98,7 @@ export async function inventory(opts: InventoryOptions): Promise<InventoryResult
   if (v2 !== undefined) {
     const held = readLockOwner(`${v2}/${LOCK_FILE}`);
     // As verify tells it: a live owner here, or any owner on another host (it cannot be checked).
-    if (held !== undefined && 'owner' in held && held.owner !== undefined && (isLiveOwner(held.owner) || held.owner.host !== hostname())) {
+    if (held !== undefined && 'owner' in held && held.owner !== undefined && (isLiveOwner(held.owner) || !canJudge(held.owner))) {
       const o = held.owner;
       warn(`regfs ${o.command} (pid ${o.pid} on ${o.host}) is writing this storage now: the inventory lists what it has finished (it writes tags last), not what it is still writing`);
     }

@@ -16,7 +16,6 @@
  * absent (sparse: v3 serves the index, and 404 for the children).
  */
 import { createHash } from 'node:crypto';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
@@ -27,7 +26,7 @@ import { forEachChunked, forEachChunkedAsync } from '../bounded.js';
 import { openImageList } from '../image-list.js';
 import { isIndexKind, referencedBlobs, type Manifest } from '../manifest.js';
 import type { RepoName } from '../reference.js';
-import { LOCK_FILE, isLiveOwner, lockLeftovers, readLockOwner, type LockOwner } from '../fs/lock.js';
+import { canJudge, LOCK_FILE, isLiveOwner, lockLeftovers, readLockOwner, type LockOwner } from '../fs/lock.js';
 import { revisionLinkPath } from '../registry/layout.js';
 import { RegistryReader } from '../registry/read.js';
 import { scanStorage, type RepoScan, type StorageScan } from '../registry/scan.js';
@@ -397,7 +396,7 @@ async function checkLock(path: string, add: Sink['add']): Promise<LockOwner | un
     add('STALE_LOCK', path, `lock file "${path}" is unreadable; remove it if no regfs run is writing this storage`);
     return undefined;
   }
-  if (isLiveOwner(owner) || owner.host !== hostname()) return owner;
+  if (isLiveOwner(owner) || !canJudge(owner)) return owner;
   add('STALE_LOCK', path, `lock file "${path}" was left by regfs ${owner.command} (pid ${owner.pid}), which is no longer running; the next regfs run that writes takes it over`);
   return undefined;
 }
