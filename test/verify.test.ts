@@ -11,7 +11,8 @@ import type { Digest } from '../src/digest.js';
 import { RegistryReader } from '../src/registry/read.js';
 import { writeStore } from '../scripts/bench/store.js';
 import * as layout from '../src/registry/layout.js';
-import { LOCK_FILE } from '../src/fs/lock.js';
+import { acquireLock, LOCK_FILE } from '../src/fs/lock.js';
+import { checkJsonDocument } from '../scripts/lib/json-schemas.js';
 import { manifestsOf, type Image } from '../scripts/lib/images.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
@@ -291,5 +292,27 @@ test('verify and gc: --upload-age must be a number of hours, 0 or more (abc, -1,
       assert.match(r.stderr, /--upload-age .*\[USAGE\]/);
     }
     assert.equal((await runCli([cmd, FIXTURE_ROOT, '--upload-age', '0'])).code, 0, `${cmd} --upload-age 0`);
+  }
+});
+
+test('verify --json while a regfs run holds the lock: liveLock is the owner as the schema gives it (no token), and a warning says so', async () => {
+  const t = await tempDir('regfs-verify-');
+  try {
+    const root = join(t.dir, 'r');
+    await copyTree(FIXTURE_ROOT, root);
+    const held = await acquireLock(join(root, 'docker', 'registry', 'v2', LOCK_FILE), 'extract');
+    try {
+      const r = await runCli(['verify', root, '--fast', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const doc = checkJsonDocument('verify', r.stdout, 0) as { liveLock: Record<string, unknown> };
+      assert.equal(doc.liveLock['pid'], process.pid);
+      assert.equal(doc.liveLock['command'], 'extract');
+      assert.ok(!('token' in doc.liveLock), 'the lock token is not printed');
+      assert.match(r.stderr, /regfs extract \(pid \d+ on .*\) is writing this storage now/);
+    } finally {
+      await held.release();
+    }
+  } finally {
+    await t.cleanup();
   }
 });

@@ -291,7 +291,10 @@ async function releaseLock(path: string, content: string): Promise<void> {
 function parseOwner(text: string): LockOwner | undefined {
   try {
     const o = JSON.parse(text) as Partial<LockOwner>;
-    if (typeof o.pid === 'number' && typeof o.host === 'string' && typeof o.command === 'string' && typeof o.started === 'string' && (o.pidns === undefined || typeof o.pidns === 'string')) return o as LockOwner;
+    if (typeof o.pid === 'number' && typeof o.host === 'string' && typeof o.command === 'string' && typeof o.started === 'string' && (o.pidns === undefined || typeof o.pidns === 'string')) {
+      // The owner, not the rest of the file (its token tells holders apart; it is nobody's to print).
+      return { pid: o.pid, host: o.host, ...(o.pidns === undefined ? {} : { pidns: o.pidns }), command: o.command, started: o.started };
+    }
   } catch {
     // not ours, or damaged
   }
