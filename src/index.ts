@@ -57,7 +57,7 @@ export { schema1Payload } from './schema1.js';
 export * as dirLayout from './dir/layout.js';
 export { imageDirName, parseImageDirName, encodePortable, decodePortable } from './dir/names.js';
 export { readDirManifest, findDirBlob, type DirBlob } from './dir/read.js';
-export { listImages, globToRegExp, parseListPattern, type ListOptions, type ListResult, type ListPattern, type RepoListing, type TagListing } from './ops/ls.js';
+export { listImages, compileGlob, parseListPattern, type Glob, type ListOptions, type ListResult, type ListPattern, type RepoListing, type TagListing } from './ops/ls.js';
 export {
   inspectImage,
   type InspectOptions,

@@ -137,50 +137,114 @@ function countReferrerTags(tags: Tag[]): Map<string, number> {
 }
 
 export interface ListPattern {
-  repo: RegExp;
-  tag: RegExp | undefined;
+  repo: Glob;
+  tag: Glob | undefined;
 }
 
 /** Split and compile an `ls` pattern (see `ListOptions.pattern`); no pattern matches everything. */
 export function parseListPattern(pattern: string | undefined): ListPattern {
-  if (pattern === undefined || pattern === '') return { repo: /^/, tag: undefined };
+  if (pattern === undefined || pattern === '') return { repo: compileGlob('**'), tag: undefined };
   const colon = pattern.lastIndexOf(':');
-  if (colon < 0 || colon < pattern.lastIndexOf('/')) return { repo: globToRegExp(pattern), tag: undefined };
+  if (colon < 0 || colon < pattern.lastIndexOf('/')) return { repo: compileGlob(pattern), tag: undefined };
   const repo = pattern.slice(0, colon);
   const tag = pattern.slice(colon + 1);
   if (tag === '') throw new RegfsError('USAGE', `pattern ${quote(pattern)} has an empty tag glob after ":"`);
-  return { repo: repo === '' ? /^/ : globToRegExp(repo), tag: globToRegExp(tag) };
+  return { repo: compileGlob(repo === '' ? '**' : repo), tag: compileGlob(tag) };
+}
+
+/** A compiled glob: whether a whole name matches it. */
+export interface Glob {
+  readonly glob: string;
+  test(name: string): boolean;
 }
 
 /**
- * An anchored RegExp for a glob over `/`-separated names: `*` is any run of characters but
- * `/`, `?` one character but `/`, `**` any run including `/`; `**` + `/` at the start or after
- * a `/` may also match no component at all (`**` + `/busybox` matches `busybox`). Every other
- * character matches itself.
+ * One step of a glob: a character, `?`, `*`, `**`, or `**` + `/` at the start or after a `/`
+ * (two states: before it, where it may match nothing, and within it, left only by a `/`).
  */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
+type GlobStep = { k: 'char'; c: string } | { k: 'one' } | { k: 'star' } | { k: 'any' } | { k: 'dirs' } | { k: 'inDirs' };
+
+/**
+ * Compile a glob over `/`-separated names: `*` is any run of characters but `/`, `?` one
+ * character but `/`, `**` any run including `/`; `**` + `/` at the start or after a `/` may
+ * also match no component at all (`**` + `/busybox` matches `busybox`). Every other character
+ * matches itself, anchored at both ends. Matching runs the steps as an automaton over every
+ * state at once: time proportional to the name's length times the glob's, whatever the glob
+ * (a backtracking regular expression takes exponential time on `*a*a*a*a*a*a*b`).
+ */
+export function compileGlob(glob: string): Glob {
+  const steps: GlobStep[] = [];
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!;
     if (c === '*') {
       let j = i;
       while (glob[j] === '*') j++;
       if (j - i === 1) {
-        re += '[^/]*';
+        steps.push({ k: 'star' });
       } else if ((i === 0 || glob[i - 1] === '/') && glob[j] === '/') {
-        re += '(?:.*/)?';
-        j++; // the slash is part of the optional group
+        steps.push({ k: 'dirs' }, { k: 'inDirs' });
+        j++; // the slash ends the group
       } else {
-        re += '.*';
+        steps.push({ k: 'any' });
       }
       i = j - 1;
-    } else if (c === '?') {
-      re += '[^/]';
     } else {
-      re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      steps.push(c === '?' ? { k: 'one' } : { k: 'char', c });
     }
   }
-  return new RegExp(`^${re}$`);
+  const end = steps.length;
+  // Steps that may match nothing lead on at once: a `dirs` group past its own two states.
+  const close = (set: Uint8Array): void => {
+    for (let s = 0; s < end; s++) {
+      if (set[s] !== 1) continue;
+      const k = steps[s]!.k;
+      if (k === 'star' || k === 'any') set[s + 1] = 1;
+      else if (k === 'dirs') set[s + 2] = 1;
+    }
+  };
+  return {
+    glob,
+    test(name: string): boolean {
+      let now = new Uint8Array(end + 1);
+      now[0] = 1;
+      close(now);
+      for (let i = 0; i < name.length; i++) {
+        const ch = name[i]!;
+        const next = new Uint8Array(end + 1);
+        let any = false;
+        for (let s = 0; s < end; s++) {
+          if (now[s] !== 1) continue;
+          const step = steps[s]!;
+          switch (step.k) {
+            case 'char':
+              if (ch === step.c) next[s + 1] = 1;
+              break;
+            case 'one':
+              if (ch !== '/') next[s + 1] = 1;
+              break;
+            case 'star':
+              if (ch !== '/') next[s] = 1;
+              break;
+            case 'any':
+              next[s] = 1;
+              break;
+            case 'dirs':
+            case 'inDirs': {
+              const inside = step.k === 'dirs' ? s + 1 : s;
+              next[inside] = 1;
+              if (ch === '/') next[inside + 1] = 1;
+              break;
+            }
+          }
+        }
+        close(next);
+        for (let s = 0; s <= end && !any; s++) any = next[s] === 1;
+        if (!any) return false;
+        now = next;
+      }
+      return now[end] === 1;
+    },
+  };
 }
 
 async function describeTag(reader: RegistryReader, repo: RepoName, tag: Tag, summarize: ConfigSummarizer): Promise<TagListing> {
