@@ -116,3 +116,20 @@ test("a repository's own link to another disk is its name; a link to it from ins
     assert.equal((await runCli(['rm', root, 'tools/nomediatype:1.0'], { timeoutMs: 20_000 })).code, 0);
   });
 });
+
+test("a relative link on another disk is resolved from where it really is: rm through a namespace linked to that disk is no alias", async () => {
+  await withCopy(async (root, repos) => {
+    // repositories/team2 -> disk3/ns, and disk3/ns/platform -> ../library/platform, read from
+    // disk3/ns (disk3/library), not from repositories/ (where a library namespace also exists).
+    const disk = join(root, '..', 'disk3');
+    await mkdir(join(disk, 'ns'), { recursive: true });
+    await mkdir(join(disk, 'library'));
+    await rename(join(repos, 'team', 'platform'), join(disk, 'library', 'platform'));
+    await symlink('../library/platform', join(disk, 'ns', 'platform'));
+    await symlink(join(disk, 'ns'), join(repos, 'team2'));
+    const v = await runCli(['verify', root, '--fast', '--json'], { timeoutMs: 30_000 });
+    assert.ok(!v.stdout.includes('SYMLINK_ALIAS'), v.stdout);
+    const r = await runCli(['rm', root, 'team2/platform/base/alpine:3.19'], { timeoutMs: 20_000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
+});

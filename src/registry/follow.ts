@@ -81,7 +81,8 @@ export function linksIntoTree(path: string, root: string): boolean {
     let target: string;
     try {
       if (!lstatSync(at).isSymbolicLink()) continue;
-      const t = resolve(dirname(at), readlinkSync(at));
+      // A relative target is read from where the link really is, as the kernel reads it.
+      const t = resolve(realpathSync(dirname(at)), readlinkSync(at));
       target = join(realpathSync(dirname(t)), basename(t));
     } catch {
       continue; // gone, or a link to nothing: no second name
