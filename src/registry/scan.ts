@@ -214,8 +214,9 @@ async function scanRepo(driver: StorageDriver, name: RepoName, dir: string, stra
   for (const part of REPO_PARTS) {
     const path = join(dir, part);
     const kind = (await driver.stat(path))?.kind;
-    // A file here: the registry answers 500 for what is below it, and its garbage-collect stops.
-    if (kind !== undefined && kind !== 'directory') strays.push({ path, kind: 'not-directory' });
+    // On disk a file here: the registry answers 500 for what is below it, and its
+    // garbage-collect stops. (On S3 a key of that name beside the prefix hides nothing below.)
+    if (kind !== undefined && kind !== 'directory' && driver.kind === 'filesystem') strays.push({ path, kind: 'not-directory' });
     if (kind !== 'directory') continue;
     const again = enter(path);
     if (again !== undefined) strays.push(again);
