@@ -133,3 +133,31 @@ test("a relative link on another disk is resolved from where it really is: rm th
     assert.equal(r.code, 0, r.stdout + r.stderr);
   });
 });
+
+test('an alias that reaches a repository through a link outside the tree, or through `..` after a link, is an alias: verify names it, rm refuses', async () => {
+  for (const variant of ['hop outside', 'dot-dot after a link']) {
+    await withCopy(async (root, repos) => {
+      const disk = join(root, '..', 'disk4');
+      await mkdir(disk);
+      await rename(join(repos, 'library', 'busybox'), join(disk, 'busybox'));
+      await symlink(join(disk, 'busybox'), join(repos, 'library', 'busybox'));
+      if (variant === 'hop outside') {
+        await symlink(join(repos, 'library', 'busybox'), join(root, '..', 'hop'));
+        await symlink(join(root, '..', 'hop'), join(repos, 'alias'));
+      } else {
+        await symlink('team/app/_manifests', join(repos, 'sub'));
+        await symlink('sub/../../../library/busybox', join(repos, 'alias'));
+      }
+      const v = await runCli(['verify', root, '--fast', '--json'], { timeoutMs: 30_000 });
+      const found = (JSON.parse(v.stdout) as { findings: Array<{ code: string; path: string }> }).findings.filter((f) => f.code === 'SYMLINK_ALIAS').map((f) => f.path);
+      assert.ok(found.includes(join(repos, 'alias')) && !found.includes(join(repos, 'library', 'busybox')), `${variant}: ${JSON.stringify(found)}`);
+      const before = await snapshotTree(join(disk, 'busybox'));
+      for (const ref of ['alias:latest', 'alias']) {
+        const r = await runCli(['rm', root, ref], { timeoutMs: 20_000 });
+        assert.equal(r.code, 1, `${variant}, rm ${ref}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /\[SYMLINK_ALIAS\]/);
+      }
+      assert.deepEqual(await snapshotTree(join(disk, 'busybox')), before, `${variant}: nothing deleted`);
+    });
+  }
+});

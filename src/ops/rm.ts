@@ -271,14 +271,14 @@ function refuseAliases(v2: string, dirs: string[]): void {
   const repos = repositoriesDir(v2);
   let realRepos: string;
   try {
-    realRepos = realpathSync(repos);
+    realRepos = realpathSync.native(repos);
   } catch (err) {
     throw ioError('reading', repos, err);
   }
   for (const dir of dirs) {
     let real: string;
     try {
-      real = realpathSync(dirname(dir));
+      real = realpathSync.native(dirname(dir));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') continue;
       throw ioError('reading', dirname(dir), err);

@@ -7,7 +7,7 @@
  * symbolic link (docs/guarantees.md).
  */
 import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync, type Dirent } from 'node:fs';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import type { Digest } from '../digest.js';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { fileKind } from './link-file.js';
@@ -60,16 +60,18 @@ function entryIsDirectory(path: string): boolean {
 }
 
 /**
- * Whether `path` (below `root`) goes through a symbolic link that leads to another path inside
+ * Whether `path` (below `root`) goes through a symbolic link that leads to another name inside
  * `root`: an alias, a second name in the tree for a directory. A link that leads out of the
  * tree (storage spread over disks) is the directory's own name, not an alias. Each link's
- * target is taken one step (its own directory resolved, not the target itself), so a link to
- * a name in the tree counts as inside even when that name is itself a link to another disk.
+ * target is resolved as the kernel resolves it, component by component from where the link
+ * really is, links on the way expanded, `..` taken from the real directory: the link is an
+ * alias as soon as that resolution looks up a name inside the tree (even one that is itself a
+ * link to another disk).
  */
 export function linksIntoTree(path: string, root: string): boolean {
   let realRoot: string;
   try {
-    realRoot = realpathSync(root);
+    realRoot = realpathSync.native(root);
   } catch {
     return false;
   }
@@ -78,18 +80,60 @@ export function linksIntoTree(path: string, root: string): boolean {
   for (const part of relative(root, path).split(sep)) {
     if (part === '' || part === '.') continue;
     at = join(at, part);
-    let target: string;
     try {
-      if (!lstatSync(at).isSymbolicLink()) continue;
-      // A relative target is read from where the link really is, as the kernel reads it.
-      const t = resolve(realpathSync(dirname(at)), readlinkSync(at));
-      target = join(realpathSync(dirname(t)), basename(t));
+      if (lstatSync(at).isSymbolicLink() && resolvesThrough(readlinkSync(at), realpathSync.native(dirname(at)), inside)) return true;
     } catch {
-      continue; // gone, or a link to nothing: no second name
+      // gone, or a link to nothing: no second name
     }
-    if (inside(target)) return true;
   }
   return false;
+}
+
+/** The kernel's limit on symbolic links followed in one resolution (ELOOP past it). */
+const MAX_LINKS = 40;
+
+/**
+ * Resolve the link text `target` from the real directory `from` as the kernel does, and say
+ * whether a name it looks up on the way satisfies `hit`. False if the resolution fails (a
+ * missing component, a loop): a link to nothing names nothing.
+ */
+function resolvesThrough(target: string, from: string, hit: (p: string) => boolean): boolean {
+  let links = 0;
+  // The real path `text` leads to from `dir`; true once a name looked up is a hit; undefined if it fails.
+  const walk = (text: string, dir: string): string | true | undefined => {
+    let cur = isAbsolute(text) ? sep : dir;
+    for (const part of text.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        cur = dirname(cur);
+        continue;
+      }
+      const next = join(cur, part);
+      if (hit(next)) return true;
+      let st;
+      try {
+        st = lstatSync(next);
+      } catch {
+        return undefined;
+      }
+      if (!st.isSymbolicLink()) {
+        cur = next;
+        continue;
+      }
+      if (++links > MAX_LINKS) return undefined;
+      let inner: string;
+      try {
+        inner = readlinkSync(next);
+      } catch {
+        return undefined;
+      }
+      const r = walk(inner, cur);
+      if (r === true || r === undefined) return r;
+      cur = r;
+    }
+    return cur;
+  };
+  return walk(target, from) === true;
 }
 
 /** The identity of a directory (device and inode, symbolic links followed), to cut loops in a walk. */
@@ -134,7 +178,7 @@ export function statData(path: string): DataStat | undefined {
   }
   if (!st.isFile()) return { path, size: st.size, notRegular: `a symbolic link to ${fileKind(st)}` };
   try {
-    return { path: realpathSync(path), size: st.size, notRegular: undefined };
+    return { path: realpathSync.native(path), size: st.size, notRegular: undefined };
   } catch (err) {
     throw ioError('reading blob', path, err);
   }
