@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { acquireLock, LOCK_FILE } from '../src/fs/lock.js';
@@ -81,6 +81,34 @@ test("lock: a lock of this host's name but another PID namespace (a container sh
     const lock = await acquireLock(path, 'gc');
     assert.equal((JSON.parse(await readFile(path, 'utf8')) as { pidns: string }).pidns, ns, 'the new owner names its PID namespace');
     await lock.release();
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('lock: one whose namespace could not be read, or whose pid is no pid, is never judged by pid; temp files beside it of another host or namespace stay', async () => {
+  const t = await tempDir();
+  try {
+    const path = join(t.dir, LOCK_FILE);
+    // A run that could not read /proc writes "?" for its namespace: nobody can tell whether it lives.
+    await writeFile(path, JSON.stringify({ pid: deadPid(), host: hostname(), pidns: '?', command: 'rm', started: '2026-01-01T00:00:00Z' }));
+    await assert.rejects(acquireLock(path, 'gc'), (e) => isRegfsError(e, 'LOCKED') && /remove the lock file/.test(e.message));
+    // A pid that is no process id (kill(0) and kill(-1) always succeed): an unreadable lock, never a live one.
+    for (const pid of [0, -1, 1.5]) {
+      await writeFile(path, JSON.stringify({ pid, host: hostname(), command: 'rm', started: '2026-01-01T00:00:00Z' }));
+      await assert.rejects(acquireLock(path, 'gc'), (e) => isRegfsError(e, 'LOCKED') && /unreadable lock file/.test(e.message), `pid ${pid}`);
+    }
+    await rm(path);
+    // Temp files beside the lock: a dead pid of this host and namespace goes; one tagged for another owner, or for none, stays.
+    const ns = /\[([0-9]+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]!;
+    const tag = (host: string, pidns: string): string => createHash('sha256').update(`${host}\n${pidns}`).digest('hex').slice(0, 8);
+    const dead = deadPid();
+    const mine = `${LOCK_FILE}.${dead}-${tag(hostname(), ns)}.0a1b2c3d4e5f.regfs-tmp`;
+    const others = [`${LOCK_FILE}.${dead}-${tag(hostname(), `1${ns}`)}.0a1b2c3d4e5f.regfs-tmp`, `${LOCK_FILE}.${dead}-${tag('elsewhere', ns)}.0a1b2c3d4e5f.regfs-tmp`, `${LOCK_FILE}.${dead}-u0a1b2c3.0a1b2c3d4e5f.regfs-tmp`];
+    for (const n of [mine, ...others]) await writeFile(join(t.dir, n), '{}');
+    const lock = await acquireLock(path, 'gc');
+    await lock.release();
+    assert.deepEqual((await readdir(t.dir)).sort(), others.sort());
   } finally {
     await t.cleanup();
   }

@@ -68,7 +68,8 @@ const MAX_TAKEOVER_DEPTH = 3;
 
 /** Take the lock at `path` (its directory must exist); LOCKED if another live run holds it. */
 export async function acquireLock(path: string, command: string): Promise<Lock> {
-  const me = { pid: process.pid, host: hostname(), pidns: pidNamespace(), command, started: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+  // A namespace that cannot be read is written as "?": no other run can then tell whether this one lives.
+  const me = { pid: process.pid, host: hostname(), pidns: pidNamespace() ?? '?', command, started: new Date().toISOString(), token: randomBytes(8).toString('hex') };
   const content = `${JSON.stringify(me)}\n`;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const got = await take(path, content, 0);
@@ -154,10 +155,20 @@ async function createWhole(path: string, content: string): Promise<boolean> {
   }
 }
 
-/** A temp file beside a lock: `<lock>.<pid>.<hex>.regfs-tmp`. */
+/**
+ * A temp file beside a lock: `<lock>.<pid>-<owner>.<hex>.regfs-tmp`, where `<owner>` is 8 hex
+ * of sha256 of the host and PID namespace (`u` and random where the namespace cannot be read:
+ * then no other run judges it), so that a run removes only the temp files of dead processes
+ * it can see.
+ */
 function lockTempPath(path: string): string {
-  return `${path}.${process.pid}.${randomBytes(6).toString('hex')}.regfs-tmp`;
+  return `${path}.${process.pid}-${OWNER_TAG}.${randomBytes(6).toString('hex')}.regfs-tmp`;
 }
+
+const OWNER_TAG = ((): string => {
+  const ns = pidNamespace();
+  return ns === undefined ? `u${randomBytes(4).toString('hex').slice(1)}` : createHash('sha256').update(`${hostname()}\n${ns}`).digest('hex').slice(0, 8);
+})();
 
 /** Put `content` in place of the lock file at `path` by temp file and rename(2). */
 async function replaceWhole(path: string, content: string): Promise<void> {
@@ -182,7 +193,8 @@ async function replaceWhole(path: string, content: string): Promise<void> {
 export async function lockLeftovers(path: string): Promise<Array<{ path: string; notRegular?: string }>> {
   const dir = dirname(path);
   const base = basename(path);
-  const temp = /^((?:\.takeover-[0-9a-f]{16})*)\.(\d+)\.[0-9a-f]+\.regfs-tmp$/;
+  // `.<pid>-<owner>.` (`.<pid>.` from an older regfs, judged by the pid alone).
+  const temp = /^((?:\.takeover-[0-9a-f]{16})*)\.(\d+)(?:-([0-9a-fu][0-9a-f]{7}))?\.[0-9a-f]+\.regfs-tmp$/;
   const takeover = /^(?:\.takeover-[0-9a-f]{16})+$/;
   const found: Array<{ path: string; notRegular?: string }> = [];
   for (const name of await readdir(dir).catch(() => [] as string[])) {
@@ -191,7 +203,7 @@ export async function lockLeftovers(path: string): Promise<Array<{ path: string;
     const full = join(dir, name);
     const m = temp.exec(rest);
     if (m !== null) {
-      if (Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) found.push({ path: full });
+      if ((m[3] === undefined || m[3] === OWNER_TAG) && Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) found.push({ path: full });
     } else if (takeover.test(rest)) {
       const held = readLockFile(full);
       if (held !== undefined && typeof held !== 'string') found.push({ path: full, notRegular: held.notRegular });
@@ -266,13 +278,15 @@ export function isLiveOwner(owner: LockOwner): boolean {
 /**
  * Whether this process can tell if the owner's process lives: the same host, and the same PID
  * namespace (a container sharing the tree and the host's name has pids of its own). An owner
- * that names no namespace (an older regfs), or a namespace that cannot be read here, counts
- * as this one.
+ * that names no namespace (an older regfs) counts as of this one; one whose namespace is "?"
+ * (it could not read its own), or any namespace where this process cannot read its own,
+ * cannot be judged.
  */
 export function canJudge(owner: LockOwner): boolean {
   if (owner.host !== hostname()) return false;
+  if (owner.pidns === undefined) return true; // an older regfs's lock: judged as it judged it
   const mine = pidNamespace();
-  return owner.pidns === undefined || mine === undefined || owner.pidns === mine;
+  return mine !== undefined && owner.pidns === mine;
 }
 
 /** This process's PID namespace (Linux: the inode of /proc/self/ns/pid); undefined where it cannot be read. */
@@ -291,9 +305,11 @@ async function releaseLock(path: string, content: string): Promise<void> {
 function parseOwner(text: string): LockOwner | undefined {
   try {
     const o = JSON.parse(text) as Partial<LockOwner>;
-    if (typeof o.pid === 'number' && typeof o.host === 'string' && typeof o.command === 'string' && typeof o.started === 'string' && (o.pidns === undefined || typeof o.pidns === 'string')) {
+    // A pid that is no process id (0 and -1 signal groups: kill() on them always succeeds) is no owner.
+    const pid = o.pid;
+    if (typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0 && typeof o.host === 'string' && typeof o.command === 'string' && typeof o.started === 'string' && (o.pidns === undefined || typeof o.pidns === 'string')) {
       // The owner, not the rest of the file (its token tells holders apart; it is nobody's to print).
-      return { pid: o.pid, host: o.host, ...(o.pidns === undefined ? {} : { pidns: o.pidns }), command: o.command, started: o.started };
+      return { pid, host: o.host, ...(o.pidns === undefined ? {} : { pidns: o.pidns }), command: o.command, started: o.started };
     }
   } catch {
     // not ours, or damaged
