@@ -162,13 +162,18 @@ async function createWhole(path: string, content: string): Promise<boolean> {
  * it can see.
  */
 function lockTempPath(path: string): string {
-  return `${path}.${process.pid}-${OWNER_TAG}.${randomBytes(6).toString('hex')}.regfs-tmp`;
+  return `${path}.${process.pid}-${ownerTag()}.${randomBytes(6).toString('hex')}.regfs-tmp`;
 }
 
-const OWNER_TAG = ((): string => {
-  const ns = pidNamespace();
-  return ns === undefined ? `u${randomBytes(4).toString('hex').slice(1)}` : createHash('sha256').update(`${hostname()}\n${ns}`).digest('hex').slice(0, 8);
-})();
+let tag: string | undefined;
+/** This process's tag of its host and PID namespace, made once, when a lock is first taken. */
+function ownerTag(): string {
+  if (tag === undefined) {
+    const ns = pidNamespace();
+    tag = ns === undefined ? `u${randomBytes(4).toString('hex').slice(1)}` : createHash('sha256').update(`${hostname()}\n${ns}`).digest('hex').slice(0, 8);
+  }
+  return tag;
+}
 
 /** Put `content` in place of the lock file at `path` by temp file and rename(2). */
 async function replaceWhole(path: string, content: string): Promise<void> {
@@ -203,7 +208,7 @@ export async function lockLeftovers(path: string): Promise<Array<{ path: string;
     const full = join(dir, name);
     const m = temp.exec(rest);
     if (m !== null) {
-      if ((m[3] === undefined || m[3] === OWNER_TAG) && Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) found.push({ path: full });
+      if ((m[3] === undefined || m[3] === ownerTag()) && Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) found.push({ path: full });
     } else if (takeover.test(rest)) {
       const held = readLockFile(full);
       if (held !== undefined && typeof held !== 'string') found.push({ path: full, notRegular: held.notRegular });
