@@ -97,7 +97,7 @@ test('SYMLINK_ALIAS names the symbolic link, not the directory it leads to, whic
   });
 });
 
-test("a repository's own link to another disk is its name; a link to it from inside the tree is the alias: verify names the alias, rm refuses through it", async () => {
+test("a repository's own link to another disk is its name; a link to it from inside the tree is the alias: verify names the alias, rm refuses through either name", async () => {
   await withCopy(async (root, repos) => {
     const disk = join(root, '..', 'disk2');
     await mkdir(disk);
@@ -112,8 +112,10 @@ test("a repository's own link to another disk is its name; a link to it from ins
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /\[SYMLINK_ALIAS\]/);
     assert.deepEqual(await snapshotTree(join(disk, 'nomediatype')), before, 'nothing deleted through the alias');
-    // Through its own name, the repository's tag goes.
-    assert.equal((await runCli(['rm', root, 'tools/nomediatype:1.0'], { timeoutMs: 20_000 })).code, 0);
+    // Through its own name too: the tag would go for the alias as well, which the registry serves.
+    const own = await runCli(['rm', root, 'tools/nomediatype:1.0'], { timeoutMs: 20_000 });
+    assert.equal(own.code, 1, own.stdout + own.stderr);
+    assert.match(own.stderr, /\[SYMLINK_ALIAS\]/);
   });
 });
 
@@ -158,6 +160,92 @@ test('an alias that reaches a repository through a link outside the tree, or thr
         assert.match(r.stderr, /\[SYMLINK_ALIAS\]/);
       }
       assert.deepEqual(await snapshotTree(join(disk, 'busybox')), before, `${variant}: nothing deleted`);
+    });
+  }
+});
+
+test('rm deletes through no second name of a directory, wherever the directory really is; a repository reached by one name through links to another disk is its own', async () => {
+  type Case = { name: string; make: (repos: string, disk: string) => Promise<void>; refused: string[]; alias?: string; allowed?: string };
+  const moveBusybox = async (repos: string, disk: string): Promise<void> => {
+    await rename(join(repos, 'library', 'busybox'), join(disk, 'busybox'));
+    await symlink(join(disk, 'busybox'), join(repos, 'library', 'busybox'));
+  };
+  const cases: Case[] = [
+    {
+      name: 'two links out of the tree to one directory',
+      make: async (repos, disk) => {
+        await moveBusybox(repos, disk);
+        await symlink(join(disk, 'busybox'), join(repos, 'library', 'bb2'));
+      },
+      refused: ['library/bb2:1.36', 'library/busybox:1.36'],
+    },
+    {
+      name: "a link into another repository's _manifests",
+      make: async (repos, disk) => {
+        await moveBusybox(repos, disk);
+        await mkdir(join(repos, 'team', 'mirror'));
+        await symlink(join(disk, 'busybox', '_manifests'), join(repos, 'team', 'mirror', '_manifests'));
+      },
+      refused: ['team/mirror:latest'],
+    },
+    {
+      name: 'a namespace on another disk, an alias among its repositories',
+      make: async (repos, disk) => {
+        await rename(join(repos, 'library'), join(disk, 'library'));
+        await symlink(join(disk, 'library'), join(repos, 'library'));
+        await symlink('busybox', join(disk, 'library', 'alias'));
+      },
+      refused: ['library/alias:1.36'],
+      alias: 'library/alias',
+    },
+    {
+      name: 'a link to "." in a namespace on another disk',
+      make: async (repos, disk) => {
+        await rename(join(repos, 'library'), join(disk, 'library'));
+        await symlink(join(disk, 'library'), join(repos, 'library'));
+        await symlink('.', join(disk, 'library', 'self'));
+      },
+      refused: ['library/self/busybox:1.36', 'library/self/busybox'],
+    },
+    {
+      name: 'a link to the registry root',
+      make: async (repos, disk) => {
+        await moveBusybox(repos, disk);
+        await mkdir(join(repos, 'ns'));
+        await symlink(join(repos, '..', '..', '..', '..'), join(repos, 'ns', 'x'));
+      },
+      refused: ['ns/x/docker/registry/v2/repositories/library/busybox:latest'],
+    },
+    {
+      name: 'a repository reached through a directory the walk skips (_disk2) to another disk',
+      make: async (repos, disk) => {
+        await mkdir(join(disk, 'store'));
+        await rename(join(repos, 'library', 'busybox'), join(disk, 'store', 'busybox'));
+        await symlink(join(disk, 'store'), join(repos, '_disk2'));
+        await symlink('../_disk2/busybox', join(repos, 'library', 'busybox'));
+      },
+      refused: [],
+      allowed: 'library/busybox:1.36',
+    },
+  ];
+  for (const c of cases) {
+    await withCopy(async (root, repos) => {
+      const disk = join(root, '..', 'disk5');
+      await mkdir(disk);
+      await c.make(repos, disk);
+      const before = await snapshotTree(disk);
+      for (const ref of c.refused) {
+        const r = await runCli(['rm', root, ref], { timeoutMs: 20_000 });
+        assert.equal(r.code, 1, `${c.name}, rm ${ref}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /\[SYMLINK_ALIAS\]/, `${c.name}, rm ${ref}`);
+      }
+      assert.deepEqual(await snapshotTree(disk), before, `${c.name}: nothing deleted`);
+      if (c.alias !== undefined) {
+        const v = await runCli(['verify', root, '--fast', '--json'], { timeoutMs: 30_000 });
+        const found = (JSON.parse(v.stdout) as { findings: Array<{ code: string; path: string }> }).findings.filter((f) => f.code === 'SYMLINK_ALIAS').map((f) => f.path);
+        assert.deepEqual(found, [join(repos, c.alias)], `${c.name}: verify names the alias`);
+      }
+      if (c.allowed !== undefined) assert.equal((await runCli(['rm', root, c.allowed], { timeoutMs: 20_000 })).code, 0, `${c.name}: rm ${c.allowed}`);
     });
   }
 });

@@ -34,7 +34,8 @@ import { isDigest, type Digest } from '../digest.js';
 import { isIndexKind } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
 import { layerLinkPath, layersDir, manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, tagsDir, TRASH_PREFIX } from '../registry/layout.js';
-import { linksIntoTree, listEntries, type Entry } from '../registry/follow.js';
+import { directoryId, listEntries, type Entry } from '../registry/follow.js';
+import { directoryNames } from '../registry/scan.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { forEachChunkedAsync } from '../bounded.js';
@@ -82,7 +83,7 @@ export async function rm(opts: RmOptions): Promise<RmResult> {
     if (!(err instanceof RegfsError && err.code === 'MANIFEST_UNKNOWN' && trash.length > 0)) throw err;
     plan = { what: 'manifest', dirs: [], tags: [] };
   }
-  if (!onS3) refuseAliases(reader.v2, plan.dirs);
+  if (!onS3) await refuseAliases(reader.driver, plan.dirs);
   const result: RmResult = { dryRun: opts.dryRun === true, what: plan.what, ref: formatImageRef(ref), removed: plan.dirs, tags: plan.tags };
   if (opts.dryRun === true) return result;
   if (onS3) {
@@ -262,19 +263,26 @@ async function deleteInOrder(driver: StorageDriver, repo: RepoName, plan: { what
 }
 
 /**
- * Refuse to delete through an alias: a directory to be moved away whose parent a symbolic
- * link makes another repository's (its real path lies in the repositories tree, but not where
- * its own path says). The move would take that repository's tags or manifests too. A link that
- * leads out of the tree (storage spread over several disks) is this repository's own.
+ * Refuse to delete through an alias: a directory to be moved away that lies in a directory
+ * the registry's walk of the tree also reaches by another name (a symbolic link: two
+ * repository names for one directory, one repository's tags or revisions being another's, a
+ * link back to an ancestor), or whose real path lies in the repositories tree but not where
+ * its own path says. The move would take what the other name holds too. A directory reached
+ * by one name only, through a link out of the tree (storage spread over several disks), is
+ * this repository's own.
  */
-function refuseAliases(v2: string, dirs: string[]): void {
-  const repos = repositoriesDir(v2);
+async function refuseAliases(driver: StorageDriver, dirs: string[]): Promise<void> {
+  const repos = repositoriesDir(driver.v2);
   let realRepos: string;
   try {
     realRepos = realpathSync.native(repos);
   } catch (err) {
     throw ioError('reading', repos, err);
   }
+  const names = await directoryNames(driver);
+  const refuse = (path: string, why: string): never => {
+    throw new RegfsError('SYMLINK_ALIAS', `"${path}" ${why}: deleting through it would delete there too; nothing was deleted`, { path });
+  };
   for (const dir of dirs) {
     let real: string;
     try {
@@ -284,14 +292,16 @@ function refuseAliases(v2: string, dirs: string[]): void {
       throw ioError('reading', dirname(dir), err);
     }
     const expected = join(realRepos, relative(repos, dirname(dir)));
-    // Into another name of the tree: the real path is there, or a link on the way names a path
-    // there (which may itself lead to another disk, as a repository's own link may).
-    if ((real !== expected && (real === realRepos || real.startsWith(`${realRepos}/`))) || linksIntoTree(dirname(dir), repos)) {
-      throw new RegfsError(
-        'SYMLINK_ALIAS',
-        `"${dirname(dir)}" is reached through a symbolic link and is "${real}", which another repository's path names: deleting through it would delete there too; nothing was deleted`,
-        { path: dirname(dir) },
-      );
+    if (real !== expected && (real === realRepos || real.startsWith(`${realRepos}/`))) refuse(dirname(dir), `is reached through a symbolic link and is "${real}", which another repository's path names`);
+    for (let at = dirname(dir); at.startsWith(`${repos}/`); at = dirname(at)) {
+      let id: string;
+      try {
+        id = directoryId(at);
+      } catch {
+        continue; // gone meanwhile: nothing is deleted through it
+      }
+      const other = names.get(id)?.find((p) => p !== at);
+      if (other !== undefined) refuse(at, `is one directory with "${other}" (a symbolic link makes them two names)`);
     }
   }
 }

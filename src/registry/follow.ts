@@ -89,6 +89,27 @@ export function linksIntoTree(path: string, root: string): boolean {
   return false;
 }
 
+/**
+ * How likely `path` (below `root`) is the second name of a directory that another path also
+ * reaches, for naming the alias: 1,000 if it goes through a link that resolves through
+ * another name in the tree (linksIntoTree), plus one for each symbolic link among its
+ * components (a repository's own link to another disk is one; a link to that link, two).
+ */
+export function aliasScore(path: string, root: string): number {
+  let links = 0;
+  let at = root;
+  for (const part of relative(root, path).split(sep)) {
+    if (part === '' || part === '.') continue;
+    at = join(at, part);
+    try {
+      if (lstatSync(at).isSymbolicLink()) links++;
+    } catch {
+      // gone
+    }
+  }
+  return (linksIntoTree(path, root) ? 1000 : 0) + links;
+}
+
 /** The kernel's limit on symbolic links followed in one resolution (ELOOP past it). */
 const MAX_LINKS = 40;
 

@@ -164,17 +164,18 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[], readLink
   /** The path each directory was first reached by. */
   const seen = new Map<string, string>();
   const directoryId = (dir: string): string => driver.directoryId?.(dir) ?? dir;
-  // Whether a path reaches its directory through a symbolic link to another name in the tree
-  // (a link out of the tree, to another disk, is the directory's own name).
-  const throughLink = (dir: string): boolean => driver.linksIntoTree?.(dir, root) === true;
+  // Which of two names of one directory is the alias (a link out of the tree, to another
+  // disk, is the directory's own name; a link through another name in the tree, or more links
+  // than the other name goes through, is not).
+  const score = (dir: string): number => driver.aliasScore?.(dir, root) ?? 0;
   /**
-   * A loop, or an alias: then the path it is reported at is the one through a symbolic link
-   * (what to remove), whichever of the two the walk reached first.
+   * A loop, or an alias: then the path it is reported at is the one more likely the second
+   * name (what to remove), whichever of the two the walk reached first.
    */
   const enter = (dir: string, id = directoryId(dir)): Stray | undefined => {
     if (ancestors.has(id)) return { path: dir, kind: 'loop' };
     const first = seen.get(id);
-    if (first !== undefined) return { path: !throughLink(dir) && throughLink(first) ? first : dir, kind: 'alias' };
+    if (first !== undefined) return { path: score(first) > score(dir) ? first : dir, kind: 'alias' };
     seen.set(id, dir);
     return undefined;
   };
@@ -202,6 +203,50 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[], readLink
   if ((await driver.stat(root))?.kind !== 'directory') return repos;
   await walk(root);
   return repos.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * Every name the registry's walk of `repositories/` reaches each directory by (by its id: on
+ * disk, device and inode): the namespaces and repositories, and each repository's
+ * `_manifests`, `revisions`, `tags`, `_layers` and their `<alg>` directories. A directory with
+ * two names (an alias, or a link back to an ancestor) has both. rm checks with it that what it
+ * deletes is reached by no other name.
+ */
+export async function directoryNames(driver: StorageDriver): Promise<Map<string, string[]>> {
+  const root = repositoriesDir(driver.v2);
+  const names = new Map<string, string[]>();
+  const ancestors = new Set<string>();
+  const idOf = (dir: string): string => driver.directoryId?.(dir) ?? dir;
+  /** Record a name; true the first time the directory is named. */
+  const note = (dir: string, id: string): boolean => {
+    const known = names.get(id);
+    if (known === undefined) names.set(id, [dir]);
+    else known.push(dir);
+    return known === undefined;
+  };
+  const walk = async (dir: string): Promise<void> => {
+    const id = idOf(dir);
+    if (ancestors.has(id)) {
+      note(dir, id);
+      return;
+    }
+    if (!note(dir, id)) return;
+    ancestors.add(id);
+    const list = await driver.list(dir);
+    if (dir !== root && holdsRepository(list)) {
+      for (const part of REPO_PARTS) {
+        const path = join(dir, part);
+        if ((await driver.stat(path))?.kind === 'directory') note(path, idOf(path));
+      }
+      for (const base of ['_manifests/revisions', '_layers']) {
+        for (const alg of await driver.list(join(dir, base))) if (alg.dir) note(join(dir, base, alg.name), idOf(join(dir, base, alg.name)));
+      }
+    }
+    for (const e of list) if (e.dir && !e.name.startsWith('_')) await walk(join(dir, e.name));
+    ancestors.delete(id);
+  };
+  if ((await driver.stat(root))?.kind === 'directory') await walk(root);
+  return names;
 }
 
 /**

@@ -141,6 +141,6 @@ export interface StorageDriver {
   /** An identity of a directory, the same for every path that reaches it (on disk: device and inode), to cut loops in a walk. */
   directoryId?(path: string): string;
 
-  /** Whether the path goes through a symbolic link to another path below `root` (on disk): a second name for a directory. */
-  linksIntoTree?(path: string, root: string): boolean;
+  /** How likely the path (below `root`) is a directory's second name, through symbolic links (on disk; follow.ts aliasScore). */
+  aliasScore?(path: string, root: string): number;
 }

@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import { ioError, RegfsError } from '../errors.js';
 import { OutputDirs, tempPathFor, writeFileAtomicSync } from '../fs/atomic.js';
 import { createLinker, landWithoutReplacing, type Linker, type PlaceOutcome } from '../fs/link.js';
-import { directoryId, isDirectoryFollowing, linksIntoTree, listEntries, LOOPS, statData } from '../registry/follow.js';
+import { aliasScore, directoryId, isDirectoryFollowing, listEntries, LOOPS, statData } from '../registry/follow.js';
 import { readRegularFile } from '../registry/link-file.js';
 import type { ChildEntry, Content, FileInfo, PlaceOptions, StorageDriver, WalkEntry } from './driver.js';
 
@@ -156,8 +156,8 @@ export class FsStorage implements StorageDriver {
     return directoryId(path);
   }
 
-  linksIntoTree(path: string, root: string): boolean {
-    return linksIntoTree(path, root);
+  aliasScore(path: string, root: string): number {
+    return aliasScore(path, root);
   }
 
   async delete(path: string): Promise<void> {
