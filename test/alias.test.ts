@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, rename, symlink } from 'node:fs/promises';
+import { mkdir, readdir, rename, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
@@ -215,6 +215,43 @@ test('rm deletes through no second name of a directory, wherever the directory r
         await symlink(join(repos, '..', '..', '..', '..'), join(repos, 'ns', 'x'));
       },
       refused: ['ns/x/docker/registry/v2/repositories/library/busybox:latest'],
+    },
+    {
+      name: 'a link back to repositories/',
+      make: async (repos) => {
+        await symlink('.', join(repos, 'loop'));
+      },
+      refused: ['team/app:edge', 'loop/team/app:edge'],
+    },
+    {
+      name: "a tag and a revision of one repository linked from another's",
+      make: async (repos) => {
+        const app = join(repos, 'team', 'app', '_manifests');
+        const worker = join(repos, 'team', 'app', 'worker', '_manifests');
+        await symlink(join(app, 'tags', 'v2'), join(worker, 'tags', 'v2'));
+        const rev = (await readdir(join(app, 'revisions', 'sha256')))[0]!;
+        await symlink(join(app, 'revisions', 'sha256', rev), join(worker, 'revisions', 'sha256', rev));
+      },
+      refused: ['team/app:v2'],
+    },
+    {
+      name: 'a link that loops in an unrelated repository (the rm goes on)',
+      make: async (repos) => {
+        await mkdir(join(repos, 'other', 'repo', '_manifests'), { recursive: true });
+        await symlink('_layers', join(repos, 'other', 'repo', '_layers'));
+      },
+      refused: [],
+      allowed: 'team/app:edge',
+    },
+    {
+      name: 'a repository moved into a directory the walk skips (_store) inside the tree',
+      make: async (repos) => {
+        await mkdir(join(repos, '_store'));
+        await rename(join(repos, 'library', 'busybox'), join(repos, '_store', 'busybox'));
+        await symlink('../_store/busybox', join(repos, 'library', 'busybox'));
+      },
+      refused: [],
+      allowed: 'library/busybox:1.36',
     },
     {
       name: 'a repository reached through a directory the walk skips (_disk2) to another disk',

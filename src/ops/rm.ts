@@ -26,9 +26,8 @@
  * re-run finishes it.
  */
 import { randomBytes } from 'node:crypto';
-import { realpathSync } from 'node:fs';
 import { mkdir, readdir, rename, rm as removeTree, rmdir } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
 import { isIndexKind } from '../manifest.js';
@@ -263,45 +262,30 @@ async function deleteInOrder(driver: StorageDriver, repo: RepoName, plan: { what
 }
 
 /**
- * Refuse to delete through an alias: a directory to be moved away that lies in a directory
- * the registry's walk of the tree also reaches by another name (a symbolic link: two
- * repository names for one directory, one repository's tags or revisions being another's, a
- * link back to an ancestor), or whose real path lies in the repositories tree but not where
- * its own path says. The move would take what the other name holds too. A directory reached
- * by one name only, through a link out of the tree (storage spread over several disks), is
- * this repository's own.
+ * Refuse to delete in a directory with two names: what rm moves away, or a directory it lies
+ * in (up to `repositories/` itself), that the registry's walk of the tree also reaches by
+ * another name (a symbolic link or a mount: two repository names for one directory, one
+ * repository's tags, revisions or a tag of it being another's, a link back to an ancestor).
+ * The move would take what the other name serves too. A directory reached by one name only,
+ * through links out of the tree (storage spread over several disks) or into a directory the
+ * walk passes over (`_store`), is this repository's own.
  */
 async function refuseAliases(driver: StorageDriver, dirs: string[]): Promise<void> {
   const repos = repositoriesDir(driver.v2);
-  let realRepos: string;
-  try {
-    realRepos = realpathSync.native(repos);
-  } catch (err) {
-    throw ioError('reading', repos, err);
-  }
   const names = await directoryNames(driver);
-  const refuse = (path: string, why: string): never => {
-    throw new RegfsError('SYMLINK_ALIAS', `"${path}" ${why}: deleting through it would delete there too; nothing was deleted`, { path });
-  };
   for (const dir of dirs) {
-    let real: string;
-    try {
-      real = realpathSync.native(dirname(dir));
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') continue;
-      throw ioError('reading', dirname(dir), err);
-    }
-    const expected = join(realRepos, relative(repos, dirname(dir)));
-    if (real !== expected && (real === realRepos || real.startsWith(`${realRepos}/`))) refuse(dirname(dir), `is reached through a symbolic link and is "${real}", which another repository's path names`);
-    for (let at = dirname(dir); at.startsWith(`${repos}/`); at = dirname(at)) {
+    for (let at = dir; at === repos || at.startsWith(`${repos}/`); at = dirname(at)) {
       let id: string;
       try {
         id = directoryId(at);
       } catch {
-        continue; // gone meanwhile: nothing is deleted through it
+        continue; // not there: nothing is deleted through it
       }
       const other = names.get(id)?.find((p) => p !== at);
-      if (other !== undefined) refuse(at, `is one directory with "${other}" (a symbolic link makes them two names)`);
+      if (other !== undefined) {
+        throw new RegfsError('SYMLINK_ALIAS', `"${at}" is one directory with "${other}" (a symbolic link or a mount makes them two names): deleting through it would delete there too; nothing was deleted`, { path: at });
+      }
+      if (at === repos) break;
     }
   }
 }

@@ -14,7 +14,7 @@ import { isTag, isRepoName, type RepoName, type Tag } from '../reference.js';
 import { blobsDir, repositoriesDir, TRASH_PREFIX } from './layout.js';
 import { linkContent, parseLinkContent } from './link-file.js';
 import { holdsRepository } from './read.js';
-import type { StorageDriver } from '../storage/driver.js';
+import type { ChildEntry, StorageDriver } from '../storage/driver.js';
 
 /** A link file: where it is, the digest its path names, the digest it holds (or why not). */
 export interface LinkEntry {
@@ -208,15 +208,24 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[], readLink
 /**
  * Every name the registry's walk of `repositories/` reaches each directory by (by its id: on
  * disk, device and inode): the namespaces and repositories, and each repository's
- * `_manifests`, `revisions`, `tags`, `_layers` and their `<alg>` directories. A directory with
- * two names (an alias, or a link back to an ancestor) has both. rm checks with it that what it
- * deletes is reached by no other name.
+ * `_manifests`, `revisions`, `tags`, `_layers`, their `<alg>` directories, and each tag's and
+ * revision's own directory. A directory with two names (an alias, or a link back to an
+ * ancestor) has both. rm checks with it that what it deletes is reached by no other name. A
+ * directory that cannot be read (a link that loops, no permission) is passed over: the
+ * registry cannot walk it either, and it holds no name of what rm deletes elsewhere.
  */
 export async function directoryNames(driver: StorageDriver): Promise<Map<string, string[]>> {
   const root = repositoriesDir(driver.v2);
   const names = new Map<string, string[]>();
   const ancestors = new Set<string>();
-  const idOf = (dir: string): string => driver.directoryId?.(dir) ?? dir;
+  const idOf = (dir: string): string | undefined => {
+    try {
+      return driver.directoryId?.(dir) ?? dir;
+    } catch {
+      return undefined;
+    }
+  };
+  const children = async (dir: string): Promise<ChildEntry[]> => driver.list(dir).catch(() => []);
   /** Record a name; true the first time the directory is named. */
   const note = (dir: string, id: string): boolean => {
     const known = names.get(id);
@@ -224,28 +233,38 @@ export async function directoryNames(driver: StorageDriver): Promise<Map<string,
     else known.push(dir);
     return known === undefined;
   };
+  const noteDir = (dir: string): void => {
+    const id = idOf(dir);
+    if (id !== undefined) note(dir, id);
+  };
   const walk = async (dir: string): Promise<void> => {
     const id = idOf(dir);
+    if (id === undefined) return;
     if (ancestors.has(id)) {
       note(dir, id);
       return;
     }
     if (!note(dir, id)) return;
     ancestors.add(id);
-    const list = await driver.list(dir);
+    const list = await children(dir);
     if (dir !== root && holdsRepository(list)) {
       for (const part of REPO_PARTS) {
         const path = join(dir, part);
-        if ((await driver.stat(path))?.kind === 'directory') note(path, idOf(path));
+        if ((await driver.stat(path).catch(() => undefined))?.kind === 'directory') noteDir(path);
       }
       for (const base of ['_manifests/revisions', '_layers']) {
-        for (const alg of await driver.list(join(dir, base))) if (alg.dir) note(join(dir, base, alg.name), idOf(join(dir, base, alg.name)));
+        for (const alg of await children(join(dir, base))) {
+          if (!alg.dir) continue;
+          noteDir(join(dir, base, alg.name));
+          if (base === '_manifests/revisions') for (const h of await children(join(dir, base, alg.name))) if (h.dir) noteDir(join(dir, base, alg.name, h.name));
+        }
       }
+      for (const t of await children(join(dir, '_manifests', 'tags'))) if (t.dir) noteDir(join(dir, '_manifests', 'tags', t.name));
     }
     for (const e of list) if (e.dir && !e.name.startsWith('_')) await walk(join(dir, e.name));
     ancestors.delete(id);
   };
-  if ((await driver.stat(root))?.kind === 'directory') await walk(root);
+  if ((await driver.stat(root).catch(() => undefined))?.kind === 'directory') await walk(root);
   return names;
 }
 
