@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync } from 'node:fs';
 import { mkdir, readdir, readFile, symlink, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { skopeoCopy, skopeoManifestDigestOf } from '../scripts/lib/skopeo.js';
@@ -19,6 +20,7 @@ import { blobsOf, makeArtifact, makeImage, makeIndex, makeLayer, manifestsOf, ty
 import { writeStorage, type StoragePush } from '../scripts/lib/write-storage.js';
 import { REGFS_BIN, runCli } from './helpers/cli.js';
 import { snapshotTree, tempDir, writeListFile } from './helpers/tree.js';
+import { deadPid, MY_TAG, ownerTag, PID_NAMESPACE } from './helpers/owner.js';
 
 const MiB = 1 << 20;
 
@@ -288,16 +290,26 @@ test('bundle: BUNDLE a symbolic link is replaced, never followed; a directory or
   assert.match((await runCli(['bundle', list2, src, join(h, 'into-src', 'b.tar')])).stderr, /OUTPUT_IN_SOURCE/);
   assert.deepEqual(await snapshotTree(src), before, 'the source is unchanged');
 
-  // Temp files beside BUNDLE: a dead writer's are removed, a live one's (this process's pid) and another file's are left.
-  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
-  const deadTemp = `.same.tar.${dead}-0123abcd-0.regfs-tmp`;
-  const liveTemp = `.same.tar.000.${process.pid}-0123abcd-0.regfs-tmp`;
-  const otherTemp = `.same.tarx000.${dead}-0123abcd-0.regfs-tmp`;
-  for (const n of [deadTemp, liveTemp, otherTemp]) await writeFile(join(h, n), 'partial');
+  // Temp files beside BUNDLE (`.<name>.<pid>-<owner>-<random>-<n>.regfs-tmp`): a dead writer's
+  // of this host and PID namespace are removed, the bundle's and its volumes'. A live one's,
+  // another host's or namespace's (a container sharing the directory: its pids are not ours to
+  // judge), one whose owner could not read its namespace (`u...`), one without an owner, and
+  // another file's are left.
+  const dead = deadPid();
+  const removed = [`.same.tar.${dead}-${MY_TAG}-0a1b2c3d-0.regfs-tmp`, `.same.tar.001.${dead}-${MY_TAG}-0a1b2c3d-1z.regfs-tmp`];
+  const left = [
+    `.same.tar.000.${process.pid}-${MY_TAG}-0a1b2c3d-0.regfs-tmp`,
+    `.same.tar.${dead}-${ownerTag(hostname(), `1${PID_NAMESPACE}`)}-0a1b2c3d-0.regfs-tmp`,
+    `.same.tar.${dead}-${ownerTag('elsewhere', PID_NAMESPACE)}-0a1b2c3d-0.regfs-tmp`,
+    `.same.tar.${dead}-u0a1b2c3-0a1b2c3d-0.regfs-tmp`,
+    `.same.tar.${dead}-0123abcd-0.regfs-tmp`,
+    `.same.tarx000.${dead}-${MY_TAG}-0a1b2c3d-0.regfs-tmp`,
+  ];
+  for (const n of [...removed, ...left]) await writeFile(join(h, n), 'partial');
   const cleaned = await runCli(['bundle', list2, src, join(h, 'same.tar'), '--json']);
-  assert.equal((JSON.parse(cleaned.stdout) as { stats: { tempFilesRemoved: number } }).stats.tempFilesRemoved, 1);
-  assert.deepEqual((await readdir(h)).filter((n) => n.endsWith('.regfs-tmp')).sort(), [liveTemp, otherTemp].sort());
-  for (const n of [liveTemp, otherTemp]) await unlink(join(h, n));
+  assert.equal((JSON.parse(cleaned.stdout) as { stats: { tempFilesRemoved: number } }).stats.tempFilesRemoved, removed.length);
+  assert.deepEqual((await readdir(h)).filter((n) => n.endsWith('.regfs-tmp')).sort(), left.sort());
+  for (const n of left) await unlink(join(h, n));
   assert.equal((await runCli(['bundle', list2, src, join(h, 'x.tar'), '--have', '-'])).code, 2, '--have - is a usage error');
 
   const both = await Promise.all([runCli(['bundle', list2, src, join(h, 'same.tar')]), runCli(['bundle', list2, src, join(h, 'same.tar')])]);

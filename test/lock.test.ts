@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,8 +11,8 @@ import { isRegfsError } from '../src/errors.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { tempDir } from './helpers/tree.js';
+import { deadPid, MY_TAG, ownerTag, PID_NAMESPACE } from './helpers/owner.js';
 
-const deadPid = (): number => spawnSync(process.execPath, ['-e', '0']).pid!;
 
 test('lock: one holder at a time; released; a dead owner\'s lock is taken over', async () => {
   const t = await tempDir();
@@ -100,11 +100,9 @@ test('lock: one whose namespace could not be read, or whose pid is no pid, is ne
     }
     await rm(path);
     // Temp files beside the lock: a dead pid of this host and namespace goes; one tagged for another owner, or for none, stays.
-    const ns = /\[([0-9]+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]!;
-    const tag = (host: string, pidns: string): string => createHash('sha256').update(`${host}\n${pidns}`).digest('hex').slice(0, 8);
     const dead = deadPid();
-    const mine = `${LOCK_FILE}.${dead}-${tag(hostname(), ns)}.0a1b2c3d4e5f.regfs-tmp`;
-    const others = [`${LOCK_FILE}.${dead}-${tag(hostname(), `1${ns}`)}.0a1b2c3d4e5f.regfs-tmp`, `${LOCK_FILE}.${dead}-${tag('elsewhere', ns)}.0a1b2c3d4e5f.regfs-tmp`, `${LOCK_FILE}.${dead}-u0a1b2c3.0a1b2c3d4e5f.regfs-tmp`];
+    const mine = `${LOCK_FILE}.${dead}-${MY_TAG}.0a1b2c3d4e5f.regfs-tmp`;
+    const others = [`${LOCK_FILE}.${dead}-${ownerTag(hostname(), `1${PID_NAMESPACE}`)}.0a1b2c3d4e5f.regfs-tmp`, `${LOCK_FILE}.${dead}-${ownerTag('elsewhere', PID_NAMESPACE)}.0a1b2c3d4e5f.regfs-tmp`, `${LOCK_FILE}.${dead}-u0a1b2c3.0a1b2c3d4e5f.regfs-tmp`];
     for (const n of [mine, ...others]) await writeFile(join(t.dir, n), '{}');
     const lock = await acquireLock(path, 'gc');
     await lock.release();

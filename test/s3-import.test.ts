@@ -7,16 +7,16 @@
  * tar's blobs is gone after every run.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { mkdir, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { readlinkSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { skopeoCopy, withRetry } from '../scripts/lib/skopeo.js';
 import { blobsOf, makeImage, makeLayer, manifestsOf } from '../scripts/lib/images.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
+import { deadPid, MY_TAG, ownerTag, PID_NAMESPACE } from './helpers/owner.js';
 import { assertServed } from './helpers/judge.js';
 import { ok, startS3World, type S3World } from './helpers/s3.js';
 
@@ -120,15 +120,14 @@ describe('imports into registry storage on S3', { timeout: 900_000 }, () => {
     // The staging directories killed runs of this host and PID namespace left are removed
     // (they may hold a whole tar's blobs); a live run's, another host's or PID namespace's
     // (containers sharing a temp directory), and anything else stay.
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
-    const host = hostname();
-    const ns = /\[([0-9]+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]!;
-    const killed = [`regfs-from-oci-${host}-${ns}-${dead}-AbC123`, `regfs-apply-${host}-${ns}-${dead}-xyz789`];
+    const dead = deadPid();
+    const killed = [`regfs-from-oci-${dead}-${MY_TAG}-AbC123`, `regfs-apply-${dead}-${MY_TAG}-xyz789`];
     const kept = [
-      `regfs-apply-${host}-${ns}-${process.pid}-live01`,
-      `regfs-apply-other.host-${ns}-${dead}-ab12cd`,
-      `regfs-apply-${host}-1${ns}-${dead}-ab12cd`,
-      `regfs-from-oci-${host}-${ns}-${dead}-toolong1`,
+      `regfs-apply-${process.pid}-${MY_TAG}-live01`,
+      `regfs-apply-${dead}-${ownerTag('other.host', PID_NAMESPACE)}-ab12cd`,
+      `regfs-apply-${dead}-${ownerTag(hostname(), `1${PID_NAMESPACE}`)}-ab12cd`,
+      `regfs-apply-${dead}-u0a1b2c3-ab12cd`,
+      `regfs-from-oci-${dead}-${MY_TAG}-toolong1`,
       `regfs-from-oci-AbC123`,
     ];
     for (const n of [...killed, ...kept]) {
@@ -136,8 +135,8 @@ describe('imports into registry storage on S3', { timeout: 900_000 }, () => {
       await writeFile(join(staging, n, 'sub', 'blob'), 'staged');
     }
     await writeFile(join(staging, 'target'), 'not ours');
-    const asFile = `regfs-apply-${host}-${ns}-${dead}-file00`;
-    const asLink = `regfs-apply-${host}-${ns}-${dead}-link00`;
+    const asFile = `regfs-apply-${dead}-${MY_TAG}-file00`;
+    const asLink = `regfs-apply-${dead}-${MY_TAG}-link00`;
     await writeFile(join(staging, asFile), 'not ours');
     await symlink(join(staging, 'target'), join(staging, asLink));
     ok(await w.regfs(['from-oci', tar, 's3://dst/from-tar', '--staging', staging]));

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, lstat, mkdir, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { extract } from '../src/ops/extract.js';
 import { isTempName } from '../src/fs/atomic.js';
 import { fromDir } from '../src/ops/from-dir.js';
@@ -18,6 +18,7 @@ import { MANIFEST_MAX_BYTES } from '../src/registry/read.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { runCli } from './helpers/cli.js';
 import { copyTree, listFiles, snapshotTree, withTempDir, writeListFile } from './helpers/tree.js';
+import { deadPid, MY_TAG } from './helpers/owner.js';
 
 test('from-dir: two directories naming one repo:tag with different manifests are an error naming both; nothing is written', async () => {
   await withTempDir(async (dir) => {
@@ -217,11 +218,11 @@ test('to-dir --keep-going: the export of an image that no longer resolves stays,
 test('to-dir, to-oci and bundle: a directory, a FIFO or a symbolic link named like a regfs temp file is not one; it stays and the run completes', async () => {
   await withTempDir(async (dir) => {
     const list = await writeListFile(dir, ['team/app:v1']);
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const dead = deadPid();
     await writeFile(join(dir, 'target'), 'not ours');
-    /** Beside `dir/<name>`: `.<name>.<pid>-0a1b2c3d-<n>.regfs-tmp` as a directory holding a file, a FIFO and a symbolic link. */
+    /** Beside `dir/<name>`: `.<name>.<dead pid>-<this host's tag>-0a1b2c3d-<n>.regfs-tmp` as a directory holding a file, a FIFO and a symbolic link. */
     const plant = async (at: string, name: string): Promise<Array<[string, string]>> => {
-      const temp = (n: number) => join(at, `.${name}.${dead}-0a1b2c3d-${n}.regfs-tmp`);
+      const temp = (n: number) => join(at, `.${name}.${dead}-${MY_TAG}-0a1b2c3d-${n}.regfs-tmp`);
       await mkdir(temp(1));
       await writeFile(join(temp(1), 'keep'), 'not ours');
       execFileSync('mkfifo', [temp(2)]);

@@ -8,23 +8,29 @@ import { randomBytes } from 'node:crypto';
 import { linkSync, type Dirent, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { landWithoutReplacing } from './link.js';
+import { processMark } from './owner.js';
 import { dirname, join, resolve } from 'node:path';
 
 /** The suffix every regfs temp file ends with; scanners ignore such files. */
 export const TEMP_SUFFIX = '.regfs-tmp';
 
-/** Random per process, so a name is not reused by a later process that gets the same pid. */
-const PROCESS_TAG = `${process.pid}-${randomBytes(4).toString('hex')}`;
+/**
+ * The process's mark (`<pid>-<tag>`, owner.ts: a later run can tell whether the writer is
+ * gone), and 8 random hex, so that a name is not reused by a later process that gets the same
+ * pid. Made when first needed.
+ */
+let processTag: string | undefined;
 let counter = 0;
 
 /**
- * A fresh temp name beside `path`: `<dir>/.<base>.<pid>-<random>-<n>.regfs-tmp`. `path` names
- * a file (made by regfs from a normalized root), so its directory is what precedes its last
- * `/`: cut there, not normalized again (once per file written, on the hot path).
+ * A fresh temp name beside `path`: `<dir>/.<base>.<pid>-<tag>-<random>-<n>.regfs-tmp`. `path`
+ * names a file (made by regfs from a normalized root), so its directory is what precedes its
+ * last `/`: cut there, not normalized again (once per file written, on the hot path).
  */
 export function tempPathFor(path: string): string {
+  processTag ??= `${processMark()}-${randomBytes(4).toString('hex')}`;
   const slash = path.lastIndexOf('/');
-  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${PROCESS_TAG}-${(counter++).toString(36)}${TEMP_SUFFIX}`;
+  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${processTag}-${(counter++).toString(36)}${TEMP_SUFFIX}`;
 }
 
 /** True for a name regfs (or distribution v3.1, `<name>.<uuid>.tmp`) uses for temp files. */

@@ -35,12 +35,12 @@
  * nothing (the lock never holds that content again) and are removed by the next holder.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
 import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { readRegularFile } from '../registry/link-file.js';
+import { isAlive, leftByDeadProcess, MARK, pidNamespace, processMark } from './owner.js';
 
 /** The lock file's name, in the root of a storage tree or an export. */
 export const LOCK_FILE = '.regfs.lock';
@@ -156,23 +156,12 @@ async function createWhole(path: string, content: string): Promise<boolean> {
 }
 
 /**
- * A temp file beside a lock: `<lock>.<pid>-<owner>.<hex>.regfs-tmp`, where `<owner>` is 8 hex
- * of sha256 of the host and PID namespace (`u` and random where the namespace cannot be read:
- * then no other run judges it), so that a run removes only the temp files of dead processes
- * it can see.
+ * A temp file beside a lock: `<lock>.<mark>.<hex>.regfs-tmp`, where `<mark>` is the run's
+ * `<pid>-<tag>` (owner.ts), so that a run removes only the temp files of dead processes it can
+ * see.
  */
 function lockTempPath(path: string): string {
-  return `${path}.${process.pid}-${ownerTag()}.${randomBytes(6).toString('hex')}.regfs-tmp`;
-}
-
-let tag: string | undefined;
-/** This process's tag of its host and PID namespace, made once, when a lock is first taken. */
-function ownerTag(): string {
-  if (tag === undefined) {
-    const ns = pidNamespace();
-    tag = ns === undefined ? `u${randomBytes(4).toString('hex').slice(1)}` : createHash('sha256').update(`${hostname()}\n${ns}`).digest('hex').slice(0, 8);
-  }
-  return tag;
+  return `${path}.${processMark()}.${randomBytes(6).toString('hex')}.regfs-tmp`;
 }
 
 /** Put `content` in place of the lock file at `path` by temp file and rename(2). */
@@ -198,8 +187,8 @@ async function replaceWhole(path: string, content: string): Promise<void> {
 export async function lockLeftovers(path: string): Promise<Array<{ path: string; notRegular?: string }>> {
   const dir = dirname(path);
   const base = basename(path);
-  // `.<pid>-<owner>.` (`.<pid>.` from an older regfs, judged by the pid alone).
-  const temp = /^((?:\.takeover-[0-9a-f]{16})*)\.(\d+)(?:-([0-9a-fu][0-9a-f]{7}))?\.[0-9a-f]+\.regfs-tmp$/;
+  // `.<pid>-<tag>.` (`.<pid>.` from an older regfs, judged by the pid alone).
+  const temp = new RegExp(`^((?:\\.takeover-[0-9a-f]{16})*)\\.(?:${MARK}|([0-9]+))\\.[0-9a-f]+\\.regfs-tmp$`);
   const takeover = /^(?:\.takeover-[0-9a-f]{16})+$/;
   const found: Array<{ path: string; notRegular?: string }> = [];
   for (const name of await readdir(dir).catch(() => [] as string[])) {
@@ -208,7 +197,8 @@ export async function lockLeftovers(path: string): Promise<Array<{ path: string;
     const full = join(dir, name);
     const m = temp.exec(rest);
     if (m !== null) {
-      if ((m[3] === undefined || m[3] === ownerTag()) && Number(m[2]) !== process.pid && !isAlive(Number(m[2]))) found.push({ path: full });
+      const dead = m[4] === undefined ? leftByDeadProcess(m[2]!, m[3]!) : Number(m[4]) !== process.pid && !isAlive(Number(m[4]));
+      if (dead) found.push({ path: full });
     } else if (takeover.test(rest)) {
       const held = readLockFile(full);
       if (held !== undefined && typeof held !== 'string') found.push({ path: full, notRegular: held.notRegular });
@@ -294,15 +284,6 @@ export function canJudge(owner: LockOwner): boolean {
   return mine !== undefined && owner.pidns === mine;
 }
 
-/** This process's PID namespace (Linux: the inode of /proc/self/ns/pid); undefined where it cannot be read. */
-export function pidNamespace(): string | undefined {
-  try {
-    return /\[([0-9]+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
 async function releaseLock(path: string, content: string): Promise<void> {
   if (readLockFile(path) === content) await unlink(path).catch(() => undefined);
 }
@@ -320,16 +301,6 @@ function parseOwner(text: string): LockOwner | undefined {
     // not ours, or damaged
   }
   return undefined;
-}
-
-/** Whether a process of this pid lives on this host (one we may not signal does). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
 }
 
 function locked(path: string, owner: LockOwner | undefined): RegfsError {

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { digestAlgorithm, digestHex, type Digest } from '../digest.js';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
 import { readNames, removeMatching, tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
-import { isAlive } from '../fs/lock.js';
+import { leftByDeadProcess, MARK } from '../fs/owner.js';
 import { readInventory } from '../inventory/read.js';
 import { OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, INDEX_FILE } from '../oci/layout.js';
 import { END_OF_ARCHIVE, entryHeader, headerSize, paddedSize, type EntryType } from '../oci/ustar.js';
@@ -499,16 +499,17 @@ function staleVolumes(out: string, volumes: string[]): string[] {
 
 /**
  * Remove the temp files a killed bundle run left beside `out` (its volumes' too): regfs's temp
- * names carry the writer's pid, and a file whose writer is no longer alive is removed; a live
- * run's are left to it (two runs to one BUNDLE each write their own and rename the same bytes).
+ * names carry the writer's mark (`<pid>-<tag>`, owner.ts), and one whose writer was of this
+ * host and PID namespace and is gone is removed; a live run's are left to it (two runs to one
+ * BUNDLE each write their own and rename the same bytes), and so is one this run cannot judge.
  */
 function removeDeadTemps(out: string): number {
   const base = basename(out);
+  const temp = new RegExp(`^\\.(.+)\\.${MARK}-[0-9a-f]{8}-[0-9a-z]+\\.regfs-tmp$`);
   return removeMatching(dirname(out), (name) => {
     if (!name.startsWith(`.${base}.`) || !name.endsWith(TEMP_SUFFIX)) return false;
-    const m = /^\.(.+)\.([0-9]+)-[0-9a-f]{8}-[0-9a-z]+\.regfs-tmp$/.exec(name);
+    const m = temp.exec(name);
     if (m === null || (m[1] !== base && !(m[1]!.startsWith(`${base}.`) && /^[0-9]{3,}$/.test(m[1]!.slice(base.length + 1))))) return false;
-    // One with this process's pid is an earlier run's in it: this run has made none yet.
-    return Number(m[2]) === process.pid || !isAlive(Number(m[2]));
+    return leftByDeadProcess(m[2]!, m[3]!);
   });
 }

@@ -15,7 +15,7 @@
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, type Dirent } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
@@ -31,7 +31,7 @@ import { findStorageRoot, MANIFEST_MAX_BYTES } from '../registry/read.js';
 import { countPlanFiles, writePlan, type BlobSource, type WritePlan, type WriteStats } from '../registry/write.js';
 import { tempPathFor, TEMP_SUFFIX, type OutputDirs } from '../fs/atomic.js';
 import type { Linker } from '../fs/link.js';
-import { isAlive, pidNamespace } from '../fs/lock.js';
+import { leftByDeadProcess, MARK, processMark } from '../fs/owner.js';
 import type { OnProgress } from '../progress.js';
 import { MANIFEST_FILE, VERSION_FILE } from '../dir/layout.js';
 import { entryName, INDEX_FILE, OCI_LAYOUT_FILE, ociBlobPath, type EntryName } from '../oci/layout.js';
@@ -463,16 +463,15 @@ async function registryOutput(output: string): Promise<ArchiveOutput> {
 
 /**
  * A fresh staging directory for a tar's blobs on its way to S3, in `base` (which must exist), by
- * default the system's temp directory: `regfs-<command>-<host>-<pid namespace>-<pid>-XXXXXX`.
- * The staging directories killed runs of this host and PID namespace left there go first:
- * they may hold a whole tar's blobs.
+ * default the system's temp directory: `regfs-<command>-<pid>-<tag>-XXXXXX` (the run's mark,
+ * owner.ts). The staging directories killed runs of this host and PID namespace left there go
+ * first: they may hold a whole tar's blobs.
  */
 function localStage(base: string | undefined, command: string): string {
   const dir = resolve(base ?? tmpdir());
-  const owner = `${hostname().replace(/[^A-Za-z0-9.-]/g, '_')}-${pidNamespace() ?? 'x'}`;
-  removeDeadLocalStages(dir, owner);
+  removeDeadLocalStages(dir);
   try {
-    return mkdtempSync(join(dir, `regfs-${command}-${owner}-${process.pid}-`));
+    return mkdtempSync(join(dir, `regfs-${command}-${processMark()}-`));
   } catch (err) {
     if (base !== undefined && (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR')) {
       throw new RegfsError('USAGE', `--staging "${base}": no such directory`, { path: base });
@@ -482,26 +481,24 @@ function localStage(base: string | undefined, command: string): string {
 }
 
 /**
- * Remove the local staging directories in `dir` of from-oci and apply runs of `owner` (host and
- * PID namespace) whose process is gone. A live one's (this process's too: a library may run two
- * imports at once), another host's or namespace's (a temp directory shared between machines
- * or containers), one that cannot be removed (another user's), and any entry that is not a
- * directory stay. No lock covers a local temp directory: the pid in the name is what tells a
- * killed run's directory from a live one's, as for a bundle's temp files.
+ * Remove the local staging directories in `dir` of from-oci and apply runs of this host and
+ * PID namespace whose process is gone. A live one's (this process's too: a library may run
+ * two imports at once), another host's or namespace's (a temp directory shared between
+ * machines or containers), one that cannot be removed (another user's), and any entry that is
+ * not a directory stay. No lock covers a local temp directory: the mark in the name is what
+ * tells a killed run's directory from a live one's, as for a bundle's temp files.
  */
-function removeDeadLocalStages(dir: string, owner: string): void {
-  if (owner.endsWith('-x')) return;
+function removeDeadLocalStages(dir: string): void {
   let entries: Dirent[];
   try {
     entries = readdirSync(dir, { withFileTypes: true });
   } catch {
     return; // A missing or unreadable directory: creating the stage there says what is wrong.
   }
+  const stage = new RegExp(`^regfs-(?:from-oci|apply)-${MARK}-[A-Za-z0-9]{6}$`);
   for (const e of entries) {
-    const m = /^regfs-(?:from-oci|apply)-(.+)-([0-9]+)-[A-Za-z0-9]{6}$/.exec(e.name);
-    if (m === null || m[1] !== owner || !e.isDirectory()) continue;
-    const pid = Number(m[2]);
-    if (pid === process.pid || isAlive(pid)) continue;
+    const m = stage.exec(e.name);
+    if (m === null || !e.isDirectory() || !leftByDeadProcess(m[1]!, m[2]!)) continue;
     try {
       rmSync(join(dir, e.name), { recursive: true, force: true });
     } catch {
