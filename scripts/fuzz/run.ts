@@ -15,6 +15,9 @@
  *   answer after; gc --delete-untagged --apply on another: the same for every tag; and
  *   neither deletes a blob docker-registry garbage-collect (a dry run, with
  *   --delete-untagged for the second) keeps, where the registry's collector runs;
+ * - rm of a random tag, digest or repository on a third copy: a refusal changes nothing; a
+ *   deletion leaves what it deleted unserved and every other answer that was 200 as it was
+ *   (judgeRm);
  * - the source tree and the files its symlinks lead to are unchanged at the end.
  */
 import { checkJsonDocument } from '../lib/json-schemas.js';
@@ -243,15 +246,21 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
       phase(`list ${li}`);
     }
 
-    const gcs = await Promise.all(
-      (s3 === undefined ? [false, true] : []).map(async (untagged) => {
+    const target = s3 === undefined ? rmTarget(cands, rand) : undefined;
+    const gcs = await Promise.all([
+      ...(s3 === undefined ? [false, true] : []).map(async (untagged) => {
         const mine: Discrepancy[] = [];
         await judgeGc(untagged, opts.dir, src, cands, srcProbes, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
         return mine;
       }),
-    );
+      (async (): Promise<Discrepancy[]> => {
+        const mine: Discrepancy[] = [];
+        if (target !== undefined) await judgeRm(target, opts.dir, src, cands, srcProbes, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
+        return mine;
+      })(),
+    ]);
     report.discrepancies.push(...gcs.flat());
-    phase('gc');
+    phase('gc, rm');
 
     const after = await snapshot([src, outside]);
     report.checks++;
@@ -481,6 +490,84 @@ async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[]
       }
       if (lost.length > 0) found(check, `an answer that was 200 changed: ${diffKind(lost[0]!)}`, `${c.key}: ${name} changed ${lost.length} answers that were 200 (before | after): ${lost.slice(0, 3).join('; ')}`);
     }
+  } finally {
+    await reg.stop();
+  }
+}
+
+/** What rm is asked to remove: a tag, a manifest by digest, or a whole repository. */
+interface RmTarget {
+  arg: string;
+  repo: string;
+  tag?: string;
+  digest?: string;
+}
+
+/** A random reference of the state for rm: a tag or a digest as it is, or now and then its whole repository. */
+function rmTarget(cands: Ref[], rand: () => number): RmTarget | undefined {
+  if (cands.length === 0) return undefined;
+  const c = cands[Math.floor(rand() * cands.length)]!;
+  if (rand() < 0.2) return { arg: c.repo, repo: c.repo };
+  return c.expect !== undefined ? { arg: `${c.repo}@${c.ref}`, repo: c.repo, digest: c.ref } : { arg: `${c.repo}:${c.ref}`, repo: c.repo, tag: c.ref };
+}
+
+/**
+ * rm on a copy of the state. Where it refuses, the copy is unchanged (but for the times of
+ * directories: the lock comes and goes). Where it deletes, what it deleted is no longer served
+ * and no tag list names a removed tag: the tag; for a digest, the manifest and every tag that
+ * resolved to it (as the registry's manifest DELETE untags them); for a repository, all of it.
+ * Every other request the registry answered 200 gets the same answer: a manifest that an
+ * index of the repository names, or that a damaged repository may name, is not deleted
+ * without --force, and a second name of a directory (a linked repository) is not deleted
+ * through either name.
+ */
+async function judgeRm(target: RmTarget, dir: string, src: string, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
+  const base = join(dir, 'rm');
+  const copy = join(base, 'src');
+  const name = `rm ${target.arg}`;
+  const check = 'rm';
+  await mkdir(base, { recursive: true });
+  await copyTree(src, copy);
+  await copyTree(join(dir, 'outside'), join(base, 'outside'));
+  const roots = [copy, join(base, 'outside')];
+  const before = await snapshot(roots);
+  const r = await regfs(['rm', copy, target.arg, '--json']);
+  report.checks++;
+  if (r.timedOut) return found(check, 'rm hangs', `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+  if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
+  if (r.code !== 0 && r.code !== 1 && r.code !== 2) found(check, 'exit code', `${name}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  schemaCheck(check, name, r, report, found);
+  if (r.code !== 0) {
+    const after = await snapshot(roots);
+    const plain = (v: string | undefined): string | undefined => (v?.startsWith('dir ') === true ? 'dir' : v);
+    const changed = [...new Set([...before.keys(), ...after.keys()])].filter((k) => plain(before.get(k)) !== plain(after.get(k)));
+    report.checks++;
+    if (changed.length > 0) found(check, 'a refused rm changed the tree', `${name} exited ${r.code} but changed ${changed.slice(0, 3).map((k) => relative(base, k)).join(', ')}`);
+    return;
+  }
+  const removed = (c: Ref): boolean =>
+    c.repo === target.repo &&
+    (target.tag !== undefined ? c.expect === undefined && c.ref === target.tag : target.digest !== undefined ? c.ref === target.digest || srcProbes.get(probeKey(c))?.digest === target.digest : true);
+  const reg = await startRegistry({ root: copy, readOnly: true });
+  try {
+    for (const c of cands) {
+      const s = srcProbes.get(probeKey(c))!;
+      report.checks++;
+      if (removed(c)) {
+        const a = await manifestStatus(reg.host, c.repo, c.ref);
+        if (a === '200') found(check, 'a removed reference is still served', `${c.key}: ${name} exited 0, and the registry still serves it`);
+        continue;
+      }
+      if (![...s.answers.values()].some((a) => a.startsWith('200 '))) continue;
+      const after = await probe(reg.host, c.repo, c.ref, c.expect);
+      const lost: string[] = [];
+      for (const [req, a] of s.answers) if (a.startsWith('200 ') && after.answers.get(req) !== a) lost.push(`${req}: ${a} | ${after.answers.get(req) ?? 'not asked'}`);
+      if (lost.length > 0) found(check, `an answer that was 200 changed: ${diffKind(lost[0]!)}`, `${c.key}: ${name} changed ${lost.length} answers that were 200 (before | after): ${lost.slice(0, 3).join('; ')}`);
+    }
+    report.checks++;
+    const listed = await tagsList(reg.host, target.repo);
+    const stale = cands.filter((c) => removed(c) && c.expect === undefined && listed.includes(c.ref));
+    if (stale.length > 0) found(check, 'a removed tag is still listed', `${name}: tags/list of ${target.repo} still names ${stale.map((c) => c.ref).join(', ')}`);
   } finally {
     await reg.stop();
   }
