@@ -15,9 +15,9 @@
  *   answer after; gc --delete-untagged --apply on another: the same for every tag; and
  *   neither deletes a blob docker-registry garbage-collect (a dry run, with
  *   --delete-untagged for the second) keeps, where the registry's collector runs;
- * - rm of a random tag, digest or repository on a third copy: a refusal changes nothing; a
- *   deletion leaves what it deleted unserved and every other answer that was 200 as it was
- *   (judgeRm);
+ * - rm of a random tag, digest or repository on a third copy (on S3: a copy of the source
+ *   under its own prefix): a refusal changes nothing; a deletion leaves what it deleted
+ *   unserved and every other answer that was 200 as it was (judgeRm);
  * - the source tree and the files its symlinks lead to are unchanged at the end.
  */
 import { checkJsonDocument } from '../lib/json-schemas.js';
@@ -197,6 +197,13 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
       const keys = await keysOf(s3.service, s3Src.url);
       const changed = [...new Set([...s3Src.keys.keys(), ...keys.keys()])].filter((k) => s3Src.keys.get(k) !== keys.get(k));
       if (changed.length > 0) found('source', 'the source on S3 changed', `the source on S3 changed: ${changed.slice(0, 5).join('; ')}`);
+      const target = rmTarget(cands, rand);
+      if (target !== undefined) {
+        const prefix = `seed-${seed}/rm`;
+        const copy = await uploadSource(s3, src, prefix);
+        await judgeRm(target, { root: copy.url, env: s3.env, registry: { s3: s3.storage(prefix) }, state: () => keysOf(s3.service, copy.url) }, cands, srcProbes, report, found);
+      }
+      phase('rm');
     }
     for (let li = 0; li < (s3 === undefined ? opts.lists : 0); li++) {
       const { lines, runDir, listFile } = await nextList(li);
@@ -246,21 +253,24 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
       phase(`list ${li}`);
     }
 
-    const target = s3 === undefined ? rmTarget(cands, rand) : undefined;
-    const gcs = await Promise.all([
-      ...(s3 === undefined ? [false, true] : []).map(async (untagged) => {
-        const mine: Discrepancy[] = [];
-        await judgeGc(untagged, opts.dir, src, cands, srcProbes, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
-        return mine;
-      }),
-      (async (): Promise<Discrepancy[]> => {
-        const mine: Discrepancy[] = [];
-        if (target !== undefined) await judgeRm(target, opts.dir, src, cands, srcProbes, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
-        return mine;
-      })(),
-    ]);
-    report.discrepancies.push(...gcs.flat());
-    phase('gc, rm');
+    if (s3 === undefined) {
+      // gc twice and rm, each on its own copy, side by side.
+      const target = rmTarget(cands, rand);
+      const judged = await Promise.all([
+        ...[false, true].map(async (untagged) => {
+          const mine: Discrepancy[] = [];
+          await judgeGc(untagged, opts.dir, src, cands, srcProbes, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
+          return mine;
+        }),
+        (async (): Promise<Discrepancy[]> => {
+          const mine: Discrepancy[] = [];
+          if (target !== undefined) await judgeRm(target, await diskCopy(opts.dir, src, 'rm'), cands, srcProbes, report, (check, kind, detail) => void mine.push({ check, kind, detail }));
+          return mine;
+        })(),
+      ]);
+      report.discrepancies.push(...judged.flat());
+      phase('gc, rm');
+    }
 
     const after = await snapshot([src, outside]);
     report.checks++;
@@ -441,13 +451,9 @@ async function judgeWrite(
  * manifests may go; what a tag reaches, index children included, may not).
  */
 async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
-  const base = join(dir, untagged ? 'gc-untagged' : 'gc');
-  const copy = join(base, 'src');
+  const copy = (await diskCopy(dir, src, untagged ? 'gc-untagged' : 'gc')).root;
   const name = untagged ? 'gc --delete-untagged --apply' : 'gc --apply';
   const check = untagged ? 'gc -m' : 'gc';
-  await mkdir(base, { recursive: true });
-  await copyTree(src, copy);
-  await copyTree(join(dir, 'outside'), join(base, 'outside'));
   // The registry's own collector, as a dry run on the same copy: the blobs it keeps, where it
   // runs (it stops on some damage: a tag that is a file, a repository name it cannot parse;
   // and it waits forever on a FIFO, so not where there is one).
@@ -511,44 +517,65 @@ function rmTarget(cands: Ref[], rand: () => number): RmTarget | undefined {
   return c.expect !== undefined ? { arg: `${c.repo}@${c.ref}`, repo: c.repo, digest: c.ref } : { arg: `${c.repo}:${c.ref}`, repo: c.repo, tag: c.ref };
 }
 
+/** A copy of the source for a command that changes it (a directory, or a prefix on S3): how to start a registry on it, and what it holds. */
+interface StateCopy {
+  /** The root regfs is given. */
+  root: string;
+  env?: Record<string, string>;
+  registry: { root: string } | { s3: RegistryS3Storage };
+  /** Every file (or key) of the copy and what it holds; compared before and after a refusal. */
+  state(): Promise<Map<string, string>>;
+}
+
 /**
- * rm on a copy of the state. Where it refuses, the copy is unchanged (but for the times of
- * directories: the lock comes and goes). Where it deletes, what it deleted is no longer served
- * and no tag list names a removed tag: the tag; for a digest, the manifest and every tag that
- * resolved to it (as the registry's manifest DELETE untags them); for a repository, all of it.
- * Every other request the registry answered 200 gets the same answer: a manifest that an
- * index of the repository names, or that a damaged repository may name, is not deleted
- * without --force, and a second name of a directory (a linked repository) is not deleted
- * through either name.
+ * A copy of the source and of what its symbolic links lead to in `dir/<name>` (relative links
+ * resolve to the copy's own `outside/`). Its state leaves out the times of directories: a
+ * writing run's lock comes and goes in the root.
  */
-async function judgeRm(target: RmTarget, dir: string, src: string, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
-  const base = join(dir, 'rm');
+async function diskCopy(dir: string, src: string, name: string): Promise<StateCopy> {
+  const base = join(dir, name);
   const copy = join(base, 'src');
-  const name = `rm ${target.arg}`;
-  const check = 'rm';
   await mkdir(base, { recursive: true });
   await copyTree(src, copy);
   await copyTree(join(dir, 'outside'), join(base, 'outside'));
   const roots = [copy, join(base, 'outside')];
-  const before = await snapshot(roots);
-  const r = await regfs(['rm', copy, target.arg, '--json']);
+  return {
+    root: copy,
+    registry: { root: copy },
+    state: async () => new Map([...(await snapshot(roots))].map(([k, v]) => [relative(base, k), v.startsWith('dir ') ? 'dir' : v])),
+  };
+}
+
+/**
+ * rm on a copy of the state (on disk, or on S3). Where it refuses, the copy is unchanged.
+ * Where it deletes, what it deleted is no longer served and no tag list names a removed tag:
+ * the tag; for a digest, the manifest and every tag that resolved to it (as the registry's
+ * manifest DELETE untags them); for a repository, all of it. Every other request the registry
+ * answered 200 gets the same answer: a manifest that an index of the repository names, or
+ * that a damaged repository may name, is not deleted without --force, and a second name of a
+ * directory (a linked repository) is not deleted through either name.
+ */
+async function judgeRm(target: RmTarget, place: StateCopy, cands: Ref[], srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
+  const name = `rm ${target.arg}`;
+  const check = 'rm';
+  const before = await place.state();
+  const r = await regfs(['rm', place.root, target.arg, '--json'], place.env);
   report.checks++;
   if (r.timedOut) return found(check, 'rm hangs', `${name}: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
   if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
   if (r.code !== 0 && r.code !== 1 && r.code !== 2) found(check, 'exit code', `${name}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
   schemaCheck(check, name, r, report, found);
   if (r.code !== 0) {
-    const after = await snapshot(roots);
-    const plain = (v: string | undefined): string | undefined => (v?.startsWith('dir ') === true ? 'dir' : v);
-    const changed = [...new Set([...before.keys(), ...after.keys()])].filter((k) => plain(before.get(k)) !== plain(after.get(k)));
+    const after = await place.state();
+    const changed = [...new Set([...before.keys(), ...after.keys()])].filter((k) => before.get(k) !== after.get(k));
     report.checks++;
-    if (changed.length > 0) found(check, 'a refused rm changed the tree', `${name} exited ${r.code} but changed ${changed.slice(0, 3).map((k) => relative(base, k)).join(', ')}`);
+    if (changed.length > 0) found(check, 'a refused rm changed the tree', `${name} exited ${r.code} but changed ${changed.slice(0, 3).join(', ')}`);
     return;
   }
   const removed = (c: Ref): boolean =>
     c.repo === target.repo &&
     (target.tag !== undefined ? c.expect === undefined && c.ref === target.tag : target.digest !== undefined ? c.ref === target.digest || srcProbes.get(probeKey(c))?.digest === target.digest : true);
-  const reg = await startRegistry({ root: copy, readOnly: true });
+  const reg = await startRegistry({ ...place.registry, readOnly: true });
   try {
     for (const c of cands) {
       const s = srcProbes.get(probeKey(c))!;
