@@ -180,6 +180,12 @@ test('ls: what the real docker-registry 2.8 catalog lists, tags list and serves'
     await mkdir(repoPath(v2, 'team/app-x', '_layers'), { recursive: true });
     const busybox = (await currentRefs()).find((x) => x.ref === 'library/busybox:1.36')!;
     await writeFile(repoPath(v2, 'library/busybox', '_manifests/tags/1.36/current/link'), `${busybox.digest}\n`);
+    // Tag directories whose names no request can name: the tag list names them all the same.
+    const misnamed = ['-latest', 'v'.repeat(129)];
+    for (const t of misnamed) {
+      await mkdir(repoPath(v2, 'library/busybox', `_manifests/tags/${t}/current`), { recursive: true });
+      await writeFile(repoPath(v2, 'library/busybox', `_manifests/tags/${t}/current/link`), busybox.digest);
+    }
     const r = await listImages({ root });
     const reg = await startRegistry({ root, readOnly: true });
     try {
@@ -209,6 +215,7 @@ test('ls: what the real docker-registry 2.8 catalog lists, tags list and serves'
       await reg.stop();
     }
     assert.deepEqual(findTag(r, 'library/busybox', '1.36').error?.code, 'LINK_INVALID');
+    for (const t of misnamed) assert.equal(findTag(r, 'library/busybox', t).error?.code, 'TAG_INVALID', t);
   });
 });
 

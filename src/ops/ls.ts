@@ -11,7 +11,8 @@
  * A tag is read the registry's way: `current/link`, then the repository's revision link, then
  * the manifest blob (hashed against its digest). A tag that fails any of these is listed with
  * its `error` and the listing goes on, as the registry goes on serving the other tags; the
- * `regfs verify` command is the tool for explaining damage. Sizes come from a stat of the blob
+ * `regfs verify` command is the tool for explaining damage. A name in the tags directory that
+ * no request can name is listed too, as the registry's tag list names it, with TAG_INVALID. Sizes come from a stat of the blob
  * data (on S3, the repository's listing or a HEAD; the reader caches them by digest, so shared
  * layers are looked at once); only manifests and image configs (for platforms) are read. Tags
  * are described in parallel, `jobs` at a time.
@@ -20,9 +21,10 @@ import pLimit from 'p-limit';
 import { quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import type { ManifestKind } from '../manifest.js';
-import type { RepoName, Tag } from '../reference.js';
+import { isTag, type RepoName, type Tag } from '../reference.js';
 import { RegistryReader } from '../registry/read.js';
-import { blobsDir, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
+import { blobsDir, revisionLinkPath, tagCurrentLinkPath, tagsDir } from '../registry/layout.js';
+import { join } from 'node:path';
 import { checkJobs } from './common.js';
 import { fallbackTag } from './referrers.js';
 import { createConfigSummarizer, effectiveArtifactType, measureImage, type ConfigSummarizer } from './inspect.js';
@@ -43,7 +45,8 @@ export interface ListOptions {
 
 /** One tag and what it points at. */
 export interface TagListing {
-  tag: Tag;
+  /** The name in the tags directory: a valid tag, or (with a TAG_INVALID error) a name no request can name. */
+  tag: string;
   /** What `current/link` names; absent when that link is missing or malformed. */
   digest?: Digest;
   /** The rest is absent when `error` is set. */
@@ -97,8 +100,8 @@ export async function listImages(opts: ListOptions): Promise<ListResult> {
   const tagged = await Promise.all(
     repos.map((name) =>
       limit(async () => {
-        const all = await reader.listTags(name);
-        return { name, tags: all.filter((t) => pattern.tag === undefined || pattern.tag.test(t)), referrerTags: countReferrerTags(all) };
+        const all = await reader.listTagNames(name);
+        return { name, tags: all.filter((t) => pattern.tag === undefined || pattern.tag.test(t)), referrerTags: countReferrerTags(all.filter(isTag)) };
       }),
     ),
   );
@@ -111,6 +114,7 @@ export async function listImages(opts: ListOptions): Promise<ListResult> {
         tags: await Promise.all(
           r.tags.map((tag) =>
             limit(async () => {
+              if (!isTag(tag)) return unnamable(reader, r.name, tag);
               const t = await describeTag(reader, r.name, tag, summarize);
               const n = t.digest === undefined ? undefined : r.referrerTags.get(fallbackTag(t.digest));
               return n === undefined ? t : { ...t, referrerTags: n };
@@ -245,6 +249,15 @@ export function compileGlob(glob: string): Glob {
       return now[end] === 1;
     },
   };
+}
+
+/**
+ * A name in the tags directory that is no tag: the registry's tag list names it, and no
+ * request can (its routes take `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`), so it is never served.
+ */
+function unnamable(reader: RegistryReader, repo: RepoName, name: string): TagListing {
+  const path = join(tagsDir(reader.v2, repo), name);
+  return { tag: name, platforms: [], error: new RegfsError('TAG_INVALID', `the registry lists tag ${quote(name)} of ${repo}, but no request can name it (a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}): it is never served`, { path }) };
 }
 
 async function describeTag(reader: RegistryReader, repo: RepoName, tag: Tag, summarize: ConfigSummarizer): Promise<TagListing> {

@@ -165,8 +165,16 @@ export class RegistryReader {
 
   /** The tags of a repository, sorted; names that are not valid tags are skipped. */
   async listTags(repo: RepoName): Promise<Tag[]> {
+    return (await this.listTagNames(repo)).filter(isTag);
+  }
+
+  /**
+   * Every name in a repository's tags directory, sorted: what the registry's tag list gives,
+   * names that no request can name (`-v1`, 129 characters) included.
+   */
+  async listTagNames(repo: RepoName): Promise<string[]> {
     await this.prefetch(repo);
-    return (await this.driver.list(tagsDir(this.v2, repo))).map((e) => e.name).filter(isTag).sort();
+    return (await this.driver.list(tagsDir(this.v2, repo))).map((e) => e.name).sort();
   }
 
   /**
