@@ -19,6 +19,7 @@ import { skopeoCopy, skopeoManifestDigestOf } from '../scripts/lib/skopeo.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
 import { copyTree, snapshotTree, withTempDir, writeListFile } from './helpers/tree.js';
+import { deadPid, MY_TAG } from './helpers/owner.js';
 
 const exec = promisify(execFile);
 const V2 = 'docker/registry/v2';
@@ -252,9 +253,9 @@ test("to-oci: a live run's temp file of the lock is not a killed run's leftover:
     const list = await writeListFile(dir, ['library/busybox:1.36']);
     assert.equal((await runCli(['to-oci', list, FIXTURE_ROOT, layout])).code, 0);
     // What another run, alive (this process), has between writing its lock's temp file and linking it into place.
-    const live = join(layout, `.regfs.lock.${process.pid}.0a1b2c3d4e5f.regfs-tmp`);
+    const live = join(layout, `.regfs.lock.${process.pid}-${MY_TAG}.0a1b2c3d4e5f.regfs-tmp`);
     await writeFile(live, JSON.stringify({ pid: process.pid }));
-    const dead = join(layout, `.index.json.${spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout}-0a1b2c3d-0.regfs-tmp`);
+    const dead = join(layout, `.index.json.${deadPid()}-${MY_TAG}-0a1b2c3d-0.regfs-tmp`);
     await writeFile(dead, '{');
     const r = await runCli(['to-oci', list, FIXTURE_ROOT, layout, '--json']);
     assert.equal(r.code, 0, r.stderr);

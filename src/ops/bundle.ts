@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { digestAlgorithm, digestHex, type Digest } from '../digest.js';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
 import { readNames, removeMatching, tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
-import { leftByDeadProcess, MARK } from '../fs/owner.js';
+import { leftByDeadProcess, MARK, ownerTag } from '../fs/owner.js';
 import { readInventory } from '../inventory/read.js';
 import { OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, INDEX_FILE } from '../oci/layout.js';
 import { END_OF_ARCHIVE, entryHeader, headerSize, paddedSize, type EntryType } from '../oci/ustar.js';
@@ -150,7 +150,12 @@ export async function bundle(opts: BundleOptions): Promise<BundleResult> {
   if (opts.split !== undefined) for (const stale of staleVolumes(out, volumes)) warn(`${stale} is a volume of an earlier run, not one of this bundle's ${volumes.length}: "cat ${out}.*" would read it too; remove it`);
   if (opts.dryRun === true) return { ...base, dryRun: true, stats: undefined, seconds: (performance.now() - started) / 1000 };
 
-  const tempFilesRemoved = toStream ? 0 : removeDeadTemps(out);
+  const temps = toStream ? { removed: 0, unjudged: [] } : removeDeadTemps(out);
+  if (temps.unjudged.length > 0) {
+    const shown = temps.unjudged.slice(0, 3).map((p) => `"${p}"`).join(', ');
+    warn(`${temps.unjudged.length} temp file${temps.unjudged.length === 1 ? '' : 's'} beside the bundle ${temps.unjudged.length === 1 ? 'was' : 'were'} left by a bundle run of another host or PID namespace, which this run cannot tell alive or dead (${shown}${temps.unjudged.length > 3 ? ', …' : ''}); remove ${temps.unjudged.length === 1 ? 'it' : 'them'} once no bundle writes there`);
+  }
+  const tempFilesRemoved = temps.removed;
   const sink = toStream ? new StreamSink(opts.stream!) : new FileSink(volumes, opts.split ?? size);
   const progress = new PhaseProgress(opts.onProgress, 'write', items.length, size);
   try {
@@ -501,15 +506,20 @@ function staleVolumes(out: string, volumes: string[]): string[] {
  * Remove the temp files a killed bundle run left beside `out` (its volumes' too): regfs's temp
  * names carry the writer's mark (`<pid>-<tag>`, owner.ts), and one whose writer was of this
  * host and PID namespace and is gone is removed; a live run's are left to it (two runs to one
- * BUNDLE each write their own and rename the same bytes), and so is one this run cannot judge.
+ * BUNDLE each write their own and rename the same bytes). Those of another host or namespace
+ * (or of a run that could not read its own) are left too, and named: whether their writer
+ * lives cannot be told from here, and each may be as large as the bundle.
  */
-function removeDeadTemps(out: string): number {
+function removeDeadTemps(out: string): { removed: number; unjudged: string[] } {
   const base = basename(out);
   const temp = new RegExp(`^\\.(.+)\\.${MARK}-[0-9a-f]{8}-[0-9a-z]+\\.regfs-tmp$`);
-  return removeMatching(dirname(out), (name) => {
+  const unjudged: string[] = [];
+  const removed = removeMatching(dirname(out), (name) => {
     if (!name.startsWith(`.${base}.`) || !name.endsWith(TEMP_SUFFIX)) return false;
     const m = temp.exec(name);
     if (m === null || (m[1] !== base && !(m[1]!.startsWith(`${base}.`) && /^[0-9]{3,}$/.test(m[1]!.slice(base.length + 1))))) return false;
+    if (m[3] !== ownerTag()) unjudged.push(join(dirname(out), name));
     return leftByDeadProcess(m[2]!, m[3]!);
   });
+  return { removed, unjudged };
 }

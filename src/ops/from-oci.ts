@@ -507,7 +507,7 @@ function removeDeadLocalStages(dir: string): void {
   }
 }
 
-/** The staging directories of a tar's blobs: `<v2>/blobs/.<command>.<pid>-<random>-<n>.regfs-tmp`, by from-oci and apply. */
+/** The staging directories of a tar's blobs: `<v2>/blobs/.<command>.<pid>-<tag>-<random>-<n>.regfs-tmp`, by from-oci and apply. */
 const STAGE_NAMES = ['from-oci', 'apply'];
 
 /**

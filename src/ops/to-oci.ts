@@ -370,8 +370,8 @@ function decimalValue(raw: string): string {
 }
 
 /**
- * Remove regfs's own temp files (`.<name>.<pid>-<hex>-<n>.regfs-tmp`) from the directories; how
- * many. Not the lock's (`.regfs.lock.<pid>.<hex>.regfs-tmp`): another run, alive, writes one
+ * Remove regfs's own temp files (`.<name>.<pid>-<tag>-<hex>-<n>.regfs-tmp`) from the directories;
+ * how many. Not the lock's (`.regfs.lock.<pid>-<tag>.<hex>.regfs-tmp`): another run, alive, writes one
  * before it finds the lock taken, and the lock removes those of runs that are gone.
  */
 function removeTempFiles(dirs: string[]): number {
