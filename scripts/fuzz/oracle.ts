@@ -121,6 +121,24 @@ export async function tagsList(host: string, repo: string): Promise<string[]> {
   }
 }
 
+/** The repositories `GET /v2/_catalog` lists, in its order; undefined if it does not answer 200 with a list. */
+export async function catalog(host: string): Promise<string[] | undefined> {
+  const a = await ask(host, 'GET', '/v2/_catalog?n=10000');
+  if (a.status !== 200 || a.body === undefined) return undefined;
+  try {
+    const repos = (JSON.parse(a.body.toString('utf8')) as { repositories?: unknown }).repositories;
+    return Array.isArray(repos) ? repos.filter((r): r is string => typeof r === 'string') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The status of a GET of a manifest with every media type accepted, and the digest it answers with. */
+export async function servedDigest(host: string, repo: string, ref: string): Promise<{ status: string; digest: string | null }> {
+  const a = await ask(host, 'GET', `/v2/${repo}/manifests/${ref}`, ACCEPTS.all);
+  return { status: String(a.status), digest: a.digest };
+}
+
 /** The status of a plain GET of a manifest (for "unlisted references are not served"). */
 export async function manifestStatus(host: string, repo: string, ref: string): Promise<string> {
   return String((await ask(host, 'GET', `/v2/${repo}/manifests/${ref}`, ACCEPTS.all)).status);

@@ -18,6 +18,8 @@
  * - rm of a random tag, digest or repository on a third copy (on S3: a copy of the source
  *   under its own prefix): a refusal changes nothing; a deletion leaves what it deleted
  *   unserved and every other answer that was 200 as it was (judgeRm);
+ * - ls of the source: the repositories in the order of the registry's catalog, each one's tags
+ *   as its tag list names them, each tag it serves with the digest it serves it by (judgeLs);
  * - the source tree and the files its symlinks lead to are unchanged at the end.
  */
 import { checkJsonDocument } from '../lib/json-schemas.js';
@@ -26,7 +28,7 @@ import { parseManifestContent, referencedBlobs } from '../../src/manifest.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyTree } from '../../test/helpers/tree.js';
@@ -38,7 +40,7 @@ import { storageRoot } from '../../src/registry/layout.js';
 import { damage, v2Of } from './damage.js';
 import { generate, type Generated } from './generate.js';
 import { formatKinds, shuffle, type Kinds } from './kinds.js';
-import { diffProbes, manifestStatus, probe, tagsList, type Probe } from './oracle.js';
+import { catalog, diffProbes, manifestStatus, probe, servedDigest, tagsList, type Probe } from './oracle.js';
 
 const REGFS_BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const REGFS_TIMEOUT_MS = 30_000;
@@ -171,7 +173,8 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
       report.state.push(`source ${r.key}${r.expect !== undefined && !r.key.includes('@') ? `@${r.expect.slice(0, 19)}` : ''}: ${p.full ? 'served in full' : `not in full (${p.why})`}`);
     }
 
-    phase('oracle');
+    await judgeLs(s3Src?.url ?? src, s3?.env, host, srcProbes, report, found);
+    phase('oracle, ls');
     /** List `li`: random lines, recorded in the report, written to its run directory. */
     const nextList = async (li: number): Promise<{ lines: Line[]; runDir: string; listFile: string }> => {
       const lines = randomList(cands, tagLists, srcProbes, rand);
@@ -501,6 +504,47 @@ async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[]
   }
 }
 
+/**
+ * ls of the source, against the registry serving it: the repositories in the order of its
+ * catalog, each one's tags as its tag list names them, and each tag the registry serves with
+ * the digest it serves it by (docs/ls-inspect.md: ls shows what the registry would serve).
+ */
+async function judgeLs(root: string, env: Record<string, string> | undefined, host: string, srcProbes: Map<string, Probe>, report: SeedReport, found: Found): Promise<void> {
+  const check = 'ls';
+  const r = await regfs(['ls', root, '--json'], env);
+  report.checks++;
+  if (r.timedOut) return found(check, 'ls hangs', `ls: still running after ${REGFS_TIMEOUT_MS / 1000} s (killed)`);
+  if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `ls: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
+  schemaCheck(check, 'ls', r, report, found);
+  let repos: Array<{ name: string; tags: Array<{ tag: string; digest?: string }> }>;
+  try {
+    repos = (JSON.parse(r.stdout) as { repositories?: typeof repos }).repositories ?? [];
+  } catch {
+    return found(check, 'ls exits without a result', `ls: exit ${r.code}; stderr: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  }
+  const listed = await catalog(host);
+  report.checks++;
+  const names = repos.map((x) => x.name);
+  if (listed !== undefined && listed.join('\n') !== names.join('\n')) found(check, 'repositories other than the catalog', `ls: ${names.join(', ')} | catalog: ${listed.join(', ')}`);
+  for (const repo of repos) {
+    const tags = (await tagsList(host, repo.name)).sort();
+    const mine = repo.tags.map((t) => t.tag).sort();
+    report.checks++;
+    if (tags.join('\n') !== mine.join('\n')) found(check, 'tags other than the tag list', `${repo.name}: ls ${mine.join(', ')} | tags/list ${tags.join(', ')}`);
+    for (const t of repo.tags) {
+      // The oracle's answer where it asked already (a FIFO makes every request wait it out).
+      const asked = srcProbes.get(probeKey({ key: '', repo: repo.name, ref: t.tag, expect: undefined }));
+      let served = asked?.digest;
+      if (asked === undefined) {
+        const a = await servedDigest(host, repo.name, t.tag);
+        if (a.status === '200') served = a.digest ?? undefined;
+      }
+      report.checks++;
+      if (served !== undefined && served !== t.digest) found(check, 'a tag with another digest than the registry serves', `${repo.name}:${t.tag}: ls ${t.digest ?? 'none'} | served ${served}`);
+    }
+  }
+}
+
 /** What rm is asked to remove: a tag, a manifest by digest, or a whole repository. */
 interface RmTarget {
   arg: string;
@@ -570,6 +614,17 @@ async function judgeRm(target: RmTarget, place: StateCopy, cands: Ref[], srcProb
     const changed = [...new Set([...before.keys(), ...after.keys()])].filter((k) => before.get(k) !== after.get(k));
     report.checks++;
     if (changed.length > 0) found(check, 'a refused rm changed the tree', `${name} exited ${r.code} but changed ${changed.slice(0, 3).join(', ')}`);
+    // A tag the registry serves can be removed, unless its directory has a second name (then
+    // deleting it would delete the other name's tag too).
+    const served = target.tag !== undefined && cands.some((c) => c.repo === target.repo && c.ref === target.tag && c.expect === undefined && srcProbes.get(probeKey(c))?.digest !== undefined);
+    let code: string | undefined;
+    try {
+      code = (JSON.parse(r.stdout) as { error?: { code?: string } }).error?.code;
+    } catch {
+      // judged by the schema check
+    }
+    report.checks++;
+    if (served && code !== 'SYMLINK_ALIAS') found(check, `a tag the registry serves refused: ${code ?? `exit ${r.code}`}`, `${name} exited ${r.code} (${code ?? 'no code'}): ${r.stderr.trim().split('\n')[0]}`);
     return;
   }
   const removed = (c: Ref): boolean =>
@@ -631,8 +686,9 @@ async function candidates(root: string, gen: Generated): Promise<{ refs: Ref[]; 
   const walk = async (d: string, depth: number): Promise<void> => {
     if (depth > 6) return;
     for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      if (!e.isDirectory()) continue;
       const p = join(d, e.name);
+      // The registry follows symbolic links (a second name for a repository is a repository).
+      if (!e.isDirectory() && !(e.isSymbolicLink() && (await stat(p).catch(() => undefined))?.isDirectory() === true)) continue;
       if (e.name === '_manifests') {
         const repo = relative(repos, d);
         const tags = (await readdir(join(p, 'tags')).catch(() => [])).sort();
