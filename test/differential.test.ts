@@ -146,7 +146,7 @@ test('npm run fuzz: one seed, its checks, and the closing count', async () => {
     child.on('close', (code) => resolve({ code, stdout }));
   });
   assert.equal(r.code, 0, r.stdout);
-  assert.match(r.stdout, /^seed 7: \d+ checks, 0 discrepancies, [\d.]+ s \(generate [\d.]+, oracle [\d.]+, list 0 [\d.]+, gc [\d.]+\)$/m);
+  assert.match(r.stdout, /^seed 7: \d+ checks, 0 discrepancies, [\d.]+ s \(generate [\d.]+, oracle [\d.]+, ls [\d.]+, list 0 [\d.]+, gc\+rm [\d.]+\)$/m);
   assert.match(r.stdout, /^1 states, \d+ checks, 0 discrepancies in 0 states$/m);
 });
 

@@ -63,7 +63,7 @@ export interface SeedReport {
   /** Comparisons made (requests compared, references judged, trees compared). */
   checks: number;
   discrepancies: Discrepancy[];
-  /** Milliseconds per phase: generate, oracle, each list, gc. */
+  /** Milliseconds per phase: generate, oracle, ls, each list, gc+rm (on S3: rm). */
   phases: Record<string, number>;
   /** Where the state was left (with --keep), else undefined. */
   kept: string | undefined;
@@ -173,8 +173,9 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
       report.state.push(`source ${r.key}${r.expect !== undefined && !r.key.includes('@') ? `@${r.expect.slice(0, 19)}` : ''}: ${p.full ? 'served in full' : `not in full (${p.why})`}`);
     }
 
+    phase('oracle');
     await judgeLs(s3Src?.url ?? src, s3?.env, host, srcProbes, report, found);
-    phase('oracle, ls');
+    phase('ls');
     /** List `li`: random lines, recorded in the report, written to its run directory. */
     const nextList = async (li: number): Promise<{ lines: Line[]; runDir: string; listFile: string }> => {
       const lines = randomList(cands, tagLists, srcProbes, rand);
@@ -272,7 +273,7 @@ export async function runSeed(seed: number, opts: SeedOptions): Promise<SeedRepo
         })(),
       ]);
       report.discrepancies.push(...judged.flat());
-      phase('gc, rm');
+      phase('gc+rm');
     }
 
     const after = await snapshot([src, outside]);
