@@ -13,6 +13,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { errnoCode } from '../errors.js';
 
 /** A mark in a name: the pid and the tag as its two groups. */
 export const MARK = '([0-9]+)-([0-9a-fu][0-9a-f]{7})';
@@ -32,7 +33,7 @@ export function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoCode(err) === 'EPERM';
   }
 }
 

@@ -12,10 +12,10 @@
  * the manifest blob (hashed against its digest). A tag that fails any of these is listed with
  * its `error` and the listing goes on, as the registry goes on serving the other tags; the
  * `regfs verify` command is the tool for explaining damage. A name in the tags directory that
- * no request can name is listed too, as the registry's tag list names it, with TAG_INVALID. Sizes come from a stat of the blob
- * data (on S3, the repository's listing or a HEAD; the reader caches them by digest, so shared
- * layers are looked at once); only manifests and image configs (for platforms) are read. Tags
- * are described in parallel, `jobs` at a time.
+ * no request can name is listed too, as the registry's tag list names it, with TAG_INVALID.
+ * Sizes come from a stat of the blob data (on S3, the repository's listing or a HEAD; the
+ * reader caches them by digest, so shared layers are looked at once); only manifests and
+ * image configs (for platforms) are read. Tags are described in parallel, `jobs` at a time.
  */
 import pLimit from 'p-limit';
 import { quote, RegfsError } from '../errors.js';
