@@ -600,7 +600,9 @@ function sample(refs: string[], n: number, total: number): string[] {
 }
 
 async function main(): Promise<void> {
-  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+  // `npm run bench` builds first. Not built here: a build rewrites dist/ in place, under any
+  // other run of the CLI (the test suite runs the smoke bench beside other test files).
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: npm run build first (npm run bench does)`);
   mkdirSync(work, { recursive: true });
   mkdirSync(bytesWork, { recursive: true });
   const shape = scaled(scale);
