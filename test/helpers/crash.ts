@@ -46,8 +46,8 @@ export interface CrashStoreShape {
 
 /**
  * About 100 repositories, 900 tags, 2,300 blobs and 16,000 files: on a 2-core machine an
- * extract of it all takes about 0.4 s, a from-dir 0.7 s, which with 50 kills and re-runs per
- * command keeps the crash test near 4 minutes.
+ * extract of it all takes 0.4 to 1 s, a from-dir 0.7 to 1.5 s; with 36 kills and re-runs per
+ * command the crash test takes 7 to 13 minutes.
  */
 export const CRASH_SHAPE: CrashStoreShape = {
   repositories: 96,
