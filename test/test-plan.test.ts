@@ -23,7 +23,7 @@ test('test plan: every test file once; the crash series alone; the differential 
   assert.equal(plan.shared[0], 'differential.test.ts');
 });
 
-test('test runner: both runs run; a failure in either exits 1; FILE arguments run just those', async () => {
+test('test runner: both runs run; a failure in either exits 1; FILE arguments run just those; options go to every run', async () => {
   await withTempDir(async (dir) => {
     await mkdir(join(dir, 'test'));
     await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
@@ -49,5 +49,10 @@ test('test runner: both runs run; a failure in either exits 1; FILE arguments ru
     const named = run([join('test', 'a.test.ts')]);
     assert.equal(named.status, 0, named.out);
     assert.doesNotMatch(named.out, /b\.test\.ts ran/);
+    // A runner option goes to both runs: only the tests it names run, b's failing one not.
+    const pattern = run(['--test-name-pattern=^(a|crash)\\.test']);
+    assert.equal(pattern.status, 0, pattern.out);
+    assert.match(pattern.out, /✔ a\.test\.ts ran/);
+    assert.match(pattern.out, /✔ crash\.test\.ts ran/);
   });
 });
