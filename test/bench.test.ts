@@ -7,16 +7,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { writeStore, type StoreShape } from '../scripts/bench/store.js';
 import { verify } from '../src/ops/verify.js';
 import { RegistryReader } from '../src/registry/read.js';
 import { parseImageRef } from '../src/reference.js';
 import { assertServed, type Served } from './helpers/judge.js';
+import { REGFS_BIN } from './helpers/cli.js';
 import { tempDir } from './helpers/tree.js';
-
-const CLI_MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
 test('bench store: served exactly by docker-registry, clean to verify', async () => {
   const t = await tempDir('regfs-bench-');
@@ -48,10 +46,10 @@ test('npm run bench -- --smoke runs end to end and writes its result', async () 
     const { spawnSync } = await import('node:child_process');
     const out = join(t.dir, 'result.json');
     // The bench runs the CLI as built; it must not build it again under other test files' runs.
-    const built = statSync(CLI_MAIN);
+    const built = statSync(REGFS_BIN);
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench/run.ts', '--smoke', '--dir', join(t.dir, 'b'), '--out', out], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    const after = statSync(CLI_MAIN);
+    const after = statSync(REGFS_BIN);
     assert.deepEqual([after.ino, after.mtimeMs], [built.ino, built.mtimeMs], 'dist/cli/main.js is left as the build made it');
     assert.match(r.stdout, /\| extract 200 tags +\|/);
     const result = JSON.parse(readFileSync(out, 'utf8')) as { results: Array<{ name: string; seconds: number }> };

