@@ -2,7 +2,7 @@
  * `npm test`'s pretest: make sure the tools the tests drive are installed, so that the one
  * command passes on a fresh machine. The tests start the real docker-registry 2.8 (at
  * REGISTRY_BIN), drive `skopeo`, `umoci` (which reads the OCI layouts to-oci writes) and, for the reflink
- * test, `mkfs.xfs` (looked up on PATH); the bench's smoke run needs GNU time (/usr/bin/time), which minimal images lack.
+ * test, `mkfs.xfs` (looked up on PATH); the bench's smoke run needs GNU time (/usr/bin/time), which minimal images lack, and python3.
  * The S3 tests start Ceph's RADOS Gateway (`radosgw`, `ceph-mon`, `ceph-osd` and the `ceph` tools).
  *
  * All present: prints nothing. Some missing, running as root where `apt-get` is on PATH (Debian,
@@ -32,6 +32,8 @@ export const TOOLS: readonly Tool[] = [
   { program: 'umoci', package: 'umoci' },
   // GNU time: the bench (test/bench.test.ts runs it) measures each run's peak RSS with it.
   { program: '/usr/bin/time', package: 'time' },
+  // Python 3: the bench's plain script (scripts/bench/plain-extract.py), which the smoke run times.
+  { program: 'python3', package: 'python3' },
   // Ceph's RADOS Gateway on a one-node cluster: the S3 server the S3 tests start
   // (scripts/lib/s3-server.ts). monmaptool comes with ceph-mon (through ceph-base).
   { program: 'radosgw', package: 'radosgw' },

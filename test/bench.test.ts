@@ -6,8 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { pythonInterpreter } from '../scripts/bench/python.js';
 import { writeStore, type StoreShape } from '../scripts/bench/store.js';
 import { verify } from '../src/ops/verify.js';
 import { RegistryReader } from '../src/registry/read.js';
@@ -80,6 +81,24 @@ test('npm run bench -- --only-s3 --smoke runs end to end: the S3 rows, with thei
     }
     const copy = result.results.find((m) => m.name.includes('S3 to S3'))!;
     assert.ok(copy.floor !== undefined && copy.floor > 0, 'skopeo sync measured beside it');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('the plain script runs on the Python interpreter itself, not on a shim first on PATH', async () => {
+  const t = await tempDir('regfs-bench-');
+  try {
+    const real = pythonInterpreter();
+    assert.ok(real !== undefined, 'python3 is on the machine (the bench compares regfs with a Python script)');
+    // A version manager's shim: a shell script named python3, first on PATH, that starts the
+    // interpreter after work of its own (pyenv's takes hundreds of milliseconds).
+    const shim = join(t.dir, 'python3');
+    writeFileSync(shim, `#!/bin/sh\nsleep 0.2\nexec ${real} "$@"\n`);
+    chmodSync(shim, 0o755);
+    const found = pythonInterpreter({ ...process.env, PATH: `${t.dir}${delimiter}${process.env.PATH ?? ''}` });
+    assert.equal(found, real);
+    assert.notEqual(readFileSync(found!).subarray(0, 2).toString('latin1'), '#!', `${found} is a program, not a script`);
   } finally {
     await t.cleanup();
   }

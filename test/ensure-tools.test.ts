@@ -152,7 +152,7 @@ test('ensure-tools script as root: runs apt-get update and install (non-interact
     const names = BY_NAME_MISSING.map((t) => t.program).join(', ');
     const packages = [...new Set(BY_NAME_MISSING.map((t) => t.package))].join(' ');
     assert.ok(r.stderr.startsWith(`The tests need ${names}: installing ${packages}.\n$ apt-get update\n$ apt-get install`), r.stderr);
-    assert.match(names, /^skopeo, umoci, radosgw, ceph-mon, monmaptool, ceph-osd, ceph, ceph-authtool, radosgw-admin$/);
+    assert.match(names, /^skopeo, umoci, python3, radosgw, ceph-mon, monmaptool, ceph-osd, ceph, ceph-authtool, radosgw-admin$/);
     // Everything there now: a second run does nothing and says nothing.
     const again = runScript(fakePath(dir));
     assert.deepEqual(again, { status: 0, stderr: '' });
@@ -191,7 +191,7 @@ test('ensure-tools script as another user: runs no apt-get, says what to run', a
     await fakeApt(dir, log, true);
     const r = runScript(fakePath(dir), 65534);
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /not found\.\nRun as root, npm test installs them itself \(as \.ci\/run does\); or install them first:\n {2}sudo apt-get install -y --no-install-recommends (docker-registry )?skopeo umoci radosgw ceph-mon ceph-osd ceph-common\n$/);
+    assert.match(r.stderr, /not found\.\nRun as root, npm test installs them itself \(as \.ci\/run does\); or install them first:\n {2}sudo apt-get install -y --no-install-recommends (docker-registry )?skopeo umoci python3 radosgw ceph-mon ceph-osd ceph-common\n$/);
     assert.equal(existsSync(log), false);
   });
 });

@@ -40,6 +40,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ociLayoutFromExport, tarLayout } from '../lib/oci-from-export.js';
+import { pythonInterpreter } from './python.js';
 import { MANY_TAGS_REPO, scaled, signedRef, WIDE_INDEX_REF, writeBigStore, writeHugeStore, writeManyTagsStore, writeSignedStore, writeStore, writeWideIndexStore, type StoreShape } from './store.js';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
@@ -502,12 +503,8 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
  * undefined without python3.
  */
 function pythonFor(list: string, src: string, plainOut: string, regfsOut: string): { bin: string; argv: string[]; out: string } | undefined {
-  const bin = 'python3';
-  try {
-    execFileSync(bin, ['-c', '0'], { stdio: 'ignore' });
-  } catch {
-    return undefined;
-  }
+  const bin = pythonInterpreter();
+  if (bin === undefined) return undefined;
   const argv = [bin, PLAIN_EXTRACT, list, src, plainOut];
   rmSync(plainOut, { recursive: true, force: true });
   execFileSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
