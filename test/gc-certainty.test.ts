@@ -20,6 +20,7 @@ import * as layout from '../src/registry/layout.js';
 import { registryGarbageCollectDryRun, startRegistry } from '../scripts/lib/registry-server.js';
 import { blobsOf, makeImage, makeLayer, manifestsOf, type Image, type Index } from '../scripts/lib/images.js';
 import { runCli } from './helpers/cli.js';
+import { assertServing } from './helpers/judge.js';
 import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { copyTree, snapshotTree, tempDir } from './helpers/tree.js';
@@ -123,6 +124,41 @@ test('gc: an empty or malformed tag or revision link (what a 2.8 crash leaves) k
           assert.deepEqual(after, before, what);
         }
         for (const d of digestsOf(image)) assert.ok(existsSync(layout.blobDataPath(v2, d)), `${what}, deleteUntagged ${deleteUntagged}: deleted ${d}`);
+      }
+    });
+  }
+});
+
+test('gc: a tag whose revision link holds another digest than its path keeps what the registry serves through it, the manifest in the link', async () => {
+  // The edge tag was pushed twice: its first image is untagged. Its revision link is moved to
+  // a digest with no data, which a new tag names: 2.8 reads the digest in the link and serves
+  // the old edge image for team/app:moved.
+  const oldEdge = FIXTURE_PUSHES.find((p) => p.repo === 'team/app' && p.tag === 'edge')!.image as Image;
+  const named = `sha256:${'0f'.repeat(32)}` as Digest;
+  for (const deleteUntagged of [false, true]) {
+    await withCopy(async (root, v2, scratch) => {
+      await rm(dirname(layout.revisionLinkPath(v2, APP, oldEdge.digest)), { recursive: true });
+      const link = layout.revisionLinkPath(v2, APP, named);
+      await mkdir(dirname(link), { recursive: true });
+      await writeFile(link, oldEdge.digest);
+      const current = layout.tagCurrentLinkPath(v2, APP, parseTag('moved'));
+      await mkdir(dirname(current), { recursive: true });
+      await writeFile(current, named);
+      const served = [{ name: 'team/app:moved', digest: oldEdge.digest }];
+      const before = await startRegistry({ root, readOnly: true });
+      try {
+        await assertServing(before.host, served, [], join(scratch, 'before'));
+      } finally {
+        await before.stop();
+      }
+      const r = await runCli(['gc', root, '--apply', ...(deleteUntagged ? ['--delete-untagged'] : [])]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      for (const d of digestsOf(oldEdge)) assert.ok(existsSync(layout.blobDataPath(v2, d)), `deleteUntagged ${deleteUntagged}: deleted ${d}`);
+      const after = await startRegistry({ root, readOnly: true });
+      try {
+        await assertServing(after.host, served, [], join(scratch, 'after'));
+      } finally {
+        await after.stop();
       }
     });
   }

@@ -14,7 +14,7 @@ import * as layout from '../src/registry/layout.js';
 import type { Digest } from '../src/digest.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
-import { manifestsOf, type Image, type Index } from '../scripts/lib/images.js';
+import { blobOf, makeImage, makeLayer, manifestsOf, type Image, type Index } from '../scripts/lib/images.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
 import { assertServing } from './helpers/judge.js';
@@ -179,4 +179,61 @@ test('verify follows a tag served through _layers links down through children se
     const findings = (JSON.parse(r.stdout) as { findings: Array<{ code: string; digest?: string }> }).findings;
     assert.ok(findings.some((f) => f.code === 'LAYER_UNLINKED' && f.digest === child.config.digest), JSON.stringify(findings, null, 1));
   });
+});
+
+/** Push an image to `repo` through the registry's API: its config and layers, then its manifest under `tag`. */
+async function push(host: string, repo: string, img: Image, tag: string): Promise<void> {
+  const base = `http://${host}/v2/${repo}`;
+  for (const b of [img.config, ...img.layers]) {
+    const start = await fetch(`${base}/blobs/uploads/`, { method: 'POST' });
+    assert.equal(start.status, 202, await start.text());
+    const loc = new URL(start.headers.get('location')!, base);
+    loc.searchParams.set('digest', b.digest);
+    const put = await fetch(loc, { method: 'PUT', body: b.bytes, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(put.status, 201, await put.text());
+  }
+  const put = await fetch(`${base}/manifests/${tag}`, { method: 'PUT', body: img.bytes, headers: { 'content-type': img.mediaType } });
+  assert.equal(put.status, 201, await put.text());
+}
+
+test('gc keeps what a manifest served through a _layers link references, also when that manifest is a layer of a kept image', async () => {
+  const t = await tempDir();
+  try {
+    const root = join(t.dir, 'root');
+    // Pushed through the registry: `inner`, deleted by digest (its revision link and tag go),
+    // then `outer`, whose one layer is inner's manifest bytes: y/_layers links inner again,
+    // and 2.8 serves inner by digest through that link.
+    const inner = makeImage({ format: 'oci', layers: [makeLayer('served-through-layers')] });
+    const outer = makeImage({ format: 'oci', layers: [{ ...blobOf(inner.bytes), diffId: inner.digest }] });
+    const reg = await startRegistry({ root });
+    try {
+      await push(reg.host, 'y', inner, 'inner');
+      const del = await fetch(`http://${reg.host}/v2/y/manifests/${inner.digest}`, { method: 'DELETE' });
+      assert.equal(del.status, 202, await del.text());
+      await push(reg.host, 'y', outer, 'outer');
+    } finally {
+      await reg.stop();
+    }
+    const served = [
+      { name: 'y:outer', digest: outer.digest },
+      { name: `y@${inner.digest}`, digest: inner.digest },
+    ];
+    const before = await startRegistry({ root, readOnly: true });
+    try {
+      await assertServing(before.host, served, ['y:inner'], join(t.dir, 'before'));
+    } finally {
+      await before.stop();
+    }
+    const gc = await runCli(['gc', root, '--apply', '--json']);
+    assert.equal(gc.code, 0, gc.stdout + gc.stderr);
+    assert.deepEqual((JSON.parse(gc.stdout) as { blobs: unknown[] }).blobs, [], 'nothing the registry serves is collected');
+    const after = await startRegistry({ root, readOnly: true });
+    try {
+      await assertServing(after.host, served, ['y:inner'], join(t.dir, 'after'));
+    } finally {
+      await after.stop();
+    }
+  } finally {
+    await t.cleanup();
+  }
 });

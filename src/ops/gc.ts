@@ -8,12 +8,15 @@
  * docker-registry 2.8 serves a manifest by digest from its revision link or, failing that,
  * from a `_layers` link (2.1.0 linked manifests there; storage-formats §3.3). Revision links
  * are listed, so those manifests are roots at once. A manifest linked only under `_layers` is
- * found at bounded cost, after everything else is marked: a `_layers`-linked blob that no
- * marked manifest references, whose data is a regular file no larger than the registry's
- * manifest limit (MANIFEST_MAX_BYTES), and that decodes as a manifest as the registry decodes
- * it. Each such blob is read once; layers are referenced (so never read) or far larger, and
- * an unreferenced blob that is no manifest (an upload whose manifest never came) is read and
- * then swept. One that cannot be read is a problem (UNSAFE): it may be a served manifest.
+ * found after everything else is marked: a `_layers`-linked blob not already walked as a
+ * manifest, whose data is a regular file no larger than the registry's manifest limit
+ * (MANIFEST_MAX_BYTES), and that decodes as a manifest as the registry decodes it. A blob
+ * referenced as a config or layer may be a manifest too (a push may upload a manifest's
+ * bytes as a layer): it is read whole only if its first bytes can begin a JSON object. Each
+ * blob is read once; an unreferenced blob that is no manifest (an upload whose manifest never
+ * came) is read and then swept. One that cannot be read is a problem (UNSAFE): it may be a
+ * served manifest. The registry serves the data of the digest a link holds: where a link
+ * holds another than its path names, both are marked.
  * `deleteUntagged` deletes manifests no tag reaches, so there such a manifest is no root.
  *
  * The sweep deletes unmarked blobs, the `_layers` links to them, and with `deleteUntagged`
@@ -159,8 +162,20 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
    */
   const preload = (ds: Digest[]): Promise<void> => forEachChunkedAsync(ds.filter(present), (d) => settle(reader.manifest(d)), () => {});
 
-  /** Mark manifests and all they reference, from `roots`; returns the manifests reached (for per-repository reachability). */
-  const mark = async (roots: Digest[]): Promise<Set<Digest>> => {
+  /** Manifests whose references have been followed (in any repository). */
+  const walked = new Set<Digest>();
+  /** Whether a blob's first bytes may begin a JSON object (servedThroughLayers), by digest: each is peeked at once. */
+  const peeked = new Map<Digest, Promise<boolean>>();
+
+  /**
+   * Mark manifests and all they reference, from `roots`, as `repo` serves them; returns the
+   * manifests reached (for per-repository reachability). The registry serves the data a link
+   * holds, not the data its path names: a manifest by its revision link (else its `_layers`
+   * link) and a blob by its `_layers` link. So where a link holds another digest than its
+   * path (damage: verify reports LINK_INVALID), both are marked.
+   */
+  const mark = async (roots: Digest[], repo: RepoScan): Promise<Set<Digest>> => {
+    const { revisionTarget, layerTarget } = servedTargets(repo);
     const reached = new Set<Digest>();
     await preload(roots);
     const work = [...roots];
@@ -168,6 +183,7 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
       if (reached.has(d)) continue;
       reached.add(d);
       marked.add(d);
+      for (const t of [revisionTarget.get(d), layerTarget.get(d)]) if (t !== undefined) work.push(t);
       if (!present(d)) continue;
       let m;
       try {
@@ -177,11 +193,18 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
         problems.push({ code: err.code, path: err.path ?? scan.blobs.get(d)!.dir, message: err.message, digest: d });
         continue;
       }
+      walked.add(d);
       if (isIndexKind(m.kind)) {
         const children = m.manifests.map((c) => c.digest);
         await preload(children.filter((c) => !reached.has(c)));
         for (const c of children) work.push(c);
-      } else for (const b of referencedBlobs(m)) marked.add(b.digest);
+      } else {
+        for (const b of referencedBlobs(m)) {
+          marked.add(b.digest);
+          const t = layerTarget.get(b.digest);
+          if (t !== undefined) marked.add(t);
+        }
+      }
     }
     return reached;
   };
@@ -191,12 +214,29 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
    * links (the module comment says how they are found); called once everything else is marked.
    */
   const servedThroughLayers = async (repo: RepoScan): Promise<Digest[]> => {
-    const candidates = repo.layers.flatMap((l) => {
-      if (l.target !== l.named || marked.has(l.named)) return [];
-      const data = scan.blobs.get(l.named)?.data;
+    // What the link holds is what the registry serves (see mark). A blob already walked as a
+    // manifest needs no second look; one marked as a layer may be a manifest all the same (a
+    // push may upload a manifest's bytes as a layer): it is read only if its first bytes can
+    // begin a JSON object, so the small layers of a store are peeked at, not read.
+    const linked = repo.layers.flatMap((l) => {
+      if (l.target === undefined || walked.has(l.target)) return [];
+      const data = scan.blobs.get(l.target)?.data;
       if (data === undefined || !data.regular || data.size > MANIFEST_MAX_BYTES) return [];
-      return [{ d: l.named, path: data.path }];
+      return [{ d: l.target, path: data.path }];
     });
+    const candidates: typeof linked = [];
+    await forEachChunkedAsync(
+      linked,
+      (c) => {
+        if (!marked.has(c.d)) return Promise.resolve(true);
+        let p = peeked.get(c.d);
+        if (p === undefined) peeked.set(c.d, (p = mayBeJsonObject(reader.driver, c.path)));
+        return p;
+      },
+      (c, keep) => {
+        if (keep) candidates.push(c);
+      },
+    );
     const served: Digest[] = [];
     // A chunk of candidates is read at once (on S3, requests in flight together), judged in order.
     await forEachChunkedAsync(
@@ -257,7 +297,7 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
           work.push(d);
           continue;
         }
-        for (const x of await mark([d])) {
+        for (const x of await mark([d], repo)) {
           if (reached.has(x)) continue;
           reached.add(x);
           work.push(x);
@@ -280,7 +320,7 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
         if (t.current?.error !== undefined) problems.push({ code: t.current.error.code, path: t.current.path, message: `${t.current.error.message}: what tag ${repo.name}:${t.name} holds is unknown` });
       }
     }
-    const reached = await mark(roots(repo, deleteUntagged));
+    const reached = await mark(roots(repo, deleteUntagged), repo);
     if (!deleteUntagged) continue;
     for (const r of await referrersOf(repo, reached, keepReferrers)) referrers.push(r);
     const doomed = new Set<Digest>();
@@ -293,7 +333,7 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
   }
   if (!deleteUntagged) {
     for (const repo of scan.repos) {
-      await mark(await servedThroughLayers(repo));
+      await mark(await servedThroughLayers(repo), repo);
       progress.add(1);
       progress.report();
     }
@@ -409,6 +449,37 @@ async function removeEmptyUpTo(start: string, stops: Set<string>): Promise<void>
     }
     dir = dirname(dir);
   }
+}
+
+/**
+ * Where a link of `repo` holds another digest than its path names (damage), the digest it
+ * holds, by the digest of its path: for revision links and for `_layers` links. The registry
+ * serves a manifest from its revision link, else its `_layers` link, and a blob from its
+ * `_layers` link: gc marks what either holds, whichever the registry reads.
+ */
+function servedTargets(repo: RepoScan): { revisionTarget: Map<Digest, Digest>; layerTarget: Map<Digest, Digest> } {
+  const moved = (links: LinkEntry[]): Map<Digest, Digest> => new Map(links.flatMap((l) => (l.target !== undefined && l.target !== l.named ? [[l.named, l.target] as const] : [])));
+  return { revisionTarget: moved(repo.revisions), layerTarget: moved(repo.layers) };
+}
+
+/** JSON's white space, which Go's decoder skips before a value. */
+const JSON_SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/**
+ * False only if the first bytes at `path` cannot begin a JSON object (their first byte that
+ * is not white space is not `{`), so no decoder takes it for a manifest; true otherwise, also
+ * when it cannot be read (then the full read reports why).
+ */
+async function mayBeJsonObject(driver: StorageDriver, path: string): Promise<boolean> {
+  let head;
+  try {
+    head = await driver.getContent(path, 512);
+  } catch {
+    return true;
+  }
+  if (head === undefined || !Buffer.isBuffer(head)) return true;
+  for (const b of head) if (!JSON_SPACE.has(b)) return b === 0x7b;
+  return true;
 }
 
 /** True if the bytes at `path` decode as a manifest (whatever they hash to); false if not, or unreadable as such. */
