@@ -11,7 +11,7 @@ import { makeArtifact, makeImage, makeLayer } from '../scripts/lib/images.js';
 import { writeStorage } from '../scripts/lib/write-storage.js';
 import { REGFS_BIN, runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT } from './helpers/fixture.js';
-import { tempDir } from './helpers/tree.js';
+import { copyTree, tempDir } from './helpers/tree.js';
 
 const noStack = (s: string): void => assert.doesNotMatch(s, /^\s+at /m, 'no stack trace');
 
@@ -83,6 +83,52 @@ test('cli: usage errors exit 2; bad paths exit 1 with a code', async () => {
   assert.equal(s.code, 1);
   assert.match(s.stderr, /\[NOT_REGISTRY\]/);
   noStack(s.stderr);
+});
+
+test('cli: a boolean option given a value other than true or false, or an option without its value, is a usage error that writes and deletes nothing', async () => {
+  const t = await tempDir();
+  try {
+    const root = join(t.dir, 'root');
+    await copyTree(FIXTURE_ROOT, root);
+    const tag = join(root, 'docker/registry/v2/repositories/team/app/_manifests/tags/v2');
+    const list = join(t.dir, 'images.list');
+    await writeFile(list, 'team/app:v1\n');
+    const out = join(t.dir, 'out');
+    for (const args of [
+      ['rm', root, 'team/app:v2', '--dry-run=yes'],
+      ['extract', list, root, out, '--dry-run=1'],
+      ['gc', root, '--apply=on'],
+      ['ls', root, '--json=1'],
+      ['ls', root, '--color=always'],
+      ['verify', root, '--list'],
+      ['inventory', root, '-o'],
+      ['bundle', list, root, join(t.dir, 'x.tar'), '--have'],
+      ['from-oci', join(t.dir, 'layout'), root, '--name'],
+      ['extract', list, root, out, '--link'],
+      ['extract', list, root, out, '--jobs'],
+      ['--s3-endpoint'],
+    ]) {
+      const r = await runCli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /^error: .*\[USAGE\]$/m, args.join(' '));
+      noStack(r.stderr);
+    }
+    assert.ok((await stat(tag)).isDirectory(), 'rm --dry-run=yes deleted nothing');
+    await assert.rejects(stat(out), 'extract --dry-run=1 wrote nothing');
+    for (const [args, command] of [
+      [['ls', root, '--bogus', '--json=true'], 'ls'],
+      [['--s3-endpoint', 'http://127.0.0.1:1', 'ls', '--json'], 'ls'],
+      [['verify', root, '--list', '--json'], 'verify'],
+    ] as const) {
+      const r = await runCli([...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      const doc = JSON.parse(r.stdout) as { command: string; error: { code: string } };
+      assert.equal(doc.command, command, args.join(' '));
+      assert.equal(doc.error.code, 'USAGE', args.join(' '));
+    }
+  } finally {
+    await t.cleanup();
+  }
 });
 
 test('cli: --help documents the commands and exit codes', async () => {

@@ -194,6 +194,34 @@ test('pipes: stdout on a full disk is an error (IO_ERROR, exit 1), not a crash; 
   }
 });
 
+test('pipes: stdout on a full disk makes exit 1 also for a run that would exit 3 or 4, and no summary says the output went out', async () => {
+  const missing = join(dir, 'one-missing.list');
+  await writeFile(missing, 'big/repo:t0\nbig/repo:nosuchtag\n');
+  const fd = openSync('/dev/full', 'w');
+  try {
+    for (const args of [
+      ['verify', damaged, '--fast'],
+      ['verify', damaged, '--fast', '--json'],
+      ['extract', missing, root, join(dir, 'full-stdout-extract'), '--keep-going', '--json'],
+      ['inventory', root],
+    ]) {
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+        let stderr = '';
+        child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+      assert.equal(r.code, 1, `regfs ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: cannot write to standard output: .*ENOSPC.* \[IO_ERROR\]$/m, args.join(' '));
+      assert.doesNotMatch(r.stderr, /to standard output; /, `${args.join(' ')}: no summary of a write that failed`);
+      assert.equal(r.stderr.split('cannot write to standard output').length - 1, 1, `${args.join(' ')}: the error once`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+});
+
 test('pipes: the IO_ERROR of a full stdout is coloured as --color and --no-color say, over FORCE_COLOR', async () => {
   const fd = openSync('/dev/full', 'w');
   try {

@@ -71,8 +71,8 @@ export function start(argv: string[], ioIn: Io = processIo): CliRun {
   // The command's output channel: made when its handler starts, or when the run fails.
   const state: { run?: RunOutput } = {};
   // The word yargs will take for the command (a usage error names it, if it is one).
-  const name = argv.find((a) => !a.startsWith('-'));
-  const out = (): RunOutput => (state.run ??= new RunOutput(io, name ?? '', argv.includes('--json')));
+  const name = commandWord(argv);
+  const out = (): RunOutput => (state.run ??= new RunOutput(io, name ?? '', wantsJson(argv)));
   /** A bug: its message, and its stack trace (or what was thrown) for the report. */
   const internal = (message: string, report?: string): number => {
     io.stderr.write(`regfs: internal error (a bug; please report it${report === undefined ? `): ${message}` : ` with this text):\n${report}`}\n`);
@@ -90,8 +90,9 @@ export function start(argv: string[], ioIn: Io = processIo): CliRun {
 async function parse(argv: string[], name: string | undefined, io: Io, state: { run?: RunOutput }, out: () => RunOutput): Promise<number> {
   let exitCode: number = ExitCode.ok;
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
-    y.command(mod.command, mod.describe, mod.builder, async (args) => {
+    y.command(mod.command, mod.describe, (yy) => valuesRequired(mod.builder(yy)), async (args) => {
       const run = (state.run = new RunOutput(io, commandName(mod.command), args['json'] === true));
+      checkBooleanValues(argv, args);
       configureStorage({ s3Endpoint: args['s3-endpoint'] as string | undefined, jobs: args['jobs'] as number | undefined });
       exitCode = await mod.handler(fromStdinToken(args) as A, io, run);
       run.endProblems();
@@ -114,6 +115,7 @@ async function parse(argv: string[], name: string | undefined, io: Io, state: { 
     .option('s3-endpoint', {
       type: 'string',
       global: true,
+      requiresArg: true,
       describe: 'the S3 service of s3://BUCKET/PREFIX roots (path-style addressing); else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or AWS',
     })
     .epilogue(EPILOGUE)
@@ -136,8 +138,10 @@ async function parse(argv: string[], name: string | undefined, io: Io, state: { 
   // document on stdout (a command line yargs rejects too, if it asked for --json).
   try {
     await y.parseAsync();
-  } catch (err) {
+  } catch (caught) {
     closeStorage();
+    // yargs throws what its parser finds wrong (an option without its value) as a YError, past `fail`.
+    const err = caught instanceof Error && caught.name === 'YError' ? new UsageError(caught.message.replaceAll(STDIN_TOKEN, '-')) : caught;
     if (err instanceof UsageError || (err instanceof RegfsError && err.code === 'USAGE')) {
       // One line however yargs breaks its message (`Invalid values:\n  Argument: …`), and the
       // word it took for a command named where it only says `Did you mean ls?`.
@@ -167,6 +171,65 @@ async function parse(argv: string[], name: string | undefined, io: Io, state: { 
  * argument a user types is mistaken for it.
  */
 const STDIN_TOKEN = '\0-';
+
+/** The options of a command as yargs holds them (a method yargs has, which its types leave out). */
+interface DeclaredOptions {
+  boolean: string[];
+  string: string[];
+  number: string[];
+  array: string[];
+}
+
+/**
+ * A command's options that take one value, each made to require it: yargs-parser gives an
+ * option named without its value (`--list` last, or before another option) an empty string
+ * or nothing, which a command would take for a value (the list "", the current directory).
+ * Now it is a usage error, as it is for an option with choices.
+ */
+function valuesRequired<A>(y: Argv<A>): Argv<A> {
+  const o = (y as unknown as { getOptions(): DeclaredOptions }).getOptions();
+  const single = [...o.string, ...o.number].filter((k) => !o.array.includes(k));
+  return single.length === 0 ? y : y.requiresArg(single);
+}
+
+/**
+ * A boolean option given a value other than true or false (`--dry-run=yes`, `--json=1`) is
+ * a usage error. yargs-parser reads any such value as false, so `--dry-run=yes` ran for real.
+ * `args` tells which options are booleans (yargs parsed them as such).
+ */
+function checkBooleanValues(argv: string[], args: Record<string, unknown>): void {
+  for (const a of argv) {
+    if (a === '--') return;
+    const m = /^--([^=]+)=(.*)$/s.exec(a);
+    if (m === null || typeof args[m[1]!] !== 'boolean' || m[2] === 'true' || m[2] === 'false') continue;
+    throw new RegfsError('USAGE', `--${m[1]!} is true or false, not ${quote(m[2]!)}: give --${m[1]!} or --no-${m[1]!}`);
+  }
+}
+
+/** Global options that take a value, which may stand before the command: `--s3-endpoint URL ls ROOT`. */
+const GLOBAL_VALUE_OPTIONS = new Set(['--s3-endpoint']);
+
+/** The word yargs takes for the command: the first that is neither an option nor a global option's value. */
+function commandWord(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return argv[i + 1];
+    if (GLOBAL_VALUE_OPTIONS.has(a)) i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+/** Whether the command line asks for --json (`--json`, `--json=true`; the last one given wins over `--no-json`, `--json=false`). */
+function wantsJson(argv: string[]): boolean {
+  let json = false;
+  for (const a of argv) {
+    if (a === '--') break;
+    if (a === '--json' || a === '--json=true') json = true;
+    else if (a === '--no-json' || a === '--json=false') json = false;
+  }
+  return json;
+}
 
 /** `extract <list> <src> <out>` → `extract` */
 function commandName(spec: string): string {

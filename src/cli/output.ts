@@ -35,6 +35,8 @@ export interface Io {
    * when unset, decided from the environment alone on first use.
    */
   color?: ChalkInstance;
+  /** True once a write to stdout has failed (not for EPIPE: the reader has gone); undefined where not watched. */
+  stdoutFailed?: () => boolean;
 }
 
 /**
@@ -69,6 +71,7 @@ export function withColor(io: Io, flag: () => boolean | undefined, env: NodeJS.P
     get color() {
       return (color ??= new Chalk({ level: colorLevel(io.stderr, env, flag()) }));
     },
+    stdoutFailed: io.stdoutFailed,
   };
 }
 
@@ -89,6 +92,7 @@ function paint(io: Io): ChalkInstance {
  */
 export function guardedProcessIo(onFailure: () => void, colorFlag: () => boolean | undefined): Io {
   const guarded = new Set<NodeJS.WritableStream>();
+  let stdoutFailed = false;
   const io: Io = withColor(
     {
       get stdout() {
@@ -97,6 +101,7 @@ export function guardedProcessIo(onFailure: () => void, colorFlag: () => boolean
       get stderr() {
         return use(process.stderr, 'standard error');
       },
+      stdoutFailed: () => stdoutFailed,
     },
     colorFlag,
   );
@@ -106,7 +111,9 @@ export function guardedProcessIo(onFailure: () => void, colorFlag: () => boolean
       stream.on('error', (err: unknown) => {
         if (errnoCode(err) === 'EPIPE') return;
         onFailure();
-        if (name === 'standard output') printError(io, new RegfsError('IO_ERROR', `cannot write to ${name}: ${errnoCode(err) ?? String(err)}`, { cause: err }));
+        // Once: every later write fails the same way.
+        if (name === 'standard output' && !stdoutFailed) printError(io, new RegfsError('IO_ERROR', `cannot write to ${name}: ${errnoCode(err) ?? String(err)}`, { cause: err }));
+        if (name === 'standard output') stdoutFailed = true;
       });
     }
     return stream;

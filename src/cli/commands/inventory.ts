@@ -34,7 +34,8 @@ export async function handler(args: InventoryArgs, io: Io, run: RunOutput): Prom
   const { inventory } = await import('../../ops/inventory.js');
   const r: InventoryResult = await inventory({ root: args.root, output: args.output ?? io.stdout, onWarning: (m) => printWarning(io, m) });
   if (args.json) run.finishJson(ExitCode.ok, r);
-  else io.stderr.write(`${summary(r)}\n`);
+  // Not when standard output failed (its error is on stderr): the inventory did not go out.
+  else if (args.output !== undefined || io.stdoutFailed?.() !== true) io.stderr.write(`${summary(r)}\n`);
   return ExitCode.ok;
 }
 

@@ -31,7 +31,7 @@ export function examples(list: ReadonlyArray<readonly [command: string, what: st
 export function withWriteOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
   return y
     .option('keep-going', { type: 'boolean', default: false, describe: 'write the images that check out even if others do not (exit 3)' })
-    .option('link', { choices: LINK_MODES, default: 'auto' as LinkMode, describe: 'auto: reflink blob data where the filesystem can, else hard-link, else copy; hardlink: hard-link or fail; copy: always copy' })
+    .option('link', { type: 'string', choices: LINK_MODES, default: 'auto' as LinkMode, describe: 'auto: reflink blob data where the filesystem can, else hard-link, else copy; hardlink: hard-link or fail; copy: always copy' })
     .option('jobs', { alias: 'j', type: 'number', default: DEFAULT_JOBS, describe: 'large blobs hashed at once (from-dir, verify); metadata work runs in order (docs/performance.md)' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'check and print the plan; write nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout, also on failure (docs/json.md)' }) as unknown as Argv<T & WriteArgs>;

@@ -26,7 +26,7 @@ export function builder(y: Argv): Argv<VerifyArgs> {
   return y
     .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), that v2 directory, or s3://BUCKET/PREFIX' })
     .option('list', { type: 'string', describe: 'check only what the listed images need (an image list, - or a directory of *.list)' })
-    .option('target', { choices: VERIFY_TARGETS, default: 'v2' as VerifyTarget, describe: 'v3: also report what a distribution v3 registry would not serve (schema1, manifests linked only in _layers, sparse indexes)' })
+    .option('target', { type: 'string', choices: VERIFY_TARGETS, default: 'v2' as VerifyTarget, describe: 'v3: also report what a distribution v3 registry would not serve (schema1, manifests linked only in _layers, sparse indexes)' })
     .option('fast', { type: 'boolean', default: false, describe: 'check sizes, do not hash blob data' })
     .option('deep', {
       type: 'boolean',
