@@ -26,6 +26,27 @@ export function looksLikeDomain(component: string): boolean {
   return component.includes('.') || component.includes(':') || component === 'localhost';
 }
 
+/**
+ * NAME_INVALID if docker-registry cannot store the repository: its name starts with a
+ * registry host with a :port (`localhost:5000/app`). The grammar allows the name, but a
+ * storage path component may hold only `[A-Za-z0-9._-]`, so 2.8's storage driver refuses its
+ * path and the registry answers 500 for every request on it. `path`: where it was found.
+ */
+export function checkStorableName(repo: string, path?: string): void {
+  if (!repo.includes(':')) return;
+  const host = repo.split('/')[0]!;
+  throw new RegfsError(
+    'NAME_INVALID',
+    `repository ${repo} starts with the registry host ${host}; docker-registry 2.8 cannot store or serve a name with a :port (it answers 500); --strip-registry drops the host`,
+    path === undefined ? {} : { path },
+  );
+}
+
+/** True if checkStorableName passes. */
+export function isStorableName(repo: string): boolean {
+  return !repo.includes(':');
+}
+
 /** Validate a repository name. */
 export function parseRepoName(s: string): RepoName {
   const fail = (why: string): never => {

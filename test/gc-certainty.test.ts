@@ -164,6 +164,46 @@ test('gc: a tag whose revision link holds another digest than its path keeps wha
   }
 });
 
+test('a repository stored under a name with a :port: 2.8.2 answers 500 for it; verify says NAME_INVALID, extract and inspect refuse it, gc refuses --apply', async () => {
+  await withCopy(async (root, v2, scratch) => {
+    const port = join(v2, 'repositories', 'localhost:5000', 'app');
+    await cp(join(v2, 'repositories', 'team', 'app'), port, { recursive: true });
+    // The premise, from the registry: its storage driver refuses a path with a colon.
+    const reg = await startRegistry({ root, readOnly: true });
+    try {
+      for (const path of ['manifests/v1', 'tags/list']) {
+        const r = await fetch(`http://${reg.host}/v2/localhost:5000/app/${path}`, { headers: { accept: v1.mediaType } });
+        await r.arrayBuffer();
+        assert.equal(r.status, 500, path);
+      }
+    } finally {
+      await reg.stop();
+    }
+    const v = await runCli(['verify', root, '--fast', '--json']);
+    assert.equal(v.code, 4, v.stdout + v.stderr);
+    const findings = (JSON.parse(v.stdout) as { findings: Array<{ code: string; path: string }> }).findings;
+    assert.ok(findings.some((f) => f.code === 'NAME_INVALID' && f.path === port), JSON.stringify(findings));
+    const out = join(scratch, 'out');
+    const ex = await runCli(['extract', '-', root, out], { stdin: 'localhost:5000/app:v1\n' });
+    assert.equal(ex.code, 1, ex.stdout + ex.stderr);
+    assert.match(ex.stderr, /localhost:5000\/app.*:port.*\[NAME_INVALID\]/);
+    assert.ok(!existsSync(out), 'nothing written');
+    const inspect = await runCli(['inspect', root, 'localhost:5000/app:v1']);
+    assert.equal(inspect.code, 1, inspect.stdout + inspect.stderr);
+    assert.match(inspect.stderr, /\[NAME_INVALID\]/);
+    const g = await runCli(['gc', root, '--apply']);
+    assert.equal(g.code, 1, g.stdout + g.stderr);
+    assert.match(g.stderr, /\[UNSAFE\]/);
+    // ls lists it, as the registry's catalog does, each tag with the error; the rest as before.
+    const ls = await runCli(['ls', root, '--json']);
+    assert.equal(ls.code, 0, ls.stderr);
+    const repos = (JSON.parse(ls.stdout) as { repositories: Array<{ name: string; tags: Array<{ tag: string; digest?: string; error?: { code: string } }> }> }).repositories;
+    const listed = repos.find((r) => r.name === 'localhost:5000/app')!;
+    assert.ok(listed.tags.length > 0 && listed.tags.every((t) => t.error?.code === 'NAME_INVALID'), JSON.stringify(listed));
+    assert.equal(repos.find((r) => r.name === 'team/app')!.tags.find((t) => t.tag === 'v1')!.digest, v1.digest);
+  });
+});
+
 test('gc: a repository directory whose name cannot be parsed makes --apply refuse (UNSAFE), as the registry refuses', async () => {
   await withCopy(async (root, v2) => {
     // team/app's storage under a name neither regfs nor the registry can parse; the blobs only it names.

@@ -16,7 +16,7 @@ import pLimit from 'p-limit';
 import { errnoCode, ioError, Problems, RegfsError } from '../errors.js';
 import { digestAlgorithm, digestRegularFile, digestRegularFileSync, SMALL_FILE_BYTES, type Digest, type DigestAlgorithm } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
-import { looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
+import { checkStorableName, looksLikeDomain, parseRepoName, type RepoName } from '../reference.js';
 import { inputRoot } from '../registry/follow.js';
 import { findStorageRoot, type BlobInfo } from '../registry/read.js';
 import { countPlanFiles, writePlan } from '../registry/write.js';
@@ -200,14 +200,7 @@ interface ReadContext {
 async function readImageDir(dir: DirImage, opts: FromDirOptions, ctx: ReadContext): Promise<{ content: ImageContent; blobs: Map<Digest, BlobInfo>; refs: Descriptor[] }> {
   const ref = parseImageDirName(dir.name);
   const repo = stripHost(ref.repo, opts.stripRegistry === true);
-  const host = repo.split('/')[0]!;
-  if (repo.includes('/') && host.includes(':')) {
-    throw new RegfsError(
-      'NAME_INVALID',
-      `repository ${repo} starts with the registry host ${host}; docker-registry 2.8 cannot store or serve a name with a :port (it answers 500); --strip-registry drops the host`,
-      { path: dir.path },
-    );
-  }
+  checkStorableName(repo, dir.path);
   const top = await readDirManifest(dir.path);
   if (top === undefined) {
     throw new RegfsError('MANIFEST_UNKNOWN', `image directory "${dir.path}" holds no ${MANIFEST_FILE}: a copy cut short?`, { path: dir.path });

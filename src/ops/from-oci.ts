@@ -24,7 +24,7 @@ import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import { goDecode, parseJson, sliceItems, type GoType } from '../gojson.js';
 import { digestAlgorithm, digestOf, digestRegularFile, type Digest } from '../digest.js';
 import { indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, MediaTypes, parseManifest, parseManifestContent, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
-import { parseImageRef, parseRepoName, type RepoName, type Tag } from '../reference.js';
+import { checkStorableName, parseImageRef, parseRepoName, type RepoName, type Tag } from '../reference.js';
 import { assertInsideInput, inputRoot, statData } from '../registry/follow.js';
 import { blobDataPath, blobsDir } from '../registry/layout.js';
 import { findStorageRoot, MANIFEST_MAX_BYTES } from '../registry/read.js';
@@ -708,13 +708,7 @@ function nameOf(desc: Descriptor, annotations: Record<string, string> | undefine
       name = { repo: naming.repo, tag: undefined };
     }
   }
-  const host = name.repo.split('/')[0]!;
-  if (name.repo.includes('/') && host.includes(':')) {
-    throw new RegfsError(
-      'NAME_INVALID',
-      `repository ${name.repo} starts with the registry host ${host}; docker-registry 2.8 cannot store or serve a name with a :port (it answers 500); --strip-registry drops the host`,
-    );
-  }
+  checkStorableName(name.repo);
   return name;
 }
 

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { parseManifest, type Manifest } from '../manifest.js';
-import { isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
+import { checkStorableName, isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, layerLinkPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
 import { isDirectoryFollowing, LOOPS, type Entry } from './follow.js';
 import { linkContent, parseLinkContent } from './link-file.js';
@@ -148,6 +148,7 @@ export class RegistryReader {
 
   /** True if the repository exists: its directory holds `_manifests` (it has manifests and tags). */
   async hasRepository(repo: RepoName): Promise<boolean> {
+    checkStorableName(repo, this.repoPath(repo));
     await this.prefetch(repo);
     const path = manifestsDir(this.v2, repo);
     const st = await this.driver.stat(path);
@@ -158,6 +159,7 @@ export class RegistryReader {
 
   /** The digest a tag points at, or undefined if the tag does not exist. */
   async tagDigest(repo: RepoName, tag: Tag): Promise<Digest | undefined> {
+    checkStorableName(repo, this.repoPath(repo));
     await this.prefetch(repo);
     const path = tagCurrentLinkPath(this.v2, repo, tag);
     return parseLinkContent(await linkContent(this.driver, path), path);

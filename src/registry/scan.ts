@@ -10,7 +10,7 @@ import { join, relative } from 'node:path';
 import { ioError, RegfsError } from '../errors.js';
 import { DIGEST_ALGORITHMS, isDigest, type Digest } from '../digest.js';
 import { isTempName } from '../fs/atomic.js';
-import { isTag, isRepoName, type RepoName, type Tag } from '../reference.js';
+import { isStorableName, isTag, isRepoName, type RepoName, type Tag } from '../reference.js';
 import { blobsDir, repositoriesDir, TRASH_PREFIX } from './layout.js';
 import { linkContent, parseLinkContent } from './link-file.js';
 import { holdsRepository } from './read.js';
@@ -190,7 +190,8 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[], readLink
     const list = await driver.list(dir);
     if (dir !== root && holdsRepository(list)) {
       const name = relative(root, dir);
-      if (isRepoName(name)) repos.push(await scanRepo(driver, name, dir, strays, enter, readLinks));
+      // A name the registry cannot store (a :port) is refused as its storage driver refuses it.
+      if (isRepoName(name) && isStorableName(name)) repos.push(await scanRepo(driver, name, dir, strays, enter, readLinks));
       else strays.push({ path: dir, kind: 'bad-repository-name' });
     }
     for (const e of list) {
