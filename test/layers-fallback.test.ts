@@ -159,6 +159,31 @@ test('rm of an index child refuses while an index served only through a _layers 
   });
 });
 
+test('rm of an index child refuses while another revision link, holding the index digest (damage), serves that index', async () => {
+  await withFixtureCopy(async (root, v2) => {
+    const tool = parseRepoName('multiarch/tool');
+    const list = currentPush('multiarch/tool', '1.0').image as Index;
+    const other = currentPush('multiarch/tool', '1.0-oci').image;
+    // The list's own revision link is gone; the OCI index's link holds the list's digest.
+    await removeTree(dirname(layout.revisionLinkPath(v2, tool, list.digest as Digest)), { recursive: true });
+    await writeFile(layout.revisionLinkPath(v2, tool, other.digest as Digest), list.digest);
+    const reg = await startRegistry({ root, readOnly: true });
+    try {
+      // 2.8 reads the digest in the link: the OCI index's digest gets the list's bytes.
+      const r = await fetch(`http://${reg.host}/v2/multiarch/tool/manifests/${other.digest}`, { headers: { accept: ACCEPT } });
+      assert.equal(r.status, 200);
+      assert.ok(Buffer.from(await r.arrayBuffer()).equals(list.bytes), 'the list is served through the other link');
+    } finally {
+      await reg.stop();
+    }
+    const child = list.children[0]!.digest as Digest;
+    const r = await runCli(['rm', root, `multiarch/tool@${child}`]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /child of index .*\[UNSAFE\]/);
+    assert.ok(existsSync(layout.revisionLinkPath(v2, tool, child)), 'the child was not deleted');
+  });
+});
+
 test('verify follows a tag served through _layers links down through children served the same way', async () => {
   await withFixtureCopy(async (root, v2) => {
     const tool = parseRepoName('multiarch/tool');
@@ -230,6 +255,33 @@ test('gc keeps what a manifest served through a _layers link references, also wh
     const after = await startRegistry({ root, readOnly: true });
     try {
       await assertServing(after.host, served, ['y:inner'], join(t.dir, 'after'));
+    } finally {
+      await after.stop();
+    }
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('rm of a manifest whose bytes are also a layer of an image in the repository refuses (UNSAFE): one _layers link serves both', async () => {
+  const t = await tempDir();
+  try {
+    const root = join(t.dir, 'root');
+    const inner = makeImage({ format: 'oci', layers: [makeLayer('rm-layer-manifest')] });
+    const outer = makeImage({ format: 'oci', layers: [{ ...blobOf(inner.bytes), diffId: inner.digest }] });
+    const reg = await startRegistry({ root });
+    try {
+      await push(reg.host, 'y', inner, 'inner');
+      await push(reg.host, 'y', outer, 'outer');
+    } finally {
+      await reg.stop();
+    }
+    const r = await runCli(['rm', root, `y@${inner.digest}`]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /also a config or layer of .*\[UNSAFE\]/);
+    const after = await startRegistry({ root, readOnly: true });
+    try {
+      await assertServing(after.host, [{ name: 'y:outer', digest: outer.digest }, { name: `y@${inner.digest}`, digest: inner.digest }], [], join(t.dir, 'after'));
     } finally {
       await after.stop();
     }

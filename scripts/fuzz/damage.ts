@@ -1,13 +1,14 @@
 /**
  * Damage a generated state's files at random, one of the enabled file kinds (kinds.ts) per
- * step: link files removed, emptied or given a newline; blob data and fan-out directories
+ * step: link files removed, emptied or given a newline; a revision link made to hold another
+ * revision's digest (that revision's link removed); blob data and fan-out directories
  * moved to `outside` with a relative symlink left behind (so a copy of the root made at the
  * same depth still resolves them); link files moved the same way; a repository given a second
  * name by a symlink (an alias); FIFOs; truncated blobs; a first name component in upper case;
  * a tag directory renamed to a name that is no tag, or replaced by a file.
  */
 import { execFile } from 'node:child_process';
-import { appendFileSync, existsSync, lstatSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { FILE_KINDS, type Kind, type Kinds } from './kinds.js';
@@ -45,6 +46,21 @@ async function damageOne(kind: Kind, root: string, outside: string, rand: () => 
       else if (kind === 'link-empty') truncateSync(link, 0);
       else appendFileSync(link, '\n');
       return rel(link);
+    }
+    case 'link-retarget': {
+      // The registry reads the digest in a revision link, not its path: this tag's or digest's
+      // requests get the other manifest, which nothing else leads to any more.
+      const revs = pick(repositoryDirs(join(v2, 'repositories')).map((r) => dirs(join(r, '_manifests', 'revisions', 'sha256')).filter((d) => lstatSync(join(d, 'link'), { throwIfNoEntry: false })?.isFile() === true)).filter((rs) => rs.length >= 2));
+      if (revs === undefined) return undefined;
+      const from = pick(revs)!;
+      // Not to a schema1 manifest: the registry signs it anew on every GET, so the oracle
+      // cannot tell by its body that it is not the manifest asked for.
+      const to = pick(revs.filter((r) => r !== from && !isSchema1(join(v2, 'blobs', 'sha256', r.slice(dirname(r).length + 1, dirname(r).length + 3), r.slice(dirname(r).length + 1), 'data'))));
+      if (to === undefined) return undefined;
+      const hex = to.slice(dirname(to).length + 1);
+      writeFileSync(join(from, 'link'), `sha256:${hex}`);
+      rmSync(to, { recursive: true });
+      return `${rel(join(from, 'link'))} holds sha256:${hex.slice(0, 12)}, whose revision link is gone`;
     }
     case 'data-symlink': {
       const data = pick(blobData(v2));
@@ -121,6 +137,17 @@ async function damageOne(kind: Kind, root: string, outside: string, rand: () => 
     }
     default:
       throw new Error(`${kind} is not a file damage`);
+  }
+}
+
+/** True if the file holds a schema1 manifest, or is no regular file that reads as JSON. */
+function isSchema1(data: string): boolean {
+  try {
+    // Never read a FIFO an earlier damage left (the read would wait for a writer).
+    if (lstatSync(data, { throwIfNoEntry: false })?.isFile() !== true) return true;
+    return (JSON.parse(readFileSync(data, 'utf8')) as { schemaVersion?: unknown }).schemaVersion === 1;
+  } catch {
+    return true;
   }
 }
 

@@ -6,14 +6,15 @@
  * indexes, OCI artifacts with a subject, untagged pushes by digest, tags moved by later
  * pushes), about a quarter of them by skopeo (schema1 always by skopeo, `--format v2s1`), the
  * rest by {@link Pusher}; then, where enabled, manifests and index children deleted through
- * the API and pushes to a name with an upper-case first component. The same seed and the same
+ * the API, an image whose layer is a pushed manifest's bytes, and pushes to a name with an
+ * upper-case first component. The same seed and the same
  * switches give the same pushes in the same order.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from '../../src/digest.js';
-import { makeArtifact, makeImage, makeIndex, makeLayer, type Image, type Layer, type Manifest, type Platform } from '../lib/images.js';
+import { blobOf, makeArtifact, makeImage, makeIndex, makeLayer, type Image, type Layer, type Manifest, type Platform } from '../lib/images.js';
 import { startRegistry } from '../lib/registry-server.js';
 import { skopeoCopy, withRetry } from '../lib/skopeo.js';
 import { writeDirImage } from '../lib/write-dir.js';
@@ -102,6 +103,17 @@ export async function generate(seed: number, root: string, kinds: Kinds, rand: (
     if (kinds.has('delete-manifest') && pushed.length > 0 && rand() < 0.7) {
       const victim = pick(pushed);
       await apiDelete(pusher, steps, victim.repo, victim.m.digest, 'manifest');
+    }
+    if (kinds.has('layer-manifest') && pushed.length > 0 && rand() < 0.6) {
+      // A manifest's bytes pushed as a layer of a new image: y/_layers links the manifest again,
+      // and 2.8 serves it by digest through that link, deleted or not.
+      const inner = pick(pushed);
+      if (rand() < 0.6) await apiDelete(pusher, steps, inner.repo, inner.m.digest, 'manifest');
+      const outer = makeImage({ format: 'oci', layers: [{ ...blobOf(inner.m.bytes), diffId: inner.m.digest }], labels: { fuzz: `${seed}.${n++}` } });
+      const tag = pick(TAGS);
+      await pusher.pushManifest(inner.repo, outer, tag, rand);
+      steps.push({ op: 'push', repo: inner.repo, ref: tag, digest: outer.digest, what: `oci(layer: manifest ${inner.m.digest.slice(0, 19)})`, via: 'http' });
+      pushed.push({ repo: inner.repo, m: outer });
     }
     const indexes = pushed.filter((p) => p.m.kind === 'index');
     if (kinds.has('delete-child') && indexes.length > 0 && rand() < 0.7) {

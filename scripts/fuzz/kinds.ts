@@ -9,10 +9,12 @@ export const ALL_KINDS = [
   'delete-manifest', // DELETE /v2/<name>/manifests/<digest> of a pushed manifest
   'delete-child', // the same for one child of a pushed index
   'upper-push', // pushes to Team/tools (an upper-case first component, which 2.8.2 accepts)
+  'layer-manifest', // an image pushed whose layer is the bytes of a pushed manifest, deleted first or not (2.8 then serves that manifest by digest through the layer's _layers link)
   // on the files, after the registry stopped
   'link-missing', // a link file (tag, tag index, revision, _layers) removed
   'link-empty', // a link file emptied
   'link-newline', // a newline appended to a link file
+  'link-retarget', // a revision link made to hold another revision's digest, whose own link is removed (2.8 serves the manifest the link holds)
   'data-symlink', // a blob's data moved outside the root, a relative symlink left in its place
   'dir-symlink', // a blob fan-out directory (blobs/sha256/ab) moved outside, a symlink left
   'link-symlink', // a link file moved outside the root, a relative symlink left in its place
@@ -31,8 +33,8 @@ export type Kinds = ReadonlySet<Kind>;
 export const KIND_GROUPS: Record<string, Kind[]> = {
   all: [...ALL_KINDS],
   none: [],
-  deletes: ['delete-manifest', 'delete-child'],
-  links: ['link-missing', 'link-empty', 'link-newline'],
+  deletes: ['delete-manifest', 'delete-child', 'layer-manifest'],
+  links: ['link-missing', 'link-empty', 'link-newline', 'link-retarget'],
   symlinks: ['data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias'],
   fifos: ['fifo'],
   upper: ['upper-push', 'upper-rename'],
@@ -40,7 +42,7 @@ export const KIND_GROUPS: Record<string, Kind[]> = {
 };
 
 /** The kinds damaging files, as opposed to those applied through the API. */
-export const FILE_KINDS: Kind[] = ['link-missing', 'link-empty', 'link-newline', 'data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias', 'fifo', 'truncate', 'upper-rename', 'tag-misname', 'tag-file'];
+export const FILE_KINDS: Kind[] = ['link-missing', 'link-empty', 'link-newline', 'link-retarget', 'data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias', 'fifo', 'truncate', 'upper-rename', 'tag-misname', 'tag-file'];
 
 /** Parse `a,b,-c`: kinds and group names, a leading `-` removes. An empty or all-removal list starts from every kind. */
 export function parseKinds(spec: string): Set<Kind> {

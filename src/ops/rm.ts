@@ -8,7 +8,11 @@
  *   2.8 serves a manifest through that link when there is no revision link (storage-formats
  *   §3.3): without it the manifest would still be served. A manifest that is a child of an index in the
  *   repository is refused (UNSAFE) unless `force`: deleting it would break that index. So
- *   is one when an index or a tag of the repository cannot be read: it might name it.
+ *   is one when an index or a tag of the repository cannot be read: it might name it. So is
+ *   one whose bytes are also a config or layer of an image in the repository, linked in
+ *   `_layers` (a push can upload a manifest's bytes as a layer): that one link serves both.
+ * - Where a revision or `_layers` link holds another digest than its path names (damage),
+ *   the manifest it holds is what the registry serves through it, so it counts as a parent.
  * - `repo`: the repository's `_manifests`, `_layers` and `_uploads`, so a nested repository
  *   `repo/sub` stays intact (an `rm -rf` of the directory would delete it too).
  *
@@ -30,11 +34,12 @@ import { mkdir, readdir, rename, rm as removeTree, rmdir } from 'node:fs/promise
 import { dirname, join } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import { isDigest, type Digest } from '../digest.js';
-import { isIndexKind } from '../manifest.js';
+import { isIndexKind, referencedBlobs } from '../manifest.js';
 import { formatImageRef, parseImageRef, type RepoName, type Tag } from '../reference.js';
 import { layerLinkPath, layersDir, manifestsDir, repoDir, repositoriesDir, revisionLinkPath, revisionsDir, tagDir, tagsDir, TRASH_PREFIX } from '../registry/layout.js';
 import { directoryId, listEntries, type Entry } from '../registry/follow.js';
 import { directoryNames } from '../registry/scan.js';
+import { linkContent, parseLinkContent } from '../registry/link-file.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { forEachChunkedAsync } from '../bounded.js';
@@ -133,9 +138,17 @@ async function planRemoval(
     }
     // Certain or nothing: an index that cannot be read may name the manifest, and a tag whose
     // link cannot be read may point at it; either would be left broken (--force goes on).
-    const { parents, unreadable } = await indexesNaming(reader, repo, digest);
+    const { parents, users, unreadable } = await indexesNaming(reader, repo, digest);
     if (!force && parents.length > 0) {
       throw new RegfsError('UNSAFE', `manifest ${digest} is a child of index ${parents.join(', ')} in ${repo}; deleting it would break that image (--force deletes it anyway)`, { digest });
+    }
+    const layerLinked = how === 'layers' || (await reader.hasLayerLink(repo, digest));
+    if (!force && layerLinked && users.length > 0) {
+      throw new RegfsError(
+        'UNSAFE',
+        `manifest ${digest} is also a config or layer of ${users.join(', ')} in ${repo}: its one _layers link serves it as both, so deleting the link would break that image, and keeping it would leave the manifest served (--force deletes it anyway)`,
+        { digest },
+      );
     }
     const tags: string[] = [];
     const dirs: string[] = [];
@@ -160,7 +173,7 @@ async function planRemoval(
     }
     // Tags first: none may point at a manifest that is gone. Then every link it is served by.
     if (how === 'revision') dirs.push(dirname(revisionLinkPath(v2, repo, digest)));
-    if (how === 'layers' || (await reader.hasLayerLink(repo, digest))) dirs.push(dirname(layerLinkPath(v2, repo, digest)));
+    if (layerLinked) dirs.push(dirname(layerLinkPath(v2, repo, digest)));
     return { what: 'manifest', dirs, tags };
   }
   const dir = repoDir(v2, repo);
@@ -170,7 +183,8 @@ async function planRemoval(
 }
 
 /**
- * The indexes in the repository whose children include `digest`, and the revisions whose
+ * The indexes in the repository whose children include `digest`, the images that reference
+ * it as a config or layer, and the revisions whose
  * manifest could not be read (so whether they name it is unknown). A revision without data is
  * no index the registry serves. Indexes the registry serves through a `_layers` link alone
  * (2.x's fallback) count too: a `_layers`-linked blob small enough to be a manifest that
@@ -178,26 +192,43 @@ async function planRemoval(
  * manifests are read a chunk at once (on S3, requests in flight together), taken in the
  * listing's order.
  */
-async function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Digest): Promise<{ parents: Digest[]; unreadable: RegfsError[] }> {
+async function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Digest): Promise<{ parents: Digest[]; users: Digest[]; unreadable: RegfsError[] }> {
   const parents: Digest[] = [];
+  const users: Digest[] = [];
   const unreadable: RegfsError[] = [];
-  // True if the manifest stored under `d` is an index naming `digest`.
-  const names = async (d: Digest, byLayers: boolean): Promise<boolean> => {
-    if (byLayers && ((await reader.blobInfo(d))?.size ?? Infinity) > MANIFEST_MAX_BYTES) return false;
+  // Whether the manifest stored under `d` is an index naming `digest` (a parent), or an image
+  // referencing it as a config or layer (a user: a push can upload a manifest's bytes as one).
+  const names = async (d: Digest, byLayers: boolean): Promise<'parent' | 'user' | undefined> => {
+    if (byLayers && ((await reader.blobInfo(d))?.size ?? Infinity) > MANIFEST_MAX_BYTES) return undefined;
     const m = await reader.manifest(d);
-    return isIndexKind(m.kind) && m.manifests.some((c) => c.digest === digest);
+    if (isIndexKind(m.kind)) return m.manifests.some((c) => c.digest === digest) ? 'parent' : undefined;
+    return referencedBlobs(m).some((b) => b.digest === digest) ? 'user' : undefined;
   };
   const consider = async (base: string, byLayers: boolean): Promise<void> => {
     const candidates: Digest[] = [];
+    const seen = new Set<string>(parents);
+    const add = (d: string): void => {
+      if (d === digest || !isDigest(d) || seen.has(d)) return;
+      seen.add(d);
+      candidates.push(d);
+    };
     for (const alg of await entries(reader.driver, base)) {
       for (const hex of await entries(reader.driver, `${base}/${alg.name}`)) {
         const d = `${alg.name}:${hex.name}`;
-        if (d !== digest && isDigest(d) && !parents.includes(d)) candidates.push(d);
+        add(d);
+        // The registry serves the manifest a link holds, not the one its path names: a link
+        // that holds another digest (damage) makes that manifest a possible parent too.
+        const link = `${base}/${alg.name}/${hex.name}/link`;
+        // On S3 the repository's listing proves most links hold their own digest, with no GET.
+        if (reader.driver.listedHolds?.(link, d as Digest) === true) continue;
+        const held = await heldDigest(reader.driver, link);
+        if (held !== undefined && held !== d) add(held);
       }
     }
     await forEachChunkedAsync(candidates, (d) => settle(names(d, byLayers)), (d, r) => {
       if (r.ok) {
-        if (r.value) parents.push(d);
+        if (r.value === 'parent') parents.push(d);
+        else if (r.value === 'user') users.push(d);
         return;
       }
       const err = r.err;
@@ -208,7 +239,17 @@ async function indexesNaming(reader: RegistryReader, repo: RepoName, digest: Dig
   };
   await consider(revisionsDir(reader.v2, repo), false);
   await consider(layersDir(reader.v2, repo), true);
-  return { parents, unreadable };
+  return { parents, users, unreadable };
+}
+
+/** The digest a link file holds, or undefined if it holds none (missing, malformed, unreadable: the registry serves nothing through it). */
+async function heldDigest(driver: StorageDriver, path: string): Promise<Digest | undefined> {
+  try {
+    return parseLinkContent(await linkContent(driver, path), path);
+  } catch (err) {
+    if (err instanceof RegfsError) return undefined;
+    throw err;
+  }
 }
 
 /** Delete every trash directory in a repository directory (this run's, and any a killed run left). */
