@@ -160,6 +160,26 @@ test('extract: a repository line reports each broken tag on its own and keeps th
   });
 });
 
+test('extract: a repository line reports a tag directory whose name no request can name (the registry lists it, never serves it)', async () => {
+  await withTempDir(async (dir) => {
+    const src = join(dir, 'src');
+    await copyTree(FIXTURE_ROOT, src);
+    const v2 = join(src, V2);
+    const alpine = parseRepoName('team/platform/base/alpine');
+    const misnamed = join(layout.tagsDir(v2, alpine), '-3.19');
+    renameSync(layout.tagDir(v2, alpine, parseTag('3.19')), misnamed);
+    const list = await writeListFile(dir, ['team/platform/base/alpine']);
+    await assert.rejects(extract({ list, source: src, output: join(dir, 'out') }), (e) => {
+      assert.ok(isRegfsError(e, 'INCOMPLETE'));
+      assert.deepEqual(e.problems.map((p) => [p.code, p.path]), [['TAG_INVALID', misnamed]]);
+      return true;
+    });
+    const r = await extract({ list, source: src, output: join(dir, 'out'), keepGoing: true });
+    assert.deepEqual(r.images.map((i) => i.ref), ['team/platform/base/alpine:3.20', 'team/platform/base/alpine:latest']);
+    assert.deepEqual(r.problems.map((p) => p.code), ['TAG_INVALID']);
+  });
+});
+
 test('extract: a filesystem error is an IO_ERROR naming the path, not "does not exist"', async () => {
   await withTempDir(async (dir) => {
     const src = join(dir, 'src');
@@ -181,7 +201,9 @@ test('extract: a list naming a registry host the storage lacks is told about --s
     await assert.rejects(extract({ list, source: FIXTURE_ROOT, output: join(dir, 'out') }), (e) => {
       assert.ok(isRegfsError(e, 'INCOMPLETE'));
       assert.equal(e.problems.length, 1);
-      assert.match(e.problems[0]!.message, /registry host registry\.example\.com:5000: --strip-registry drops it/);
+      // A name with a :port cannot be in the storage at all (2.8's driver refuses the path).
+      assert.match(e.problems[0]!.message, /registry host registry\.example\.com:5000; docker-registry 2\.8 cannot store or serve a name with a :port .*--strip-registry drops the host/);
+      assert.equal(e.problems[0]!.code, 'NAME_INVALID');
       return true;
     });
     const r = await extract({ list, source: FIXTURE_ROOT, output: join(dir, 'out'), stripRegistry: true });

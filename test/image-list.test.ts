@@ -81,7 +81,7 @@ test('resolve: a repository line of 200,000 tags expands without overflowing the
     v2: '/nonexistent/docker/registry/v2',
     hasRepository: () => true,
     repoPath: (r: string) => `/nonexistent/docker/registry/v2/repositories/${r}`,
-    listTags: () => tags,
+    listTagNames: () => tags,
     tagDigest: () => digest,
     manifestLink: () => undefined,
   } as unknown as RegistryReader;

@@ -23,9 +23,9 @@ import type { Digest } from '../digest.js';
 import type { ManifestKind } from '../manifest.js';
 import { isTag, type RepoName, type Tag } from '../reference.js';
 import { RegistryReader } from '../registry/read.js';
-import { blobsDir, revisionLinkPath, tagCurrentLinkPath, tagsDir } from '../registry/layout.js';
-import { join } from 'node:path';
+import { blobsDir, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
 import { checkJobs } from './common.js';
+import { unnamableTag } from './resolve.js';
 import { fallbackTag } from './referrers.js';
 import { createConfigSummarizer, effectiveArtifactType, measureImage, type ConfigSummarizer } from './inspect.js';
 
@@ -256,8 +256,7 @@ export function compileGlob(glob: string): Glob {
  * request can (its routes take `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`), so it is never served.
  */
 function unnamable(reader: RegistryReader, repo: RepoName, name: string): TagListing {
-  const path = join(tagsDir(reader.v2, repo), name);
-  return { tag: name, platforms: [], error: new RegfsError('TAG_INVALID', `the registry lists tag ${quote(name)} of ${repo}, but no request can name it (a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}): it is never served`, { path }) };
+  return { tag: name, platforms: [], error: unnamableTag(reader.v2, repo, name) };
 }
 
 async function describeTag(reader: RegistryReader, repo: RepoName, tag: Tag, summarize: ConfigSummarizer): Promise<TagListing> {

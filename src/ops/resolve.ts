@@ -12,14 +12,14 @@
  * is broken. `repair` takes configs and layers whose data is there but whose link is not,
  * and says so: the output then gets the link (and serves what the source's blob store holds).
  */
-import { Problems, RegfsError } from '../errors.js';
+import { Problems, quote, RegfsError } from '../errors.js';
 import { CHUNK, forEachChunkedAsync } from '../bounded.js';
 import type { Digest } from '../digest.js';
 import type { ListEntry } from '../image-list.js';
 import { formatPlatform, indexTooDeep, isIndexKind, MAX_INDEX_DEPTH, referencedBlobs, type Descriptor, type Manifest } from '../manifest.js';
-import { formatImageRef, looksLikeDomain, type RepoName, type Tag } from '../reference.js';
+import { formatImageRef, isTag, looksLikeDomain, type RepoName, type Tag } from '../reference.js';
 import type { BlobInfo, RegistryReader } from '../registry/read.js';
-import { blobDataPath, layerLinkPath, revisionLinkPath, tagCurrentLinkPath } from '../registry/layout.js';
+import { blobDataPath, layerLinkPath, revisionLinkPath, tagCurrentLinkPath, tagsDir } from '../registry/layout.js';
 import { manifestLevels } from './common.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
 
@@ -149,7 +149,7 @@ interface Target {
  * A list line to (tag, digest) pairs. A repository line reads its tags in parallel and
  * reports each broken tag as a problem of its own, keeping the others.
  */
-async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<{ targets: Target[]; problems: RegfsError[]; failedTags: Tag[] }> {
+async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<{ targets: Target[]; problems: RegfsError[]; failedTags: string[] }> {
   const { repo, tag, digest } = entry.ref;
   if (!(await reader.hasRepository(repo))) {
     const first = repo.split('/')[0]!;
@@ -159,11 +159,18 @@ async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<{ 
     });
   }
   if (tag === undefined && digest !== undefined) return { targets: [{ entry, tag: undefined, digest }], problems: [], failedTags: [] };
-  const tags = tag === undefined ? await reader.listTags(repo) : [tag];
-  if (tags.length === 0) throw new RegfsError('TAG_UNKNOWN', `repository ${repo} has no tags`, { path: reader.repoPath(repo) });
+  // A whole repository is every name its tag list gives, as the registry lists them: a name
+  // no request can name (`-v1`) is listed, never served, and so a problem of its own.
+  const names = tag === undefined ? await reader.listTagNames(repo) : [tag];
+  if (names.length === 0) throw new RegfsError('TAG_UNKNOWN', `repository ${repo} has no tags`, { path: reader.repoPath(repo) });
+  const tags = names.filter(isTag);
   const targets: Target[] = [];
   const problems: RegfsError[] = [];
-  const failedTags: Tag[] = [];
+  const failedTags: string[] = [];
+  for (const name of names.filter((n) => !isTag(n))) {
+    problems.push(located(unnamableTag(reader.v2, repo, name), entry, `${repo}:${name}`));
+    failedTags.push(name);
+  }
   // The tags' links are read a chunk at once (on S3, requests in flight together), taken in order.
   const currents: Array<{ ok: true; value: Digest | undefined } | { ok: false; err: unknown }> = [];
   for (let i = 0; i < tags.length; i += CHUNK) {
@@ -186,6 +193,13 @@ async function expandEntry(reader: RegistryReader, entry: ListEntry): Promise<{ 
     }
   }
   return { targets, problems, failedTags };
+}
+
+/** TAG_INVALID for a name in a repository's tags directory that is no tag: the registry lists it and never serves it. */
+export function unnamableTag(v2: string, repo: RepoName, name: string): RegfsError {
+  return new RegfsError('TAG_INVALID', `the registry lists tag ${quote(name)} of ${repo}, but no request can name it (a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}): it is never served`, {
+    path: `${tagsDir(v2, repo)}/${name}`,
+  });
 }
 
 /**
