@@ -115,7 +115,9 @@ test('cli: a boolean option given a value other than true or false, or an option
     }
     assert.ok((await stat(tag)).isDirectory(), 'rm --dry-run=yes deleted nothing');
     await assert.rejects(stat(out), 'extract --dry-run=1 wrote nothing');
-    for (const [args, command] of [
+    for (const [args, command, message] of [
+      [['bogus', '--json'], 'bogus', /^unknown command "bogus"$/],
+      [['lss', root, '--json'], 'lss', /^unknown command "lss"; did you mean ls\?$/],
       [['ls', root, '--bogus', '--json=true'], 'ls'],
       [['--s3-endpoint', 'http://127.0.0.1:1', 'ls', '--json'], 'ls'],
       [['verify', root, '--list', '--json'], 'verify'],
@@ -125,6 +127,12 @@ test('cli: a boolean option given a value other than true or false, or an option
       const doc = JSON.parse(r.stdout) as { command: string; error: { code: string } };
       assert.equal(doc.command, command, args.join(' '));
       assert.equal(doc.error.code, 'USAGE', args.join(' '));
+      if (message !== undefined) assert.match((doc.error as { message?: string }).message ?? '', message, args.join(' '));
+    }
+    for (const args of [['help', 'ls'], ['help', 'extract'], ['help']]) {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, args.length > 1 ? new RegExp(`^regfs ${args[1]!} `, 'm') : /^Usage: regfs <command>/m, args.join(' '));
     }
   } finally {
     await t.cleanup();

@@ -316,7 +316,7 @@ function assertUsageError(r: { code: number | null; stderr: string; stdout: stri
 test('usage: yargs\'s errors print in regfs\'s own form, with where to read the usage', async () => {
   const cases: Array<[string[], string, RegExp]> = [
     [[], 'regfs', /name a command/],
-    [['nosuchcommand'], 'regfs', /Unknown argument: nosuchcommand/],
+    [['nosuchcommand'], 'regfs', /^error: unknown command "nosuchcommand" \[USAGE\]$/],
     [['lss', root], 'regfs', /unknown command "lss"; did you mean ls\?/],
     [['extract', 'a', 'b'], 'regfs extract', /Not enough non-option arguments: got 2, need at least 3/],
     [['extract', 'a', 'b', 'c', '--link', 'symlink'], 'regfs extract', /Invalid values: Argument: link, Given: "symlink", Choices: "auto", "hardlink", "copy"/],

@@ -66,7 +66,8 @@ export interface CliRun {
 }
 
 /** Start the CLI with the given arguments. */
-export function start(argv: string[], ioIn: Io = processIo): CliRun {
+export function start(argvIn: string[], ioIn: Io = processIo): CliRun {
+  const argv = helpCommand(argvIn);
   const io = withColor(ioIn, () => colorFlag(argv));
   // The command's output channel: made when its handler starts, or when the run fails.
   const state: { run?: RunOutput } = {};
@@ -146,9 +147,12 @@ async function parse(argv: string[], name: string | undefined, io: Io, state: { 
       // One line however yargs breaks its message (`Invalid values:\n  Argument: …`), and the
       // word it took for a command named where it only says `Did you mean ls?`.
       let message = err.message.split('\n').map((l) => l.trim()).join(' ');
-      if (err instanceof UsageError && name !== undefined && message.startsWith('Did you mean ')) message = `unknown command ${quote(name)}; d${message.slice(1)}`;
+      const known = COMMANDS.some((m) => commandName(m.command) === name);
+      // A word that is no command: yargs says `Unknown argument: bogus` (listing options valid
+      // only after a command, such as --json, with it) or only `Did you mean ls?`.
+      if (err instanceof UsageError && name !== undefined && !known) message = `unknown command ${quote(name)}${message.startsWith('Did you mean ') ? `; d${message.slice(1)}` : ''}`;
       out().fail(ExitCode.usage, err instanceof RegfsError ? err : new RegfsError('USAGE', message));
-      const command = COMMANDS.some((m) => commandName(m.command) === name) ? ` ${name}` : '';
+      const command = known ? ` ${name}` : '';
       io.stderr.write(`Run "regfs${command} --help" for usage.\n`);
       return ExitCode.usage;
     }
@@ -204,6 +208,13 @@ function checkBooleanValues(argv: string[], args: Record<string, unknown>): void
     if (m === null || typeof args[m[1]!] !== 'boolean' || m[2] === 'true' || m[2] === 'false') continue;
     throw new RegfsError('USAGE', `--${m[1]!} is true or false, not ${quote(m[2]!)}: give --${m[1]!} or --no-${m[1]!}`);
   }
+}
+
+/** `regfs help COMMAND …` is `regfs COMMAND --help` (as `git help`, `npm help`); `regfs help` alone is `--help`. */
+function helpCommand(argv: string[]): string[] {
+  const i = argv.findIndex((a) => !a.startsWith('-'));
+  if (i < 0 || argv[i] !== 'help' || commandWord(argv) !== 'help') return argv;
+  return [...argv.slice(0, i), ...argv.slice(i + 1), '--help'];
 }
 
 /** Global options that take a value, which may stand before the command: `--s3-endpoint URL ls ROOT`. */
