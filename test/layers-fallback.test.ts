@@ -14,6 +14,7 @@ import * as layout from '../src/registry/layout.js';
 import type { Digest } from '../src/digest.js';
 import { startRegistry } from '../scripts/lib/registry-server.js';
 import { FIXTURE_PUSHES } from '../scripts/lib/fixture-spec.js';
+import { Pusher } from '../scripts/fuzz/pusher.js';
 import { blobOf, makeImage, makeLayer, manifestsOf, type Image, type Index } from '../scripts/lib/images.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_ROOT, currentPush } from './helpers/fixture.js';
@@ -206,19 +207,9 @@ test('verify follows a tag served through _layers links down through children se
   });
 });
 
-/** Push an image to `repo` through the registry's API: its config and layers, then its manifest under `tag`. */
+/** Push an image to `repo` through the registry's API (uploads, never mounts), under `tag`. */
 async function push(host: string, repo: string, img: Image, tag: string): Promise<void> {
-  const base = `http://${host}/v2/${repo}`;
-  for (const b of [img.config, ...img.layers]) {
-    const start = await fetch(`${base}/blobs/uploads/`, { method: 'POST' });
-    assert.equal(start.status, 202, await start.text());
-    const loc = new URL(start.headers.get('location')!, base);
-    loc.searchParams.set('digest', b.digest);
-    const put = await fetch(loc, { method: 'PUT', body: b.bytes, headers: { 'content-type': 'application/octet-stream' } });
-    assert.equal(put.status, 201, await put.text());
-  }
-  const put = await fetch(`${base}/manifests/${tag}`, { method: 'PUT', body: img.bytes, headers: { 'content-type': img.mediaType } });
-  assert.equal(put.status, 201, await put.text());
+  await new Pusher(host).pushManifest(repo, img, tag, () => 1);
 }
 
 test('gc keeps what a manifest served through a _layers link references, also when that manifest is a layer of a kept image', async () => {

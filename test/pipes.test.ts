@@ -174,17 +174,22 @@ test('pipes: extract whose stdout and stderr readers are gone finishes its write
   }
 });
 
+/** Run regfs with its stdout on the descriptor `fd` (such as /dev/full), no colours; its exit code and stderr. */
+function runInto(fd: number, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
 test('pipes: stdout on a full disk is an error (IO_ERROR, exit 1), not a crash; for --help and --version too', async () => {
   const fd = openSync('/dev/full', 'w');
   try {
     for (const args of [['ls', root], ['--version'], ['--help'], ['extract', '--help']]) {
-      const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
-        let stderr = '';
-        child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stderr }));
-      });
+      const r = await runInto(fd, args);
       assert.equal(r.code, 1, `regfs ${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /^error: cannot write to standard output: .*ENOSPC.* \[IO_ERROR\]$/m);
       assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
@@ -205,13 +210,7 @@ test('pipes: stdout on a full disk makes exit 1 also for a run that would exit 3
       ['extract', missing, root, join(dir, 'full-stdout-extract'), '--keep-going', '--json'],
       ['inventory', root],
     ]) {
-      const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [REGFS_BIN, ...args], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
-        let stderr = '';
-        child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stderr }));
-      });
+      const r = await runInto(fd, args);
       assert.equal(r.code, 1, `regfs ${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /^error: cannot write to standard output: .*ENOSPC.* \[IO_ERROR\]$/m, args.join(' '));
       assert.doesNotMatch(r.stderr, /to standard output; /, `${args.join(' ')}: no summary of a write that failed`);
