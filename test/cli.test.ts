@@ -139,6 +139,37 @@ test('cli: a boolean option given a value other than true or false, or an option
   }
 });
 
+test('cli: "-" as the tree a command writes is a usage error, not a directory named "-"; inventory -o - is standard output', async () => {
+  const t = await tempDir();
+  try {
+    const list = join(t.dir, 'images.list');
+    await writeFile(list, 'team/app:v1\n');
+    const layout = join(t.dir, 'layout');
+    const cases = [
+      ['extract', list, FIXTURE_ROOT, '-'],
+      ['to-dir', list, FIXTURE_ROOT, '-'],
+      ['to-dir', '--image', 'team/app:v1', FIXTURE_ROOT, '-'],
+      ['to-oci', list, FIXTURE_ROOT, '-'],
+      ['from-dir', join(t.dir, 'dirs'), '-'],
+      ['from-oci', layout, '-'],
+      ['apply', join(t.dir, 'x.tar'), '-'],
+    ];
+    for (const args of cases) {
+      const r = await runCli(args, { cwd: t.dir });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /^error: (OUT|DIR|LAYOUT|DEST) "-": this command writes a tree of files.* \[USAGE\]$/m, args.join(' '));
+    }
+    await assert.rejects(stat(join(t.dir, '-')), 'no directory named "-" was made');
+    const inv = await runCli(['inventory', FIXTURE_ROOT, '-o', '-'], { cwd: t.dir });
+    assert.equal(inv.code, 0, inv.stderr);
+    assert.match(inv.stdout, /\S/, 'the inventory went to standard output');
+    assert.match(inv.stderr, /to standard output; /);
+    await assert.rejects(stat(join(t.dir, '-')), 'no file named "-" was written');
+  } finally {
+    await t.cleanup();
+  }
+});
+
 test('cli: --help documents the commands and exit codes', async () => {
   const r = await runCli(['--help']);
   assert.equal(r.code, 0);

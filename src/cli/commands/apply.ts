@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { DEFAULT_JOBS } from '../../defaults.js';
 import type { ApplyResult } from '../../ops/apply.js';
 import { formatBytes, renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { examples, finishWrite, runWithProgress, verifiedLine } from './shared.js';
+import { examples, finishWrite, runWithProgress, treeOutput, verifiedLine } from './shared.js';
 
 interface ApplyArgs {
   bundle: string;
@@ -36,9 +36,10 @@ export function builder(y: Argv): Argv<ApplyArgs> {
 }
 
 export async function handler(args: ApplyArgs, _io: Io, run: RunOutput): Promise<number> {
+  const output = treeOutput(args.dest, 'DEST');
   const { apply } = await import('../../ops/apply.js');
   const result: ApplyResult = await runWithProgress(run, { ...args, link: 'auto', jobs: DEFAULT_JOBS }, (opts) =>
-    apply({ keepGoing: opts.keepGoing, dryRun: opts.dryRun, onProgress: opts.onProgress, onWarning: opts.onWarning, onProblem: opts.onProblem, input: args.bundle, output: args.dest, staging: args.staging }),
+    apply({ keepGoing: opts.keepGoing, dryRun: opts.dryRun, onProgress: opts.onProgress, onWarning: opts.onWarning, onProblem: opts.onProblem, input: args.bundle, output, staging: args.staging }),
   );
   return finishWrite(run, args.json, result, (r) => `${summary(r)}${bundleLine(r)}${verifiedLine(true, r.bytesVerified)}`);
 }

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import type { ExtractResult } from '../../ops/extract.js';
 import { renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { examples, finishWrite, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
+import { examples, finishWrite, runWithProgress, treeOutput, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ExtractArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   list: string;
@@ -29,9 +29,10 @@ export function builder(y: Argv): Argv<ExtractArgs> {
 }
 
 export async function handler(args: ExtractArgs, _io: Io, run: RunOutput): Promise<number> {
+  const output = treeOutput(args.out, 'OUT');
   const { extract } = await import('../../ops/extract.js');
   const result: ExtractResult = await runWithProgress(run, args, (opts) =>
-    extract({ ...opts, list: args.list, source: args.src, output: args.out, stripRegistry: args['strip-registry'], repair: args.repair, withReferrers: args['with-referrers'] }),
+    extract({ ...opts, list: args.list, source: args.src, output, stripRegistry: args['strip-registry'], repair: args.repair, withReferrers: args['with-referrers'] }),
   );
   return finishWrite(run, args.json, result, (r) => renderWriteResult(r, 'extracted'));
 }

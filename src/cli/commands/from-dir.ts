@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import type { FromDirResult } from '../../ops/from-dir.js';
 import { renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { examples, finishWrite, runWithProgress, verifiedLine, withWriteOptions, type WriteArgs } from './shared.js';
+import { examples, finishWrite, runWithProgress, treeOutput, verifiedLine, withWriteOptions, type WriteArgs } from './shared.js';
 
 interface FromDirArgs extends WriteArgs {
   in: string;
@@ -31,9 +31,10 @@ export function builder(y: Argv): Argv<FromDirArgs> {
 }
 
 export async function handler(args: FromDirArgs, _io: Io, run: RunOutput): Promise<number> {
+  const output = treeOutput(args.dest, 'DEST');
   const { fromDir } = await import('../../ops/from-dir.js');
   const result: FromDirResult = await runWithProgress(run, args, (opts) =>
-    fromDir({ ...opts, input: args.in, output: args.dest, name: args.name, noVerify: !args.verify, stripRegistry: args['strip-registry'] }),
+    fromDir({ ...opts, input: args.in, output, name: args.name, noVerify: !args.verify, stripRegistry: args['strip-registry'] }),
   );
   return finishWrite(run, args.json, result, (r) => `${renderWriteResult(r, 'imported')}${verifiedLine(args.verify, r.bytesVerified)}`);
 }

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import type { FromOciResult } from '../../ops/from-oci.js';
 import { renderWriteResult, type Io, type RunOutput } from '../output.js';
-import { examples, finishWrite, runWithProgress, verifiedLine, withWriteOptions, type WriteArgs } from './shared.js';
+import { examples, finishWrite, runWithProgress, treeOutput, verifiedLine, withWriteOptions, type WriteArgs } from './shared.js';
 
 interface FromOciArgs extends WriteArgs {
   layout: string;
@@ -37,9 +37,10 @@ export function builder(y: Argv): Argv<FromOciArgs> {
 }
 
 export async function handler(args: FromOciArgs, _io: Io, run: RunOutput): Promise<number> {
+  const output = treeOutput(args.dest, 'DEST');
   const { fromOci } = await import('../../ops/from-oci.js');
   const result: FromOciResult = await runWithProgress(run, args, (opts) =>
-    fromOci({ ...opts, input: args.layout, output: args.dest, name: args.name, repo: args.repo, noVerify: !args.verify, stripRegistry: args['strip-registry'], staging: args.staging }),
+    fromOci({ ...opts, input: args.layout, output, name: args.name, repo: args.repo, noVerify: !args.verify, stripRegistry: args['strip-registry'], staging: args.staging }),
   );
   return finishWrite(run, args.json, result, (r) => `${renderWriteResult(r, 'imported')}${verifiedLine(args.verify, r.bytesVerified)}`);
 }

@@ -17,7 +17,7 @@ export const describe = 'Write what registry storage (or an OCI image layout) ho
 export function builder(y: Argv): Argv<InventoryArgs> {
   return y
     .positional('root', { type: 'string', demandOption: true, describe: 'registry root (holds docker/registry/v2), that v2 directory, s3://BUCKET/PREFIX, or an OCI image layout directory' })
-    .option('output', { alias: 'o', type: 'string', describe: 'write the inventory to this file (temp file and rename; a symbolic link there is replaced, not followed); default: standard output' })
+    .option('output', { alias: 'o', type: 'string', describe: 'write the inventory to this file (temp file and rename; a symbolic link there is replaced, not followed); default (or -): standard output' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result (identity, counts) as one JSON document on stdout (docs/json.md); needs -o' })
     .example(
       examples([
@@ -28,14 +28,16 @@ export function builder(y: Argv): Argv<InventoryArgs> {
 }
 
 export async function handler(args: InventoryArgs, io: Io, run: RunOutput): Promise<number> {
-  if (args.json && args.output === undefined) {
+  if (args.json && (args.output === undefined || args.output === '-')) {
     throw new RegfsError('USAGE', '--json prints its document on standard output, where the inventory goes without -o: name the inventory file with -o FILE');
   }
+  // `-o -` is standard output, as bundle's `-` is.
+  const file = args.output === '-' ? undefined : args.output;
   const { inventory } = await import('../../ops/inventory.js');
-  const r: InventoryResult = await inventory({ root: args.root, output: args.output ?? io.stdout, onWarning: (m) => printWarning(io, m) });
+  const r: InventoryResult = await inventory({ root: args.root, output: file ?? io.stdout, onWarning: (m) => printWarning(io, m) });
   if (args.json) run.finishJson(ExitCode.ok, r);
   // Not when standard output failed (its error is on stderr): the inventory did not go out.
-  else if (args.output !== undefined || io.stdoutFailed?.() !== true) io.stderr.write(`${summary(r)}\n`);
+  else if (file !== undefined || io.stdoutFailed?.() !== true) io.stderr.write(`${summary(r)}\n`);
   return ExitCode.ok;
 }
 

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { DEFAULT_JOBS, LINK_MODES, type LinkMode } from '../../defaults.js';
 import type { OnProgress } from '../../progress.js';
-import type { RegfsError } from '../../errors.js';
+import { RegfsError } from '../../errors.js';
 import { ExitCode, formatBytes, printWarning, type RunOutput } from '../output.js';
 import { createProgressBar } from '../progress-bar.js';
 
@@ -114,4 +114,14 @@ export function finishWrite<R extends { problemCount: number }>(run: RunOutput, 
 /** The line from-dir and from-oci end with, after the plan or summary: what was verified. */
 export function verifiedLine(verify: boolean, bytes: number): string {
   return verify ? `verified: ${formatBytes(bytes)} of blob data hashed; every blob matches its digest\n` : 'not verified (--no-verify): blob sizes checked, not hashed\n';
+}
+
+/**
+ * The tree a command writes (OUT, DEST, LAYOUT): `-`, which names standard input or output
+ * elsewhere, is a usage error here rather than a directory named "-" made in the working
+ * directory.
+ */
+export function treeOutput(path: string, what: string): string {
+  if (path === '-') throw new RegfsError('USAGE', `${what} "-": this command writes a tree of files, not to standard output; name a directory (./- for one named "-")`);
+  return path;
 }

@@ -4,7 +4,7 @@ import { escapeControl, RegfsError } from '../../errors.js';
 import type { ToDirResult } from '../../ops/to-dir.js';
 import { DIGEST_FILE } from '../../defaults.js';
 import { alignColumns, clonedPart, formatBytes, contentCell, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
-import { examples, finishWrite, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
+import { examples, finishWrite, runWithProgress, treeOutput, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   paths: string[];
@@ -41,13 +41,14 @@ export async function handler(args: ToDirArgs, _io: Io, run: RunOutput): Promise
     throw new RegfsError('USAGE', args.image === undefined ? 'to-dir takes LIST SRC OUT (or --image REF SRC DIR)' : 'to-dir --image REF takes SRC DIR');
   }
   const [list, src, out] = args.image === undefined ? args.paths : [undefined, ...args.paths];
+  const output = treeOutput(out!, args.image === undefined ? 'OUT' : 'DIR');
   const result: ToDirResult = await runWithProgress(run, args, (opts) =>
     toDir({
       ...opts,
       list,
       image: args.image,
       source: src!,
-      output: out!,
+      output,
       platform: args.platform,
       portableNames: args['portable-names'],
       stripRegistry: args['strip-registry'],

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { escapeControl } from '../../errors.js';
 import type { ToOciResult } from '../../ops/to-oci.js';
 import { alignColumns, clonedPart, formatBytes, contentCell, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
-import { examples, finishWrite, runWithProgress, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
+import { examples, finishWrite, runWithProgress, treeOutput, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToOciArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   list: string;
@@ -32,9 +32,10 @@ export function builder(y: Argv): Argv<ToOciArgs> {
 }
 
 export async function handler(args: ToOciArgs, _io: Io, run: RunOutput): Promise<number> {
+  const output = treeOutput(args.layout, 'LAYOUT');
   const { toOci } = await import('../../ops/to-oci.js');
   const result: ToOciResult = await runWithProgress(run, args, (opts) =>
-    toOci({ ...opts, list: args.list, source: args.src, output: args.layout, platform: args.platform, stripRegistry: args['strip-registry'], repair: args.repair, withReferrers: args['with-referrers'] }),
+    toOci({ ...opts, list: args.list, source: args.src, output, platform: args.platform, stripRegistry: args['strip-registry'], repair: args.repair, withReferrers: args['with-referrers'] }),
   );
   return finishWrite(run, args.json, result, render);
 }
