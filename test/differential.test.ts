@@ -153,8 +153,8 @@ test('npm run fuzz: one seed, its checks, and the closing count', async () => {
 test('damage kinds parse: groups, single kinds, removals', () => {
   assert.equal(formatKinds(parseKinds('all')), 'all');
   assert.equal(formatKinds(parseKinds('none')), 'none');
-  assert.equal(formatKinds(parseKinds('links,fifo')), 'link-missing,link-empty,link-newline,fifo');
-  assert.equal(formatKinds(parseKinds('-upper,-deletes')), 'all,-delete-manifest,-delete-child,-upper-push,-upper-rename');
+  assert.equal(formatKinds(parseKinds('links,fifo')), 'link-missing,link-empty,link-newline,link-retarget,fifo');
+  assert.equal(formatKinds(parseKinds('-upper,-deletes')), 'all,-delete-manifest,-delete-child,-upper-push,-layer-manifest,-upper-rename');
   assert.equal(formatKinds(parseKinds('all,-fifo')), 'all,-fifo');
   for (const spec of ['truncate', 'links,fifo', 'all,-fifo', '-upper,-deletes']) {
     assert.deepEqual(parseKinds(formatKinds(parseKinds(spec))), parseKinds(spec), spec);
