@@ -33,7 +33,7 @@ export function looksLikeDomain(component: string): boolean {
  * path and the registry answers 500 for every request on it. `path`: where it was found.
  */
 export function checkStorableName(repo: string, path?: string): void {
-  if (!repo.includes(':')) return;
+  if (isStorableName(repo)) return;
   const host = repo.split('/')[0]!;
   throw new RegfsError(
     'NAME_INVALID',

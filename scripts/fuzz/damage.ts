@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { appendFileSync, existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { FILE_KINDS, type Kind, type Kinds } from './kinds.js';
 
@@ -55,9 +55,9 @@ async function damageOne(kind: Kind, root: string, outside: string, rand: () => 
       const from = pick(revs)!;
       // Not to a schema1 manifest: the registry signs it anew on every GET, so the oracle
       // cannot tell by its body that it is not the manifest asked for.
-      const to = pick(revs.filter((r) => r !== from && !isSchema1(join(v2, 'blobs', 'sha256', r.slice(dirname(r).length + 1, dirname(r).length + 3), r.slice(dirname(r).length + 1), 'data'))));
+      const to = pick(revs.filter((r) => r !== from && !isSchema1(join(v2, 'blobs', 'sha256', basename(r).slice(0, 2), basename(r), 'data'))));
       if (to === undefined) return undefined;
-      const hex = to.slice(dirname(to).length + 1);
+      const hex = basename(to);
       writeFileSync(join(from, 'link'), `sha256:${hex}`);
       rmSync(to, { recursive: true });
       return `${rel(join(from, 'link'))} holds sha256:${hex.slice(0, 12)}, whose revision link is gone`;

@@ -72,7 +72,7 @@ export function start(argvIn: string[], ioIn: Io = processIo): CliRun {
   // The command's output channel: made when its handler starts, or when the run fails.
   const state: { run?: RunOutput } = {};
   // The word yargs will take for the command (a usage error names it, if it is one).
-  const name = commandWord(argv);
+  const name = argv[commandIndex(argv)];
   const out = (): RunOutput => (state.run ??= new RunOutput(io, name ?? '', wantsJson(argv)));
   /** A bug: its message, and its stack trace (or what was thrown) for the report. */
   const internal = (message: string, report?: string): number => {
@@ -212,23 +212,23 @@ function checkBooleanValues(argv: string[], args: Record<string, unknown>): void
 
 /** `regfs help COMMAND …` is `regfs COMMAND --help` (as `git help`, `npm help`); `regfs help` alone is `--help`. */
 function helpCommand(argv: string[]): string[] {
-  const i = argv.findIndex((a) => !a.startsWith('-'));
-  if (i < 0 || argv[i] !== 'help' || commandWord(argv) !== 'help') return argv;
+  const i = commandIndex(argv);
+  if (argv[i] !== 'help') return argv;
   return [...argv.slice(0, i), ...argv.slice(i + 1), '--help'];
 }
 
 /** Global options that take a value, which may stand before the command: `--s3-endpoint URL ls ROOT`. */
 const GLOBAL_VALUE_OPTIONS = new Set(['--s3-endpoint']);
 
-/** The word yargs takes for the command: the first that is neither an option nor a global option's value. */
-function commandWord(argv: string[]): string | undefined {
+/** Where the word yargs takes for the command stands: the first that is neither an option nor a global option's value (argv.length if none). */
+function commandIndex(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--') return argv[i + 1];
+    if (a === '--') return i + 1;
     if (GLOBAL_VALUE_OPTIONS.has(a)) i++;
-    else if (!a.startsWith('-')) return a;
+    else if (!a.startsWith('-')) return i;
   }
-  return undefined;
+  return argv.length;
 }
 
 /** Whether the command line asks for --json (`--json`, `--json=true`; the last one given wins over `--no-json`, `--json=false`). */

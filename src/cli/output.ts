@@ -111,9 +111,10 @@ export function guardedProcessIo(onFailure: () => void, colorFlag: () => boolean
       stream.on('error', (err: unknown) => {
         if (errnoCode(err) === 'EPIPE') return;
         onFailure();
-        // Once: every later write fails the same way.
-        if (name === 'standard output' && !stdoutFailed) printError(io, new RegfsError('IO_ERROR', `cannot write to ${name}: ${errnoCode(err) ?? String(err)}`, { cause: err }));
-        if (name === 'standard output') stdoutFailed = true;
+        // Reported once: every later write fails the same way.
+        if (name !== 'standard output' || stdoutFailed) return;
+        stdoutFailed = true;
+        printError(io, new RegfsError('IO_ERROR', `cannot write to ${name}: ${errnoCode(err) ?? String(err)}`, { cause: err }));
       });
     }
     return stream;

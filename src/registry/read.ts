@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { errnoCode, ioError, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { parseManifest, type Manifest } from '../manifest.js';
-import { checkStorableName, isRepoName, isTag, type RepoName, type Tag } from '../reference.js';
+import { checkStorableName, isRepoName, isStorableName, isTag, type RepoName, type Tag } from '../reference.js';
 import { blobDataPath, layerLinkPath, repoDir, revisionLinkPath, storageRoot, tagCurrentLinkPath, tagsDir, manifestsDir, repositoriesDir } from './layout.js';
 import { isDirectoryFollowing, LOOPS, type Entry } from './follow.js';
 import { linkContent, parseLinkContent } from './link-file.js';
@@ -148,7 +148,7 @@ export class RegistryReader {
 
   /** True if the repository exists: its directory holds `_manifests` (it has manifests and tags). */
   async hasRepository(repo: RepoName): Promise<boolean> {
-    checkStorableName(repo, this.repoPath(repo));
+    this.checkStorable(repo);
     await this.prefetch(repo);
     const path = manifestsDir(this.v2, repo);
     const st = await this.driver.stat(path);
@@ -159,7 +159,7 @@ export class RegistryReader {
 
   /** The digest a tag points at, or undefined if the tag does not exist. */
   async tagDigest(repo: RepoName, tag: Tag): Promise<Digest | undefined> {
-    checkStorableName(repo, this.repoPath(repo));
+    this.checkStorable(repo);
     await this.prefetch(repo);
     const path = tagCurrentLinkPath(this.v2, repo, tag);
     return parseLinkContent(await linkContent(this.driver, path), path);
@@ -327,6 +327,11 @@ export class RegistryReader {
   /** The repository's directory (for messages). */
   repoPath(repo: RepoName): string {
     return repoDir(this.v2, repo);
+  }
+
+  /** NAME_INVALID for a repository the registry cannot store (checkStorableName); its path is made only then. */
+  private checkStorable(repo: RepoName): void {
+    if (!isStorableName(repo)) checkStorableName(repo, this.repoPath(repo));
   }
 
   /** On S3, list the repository's keys once (nothing on disk). */
