@@ -171,6 +171,38 @@ test('an output that cannot be created fails at once with a clear code', async (
   });
 });
 
+test('to-oci, from-oci, apply, bundle and inventory -o: an output below a file, a dangling link or a loop is OUTPUT_UNWRITABLE, as for extract', async () => {
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, ['library/busybox:1.36']);
+    const layout = join(dir, 'layout');
+    const bundle = join(dir, 'b.tar');
+    for (const args of [['to-oci', list, FIXTURE_ROOT, layout], ['bundle', list, FIXTURE_ROOT, bundle]]) {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    await writeFile(join(dir, 'a-file'), 'notes\n');
+    await symlink(join(dir, 'nowhere'), join(dir, 'dangling'));
+    await symlink('loop', join(dir, 'loop'));
+    for (const [cmd, ...args] of [
+      ['to-oci', list, FIXTURE_ROOT],
+      ['from-oci', layout],
+      ['apply', bundle],
+      ['bundle', list, FIXTURE_ROOT],
+      ['inventory', FIXTURE_ROOT, '-o'],
+    ] as const) {
+      for (const out of [join(dir, 'a-file', 'out'), join(dir, 'dangling', 'out'), join(dir, 'loop', 'out')]) {
+        const before = await snapshotTree(dir);
+        const r = await runCli([cmd, ...args, out], { timeoutMs: 20_000 });
+        assert.equal(r.code, 1, `${cmd} ${out}: ${r.stderr}`);
+        assert.match(r.stderr, /\[OUTPUT_UNWRITABLE\]/, `${cmd} ${out}`);
+        assert.doesNotMatch(r.stderr, /^\s+at /m);
+        if (out.includes('a-file')) assert.match(r.stderr, new RegExp(`"${join(dir, 'a-file')}" is not a directory`), `${cmd} ${out}: names the file`);
+        assert.deepEqual(await snapshotTree(dir), before, `${cmd} ${out}: nothing written`);
+      }
+    }
+  });
+});
+
 test("to-dir: a re-export removes only image directories it exported itself; a foreign directory with a version file stays", async () => {
   await withTempDir(async (dir) => {
     const out = join(dir, 'out');

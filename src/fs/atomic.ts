@@ -130,6 +130,19 @@ export function assertOutputDirectory(dir: string): void {
   missingDirs(dir);
 }
 
+/**
+ * Refuse (OUTPUT_UNWRITABLE) an output file whose directory is not there to write into: it
+ * lies below a file, a symbolic link to nothing or a loop, or does not exist (regfs makes no
+ * directory for a file output, as `tar -f` makes none).
+ */
+export function assertOutputFileDirectory(file: string): void {
+  const dir = dirname(resolve(file));
+  const missing = missingDirs(dir)[0];
+  if (missing === undefined) return;
+  const why = isSymlink(missing) ? `"${missing}" is a symbolic link to nothing` : `its directory "${dirname(file)}" does not exist`;
+  throw new RegfsError('OUTPUT_UNWRITABLE', `cannot write "${file}": ${why}`, { path: file });
+}
+
 function isSymlink(path: string): boolean {
   try {
     return lstatSync(path).isSymbolicLink();

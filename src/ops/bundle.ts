@@ -16,7 +16,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { digestAlgorithm, digestHex, type Digest } from '../digest.js';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
-import { readNames, removeMatching, tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
+import { assertOutputFileDirectory, readNames, removeMatching, tempPathFor, TEMP_SUFFIX } from '../fs/atomic.js';
 import { leftByDeadProcess, MARK, ownerTag } from '../fs/owner.js';
 import { readInventory } from '../inventory/read.js';
 import { OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, INDEX_FILE } from '../oci/layout.js';
@@ -439,15 +439,9 @@ function checkOutputFile(path: string): void {
   try {
     st = lstatSync(path);
   } catch (err) {
+    // A new file: its directory must be there.
+    assertOutputFileDirectory(path);
     if (errnoCode(err) !== 'ENOENT') throw ioError('reading', path, err);
-    // A new file: its directory must be there (regfs makes none for a bundle, as tar -f does not).
-    let dir;
-    try {
-      dir = statSync(dirname(path));
-    } catch (e) {
-      throw new RegfsError('IO_ERROR', `cannot write bundle "${path}": its directory ${errnoCode(e) === 'ENOENT' ? 'does not exist' : `cannot be read (${errnoCode(e)})`}`, { path, cause: e });
-    }
-    if (!dir.isDirectory()) throw new RegfsError('IO_ERROR', `cannot write bundle "${path}": "${dirname(path)}" is not a directory`, { path });
     return;
   }
   if (st.isFile() || st.isSymbolicLink()) return;

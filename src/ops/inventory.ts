@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { CHUNK } from '../bounded.js';
 import { DIGEST_ALGORITHMS, isDigest, type Digest } from '../digest.js';
 import { errnoCode, ioError, quote, RegfsError } from '../errors.js';
-import { tempPathFor } from '../fs/atomic.js';
+import { assertOutputFileDirectory, tempPathFor } from '../fs/atomic.js';
 import { canJudge, isLiveOwner, LOCK_FILE, readLockOwner } from '../fs/lock.js';
 import { InventoryWriter, type InventoryCounts, type InventorySink } from '../inventory/write.js';
 import { CONTAINERD_NAME, INDEX_FILE, OCI_LAYOUT_FILE, REF_NAME, entryName } from '../oci/layout.js';
@@ -158,8 +158,10 @@ function checkOutputFile(file: string): void {
   try {
     st = lstatSync(file, { throwIfNoEntry: false });
   } catch (err) {
+    assertOutputFileDirectory(file);
     throw ioError('reading', file, err);
   }
+  if (st === undefined) assertOutputFileDirectory(file);
   if (st === undefined || st.isFile() || st.isSymbolicLink()) return;
   if (st.isDirectory()) throw new RegfsError('OUTPUT_UNWRITABLE', `output "${file}" is a directory; -o names the inventory file`, { path: file });
   // The rename would replace a FIFO or a device node (as root, -o /dev/null would replace /dev/null).

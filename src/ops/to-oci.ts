@@ -25,7 +25,7 @@ import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import { parseJson, type JsonValue } from '../gojson.js';
-import { isTempName, OutputDirs, readNames, removeMatching, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
+import { assertOutputDirectory, isTempName, OutputDirs, readNames, removeMatching, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
 import { LOCK_FILE } from '../fs/lock.js';
 import { openImageList } from '../image-list.js';
 import { MediaTypes, referencedBlobs, type Manifest } from '../manifest.js';
@@ -274,6 +274,7 @@ export function readLayout(dir: string): { index: IndexDocument | undefined } {
     st = lstatSync(dir);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return { index: undefined };
+    assertOutputDirectory(dir); // below a file, or through a loop: OUTPUT_UNWRITABLE
     throw ioError('reading', dir, err);
   }
   if (!st.isDirectory()) throw new RegfsError('NOT_OCI_LAYOUT', `"${dir}" exists and is not a directory`, { path: dir });
