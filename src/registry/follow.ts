@@ -177,6 +177,8 @@ export interface DataStat {
   size: number;
   /** Undefined for a regular file; otherwise what it is ("a FIFO", "a directory" …), for messages. */
   notRegular: string | undefined;
+  /** For a directory (reached through symbolic links or not), its modification time. */
+  dirMtime?: Date;
 }
 
 /**
@@ -190,6 +192,7 @@ export function statData(path: string): DataStat | undefined {
   try {
     st = lstatSync(path);
     if (st.isSymbolicLink()) st = statSync(path);
+    else if (st.isDirectory()) return { path, size: st.size, notRegular: 'a directory', dirMtime: st.mtime };
     else return { path, size: st.size, notRegular: st.isFile() ? undefined : fileKind(st) };
   } catch (err) {
     const code = errnoCode(err);
@@ -197,6 +200,7 @@ export function statData(path: string): DataStat | undefined {
     if (code === 'ELOOP') return { path, size: 0, notRegular: LOOPS };
     throw ioError('reading blob', path, err);
   }
+  if (st.isDirectory()) return { path, size: st.size, notRegular: 'a symbolic link to a directory', dirMtime: st.mtime };
   if (!st.isFile()) return { path, size: st.size, notRegular: `a symbolic link to ${fileKind(st)}` };
   try {
     return { path: realpathSync.native(path), size: st.size, notRegular: undefined };

@@ -468,6 +468,9 @@ function placeBlob(dest: string, dirs: OutputDirs, src: BlobSource, linker: Link
 }
 
 function placeBlobData(dest: string, src: BlobSource, linker: Linker): PlaceOutcome | 'written' {
+  // A hard link makes no temp file: link(2) itself says EEXIST for data already there, which
+  // the linker then checks for its size (no lstat first: a new output has none).
+  if ('path' in src && linker.current === 'hardlink') return linker.place(src.path, dest, src.size);
   // Data already there, of its size, is kept without a temp file beside it (a re-run, from-oci
   // and apply of blobs the output holds), so its directory is left as it was, mtime too.
   if (isFileOfSize(dest, src.size)) return 'exists';

@@ -7,14 +7,14 @@
  * (fs/link.ts: reflink, hard link or copy). The calls are synchronous underneath, as
  * everywhere in regfs's metadata I/O (docs/performance.md).
  */
-import { createReadStream, createWriteStream, lstatSync, linkSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, linkSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { ioError, RegfsError } from '../errors.js';
 import { OutputDirs, tempPathFor, writeFileAtomicSync } from '../fs/atomic.js';
 import { createLinker, landWithoutReplacing, type Linker, type PlaceOutcome } from '../fs/link.js';
-import { aliasScore, directoryId, isDirectoryFollowing, listEntries, LOOPS, statData } from '../registry/follow.js';
+import { aliasScore, directoryId, isDirectoryFollowing, listEntries, statData } from '../registry/follow.js';
 import { readRegularFile } from '../registry/link-file.js';
 import type { ChildEntry, Content, FileInfo, PlaceOptions, StorageDriver, WalkEntry } from './driver.js';
 
@@ -57,8 +57,8 @@ export class FsStorage implements StorageDriver {
     const st = statData(path);
     if (st === undefined) return undefined;
     if (st.notRegular === undefined) return st.path === path ? { kind: 'file', size: st.size } : { kind: 'file', size: st.size, real: st.path };
-    // A symbolic link that loops leads nowhere: it is no directory (and statSync would throw).
-    if (st.notRegular !== LOOPS && isDirectoryFollowing(path)) return { kind: 'directory', mtime: statSync(path).mtime, what: st.notRegular };
+    // One lstat for a directory (a repository's `_manifests`), and a stat more through a link.
+    if (st.dirMtime !== undefined) return { kind: 'directory', mtime: st.dirMtime, what: st.notRegular };
     return { kind: 'other', what: st.notRegular, size: st.size };
   }
 
