@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, openSync } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PROBLEMS_SHOWN } from '../src/cli/output.js';
@@ -165,6 +165,45 @@ test('cli: "-" as the tree a command writes is a usage error, not a directory na
     assert.match(inv.stdout, /\S/, 'the inventory went to standard output');
     assert.match(inv.stderr, /to standard output; /);
     await assert.rejects(stat(join(t.dir, '-')), 'no file named "-" was written');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('cli: an empty argument (an unset "$OUT" in a script) is a usage error naming it, never the current directory', async () => {
+  const t = await tempDir();
+  try {
+    const work = join(t.dir, 'cwd');
+    await mkdir(work);
+    const list = join(t.dir, 'images.list');
+    await writeFile(list, 'team/app:v1\n');
+    const layout = join(t.dir, 'layout');
+    assert.equal((await runCli(['to-oci', list, FIXTURE_ROOT, layout])).code, 0);
+    const bundle = join(t.dir, 'b.tar');
+    assert.equal((await runCli(['bundle', list, FIXTURE_ROOT, bundle])).code, 0);
+    const cases: Array<[string[], string]> = [
+      [['extract', list, FIXTURE_ROOT, ''], 'OUT'],
+      [['extract', list, '', join(t.dir, 'o')], 'SRC'],
+      [['extract', '', FIXTURE_ROOT, join(t.dir, 'o')], 'LIST'],
+      [['to-dir', list, FIXTURE_ROOT, ''], 'OUT'],
+      [['to-oci', list, FIXTURE_ROOT, ''], 'LAYOUT'],
+      [['from-oci', layout, ''], 'DEST'],
+      [['apply', bundle, ''], 'DEST'],
+      [['bundle', list, FIXTURE_ROOT, ''], 'BUNDLE'],
+      [['inventory', FIXTURE_ROOT, '-o', ''], '--output'],
+      [['gc', '', '--apply'], 'ROOT'],
+      [['verify', FIXTURE_ROOT, '--list', ''], '--list'],
+    ];
+    for (const [args, what] of cases) {
+      const r = await runCli(args, { cwd: work });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^error: ${what} is empty: .* \\[USAGE\\]$`, 'm'), args.join(' '));
+      noStack(r.stderr);
+      assert.deepEqual(await readdir(work), [], `${args.join(' ')}: nothing written into the current directory`);
+    }
+    const json = await runCli(['extract', list, FIXTURE_ROOT, '', '--json'], { cwd: work });
+    assert.equal(json.code, 2);
+    assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'USAGE');
   } finally {
     await t.cleanup();
   }

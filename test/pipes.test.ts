@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf } from '../src/digest.js';
@@ -294,8 +294,9 @@ test('stdin: a directory given as standard input (`< DIR`) is refused (LIST_UNRE
 
 test('stdin: an empty argument is not standard input, and a stray `-` is named as typed', async () => {
   const r = await runCli(['extract', '', root, join(dir, 'never')], { stdin: 'big/repo:t1\n' });
-  assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /\[LIST_UNREADABLE\]/);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^error: LIST is empty: .* \[USAGE\]$/m);
+  assert.equal(existsSync(join(dir, 'never')), false);
   const u = await runCli(['ls', root, 'big/**', '-']);
   assert.equal(u.code, 2);
   assert.match(u.stderr, /Unknown argument: -( |$)/m);

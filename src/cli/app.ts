@@ -21,6 +21,7 @@ import * as inventoryCmd from './commands/inventory.js';
 import * as bundleCmd from './commands/bundle.js';
 import { ExitCode, processIo, RunOutput, withColor, type Io } from './output.js';
 import { colorFlag } from './color.js';
+import { emptyArgument } from './commands/shared.js';
 import { closeStorage, configureStorage } from '../storage/config.js';
 
 interface CommandModule<A> {
@@ -94,6 +95,7 @@ async function parse(argv: string[], name: string | undefined, io: Io, state: { 
     y.command(mod.command, mod.describe, (yy) => valuesRequired(mod.builder(yy)), async (args) => {
       const run = (state.run = new RunOutput(io, commandName(mod.command), args['json'] === true));
       checkBooleanValues(argv, args);
+      checkNoEmptyValues(mod.command, args);
       configureStorage({ s3Endpoint: args['s3-endpoint'] as string | undefined, jobs: args['jobs'] as number | undefined });
       exitCode = await mod.handler(fromStdinToken(args) as A, io, run);
       run.endProblems();
@@ -207,6 +209,22 @@ function checkBooleanValues(argv: string[], args: Record<string, unknown>): void
     const m = /^--([^=]+)=(.*)$/s.exec(a);
     if (m === null || typeof args[m[1]!] !== 'boolean' || m[2] === 'true' || m[2] === 'false') continue;
     throw new RegfsError('USAGE', `--${m[1]!} is true or false, not ${quote(m[2]!)}: give --${m[1]!} or --no-${m[1]!}`);
+  }
+}
+
+/**
+ * An empty argument or option value (`regfs extract LIST SRC "$OUT"` with OUT unset) is a
+ * usage error naming it: an empty path names no file (POSIX), and Node would take it for
+ * the current directory, where a command would then read or write.
+ */
+function checkNoEmptyValues(spec: string, args: Record<string, unknown>): void {
+  const positionals = new Set([...spec.matchAll(/[<[]([^>\].]+)/g)].map((m) => m[1]!));
+  for (const [k, v] of Object.entries(args)) {
+    // `_` and `$0` are yargs's own; a one-letter key is an alias (-o) and a camelCase one
+    // repeats a kebab-case option: each option is named once, by its long name.
+    // A variadic positional (to-dir's LIST SRC OUT) is its command's to name, word by word.
+    if (k === '_' || k === '$0' || k.length === 1 || /[A-Z]/.test(k) || v !== '') continue;
+    throw emptyArgument(positionals.has(k) ? k.toUpperCase() : `--${k}`);
   }
 }
 

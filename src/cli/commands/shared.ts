@@ -117,6 +117,14 @@ export function verifiedLine(verify: boolean, bytes: number): string {
 }
 
 /**
+ * An empty argument (`"$OUT"` with OUT unset): a usage error naming it. An empty path names
+ * no file (POSIX); Node would take it for the current directory.
+ */
+export function emptyArgument(what: string): RegfsError {
+  return new RegfsError('USAGE', `${what} is empty: an empty string names no file (. is the current directory)`);
+}
+
+/**
  * The tree a command writes (OUT, DEST, LAYOUT): `-`, which names standard input or output
  * elsewhere, is a usage error here rather than a directory named "-" made in the working
  * directory.

@@ -4,7 +4,7 @@ import { escapeControl, RegfsError } from '../../errors.js';
 import type { ToDirResult } from '../../ops/to-dir.js';
 import { DIGEST_FILE } from '../../defaults.js';
 import { alignColumns, clonedPart, formatBytes, contentCell, leftOutPart, renderReferrers, type Io, type RunOutput } from '../output.js';
-import { examples, finishWrite, runWithProgress, treeOutput, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
+import { emptyArgument, examples, finishWrite, runWithProgress, treeOutput, withReferrersOption, withRepairOption, withWriteOptions, type ReferrersArgs, type RepairArgs, type WriteArgs } from './shared.js';
 
 interface ToDirArgs extends WriteArgs, RepairArgs, ReferrersArgs {
   paths: string[];
@@ -41,6 +41,7 @@ export async function handler(args: ToDirArgs, _io: Io, run: RunOutput): Promise
     throw new RegfsError('USAGE', args.image === undefined ? 'to-dir takes LIST SRC OUT (or --image REF SRC DIR)' : 'to-dir --image REF takes SRC DIR');
   }
   const [list, src, out] = args.image === undefined ? args.paths : [undefined, ...args.paths];
+  for (const [value, what] of [[list, 'LIST'], [src, 'SRC'], [out, args.image === undefined ? 'OUT' : 'DIR']] as const) if (value === '') throw emptyArgument(what);
   const output = treeOutput(out!, args.image === undefined ? 'OUT' : 'DIR');
   const result: ToDirResult = await runWithProgress(run, args, (opts) =>
     toDir({
