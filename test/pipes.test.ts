@@ -202,9 +202,12 @@ test('pipes: stdout on a full disk is an error (IO_ERROR, exit 1), not a crash; 
 test('pipes: stdout on a full disk makes exit 1 also for a run that would exit 3 or 4, and no summary says the output went out', async () => {
   const missing = join(dir, 'one-missing.list');
   await writeFile(missing, 'big/repo:t0\nbig/repo:nosuchtag\n');
+  const one = join(dir, 'one.list');
+  await writeFile(one, 'big/repo:t0\n');
   const fd = openSync('/dev/full', 'w');
   try {
     for (const args of [
+      ['bundle', one, root, '-'],
       ['verify', damaged, '--fast'],
       ['verify', damaged, '--fast', '--json'],
       ['extract', missing, root, join(dir, 'full-stdout-extract'), '--keep-going', '--json'],
@@ -215,6 +218,7 @@ test('pipes: stdout on a full disk makes exit 1 also for a run that would exit 3
       assert.match(r.stderr, /^error: cannot write to standard output: .*ENOSPC.* \[IO_ERROR\]$/m, args.join(' '));
       assert.doesNotMatch(r.stderr, /to standard output; /, `${args.join(' ')}: no summary of a write that failed`);
       assert.equal(r.stderr.split('cannot write to standard output').length - 1, 1, `${args.join(' ')}: the error once`);
+      assert.equal(r.stderr.match(/^error: .*standard output/gm)?.length, 1, `${args.join(' ')}: one line says so (bundle's own write too): ${r.stderr}`);
     }
   } finally {
     closeSync(fd);

@@ -35,8 +35,8 @@ export interface Io {
    * when unset, decided from the environment alone on first use.
    */
   color?: ChalkInstance;
-  /** True once a write to stdout has failed (not for EPIPE: the reader has gone); undefined where not watched. */
-  stdoutFailed?: () => boolean;
+  /** The error a write to stdout failed with, once one has (not EPIPE: the reader has gone); undefined where not watched. */
+  stdoutError?: () => unknown;
 }
 
 /**
@@ -71,7 +71,7 @@ export function withColor(io: Io, flag: () => boolean | undefined, env: NodeJS.P
     get color() {
       return (color ??= new Chalk({ level: colorLevel(io.stderr, env, flag()) }));
     },
-    stdoutFailed: io.stdoutFailed,
+    stdoutError: io.stdoutError,
   };
 }
 
@@ -92,7 +92,7 @@ function paint(io: Io): ChalkInstance {
  */
 export function guardedProcessIo(onFailure: () => void, colorFlag: () => boolean | undefined): Io {
   const guarded = new Set<NodeJS.WritableStream>();
-  let stdoutFailed = false;
+  let stdoutError: unknown;
   const io: Io = withColor(
     {
       get stdout() {
@@ -101,7 +101,7 @@ export function guardedProcessIo(onFailure: () => void, colorFlag: () => boolean
       get stderr() {
         return use(process.stderr, 'standard error');
       },
-      stdoutFailed: () => stdoutFailed,
+      stdoutError: () => stdoutError,
     },
     colorFlag,
   );
@@ -112,8 +112,8 @@ export function guardedProcessIo(onFailure: () => void, colorFlag: () => boolean
         if (errnoCode(err) === 'EPIPE') return;
         onFailure();
         // Reported once: every later write fails the same way.
-        if (name !== 'standard output' || stdoutFailed) return;
-        stdoutFailed = true;
+        if (name !== 'standard output' || stdoutError !== undefined) return;
+        stdoutError = err;
         printError(io, new RegfsError('IO_ERROR', `cannot write to ${name}: ${errnoCode(err) ?? String(err)}`, { cause: err }));
       });
     }
@@ -382,7 +382,9 @@ export class RunOutput {
 
   /** A run that failed: its problems and message on stderr, and the JSON document's end. */
   fail(exitCode: number, err: RegfsError): void {
-    printError(this.io, err, this.printer);
+    // A command that failed because standard output did (bundle -): reported once, when it did.
+    const stdoutError = this.io.stdoutError?.();
+    if (stdoutError === undefined || err.cause !== stdoutError) printError(this.io, err, this.printer);
     this.json?.fail(exitCode, err);
   }
 }

@@ -37,7 +37,7 @@ export async function handler(args: InventoryArgs, io: Io, run: RunOutput): Prom
   const r: InventoryResult = await inventory({ root: args.root, output: file ?? io.stdout, onWarning: (m) => printWarning(io, m) });
   if (args.json) run.finishJson(ExitCode.ok, r);
   // Not when standard output failed (its error is on stderr): the inventory did not go out.
-  else if (file !== undefined || io.stdoutFailed?.() !== true) io.stderr.write(`${summary(r)}\n`);
+  else if (file !== undefined || io.stdoutError?.() === undefined) io.stderr.write(`${summary(r)}\n`);
   return ExitCode.ok;
 }
 
