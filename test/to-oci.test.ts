@@ -221,6 +221,35 @@ test('to-oci: a missing image, a bad output: clear errors, nothing written; --ke
   });
 });
 
+test('to-oci and apply: LAYOUT a symbolic link to a directory is written through, as an extract OUT is (the path as named is the user\'s choice); a link to nothing is OUTPUT_UNWRITABLE', async () => {
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, ['library/busybox:1.36']);
+    const bundle = join(dir, 'b.tar');
+    assert.equal((await runCli(['bundle', list, FIXTURE_ROOT, bundle])).code, 0);
+    for (const [cmd, args] of [['to-oci', [list, FIXTURE_ROOT]], ['apply', [bundle]]] as const) {
+      const real = join(dir, `${cmd}-real`);
+      const link = join(dir, `${cmd}-link`);
+      // apply merges into a layout that is there (into an empty directory it writes registry storage).
+      if (cmd === 'apply') assert.equal((await runCli(['to-oci', list, FIXTURE_ROOT, real])).code, 0);
+      else await mkdir(real);
+      await symlink(real, link);
+      for (const pass of ['new', 'again']) {
+        const r = await runCli([cmd, ...args, link]);
+        assert.equal(r.code, 0, `${cmd} ${pass}: ${r.stderr}`);
+      }
+      assert.deepEqual((await readdir(real)).sort(), ['blobs', 'index.json', 'oci-layout'], `${cmd}: the layout is in the link's target`);
+      const index = JSON.parse(await readFile(join(real, 'index.json'), 'utf8')) as { manifests: unknown[] };
+      assert.equal(index.manifests.length, 1, `${cmd}: one entry after two runs`);
+      const dangling = join(dir, `${cmd}-dangling`);
+      await symlink(join(dir, 'nowhere'), dangling);
+      const d = await runCli([cmd, ...args, dangling]);
+      assert.equal(d.code, 1, d.stderr);
+      assert.match(d.stderr, /symbolic link to nothing \[OUTPUT_UNWRITABLE\]/, cmd);
+      assert.equal(existsSync(join(dir, 'nowhere')), false);
+    }
+  });
+});
+
 test('to-oci: a FIFO where index.json or oci-layout goes is refused at once, named as what it is; two runs at once leave one entry', async () => {
   await withTempDir(async (dir) => {
     const good = await writeListFile(dir, ['library/busybox:1.36']);
@@ -276,6 +305,10 @@ test('to-oci: an index.json holding what a rewrite would change (an integer past
       ['a number below a double', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"com.example.tiny":1e-400}`],
       ['more digits than a double', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"com.example.w":0.10000000000000000000001}`],
       ['a byte that is no UTF-8', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}],"com.example.s":"\xff"}`],
+      // Go matches a struct's keys case-insensitively: "Manifests" is manifests (the later wins).
+      ['a field in another case', `{"schemaVersion":2,"manifests":[],"Manifests":[${foreign.replace('SIZE', '1')}]}`],
+      ['a field in another case alone', `{"SchemaVersion":2,"manifests":[${foreign.replace('SIZE', '1')}]}`],
+      ['a descriptor field in another case', `{"schemaVersion":2,"manifests":[${foreign.replace('SIZE', '1').replace('"size"', '"Size":2,"size"')}]}`],
     ];
     for (const [label, text] of cases) {
       const layout = join(dir, label.replaceAll(' ', '-'));

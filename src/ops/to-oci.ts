@@ -18,13 +18,13 @@
  * (bounded memory), each into a temp file beside its place.
  */
 import { isUtf8 } from 'node:buffer';
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { forEachChunked } from '../bounded.js';
 import { errnoCode, ioError, Problems, quote, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
-import { parseJson, type JsonValue } from '../gojson.js';
+import { foldKey, parseJson, type JsonValue } from '../gojson.js';
 import { assertOutputDirectory, isTempName, OutputDirs, readNames, removeMatching, TEMP_SUFFIX, writeFileAtomicSync } from '../fs/atomic.js';
 import { LOCK_FILE } from '../fs/lock.js';
 import { openImageList } from '../image-list.js';
@@ -239,7 +239,7 @@ export async function writeLayout(
   const now = mergeIndex(readLayout(layout).index, entries);
   const s: ToOciStats = { blobsCloned: 0, blobsLinked: 0, blobsCopied: 0, blobsExisting: 0, blobsWritten: 0, bytes: 0, bytesCopied: 0, ...now.counts, tempFilesRemoved: 0 };
   // What a killed run left: its temp files, which no other regfs run can be writing (the lock is ours).
-  s.tempFilesRemoved = removeTempFiles([layout, ...(existsSync(join(layout, 'blobs')) ? readNames(join(layout, 'blobs')).map((a) => join(layout, 'blobs', a)) : [])]);
+  s.tempFilesRemoved = removeTempFiles(layout, existsSync(join(layout, 'blobs')) ? readNames(join(layout, 'blobs')).map((a) => join(layout, 'blobs', a)) : []);
   // 1. Every blob, manifests included; 2. the layout marker; 3. index.json, last and whole.
   if (blobs.size > 0) opts.dirs.ensure(ociBlobDir(layout, blobs.keys().next().value!));
   // One write phase: every blob, then index.json.
@@ -271,7 +271,10 @@ function write(path: string, data: string): void {
 export function readLayout(dir: string): { index: IndexDocument | undefined } {
   let st;
   try {
-    st = lstatSync(dir);
+    // The layout's own path is the user's choice and may go through symbolic links (as an
+    // extract's OUT may); below it, nothing is followed. A link to nothing is made no
+    // directory through: the write refuses it (OUTPUT_UNWRITABLE).
+    st = statSync(dir);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return { index: undefined };
     assertOutputDirectory(dir); // below a file, or through a loop: OUTPUT_UNWRITABLE
@@ -316,7 +319,7 @@ export function readLayout(dir: string): { index: IndexDocument | undefined } {
   } catch (err) {
     throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is not JSON as Go reads it: ${(err as Error).message}`, { path: indexPath });
   }
-  const lost = notKept(parsed, 'index.json');
+  const lost = notKept(parsed, 'index.json') ?? fieldInAnotherCase(parsed, INDEX_FIELDS, 'index.json');
   if (lost !== undefined) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" holds ${lost}, which regfs would not write back as it is (it rewrites index.json whole); nothing was written`, { path: indexPath });
   const manifests = (doc as { manifests?: unknown } | null)?.manifests;
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || (doc as { schemaVersion?: unknown }).schemaVersion !== 2 || !Array.isArray(manifests)) {
@@ -356,6 +359,37 @@ function notKept(doc: JsonValue, name: string): string | undefined {
   return undefined;
 }
 
+/** The fields of index.json's structs as Go decodes them (image-spec's Index, Descriptor, Platform): name → nested struct, or null. */
+type Fields = { readonly [name: string]: Fields | null };
+const PLATFORM_FIELDS: Fields = { architecture: null, os: null, 'os.version': null, 'os.features': null, variant: null, features: null };
+const DESCRIPTOR_FIELDS: Fields = { mediaType: null, digest: null, size: null, urls: null, annotations: null, data: null, platform: PLATFORM_FIELDS, artifactType: null };
+const INDEX_FIELDS: Fields = { schemaVersion: null, mediaType: null, artifactType: null, manifests: DESCRIPTOR_FIELDS, subject: DESCRIPTOR_FIELDS, annotations: null };
+
+/**
+ * A key of index.json's structs spelled in another case than its field (`"Manifests"`), which
+ * Go's encoding/json (skopeo, and regfs's own from-oci) reads as that field, where the
+ * rewrite would keep it as a key of its own: described with where it is. Undefined if none.
+ */
+function fieldInAnotherCase(v: JsonValue, fields: Fields, at: string): string | undefined {
+  if (v.t !== 'object') return undefined;
+  for (const [k, item] of v.entries) {
+    const nested = Object.hasOwn(fields, k) ? fields[k] : undefined;
+    if (nested === undefined) {
+      const field = Object.keys(fields).find((f) => foldKey(f) === foldKey(k));
+      if (field !== undefined) return `the key ${quote(k)} in ${at} (Go's JSON decoder, skopeo's and from-oci's, reads it as ${quote(field)})`;
+      continue;
+    }
+    if (nested === null) continue;
+    // A struct, or a list of them (manifests): structs nest three deep at most, whatever the document does.
+    const items = item.t === 'array' ? item.items.map((e, i) => [e, `${at}.${k}[${i}]`] as const) : [[item, `${at}.${k}`] as const];
+    for (const [e, where] of items) {
+      const found = fieldInAnotherCase(e, nested, where);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
 /** A JSON number's exact decimal value, in one spelling: `1.50e2`, `150` and `1.5E+2` are all `15e1`. */
 function decimalValue(raw: string): string {
   const m = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/.exec(raw);
@@ -375,10 +409,11 @@ function decimalValue(raw: string): string {
  * how many. Not the lock's (`.regfs.lock.<pid>-<tag>.<hex>.regfs-tmp`): another run, alive, writes one
  * before it finds the lock taken, and the lock removes those of runs that are gone.
  */
-function removeTempFiles(dirs: string[]): number {
+function removeTempFiles(layout: string, below: string[]): number {
   let n = 0;
-  for (const dir of dirs) {
-    if (lstatSync(dir).isDirectory()) n += removeMatching(dir, (name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX) && !name.startsWith(`${LOCK_FILE}.`));
+  // The layout itself as named (through links, as the user chose it); below it, real directories only.
+  for (const [dir, st] of [[layout, statSync(layout)], ...below.map((d) => [d, lstatSync(d)] as const)] as const) {
+    if (st.isDirectory()) n += removeMatching(dir, (name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX) && !name.startsWith(`${LOCK_FILE}.`));
   }
   return n;
 }
