@@ -107,6 +107,14 @@ test('verify: every kind of damage, each with its path and code, past every bad 
       await unlink(linked);
       await symlink(join(t.dir, 'outside'), linked);
     });
+    // Stray entries under blobs/ that no blob is: a file, a directory of no digest algorithm,
+    // an entry beside a blob's data. The registry ignores them; gc leaves them.
+    const strayFile = join(v2, 'blobs', 'stray');
+    await plant('BLOB_INVALID', strayFile, () => writeFile(strayFile, 'hi'));
+    const noAlg = join(v2, 'blobs', 'md5');
+    await plant('BLOB_INVALID', noAlg, () => mkdir(noAlg));
+    const beside = join(layout.blobDir(v2, a320.layers[0]!.digest), 'extra');
+    await plant('BLOB_INVALID', beside, () => writeFile(beside, 'x'));
     // Leftovers: temp files of interrupted writes (regfs's and distribution v3.1's), trash, a stale upload, a stale lock.
     const tmp1 = join(layout.blobDir(v2, v1.config.digest), '.data.123.abc.regfs-tmp');
     await plant('TEMP_FILE', tmp1, () => writeFile(tmp1, 'x'));

@@ -75,7 +75,7 @@ export interface BlobEntry {
 /** Something in the tree that is not where or what it should be. */
 export interface Stray {
   path: string;
-  kind: 'temp' | 'empty' | 'misplaced-blob' | 'bad-repository-name' | 'bad-tag-name' | 'tag-not-directory' | 'not-directory' | 'loop' | 'alias';
+  kind: 'temp' | 'empty' | 'misplaced-blob' | 'blob-extra' | 'bad-repository-name' | 'bad-tag-name' | 'tag-not-directory' | 'not-directory' | 'loop' | 'alias';
 }
 
 export interface StorageScan {
@@ -113,7 +113,7 @@ async function scanBlobs(driver: StorageDriver, strays: Stray[]): Promise<Map<Di
   const listEntries = (dir: string) => driver.list(dir);
   for (const alg of await listEntries(base)) {
     if (!alg.dir || !(alg.name in DIGEST_ALGORITHMS)) {
-      if (isTempName(alg.name)) strays.push({ path: join(base, alg.name), kind: 'temp' });
+      strays.push({ path: join(base, alg.name), kind: isTempName(alg.name) ? 'temp' : 'misplaced-blob' });
       continue;
     }
     for (const fan of await listEntries(join(base, alg.name))) {
@@ -143,7 +143,7 @@ async function scanBlobs(driver: StorageDriver, strays: Stray[]): Promise<Map<Di
             const st = await driver.stat(path);
             if (st?.kind === 'file') data = { path: st.real ?? path, size: st.size, regular: true, what: undefined };
             else if (st !== undefined) data = { path, size: st.kind === 'other' ? (st.size ?? 0) : 0, regular: false, what: st.kind === 'directory' ? (st.what ?? 'a directory') : st.what };
-          } else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
+          } else strays.push({ path: join(dir, e.name), kind: isTempName(e.name) ? 'temp' : 'blob-extra' });
         }
         out.set(d, { digest: d, dir, data });
       }
