@@ -642,3 +642,24 @@ test('from-oci: index.json keys are matched as Go matches them (skopeo agrees): 
     assert.deepEqual(r.images.map((i) => `${i.repo}:${i.tag}@${i.digest}`), [`${name.split(':')[0]}:${name.split(':')[1]}@${entry.digest}`], label);
   }
 });
+
+test('from-oci and inventory: an index.json without manifests, or with "manifests": null, is an empty index as Go decodes it (0 images), as "manifests": [] is', async () => {
+  for (const [label, text] of [
+    ['missing', '{"schemaVersion":2}'],
+    ['null', '{"schemaVersion":2,"manifests":null}'],
+    ['empty', '{"schemaVersion":2,"manifests":[]}'],
+  ]) {
+    const l = await copyLayout(single, `no-manifests-${label}`);
+    await writeFile(join(l, 'index.json'), text);
+    const dest = join(t.dir, `no-manifests-${label}-dest`);
+    const r = await runCli(['from-oci', l, dest]);
+    assert.equal(r.code, 0, `${label}: ${r.stderr}`);
+    assert.match(r.stderr + r.stdout, /imported 0 images/, label);
+    const inv = await runCli(['inventory', l]);
+    assert.equal(inv.code, 0, `${label}: ${inv.stderr}`);
+  }
+  // A document that is an image manifest (config and layers), as index.json, stays refused.
+  const l = await copyLayout(single, 'no-manifests-image');
+  await writeFile(join(l, 'index.json'), '{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:' + 'a'.repeat(64) + '","size":2},"layers":[]}');
+  await refused([l, join(t.dir, 'no-manifests-image-dest')], 'MANIFEST_INVALID', join(t.dir, 'no-manifests-image-dest'));
+});

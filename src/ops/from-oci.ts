@@ -666,6 +666,7 @@ async function readImages(
 
 /** index.json's entries: each a descriptor and its annotations. MANIFEST_INVALID if it is not an image index. */
 export function parseIndex(index: { raw: Buffer; where: string }): Array<{ desc: Descriptor; annotations: Record<string, string> | undefined }> {
+  if (isEmptyIndex(index.raw)) return [];
   let m: Manifest;
   try {
     m = parseManifestContent(index.raw, digestOf(index.raw), index.where);
@@ -684,6 +685,30 @@ export function parseIndex(index: { raw: Buffer; where: string }): Array<{ desc:
     return { desc, annotations: a === null || a === undefined ? undefined : Object.fromEntries(a) };
   });
 }
+
+/**
+ * index.json with no manifests (none, or null), nor an image manifest's config or layers:
+ * Go decodes it into an image index with no entries, as skopeo reads it. (A manifest without
+ * a media type reads as an image manifest when it has no manifests array; index.json is an
+ * index by what it is.)
+ */
+function isEmptyIndex(raw: Buffer): boolean {
+  let doc;
+  try {
+    doc = parseJson(raw.toString('utf8'));
+  } catch {
+    return false;
+  }
+  const { value, errors } = goDecode(doc, EMPTY_INDEX_CHECK);
+  const v = value as { schemaVersion: bigint; mediaType: string; manifests: unknown; config: unknown; layers: unknown };
+  return errors.length === 0 && v.schemaVersion === 2n && (v.mediaType === '' || v.mediaType === MediaTypes.ociIndex) && v.manifests === null && v.config === null && v.layers === null;
+}
+
+const ANY_STRUCT: GoType = { k: 'struct', fields: {} };
+const EMPTY_INDEX_CHECK: GoType = {
+  k: 'struct',
+  fields: { schemaVersion: { k: 'int' }, mediaType: { k: 'string' }, manifests: { k: 'slice', elem: ANY_STRUCT }, config: { k: 'ptr', elem: ANY_STRUCT }, layers: { k: 'slice', elem: ANY_STRUCT } },
+};
 
 /** What of index.json parseIndex reads besides the descriptors: each entry's annotations. */
 const INDEX_ANNOTATIONS: GoType = { k: 'struct', fields: { manifests: { k: 'slice', elem: { k: 'struct', fields: { annotations: { k: 'map', elem: { k: 'string' } } } } } } };
