@@ -141,6 +141,9 @@ test('link files: exactly the digest, no newline; malformed content is LINK_INVA
       await writeFile(p, bad);
       assert.throws(() => readLink(p), (e) => isRegfsError(e, 'LINK_INVALID') && e.path === p, JSON.stringify(bad.slice(0, 20)));
     }
+    // Bytes past ASCII are shown as bytes (a byte order mark is \xef\xbb\xbf), not as Latin-1 letters.
+    await writeFile(p, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`sha256:${'c'.repeat(64)}`)]));
+    assert.throws(() => readLink(p), (e) => isRegfsError(e, 'LINK_INVALID') && e.message.includes('found "\\xef\\xbb\\xbfsha256:ccc'), 'the BOM as bytes');
     assert.deepEqual(await readdir(join(dir, 'x')), ['link']);
   });
 });

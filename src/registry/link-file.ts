@@ -132,8 +132,13 @@ export function parseLinkContent(buf: Uint8Array | undefined, path: string): Dig
   // A link read through a symbolic link may be any file, whose content is nobody's business
   // in a message: it is not quoted (checked on this error path only).
   else if (isSymbolicLink(path)) why = `want "sha256:<64 hex>" with no newline, found ${buf.length} bytes that are not one (through a symbolic link; not shown)`;
-  else why = `want "sha256:<64 hex>" with no newline, found ${JSON.stringify(text.slice(0, 80) || `${buf.length} bytes`)}`;
+  else why = `want "sha256:<64 hex>" with no newline, found ${asBytes(JSON.stringify(text.slice(0, 80)))}`;
   throw new RegfsError('LINK_INVALID', `malformed link "${path}": ${why}`, { path });
+}
+
+/** Latin-1 text of raw bytes with each byte past ASCII as `\xNN`: a byte order mark reads `\xef\xbb\xbf`, not `ï»¿`. */
+function asBytes(latin1: string): string {
+  return latin1.replace(/[\x7f-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function isSymbolicLink(path: string): boolean {
