@@ -648,7 +648,7 @@ test('from-oci and inventory: an index.json without manifests, or with "manifest
     ['missing', '{"schemaVersion":2}'],
     ['null', '{"schemaVersion":2,"manifests":null}'],
     ['empty', '{"schemaVersion":2,"manifests":[]}'],
-  ]) {
+  ] as const) {
     const l = await copyLayout(single, `no-manifests-${label}`);
     await writeFile(join(l, 'index.json'), text);
     const dest = join(t.dir, `no-manifests-${label}-dest`);

@@ -238,9 +238,18 @@ describe('verify and gc on S3-backed registry storage', { timeout: 900_000 }, ()
     const stray = randomBytes(3000);
     const strayDigest = `sha256:${createHash('sha256').update(stray).digest('hex')}`;
     await t.put(blobRel(strayDigest), stray);
+    // Someone's files in directories gc deletes (a blob's, a revision link's): they are not
+    // regfs's to delete, and stay, with their directories.
+    const v2Hex = w.digests.get('team/app:v2')!.slice('sha256:'.length);
+    const foreign = [join(dirname(blobRel(strayDigest)), 'notes'), `repositories/team/app/_manifests/revisions/sha256/${v2Hex}/notes`];
+    for (const f of foreign) await t.put(f, Buffer.from('mine\n'));
 
     const [s3, disk] = await both(t, ['gc', '-m', '--apply', '--json'], ['gc', '-m', '--apply', '--json']);
     assert.equal(withoutUploads(s3), disk);
+    for (const f of foreign) assert.equal((await t.read(f)).toString(), 'mine\n', `${f} stays on disk`);
+    const left = new Set([...(await w.keysOf('dst', 'gc')).keys()].map((k) => relative(`gc/${V2}`, k)));
+    for (const f of foreign) assert.ok(left.has(f), `${f} stays on S3`);
+    for (const gone of [blobRel(strayDigest), `repositories/team/app/_manifests/revisions/sha256/${v2Hex}/link`]) assert.ok(!left.has(gone), `${gone} is deleted`);
     const result = JSON.parse(s3) as { applied: boolean; blobs: Array<{ digest: string }>; manifests: Array<{ digest: string }> };
     assert.ok(result.applied);
     assert.ok(result.blobs.some((b) => b.digest === strayDigest));

@@ -5,10 +5,11 @@
  * moved to `outside` with a relative symlink left behind (so a copy of the root made at the
  * same depth still resolves them); link files moved the same way; a repository given a second
  * name by a symlink (an alias); FIFOs; truncated blobs; a first name component in upper case;
- * a tag directory renamed to a name that is no tag, or replaced by a file.
+ * a tag directory renamed to a name that is no tag, or replaced by a file; a stray file or
+ * directory under blobs/ that is no blob.
  */
 import { execFile } from 'node:child_process';
-import { appendFileSync, existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { FILE_KINDS, type Kind, type Kinds } from './kinds.js';
@@ -134,6 +135,27 @@ async function damageOne(kind: Kind, root: string, outside: string, rand: () => 
       if (existsSync(bad)) return undefined;
       renameSync(tag, bad);
       return `${rel(tag)} -> ${rel(bad)}`;
+    }
+    case 'blob-stray': {
+      // Someone's file where no blob is: the registry's blob walk takes only `data` files.
+      const blobs = join(v2, 'blobs');
+      const where = Math.floor(rand() * 3);
+      if (where === 0) {
+        const p = join(blobs, `notes-${n}.txt`);
+        writeFileSync(p, 'not a blob\n');
+        return rel(p);
+      }
+      if (where === 1) {
+        const p = join(blobs, `md5-${n}`);
+        mkdirSync(p);
+        writeFileSync(join(p, 'readme'), 'not a blob\n');
+        return rel(p);
+      }
+      const data = pick(blobData(v2));
+      if (data === undefined) return undefined;
+      const p = join(dirname(data), `notes-${n}`);
+      writeFileSync(p, 'not a blob\n');
+      return rel(p);
     }
     default:
       throw new Error(`${kind} is not a file damage`);

@@ -482,6 +482,12 @@ async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[]
   }
   if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
   if (r.code !== 0 && r.code !== 1) found(check, 'exit code', `${name}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
+  // What regfs did not write stays: a stray under blobs/ is someone's.
+  for (const line of report.state.filter((l) => l.startsWith('damage blob-stray '))) {
+    report.checks++;
+    const stray = join(copy, line.slice('damage blob-stray '.length));
+    if (!existsSync(stray)) found(check, 'a stray file regfs did not write is deleted', `${name} deleted ${stray}, which is no blob and not regfs's`);
+  }
   schemaCheck(check, name, r, report, found);
   try {
     for (const p of (JSON.parse(r.stdout) as WriteResult).problems ?? []) {

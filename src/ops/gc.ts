@@ -34,12 +34,12 @@
  * lists the multipart uploads in progress under the storage root, which listings do not show
  * and the registry never aborts, and aborts (with `apply`) those older than `uploadAgeHours`.
  */
-import { rm, rmdir } from 'node:fs/promises';
+import { lstat, readdir, rm, rmdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
-import { RegfsError } from '../errors.js';
+import { errnoCode, RegfsError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { S3Storage } from '../storage/s3.js';
@@ -48,6 +48,7 @@ import { blobsDir } from '../registry/layout.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { scanStorage, type CurrentLink, type LinkEntry, type RepoScan, type StorageScan } from '../registry/scan.js';
 import { forEachChunkedAsync } from '../bounded.js';
+import { isTempName } from '../fs/atomic.js';
 import { checkJobs, checkUploadAge, withTreeLock } from './common.js';
 import { settle } from './resolve.js';
 import { PhaseProgress, type OnProgress } from '../progress.js';
@@ -386,10 +387,12 @@ async function sweep(driver: StorageDriver, plan: Plan, jobs: number, onProgress
   // below it, 1,000 a request (not a listing and a request per path).
   const keys: string[] = [];
   if (s3 !== undefined) for await (const page of s3.walk(v2)) for (const f of page) keys.push(f.path);
-  const removeAll = async (dirs: string[]): Promise<unknown> => {
+  // A link's or a blob's directory loses its `link` or `data` (and temp files): what else it
+  // holds is someone's, and stays with the directory. A leftover of a write goes whole.
+  const removeAll = async (dirs: string[], what: 'own' | 'whole'): Promise<unknown> => {
     if (s3 !== undefined) {
       const doomed = new Set(dirs);
-      await s3.deleteKeys(keys.filter((k) => atOrBelow(k, doomed)));
+      await s3.deleteKeys(keys.filter((k) => (what === 'whole' ? atOrBelow(k, doomed) : doomed.has(dirname(k)) && isOwnEntry(basename(k)))));
       progress.add(dirs.length);
       progress.report();
       return;
@@ -397,7 +400,7 @@ async function sweep(driver: StorageDriver, plan: Plan, jobs: number, onProgress
     return Promise.all(
       dirs.map((d) =>
         limit(async () => {
-          await rm(d, { recursive: true, force: true });
+          await (what === 'whole' ? rm(d, { recursive: true, force: true }) : removeOwn(d));
           progress.add(1);
           progress.report();
         }),
@@ -405,11 +408,11 @@ async function sweep(driver: StorageDriver, plan: Plan, jobs: number, onProgress
     );
   };
   // Links first (tag history, revisions, _layers), then the blobs they pointed at.
-  await removeAll(plan.links.filter((l) => l.includes(`${join('_manifests', 'tags')}`)));
-  await removeAll(plan.manifests.map((m) => m.dir));
-  await removeAll(plan.links.filter((l) => !l.includes(`${join('_manifests', 'tags')}`)));
-  await removeAll(plan.blobs.map((b) => b.dir));
-  await removeAll(plan.temps);
+  await removeAll(plan.links.filter((l) => l.includes(`${join('_manifests', 'tags')}`)), 'own');
+  await removeAll(plan.manifests.map((m) => m.dir), 'own');
+  await removeAll(plan.links.filter((l) => !l.includes(`${join('_manifests', 'tags')}`)), 'own');
+  await removeAll(plan.blobs.map((b) => b.dir), 'own');
+  await removeAll(plan.temps, 'whole');
   if (s3 !== undefined) {
     await Promise.all(
       uploads.map((u) =>
@@ -427,6 +430,37 @@ async function sweep(driver: StorageDriver, plan: Plan, jobs: number, onProgress
   const stops = new Set([blobsDir(v2)]);
   const emptied = [...plan.links, ...plan.manifests.map((m) => m.dir), ...plan.blobs.map((b) => b.dir)].map((p) => dirname(p));
   for (const dir of new Set(emptied)) await removeEmptyUpTo(dir, stops);
+}
+
+/** What gc deletes in a link's or a blob's directory: its `link` or `data`, and temp files. */
+function isOwnEntry(name: string): boolean {
+  return name === 'link' || name === 'data' || isTempName(name);
+}
+
+/**
+ * A link's or a blob's directory on disk: its own entries removed, then the directory if
+ * that emptied it (else it stays, with what someone else put there). A directory that is a
+ * symbolic link (or a file) goes itself, never what it leads to.
+ */
+async function removeOwn(dir: string): Promise<void> {
+  let st;
+  try {
+    st = await lstat(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isDirectory()) {
+    await rm(dir, { force: true });
+    return;
+  }
+  for (const name of await readdir(dir)) if (isOwnEntry(name)) await rm(join(dir, name), { recursive: true, force: true });
+  try {
+    await rmdir(dir);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw err;
+  }
 }
 
 /** True if `key` is one of `paths` or below one. */
