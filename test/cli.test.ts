@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, openSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -204,6 +204,52 @@ test('cli: an empty argument (an unset "$OUT" in a script) is a usage error nami
     const json = await runCli(['extract', list, FIXTURE_ROOT, '', '--json'], { cwd: work });
     assert.equal(json.code, 2);
     assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'USAGE');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('cli: an option given twice takes its last value, as getopt does (it crashed, or was ignored); after -- every word is an argument', async () => {
+  const t = await tempDir();
+  try {
+    const list = join(t.dir, 'images.list');
+    await writeFile(list, 'team/app:v1\n');
+    // --link copy last: copied, not hard-linked.
+    const out = join(t.dir, 'copied');
+    const r = await runCli(['extract', list, FIXTURE_ROOT, out, '--link', 'hardlink', '--link', 'copy', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const stats = (JSON.parse(r.stdout) as { stats: { blobsLinked: number; blobsCopied: number } }).stats;
+    assert.deepEqual([stats.blobsLinked, stats.blobsCopied > 0], [0, true]);
+    // Single-value options given twice: no internal error, the last one used.
+    for (const args of [
+      ['to-dir', '--image', 'team/app:v2', '--image', 'team/app:v1', FIXTURE_ROOT, join(t.dir, 'd'), '--dry-run', '--json'],
+      ['verify', FIXTURE_ROOT, '--list', join(t.dir, 'nosuch.list'), '--list', list, '--json'],
+      ['inventory', FIXTURE_ROOT, '-o', join(t.dir, 'a.inv'), '-o', join(t.dir, 'b.inv')],
+      ['extract', list, FIXTURE_ROOT, join(t.dir, 'j'), '--jobs', '2', '--jobs', '3', '--dry-run'],
+    ]) {
+      const x = await runCli(args);
+      assert.equal(x.code, 0, `${args.join(' ')}: ${x.stdout}${x.stderr}`);
+      noStack(x.stderr);
+    }
+    assert.equal(existsSync(join(t.dir, 'b.inv')) && !existsSync(join(t.dir, 'a.inv')), true, 'inventory -o: the last one');
+    // After --, a word is an argument even when it begins with "-" or looks like an option.
+    const all = await runCli(['ls', FIXTURE_ROOT]);
+    const some = await runCli(['ls', FIXTURE_ROOT, '--', 'legacy/*']);
+    assert.equal(some.code, 0, some.stderr);
+    assert.ok(some.stdout.split('\n').length < all.stdout.split('\n').length, 'the pattern after -- is used');
+    assert.match(some.stdout, /^legacy\//m);
+    const ex = await runCli(['extract', '--dry-run', '--', list, FIXTURE_ROOT, join(t.dir, '-x')]);
+    assert.equal(ex.code, 0, ex.stderr);
+    // An empty value of a number option is a usage error too (it read as 0: every upload stale).
+    for (const args of [
+      ['verify', FIXTURE_ROOT, '--upload-age', ''],
+      ['gc', FIXTURE_ROOT, '--upload-age='],
+      ['extract', list, FIXTURE_ROOT, join(t.dir, 'e'), '--jobs', ''],
+    ]) {
+      const x = await runCli(args);
+      assert.equal(x.code, 2, `${args.join(' ')}: ${x.stdout}${x.stderr}`);
+      assert.match(x.stderr, /^error: --(upload-age|jobs) is empty: .* \[USAGE\]$/m, args.join(' '));
+    }
   } finally {
     await t.cleanup();
   }

@@ -32,6 +32,7 @@ interface CommandModule<A> {
 }
 
 const EPILOGUE = `Exit codes: 0 done; 1 error (nothing written); 2 usage; 3 --keep-going left images out; 4 verify found damage; 70 internal error.
+An option given twice takes its last value; after -- every word is an argument; - is standard input where a list is taken.
 Registry roots may be s3://BUCKET/PREFIX (PREFIX: the registry's rootdirectory), with AWS's credentials (environment, profile) and --s3-endpoint.
 Docs: README.md and docs/ in the regfs package.`;
 
@@ -94,15 +95,16 @@ async function parse(argv: string[], name: string | undefined, io: Io, state: { 
   const register = <A>(y: Argv, mod: CommandModule<A>): Argv =>
     y.command(mod.command, mod.describe, (yy) => valuesRequired(mod.builder(yy)), async (args) => {
       const run = (state.run = new RunOutput(io, commandName(mod.command), args['json'] === true));
-      checkBooleanValues(argv, args);
-      checkNoEmptyValues(mod.command, args);
-      configureStorage({ s3Endpoint: args['s3-endpoint'] as string | undefined, jobs: args['jobs'] as number | undefined });
-      exitCode = await mod.handler(fromStdinToken(args) as A, io, run);
+      const typed = unmarked(args);
+      checkBooleanValues(argv, typed);
+      checkNoEmptyValues(mod.command, typed, argv);
+      configureStorage({ s3Endpoint: typed['s3-endpoint'] as string | undefined, jobs: typed['jobs'] as number | undefined });
+      exitCode = await mod.handler(typed as A, io, run);
       run.endProblems();
       if (run.json !== undefined && !run.json.done) throw new Error(`regfs ${commandName(mod.command)} --json printed no result`);
     });
 
-  let y: Argv = yargs(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)))
+  let y: Argv = yargs(forYargs(argv))
     .scriptName('regfs')
     // regfs speaks English; yargs's headings and errors too, whatever LANG says (the bundle carries no yargs locales).
     .locale('en')
@@ -133,7 +135,7 @@ async function parse(argv: string[], name: string | undefined, io: Io, state: { 
     .wrap(Math.min(110, io.stdout.columns ?? 80))
     .fail((msg, err) => {
       // Without a throw here yargs would go on and call the handler.
-      throw err ?? new UsageError(msg.replaceAll(STDIN_TOKEN, '-'));
+      throw err ?? new UsageError(msg.replaceAll(LITERAL, ''));
     });
   for (const mod of COMMANDS) y = register(y, mod);
 
@@ -144,7 +146,7 @@ async function parse(argv: string[], name: string | undefined, io: Io, state: { 
   } catch (caught) {
     closeStorage();
     // yargs throws what its parser finds wrong (an option without its value) as a YError, past `fail`.
-    const err = caught instanceof Error && caught.name === 'YError' ? new UsageError(caught.message.replaceAll(STDIN_TOKEN, '-')) : caught;
+    const err = caught instanceof Error && caught.name === 'YError' ? new UsageError(caught.message.replaceAll(LITERAL, '')) : caught;
     if (err instanceof UsageError || (err instanceof RegfsError && err.code === 'USAGE')) {
       // One line however yargs breaks its message (`Invalid values:\n  Argument: …`), and the
       // word it took for a command named where it only says `Did you mean ls?`.
@@ -169,14 +171,25 @@ async function parse(argv: string[], name: string | undefined, io: Io, state: { 
 }
 
 /**
- * A lone `-` (standard input) as yargs sees it. yargs-parser takes a word starting with `-`
- * for an option, never for a value: `--list -` came out as `--list ''` and an unknown
- * argument `-`, and a `-` among a command's variadic positionals (to-dir's LIST) was lost.
- * So every lone `-` goes to yargs as this word, which it passes through like any other, and
- * comes back as `-` in every argument and message. An argument cannot hold a NUL byte, so no
- * argument a user types is mistaken for it.
+ * A word yargs must take for an argument, whatever it looks like, goes to it behind this
+ * mark, and comes back without it in every argument and message. An argument cannot hold a
+ * NUL byte, so no word a user types is mistaken for one so marked.
+ *
+ * - A lone `-` (standard input): yargs-parser takes a word starting with `-` for an option,
+ *   never for a value: `--list -` came out as `--list ''` and an unknown argument `-`, and a
+ *   `-` among a command's variadic positionals (to-dir's LIST) was lost.
+ * - Every word after `--`, the end of the options (POSIX): yargs dropped them from the
+ *   positionals (`ls ROOT -- 'team/*'` listed everything).
  */
-const STDIN_TOKEN = '\0-';
+const LITERAL = '\0';
+
+/** The command line as yargs is given it (see LITERAL). */
+function forYargs(argv: string[]): string[] {
+  const end = argv.indexOf('--');
+  const options = end < 0 ? argv : argv.slice(0, end);
+  const marked = options.map((a) => (a === '-' ? `${LITERAL}-` : a));
+  return end < 0 ? marked : [...marked, ...argv.slice(end + 1).map((a) => `${LITERAL}${a}`)];
+}
 
 /** The options of a command as yargs holds them (a method yargs has, which its types leave out). */
 interface DeclaredOptions {
@@ -195,7 +208,14 @@ interface DeclaredOptions {
 function valuesRequired<A>(y: Argv<A>): Argv<A> {
   const o = (y as unknown as { getOptions(): DeclaredOptions }).getOptions();
   const single = [...o.string, ...o.number].filter((k) => !o.array.includes(k));
-  return single.length === 0 ? y : y.requiresArg(single);
+  if (single.length === 0) return y;
+  // Given twice, such an option takes its last value, as getopt_long does (`$COMMON --jobs 8`):
+  // yargs makes an array of the two, which a command took for garbage (a crash, or ignored).
+  return y.requiresArg(single).coerce(Object.fromEntries(single.map((k) => [k, lastValue]))) as unknown as Argv<A>;
+}
+
+function lastValue(v: unknown): unknown {
+  return Array.isArray(v) ? v.at(-1) : v;
 }
 
 /**
@@ -217,7 +237,7 @@ function checkBooleanValues(argv: string[], args: Record<string, unknown>): void
  * usage error naming it: an empty path names no file (POSIX), and Node would take it for
  * the current directory, where a command would then read or write.
  */
-function checkNoEmptyValues(spec: string, args: Record<string, unknown>): void {
+function checkNoEmptyValues(spec: string, args: Record<string, unknown>, argv: string[]): void {
   const positionals = new Set([...spec.matchAll(/[<[]([^>\].]+)/g)].map((m) => m[1]!));
   for (const [k, v] of Object.entries(args)) {
     // `_` and `$0` are yargs's own; a one-letter key is an alias (-o) and a camelCase one
@@ -225,6 +245,14 @@ function checkNoEmptyValues(spec: string, args: Record<string, unknown>): void {
     // A variadic positional (to-dir's LIST SRC OUT) is its command's to name, word by word.
     if (k === '_' || k === '$0' || k.length === 1 || /[A-Z]/.test(k) || v !== '') continue;
     throw emptyArgument(positionals.has(k) ? k.toUpperCase() : `--${k}`);
+  }
+  // A number option parsed from an empty word is 0 (`--upload-age ''`: every upload stale):
+  // the command line tells.
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  for (let i = 0; i < end; i++) {
+    const m = /^--?([^=]+)(?:=(.*))?$/s.exec(argv[i]!);
+    if (m === null || !(m[1]! in args) || typeof args[m[1]!] === 'boolean') continue;
+    if ((m[2] ?? argv[i + 1]) === '') throw emptyArgument(m[1]!.length === 1 ? `-${m[1]!}` : `--${m[1]!}`);
   }
 }
 
@@ -265,8 +293,8 @@ function commandName(spec: string): string {
   return spec.split(' ')[0]!;
 }
 
-/** The parsed arguments with every STDIN_TOKEN back as `-`. */
-function fromStdinToken(args: Record<string, unknown>): Record<string, unknown> {
-  const back = (v: unknown): unknown => (v === STDIN_TOKEN ? '-' : Array.isArray(v) ? v.map(back) : v);
+/** The parsed arguments with every marked word as it was typed (see LITERAL). */
+function unmarked(args: Record<string, unknown>): Record<string, unknown> {
+  const back = (v: unknown): unknown => (typeof v === 'string' && v.startsWith(LITERAL) ? v.slice(LITERAL.length) : Array.isArray(v) ? v.map(back) : v);
   return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, back(v)]));
 }
