@@ -220,6 +220,11 @@ test('from-oci: a tar from standard input, with index.json before or after the b
     assert.equal(planned['format'], 'archive');
     assert.equal((planned['plan'] as { blobs: number }).blobs, files.filter((f) => f.path.startsWith('blobs/')).length);
     await assert.rejects(access(dry), 'a dry run creates nothing');
+    // The dry run's images are the real run's, platforms too (it read them from no staged config).
+    const real = checkJsonDocument('from-oci', (await runCli(['from-oci', tar, join(t.dir, `real-${name}`), '--json'])).stdout, 0);
+    const shown = (doc: Record<string, unknown>): unknown => (doc['images'] as Array<{ ref: string; platforms: string[] }>).map((i) => [i.ref, i.platforms]);
+    assert.deepEqual(shown(planned), shown(real));
+    assert.deepEqual(shown(real), [['team/app/worker:1.1', ['linux/amd64']]]);
     // A staging directory a killed run left (the lock is taken over) is removed, with what it holds.
     const stale = join(dest, V2, 'blobs', `.from-oci.99999-0a1b2c3d-0.regfs-tmp`);
     await mkdir(stale, { recursive: true });

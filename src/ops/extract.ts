@@ -177,12 +177,10 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   };
 }
 
-/** Each image's summary, its platforms read from the configs the plan takes (as ls reads them from storage). */
+/** Each image's summary, its platforms read from the configs the plan takes, on disk or in memory (as ls reads them from storage). */
 export async function summarizeImages(images: ImageContent[], plan: WritePlan): Promise<ImageSummary[]> {
-  const summarize = createConfigSummarizer((d) => {
-    const b = plan.blobs.get(d);
-    return b !== undefined && 'path' in b ? b : undefined;
-  });
+  // A blob on disk, or in memory (a dry run of a tar keeps its configs' bytes, staging nothing).
+  const summarize = createConfigSummarizer((d) => plan.blobs.get(d));
   return Promise.all(images.map(async (img) => summarizeImage(img, await manifestPlatforms(img.manifests, summarize), effectiveArtifactType(img.manifests[0]!))));
 }
 

@@ -261,7 +261,8 @@ export function isImageConfigType(mediaType: string | undefined): boolean {
 /** Where a blob's data is, or undefined if absent (may throw a RegfsError); a reader's lookup waits on its storage. */
 export type BlobLookup = (d: Digest) => BlobData | undefined | Promise<BlobData | undefined>;
 
-type BlobData = { path: string; size: number };
+/** A blob on disk, or its bytes in memory (what a dry run of a tar keeps of its small JSON blobs). */
+type BlobData = { path: string; size: number } | { data: Buffer; size: number };
 
 /** A blob's bytes at the path its lookup gave, or why they cannot be read (an errno code, or what is there instead). */
 type ReadBlob = (path: string) => Promise<Buffer | { why: string }>;
@@ -443,8 +444,8 @@ async function readConfig(lookup: BlobLookup, read: ReadBlob, config: Descriptor
   }
   if (info === undefined) return none(`the config blob ${config.digest} is missing from storage`);
   if (info.size > CONFIG_MAX_BYTES) return none(`the config blob is ${info.size} bytes, too large to summarise`);
-  const raw = await read(info.path);
-  if (!Buffer.isBuffer(raw)) return none(`the config blob "${info.path}" cannot be read: ${raw.why}`);
+  const raw = 'data' in info ? info.data : await read(info.path);
+  if (!Buffer.isBuffer(raw)) return none(`the config blob "${'path' in info ? info.path : config.digest}" cannot be read: ${raw.why}`);
   const doc = parseJson(raw);
   if (doc === undefined) return none(`the config blob ${config.digest} is not a JSON object`);
   return { summary: summarizeConfigDoc(doc), note: undefined };
