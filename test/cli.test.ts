@@ -240,6 +240,10 @@ test('cli: an option given twice takes its last value, as getopt does (it crashe
     assert.match(some.stdout, /^legacy\//m);
     const ex = await runCli(['extract', '--dry-run', '--', list, FIXTURE_ROOT, join(t.dir, '-x')]);
     assert.equal(ex.code, 0, ex.stderr);
+    // `regfs -- ls ROOT`: the command after a leading -- (it printed nothing, exit 0).
+    const lead = await runCli(['--', 'ls', FIXTURE_ROOT]);
+    assert.equal(lead.code, 0, lead.stderr);
+    assert.equal(lead.stdout, all.stdout);
     // An empty value of a number option is a usage error too (it read as 0: every upload stale).
     for (const args of [
       ['verify', FIXTURE_ROOT, '--upload-age', ''],

@@ -188,7 +188,10 @@ function forYargs(argv: string[]): string[] {
   const end = argv.indexOf('--');
   const options = end < 0 ? argv : argv.slice(0, end);
   const marked = options.map((a) => (a === '-' ? `${LITERAL}-` : a));
-  return end < 0 ? marked : [...marked, ...argv.slice(end + 1).map((a) => `${LITERAL}${a}`)];
+  if (end < 0) return marked;
+  // `regfs -- ls ROOT`: with no command before `--`, the first word after it is the command.
+  const command = commandIndex(argv) === end + 1 ? argv.slice(end + 1, end + 2) : [];
+  return [...marked, ...command, ...argv.slice(end + 1 + command.length).map((a) => `${LITERAL}${a}`)];
 }
 
 /** The options of a command as yargs holds them (a method yargs has, which its types leave out). */
