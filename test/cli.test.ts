@@ -240,13 +240,31 @@ test('cli: an option given twice takes its last value, as getopt does (it crashe
     assert.match(some.stdout, /^legacy\//m);
     const ex = await runCli(['extract', '--dry-run', '--', list, FIXTURE_ROOT, join(t.dir, '-x')]);
     assert.equal(ex.code, 0, ex.stderr);
-    // `regfs -- ls ROOT`: the command after a leading -- (it printed nothing, exit 0).
+    // `regfs -- ls ROOT`: the command after a leading -- (it printed nothing, exit 0); a word
+    // there that is no command is not taken for one.
     const lead = await runCli(['--', 'ls', FIXTURE_ROOT]);
     assert.equal(lead.code, 0, lead.stderr);
     assert.equal(lead.stdout, all.stdout);
+    for (const args of [['--', '--', 'ls', FIXTURE_ROOT], ['--', '--help']]) {
+      const x = await runCli(args);
+      assert.equal(x.code, 2, `${args.join(' ')}: ${x.stdout}${x.stderr}`);
+      assert.match(x.stderr, /unknown command "--(help)?"/);
+    }
+    // `regfs help COMMAND … -- …` shows help: it ran the command, with "--help" for its OUT.
+    const help = await runCli(['help', 'to-dir', '--image', 'team/app:v1', '--', FIXTURE_ROOT], { cwd: t.dir });
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /^regfs to-dir /m);
+    assert.equal(existsSync(join(t.dir, '--help')), false);
+    // An option right before -- has no value (yargs took the word after it).
+    const before = await runCli(['ls', FIXTURE_ROOT, '-j', '--', '4']);
+    assert.equal(before.code, 2);
+    assert.match(before.stderr, /^error: -j has no value: -- ends the options \[USAGE\]$/m);
+    // Given twice, the last value counts, an empty first one too.
+    assert.equal((await runCli(['verify', FIXTURE_ROOT, '--upload-age', '', '--upload-age', '5'])).code, 0);
     // An empty value of a number option is a usage error too (it read as 0: every upload stale).
     for (const args of [
       ['verify', FIXTURE_ROOT, '--upload-age', ''],
+      ['verify', FIXTURE_ROOT, '--upload-age', ' '],
       ['gc', FIXTURE_ROOT, '--upload-age='],
       ['extract', list, FIXTURE_ROOT, join(t.dir, 'e'), '--jobs', ''],
     ]) {

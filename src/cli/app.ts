@@ -189,8 +189,8 @@ function forYargs(argv: string[]): string[] {
   const options = end < 0 ? argv : argv.slice(0, end);
   const marked = options.map((a) => (a === '-' ? `${LITERAL}-` : a));
   if (end < 0) return marked;
-  // `regfs -- ls ROOT`: with no command before `--`, the first word after it is the command.
-  const command = commandIndex(argv) === end + 1 ? argv.slice(end + 1, end + 2) : [];
+  // `regfs -- ls ROOT`: with no command before `--`, a command's name right after it is the command.
+  const command = commandIndex(argv) === end + 1 && COMMANDS.some((m) => commandName(m.command) === argv[end + 1]) ? argv.slice(end + 1, end + 2) : [];
   return [...marked, ...command, ...argv.slice(end + 1 + command.length).map((a) => `${LITERAL}${a}`)];
 }
 
@@ -249,13 +249,22 @@ function checkNoEmptyValues(spec: string, args: Record<string, unknown>, argv: s
     if (k === '_' || k === '$0' || k.length === 1 || /[A-Z]/.test(k) || v !== '') continue;
     throw emptyArgument(positionals.has(k) ? k.toUpperCase() : `--${k}`);
   }
-  // A number option parsed from an empty word is 0 (`--upload-age ''`: every upload stale):
-  // the command line tells.
+  // What the command line says of the options that take a value, before any `--`: each one's
+  // last word (the one it takes). A number read from a blank word is 0 (`--upload-age ''` or
+  // ' ': every upload stale), so the word itself is looked at. An option right before `--`
+  // has no value: `--` ends the options (yargs took the first argument after it).
   const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  const last = new Map<string, string | undefined>();
   for (let i = 0; i < end; i++) {
     const m = /^--?([^=]+)(?:=(.*))?$/s.exec(argv[i]!);
     if (m === null || !(m[1]! in args) || typeof args[m[1]!] === 'boolean') continue;
-    if ((m[2] ?? argv[i + 1]) === '') throw emptyArgument(m[1]!.length === 1 ? `-${m[1]!}` : `--${m[1]!}`);
+    const name = m[1]!.length === 1 ? `-${m[1]!}` : `--${m[1]!}`;
+    if (m[2] === undefined && i + 1 === end && end < argv.length) throw new RegfsError('USAGE', `${name} has no value: -- ends the options`);
+    last.set(m[1]!, m[2] ?? argv[i + 1]);
+    if (m[2] === undefined) i++;
+  }
+  for (const [key, word] of last) {
+    if (typeof args[key] === 'number' && word !== undefined && word.trim() === '') throw emptyArgument(key.length === 1 ? `-${key}` : `--${key}`);
   }
 }
 
@@ -263,7 +272,10 @@ function checkNoEmptyValues(spec: string, args: Record<string, unknown>, argv: s
 function helpCommand(argv: string[]): string[] {
   const i = commandIndex(argv);
   if (argv[i] !== 'help') return argv;
-  return [...argv.slice(0, i), ...argv.slice(i + 1), '--help'];
+  // Before any `--`: after it, `--help` would be an argument (a path, a pattern).
+  const rest = argv.slice(i + 1);
+  const end = rest.includes('--') ? rest.indexOf('--') : rest.length;
+  return [...argv.slice(0, i), ...rest.slice(0, end), '--help', ...rest.slice(end)];
 }
 
 /** Global options that take a value, which may stand before the command: `--s3-endpoint URL ls ROOT`. */

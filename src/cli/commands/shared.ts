@@ -121,7 +121,7 @@ export function verifiedLine(verify: boolean, bytes: number): string {
  * no file (POSIX); Node would take it for the current directory.
  */
 export function emptyArgument(what: string): RegfsError {
-  return new RegfsError('USAGE', `${what} is empty: an empty string names no file (. is the current directory)`);
+  return new RegfsError('USAGE', `${what} is empty: give it a value (an empty path names no file; . is the current directory)`);
 }
 
 /**
