@@ -321,6 +321,18 @@ test('to-oci: an index.json holding what a rewrite would change (an integer past
       assert.match(r.stderr, /\[NOT_OCI_LAYOUT\]/, label);
       assert.deepEqual(await snapshotTree(layout), before, `${label}: untouched`);
     }
+    // An index with no manifests (none, or null) is an empty one, as Go and from-oci read it: the entry is added.
+    for (const [label, text] of [['none', '{"schemaVersion":2,"annotations":{"k":"v"}}'], ['null', '{"schemaVersion":2,"manifests":null}']] as const) {
+      const empty = join(dir, `no-manifests-${label}`);
+      await mkdir(join(empty, 'blobs', 'sha256'), { recursive: true });
+      await writeFile(join(empty, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+      await writeFile(join(empty, 'index.json'), text);
+      const r = await runCli(['to-oci', list, FIXTURE_ROOT, empty]);
+      assert.equal(r.code, 0, `${label}: ${r.stderr}`);
+      const index = JSON.parse(await readFile(join(empty, 'index.json'), 'utf8')) as { manifests: unknown[]; annotations?: unknown };
+      assert.equal(index.manifests.length, 1, label);
+      if (label === 'none') assert.deepEqual(index.annotations, { k: 'v' }, 'every other field kept');
+    }
     // Another spelling of the same value is no change: 1.0, 1e21 written out, 1.5E+2.
     const same = join(dir, 'same-values');
     await mkdir(join(same, 'blobs', 'sha256'), { recursive: true });

@@ -322,10 +322,12 @@ export function readLayout(dir: string): { index: IndexDocument | undefined } {
   const lost = notKept(parsed, 'index.json') ?? fieldInAnotherCase(parsed, INDEX_FIELDS, 'index.json');
   if (lost !== undefined) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" holds ${lost}, which regfs would not write back as it is (it rewrites index.json whole); nothing was written`, { path: indexPath });
   const manifests = (doc as { manifests?: unknown } | null)?.manifests;
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || (doc as { schemaVersion?: unknown }).schemaVersion !== 2 || !Array.isArray(manifests)) {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || (doc as { schemaVersion?: unknown }).schemaVersion !== 2 || !(Array.isArray(manifests) || manifests === undefined || manifests === null)) {
     throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}" is not an OCI image index (schemaVersion 2 and a manifests list)`, { path: indexPath });
   }
-  for (const [i, e] of manifests.entries()) {
+  // No manifests, or null: an index with no entries, as Go decodes it (and from-oci reads it).
+  if (!Array.isArray(manifests)) (doc as { manifests: unknown[] }).manifests = [];
+  for (const [i, e] of (doc as { manifests: unknown[] }).manifests.entries()) {
     if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new RegfsError('NOT_OCI_LAYOUT', `"${indexPath}": manifests[${i}] is not a descriptor`, { path: indexPath });
   }
   return { index: doc as IndexDocument };
