@@ -115,6 +115,8 @@ test('verify: every kind of damage, each with its path and code, past every bad 
     await plant('BLOB_INVALID', noAlg, () => mkdir(noAlg));
     const beside = join(layout.blobDir(v2, a320.layers[0]!.digest), 'extra');
     await plant('BLOB_INVALID', beside, () => writeFile(beside, 'x'));
+    const besideLink = join(layout.layerLinkPath(v2, alpine, a320.layers[0]!.digest), '..', 'notes');
+    await plant('LINK_INVALID', besideLink, () => writeFile(besideLink, 'x'));
     // Leftovers: temp files of interrupted writes (regfs's and distribution v3.1's), trash, a stale upload, a stale lock.
     const tmp1 = join(layout.blobDir(v2, v1.config.digest), '.data.123.abc.regfs-tmp');
     await plant('TEMP_FILE', tmp1, () => writeFile(tmp1, 'x'));

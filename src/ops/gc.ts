@@ -454,7 +454,11 @@ async function removeOwn(dir: string): Promise<void> {
     await rm(dir, { force: true });
     return;
   }
-  for (const name of await readdir(dir)) if (isOwnEntry(name)) await rm(join(dir, name), { recursive: true, force: true });
+  for (const name of await readdir(dir)) {
+    if (name === 'data' || name === 'link') await rm(join(dir, name), { recursive: true, force: true });
+    // A temp file, not a directory of such a name (as on S3, where only the keys in the directory go).
+    else if (isTempName(name) && !(await lstat(join(dir, name))).isDirectory()) await rm(join(dir, name), { force: true });
+  }
   try {
     await rmdir(dir);
   } catch (err) {

@@ -179,6 +179,7 @@ async function verifyAll(reader: RegistryReader, scan: StorageScan, opts: Verify
     if (s.kind === 'temp') add('TEMP_FILE', s.path, `${path} is a leftover temp file or directory of an interrupted write; the registry ignores it; safe to delete`);
     else if (s.kind === 'misplaced-blob') add('BLOB_INVALID', s.path, `${path} is not a blob directory (blobs/<alg>/<first two hex>/<hex>); the registry ignores it`);
     else if (s.kind === 'blob-extra') add('BLOB_INVALID', s.path, `${path} is not a blob's data: a blob directory holds its data alone; the registry ignores it`);
+    else if (s.kind === 'link-extra') add('LINK_INVALID', s.path, `${path} is not a link: a link's directory holds its link alone; the registry ignores it`);
     else if (s.kind === 'bad-repository-name') add('NAME_INVALID', s.path, `${path} holds _manifests but its path is not a valid repository name; the registry cannot serve it`);
     else if (s.kind === 'loop') add('SYMLINK_LOOP', s.path, `${path} is a symbolic link to a directory that contains it; the registry's catalog and garbage-collect would walk it forever`);
     else if (s.kind === 'alias') add('SYMLINK_ALIAS', s.path, `${path} reaches, through a symbolic link, a directory already reached by another path: two names share it, and a delete through one (the registry's API, its garbage-collect, regfs gc or rm) empties it for both`);

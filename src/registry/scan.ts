@@ -75,7 +75,7 @@ export interface BlobEntry {
 /** Something in the tree that is not where or what it should be. */
 export interface Stray {
   path: string;
-  kind: 'temp' | 'empty' | 'misplaced-blob' | 'blob-extra' | 'bad-repository-name' | 'bad-tag-name' | 'tag-not-directory' | 'not-directory' | 'loop' | 'alias';
+  kind: 'temp' | 'empty' | 'misplaced-blob' | 'blob-extra' | 'link-extra' | 'bad-repository-name' | 'bad-tag-name' | 'tag-not-directory' | 'not-directory' | 'loop' | 'alias';
 }
 
 export interface StorageScan {
@@ -325,7 +325,7 @@ async function scanLinks(driver: StorageDriver, base: string, strays: Stray[], r
       if (inside.length === 0) strays.push({ path: dir, kind: 'empty' });
       for (const e of inside) {
         if (e.name === 'link') reads.push(readLinkEntry(driver, join(dir, 'link'), named, readLinks));
-        else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
+        else strays.push({ path: join(dir, e.name), kind: isTempName(e.name) ? 'temp' : 'link-extra' });
       }
     }
   }
