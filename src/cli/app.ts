@@ -185,10 +185,9 @@ const LITERAL = '\0';
 
 /** The command line as yargs is given it (see LITERAL). */
 function forYargs(argv: string[]): string[] {
-  const end = argv.indexOf('--');
-  const options = end < 0 ? argv : argv.slice(0, end);
-  const marked = options.map((a) => (a === '-' ? `${LITERAL}-` : a));
-  if (end < 0) return marked;
+  const end = optionsEnd(argv);
+  const marked = argv.slice(0, end).map((a) => (a === '-' ? `${LITERAL}-` : a));
+  if (end === argv.length) return marked;
   // `regfs -- ls ROOT`: with no command before `--`, a command's name right after it is the command.
   const command = commandIndex(argv) === end + 1 && COMMANDS.some((m) => commandName(m.command) === argv[end + 1]) ? argv.slice(end + 1, end + 2) : [];
   return [...marked, ...command, ...argv.slice(end + 1 + command.length).map((a) => `${LITERAL}${a}`)];
@@ -253,19 +252,25 @@ function checkNoEmptyValues(spec: string, args: Record<string, unknown>, argv: s
   // last word (the one it takes). A number read from a blank word is 0 (`--upload-age ''` or
   // ' ': every upload stale), so the word itself is looked at. An option right before `--`
   // has no value: `--` ends the options (yargs took the first argument after it).
-  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  const end = optionsEnd(argv);
+  const flag = (key: string): string => (key.length === 1 ? `-${key}` : `--${key}`);
   const last = new Map<string, string | undefined>();
   for (let i = 0; i < end; i++) {
     const m = /^--?([^=]+)(?:=(.*))?$/s.exec(argv[i]!);
     if (m === null || !(m[1]! in args) || typeof args[m[1]!] === 'boolean') continue;
-    const name = m[1]!.length === 1 ? `-${m[1]!}` : `--${m[1]!}`;
-    if (m[2] === undefined && i + 1 === end && end < argv.length) throw new RegfsError('USAGE', `${name} has no value: -- ends the options`);
+    if (m[2] === undefined && i + 1 === end && end < argv.length) throw new RegfsError('USAGE', `${flag(m[1]!)} has no value: -- ends the options`);
     last.set(m[1]!, m[2] ?? argv[i + 1]);
     if (m[2] === undefined) i++;
   }
   for (const [key, word] of last) {
-    if (typeof args[key] === 'number' && word !== undefined && word.trim() === '') throw emptyArgument(key.length === 1 ? `-${key}` : `--${key}`);
+    if (typeof args[key] === 'number' && word !== undefined && word.trim() === '') throw emptyArgument(flag(key));
   }
+}
+
+/** Where the options end: the index of `--`, else the command line's length. */
+function optionsEnd(argv: string[]): number {
+  const end = argv.indexOf('--');
+  return end < 0 ? argv.length : end;
 }
 
 /** `regfs help COMMAND …` is `regfs COMMAND --help` (as `git help`, `npm help`); `regfs help` alone is `--help`. */
@@ -274,7 +279,7 @@ function helpCommand(argv: string[]): string[] {
   if (argv[i] !== 'help') return argv;
   // Before any `--`: after it, `--help` would be an argument (a path, a pattern).
   const rest = argv.slice(i + 1);
-  const end = rest.includes('--') ? rest.indexOf('--') : rest.length;
+  const end = optionsEnd(rest);
   return [...argv.slice(0, i), ...rest.slice(0, end), '--help', ...rest.slice(end)];
 }
 

@@ -666,12 +666,13 @@ async function readImages(
 
 /** index.json's entries: each a descriptor and its annotations. MANIFEST_INVALID if it is not an image index. */
 export function parseIndex(index: { raw: Buffer; where: string }): Array<{ desc: Descriptor; annotations: Record<string, string> | undefined }> {
-  if (isEmptyIndex(index.raw)) return [];
   let m: Manifest;
   try {
     m = parseManifestContent(index.raw, digestOf(index.raw), index.where);
   } catch (err) {
     if (!(err instanceof RegfsError)) throw err;
+    // Without manifests the registry's rules read it as an image manifest, which it is not.
+    if (isEmptyIndex(index.raw)) return [];
     throw new RegfsError('MANIFEST_INVALID', `"${index.where}" is not an OCI image index: ${err.message.replace(/^manifest "[^"]*" \([^)]*\) /, '')}`, { path: index.where });
   }
   if (!isIndexKind(m.kind)) throw new RegfsError('MANIFEST_INVALID', `"${index.where}" is not an OCI image index: it reads as an image manifest (it has no manifests array)`, { path: index.where });

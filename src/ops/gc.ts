@@ -454,10 +454,9 @@ async function removeOwn(dir: string): Promise<void> {
     await rm(dir, { force: true });
     return;
   }
-  for (const name of await readdir(dir)) {
-    if (name === 'data' || name === 'link') await rm(join(dir, name), { recursive: true, force: true });
+  for (const e of await readdir(dir, { withFileTypes: true })) {
     // A temp file, not a directory of such a name (as on S3, where only the keys in the directory go).
-    else if (isTempName(name) && !(await lstat(join(dir, name))).isDirectory()) await rm(join(dir, name), { force: true });
+    if (isOwnEntry(e.name) && !(e.isDirectory() && isTempName(e.name))) await rm(join(dir, e.name), { recursive: true, force: true });
   }
   try {
     await rmdir(dir);
