@@ -57,9 +57,10 @@ test('npm run bench -- --smoke runs end to end and writes its result', async () 
     assert.ok(result.results.length >= 10);
     for (const m of result.results) assert.ok(m.seconds > 0, m.name);
     const names = result.results.map((m) => m.name);
-    // The search for referrers beside the same output listed; the small extract beside a plain script (its output checked equal to regfs's).
+    // The search for referrers beside the same output listed; the small extract beside a plain script in Python and in Node (each output checked equal to regfs's).
     assert.ok(names.some((n) => /signed images and their signatures, listed$/.test(n)), names.join(', '));
     assert.ok(names.some((n) => /on tmpfs against a plain script/.test(n)), names.join(', '));
+    assert.ok(names.some((n) => /on tmpfs against a plain Node script/.test(n)), names.join(', '));
   } finally {
     await t.cleanup();
   }

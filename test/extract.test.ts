@@ -285,6 +285,17 @@ test('extract: an output holding blobs/ is a registry root, not a v2 directory; 
   });
 });
 
+test('extract: platforms: false reads no config (the CLI text summary shows none); the default reads them', async () => {
+  await withTempDir(async (dir) => {
+    const list = await writeListFile(dir, ['multiarch/tool:1.0']);
+    const without = await extract({ list, source: FIXTURE_ROOT, output: join(dir, 'a'), platforms: false });
+    assert.deepEqual(without.images[0]!.platforms, []);
+    assert.equal(without.images[0]!.blobs, (await extract({ list, source: FIXTURE_ROOT, output: join(dir, 'b') })).images[0]!.blobs);
+    const withThem = await extract({ list, source: FIXTURE_ROOT, output: join(dir, 'c'), platforms: true });
+    assert.deepEqual(withThem.images[0]!.platforms, ['linux/amd64', 'linux/arm64', 'linux/arm/v7']);
+  });
+});
+
 test('extract: --dry-run plans and writes nothing', async () => {
   await withTempDir(async (dir) => {
     const out = join(dir, 'out');

@@ -36,7 +36,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ociLayoutFromExport, tarLayout } from '../lib/oci-from-export.js';
@@ -47,6 +47,7 @@ const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../../dist/cli/main.js');
 const FLOOR = here('./floor.mjs');
 const PLAIN_EXTRACT = here('./plain-extract.py');
+const PLAIN_EXTRACT_NODE = here('./plain-extract.mjs');
 const FLOOR_LIST = here('./floor-list.mjs');
 const FLOOR_C = here('./floor.c');
 const RUSAGE_C = here('./rusage.c');
@@ -430,10 +431,12 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
   // The plain script: the same correct extract in single-threaded Python (plain-extract.py),
   // when python3 is there; its output must be regfs's, file for file and byte for byte.
   const python = pythonFor(list, src.root, join(tmp, 'plain'), out);
+  // The same script in Node (plain-extract.mjs): what Node itself costs for this work, without regfs.
+  const plainNode = plainFor([process.execPath, PLAIN_EXTRACT_NODE, list, src.root, join(tmp, 'plain-node')], out);
 
   const n = args.smoke ? runs : Math.max(11, runs);
-  const wall = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[], python: [] as number[], python0: [] as number[] };
-  const cpu = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[], python: [] as number[], python0: [] as number[] };
+  const wall = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[], python: [] as number[], python0: [] as number[], plainNode: [] as number[] };
+  const cpu = { node: [] as number[], regfs: [] as number[], c: [] as number[], replay: [] as number[], python: [] as number[], python0: [] as number[], plainNode: [] as number[] };
   const cSyscalls: number[] = [];
   const run = (key: keyof typeof wall, argv: string[]): string => {
     const r = spawnTimed(argv, rusage);
@@ -455,6 +458,8 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
     }
     fresh(target);
     run('replay', [process.execPath, FLOOR, opsJson]);
+    rmSync(plainNode.out, { recursive: true, force: true });
+    run('plainNode', plainNode.argv);
     if (python !== undefined) {
       run('python0', [python.bin, '-c', '0']);
       rmSync(python.out, { recursive: true, force: true });
@@ -484,6 +489,13 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
           note: `python3 -c 0 ${median(wall.python0).toFixed(3)} s; the script's work ${(median(wall.python) - median(wall.python0)).toFixed(3)} s, regfs's ${(regfs - node).toFixed(3)} s${cpu.python.length === 0 ? '' : `; cpu: regfs ${median(cpu.regfs).toFixed(3)} s, the script ${median(cpu.python).toFixed(3)} s`}`,
         },
   );
+  results.push({
+    name: `${name} against a plain Node script (wall)`,
+    seconds: regfs,
+    floor: median(wall.plainNode),
+    floorName: 'plain-extract.mjs, wall',
+    note: `the script's work ${(median(wall.plainNode) - node).toFixed(3)} s, regfs's ${(regfs - node).toFixed(3)} s${cpu.plainNode.length === 0 ? '' : `; cpu: regfs ${median(cpu.regfs).toFixed(3)} s, the script ${median(cpu.plainNode).toFixed(3)} s`}${floorBin === undefined ? '' : `; the script's work ${((median(wall.plainNode) - node) / median(cSyscalls)).toFixed(2)}x the C syscalls`}`,
+  });
   if (floorBin !== undefined) {
     results.push({
       name: `${name}: work (wall - node -e 0)`,
@@ -499,13 +511,19 @@ async function tmpfsExtract(s1: { root: string; refs: string[] }, refs: string[]
 
 /**
  * The plain script's command line (scripts/bench/plain-extract.py writing into `plainOut`),
- * once its output has been checked to be regfs's (`regfsOut`): the same files, the same bytes;
- * undefined without python3.
+ * once its output has been checked to be regfs's (`regfsOut`); undefined without python3.
  */
 function pythonFor(list: string, src: string, plainOut: string, regfsOut: string): { bin: string; argv: string[]; out: string } | undefined {
   const bin = pythonInterpreter();
-  if (bin === undefined) return undefined;
-  const argv = [bin, PLAIN_EXTRACT, list, src, plainOut];
+  return bin === undefined ? undefined : { bin, ...plainFor([bin, PLAIN_EXTRACT, list, src, plainOut], regfsOut) };
+}
+
+/**
+ * A plain script's command line (its last argument the output), once it has been run and its
+ * output checked to be regfs's (`regfsOut`): the same files, the same bytes.
+ */
+function plainFor(argv: string[], regfsOut: string): { argv: string[]; out: string } {
+  const plainOut = argv.at(-1)!;
   rmSync(plainOut, { recursive: true, force: true });
   execFileSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
   const files = (root: string): string[] => {
@@ -522,8 +540,8 @@ function pythonFor(list: string, src: string, plainOut: string, regfsOut: string
   };
   const a = files(regfsOut);
   const b = files(plainOut);
-  if (a.join('\n') !== b.join('\n')) throw new Error(`plain-extract.py made another output than regfs (${b.length} entries against ${a.length})`);
-  return { bin, argv, out: plainOut };
+  if (a.join('\n') !== b.join('\n')) throw new Error(`${basename(argv[1]!)} made another output than regfs (${b.length} entries against ${a.length})`);
+  return { argv, out: plainOut };
 }
 
 /** The floor of an extract: replay the files of a finished output, in the tightest loop. */

@@ -34,6 +34,13 @@ export interface WriteCommandOptions {
   onProblem?: ProblemSink;
   /** For tests: the file operations the linker uses. */
   linkFs?: LinkFs;
+  /**
+   * extract, from-dir, from-oci and apply: read each image's config for its platforms (the
+   * default). With false the configs are not read and each image's `platforms` is []: for a
+   * caller that does not show them (the CLI's text summary of a real run), where the reads
+   * cost a file each.
+   */
+  platforms?: boolean;
 }
 
 /** The linker for writing into `out`, which warns once if hard links give way to copies. */

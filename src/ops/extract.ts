@@ -129,7 +129,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
     closure?.derived.has(m.digest) === true ? { data: m.raw, size: m.raw.length } : { path: storedPaths.get(m.digest) ?? blobDataPath(reader.v2, m.digest), size: m.raw.length },
   );
   const counts = countPlanFiles(plan);
-  const images = await summarizeImages(resolution.images, plan);
+  const images = await summarizeImages(resolution.images, plan, opts.platforms);
   if (closure !== undefined) images.forEach((img, i) => (img.referrers = closure.byImage[i]!));
   const referrers = closure === undefined ? undefined : { images: closure.images.length, rewritten: closure.rewritten };
   if (closure !== undefined) closure.images.length = 0;
@@ -178,7 +178,8 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
 }
 
 /** Each image's summary, its platforms read from the configs the plan takes, on disk or in memory (as ls reads them from storage). */
-export async function summarizeImages(images: ImageContent[], plan: WritePlan): Promise<ImageSummary[]> {
+export async function summarizeImages(images: ImageContent[], plan: WritePlan, platforms = true): Promise<ImageSummary[]> {
+  if (!platforms) return images.map((img) => summarizeImage(img, [], effectiveArtifactType(img.manifests[0]!)));
   // A blob on disk, or in memory (a dry run of a tar keeps its configs' bytes, staging nothing).
   const summarize = createConfigSummarizer((d) => plan.blobs.get(d));
   return Promise.all(images.map(async (img) => summarizeImage(img, await manifestPlatforms(img.manifests, summarize), effectiveArtifactType(img.manifests[0]!))));

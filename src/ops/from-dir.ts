@@ -144,7 +144,7 @@ export async function fromDir(opts: FromDirOptions): Promise<FromDirResult> {
 
   const plan = planWrites(images, (m) => ({ data: m.raw, size: m.raw.length }));
   const counts = countPlanFiles(plan);
-  const summaries = await summarizeImages(images, plan);
+  const summaries = await summarizeImages(images, plan, opts.platforms);
   // Each image directory is one image: those read with problems, and both of a conflicting pair.
   const base = { output: s3 === undefined ? out.v2 : s3.urlOf(out.v2), images: summaries, problems: problems.list, problemCount: problems.count, leftOut: found.length - images.length, warnings, repaired: [], bytesVerified };
   if (opts.dryRun === true) {

@@ -242,7 +242,7 @@ export async function importOci(opts: FromOciOptions, hooks: ArchiveHooks | unde
   const naming: Naming = { repo, rename, stripRegistry: opts.stripRegistry === true };
   const result = async (images: ImageContent[], plan: WritePlan, bytesVerified: number, leftOut: number) => ({
     output: out.output,
-    images: await summarizeImages(images, plan),
+    images: await summarizeImages(images, plan, opts.platforms),
     problems: problems.list,
     problemCount: problems.count,
     leftOut,

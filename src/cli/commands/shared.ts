@@ -43,12 +43,13 @@ export function withWriteOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
  */
 export async function runWithProgress<R>(
   out: RunOutput,
-  args: Pick<WriteArgs, 'keep-going' | 'dry-run'> & Partial<Pick<WriteArgs, 'link' | 'jobs'>>,
+  args: Pick<WriteArgs, 'keep-going' | 'dry-run' | 'json'> & Partial<Pick<WriteArgs, 'link' | 'jobs'>>,
   run: (opts: {
     keepGoing: boolean;
     link: LinkMode;
     jobs: number;
     dryRun: boolean;
+    platforms: boolean;
     onProgress: OnProgress;
     onWarning: (m: string) => void;
     onProblem: (p: RegfsError) => void;
@@ -62,6 +63,8 @@ export async function runWithProgress<R>(
       link: args.link ?? 'auto',
       jobs: args.jobs ?? DEFAULT_JOBS,
       dryRun: args['dry-run'],
+      // The text summary of a real run shows no platforms: the configs need not be read.
+      platforms: args.json || args['dry-run'],
       onProgress: bar.update,
       onWarning: (m) => {
         bar.clear();
