@@ -6,7 +6,7 @@
  * same depth still resolves them); link files moved the same way; a repository given a second
  * name by a symlink (an alias); FIFOs; truncated blobs; a first name component in upper case;
  * a tag directory renamed to a name that is no tag, or replaced by a file; a stray file or
- * directory under blobs/ that is no blob.
+ * directory under blobs/ that is no blob, or a stray file beside a `_layers` or revision link.
  */
 import { execFile } from 'node:child_process';
 import { appendFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
@@ -155,6 +155,14 @@ async function damageOne(kind: Kind, root: string, outside: string, rand: () => 
       if (data === undefined) return undefined;
       const p = join(dirname(data), `notes-${n}`);
       writeFileSync(p, 'not a blob\n');
+      return rel(p);
+    }
+    case 'link-stray': {
+      // Someone's file in a link's directory: the registry reads only `link` there.
+      const link = pick(regularFiles(join(v2, 'repositories')).filter((p) => /\/(_layers|_manifests\/revisions)\/[^/]+\/[^/]+\/link$/.test(p)));
+      if (link === undefined) return undefined;
+      const p = join(dirname(link), `notes-${n}`);
+      writeFileSync(p, 'not a link\n');
       return rel(p);
     }
     default:

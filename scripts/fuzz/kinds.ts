@@ -25,6 +25,7 @@ export const ALL_KINDS = [
   'tag-misname', // a tag directory renamed to a name that is no tag (-v1, 129 characters), which the registry still lists
   'tag-file', // a tag directory replaced by a file (the registry lists it, answers 500, its garbage-collect stops)
   'blob-stray', // a stray file or directory under blobs/ (no blob's: blobs/<name>, blobs/md5-<n>/, beside a blob's data), which the registry ignores and gc must leave
+  'link-stray', // a stray file beside a _layers or revision link, which the registry ignores and gc must leave (even where it deletes the link)
 ] as const;
 
 export type Kind = (typeof ALL_KINDS)[number];
@@ -40,11 +41,11 @@ export const KIND_GROUPS: Record<string, Kind[]> = {
   fifos: ['fifo'],
   upper: ['upper-push', 'upper-rename'],
   tags: ['tag-misname', 'tag-file'],
-  strays: ['blob-stray'],
+  strays: ['blob-stray', 'link-stray'],
 };
 
 /** The kinds damaging files, as opposed to those applied through the API. */
-export const FILE_KINDS: Kind[] = ['link-missing', 'link-empty', 'link-newline', 'link-retarget', 'data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias', 'fifo', 'truncate', 'upper-rename', 'tag-misname', 'tag-file', 'blob-stray'];
+export const FILE_KINDS: Kind[] = ['link-missing', 'link-empty', 'link-newline', 'link-retarget', 'data-symlink', 'dir-symlink', 'link-symlink', 'repo-alias', 'fifo', 'truncate', 'upper-rename', 'tag-misname', 'tag-file', 'blob-stray', 'link-stray'];
 
 /** Parse `a,b,-c`: kinds and group names, a leading `-` removes. An empty or all-removal list starts from every kind. */
 export function parseKinds(spec: string): Set<Kind> {

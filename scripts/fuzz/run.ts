@@ -482,10 +482,10 @@ async function judgeGc(untagged: boolean, dir: string, src: string, cands: Ref[]
   }
   if (/^\s+at /m.test(r.stderr) || /internal error/.test(r.stderr)) found(check, 'a stack trace', `${name}: a stack trace or internal error: ${r.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
   if (r.code !== 0 && r.code !== 1) found(check, 'exit code', `${name}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' / ')}`);
-  // What regfs did not write stays: a stray under blobs/ is someone's.
-  for (const line of report.state.filter((l) => l.startsWith('damage blob-stray '))) {
+  // What regfs did not write stays: a stray under blobs/ or beside a link is someone's.
+  for (const line of report.state.filter((l) => /^damage (blob|link)-stray /.test(l))) {
     report.checks++;
-    const stray = join(copy, line.slice('damage blob-stray '.length));
+    const stray = join(copy, line.replace(/^damage (blob|link)-stray /, ''));
     if (!existsSync(stray)) found(check, 'a stray file regfs did not write is deleted', `${name} deleted ${stray}, which is no blob and not regfs's`);
   }
   schemaCheck(check, name, r, report, found);
