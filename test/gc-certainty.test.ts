@@ -337,3 +337,29 @@ test('rm of a manifest refuses (UNSAFE) when an index or a tag of the repository
     assert.ok(!existsSync(layout.revisionLinkPath(v2, APP, v1.digest)));
   });
 });
+
+test("gc --apply leaves a directory named like a temp file (x.tmp) where regfs writes only temp files: it is someone's, with what it holds", async () => {
+  await withCopy(async (root, v2) => {
+    // An orphan blob (gc deletes it) with someone's directories beside its data; a blob
+    // directory holding only such a directory; and one in a tag's current/ directory.
+    const orphan = Buffer.from('orphan blob\n');
+    const d = `sha256:${(await import('node:crypto')).createHash('sha256').update(orphan).digest('hex')}` as Digest;
+    const blobDir = layout.blobDir(v2, d);
+    await mkdir(blobDir, { recursive: true });
+    await writeFile(join(blobDir, 'data'), orphan);
+    const lone = join(dirname(dirname(blobDir)), 'ff', 'f'.repeat(64));
+    const current = dirname(layout.tagCurrentLinkPath(v2, APP, parseTag('v1')));
+    const theirs = [join(blobDir, 'x.tmp', 'notes'), join(blobDir, 'y.regfs-tmp', 'notes'), join(lone, 'z.tmp', 'notes'), join(current, 'w.tmp', 'notes')];
+    for (const f of theirs) {
+      await mkdir(dirname(f), { recursive: true });
+      await writeFile(f, 'mine\n');
+    }
+    const r = await gc({ root, apply: true });
+    assert.ok(r.blobs.some((b) => b.digest === d), 'the orphan blob is garbage');
+    assert.ok(!existsSync(join(blobDir, 'data')), 'its data is deleted');
+    for (const f of theirs) assert.equal(await readFile(f, 'utf8'), 'mine\n', `${f} stays`);
+    // verify names each of them: gc left them, and they are no part of the layout.
+    const { findings } = await verify({ root });
+    for (const f of theirs) assert.ok(findings.some((x) => x.path === dirname(f)), `verify names ${dirname(f)}: ${JSON.stringify(findings.map((x) => x.path))}`);
+  });
+});

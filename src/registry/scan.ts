@@ -113,25 +113,25 @@ async function scanBlobs(driver: StorageDriver, strays: Stray[]): Promise<Map<Di
   const listEntries = (dir: string) => driver.list(dir);
   for (const alg of await listEntries(base)) {
     if (!alg.dir || !(alg.name in DIGEST_ALGORITHMS)) {
-      strays.push({ path: join(base, alg.name), kind: isTempName(alg.name) ? 'temp' : 'misplaced-blob' });
+      strays.push({ path: join(base, alg.name), kind: isTempFile(alg) ? 'temp' : 'misplaced-blob' });
       continue;
     }
     for (const fan of await listEntries(join(base, alg.name))) {
       const fanDir = join(base, alg.name, fan.name);
       if (!fan.dir) {
-        strays.push({ path: fanDir, kind: isTempName(fan.name) ? 'temp' : 'misplaced-blob' });
+        strays.push({ path: fanDir, kind: isTempFile(fan) ? 'temp' : 'misplaced-blob' });
         continue;
       }
       for (const h of await listEntries(fanDir)) {
         const dir = join(fanDir, h.name);
         const d = `${alg.name}:${h.name}`;
         if (!h.dir || !isDigest(d) || h.name.slice(0, 2) !== fan.name) {
-          strays.push({ path: dir, kind: isTempName(h.name) ? 'temp' : 'misplaced-blob' });
+          strays.push({ path: dir, kind: isTempFile(h) ? 'temp' : 'misplaced-blob' });
           continue;
         }
         let data: BlobEntry['data'];
         const inside = await listEntries(dir);
-        if (inside.every((e) => isTempName(e.name))) {
+        if (inside.every(isTempFile)) {
           // Left by a write that failed or was killed before the data landed (empty, or only
           // a temp file): nothing can point at it.
           strays.push({ path: dir, kind: 'temp' });
@@ -143,7 +143,7 @@ async function scanBlobs(driver: StorageDriver, strays: Stray[]): Promise<Map<Di
             const st = await driver.stat(path);
             if (st?.kind === 'file') data = { path: st.real ?? path, size: st.size, regular: true, what: undefined };
             else if (st !== undefined) data = { path, size: st.kind === 'other' ? (st.size ?? 0) : 0, regular: false, what: st.kind === 'directory' ? (st.what ?? 'a directory') : st.what };
-          } else strays.push({ path: join(dir, e.name), kind: isTempName(e.name) ? 'temp' : 'blob-extra' });
+          } else strays.push({ path: join(dir, e.name), kind: isTempFile(e) ? 'temp' : 'blob-extra' });
         }
         out.set(d, { digest: d, dir, data });
       }
@@ -197,7 +197,7 @@ async function scanRepositories(driver: StorageDriver, strays: Stray[], readLink
     for (const e of list) {
       if (e.dir && e.name.startsWith(TRASH_PREFIX)) strays.push({ path: join(dir, e.name), kind: 'temp' });
       else if (e.dir && !e.name.startsWith('_')) await walk(join(dir, e.name));
-      else if (isTempName(e.name)) strays.push({ path: join(dir, e.name), kind: 'temp' });
+      else if (isTempFile(e)) strays.push({ path: join(dir, e.name), kind: 'temp' });
     }
     ancestors.delete(id);
   };
@@ -310,14 +310,14 @@ async function scanLinks(driver: StorageDriver, base: string, strays: Stray[], r
   const reads: Array<Promise<LinkEntry>> = [];
   for (const alg of await driver.list(base)) {
     if (!alg.dir) {
-      if (isTempName(alg.name)) strays.push({ path: join(base, alg.name), kind: 'temp' });
+      if (isTempFile(alg)) strays.push({ path: join(base, alg.name), kind: 'temp' });
       continue;
     }
     for (const h of await driver.list(join(base, alg.name))) {
       const named = `${alg.name}:${h.name}`;
       const dir = join(base, alg.name, h.name);
       if (!h.dir || !isDigest(named)) {
-        if (isTempName(h.name)) strays.push({ path: dir, kind: 'temp' });
+        if (isTempFile(h)) strays.push({ path: dir, kind: 'temp' });
         continue;
       }
       const inside = await driver.list(dir);
@@ -325,7 +325,7 @@ async function scanLinks(driver: StorageDriver, base: string, strays: Stray[], r
       if (inside.length === 0) strays.push({ path: dir, kind: 'empty' });
       for (const e of inside) {
         if (e.name === 'link') reads.push(readLinkEntry(driver, join(dir, 'link'), named, readLinks));
-        else strays.push({ path: join(dir, e.name), kind: isTempName(e.name) ? 'temp' : 'link-extra' });
+        else strays.push({ path: join(dir, e.name), kind: isTempFile(e) ? 'temp' : 'link-extra' });
       }
     }
   }
@@ -362,7 +362,7 @@ async function scanTags(driver: StorageDriver, base: string, strays: Stray[], re
       // On disk a file here is a tag to the registry, one it answers 500 for (its
       // garbage-collect stops on it); on S3 a key here is a tag without a current/link, which
       // the registry passes over.
-      if (isTempName(e.name)) strays.push({ path: dir, kind: 'temp' });
+      if (isTempFile(e)) strays.push({ path: dir, kind: 'temp' });
       else if (driver.kind === 'filesystem') strays.push({ path: dir, kind: 'tag-not-directory' });
       continue;
     }
@@ -372,7 +372,7 @@ async function scanTags(driver: StorageDriver, base: string, strays: Stray[], re
       otherTags.push({ name: e.name, dir, current, index });
       continue;
     }
-    for (const t of inCurrent) if (isTempName(t.name)) strays.push({ path: join(dir, 'current', t.name), kind: 'temp' });
+    for (const t of inCurrent) if (t.name !== 'link') strays.push({ path: join(dir, 'current', t.name), kind: isTempFile(t) ? 'temp' : 'link-extra' });
     tags.push({ tag: e.name, dir, current, index });
   }
   return { tags: tags.sort((a, b) => a.tag.localeCompare(b.tag)), otherTags };
@@ -412,4 +412,12 @@ async function scanUploads(driver: StorageDriver, base: string): Promise<UploadE
     out.push({ dir, started: Number.isNaN(parsed) ? await modified(driver, dir) : new Date(parsed) });
   }
   return out;
+}
+
+/**
+ * A temp file of an interrupted write: regfs's, or distribution v3.1's (`<name>.<uuid>.tmp`).
+ * Both write only files under those names: a directory so named is someone's, and stays.
+ */
+function isTempFile(e: ChildEntry): boolean {
+  return !e.dir && isTempName(e.name);
 }
