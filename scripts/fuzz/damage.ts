@@ -139,7 +139,7 @@ async function damageOne(kind: Kind, root: string, outside: string, rand: () => 
     case 'blob-stray': {
       // Someone's file where no blob is: the registry's blob walk takes only `data` files.
       const blobs = join(v2, 'blobs');
-      const where = Math.floor(rand() * 3);
+      const where = Math.floor(rand() * 4);
       if (where === 0) {
         const p = join(blobs, `notes-${n}.txt`);
         writeFileSync(p, 'not a blob\n');
@@ -153,16 +153,27 @@ async function damageOne(kind: Kind, root: string, outside: string, rand: () => 
       }
       const data = pick(blobData(v2));
       if (data === undefined) return undefined;
-      const p = join(dirname(data), `notes-${n}`);
-      writeFileSync(p, 'not a blob\n');
+      // Beside the data: a file, or a directory named like a temp file (no write's leftover).
+      const p = join(dirname(data), where === 2 ? `notes-${n}` : `notes-${n}.tmp`);
+      if (where === 2) writeFileSync(p, 'not a blob\n');
+      else {
+        mkdirSync(p);
+        writeFileSync(join(p, 'readme'), 'not a blob\n');
+      }
       return rel(p);
     }
     case 'link-stray': {
       // Someone's file in a link's directory: the registry reads only `link` there.
       const link = pick(regularFiles(join(v2, 'repositories')).filter((p) => /\/(_layers|_manifests\/revisions)\/[^/]+\/[^/]+\/link$/.test(p)));
       if (link === undefined) return undefined;
-      const p = join(dirname(link), `notes-${n}`);
-      writeFileSync(p, 'not a link\n');
+      // A file, or a directory named like a temp file (no write's leftover).
+      const file = rand() < 0.5;
+      const p = join(dirname(link), file ? `notes-${n}` : `notes-${n}.tmp`);
+      if (file) writeFileSync(p, 'not a link\n');
+      else {
+        mkdirSync(p);
+        writeFileSync(join(p, 'readme'), 'not a link\n');
+      }
       return rel(p);
     }
     default:

@@ -24,8 +24,8 @@ export const ALL_KINDS = [
   'upper-rename', // a repository's first component renamed to upper case (team/web -> Team/web)
   'tag-misname', // a tag directory renamed to a name that is no tag (-v1, 129 characters), which the registry still lists
   'tag-file', // a tag directory replaced by a file (the registry lists it, answers 500, its garbage-collect stops)
-  'blob-stray', // a stray file or directory under blobs/ (no blob's: blobs/<name>, blobs/md5-<n>/, beside a blob's data), which the registry ignores and gc must leave
-  'link-stray', // a stray file beside a _layers or revision link, which the registry ignores and gc must leave (even where it deletes the link)
+  'blob-stray', // a stray file or directory under blobs/ (no blob's: blobs/<name>, blobs/md5-<n>/, beside a blob's data a file or a directory named like a temp file), which the registry ignores and gc must leave
+  'link-stray', // a stray file, or a directory named like a temp file, beside a _layers or revision link, which the registry ignores and gc must leave (even where it deletes the link)
 ] as const;
 
 export type Kind = (typeof ALL_KINDS)[number];
