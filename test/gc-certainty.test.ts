@@ -356,6 +356,12 @@ test("gc --apply leaves a directory named like a temp file (x.tmp) where regfs w
     }
     const r = await gc({ root, apply: true });
     assert.ok(r.blobs.some((b) => b.digest === d), 'the orphan blob is garbage');
+    // gc says what it leaves that is someone's (here each planted directory), as verify does.
+    for (const f of theirs) assert.ok(r.strays.includes(dirname(f)), `gc names ${dirname(f)} among what it leaves: ${JSON.stringify(r.strays)}`);
+    const cli = await runCli(['gc', root, '--verbose']);
+    assert.equal(cli.code, 0, cli.stderr);
+    for (const f of theirs) assert.ok(cli.stdout.includes(`stray     ${dirname(f)}\n`), cli.stdout);
+    assert.match(cli.stdout, /^left 4 entries that are no part of the registry layout \(someone's: regfs verify lists them\)$/m);
     assert.ok(!existsSync(join(blobDir, 'data')), 'its data is deleted');
     for (const f of theirs) assert.equal(await readFile(f, 'utf8'), 'mine\n', `${f} stays`);
     // verify names each of them: gc left them, and they are no part of the layout.

@@ -90,6 +90,13 @@ export interface GcResult {
   /** Leftovers of interrupted writes (temp files, regfs trash and staging directories) and empty link directories. */
   temps: string[];
   /**
+   * Entries that are no part of the registry layout, which gc leaves: someone's files or
+   * directories beside a blob's data or a link, or under `blobs/` where no blob is. The
+   * registry ignores them (its collector deletes them with a blob's directory); verify
+   * reports them.
+   */
+  strays: string[];
+  /**
    * On S3 only: the multipart uploads in progress under the storage root started more than
    * `uploadAgeHours` ago (aborted, if applied). Listings do not show them; they hold data.
    */
@@ -352,7 +359,8 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
   manifests.sort((a, b) => a.dir.localeCompare(b.dir));
   links.sort();
   const temps = scan.strays.filter((x) => x.kind === 'temp' || x.kind === 'empty').map((x) => x.path);
-  return { blobs, bytes, manifests, links, temps, problems, referrers, marked: marked.size };
+  const strays = scan.strays.filter((x) => x.kind === 'blob-extra' || x.kind === 'link-extra' || x.kind === 'misplaced-blob').map((x) => x.path);
+  return { blobs, bytes, manifests, links, temps, strays, problems, referrers, marked: marked.size };
 }
 
 /**

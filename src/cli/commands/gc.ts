@@ -55,6 +55,7 @@ export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<num
       for (const b of r.blobs) io.stdout.write(`blob      ${b.digest}  ${formatBytes(b.size)}\n`);
       for (const l of r.links) io.stdout.write(`link      ${escapeControl(l)}\n`);
       for (const l of r.temps) io.stdout.write(`leftover  ${escapeControl(l)}\n`);
+      for (const l of r.strays) io.stdout.write(`stray     ${escapeControl(l)}\n`);
       for (const u of r.uploads ?? []) io.stdout.write(`upload    ${escapeControl(u.key)}  ${u.initiated}\n`);
     }
     if (args.verbose) for (const x of r.referrers) io.stdout.write(`referrer  ${x.repo}@${x.digest}  of ${x.subject}  ${x.kept ? 'kept' : 'deleted'}\n`);
@@ -67,6 +68,8 @@ export async function handler(args: GcArgs, io: Io, run: RunOutput): Promise<num
           : `${r.applied ? 'deleted' : 'would delete'} ${n} untagged referrer${n === 1 ? '' : 's'} (signatures, SBOMs, attestations) of kept manifests (--no-keep-referrers)\n`,
       );
     }
+    const k = r.strays.length;
+    if (k > 0) io.stdout.write(`left ${k} ${k === 1 ? 'entry that is' : 'entries that are'} no part of the registry layout (someone's: regfs verify lists them)\n`);
     const u = r.uploads?.length ?? 0;
     if (u > 0) io.stdout.write(`${r.applied ? 'aborted' : 'would abort'} ${u} multipart upload${u === 1 ? '' : 's'} older than ${args['upload-age']} hours (the registry never aborts them; listings do not show them)\n`);
     const what = `${r.blobs.length} blobs (${formatBytes(r.bytes)}), ${r.manifests.length} untagged manifests, ${r.links.length} links, ${r.temps.length} leftovers`;
