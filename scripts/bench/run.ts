@@ -48,6 +48,7 @@ const CLI = here('../../dist/cli/main.js');
 const FLOOR = here('./floor.mjs');
 const PLAIN_EXTRACT = here('./plain-extract.py');
 const PLAIN_EXTRACT_NODE = here('./plain-extract.mjs');
+const BARE_YARGS = here('./bare-yargs.mjs');
 const FLOOR_LIST = here('./floor-list.mjs');
 const FLOOR_C = here('./floor.c');
 const RUSAGE_C = here('./rusage.c');
@@ -340,18 +341,23 @@ function cpuNote(cpu: number[], nodeCpu: number[]): string {
 
 /**
  * Start-up: the wall time of `regfs --version`, `regfs --help` and `regfs ls` of a store with
- * one image, beside `node -e 0`, taken in turns in the same run (the machine's load changes
- * both alike), STARTUP_RUNS times, medians.
+ * one image, beside `node -e 0` and a bare yargs CLI (bare-yargs.mjs, bundled here by esbuild
+ * as regfs's CLI is), taken in turns in the same run (the machine's load changes them alike),
+ * STARTUP_RUNS times, medians.
  */
-function startup(s1: { root: string; refs: string[] }): void {
+async function startup(s1: { root: string; refs: string[] }): Promise<void> {
   const tiny = join(work, 'startup-store');
   rmSync(tiny, { recursive: true, force: true });
   execFileSync(process.execPath, [CLI, 'extract', '-', s1.root, tiny], { input: `${s1.refs[0]!}\n`, stdio: ['pipe', 'ignore', 'inherit'] });
+  const bare = join(work, 'bare-yargs.mjs');
+  const { build } = await import('esbuild');
+  await build({ entryPoints: [BARE_YARGS], outfile: bare, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'error' });
   const cases: Array<[string, string[]]> = [
     ['node -e 0', ['-e', '0']],
     ['start-up: regfs --version', [CLI, '--version']],
     ['start-up: regfs --help', [CLI, '--help']],
     ['start-up: regfs ls (one image)', [CLI, 'ls', tiny]],
+    ['start-up: a bare yargs CLI --version (no regfs)', [bare, '--version']],
   ];
   const rusage = compileC(RUSAGE_C);
   const wall = cases.map(() => [] as number[]);
@@ -369,6 +375,7 @@ function startup(s1: { root: string; refs: string[] }): void {
     results.push({ name, seconds: median(wall[j + 1]!), floor, floorName: 'node -e 0', note: `wall, median of ${n}${cpuNote(cpu[j + 1]!, cpu[0]!)}` });
   });
   rmSync(tiny, { recursive: true, force: true });
+  rmSync(bare, { force: true });
 }
 
 /**
@@ -637,7 +644,7 @@ async function main(): Promise<void> {
   }
   // Start-up and the small extract on tmpfs, against node -e 0 and the C floor.
   if (!args['only-large']) {
-    startup(s1);
+    await startup(s1);
     await tmpfsExtract(s1, sample(s1.refs, 200, base1));
   }
   // The standard rows; --only-large leaves them out (the large rows use the same 1x store).
