@@ -194,6 +194,14 @@ describe('regfs on S3-backed registry storage', { timeout: 600_000 }, () => {
       proxy.downAfter = Infinity;
       ok(await via('s3://dst/cut', false));
       await w.assertServedOnS3('dst', 'cut', w.served(LISTED), UNLISTED);
+      // verify --deep with the server gone after its listing: the run fails (S3_UNREACHABLE),
+      // it does not report the storage as damaged (exit 4, a finding per unread link or blob).
+      proxy.downAfter = proxy.requests + 3;
+      const gone = await w.regfs(['verify', 's3://dst/cut', '--deep', '--json', '--s3-endpoint', proxy.endpoint]);
+      assert.equal(gone.code, 1, gone.stdout);
+      assert.equal((JSON.parse(gone.stdout) as { error: { code: string } }).error.code, 'S3_UNREACHABLE', gone.stdout);
+      proxy.down = false;
+      proxy.downAfter = Infinity;
     } finally {
       await proxy.stop();
     }

@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { isRegfsError } from '../src/errors.js';
 import { digestOf, parseDigest } from '../src/digest.js';
 import { parseRepoName, parseTag } from '../src/reference.js';
@@ -324,6 +324,24 @@ describe('storage driver: S3 (radosgw)', () => {
   });
   const fresh = async (): Promise<S3Storage> => service.root(`s3://conf/t${n++}`);
   conformance('s3', fresh);
+
+  test("s3: a directory marker (a key ending in /, as consoles' \"Create folder\" make) is a directory, listed or prefetched, as the registry lists it (a tag with no current/link)", async () => {
+    const d = await fresh();
+    const tags = `${d.v2}/repositories/r/_manifests/tags`;
+    await d.putContent(tagCurrentLinkPath(d.v2, R, parseTag('v1')), Buffer.from(D1));
+    await service.client.send(new PutObjectCommand({ Bucket: d.bucket, Key: `${tags}/ghost/`, Body: new Uint8Array() }));
+    const want = [
+      { name: 'ghost', dir: true },
+      { name: 'v1', dir: true },
+    ];
+    assert.deepEqual(await d.list(tags), want, 'listed by delimiter');
+    const p = service.root(d.root);
+    await p.prefetch(`${d.v2}/repositories/r`);
+    assert.deepEqual(await p.list(tags), want, 'from a prefetched listing');
+    assert.deepEqual(await p.stat(`${tags}/ghost`), { kind: 'directory' });
+    assert.deepEqual(await p.list(`${tags}/ghost`), []);
+    assert.equal(await p.stat(`${tags}/none`), undefined);
+  });
 
   test('s3: one request per small operation; walk and list one ListObjectsV2 per page of keys; placeBlob a HEAD then one CopyObject; delete a listing and one DeleteObjects', async () => {
     const d = await fresh();

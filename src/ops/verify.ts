@@ -92,7 +92,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     findings.push({ code, path, message, digest });
   };
   const addError = (err: unknown, fallbackPath: string): void => {
-    if (!(err instanceof RegfsError)) throw err;
+    if (!(err instanceof RegfsError) || isServiceFault(err)) throw err;
     add(err.code, err.path ?? fallbackPath, err.message, err.digest);
   };
   const counts = { repositories: 0, tags: 0, manifests: 0, links: 0, blobs: 0, bytesHashed: 0 };
@@ -117,6 +117,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
       if (actual !== d) add('DIGEST_MISMATCH', blob.path, `blob data "${blob.path}" does not match its digest ${d}: its bytes hash to ${actual}`, d);
     };
     const unreadable = (d: Digest, blob: { path: string }, err: unknown): void => {
+      if (err instanceof RegfsError && isServiceFault(err)) throw err;
       add('IO_ERROR', blob.path, `reading blob data "${blob.path}": ${(err as Error).message}`, d);
     };
     const limit = pLimit(jobs);
@@ -422,4 +423,12 @@ function dedupe(sorted: Finding[]): Finding[] {
     const p = sorted[i - 1];
     return p === undefined || p.path !== f.path || p.code !== f.code || p.message !== f.message;
   });
+}
+
+/**
+ * An S3 service that cannot be reached or refuses the run's credentials says nothing of the
+ * storage: the run fails with its code, no finding is made of it.
+ */
+function isServiceFault(err: RegfsError): boolean {
+  return err.code === 'S3_UNREACHABLE' || err.code === 'S3_CREDENTIALS' || err.code === 'S3_BUCKET_UNKNOWN';
 }

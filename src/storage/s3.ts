@@ -16,7 +16,7 @@
  * credential.
  */
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -49,6 +49,9 @@ export const MIN_PART_SIZE = 5 * 1024 ** 2;
 const MAX_PARTS = 10_000;
 /** How many keys one ListObjectsV2 page and one DeleteObjects request hold at most (S3's limit). */
 const PAGE = 1000;
+
+/** Reads of one object's body in a row that may end cut or idle before the stream fails (reader()). */
+const READ_ATTEMPTS = 3;
 
 /**
  * Attempts per request unless AWS_MAX_ATTEMPTS says otherwise: more than the SDK's 3, since a
@@ -208,11 +211,15 @@ export class S3Service {
    * deadline: past it the request is aborted and the run fails with S3_UNREACHABLE.
    */
   async sendThen<T, R>(command: { input: object }, what: string, bucket: string, key: string, then: (res: T) => Promise<R>): Promise<R> {
-    const deadline = AbortSignal.timeout(this.requestDeadline);
+    // The deadline starts when the request is sent, not while it waits for its turn.
+    let deadline: AbortSignal | undefined;
     try {
-      return await this.limit(async () => then((await this.client.send(command as never, { abortSignal: deadline })) as T));
+      return await this.limit(async () => {
+        deadline = AbortSignal.timeout(this.requestDeadline);
+        return then((await this.client.send(command as never, { abortSignal: deadline })) as T);
+      });
     } catch (err) {
-      if (deadline.aborted) {
+      if (deadline?.aborted === true) {
         throw new RegfsError('S3_UNREACHABLE', `${what} s3://${bucket}/${key}: no whole answer within ${this.requestDeadline / 1000} s`, { path: `s3://${bucket}/${key}`, cause: err });
       }
       throw s3Error(err, what, bucket, key);
@@ -253,6 +260,8 @@ interface SdkError {
 }
 
 const CREDENTIAL_ERRORS = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'CredentialsProviderError', 'InvalidToken', 'ExpiredToken', 'AuthorizationHeaderMalformed']);
+/** Node's codes for a certificate chain it cannot trust (a private or self-signed CA). */
+const UNTRUSTED_CERTIFICATE = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY']);
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
 
 /**
@@ -273,6 +282,12 @@ export function s3Error(err: unknown, what: string, bucket: string, key: string)
   if (CREDENTIAL_ERRORS.has(name) || status === 403) {
     const why = name === 'CredentialsProviderError' ? 'no S3 credentials found (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile)' : `the S3 service refused the credentials (${name}${status === undefined ? '' : `, HTTP ${status}`})`;
     return new RegfsError('S3_CREDENTIALS', `${what} ${path}: ${why}`, { path, cause: err });
+  }
+  if (code !== undefined && UNTRUSTED_CERTIFICATE.has(code)) {
+    return new RegfsError('S3_UNREACHABLE', `${what} ${path}: the endpoint's TLS certificate is not trusted (${code}); for a private CA, set NODE_EXTRA_CA_CERTS to its certificate file`, { path, cause: err });
+  }
+  if (code !== undefined && (code === 'EPROTO' || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code.startsWith('CERT_') || code.endsWith('_CERT'))) {
+    return new RegfsError('S3_UNREACHABLE', `${what} ${path}: TLS failed (${code}): is the endpoint's scheme (https://) what it speaks?`, { path, cause: err });
   }
   if ((code !== undefined && NETWORK_ERRORS.has(code)) || name === 'TimeoutError' || name === 'RequestTimeout') {
     return new RegfsError('S3_UNREACHABLE', `${what} ${path}: the S3 endpoint cannot be reached (${code ?? name})`, { path, cause: err });
@@ -304,8 +319,23 @@ class Listing {
     this.files.set(path, size);
     if (etag === undefined) this.etags.delete(path);
     else this.etags.set(path, etag);
+    this.link(path, false);
+  }
+
+  /**
+   * A directory marker (a key `path/`, as consoles' "Create folder" make): a directory, even
+   * with nothing below it, as the registry's driver lists it (by delimiter).
+   */
+  addDir(path: string): void {
+    if (path === this.dir || !this.covers(path) || path.endsWith('/')) return;
+    if (!this.dirs.has(path)) this.dirs.set(path, new Map());
+    this.link(path, true);
+  }
+
+  /** Enter `path` among its parent's children, and each parent among its own, up to the listed directory. */
+  private link(path: string, dir: boolean): void {
     let child = path;
-    let isDir = false;
+    let isDir = dir;
     while (child !== this.dir) {
       const slash = child.lastIndexOf('/');
       const parent = child.slice(0, slash);
@@ -374,7 +404,13 @@ export class S3Storage implements StorageDriver {
   async prefetch(dir: string): Promise<void> {
     if (this.listingOf(dir) !== undefined) return;
     const l = new Listing(dir);
-    for await (const page of this.walk(dir)) for (const f of page) l.add(f.path, f.size, f.etag);
+    for await (const page of this.pages(`${dir}/`, undefined)) {
+      for (const o of page.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        if (o.Key.endsWith('/')) l.addDir(o.Key.slice(0, -1));
+        else l.add(o.Key, o.Size ?? 0, o.ETag === undefined ? undefined : unquote(o.ETag));
+      }
+    }
     // A listing made meanwhile by another caller, or one this one covers, gives way.
     if (this.listingOf(dir) !== undefined) return;
     for (const other of [...this.listings.keys()]) if (l.covers(other)) this.listings.delete(other);
@@ -417,7 +453,8 @@ export class S3Storage implements StorageDriver {
     if (l !== undefined) {
       const size = l.files.get(path);
       if (size !== undefined) return { kind: 'file', size };
-      return (l.dirs.get(path)?.size ?? 0) > 0 ? { kind: 'directory' } : undefined;
+      // A directory holds a key, or is one's marker; the listed directory itself only if it holds one.
+      return l.dirs.has(path) && (path !== l.dir || (l.dirs.get(path)?.size ?? 0) > 0) ? { kind: 'directory' } : undefined;
     }
     try {
       const head = await this.send<{ ContentLength?: number }>(new HeadObjectCommand({ Bucket: this.bucket, Key: path }), 'reading', path);
@@ -653,13 +690,45 @@ export class S3Storage implements StorageDriver {
   }
 
   async reader(path: string): Promise<Readable | undefined> {
+    let first: GetAnswer;
     try {
-      const res = await this.sendData<{ Body?: Readable }>(new GetObjectCommand({ Bucket: this.bucket, Key: path }), 'reading', path);
-      return res.Body;
+      first = await this.sendData<GetAnswer>(new GetObjectCommand({ Bucket: this.bucket, Key: path }), 'reading', path);
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+    if (first.Body === undefined) return undefined;
+    // A connection cut or gone idle mid-body is taken up where it stopped: a ranged GET of the
+    // same object (If-Match its ETag: one replaced meanwhile fails, never mixes), up to
+    // READ_ATTEMPTS reads in a row that bring nothing. The stream's errors are RegfsErrors
+    // naming the key (S3_UNREACHABLE for the network), never the SDK's message.
+    const size = first.ContentLength;
+    const etag = first.ETag;
+    const resume = (offset: number): Promise<GetAnswer> =>
+      this.sendData<GetAnswer>(new GetObjectCommand({ Bucket: this.bucket, Key: path, Range: `bytes=${offset}-`, ...(etag === undefined ? {} : { IfMatch: etag }) }), 'reading', path);
+    const bucket = this.bucket;
+    async function* bytes(): AsyncGenerator<Buffer> {
+      let body: AsyncIterable<Buffer> | undefined = first.Body;
+      let offset = 0;
+      let idle = 0;
+      while (body !== undefined) {
+        const before = offset;
+        try {
+          for await (const chunk of body) {
+            offset += chunk.length;
+            yield chunk;
+          }
+          return;
+        } catch (err) {
+          const e = s3Error(err, 'reading', bucket, path);
+          idle = offset > before ? 1 : idle + 1;
+          if (e.code !== 'S3_UNREACHABLE' || size === undefined || idle >= READ_ATTEMPTS) throw e;
+          if (offset >= size) return;
+          body = (await resume(offset)).Body;
+        }
+      }
+    }
+    return Readable.from(bytes(), { objectMode: false });
   }
 
   async delete(path: string): Promise<void> {
@@ -689,6 +758,13 @@ export class S3Storage implements StorageDriver {
     }
     while (batch.length > 0) await flush();
   }
+}
+
+/** A GetObject's answer, as reader() reads it. */
+interface GetAnswer {
+  Body?: Readable;
+  ContentLength?: number;
+  ETag?: string;
 }
 
 /** The hex MD5 of bytes: the ETag S3 gives an object written by one PutObject (no KMS encryption). */
