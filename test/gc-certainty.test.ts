@@ -264,7 +264,9 @@ test('gc on damaged trees never deletes a blob docker-registry garbage-collect k
       for (const deleteUntagged of [false, true]) {
         const theirs = new Set((await registryGarbageCollectDryRun(root, { deleteUntagged })).blobsEligible);
         const ours = await gc({ root, deleteUntagged });
-        assert.deepEqual(ours.problems, [], `${name}: ${JSON.stringify(ours.problems)}`);
+        // A revision whose data is missing references what no one knows: --apply refuses.
+        const refused = name === 'a revision whose manifest data is missing' ? ['BLOB_UNKNOWN'] : [];
+        assert.deepEqual(ours.problems.map((p) => p.code), refused, `${name}: ${JSON.stringify(ours.problems)}`);
         const extra = ours.blobs.filter((b) => !theirs.has(b.digest));
         assert.deepEqual(extra, [], `${name}, deleteUntagged ${deleteUntagged}: regfs would delete what the registry keeps`);
       }
@@ -368,4 +370,23 @@ test("gc --apply leaves a directory named like a temp file (x.tmp) where regfs w
     const { findings } = await verify({ root });
     for (const f of theirs) assert.ok(findings.some((x) => x.path === dirname(f)), `verify names ${dirname(f)}: ${JSON.stringify(findings.map((x) => x.path))}`);
   });
+});
+
+test('gc --apply refuses (UNSAFE) when a manifest a tag reaches has no blob data (a fan-out directory on a disk not mounted): what it references is unknown, nothing is deleted', async () => {
+  for (const dele of [false, true]) {
+    await withCopy(async (root, v2) => {
+      // team/app:v1's manifest data gone (its directory's fan-out on a disk not mounted).
+      await rm(layout.blobDataPath(v2, v1.digest));
+      const before = await snapshotTree(root);
+      await assert.rejects(gc({ root, apply: true, deleteUntagged: dele }), (err) => {
+        assert.ok(isRegfsError(err, 'UNSAFE'), String(err));
+        assert.ok(err.problems.some((p) => p.code === 'BLOB_UNKNOWN' && p.path === layout.blobDataPath(v2, v1.digest)), JSON.stringify(err.problems.map((p) => [p.code, p.path])));
+        return true;
+      });
+      const after = await snapshotTree(root);
+      for (const snap of [before, after]) snap.delete(V2);
+      assert.deepEqual(after, before, `deleteUntagged ${dele}: nothing deleted`);
+      for (const d of digestsOf(v1).slice(1)) assert.ok(existsSync(layout.blobDataPath(v2, d)), `v1's ${d} stays`);
+    });
+  }
 });

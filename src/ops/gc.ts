@@ -44,7 +44,7 @@ import type { Digest } from '../digest.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { S3Storage } from '../storage/s3.js';
 import { isIndexKind, parseManifestContent, referencedBlobs } from '../manifest.js';
-import { blobsDir } from '../registry/layout.js';
+import { blobDataPath, blobsDir } from '../registry/layout.js';
 import { MANIFEST_MAX_BYTES, RegistryReader } from '../registry/read.js';
 import { scanStorage, type CurrentLink, type LinkEntry, type RepoScan, type StorageScan } from '../registry/scan.js';
 import { forEachChunkedAsync } from '../bounded.js';
@@ -192,7 +192,15 @@ async function markAndPlan(reader: RegistryReader, scan: StorageScan, deleteUnta
       reached.add(d);
       marked.add(d);
       for (const t of [revisionTarget.get(d), layerTarget.get(d)]) if (t !== undefined) work.push(t);
-      if (!present(d)) continue;
+      if (!present(d)) {
+        // A manifest the repository serves whose data is not there (a fan-out directory on a
+        // disk not mounted, a deleted file): what it references is unknown, so nothing is
+        // certain. (A link that holds another digest than its path serves that one instead.)
+        if (revisionTarget.has(d) || layerTarget.has(d)) continue;
+        const path = blobDataPath(reader.v2, d);
+        problems.push({ code: 'BLOB_UNKNOWN', path, message: `manifest ${d}, which ${repo.name} serves, has no blob data at "${path}", so what it references is unknown`, digest: d });
+        continue;
+      }
       let m;
       try {
         m = await reader.manifest(d);
