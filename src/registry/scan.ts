@@ -9,7 +9,7 @@
 import { join, relative } from 'node:path';
 import { ioError, RegfsError } from '../errors.js';
 import { DIGEST_ALGORITHMS, isDigest, type Digest } from '../digest.js';
-import { isTempName } from '../fs/atomic.js';
+import { isTempName, TEMP_SUFFIX } from '../fs/atomic.js';
 import { isStorableName, isTag, isRepoName, type RepoName, type Tag } from '../reference.js';
 import { blobsDir, repositoriesDir, TRASH_PREFIX } from './layout.js';
 import { linkContent, parseLinkContent } from './link-file.js';
@@ -113,7 +113,8 @@ async function scanBlobs(driver: StorageDriver, strays: Stray[]): Promise<Map<Di
   const listEntries = (dir: string) => driver.list(dir);
   for (const alg of await listEntries(base)) {
     if (!alg.dir || !(alg.name in DIGEST_ALGORITHMS)) {
-      strays.push({ path: join(base, alg.name), kind: isTempFile(alg) ? 'temp' : 'misplaced-blob' });
+      // A directory of regfs's own temp name here is the staging directory of an import (from-oci, apply).
+      strays.push({ path: join(base, alg.name), kind: isTempFile(alg) || (alg.dir && alg.name.endsWith(TEMP_SUFFIX)) ? 'temp' : 'misplaced-blob' });
       continue;
     }
     for (const fan of await listEntries(join(base, alg.name))) {
@@ -416,7 +417,8 @@ async function scanUploads(driver: StorageDriver, base: string): Promise<UploadE
 
 /**
  * A temp file of an interrupted write: regfs's, or distribution v3.1's (`<name>.<uuid>.tmp`).
- * Both write only files under those names: a directory so named is someone's, and stays.
+ * Both write only files under those names, but for regfs's staging directories directly under
+ * `blobs/`: a directory so named elsewhere is someone's, and stays.
  */
 function isTempFile(e: ChildEntry): boolean {
   return !e.dir && isTempName(e.name);
